@@ -29,4 +29,4 @@ separate_arguments(MOE_LLVM_DEFINITIONS NATIVE_COMMAND ${LLVM_DEFINITIONS})
 add_definitions(${MOE_LLVM_DEFINITIONS})
 
 set(MOE_LIT "${MOE_LLVM_PREFIX}/bin/lit" CACHE FILEPATH "lit executable")
-set(LLVM_EXTERNAL_LIT "${MOE_LIT}")
+set(LLVM_EXTERNAL_LIT "${MOE_LIT}" CACHE STRING "lit used by check targets" FORCE)

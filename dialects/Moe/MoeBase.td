@@ -1,0 +1,81 @@
+//===- MoeBase.td - The moe dialect and its base op class -*- tablegen -*-===//
+//
+// The `moe` dialect describes Mixture-of-Experts Transformer models as pure
+// functions over tensors, from which the compiler derives the training step.
+//
+//===----------------------------------------------------------------------===//
+#ifndef MOE_BASE_TD
+#define MOE_BASE_TD
+
+include "mlir/IR/OpBase.td"
+include "mlir/IR/AttrTypeBase.td"
+
+def Moe_Dialect : Dialect {
+  let name = "moe";
+  let cppNamespace = "::mlir::moe";
+  let summary = "Mixture-of-Experts Transformer models as tensor programs";
+  let description = [{
+    The `moe` dialect describes Transformer models with Mixture-of-Experts
+    (MoE) layers so that a compiler can derive, partition and schedule their
+    training step.
+
+    ## Design
+
+    * **Values are builtin tensors.** Every op consumes and produces ranked
+      `tensor<...>` values (f32 first; bf16/f16 for accelerators). There is no
+      mutable state in the IR.
+    * **Models are pure functions.** Weights are function arguments, as in
+      JAX: a model is `func.func @forward(%params..., %batch...) -> (loss,
+      metrics...)`. Parameters carry `moe.param` (their name in checkpoints)
+      and `moe.init` (their initializer); batch inputs carry `moe.input`;
+      results carry `moe.role`. Training builds
+      `@train_step(params, optimizer_state, batch, step)` from `@forward`.
+      Pure functions over tensors keep differentiation and SPMD partitioning
+      (the upstream `shard` dialect) simple and inspectable.
+    * **Tokens are the leading dimensions.** Dense ops accept `[..., M]`;
+      the MoE ops treat the product of all leading dimensions as the token
+      count `S` of the routing group, so no reshapes appear in the model.
+    * **Routing follows DeepSpeed-MoE.** `moe.gate` implements top-1/top-2/
+      top-k gating with expert capacity, Random Token Selection, noise
+      policies and the load-balancing loss; its configuration is the
+      `#moe.gating` attribute. `moe.dispatch` and `moe.combine` move tokens
+      by index (`O(S*k*M)`), never by the one-hot einsum of GShard.
+    * **Composite and expanded forms.** `moe.moe_layer` is the whole MoE
+      block; `moe-expand-moe-layer` rewrites it into `moe.gate`,
+      `moe.dispatch`, `moe.expert_ffn` and `moe.combine`, inferring the
+      expert capacity `C` from the static token count.
+
+    ## Expert capacity
+
+    For `S` tokens, `E` experts and `k` choices per token,
+    `C = max(ceil(S / E * capacity_factor * k), min_capacity)`, capped at
+    `S` (an expert never holds a token twice). In eval mode
+    `eval_capacity_factor` replaces `capacity_factor`. Without token dropping
+    (`drop_tokens = false`) the static bound is `C = S`; the runtime uses the
+    maximum expert count within that bound. Compiler and runtime share one
+    implementation of this formula (`runtime/src/moert/GateCapacity.h`).
+  }];
+  let useDefaultAttributePrinterParser = 1;
+  let hasRegionArgAttrVerify = 1;
+  let hasRegionResultAttrVerify = 1;
+  let extraClassDeclaration = [{
+    /// Argument attribute naming a parameter (its checkpoint key).
+    static constexpr ::llvm::StringLiteral kParamAttrName = "moe.param";
+    /// Argument attribute giving a parameter's initializer.
+    static constexpr ::llvm::StringLiteral kInitAttrName = "moe.init";
+    /// Argument attribute naming a batch input (e.g. "src_tokens").
+    static constexpr ::llvm::StringLiteral kInputAttrName = "moe.input";
+    /// Result attribute giving a result's role ("loss", "aux_loss", ...).
+    static constexpr ::llvm::StringLiteral kRoleAttrName = "moe.role";
+  }];
+}
+
+class Moe_Op<string mnemonic, list<Trait> traits = []>
+    : Op<Moe_Dialect, mnemonic, traits>;
+
+class Moe_Attr<string name, string attrMnemonic, list<Trait> traits = []>
+    : AttrDef<Moe_Dialect, name, traits> {
+  let mnemonic = attrMnemonic;
+}
+
+#endif // MOE_BASE_TD

@@ -1,0 +1,210 @@
+//===- MoeDialect.cpp - Registration, attributes, function annotations ----===//
+#include "dialects/Moe/MoeDialect.h"
+#include "dialects/Moe/MoeOps.h"
+
+#include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/IR/Builders.h"
+#include "mlir/IR/BuiltinTypes.h"
+#include "mlir/Interfaces/FunctionInterfaces.h"
+#include "moert/GateCapacity.h"
+#include "llvm/ADT/StringSwitch.h"
+#include "llvm/ADT/TypeSwitch.h"
+
+#include <charconv>
+#include <cmath>
+
+using namespace mlir;
+using namespace mlir::moe;
+
+#include "dialects/Moe/MoeDialect.cpp.inc"
+#include "dialects/Moe/MoeEnums.cpp.inc"
+
+#define GET_ATTRDEF_CLASSES
+#include "dialects/Moe/MoeAttrs.cpp.inc"
+
+void MoeDialect::initialize() {
+  addOperations<
+#define GET_OP_LIST
+#include "dialects/Moe/MoeOps.cpp.inc"
+      >();
+  addAttributes<
+#define GET_ATTRDEF_LIST
+#include "dialects/Moe/MoeAttrs.cpp.inc"
+      >();
+}
+
+//===----------------------------------------------------------------------===//
+// Parameter parsing and printing
+//===----------------------------------------------------------------------===//
+
+FailureOr<llvm::APFloat> mlir::moe::parseDoubleParameter(AsmParser &parser) {
+  double value = 0.0;
+  if (parser.parseFloat(value))
+    return failure();
+  return llvm::APFloat(value);
+}
+
+void mlir::moe::printDoubleParameter(AsmPrinter &printer,
+                                     const llvm::APFloat &apValue) {
+  double value = apValue.convertToDouble();
+  // std::to_chars without a precision gives the shortest text that reads back
+  // as the same double; keep a decimal point so it reads as a float literal.
+  char buffer[64];
+  auto result = std::to_chars(buffer, buffer + sizeof(buffer), value);
+  std::string text(buffer, result.ptr);
+  if (text.find_first_of(".eEn") == std::string::npos)
+    text += ".0";
+  printer.getStream() << text;
+}
+
+FailureOr<bool> mlir::moe::parseBoolParameter(AsmParser &parser) {
+  StringRef keyword;
+  SMLoc loc = parser.getCurrentLocation();
+  if (parser.parseKeyword(&keyword))
+    return failure();
+  if (keyword == "true")
+    return true;
+  if (keyword == "false")
+    return false;
+  return parser.emitError(loc) << "expected 'true' or 'false', found '"
+                               << keyword << "'";
+}
+
+//===----------------------------------------------------------------------===//
+// GatingAttr
+//===----------------------------------------------------------------------===//
+
+LogicalResult
+GatingAttr::verify(function_ref<InFlightDiagnostic()> emitError, int64_t topK,
+                   llvm::APFloat capacityFactorValue,
+                   llvm::APFloat evalCapacityFactorValue, int64_t minCapacity,
+                   bool dropTokens, bool useRts, NoisePolicy noise,
+                   llvm::APFloat jitterEpsValue, bool secondSampling) {
+  double capacityFactor = capacityFactorValue.convertToDouble();
+  double evalCapacityFactor = evalCapacityFactorValue.convertToDouble();
+  double jitterEps = jitterEpsValue.convertToDouble();
+  if (topK < 1)
+    return emitError() << "gating top_k must be at least 1, found " << topK;
+  if (!(capacityFactor > 0.0) || !std::isfinite(capacityFactor))
+    return emitError() << "gating capacity_factor must be a finite value > 0, "
+                          "found "
+                       << capacityFactor;
+  if (!(evalCapacityFactor > 0.0) || !std::isfinite(evalCapacityFactor))
+    return emitError() << "gating eval_capacity_factor must be a finite value "
+                          "> 0, found "
+                       << evalCapacityFactor;
+  if (minCapacity < 0)
+    return emitError() << "gating min_capacity must be >= 0, found "
+                       << minCapacity;
+  if (!(jitterEps > 0.0 && jitterEps < 1.0))
+    return emitError() << "gating jitter_eps must be in (0, 1), found "
+                       << jitterEps;
+  return success();
+}
+
+int64_t GatingAttr::getCapacity(int64_t numTokens, int64_t numExperts,
+                                bool training) const {
+  return moert::expertCapacity(
+      numTokens, numExperts, getTopK(),
+      (training ? getCapacityFactor() : getEvalCapacityFactor())
+          .convertToDouble(),
+      getMinCapacity(), getDropTokens());
+}
+
+//===----------------------------------------------------------------------===//
+// InitAttr
+//===----------------------------------------------------------------------===//
+
+LogicalResult InitAttr::verify(function_ref<InFlightDiagnostic()> emitError,
+                               InitKind kind, llvm::APFloat scaleValue) {
+  double scale = scaleValue.convertToDouble();
+  if (!std::isfinite(scale) || scale < 0.0)
+    return emitError() << "init scale must be finite and >= 0, found "
+                       << scale;
+  if ((kind == InitKind::normal || kind == InitKind::uniform ||
+       kind == InitKind::xavier_uniform) &&
+      scale == 0.0)
+    return emitError() << "init '" << stringifyInitKind(kind)
+                       << "' needs a scale > 0";
+  return success();
+}
+
+//===----------------------------------------------------------------------===//
+// Function argument and result annotations
+//===----------------------------------------------------------------------===//
+
+static constexpr llvm::StringLiteral kKnownRoles[] = {
+    "loss", "aux_loss", "expert_counts", "metric"};
+
+LogicalResult MoeDialect::verifyRegionArgAttribute(Operation *op,
+                                                   unsigned regionIndex,
+                                                   unsigned argIndex,
+                                                   NamedAttribute attribute) {
+  auto func = dyn_cast<FunctionOpInterface>(op);
+  if (!func)
+    return op->emitError() << "'" << attribute.getName()
+                           << "' is only valid on function arguments";
+  Type argType = func.getArgumentTypes()[argIndex];
+  StringRef name = attribute.getName().strref();
+
+  if (name == kParamAttrName) {
+    auto paramName = dyn_cast<StringAttr>(attribute.getValue());
+    if (!paramName || paramName.getValue().empty())
+      return op->emitError() << "argument #" << argIndex << ": '" << name
+                             << "' must be a non-empty string";
+    if (!isa<RankedTensorType>(argType))
+      return op->emitError() << "argument #" << argIndex
+                             << ": a parameter must be a ranked tensor, found "
+                             << argType;
+    for (unsigned other = 0; other < argIndex; ++other) {
+      auto otherName = func.getArgAttrOfType<StringAttr>(other, kParamAttrName);
+      if (otherName == paramName)
+        return op->emitError()
+               << "argument #" << argIndex << ": parameter name '"
+               << paramName.getValue() << "' is already used by argument #"
+               << other;
+    }
+    return success();
+  }
+  if (name == kInitAttrName) {
+    if (!isa<InitAttr>(attribute.getValue()))
+      return op->emitError() << "argument #" << argIndex << ": '" << name
+                             << "' must be a #moe.init attribute";
+    if (!func.getArgAttr(argIndex, kParamAttrName))
+      return op->emitError() << "argument #" << argIndex << ": '" << name
+                             << "' needs '" << kParamAttrName
+                             << "' on the same argument";
+    return success();
+  }
+  if (name == kInputAttrName) {
+    auto inputName = dyn_cast<StringAttr>(attribute.getValue());
+    if (!inputName || inputName.getValue().empty())
+      return op->emitError() << "argument #" << argIndex << ": '" << name
+                             << "' must be a non-empty string";
+    if (func.getArgAttr(argIndex, kParamAttrName))
+      return op->emitError() << "argument #" << argIndex
+                             << ": an argument cannot be both a parameter "
+                                "and a batch input";
+    return success();
+  }
+  return op->emitError() << "argument #" << argIndex
+                         << ": unknown moe argument attribute '" << name
+                         << "' (expected moe.param, moe.init or moe.input)";
+}
+
+LogicalResult MoeDialect::verifyRegionResultAttribute(Operation *op,
+                                                      unsigned regionIndex,
+                                                      unsigned resultIndex,
+                                                      NamedAttribute attribute) {
+  StringRef name = attribute.getName().strref();
+  if (name != kRoleAttrName)
+    return op->emitError() << "result #" << resultIndex
+                           << ": unknown moe result attribute '" << name
+                           << "' (expected moe.role)";
+  auto role = dyn_cast<StringAttr>(attribute.getValue());
+  if (!role || !llvm::is_contained(kKnownRoles, role.getValue()))
+    return op->emitError() << "result #" << resultIndex
+                           << ": moe.role must be one of \"loss\", "
+                              "\"aux_loss\", \"expert_counts\", \"metric\"";
+  return success();
+}

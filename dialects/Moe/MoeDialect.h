@@ -1,0 +1,24 @@
+//===- MoeDialect.h - The moe dialect, its enums and attributes -----------===//
+#ifndef MOE_DIALECTS_MOE_MOEDIALECT_H
+#define MOE_DIALECTS_MOE_MOEDIALECT_H
+
+#include "mlir/IR/Attributes.h"
+#include "mlir/IR/Dialect.h"
+#include "mlir/IR/DialectImplementation.h"
+
+#include "dialects/Moe/MoeDialect.h.inc"
+#include "dialects/Moe/MoeEnums.h.inc"
+
+namespace mlir::moe {
+/// Parses a double written as an integer or float literal.
+FailureOr<llvm::APFloat> parseDoubleParameter(AsmParser &parser);
+/// Prints a double in its shortest form that parses back to the same value.
+void printDoubleParameter(AsmPrinter &printer, const llvm::APFloat &value);
+/// Parses `true` or `false`.
+FailureOr<bool> parseBoolParameter(AsmParser &parser);
+} // namespace mlir::moe
+
+#define GET_ATTRDEF_CLASSES
+#include "dialects/Moe/MoeAttrs.h.inc"
+
+#endif // MOE_DIALECTS_MOE_MOEDIALECT_H

@@ -1,0 +1,499 @@
+//===- MoeOps.cpp - Verifiers of the moe dialect's operations -------------===//
+//
+// Every shape, element type and attribute rule of the dialect is checked here
+// (or by ODS constraints), with messages that state the rule and the numbers
+// found.
+//
+//===----------------------------------------------------------------------===//
+#include "dialects/Moe/MoeOps.h"
+
+#include "mlir/IR/Builders.h"
+#include "mlir/IR/OpImplementation.h"
+#include "llvm/ADT/STLExtras.h"
+
+using namespace mlir;
+using namespace mlir::moe;
+
+#define GET_OP_CLASSES
+#include "dialects/Moe/MoeOps.cpp.inc"
+
+namespace {
+
+/// A shape as `2x3x4` (or `scalar`) for diagnostics.
+std::string shapeText(ArrayRef<int64_t> shape) {
+  if (shape.empty())
+    return "scalar";
+  std::string text;
+  llvm::raw_string_ostream os(text);
+  llvm::interleave(shape, os, "x");
+  return text;
+}
+
+std::string shapeOf(Value value) {
+  return shapeText(cast<RankedTensorType>(value.getType()).getShape());
+}
+ArrayRef<int64_t> dims(Value value) {
+  return cast<RankedTensorType>(value.getType()).getShape();
+}
+Type elementType(Value value) {
+  return cast<RankedTensorType>(value.getType()).getElementType();
+}
+
+/// The plan is static: every tensor of a moe op must have a static shape.
+LogicalResult requireStaticShapes(Operation *op) {
+  for (auto [kind, types] :
+       {std::make_pair("operand", TypeRange(op->getOperandTypes())),
+        std::make_pair("result", TypeRange(op->getResultTypes()))}) {
+    for (auto [index, type] : llvm::enumerate(types)) {
+      auto tensor = dyn_cast<RankedTensorType>(type);
+      if (tensor && !tensor.hasStaticShape())
+        return op->emitOpError()
+               << kind << " #" << index << " must have a static shape, found "
+               << type;
+    }
+  }
+  return success();
+}
+
+/// Checks that `value` has `rank` dimensions.
+LogicalResult requireRank(Operation *op, StringRef what, Value value,
+                          int64_t rank) {
+  if (static_cast<int64_t>(dims(value).size()) != rank)
+    return op->emitOpError() << "expects " << what << " of rank " << rank
+                             << ", found rank " << dims(value).size() << " ("
+                             << value.getType() << ")";
+  return success();
+}
+
+/// Checks that `value` has exactly the shape `expected`.
+LogicalResult requireShape(Operation *op, StringRef what, Value value,
+                           ArrayRef<int64_t> expected) {
+  if (dims(value) != expected)
+    return op->emitOpError() << "expects " << what << " of shape "
+                             << shapeText(expected) << ", found "
+                             << shapeOf(value);
+  return success();
+}
+
+/// Checks that all `values` share the element type of the first.
+LogicalResult requireSameElementType(Operation *op, ValueRange values) {
+  Type first = elementType(values.front());
+  for (Value value : values.drop_front())
+    if (elementType(value) != first)
+      return op->emitOpError()
+             << "expects all floating-point operands and results to have "
+                "element type "
+             << first << ", found " << elementType(value);
+  return success();
+}
+
+/// Leading (token) dimensions followed by one trailing dimension.
+SmallVector<int64_t> withLast(ArrayRef<int64_t> leading, int64_t last) {
+  SmallVector<int64_t> shape(leading.begin(), leading.end());
+  shape.push_back(last);
+  return shape;
+}
+
+int64_t product(ArrayRef<int64_t> shape) {
+  int64_t result = 1;
+  for (int64_t d : shape)
+    result *= d;
+  return result;
+}
+
+/// When the routing tensors come from a `moe.gate`, the expert buffer must
+/// have the gate's expert count and capacity.
+LogicalResult verifyBufferAgainstGate(Operation *op, Value indices,
+                                      Value locations, StringRef bufferName,
+                                      ArrayRef<int64_t> bufferShape) {
+  auto gate = indices.getDefiningOp<GateOp>();
+  if (!gate)
+    return success();
+  if (locations.getDefiningOp<GateOp>() != gate)
+    return op->emitOpError()
+           << "expects indices and locations from the same moe.gate";
+  if (bufferShape[0] != gate.getNumExperts())
+    return op->emitOpError() << "expects " << bufferName << " with "
+                             << gate.getNumExperts()
+                             << " experts (from its moe.gate), found "
+                             << bufferShape[0];
+  if (bufferShape[1] != static_cast<int64_t>(gate.getCapacity()))
+    return op->emitOpError()
+           << "expects " << bufferName << " with capacity "
+           << gate.getCapacity() << " (from its moe.gate), found "
+           << bufferShape[1];
+  return success();
+}
+
+/// Shared checks of the expert weights `[E, M, H]`, `[E, H]`, `[E, H, M]`,
+/// `[E, M]` against `numExperts` and `modelDim`.
+LogicalResult verifyExpertWeights(Operation *op, int64_t numExperts,
+                                  int64_t modelDim, Value w1, Value b1,
+                                  Value w2, Value b2) {
+  if (failed(requireRank(op, "w1", w1, 3)))
+    return failure();
+  int64_t hidden = dims(w1)[2];
+  if (failed(requireShape(op, "w1", w1, {numExperts, modelDim, hidden})) ||
+      failed(requireShape(op, "b1", b1, {numExperts, hidden})) ||
+      failed(requireShape(op, "w2", w2, {numExperts, hidden, modelDim})) ||
+      failed(requireShape(op, "b2", b2, {numExperts, modelDim})))
+    return failure();
+  return success();
+}
+
+} // namespace
+
+//===----------------------------------------------------------------------===//
+// EmbeddingOp
+//===----------------------------------------------------------------------===//
+
+LogicalResult EmbeddingOp::verify() {
+  if (failed(requireStaticShapes(*this)) ||
+      failed(requireRank(*this, "table", getTable(), 2)))
+    return failure();
+  if (dims(getTokens()).empty())
+    return emitOpError() << "expects tokens of rank >= 1, found a scalar";
+  int64_t modelDim = dims(getTable())[1];
+  if (failed(requireShape(*this, "result", getResult(),
+                          withLast(dims(getTokens()), modelDim))))
+    return failure();
+  SmallVector<Value> floats = {getTable(), getResult()};
+  bool learned = getPosition() == PositionKind::learned;
+  if (learned != static_cast<bool>(getPositions()))
+    return emitOpError() << (learned ? "with learned positions expects a "
+                                       "'positions' table"
+                                     : "has a 'positions' table but position "
+                                       "is '")
+                         << (learned ? "" : stringifyPositionKind(getPosition()))
+                         << (learned ? "" : "'");
+  if (Value positions = getPositions()) {
+    if (failed(requireRank(*this, "positions", positions, 2)))
+      return failure();
+    int64_t seqLen = dims(getTokens()).back();
+    if (dims(positions)[1] != modelDim)
+      return emitOpError() << "expects positions of width " << modelDim
+                           << " (the table's), found " << dims(positions)[1];
+    if (dims(positions)[0] < seqLen)
+      return emitOpError() << "expects at least " << seqLen
+                           << " positions (the sequence length), found "
+                           << dims(positions)[0];
+    floats.push_back(positions);
+  }
+  return requireSameElementType(*this, floats);
+}
+
+//===----------------------------------------------------------------------===//
+// LinearOp
+//===----------------------------------------------------------------------===//
+
+LogicalResult LinearOp::verify() {
+  if (failed(requireStaticShapes(*this)) ||
+      failed(requireRank(*this, "weight", getWeight(), 2)))
+    return failure();
+  ArrayRef<int64_t> in = dims(getInput());
+  if (in.empty())
+    return emitOpError() << "expects input of rank >= 1, found a scalar";
+  ArrayRef<int64_t> w = dims(getWeight());
+  int64_t inFeatures = getTransposeWeight() ? w[1] : w[0];
+  int64_t outFeatures = getTransposeWeight() ? w[0] : w[1];
+  if (in.back() != inFeatures)
+    return emitOpError() << "expects input features " << in.back()
+                         << " to match weight "
+                         << (getTransposeWeight() ? "dimension 1" : "dimension 0")
+                         << " (" << inFeatures << "), weight is " << shapeOf(getWeight());
+  SmallVector<Value> floats = {getInput(), getWeight(), getResult()};
+  if (Value bias = getBias()) {
+    if (failed(requireShape(*this, "bias", bias, {outFeatures})))
+      return failure();
+    floats.push_back(bias);
+  }
+  if (failed(requireShape(*this, "result", getResult(),
+                          withLast(in.drop_back(), outFeatures))))
+    return failure();
+  return requireSameElementType(*this, floats);
+}
+
+//===----------------------------------------------------------------------===//
+// LayerNormOp
+//===----------------------------------------------------------------------===//
+
+LogicalResult LayerNormOp::verify() {
+  if (failed(requireStaticShapes(*this)))
+    return failure();
+  ArrayRef<int64_t> in = dims(getInput());
+  if (in.empty())
+    return emitOpError() << "expects input of rank >= 1, found a scalar";
+  if (failed(requireShape(*this, "scale", getScale(), {in.back()})) ||
+      failed(requireShape(*this, "bias", getBias(), {in.back()})))
+    return failure();
+  if (getResult().getType() != getInput().getType())
+    return emitOpError() << "expects the result type " << getResult().getType()
+                         << " to equal the input type " << getInput().getType();
+  if (!(getEpsilon().convertToDouble() > 0.0))
+    return emitOpError() << "expects epsilon > 0, found "
+                         << getEpsilon().convertToDouble();
+  return requireSameElementType(*this,
+                                {getInput(), getScale(), getBias(), getResult()});
+}
+
+//===----------------------------------------------------------------------===//
+// DropoutOp
+//===----------------------------------------------------------------------===//
+
+LogicalResult DropoutOp::verify() {
+  double rate = getRate().convertToDouble();
+  if (!(rate >= 0.0 && rate < 1.0))
+    return emitOpError() << "expects rate in [0, 1), found " << rate;
+  if (getStreamAttr().getInt() < 0)
+    return emitOpError() << "expects stream >= 0, found " << getStreamAttr().getInt();
+  return requireStaticShapes(*this);
+}
+
+//===----------------------------------------------------------------------===//
+// PaddingMaskOp
+//===----------------------------------------------------------------------===//
+
+LogicalResult PaddingMaskOp::verify() {
+  if (failed(requireStaticShapes(*this)))
+    return failure();
+  return requireShape(*this, "result", getResult(), dims(getTokens()));
+}
+
+//===----------------------------------------------------------------------===//
+// AttentionOp
+//===----------------------------------------------------------------------===//
+
+LogicalResult AttentionOp::verify() {
+  if (failed(requireStaticShapes(*this)) ||
+      failed(requireRank(*this, "query", getQuery(), 3)) ||
+      failed(requireRank(*this, "key", getKey(), 3)) ||
+      failed(requireRank(*this, "value", getValue(), 3)))
+    return failure();
+  ArrayRef<int64_t> q = dims(getQuery());
+  ArrayRef<int64_t> k = dims(getKey());
+  if (k[0] != q[0] || k[2] != q[2])
+    return emitOpError() << "expects key of shape " << q[0] << "x?x" << q[2]
+                         << " (batch and width of the query), found "
+                         << shapeOf(getKey());
+  if (failed(requireShape(*this, "value", getValue(), k)))
+    return failure();
+  if (getNumHeadsAttr().getInt() < 1)
+    return emitOpError() << "expects num_heads >= 1, found " << getNumHeads();
+  if (q[2] % getNumHeads() != 0)
+    return emitOpError() << "expects the width " << q[2]
+                         << " to be divisible by num_heads " << getNumHeads();
+  if (getCausal() && q[1] != k[1])
+    return emitOpError() << "causal attention expects as many queries as keys, "
+                            "found "
+                         << q[1] << " queries and " << k[1] << " keys";
+  if (Value mask = getKeyMask())
+    if (failed(requireShape(*this, "key_mask", mask, {k[0], k[1]})))
+      return failure();
+  if (getResult().getType() != getQuery().getType())
+    return emitOpError() << "expects the result type " << getResult().getType()
+                         << " to equal the query type " << getQuery().getType();
+  return requireSameElementType(*this, {getQuery(), getKey(), getValue()});
+}
+
+//===----------------------------------------------------------------------===//
+// CrossEntropyOp
+//===----------------------------------------------------------------------===//
+
+LogicalResult CrossEntropyOp::verify() {
+  if (failed(requireStaticShapes(*this)))
+    return failure();
+  ArrayRef<int64_t> logits = dims(getLogits());
+  if (logits.size() < 2)
+    return emitOpError() << "expects logits of rank >= 2 ([..., vocab]), found "
+                         << shapeOf(getLogits());
+  if (failed(requireShape(*this, "labels", getLabels(), logits.drop_back())))
+    return failure();
+  double smoothing = getLabelSmoothing().convertToDouble();
+  if (!(smoothing >= 0.0 && smoothing < 1.0))
+    return emitOpError() << "expects label_smoothing in [0, 1), found "
+                         << smoothing;
+  return success();
+}
+
+//===----------------------------------------------------------------------===//
+// GateOp
+//===----------------------------------------------------------------------===//
+
+int64_t GateOp::getNumExperts() { return dims(getWeight())[1]; }
+int64_t GateOp::getNumTokens() { return product(dims(getInput()).drop_back()); }
+
+/// Rules shared by moe.gate and moe.moe_layer: the gate weight is `[M, E]`,
+/// top_k does not exceed E, and a capacity exists for the token count.
+static LogicalResult verifyRouting(Operation *op, Value input, Value gateWeight,
+                                   GatingAttr config) {
+  ArrayRef<int64_t> in = dims(input);
+  if (in.size() < 2)
+    return op->emitOpError() << "expects input of rank >= 2 ([tokens..., "
+                                "model]), found "
+                             << shapeOf(input);
+  if (failed(requireRank(op, "gate weight", gateWeight, 2)))
+    return failure();
+  ArrayRef<int64_t> wg = dims(gateWeight);
+  if (wg[0] != in.back())
+    return op->emitOpError() << "expects gate weight of shape " << in.back()
+                             << "xE (model width of the input), found "
+                             << shapeOf(gateWeight);
+  int64_t numExperts = wg[1];
+  if (numExperts < 1)
+    return op->emitOpError() << "expects at least one expert, found "
+                             << numExperts;
+  if (config.getTopK() > numExperts)
+    return op->emitOpError() << "gating top_k = " << config.getTopK()
+                             << " exceeds the number of experts "
+                             << numExperts;
+  if (product(in.drop_back()) < 1)
+    return op->emitOpError() << "expects at least one token, found "
+                             << shapeOf(input);
+  return requireSameElementType(op, {input, gateWeight});
+}
+
+LogicalResult GateOp::verify() {
+  if (failed(requireStaticShapes(*this)) ||
+      failed(verifyRouting(*this, getInput(), getWeight(), getConfig())))
+    return failure();
+  int64_t topK = getConfig().getTopK();
+  SmallVector<int64_t> perChoice =
+      withLast(dims(getInput()).drop_back(), topK);
+  if (failed(requireShape(*this, "indices", getIndices(), perChoice)) ||
+      failed(requireShape(*this, "locations", getLocations(), perChoice)) ||
+      failed(requireShape(*this, "weights", getWeights(), perChoice)) ||
+      failed(requireShape(*this, "expert_counts", getExpertCounts(),
+                          {getNumExperts()})))
+    return failure();
+  int64_t expected =
+      getConfig().getCapacity(getNumTokens(), getNumExperts(), !getEval());
+  if (getCapacityAttr().getInt() != expected)
+    return emitOpError() << "capacity " << getCapacity()
+                         << " does not match the gating configuration: "
+                         << getNumTokens() << " tokens, " << getNumExperts()
+                         << " experts and top_k = " << topK << " give "
+                         << expected << " in "
+                         << (getEval() ? "eval" : "training") << " mode";
+  if (getStreamAttr().getInt() < 0)
+    return emitOpError() << "expects stream >= 0, found " << getStreamAttr().getInt();
+  return success();
+}
+
+//===----------------------------------------------------------------------===//
+// DispatchOp
+//===----------------------------------------------------------------------===//
+
+/// Checks the routing tensors `[tokens..., k]` against the token shape.
+static LogicalResult verifyRoutingTensors(Operation *op,
+                                          ArrayRef<int64_t> tokenShape,
+                                          ValueRange routing) {
+  ArrayRef<int64_t> idx = dims(routing.front());
+  if (idx.size() != tokenShape.size() + 1 ||
+      idx.drop_back() != tokenShape)
+    return op->emitOpError()
+           << "expects indices of shape " << shapeText(tokenShape)
+           << "xk (the token dimensions), found " << shapeOf(routing.front());
+  for (Value other : routing.drop_front())
+    if (dims(other) != idx)
+      return op->emitOpError()
+             << "expects indices, locations and weights of one shape, found "
+             << shapeOf(routing.front()) << " and " << shapeOf(other);
+  return success();
+}
+
+LogicalResult DispatchOp::verify() {
+  if (failed(requireStaticShapes(*this)))
+    return failure();
+  ArrayRef<int64_t> in = dims(getInput());
+  if (in.size() < 2)
+    return emitOpError() << "expects input of rank >= 2 ([tokens..., model]), "
+                            "found "
+                         << shapeOf(getInput());
+  if (failed(verifyRoutingTensors(*this, in.drop_back(),
+                                  {getIndices(), getLocations()})) ||
+      failed(requireRank(*this, "result", getResult(), 3)))
+    return failure();
+  ArrayRef<int64_t> buffer = dims(getResult());
+  if (buffer[2] != in.back())
+    return emitOpError() << "expects result of shape ExCx" << in.back()
+                         << " (model width of the input), found "
+                         << shapeOf(getResult());
+  if (failed(verifyBufferAgainstGate(*this, getIndices(), getLocations(),
+                                     "result", buffer)))
+    return failure();
+  return requireSameElementType(*this, {getInput(), getResult()});
+}
+
+//===----------------------------------------------------------------------===//
+// ExpertFfnOp
+//===----------------------------------------------------------------------===//
+
+LogicalResult ExpertFfnOp::verify() {
+  if (failed(requireStaticShapes(*this)) ||
+      failed(requireRank(*this, "input", getInput(), 3)))
+    return failure();
+  ArrayRef<int64_t> in = dims(getInput());
+  if (failed(verifyExpertWeights(*this, in[0], in[2], getW1(), getB1(),
+                                 getW2(), getB2())))
+    return failure();
+  if (getResult().getType() != getInput().getType())
+    return emitOpError() << "expects the result type " << getResult().getType()
+                         << " to equal the input type " << getInput().getType();
+  return requireSameElementType(
+      *this, {getInput(), getW1(), getB1(), getW2(), getB2(), getResult()});
+}
+
+//===----------------------------------------------------------------------===//
+// CombineOp
+//===----------------------------------------------------------------------===//
+
+LogicalResult CombineOp::verify() {
+  if (failed(requireStaticShapes(*this)) ||
+      failed(requireRank(*this, "input", getInput(), 3)))
+    return failure();
+  ArrayRef<int64_t> buffer = dims(getInput());
+  ArrayRef<int64_t> out = dims(getResult());
+  if (out.size() < 2 || out.back() != buffer[2])
+    return emitOpError() << "expects result of shape [tokens...]x" << buffer[2]
+                         << " (model width of the input), found "
+                         << shapeOf(getResult());
+  if (failed(verifyRoutingTensors(*this, out.drop_back(),
+                                  {getIndices(), getLocations(), getWeights()})))
+    return failure();
+  if (failed(verifyBufferAgainstGate(*this, getIndices(), getLocations(),
+                                     "input", buffer)))
+    return failure();
+  return requireSameElementType(*this, {getInput(), getResult()});
+}
+
+//===----------------------------------------------------------------------===//
+// MoeLayerOp
+//===----------------------------------------------------------------------===//
+
+int64_t MoeLayerOp::getNumExperts() { return dims(getGateWeight())[1]; }
+int64_t MoeLayerOp::getNumTokens() {
+  return product(dims(getInput()).drop_back());
+}
+int64_t MoeLayerOp::inferCapacity() {
+  return getConfig().getCapacity(getNumTokens(), getNumExperts(), !getEval());
+}
+
+LogicalResult MoeLayerOp::verify() {
+  if (failed(requireStaticShapes(*this)) ||
+      failed(verifyRouting(*this, getInput(), getGateWeight(), getConfig())))
+    return failure();
+  int64_t numExperts = dims(getGateWeight())[1];
+  if (failed(verifyExpertWeights(*this, numExperts, dims(getInput()).back(),
+                                 getW1(), getB1(), getW2(), getB2())))
+    return failure();
+  if (getResult().getType() != getInput().getType())
+    return emitOpError() << "expects the result type " << getResult().getType()
+                         << " to equal the input type " << getInput().getType();
+  if (failed(requireShape(*this, "expert_counts", getExpertCounts(),
+                          {numExperts})))
+    return failure();
+  if (getStreamAttr().getInt() < 0)
+    return emitOpError() << "expects stream >= 0, found " << getStreamAttr().getInt();
+  return requireSameElementType(*this, {getInput(), getGateWeight(), getW1(),
+                                        getB1(), getW2(), getB2()});
+}

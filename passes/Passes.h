@@ -1,0 +1,17 @@
+//===- Passes.h - Passes over the moe dialect -----------------------------===//
+#ifndef MOE_PASSES_PASSES_H
+#define MOE_PASSES_PASSES_H
+
+#include "mlir/Pass/Pass.h"
+
+namespace mlir::moe {
+class MoeDialect;
+
+#define GEN_PASS_DECL
+#include "passes/Passes.h.inc"
+
+#define GEN_PASS_REGISTRATION
+#include "passes/Passes.h.inc"
+} // namespace mlir::moe
+
+#endif // MOE_PASSES_PASSES_H

@@ -1,0 +1,47 @@
+//===- Passes.td - Passes over the moe dialect ------------*- tablegen -*-===//
+#ifndef MOE_PASSES_TD
+#define MOE_PASSES_TD
+
+include "mlir/Pass/PassBase.td"
+
+//===----------------------------------------------------------------------===//
+// Expansion
+//===----------------------------------------------------------------------===//
+
+def MoeExpandMoeLayer : Pass<"moe-expand-moe-layer"> {
+  let summary = "Expand moe.moe_layer into gate, dispatch, expert_ffn, combine";
+  let description = [{
+    Rewrites every composite `moe.moe_layer` into its four stages and infers
+    the expert capacity `C` from the static token count `S`, the number of
+    experts `E` and the gating configuration (training or eval mode), which
+    gives the `[E, C, M]` shape of the expert buffers.
+
+    Before:
+
+    ```mlir
+    %y, %counts, %aux = moe.moe_layer gelu %x, %wg, %w1, %b1, %w2, %b2
+        {config = #moe.gating<top_k = 2>, stream = 0 : i64}
+        : (tensor<4x16x64xf32>, tensor<64x8xf32>, tensor<8x64x256xf32>,
+           tensor<8x256xf32>, tensor<8x256x64xf32>, tensor<8x64xf32>)
+          -> (tensor<4x16x64xf32>, tensor<8xi32>, tensor<f32>)
+    ```
+
+    After (S = 64, E = 8, k = 2, capacity_factor = 1: C = 16):
+
+    ```mlir
+    %idx, %loc, %w, %counts, %aux = moe.gate %x, %wg
+        {capacity = 16 : i64, config = #moe.gating<top_k = 2>, stream = 0 : i64}
+        : (tensor<4x16x64xf32>, tensor<64x8xf32>)
+          -> (tensor<4x16x2xi32>, tensor<4x16x2xi32>, tensor<4x16x2xf32>,
+              tensor<8xi32>, tensor<f32>)
+    %buf = moe.dispatch %x, %idx, %loc : (...) -> tensor<8x16x64xf32>
+    %out = moe.expert_ffn gelu %buf, %w1, %b1, %w2, %b2 : (...) -> tensor<8x16x64xf32>
+    %y = moe.combine %out, %idx, %loc, %w : (...) -> tensor<4x16x64xf32>
+    ```
+
+    Fails with a diagnostic on the op when no capacity exists.
+  }];
+  let dependentDialects = ["::mlir::moe::MoeDialect"];
+}
+
+#endif // MOE_PASSES_TD

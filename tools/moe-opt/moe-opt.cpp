@@ -1,0 +1,14 @@
+//===- moe-opt.cpp - The moe compiler driver ------------------------------===//
+#include "compiler/InitAll.h"
+
+#include "mlir/IR/DialectRegistry.h"
+#include "mlir/Tools/mlir-opt/MlirOptMain.h"
+
+int main(int argc, char **argv) {
+  mlir::DialectRegistry registry;
+  moe::registerAllDialects(registry);
+  moe::registerAllPasses();
+  return mlir::asMainReturnCode(mlir::MlirOptMain(
+      argc, argv, "MoE compiler: Mixture-of-Experts training plans\n",
+      registry));
+}
