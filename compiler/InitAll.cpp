@@ -13,14 +13,14 @@
 #include "mlir/IR/DialectRegistry.h"
 #include "mlir/Transforms/Passes.h"
 
-void moe::registerAllDialects(mlir::DialectRegistry &registry) {
+void mlir::moe::registerAllDialects(mlir::DialectRegistry &registry) {
   registry.insert<mlir::moe::MoeDialect, mlir::func::FuncDialect,
                   mlir::arith::ArithDialect, mlir::tensor::TensorDialect,
                   mlir::shard::ShardDialect>();
   mlir::func::registerInlinerExtension(registry);
 }
 
-void moe::registerAllPasses() {
+void mlir::moe::registerAllPasses() {
   mlir::moe::registerMoePasses();
   // Generic cleanups and the upstream partitioning passes the pipelines use.
   mlir::registerTransformsPasses();

@@ -6,13 +6,13 @@ namespace mlir {
 class DialectRegistry;
 } // namespace mlir
 
-namespace moe {
+namespace mlir::moe {
 /// Adds the moe dialect and the upstream dialects a model or a training plan
 /// uses (func, arith, tensor, shard, ...) to `registry`.
-void registerAllDialects(mlir::DialectRegistry &registry);
+void registerAllDialects(DialectRegistry &registry);
 /// Registers the moe passes and pipelines, and the upstream passes the
 /// pipelines use, with the global pass registry.
 void registerAllPasses();
-} // namespace moe
+} // namespace mlir::moe
 
 #endif // MOE_COMPILER_INITALL_H

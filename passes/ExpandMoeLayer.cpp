@@ -45,23 +45,22 @@ struct ExpandMoeLayerPattern : OpRewritePattern<MoeLayerOp> {
     auto bufferType = RankedTensorType::get({numExperts, capacity, modelDim},
                                             inputType.getElementType());
 
-    auto gate = GateOp::create(
-        rewriter, loc, routingType, routingType, weightsType,
-        op.getExpertCounts().getType(), op.getAuxLoss().getType(),
-        op.getInput(), op.getGateWeight(), config,
-        rewriter.getI64IntegerAttr(capacity), op.getStreamAttr(),
-        op.getEvalAttr());
-    auto dispatch =
-        DispatchOp::create(rewriter, loc, bufferType, op.getInput(),
-                           gate.getIndices(), gate.getLocations());
+    auto gate = GateOp::create(rewriter, loc, routingType, routingType,
+                               weightsType, op.getExpertCounts().getType(),
+                               op.getAuxLoss().getType(), op.getInput(),
+                               op.getGateWeight(), config,
+                               rewriter.getI64IntegerAttr(capacity),
+                               op.getStreamAttr(), op.getEvalAttr());
+    auto dispatch = DispatchOp::create(rewriter, loc, bufferType, op.getInput(),
+                                       gate.getIndices(), gate.getLocations());
     auto experts = ExpertFfnOp::create(
         rewriter, loc, bufferType, op.getActivationAttr(), dispatch.getResult(),
         op.getW1(), op.getB1(), op.getW2(), op.getB2());
-    auto combine = CombineOp::create(
-        rewriter, loc, inputType, experts.getResult(), gate.getIndices(),
-        gate.getLocations(), gate.getWeights());
-    rewriter.replaceOp(op, {combine.getResult(), gate.getExpertCounts(),
-                            gate.getAuxLoss()});
+    auto combine = CombineOp::create(rewriter, loc, inputType,
+                                     experts.getResult(), gate.getIndices(),
+                                     gate.getLocations(), gate.getWeights());
+    rewriter.replaceOp(
+        op, {combine.getResult(), gate.getExpertCounts(), gate.getAuxLoss()});
     return success();
   }
 };

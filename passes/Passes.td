@@ -44,4 +44,27 @@ def MoeExpandMoeLayer : Pass<"moe-expand-moe-layer"> {
   let dependentDialects = ["::mlir::moe::MoeDialect"];
 }
 
+//===----------------------------------------------------------------------===//
+// Inspection
+//===----------------------------------------------------------------------===//
+
+def MoeParamReport : Pass<"moe-param-report"> {
+  let summary = "Print the parameter counts of each model function";
+  let description = [{
+    For every function with `moe.param` arguments, prints to stdout the
+    number of parameter tensors and elements: total, dense (including the
+    gates), expert (the weights of MoE layers) and active per token (dense
+    plus `top_k / E` of the expert weights). The IR is left unchanged.
+
+    ```
+    parameters of @forward: 98 tensors
+      total                           5531648  (5.53M)
+      dense                           1847808  (1.85M)
+      expert                          3683840  (3.68M)
+      active per token                2768768  (2.77M)
+      moe layers             2 (8 experts, top-2)
+    ```
+  }];
+}
+
 #endif // MOE_PASSES_TD

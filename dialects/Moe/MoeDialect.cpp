@@ -66,8 +66,8 @@ FailureOr<bool> mlir::moe::parseBoolParameter(AsmParser &parser) {
     return true;
   if (keyword == "false")
     return false;
-  return parser.emitError(loc) << "expected 'true' or 'false', found '"
-                               << keyword << "'";
+  return parser.emitError(loc)
+         << "expected 'true' or 'false', found '" << keyword << "'";
 }
 
 //===----------------------------------------------------------------------===//
@@ -119,8 +119,7 @@ LogicalResult InitAttr::verify(function_ref<InFlightDiagnostic()> emitError,
                                InitKind kind, llvm::APFloat scaleValue) {
   double scale = scaleValue.convertToDouble();
   if (!std::isfinite(scale) || scale < 0.0)
-    return emitError() << "init scale must be finite and >= 0, found "
-                       << scale;
+    return emitError() << "init scale must be finite and >= 0, found " << scale;
   if ((kind == InitKind::normal || kind == InitKind::uniform ||
        kind == InitKind::xavier_uniform) &&
       scale == 0.0)
@@ -153,16 +152,15 @@ LogicalResult MoeDialect::verifyRegionArgAttribute(Operation *op,
       return op->emitError() << "argument #" << argIndex << ": '" << name
                              << "' must be a non-empty string";
     if (!isa<RankedTensorType>(argType))
-      return op->emitError() << "argument #" << argIndex
-                             << ": a parameter must be a ranked tensor, found "
-                             << argType;
+      return op->emitError()
+             << "argument #" << argIndex
+             << ": a parameter must be a ranked tensor, found " << argType;
     for (unsigned other = 0; other < argIndex; ++other) {
       auto otherName = func.getArgAttrOfType<StringAttr>(other, kParamAttrName);
       if (otherName == paramName)
-        return op->emitError()
-               << "argument #" << argIndex << ": parameter name '"
-               << paramName.getValue() << "' is already used by argument #"
-               << other;
+        return op->emitError() << "argument #" << argIndex
+                               << ": parameter name '" << paramName.getValue()
+                               << "' is already used by argument #" << other;
     }
     return success();
   }
@@ -171,9 +169,9 @@ LogicalResult MoeDialect::verifyRegionArgAttribute(Operation *op,
       return op->emitError() << "argument #" << argIndex << ": '" << name
                              << "' must be a #moe.init attribute";
     if (!func.getArgAttr(argIndex, kParamAttrName))
-      return op->emitError() << "argument #" << argIndex << ": '" << name
-                             << "' needs '" << kParamAttrName
-                             << "' on the same argument";
+      return op->emitError()
+             << "argument #" << argIndex << ": '" << name << "' needs '"
+             << kParamAttrName << "' on the same argument";
     return success();
   }
   if (name == kInputAttrName) {
@@ -192,10 +190,10 @@ LogicalResult MoeDialect::verifyRegionArgAttribute(Operation *op,
                          << "' (expected moe.param, moe.init or moe.input)";
 }
 
-LogicalResult MoeDialect::verifyRegionResultAttribute(Operation *op,
-                                                      unsigned regionIndex,
-                                                      unsigned resultIndex,
-                                                      NamedAttribute attribute) {
+LogicalResult
+MoeDialect::verifyRegionResultAttribute(Operation *op, unsigned regionIndex,
+                                        unsigned resultIndex,
+                                        NamedAttribute attribute) {
   StringRef name = attribute.getName().strref();
   if (name != kRoleAttrName)
     return op->emitError() << "result #" << resultIndex

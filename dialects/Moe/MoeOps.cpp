@@ -47,9 +47,8 @@ LogicalResult requireStaticShapes(Operation *op) {
     for (auto [index, type] : llvm::enumerate(types)) {
       auto tensor = dyn_cast<RankedTensorType>(type);
       if (tensor && !tensor.hasStaticShape())
-        return op->emitOpError()
-               << kind << " #" << index << " must have a static shape, found "
-               << type;
+        return op->emitOpError() << kind << " #" << index
+                                 << " must have a static shape, found " << type;
     }
   }
   return success();
@@ -59,9 +58,9 @@ LogicalResult requireStaticShapes(Operation *op) {
 LogicalResult requireRank(Operation *op, StringRef what, Value value,
                           int64_t rank) {
   if (static_cast<int64_t>(dims(value).size()) != rank)
-    return op->emitOpError() << "expects " << what << " of rank " << rank
-                             << ", found rank " << dims(value).size() << " ("
-                             << value.getType() << ")";
+    return op->emitOpError()
+           << "expects " << what << " of rank " << rank << ", found rank "
+           << dims(value).size() << " (" << value.getType() << ")";
   return success();
 }
 
@@ -69,9 +68,9 @@ LogicalResult requireRank(Operation *op, StringRef what, Value value,
 LogicalResult requireShape(Operation *op, StringRef what, Value value,
                            ArrayRef<int64_t> expected) {
   if (dims(value) != expected)
-    return op->emitOpError() << "expects " << what << " of shape "
-                             << shapeText(expected) << ", found "
-                             << shapeOf(value);
+    return op->emitOpError()
+           << "expects " << what << " of shape " << shapeText(expected)
+           << ", found " << shapeOf(value);
   return success();
 }
 
@@ -113,10 +112,9 @@ LogicalResult verifyBufferAgainstGate(Operation *op, Value indices,
     return op->emitOpError()
            << "expects indices and locations from the same moe.gate";
   if (bufferShape[0] != gate.getNumExperts())
-    return op->emitOpError() << "expects " << bufferName << " with "
-                             << gate.getNumExperts()
-                             << " experts (from its moe.gate), found "
-                             << bufferShape[0];
+    return op->emitOpError()
+           << "expects " << bufferName << " with " << gate.getNumExperts()
+           << " experts (from its moe.gate), found " << bufferShape[0];
   if (bufferShape[1] != static_cast<int64_t>(gate.getCapacity()))
     return op->emitOpError()
            << "expects " << bufferName << " with capacity "
@@ -164,7 +162,8 @@ LogicalResult EmbeddingOp::verify() {
                                        "'positions' table"
                                      : "has a 'positions' table but position "
                                        "is '")
-                         << (learned ? "" : stringifyPositionKind(getPosition()))
+                         << (learned ? ""
+                                     : stringifyPositionKind(getPosition()))
                          << (learned ? "" : "'");
   if (Value positions = getPositions()) {
     if (failed(requireRank(*this, "positions", positions, 2)))
@@ -199,8 +198,10 @@ LogicalResult LinearOp::verify() {
   if (in.back() != inFeatures)
     return emitOpError() << "expects input features " << in.back()
                          << " to match weight "
-                         << (getTransposeWeight() ? "dimension 1" : "dimension 0")
-                         << " (" << inFeatures << "), weight is " << shapeOf(getWeight());
+                         << (getTransposeWeight() ? "dimension 1"
+                                                  : "dimension 0")
+                         << " (" << inFeatures << "), weight is "
+                         << shapeOf(getWeight());
   SmallVector<Value> floats = {getInput(), getWeight(), getResult()};
   if (Value bias = getBias()) {
     if (failed(requireShape(*this, "bias", bias, {outFeatures})))
@@ -232,8 +233,8 @@ LogicalResult LayerNormOp::verify() {
   if (!(getEpsilon().convertToDouble() > 0.0))
     return emitOpError() << "expects epsilon > 0, found "
                          << getEpsilon().convertToDouble();
-  return requireSameElementType(*this,
-                                {getInput(), getScale(), getBias(), getResult()});
+  return requireSameElementType(
+      *this, {getInput(), getScale(), getBias(), getResult()});
 }
 
 //===----------------------------------------------------------------------===//
@@ -245,7 +246,8 @@ LogicalResult DropoutOp::verify() {
   if (!(rate >= 0.0 && rate < 1.0))
     return emitOpError() << "expects rate in [0, 1), found " << rate;
   if (getStreamAttr().getInt() < 0)
-    return emitOpError() << "expects stream >= 0, found " << getStreamAttr().getInt();
+    return emitOpError() << "expects stream >= 0, found "
+                         << getStreamAttr().getInt();
   return requireStaticShapes(*this);
 }
 
@@ -335,20 +337,19 @@ static LogicalResult verifyRouting(Operation *op, Value input, Value gateWeight,
     return failure();
   ArrayRef<int64_t> wg = dims(gateWeight);
   if (wg[0] != in.back())
-    return op->emitOpError() << "expects gate weight of shape " << in.back()
-                             << "xE (model width of the input), found "
-                             << shapeOf(gateWeight);
+    return op->emitOpError()
+           << "expects gate weight of shape " << in.back()
+           << "xE (model width of the input), found " << shapeOf(gateWeight);
   int64_t numExperts = wg[1];
   if (numExperts < 1)
-    return op->emitOpError() << "expects at least one expert, found "
-                             << numExperts;
+    return op->emitOpError()
+           << "expects at least one expert, found " << numExperts;
   if (config.getTopK() > numExperts)
     return op->emitOpError() << "gating top_k = " << config.getTopK()
-                             << " exceeds the number of experts "
-                             << numExperts;
+                             << " exceeds the number of experts " << numExperts;
   if (product(in.drop_back()) < 1)
-    return op->emitOpError() << "expects at least one token, found "
-                             << shapeOf(input);
+    return op->emitOpError()
+           << "expects at least one token, found " << shapeOf(input);
   return requireSameElementType(op, {input, gateWeight});
 }
 
@@ -357,8 +358,7 @@ LogicalResult GateOp::verify() {
       failed(verifyRouting(*this, getInput(), getWeight(), getConfig())))
     return failure();
   int64_t topK = getConfig().getTopK();
-  SmallVector<int64_t> perChoice =
-      withLast(dims(getInput()).drop_back(), topK);
+  SmallVector<int64_t> perChoice = withLast(dims(getInput()).drop_back(), topK);
   if (failed(requireShape(*this, "indices", getIndices(), perChoice)) ||
       failed(requireShape(*this, "locations", getLocations(), perChoice)) ||
       failed(requireShape(*this, "weights", getWeights(), perChoice)) ||
@@ -375,7 +375,8 @@ LogicalResult GateOp::verify() {
                          << expected << " in "
                          << (getEval() ? "eval" : "training") << " mode";
   if (getStreamAttr().getInt() < 0)
-    return emitOpError() << "expects stream >= 0, found " << getStreamAttr().getInt();
+    return emitOpError() << "expects stream >= 0, found "
+                         << getStreamAttr().getInt();
   return success();
 }
 
@@ -388,8 +389,7 @@ static LogicalResult verifyRoutingTensors(Operation *op,
                                           ArrayRef<int64_t> tokenShape,
                                           ValueRange routing) {
   ArrayRef<int64_t> idx = dims(routing.front());
-  if (idx.size() != tokenShape.size() + 1 ||
-      idx.drop_back() != tokenShape)
+  if (idx.size() != tokenShape.size() + 1 || idx.drop_back() != tokenShape)
     return op->emitOpError()
            << "expects indices of shape " << shapeText(tokenShape)
            << "xk (the token dimensions), found " << shapeOf(routing.front());
@@ -433,8 +433,8 @@ LogicalResult ExpertFfnOp::verify() {
       failed(requireRank(*this, "input", getInput(), 3)))
     return failure();
   ArrayRef<int64_t> in = dims(getInput());
-  if (failed(verifyExpertWeights(*this, in[0], in[2], getW1(), getB1(),
-                                 getW2(), getB2())))
+  if (failed(verifyExpertWeights(*this, in[0], in[2], getW1(), getB1(), getW2(),
+                                 getB2())))
     return failure();
   if (getResult().getType() != getInput().getType())
     return emitOpError() << "expects the result type " << getResult().getType()
@@ -457,8 +457,9 @@ LogicalResult CombineOp::verify() {
     return emitOpError() << "expects result of shape [tokens...]x" << buffer[2]
                          << " (model width of the input), found "
                          << shapeOf(getResult());
-  if (failed(verifyRoutingTensors(*this, out.drop_back(),
-                                  {getIndices(), getLocations(), getWeights()})))
+  if (failed(
+          verifyRoutingTensors(*this, out.drop_back(),
+                               {getIndices(), getLocations(), getWeights()})))
     return failure();
   if (failed(verifyBufferAgainstGate(*this, getIndices(), getLocations(),
                                      "input", buffer)))
@@ -493,7 +494,8 @@ LogicalResult MoeLayerOp::verify() {
                           {numExperts})))
     return failure();
   if (getStreamAttr().getInt() < 0)
-    return emitOpError() << "expects stream >= 0, found " << getStreamAttr().getInt();
-  return requireSameElementType(*this, {getInput(), getGateWeight(), getW1(),
-                                        getB1(), getW2(), getB2()});
+    return emitOpError() << "expects stream >= 0, found "
+                         << getStreamAttr().getInt();
+  return requireSameElementType(
+      *this, {getInput(), getGateWeight(), getW1(), getB1(), getW2(), getB2()});
 }

@@ -6,8 +6,8 @@
 
 int main(int argc, char **argv) {
   mlir::DialectRegistry registry;
-  moe::registerAllDialects(registry);
-  moe::registerAllPasses();
+  mlir::moe::registerAllDialects(registry);
+  mlir::moe::registerAllPasses();
   return mlir::asMainReturnCode(mlir::MlirOptMain(
       argc, argv, "MoE compiler: Mixture-of-Experts training plans\n",
       registry));
