@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# The test command: installs dependencies (idempotent), builds the compiler
+# and runtime, runs the whole suite (lit + gtest + docs checks) with ctest,
+# then proves the runtime builds and passes its tests without MLIR/LLVM.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+bash scripts/setup.sh
+
+jobs=$(nproc)
+
+echo "== configure + build (compiler and runtime)"
+cmake --preset default >/dev/null
+cmake --build --preset default -- -j"$jobs"
+
+echo "== tests (compiler and runtime)"
+ctest --preset default -j"$jobs"
+
+echo "== runtime-only build (no MLIR/LLVM looked for)"
+cmake --preset runtime-only >/dev/null
+cmake --build --preset runtime-only -- -j"$jobs"
+ctest --preset runtime-only -j"$jobs"
