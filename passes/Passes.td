@@ -45,6 +45,57 @@ def MoeExpandMoeLayer : Pass<"moe-expand-moe-layer"> {
 }
 
 //===----------------------------------------------------------------------===//
+// Training
+//===----------------------------------------------------------------------===//
+
+def MoeDifferentiate : Pass<"moe-differentiate", "::mlir::ModuleOp"> {
+  let summary = "Build the gradient function of a model (reverse mode)";
+  let description = [{
+    From `@forward(params..., batch...) -> (loss, aux_loss, metrics...)`
+    builds `@forward_grad` with the same arguments, returning the forward
+    results followed by one gradient per `moe.param` argument (result
+    attributes `moe.role = "grad"` and the parameter's `moe.param`). The
+    objective is `loss + aux-loss-coef * aux_loss`. The backward graph is
+    built op by op, in reverse, through `DifferentiableOpInterface`; values
+    used several times accumulate their gradients with `moe.add`. Composite
+    `moe.moe_layer` ops must be expanded first.
+
+    Before:
+
+    ```mlir
+    func.func @forward(%x: tensor<4x8xf32>, %w: tensor<8x8xf32> {moe.param = "w"},
+                       %labels: tensor<4xi32>) -> (tensor<f32> {moe.role = "loss"}) {
+      %y = moe.linear %x, %w : (tensor<4x8xf32>, tensor<8x8xf32>) -> tensor<4x8xf32>
+      %l = moe.cross_entropy %y, %labels : (tensor<4x8xf32>, tensor<4xi32>) -> tensor<f32>
+      return %l : tensor<f32>
+    }
+    ```
+
+    After (added):
+
+    ```mlir
+    func.func @forward_grad(...) -> (tensor<f32> {moe.role = "loss"},
+        tensor<8x8xf32> {moe.param = "w", moe.role = "grad"}) {
+      %y = moe.linear %x, %w ...
+      %l = moe.cross_entropy %y, %labels ...
+      %one = arith.constant dense<1.0> : tensor<f32>
+      %dy = moe.cross_entropy_grad %one, %y, %labels ...
+      %dx, %dw = moe.linear_grad %dy, %x, %w ...
+      return %l, %dw : tensor<f32>, tensor<8x8xf32>
+    }
+    ```
+  }];
+  let options = [
+    Option<"functionName", "function", "std::string", "\"forward\"",
+           "Name of the model function to differentiate">,
+    Option<"auxLossCoef", "aux-loss-coef", "double", "0.01",
+           "Weight of the auxiliary (load-balancing) loss in the objective">,
+  ];
+  let dependentDialects = ["::mlir::moe::MoeDialect",
+                           "::mlir::arith::ArithDialect"];
+}
+
+//===----------------------------------------------------------------------===//
 // Inspection
 //===----------------------------------------------------------------------===//
 

@@ -10,6 +10,7 @@
 #include "llvm/ADT/StringSwitch.h"
 #include "llvm/ADT/TypeSwitch.h"
 
+#include <algorithm>
 #include <charconv>
 #include <cmath>
 
@@ -48,12 +49,13 @@ void mlir::moe::printDoubleParameter(AsmPrinter &printer,
                                      const llvm::APFloat &apValue) {
   double value = apValue.convertToDouble();
   // std::to_chars without a precision gives the shortest text that reads back
-  // as the same double; keep a decimal point so it reads as a float literal.
+  // as the same double; keep a decimal point so it reads as a float literal
+  // (the MLIR lexer reads `1e+10` as an integer, `1.0e+10` as a float).
   char buffer[64];
   auto result = std::to_chars(buffer, buffer + sizeof(buffer), value);
   std::string text(buffer, result.ptr);
-  if (text.find_first_of(".eEn") == std::string::npos)
-    text += ".0";
+  if (text.find_first_of(".nN") == std::string::npos)
+    text.insert(std::min(text.find_first_of("eE"), text.size()), ".0");
   printer.getStream() << text;
 }
 
@@ -133,7 +135,7 @@ LogicalResult InitAttr::verify(function_ref<InFlightDiagnostic()> emitError,
 //===----------------------------------------------------------------------===//
 
 static constexpr llvm::StringLiteral kKnownRoles[] = {
-    "loss", "aux_loss", "expert_counts", "metric"};
+    "loss", "aux_loss", "expert_counts", "metric", "grad"};
 
 LogicalResult MoeDialect::verifyRegionArgAttribute(Operation *op,
                                                    unsigned regionIndex,
@@ -195,14 +197,23 @@ MoeDialect::verifyRegionResultAttribute(Operation *op, unsigned regionIndex,
                                         unsigned resultIndex,
                                         NamedAttribute attribute) {
   StringRef name = attribute.getName().strref();
+  // Gradient results name the parameter they belong to.
+  if (name == kParamAttrName) {
+    auto paramName = dyn_cast<StringAttr>(attribute.getValue());
+    if (!paramName || paramName.getValue().empty())
+      return op->emitError() << "result #" << resultIndex << ": '" << name
+                             << "' must be a non-empty string";
+    return success();
+  }
   if (name != kRoleAttrName)
     return op->emitError() << "result #" << resultIndex
                            << ": unknown moe result attribute '" << name
-                           << "' (expected moe.role)";
+                           << "' (expected moe.role or moe.param)";
   auto role = dyn_cast<StringAttr>(attribute.getValue());
   if (!role || !llvm::is_contained(kKnownRoles, role.getValue()))
     return op->emitError() << "result #" << resultIndex
                            << ": moe.role must be one of \"loss\", "
-                              "\"aux_loss\", \"expert_counts\", \"metric\"";
+                              "\"aux_loss\", \"expert_counts\", \"metric\", "
+                              "\"grad\"";
   return success();
 }

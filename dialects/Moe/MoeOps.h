@@ -9,6 +9,8 @@
 #include "mlir/Interfaces/InferTypeOpInterface.h"
 #include "mlir/Interfaces/SideEffectInterfaces.h"
 
+#include "dialects/Moe/MoeInterfaces.h.inc"
+
 #define GET_OP_CLASSES
 #include "dialects/Moe/MoeOps.h.inc"
 

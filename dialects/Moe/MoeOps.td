@@ -4,6 +4,7 @@
 
 include "dialects/Moe/MoeBase.td"
 include "dialects/Moe/MoeAttrs.td"
+include "dialects/Moe/MoeInterfaces.td"
 include "mlir/Interfaces/SideEffectInterfaces.td"
 include "mlir/IR/CommonTypeConstraints.td"
 include "mlir/IR/OpBase.td"
@@ -20,11 +21,15 @@ def Moe_IndexTensor : RankedTensorOf<[I32]>;
 def Moe_MaskTensor : RankedTensorOf<[I1]>;
 def Moe_Scalar : 0DTensorOf<[F32]>;
 
+// Ops whose operand gradients moe-differentiate can build.
+defvar Moe_Differentiable =
+    DeclareOpInterfaceMethods<Moe_DifferentiableOpInterface>;
+
 //===----------------------------------------------------------------------===//
 // Dense ops
 //===----------------------------------------------------------------------===//
 
-def Moe_EmbeddingOp : Moe_Op<"embedding", [Pure]> {
+def Moe_EmbeddingOp : Moe_Op<"embedding", [Pure, Moe_Differentiable]> {
   let summary = "token embedding lookup with optional positional encoding";
   let description = [{
     Looks up `tokens` (i32, any shape) in `table` (`[V, M]`) and returns
@@ -57,7 +62,7 @@ def Moe_EmbeddingOp : Moe_Op<"embedding", [Pure]> {
   let hasVerifier = 1;
 }
 
-def Moe_LinearOp : Moe_Op<"linear", [Pure]> {
+def Moe_LinearOp : Moe_Op<"linear", [Pure, Moe_Differentiable]> {
   let summary = "affine map over the last dimension: x W + b";
   let description = [{
     `input` is `[..., K]`, `weight` is `[K, N]` (or `[N, K]` with
@@ -86,7 +91,7 @@ def Moe_LinearOp : Moe_Op<"linear", [Pure]> {
   let hasVerifier = 1;
 }
 
-def Moe_LayerNormOp : Moe_Op<"layer_norm", [Pure]> {
+def Moe_LayerNormOp : Moe_Op<"layer_norm", [Pure, Moe_Differentiable]> {
   let summary = "layer normalisation over the last dimension";
   let description = [{
     `(x - mean) / sqrt(var + epsilon) * scale + bias`, with mean and (biased)
@@ -111,7 +116,8 @@ def Moe_LayerNormOp : Moe_Op<"layer_norm", [Pure]> {
   let hasVerifier = 1;
 }
 
-def Moe_ActivationOp : Moe_Op<"activation", [Pure, SameOperandsAndResultType]> {
+def Moe_ActivationOp : Moe_Op<"activation", [Pure, SameOperandsAndResultType,
+                                              Moe_Differentiable]> {
   let summary = "pointwise nonlinearity";
   let description = [{
     ```mlir
@@ -123,7 +129,8 @@ def Moe_ActivationOp : Moe_Op<"activation", [Pure, SameOperandsAndResultType]> {
   let assemblyFormat = "$kind $input attr-dict `:` type($input)";
 }
 
-def Moe_AddOp : Moe_Op<"add", [Pure, SameOperandsAndResultType, Commutative]> {
+def Moe_AddOp : Moe_Op<"add", [Pure, SameOperandsAndResultType, Commutative,
+    Moe_Differentiable]> {
   let summary = "elementwise sum of two tensors of the same type";
   let description = [{
     Residual connections and sums of auxiliary losses.
@@ -137,7 +144,8 @@ def Moe_AddOp : Moe_Op<"add", [Pure, SameOperandsAndResultType, Commutative]> {
   let assemblyFormat = "$lhs `,` $rhs attr-dict `:` type($result)";
 }
 
-def Moe_DropoutOp : Moe_Op<"dropout", [SameOperandsAndResultType]> {
+def Moe_DropoutOp : Moe_Op<"dropout", [SameOperandsAndResultType,
+    Moe_Differentiable]> {
   let summary = "inverted dropout with a counter-based random stream";
   let description = [{
     In training, zeroes each element with probability `rate` and scales the
@@ -177,7 +185,7 @@ def Moe_PaddingMaskOp : Moe_Op<"padding_mask", [Pure]> {
   let hasVerifier = 1;
 }
 
-def Moe_AttentionOp : Moe_Op<"attention", [Pure]> {
+def Moe_AttentionOp : Moe_Op<"attention", [Pure, Moe_Differentiable]> {
   let summary = "multi-head scaled dot-product attention";
   let description = [{
     `query` is `[B, Sq, D]`, `key` and `value` are `[B, Sk, D]` (already
@@ -211,7 +219,7 @@ def Moe_AttentionOp : Moe_Op<"attention", [Pure]> {
   let hasVerifier = 1;
 }
 
-def Moe_CrossEntropyOp : Moe_Op<"cross_entropy", [Pure]> {
+def Moe_CrossEntropyOp : Moe_Op<"cross_entropy", [Pure, Moe_Differentiable]> {
   let summary = "softmax cross-entropy with label smoothing, mean over tokens";
   let description = [{
     `logits` is `[..., V]`, `labels` (i32) is `[...]`. Tokens whose label is
@@ -241,7 +249,7 @@ def Moe_CrossEntropyOp : Moe_Op<"cross_entropy", [Pure]> {
 // Mixture-of-Experts ops
 //===----------------------------------------------------------------------===//
 
-def Moe_GateOp : Moe_Op<"gate", []> {
+def Moe_GateOp : Moe_Op<"gate", [Moe_Differentiable]> {
   let summary = "MoE router: top-k experts, capacity slots, combine weights";
   let description = [{
     Routes the `S` tokens of `input` (`[..., M]`, tokens are the leading
@@ -299,7 +307,7 @@ def Moe_GateOp : Moe_Op<"gate", []> {
   }];
 }
 
-def Moe_DispatchOp : Moe_Op<"dispatch", [Pure]> {
+def Moe_DispatchOp : Moe_Op<"dispatch", [Pure, Moe_Differentiable]> {
   let summary = "scatter tokens into per-expert capacity buffers";
   let description = [{
     Copies each kept assignment of token `s` (choice `j`, expert
@@ -327,7 +335,7 @@ def Moe_DispatchOp : Moe_Op<"dispatch", [Pure]> {
   let hasVerifier = 1;
 }
 
-def Moe_ExpertFfnOp : Moe_Op<"expert_ffn", [Pure]> {
+def Moe_ExpertFfnOp : Moe_Op<"expert_ffn", [Pure, Moe_Differentiable]> {
   let summary = "batched per-expert two-layer MLP";
   let description = [{
     For each expert `e`: `act(buf[e] W1[e] + b1[e]) W2[e] + b2[e]`, with
@@ -357,7 +365,7 @@ def Moe_ExpertFfnOp : Moe_Op<"expert_ffn", [Pure]> {
   let hasVerifier = 1;
 }
 
-def Moe_CombineOp : Moe_Op<"combine", [Pure]> {
+def Moe_CombineOp : Moe_Op<"combine", [Pure, Moe_Differentiable]> {
   let summary = "gather expert outputs back to tokens, weighted";
   let description = [{
     `result[s] = sum_j weights[s, j] * input[indices[s, j], locations[s, j]]`
@@ -432,5 +440,8 @@ def Moe_MoeLayerOp : Moe_Op<"moe_layer", []> {
   }];
   let hasVerifier = 1;
 }
+
+// The backward ops that moe-differentiate emits.
+include "dialects/Moe/MoeGradOps.td"
 
 #endif // MOE_OPS_TD

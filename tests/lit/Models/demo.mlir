@@ -8,6 +8,9 @@
 // The committed model is exactly what the generator makes from its config.
 // RUN: moe-model-gen %models/demo.json | diff - %models/demo.mlir
 // RUN: moe-opt %models/demo.mlir --moe-expand-moe-layer | FileCheck %s --check-prefix=COUNT-OPS
+// Differentiation gives one gradient per parameter (91) and re-verifies.
+// RUN: moe-opt %models/demo.mlir --moe-expand-moe-layer --moe-differentiate | moe-opt | FileCheck %s --check-prefix=GRAD
+// RUN: moe-opt %models/demo.mlir --moe-expand-moe-layer --moe-differentiate | grep -o 'moe.role = "grad"' | count 91
 
 // ROUNDTRIP: module attributes {moe.model = "demo"}
 // ROUNDTRIP: func.func @forward(
@@ -42,3 +45,7 @@
 // REPORT-NEXT: expert 2107392 (2.11M)
 // REPORT-NEXT: active per token 1322752 (1.32M)
 // REPORT-NEXT: moe layers 2 (8 experts, top-2)
+
+// GRAD: func.func @forward_grad(
+// GRAD-COUNT-2: moe.gate_grad
+// GRAD-NOT: moe.gate_grad
