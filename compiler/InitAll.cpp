@@ -1,5 +1,6 @@
 //===- InitAll.cpp - Registration shared by every compiler tool -----------===//
 #include "compiler/InitAll.h"
+#include "compiler/Pipelines.h"
 
 #include "dialects/Moe/MoeDialect.h"
 #include "passes/Passes.h"
@@ -22,6 +23,7 @@ void mlir::moe::registerAllDialects(mlir::DialectRegistry &registry) {
 
 void mlir::moe::registerAllPasses() {
   mlir::moe::registerMoePasses();
+  mlir::moe::registerPipelines();
   // Generic cleanups and the upstream partitioning passes the pipelines use.
   mlir::registerTransformsPasses();
   mlir::shard::registerShardPasses();

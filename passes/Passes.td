@@ -95,6 +95,59 @@ def MoeDifferentiate : Pass<"moe-differentiate", "::mlir::ModuleOp"> {
                            "::mlir::arith::ArithDialect"];
 }
 
+def MoeBuildTrainStep : Pass<"moe-build-train-step", "::mlir::ModuleOp"> {
+  let summary = "Build @train_step: clipping, LR schedule, AdamW updates";
+  let description = [{
+    From the gradient function built by `moe-differentiate` builds
+
+    ```
+    @train_step(params..., exp_avg..., exp_avg_sq..., batch..., step)
+      -> (loss, aux_loss, expert_counts..., grad_norm, lr,
+          params'..., exp_avg'..., exp_avg_sq'...)
+    ```
+
+    * global-norm gradient clipping: `moe.sum_squares` per gradient, summed
+      per parameter group (`dense`, `expert`), then
+      `moe.clip_by_global_norm` (`clip-norm = 0` disables clipping);
+    * `moe.lr_schedule`: linear warmup to `lr` over `warmup-steps`, then
+      inverse square root;
+    * `moe.adamw` per parameter, fp32 moments, decoupled weight decay
+      applied to matrices only (biases and norm scales are not decayed).
+
+    Parameters whose weights feed `moe.expert_ffn` form the `expert` group
+    (their gradients are reduced over the expert-data-parallel ranks when
+    partitioned); every other parameter is `dense`. Optimizer state
+    arguments and results carry `moe.opt_state` and `moe.state_of`.
+
+    Example (one parameter, excerpt):
+
+    ```mlir
+    %s = moe.sum_squares dense %dw : tensor<8x8xf32> -> tensor<f32>
+    %norm, %scale = moe.clip_by_global_norm %s {max_norm = 1.0 : f64}
+        : tensor<f32> -> (tensor<f32>, tensor<f32>)
+    %lr = moe.lr_schedule %step {peak_lr = 5.0e-4 : f64, warmup_steps = 4000 : i64}
+        : tensor<i64> -> tensor<f32>
+    %w2, %m2, %v2 = moe.adamw dense %w, %dw, %m, %v, %lr, %scale, %step {...}
+        : tensor<8x8xf32>, tensor<f32>, tensor<i64>
+    ```
+  }];
+  let options = [
+    Option<"functionName", "function", "std::string", "\"forward_grad\"",
+           "Gradient function built by moe-differentiate">,
+    Option<"learningRate", "lr", "double", "5.0e-4", "Peak learning rate">,
+    Option<"warmupSteps", "warmup-steps", "int64_t", "4000",
+           "Linear warmup steps before the inverse-sqrt decay">,
+    Option<"beta1", "beta1", "double", "0.9", "AdamW beta1">,
+    Option<"beta2", "beta2", "double", "0.98", "AdamW beta2">,
+    Option<"epsilon", "epsilon", "double", "1.0e-8", "AdamW epsilon">,
+    Option<"weightDecay", "weight-decay", "double", "0.0",
+           "Decoupled weight decay of matrices">,
+    Option<"clipNorm", "clip-norm", "double", "1.0",
+           "Global gradient norm bound (0 disables clipping)">,
+  ];
+  let dependentDialects = ["::mlir::moe::MoeDialect"];
+}
+
 //===----------------------------------------------------------------------===//
 // Inspection
 //===----------------------------------------------------------------------===//

@@ -28,7 +28,10 @@ def Moe_Dialect : Dialect {
       JAX: a model is `func.func @forward(%params..., %batch...) -> (loss,
       metrics...)`. Parameters carry `moe.param` (their name in checkpoints)
       and `moe.init` (their initializer); batch inputs carry `moe.input`;
-      results carry `moe.role`. Training builds
+      results carry `moe.role` (`loss`, `aux_loss`, `expert_counts`,
+      `metric`, `grad`, `new_param`, `new_state`). Optimizer state carries
+      `moe.opt_state` and `moe.state_of`; metrics are named by `moe.name`.
+      Training builds
       `@train_step(params, optimizer_state, batch, step)` from `@forward`.
       Pure functions over tensors keep differentiation and SPMD partitioning
       (the upstream `shard` dialect) simple and inspectable.
@@ -67,6 +70,12 @@ def Moe_Dialect : Dialect {
     static constexpr ::llvm::StringLiteral kInputAttrName = "moe.input";
     /// Result attribute giving a result's role ("loss", "aux_loss", ...).
     static constexpr ::llvm::StringLiteral kRoleAttrName = "moe.role";
+    /// Optimizer state argument/result: "exp_avg" or "exp_avg_sq".
+    static constexpr ::llvm::StringLiteral kOptStateAttrName = "moe.opt_state";
+    /// Optimizer state argument/result: the parameter it belongs to.
+    static constexpr ::llvm::StringLiteral kStateOfAttrName = "moe.state_of";
+    /// Result attribute naming a metric ("grad_norm", "lr").
+    static constexpr ::llvm::StringLiteral kNameAttrName = "moe.name";
   }];
 }
 

@@ -135,7 +135,31 @@ LogicalResult InitAttr::verify(function_ref<InFlightDiagnostic()> emitError,
 //===----------------------------------------------------------------------===//
 
 static constexpr llvm::StringLiteral kKnownRoles[] = {
-    "loss", "aux_loss", "expert_counts", "metric", "grad"};
+    "loss", "aux_loss",  "expert_counts", "metric",
+    "grad", "new_param", "new_state"};
+static constexpr llvm::StringLiteral kKnownOptStates[] = {"exp_avg",
+                                                          "exp_avg_sq"};
+
+/// Checks a string-valued annotation; `allowed` empty means any non-empty
+/// string.
+static LogicalResult verifyStringAnnotation(Operation *op, StringRef where,
+                                            unsigned index,
+                                            NamedAttribute attribute,
+                                            ArrayRef<StringLiteral> allowed) {
+  auto value = dyn_cast<StringAttr>(attribute.getValue());
+  if (value && !value.getValue().empty() &&
+      (allowed.empty() || llvm::is_contained(allowed, value.getValue())))
+    return success();
+  InFlightDiagnostic diag = op->emitError()
+                            << where << " #" << index << ": '"
+                            << attribute.getName().strref() << "' must be ";
+  if (allowed.empty())
+    return diag << "a non-empty string";
+  diag << "one of ";
+  llvm::interleaveComma(allowed, diag,
+                        [&](StringLiteral s) { diag << "\"" << s << "\""; });
+  return diag;
+}
 
 LogicalResult MoeDialect::verifyRegionArgAttribute(Operation *op,
                                                    unsigned regionIndex,
@@ -187,9 +211,16 @@ LogicalResult MoeDialect::verifyRegionArgAttribute(Operation *op,
                                 "and a batch input";
     return success();
   }
+  // Optimizer state: which moment, of which parameter.
+  if (name == kOptStateAttrName)
+    return verifyStringAnnotation(op, "argument", argIndex, attribute,
+                                  kKnownOptStates);
+  if (name == kStateOfAttrName)
+    return verifyStringAnnotation(op, "argument", argIndex, attribute, {});
   return op->emitError() << "argument #" << argIndex
                          << ": unknown moe argument attribute '" << name
-                         << "' (expected moe.param, moe.init or moe.input)";
+                         << "' (expected moe.param, moe.init, moe.input, "
+                            "moe.opt_state or moe.state_of)";
 }
 
 LogicalResult
@@ -197,23 +228,19 @@ MoeDialect::verifyRegionResultAttribute(Operation *op, unsigned regionIndex,
                                         unsigned resultIndex,
                                         NamedAttribute attribute) {
   StringRef name = attribute.getName().strref();
-  // Gradient results name the parameter they belong to.
-  if (name == kParamAttrName) {
-    auto paramName = dyn_cast<StringAttr>(attribute.getValue());
-    if (!paramName || paramName.getValue().empty())
-      return op->emitError() << "result #" << resultIndex << ": '" << name
-                             << "' must be a non-empty string";
-    return success();
-  }
-  if (name != kRoleAttrName)
-    return op->emitError() << "result #" << resultIndex
-                           << ": unknown moe result attribute '" << name
-                           << "' (expected moe.role or moe.param)";
-  auto role = dyn_cast<StringAttr>(attribute.getValue());
-  if (!role || !llvm::is_contained(kKnownRoles, role.getValue()))
-    return op->emitError() << "result #" << resultIndex
-                           << ": moe.role must be one of \"loss\", "
-                              "\"aux_loss\", \"expert_counts\", \"metric\", "
-                              "\"grad\"";
-  return success();
+  if (name == kRoleAttrName)
+    return verifyStringAnnotation(op, "result", resultIndex, attribute,
+                                  kKnownRoles);
+  if (name == kOptStateAttrName)
+    return verifyStringAnnotation(op, "result", resultIndex, attribute,
+                                  kKnownOptStates);
+  // Gradients and updated parameters name their parameter, updated states
+  // the parameter they belong to, metrics themselves.
+  if (name == kParamAttrName || name == kStateOfAttrName ||
+      name == kNameAttrName)
+    return verifyStringAnnotation(op, "result", resultIndex, attribute, {});
+  return op->emitError() << "result #" << resultIndex
+                         << ": unknown moe result attribute '" << name
+                         << "' (expected moe.role, moe.param, moe.opt_state, "
+                            "moe.state_of or moe.name)";
 }

@@ -170,3 +170,40 @@ LogicalResult CombineGradOp::verify() {
   return expectRouting(*this, dy.drop_back(),
                        {getIndices(), getLocations(), getWeights()});
 }
+
+//===----------------------------------------------------------------------===//
+// Optimizer ops
+//===----------------------------------------------------------------------===//
+
+LogicalResult ClipByGlobalNormOp::verify() {
+  double maxNorm = getMaxNorm().convertToDouble();
+  if (!(maxNorm > 0.0))
+    return emitOpError() << "expects max_norm > 0, found " << maxNorm;
+  return success();
+}
+
+LogicalResult LrScheduleOp::verify() {
+  double peak = getPeakLr().convertToDouble();
+  if (!(peak > 0.0))
+    return emitOpError() << "expects peak_lr > 0, found " << peak;
+  if (getWarmupStepsAttr().getInt() < 0)
+    return emitOpError() << "expects warmup_steps >= 0, found "
+                         << getWarmupStepsAttr().getInt();
+  return success();
+}
+
+LogicalResult AdamWOp::verify() {
+  auto inUnitInterval = [](double x) { return x >= 0.0 && x < 1.0; };
+  double beta1 = getBeta1().convertToDouble();
+  double beta2 = getBeta2().convertToDouble();
+  if (!inUnitInterval(beta1) || !inUnitInterval(beta2))
+    return emitOpError() << "expects beta1 and beta2 in [0, 1), found " << beta1
+                         << " and " << beta2;
+  if (!(getEpsilon().convertToDouble() > 0.0))
+    return emitOpError() << "expects epsilon > 0, found "
+                         << getEpsilon().convertToDouble();
+  if (!(getWeightDecay().convertToDouble() >= 0.0))
+    return emitOpError() << "expects weight_decay >= 0, found "
+                         << getWeightDecay().convertToDouble();
+  return success();
+}

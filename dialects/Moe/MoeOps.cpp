@@ -121,10 +121,10 @@ LogicalResult verifyBufferAgainstGate(Operation *op, Value indices,
     return op->emitOpError()
            << "expects " << bufferName << " with " << gate.getNumExperts()
            << " experts (from its moe.gate), found " << bufferShape[0];
-  if (bufferShape[1] != static_cast<int64_t>(gate.getCapacity()))
+  if (bufferShape[1] != gate.getCapacityAttr().getInt())
     return op->emitOpError()
            << "expects " << bufferName << " with capacity "
-           << gate.getCapacity() << " (from its moe.gate), found "
+           << gate.getCapacityAttr().getInt() << " (from its moe.gate), found "
            << bufferShape[1];
   return success();
 }
@@ -286,7 +286,8 @@ LogicalResult AttentionOp::verify() {
   if (failed(requireShape(*this, "value", getValue(), k)))
     return failure();
   if (getNumHeadsAttr().getInt() < 1)
-    return emitOpError() << "expects num_heads >= 1, found " << getNumHeads();
+    return emitOpError() << "expects num_heads >= 1, found "
+                         << getNumHeadsAttr().getInt();
   if (q[2] % getNumHeads() != 0)
     return emitOpError() << "expects the width " << q[2]
                          << " to be divisible by num_heads " << getNumHeads();
@@ -374,7 +375,7 @@ LogicalResult GateOp::verify() {
   int64_t expected =
       getConfig().getCapacity(getNumTokens(), getNumExperts(), !getEval());
   if (getCapacityAttr().getInt() != expected)
-    return emitOpError() << "capacity " << getCapacity()
+    return emitOpError() << "capacity " << getCapacityAttr().getInt()
                          << " does not match the gating configuration: "
                          << getNumTokens() << " tokens, " << getNumExperts()
                          << " experts and top_k = " << topK << " give "

@@ -443,5 +443,7 @@ def Moe_MoeLayerOp : Moe_Op<"moe_layer", []> {
 
 // The backward ops that moe-differentiate emits.
 include "dialects/Moe/MoeGradOps.td"
+// The optimizer ops that moe-build-train-step emits.
+include "dialects/Moe/MoeOptimOps.td"
 
 #endif // MOE_OPS_TD

@@ -1,0 +1,35 @@
+//===- Pipelines.cpp - Pass pipelines of the moe compiler -----------------===//
+#include "compiler/Pipelines.h"
+
+#include "passes/Passes.h"
+
+#include "mlir/Pass/PassManager.h"
+#include "mlir/Pass/PassRegistry.h"
+#include "mlir/Transforms/Passes.h"
+
+void mlir::moe::buildTrainingPipeline(OpPassManager &pm,
+                                      const TrainingPipelineOptions &options) {
+  pm.addPass(createMoeExpandMoeLayer());
+  MoeDifferentiateOptions differentiate;
+  differentiate.auxLossCoef = options.auxLossCoef;
+  pm.addPass(createMoeDifferentiate(differentiate));
+  MoeBuildTrainStepOptions trainStep;
+  trainStep.learningRate = options.learningRate;
+  trainStep.warmupSteps = options.warmupSteps;
+  trainStep.beta1 = options.beta1;
+  trainStep.beta2 = options.beta2;
+  trainStep.epsilon = options.epsilon;
+  trainStep.weightDecay = options.weightDecay;
+  trainStep.clipNorm = options.clipNorm;
+  pm.addPass(createMoeBuildTrainStep(trainStep));
+  pm.addPass(createCanonicalizerPass());
+  pm.addPass(createCSEPass());
+}
+
+void mlir::moe::registerPipelines() {
+  PassPipelineRegistration<TrainingPipelineOptions>(
+      "moe-training-pipeline",
+      "Compile a model's @forward into @train_step (expand MoE layers, "
+      "differentiate, AdamW with clipping and LR schedule)",
+      buildTrainingPipeline);
+}

@@ -1,0 +1,49 @@
+//===- Pipelines.h - Pass pipelines of the moe compiler -------------------===//
+#ifndef MOE_COMPILER_PIPELINES_H
+#define MOE_COMPILER_PIPELINES_H
+
+#include "mlir/Pass/PassOptions.h"
+
+namespace mlir {
+class OpPassManager;
+} // namespace mlir
+
+namespace mlir::moe {
+
+/// Options of `moe-training-pipeline`: what `@train_step` optimizes.
+struct TrainingPipelineOptions
+    : public PassPipelineOptions<TrainingPipelineOptions> {
+  Option<double> auxLossCoef{
+      *this, "aux-loss-coef",
+      llvm::cl::desc("Weight of the load-balancing loss"),
+      llvm::cl::init(0.01)};
+  Option<double> learningRate{*this, "lr", llvm::cl::desc("Peak learning rate"),
+                              llvm::cl::init(5.0e-4)};
+  Option<int64_t> warmupSteps{*this, "warmup-steps",
+                              llvm::cl::desc("Linear warmup steps"),
+                              llvm::cl::init(4000)};
+  Option<double> beta1{*this, "beta1", llvm::cl::desc("AdamW beta1"),
+                       llvm::cl::init(0.9)};
+  Option<double> beta2{*this, "beta2", llvm::cl::desc("AdamW beta2"),
+                       llvm::cl::init(0.98)};
+  Option<double> epsilon{*this, "epsilon", llvm::cl::desc("AdamW epsilon"),
+                         llvm::cl::init(1.0e-8)};
+  Option<double> weightDecay{*this, "weight-decay",
+                             llvm::cl::desc("Decoupled weight decay"),
+                             llvm::cl::init(0.0)};
+  Option<double> clipNorm{*this, "clip-norm",
+                          llvm::cl::desc("Global gradient norm bound (0: off)"),
+                          llvm::cl::init(1.0)};
+};
+
+/// expand composite MoE layers -> differentiate -> AdamW train step ->
+/// canonicalize + CSE.
+void buildTrainingPipeline(OpPassManager &pm,
+                           const TrainingPipelineOptions &options);
+
+/// Registers the pipelines with the global registry (for moe-opt).
+void registerPipelines();
+
+} // namespace mlir::moe
+
+#endif // MOE_COMPILER_PIPELINES_H
