@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The main job on the embedded default (CPU, small demo model, no network):
 # installs dependencies (idempotent), builds, generates the demo model from
-# its configuration, compiles it (composite MoE layers expanded into gate /
-# dispatch / expert_ffn / combine) and prints the IR and parameter counts.
+# its configuration, compiles its training step (MoE layers expanded into
+# gate / dispatch / expert_ffn / combine, differentiated, AdamW update) and
+# prints the IR of each stage and the parameter counts.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -16,9 +17,15 @@ out=build/run
 mkdir -p "$out"
 name=$(basename "$config" .json)
 build/bin/moe-model-gen "$config" -o "$out/$name.mlir"
-echo "== $name: compiled IR (moe-opt --moe-expand-moe-layer)"
 build/bin/moe-opt "$out/$name.mlir" --moe-expand-moe-layer -o "$out/$name.expanded.mlir"
+build/bin/moe-opt "$out/$name.mlir" --moe-training-pipeline -o "$out/$name.train.mlir"
+echo "== $name: @forward with the MoE layers expanded ($out/$name.expanded.mlir)"
 cat "$out/$name.expanded.mlir"
+echo
+echo "== $name: compiled training step (moe-opt --moe-training-pipeline)"
+echo "   @forward_grad (forward + backward) and @train_step (clipping, LR"
+echo "   schedule, AdamW) are in $out/$name.train.mlir; op counts:"
+grep -o "= moe\.[a-z_0-9]*" "$out/$name.train.mlir" | sort | uniq -c | sort -rn
 echo
 echo "== $name: parameters"
 build/bin/moe-opt "$out/$name.mlir" --moe-param-report -o /dev/null
