@@ -24,8 +24,9 @@ cat "$out/$name.expanded.mlir"
 echo
 echo "== $name: compiled training step (moe-opt --moe-training-pipeline)"
 echo "   @forward_grad (forward + backward) and @train_step (clipping, LR"
-echo "   schedule, AdamW) are in $out/$name.train.mlir; op counts:"
-grep -o "= moe\.[a-z_0-9]*" "$out/$name.train.mlir" | sort | uniq -c | sort -rn
+echo "   schedule, AdamW) are in $out/$name.train.mlir; ops of @train_step:"
+sed -n '/func.func @train_step/,$p' "$out/$name.train.mlir" |
+  grep -o "= moe\.[a-z_0-9]*" | sed 's/= //' | sort | uniq -c | sort -rn
 echo
 echo "== $name: parameters"
 build/bin/moe-opt "$out/$name.mlir" --moe-param-report -o /dev/null
