@@ -30,3 +30,6 @@ sed -n '/func.func @train_step/,$p' "$out/$name.train.mlir" |
 echo
 echo "== $name: parameters"
 build/bin/moe-opt "$out/$name.mlir" --moe-param-report -o /dev/null
+echo
+echo "== $name: static memory plan of @train_step"
+build/bin/moe-opt "$out/$name.train.mlir" --moe-memory-plan-report=function=train_step -o /dev/null

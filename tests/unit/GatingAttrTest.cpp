@@ -105,7 +105,8 @@ TEST_F(GatingAttrTest, RejectsImpossibleConfigurations) {
 }
 
 TEST_F(GatingAttrTest, InitAttrPrintsShortestFloat) {
-  auto init = dyn_cast_or_null<InitAttr>(parse("#moe.init<normal, scale = 0.1>"));
+  auto init =
+      dyn_cast_or_null<InitAttr>(parse("#moe.init<normal, scale = 0.1>"));
   ASSERT_TRUE(init) << diagnostics;
   EXPECT_EQ(print(init), "#moe.init<normal, scale = 0.1>");
   EXPECT_EQ(print(parse("#moe.init<zeros>")), "#moe.init<zeros>");

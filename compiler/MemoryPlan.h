@@ -1,0 +1,48 @@
+//===- MemoryPlan.h - Static arena plan of a function's tensors -----------===//
+//
+// Every tensor an op produces gets a byte range in one arena, reused by
+// tensors whose lifetimes do not overlap (liveness over the op order of a
+// single-block function). Function arguments (parameters, optimizer state,
+// batch) live outside the arena: they persist across steps.
+//
+//===----------------------------------------------------------------------===//
+#ifndef MOE_COMPILER_MEMORYPLAN_H
+#define MOE_COMPILER_MEMORYPLAN_H
+
+#include "mlir/IR/Value.h"
+#include "llvm/ADT/SmallVector.h"
+
+#include <cstdint>
+
+namespace mlir::func {
+class FuncOp;
+} // namespace mlir::func
+
+namespace mlir::moe {
+
+struct BufferAssignment {
+  Value value;
+  int64_t offset = 0;                // bytes from the arena start, aligned
+  int64_t size = 0;                  // bytes
+  int64_t firstUse = 0, lastUse = 0; // op positions, inclusive
+};
+
+struct MemoryPlan {
+  SmallVector<BufferAssignment> buffers; // one per op result, in op order
+  int64_t arenaBytes = 0;                // peak: the arena size
+  int64_t unsharedBytes = 0;             // sum of all buffers (no reuse)
+  int64_t liveLowerBound = 0;            // max over time of live bytes
+  int64_t argumentBytes = 0;             // persistent function arguments
+};
+
+/// Bytes of a ranked tensor type (sub-byte types such as i1 take a byte).
+int64_t tensorBytes(Type type);
+
+/// Plans the arena of `func` (single block). Offsets are multiples of
+/// `alignment`. Results with no use still get a buffer (they are written).
+/// Function results stay live until the end.
+MemoryPlan planMemory(func::FuncOp func, int64_t alignment = 64);
+
+} // namespace mlir::moe
+
+#endif // MOE_COMPILER_MEMORYPLAN_H
