@@ -30,6 +30,11 @@ TEST(GateCapacity, NeverMoreThanTokens) {
   EXPECT_EQ(expertCapacity(4, 2, 1, 1.0, 100, true), 4);
 }
 
+TEST(GateCapacity, HugeFactorClampsToTokens) {
+  EXPECT_EQ(expertCapacity(64, 8, 1, 1e300, 0, true), 64);
+  EXPECT_EQ(expertCapacity(64, 8, 2, 1e18, 0, true), 64);
+}
+
 TEST(GateCapacity, DroplessBoundIsAllTokens) {
   EXPECT_EQ(expertCapacity(64, 8, 2, 1.0, 0, false), 64);
 }

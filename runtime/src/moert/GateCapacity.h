@@ -33,14 +33,17 @@ inline int64_t expertCapacity(int64_t numTokens, int64_t numExperts,
   double perExpert = static_cast<double>(numTokens) /
                      static_cast<double>(numExperts) * capacityFactor *
                      static_cast<double>(topK);
+  // More slots than tokens is never useful (one token takes at most one slot
+  // of a given expert); clamping before the conversion also keeps a huge
+  // factor from overflowing int64_t.
+  if (!(perExpert < static_cast<double>(numTokens)))
+    perExpert = static_cast<double>(numTokens);
   // Guard the ceil against representation error (e.g. 64/8*1.0*1 = 8.0000001).
   int64_t capacity = static_cast<int64_t>(std::ceil(perExpert - 1e-9));
   if (capacity < minCapacity)
     capacity = minCapacity;
   if (capacity < 1)
     capacity = 1;
-  // More slots than tokens is never useful: one token takes at most one slot
-  // in a given expert.
   if (capacity > numTokens)
     capacity = numTokens;
   return capacity;
