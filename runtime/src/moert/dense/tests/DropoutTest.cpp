@@ -1,0 +1,126 @@
+//===- DropoutTest.cpp - Inverted dropout and its counter-based mask ------===//
+#include "moert/dense/Dropout.h"
+
+#include "GradCheck.h"
+
+namespace moert {
+namespace dense {
+namespace {
+
+using testing::expectGradientMatches;
+using testing::project;
+using testing::randomFloats;
+
+TEST(Dropout, DropsTheRequestedFractionAndRescales) {
+  const int64_t count = 200000;
+  const DropoutParams params{0.3, 1234, 5, 17, true};
+  const std::vector<float> ones(count, 1.0f);
+  std::vector<float> out(count);
+  dropoutForward(params, contiguousDropoutLayout(count), ones.data(),
+                 out.data());
+  int64_t dropped = 0;
+  for (float v : out) {
+    if (v == 0.0f)
+      ++dropped;
+    else
+      EXPECT_FLOAT_EQ(v, 1.0f / 0.7f);
+  }
+  // Binomial standard deviation: sqrt(n p (1-p)) ~ 205; allow 5 sigma.
+  EXPECT_NEAR(static_cast<double>(dropped), 0.3 * count, 1025.0);
+}
+
+TEST(Dropout, MaskDependsOnSeedStreamAndStep) {
+  const int64_t count = 4096;
+  const std::vector<float> ones(count, 1.0f);
+  auto maskOf = [&](DropoutParams p) {
+    std::vector<float> out(count);
+    dropoutForward(p, contiguousDropoutLayout(count), ones.data(), out.data());
+    return out;
+  };
+  const DropoutParams base{0.5, 1, 2, 3, true};
+  const auto reference = maskOf(base);
+  EXPECT_EQ(maskOf(base), reference); // a pure function of its key
+  for (DropoutParams changed :
+       {DropoutParams{0.5, 9, 2, 3, true}, DropoutParams{0.5, 1, 9, 3, true},
+        DropoutParams{0.5, 1, 2, 9, true}}) {
+    const auto other = maskOf(changed);
+    int64_t differing = 0;
+    for (int64_t i = 0; i < count; ++i)
+      differing += (other[i] == 0.0f) != (reference[i] == 0.0f);
+    // Independent masks at rate 0.5 differ in about half the elements.
+    EXPECT_GT(differing, count / 4);
+  }
+}
+
+TEST(Dropout, MaskDoesNotDependOnPartitioning) {
+  const int64_t rows = 6, cols = 10;
+  const DropoutParams params{0.4, 77, 1, 2, true};
+  std::mt19937 rng(15);
+  const auto x = randomFloats(rows * cols, rng);
+  std::vector<float> whole(rows * cols);
+  dropoutForward(params, contiguousDropoutLayout(rows * cols), x.data(),
+                 whole.data());
+
+  // Contiguous chunks of uneven sizes, each naming its logical offset.
+  std::vector<float> chunked(rows * cols);
+  for (int64_t begin : {0, 7, 31}) {
+    const int64_t end = begin == 31 ? rows * cols : (begin == 0 ? 7 : 31);
+    dropoutForward(params, contiguousDropoutLayout(end - begin, begin),
+                   x.data() + begin, chunked.data() + begin);
+  }
+  EXPECT_EQ(chunked, whole);
+
+  // Sharding the last dimension in two (tensor parallelism): each shard is a
+  // [rows, cols / 2] buffer whose rows are strided in the logical tensor.
+  for (int64_t shard = 0; shard < 2; ++shard) {
+    const int64_t localCols = cols / 2;
+    std::vector<float> local(rows * localCols), localOut(rows * localCols);
+    for (int64_t r = 0; r < rows; ++r)
+      for (int64_t c = 0; c < localCols; ++c)
+        local[r * localCols + c] = x[r * cols + shard * localCols + c];
+    const DropoutLayout layout{rows, localCols, shard * localCols, cols};
+    dropoutForward(params, layout, local.data(), localOut.data());
+    for (int64_t r = 0; r < rows; ++r)
+      for (int64_t c = 0; c < localCols; ++c)
+        EXPECT_EQ(localOut[r * localCols + c],
+                  whole[r * cols + shard * localCols + c]);
+  }
+}
+
+TEST(Dropout, BackwardAppliesTheForwardMask) {
+  const int64_t count = 50;
+  const DropoutParams params{0.25, 3, 4, 5, true};
+  std::mt19937 rng(16);
+  auto x = randomFloats(count, rng);
+  const auto outputGrad = randomFloats(count, rng);
+  const auto layout = contiguousDropoutLayout(count);
+  auto loss = [&] {
+    std::vector<float> y(count);
+    dropoutForward(params, layout, x.data(), y.data());
+    return project(y, outputGrad);
+  };
+  std::vector<float> dx(count);
+  dropoutBackward(params, layout, outputGrad.data(), dx.data());
+  expectGradientMatches("dx", x, dx, loss);
+  for (int64_t i = 0; i < count; ++i)
+    EXPECT_EQ(dx[i] == 0.0f, !dropoutKeeps(params, i));
+}
+
+TEST(Dropout, EvaluationAndEdgeRates) {
+  const std::vector<float> x = {1, -2, 3, -4};
+  std::vector<float> out(4);
+  dropoutForward({0.5, 1, 1, 1, false}, contiguousDropoutLayout(4), x.data(),
+                 out.data());
+  EXPECT_EQ(out, x);
+  dropoutForward({0.0, 1, 1, 1, true}, contiguousDropoutLayout(4), x.data(),
+                 out.data());
+  EXPECT_EQ(out, x);
+  dropoutForward({1.0, 1, 1, 1, true}, contiguousDropoutLayout(4), x.data(),
+                 out.data());
+  for (float v : out)
+    EXPECT_EQ(v, 0.0f);
+}
+
+} // namespace
+} // namespace dense
+} // namespace moert
