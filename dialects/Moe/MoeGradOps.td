@@ -79,6 +79,7 @@ def Moe_LayerNormGradOp : Moe_GradOp<"layer_norm_grad", [
     $result_grad `,` $input `,` $scale attr-dict `:`
     functional-type(operands, results)
   }];
+  let hasVerifier = 1;
 }
 
 def Moe_ActivationGradOp : Moe_GradOp<"activation_grad", [
@@ -97,6 +98,7 @@ def Moe_ActivationGradOp : Moe_GradOp<"activation_grad", [
   let assemblyFormat = [{
     $kind $result_grad `,` $input attr-dict `:` type($input)
   }];
+  let hasVerifier = 1;
 }
 
 def Moe_AttentionGradOp : Moe_GradOp<"attention_grad", [
@@ -127,6 +129,7 @@ def Moe_AttentionGradOp : Moe_GradOp<"attention_grad", [
     $result_grad `,` $query `,` $key `,` $value (`key_mask` $key_mask^)?
     attr-dict `:` functional-type(operands, results)
   }];
+  let hasVerifier = 1;
 }
 
 def Moe_CrossEntropyGradOp : Moe_GradOp<"cross_entropy_grad", [
@@ -152,6 +155,7 @@ def Moe_CrossEntropyGradOp : Moe_GradOp<"cross_entropy_grad", [
     $loss_grad `,` $logits `,` $labels attr-dict `:`
     functional-type(operands, results)
   }];
+  let hasVerifier = 1;
 }
 
 def Moe_EmbeddingGradOp : Moe_GradOp<"embedding_grad"> {
@@ -303,6 +307,7 @@ def Moe_ExpertFfnGradOp : Moe_GradOp<"expert_ffn_grad", [
     $activation $result_grad `,` $input `,` $w1 `,` $b1 `,` $w2 `,` $b2
     attr-dict `:` functional-type(operands, results)
   }];
+  let hasVerifier = 1;
 }
 
 #endif // MOE_GRAD_OPS_TD

@@ -2,7 +2,7 @@
 //
 // Every shape, element type and attribute rule of the dialect is checked here
 // (or by ODS constraints), with messages that state the rule and the numbers
-// found.
+// found. Backward and optimizer ops share the rules of their forward ops.
 //
 //===----------------------------------------------------------------------===//
 #include "dialects/Moe/MoeOps.h"
@@ -224,21 +224,29 @@ LogicalResult LinearOp::verify() {
 // LayerNormOp
 //===----------------------------------------------------------------------===//
 
-LogicalResult LayerNormOp::verify() {
-  if (failed(requireStaticShapes(*this)))
-    return failure();
-  ArrayRef<int64_t> in = dims(getInput());
+/// Rules shared by moe.layer_norm and moe.layer_norm_grad.
+static LogicalResult verifyLayerNorm(Operation *op, Value input, Value scale,
+                                     Value bias, FloatAttr epsilon) {
+  ArrayRef<int64_t> in = dims(input);
   if (in.empty())
-    return emitOpError() << "expects input of rank >= 1, found a scalar";
-  if (failed(requireShape(*this, "scale", getScale(), {in.back()})) ||
-      failed(requireShape(*this, "bias", getBias(), {in.back()})))
+    return op->emitOpError() << "expects input of rank >= 1, found a scalar";
+  if (failed(requireShape(op, "scale", scale, {in.back()})) ||
+      failed(requireShape(op, "bias", bias, {in.back()})))
+    return failure();
+  if (!(epsilon.getValueAsDouble() > 0.0))
+    return op->emitOpError()
+           << "expects epsilon > 0, found " << epsilon.getValueAsDouble();
+  return success();
+}
+
+LogicalResult LayerNormOp::verify() {
+  if (failed(requireStaticShapes(*this)) ||
+      failed(verifyLayerNorm(*this, getInput(), getScale(), getBias(),
+                             getEpsilonAttr())))
     return failure();
   if (getResult().getType() != getInput().getType())
     return emitOpError() << "expects the result type " << getResult().getType()
                          << " to equal the input type " << getInput().getType();
-  if (!(getEpsilon().convertToDouble() > 0.0))
-    return emitOpError() << "expects epsilon > 0, found "
-                         << getEpsilon().convertToDouble();
   return requireSameElementType(
       *this, {getInput(), getScale(), getBias(), getResult()});
 }
@@ -271,57 +279,74 @@ LogicalResult PaddingMaskOp::verify() {
 // AttentionOp
 //===----------------------------------------------------------------------===//
 
+/// Rules shared by moe.attention and moe.attention_grad.
+static LogicalResult verifyAttention(Operation *op, Value query, Value key,
+                                     Value value, Value keyMask,
+                                     IntegerAttr numHeads, bool causal) {
+  if (failed(requireRank(op, "query", query, 3)) ||
+      failed(requireRank(op, "key", key, 3)) ||
+      failed(requireRank(op, "value", value, 3)))
+    return failure();
+  ArrayRef<int64_t> q = dims(query);
+  ArrayRef<int64_t> k = dims(key);
+  if (k[0] != q[0] || k[2] != q[2])
+    return op->emitOpError()
+           << "expects key of shape " << q[0] << "x?x" << q[2]
+           << " (batch and width of the query), found " << shapeOf(key);
+  if (failed(requireShape(op, "value", value, k)))
+    return failure();
+  int64_t heads = numHeads.getInt();
+  if (heads < 1)
+    return op->emitOpError() << "expects num_heads >= 1, found " << heads;
+  if (q[2] % heads != 0)
+    return op->emitOpError() << "expects the width " << q[2]
+                             << " to be divisible by num_heads " << heads;
+  if (causal && q[1] != k[1])
+    return op->emitOpError()
+           << "causal attention expects as many queries as keys, found " << q[1]
+           << " queries and " << k[1] << " keys";
+  if (keyMask && failed(requireShape(op, "key_mask", keyMask, {k[0], k[1]})))
+    return failure();
+  return requireSameElementType(op, {query, key, value});
+}
+
 LogicalResult AttentionOp::verify() {
   if (failed(requireStaticShapes(*this)) ||
-      failed(requireRank(*this, "query", getQuery(), 3)) ||
-      failed(requireRank(*this, "key", getKey(), 3)) ||
-      failed(requireRank(*this, "value", getValue(), 3)))
+      failed(verifyAttention(*this, getQuery(), getKey(), getValue(),
+                             getKeyMask(), getNumHeadsAttr(), getCausal())))
     return failure();
-  ArrayRef<int64_t> q = dims(getQuery());
-  ArrayRef<int64_t> k = dims(getKey());
-  if (k[0] != q[0] || k[2] != q[2])
-    return emitOpError() << "expects key of shape " << q[0] << "x?x" << q[2]
-                         << " (batch and width of the query), found "
-                         << shapeOf(getKey());
-  if (failed(requireShape(*this, "value", getValue(), k)))
-    return failure();
-  if (getNumHeadsAttr().getInt() < 1)
-    return emitOpError() << "expects num_heads >= 1, found "
-                         << getNumHeadsAttr().getInt();
-  if (q[2] % getNumHeads() != 0)
-    return emitOpError() << "expects the width " << q[2]
-                         << " to be divisible by num_heads " << getNumHeads();
-  if (getCausal() && q[1] != k[1])
-    return emitOpError() << "causal attention expects as many queries as keys, "
-                            "found "
-                         << q[1] << " queries and " << k[1] << " keys";
-  if (Value mask = getKeyMask())
-    if (failed(requireShape(*this, "key_mask", mask, {k[0], k[1]})))
-      return failure();
   if (getResult().getType() != getQuery().getType())
     return emitOpError() << "expects the result type " << getResult().getType()
                          << " to equal the query type " << getQuery().getType();
-  return requireSameElementType(*this, {getQuery(), getKey(), getValue()});
+  return success();
 }
 
 //===----------------------------------------------------------------------===//
 // CrossEntropyOp
 //===----------------------------------------------------------------------===//
 
+/// Rules shared by moe.cross_entropy and moe.cross_entropy_grad.
+static LogicalResult verifyCrossEntropy(Operation *op, Value logits,
+                                        Value labels, FloatAttr smoothing) {
+  ArrayRef<int64_t> shape = dims(logits);
+  if (shape.size() < 2)
+    return op->emitOpError()
+           << "expects logits of rank >= 2 ([..., vocab]), found "
+           << shapeOf(logits);
+  if (failed(requireShape(op, "labels", labels, shape.drop_back())))
+    return failure();
+  double value = smoothing.getValueAsDouble();
+  if (!(value >= 0.0 && value < 1.0))
+    return op->emitOpError()
+           << "expects label_smoothing in [0, 1), found " << value;
+  return success();
+}
+
 LogicalResult CrossEntropyOp::verify() {
   if (failed(requireStaticShapes(*this)))
     return failure();
-  ArrayRef<int64_t> logits = dims(getLogits());
-  if (logits.size() < 2)
-    return emitOpError() << "expects logits of rank >= 2 ([..., vocab]), found "
-                         << shapeOf(getLogits());
-  if (failed(requireShape(*this, "labels", getLabels(), logits.drop_back())))
-    return failure();
-  double smoothing = getLabelSmoothing().convertToDouble();
-  if (!(smoothing >= 0.0 && smoothing < 1.0))
-    return emitOpError() << "expects label_smoothing in [0, 1), found "
-                         << smoothing;
-  return success();
+  return verifyCrossEntropy(*this, getLogits(), getLabels(),
+                            getLabelSmoothingAttr());
 }
 
 //===----------------------------------------------------------------------===//
@@ -505,4 +530,198 @@ LogicalResult MoeLayerOp::verify() {
                          << getStreamAttr().getInt();
   return requireSameElementType(
       *this, {getInput(), getGateWeight(), getW1(), getB1(), getW2(), getB2()});
+}
+
+//===----------------------------------------------------------------------===//
+// Backward ops
+//
+// Type equalities (a gradient has the type of its primal) are ODS traits;
+// the forward rules are shared with the forward ops.
+//===----------------------------------------------------------------------===//
+
+LogicalResult LinearGradOp::verify() {
+  if (failed(requireStaticShapes(*this)) ||
+      failed(requireRank(*this, "weight", getWeight(), 2)))
+    return failure();
+  ArrayRef<int64_t> in = dims(getInput());
+  if (in.empty())
+    return emitOpError() << "expects input of rank >= 1, found a scalar";
+  ArrayRef<int64_t> w = dims(getWeight());
+  int64_t inFeatures = getTransposeWeight() ? w[1] : w[0];
+  int64_t outFeatures = getTransposeWeight() ? w[0] : w[1];
+  if (in.back() != inFeatures)
+    return emitOpError() << "expects input features " << in.back()
+                         << " to match the weight (" << inFeatures << ")";
+  if (failed(requireShape(*this, "result_grad", getResultGrad(),
+                          withLast(in.drop_back(), outFeatures))))
+    return failure();
+  return requireSameElementType(*this,
+                                {getResultGrad(), getInput(), getWeight()});
+}
+
+LogicalResult BiasGradOp::verify() {
+  if (failed(requireStaticShapes(*this)))
+    return failure();
+  if (dims(getResultGrad()).empty())
+    return emitOpError() << "expects result_grad of rank >= 1, found a scalar";
+  if (failed(requireShape(*this, "bias_grad", getBiasGrad(),
+                          {dims(getResultGrad()).back()})))
+    return failure();
+  return requireSameElementType(*this, {getResultGrad(), getBiasGrad()});
+}
+
+LogicalResult LayerNormGradOp::verify() {
+  if (failed(requireStaticShapes(*this)))
+    return failure();
+  return verifyLayerNorm(*this, getInput(), getScale(), getScale(),
+                         getEpsilonAttr());
+}
+
+LogicalResult ActivationGradOp::verify() { return requireStaticShapes(*this); }
+
+LogicalResult AttentionGradOp::verify() {
+  if (failed(requireStaticShapes(*this)))
+    return failure();
+  return verifyAttention(*this, getQuery(), getKey(), getValue(), getKeyMask(),
+                         getNumHeadsAttr(), getCausal());
+}
+
+LogicalResult CrossEntropyGradOp::verify() {
+  if (failed(requireStaticShapes(*this)))
+    return failure();
+  return verifyCrossEntropy(*this, getLogits(), getLabels(),
+                            getLabelSmoothingAttr());
+}
+
+LogicalResult EmbeddingGradOp::verify() {
+  if (failed(requireStaticShapes(*this)) ||
+      failed(requireRank(*this, "table_grad", getTableGrad(), 2)))
+    return failure();
+  return requireShape(*this, "result_grad", getResultGrad(),
+                      withLast(dims(getTokens()), dims(getTableGrad())[1]));
+}
+
+LogicalResult PositionGradOp::verify() {
+  if (failed(requireStaticShapes(*this)) ||
+      failed(requireRank(*this, "positions_grad", getPositionsGrad(), 2)))
+    return failure();
+  ArrayRef<int64_t> dy = dims(getResultGrad());
+  ArrayRef<int64_t> positions = dims(getPositionsGrad());
+  if (dy.size() < 2)
+    return emitOpError() << "expects result_grad of rank >= 2, found "
+                         << shapeOf(getResultGrad());
+  int64_t seqLen = dy[dy.size() - 2];
+  if (positions[1] != dy.back() || positions[0] < seqLen)
+    return emitOpError() << "expects positions_grad of shape Px" << dy.back()
+                         << " with P >= " << seqLen << ", found "
+                         << shapeText(positions);
+  return success();
+}
+
+LogicalResult GateGradOp::verify() {
+  if (failed(requireStaticShapes(*this)) ||
+      failed(verifyRouting(*this, getInput(), getWeight(), getConfig())))
+    return failure();
+  ArrayRef<int64_t> tokenDims = dims(getInput()).drop_back();
+  int64_t numExperts = dims(getWeight())[1];
+  if (failed(requireShape(*this, "weights_grad", getWeightsGrad(),
+                          withLast(tokenDims, getConfig().getTopK()))) ||
+      failed(verifyRoutingTensors(
+          *this, tokenDims, {getIndices(), getLocations(), getWeightsGrad()})))
+    return failure();
+  int64_t expected =
+      getConfig().getCapacity(product(tokenDims), numExperts, !getEval());
+  if (getCapacityAttr().getInt() != expected)
+    return emitOpError() << "capacity " << getCapacityAttr().getInt()
+                         << " does not match the gating configuration ("
+                         << expected << ")";
+  return success();
+}
+
+LogicalResult DispatchGradOp::verify() {
+  if (failed(requireStaticShapes(*this)) ||
+      failed(requireRank(*this, "result_grad", getResultGrad(), 3)))
+    return failure();
+  ArrayRef<int64_t> dx = dims(getInputGrad());
+  if (dx.size() < 2 || dx.back() != dims(getResultGrad())[2])
+    return emitOpError() << "expects input_grad of shape [tokens...]x"
+                         << dims(getResultGrad())[2] << ", found "
+                         << shapeOf(getInputGrad());
+  if (failed(verifyRoutingTensors(*this, dx.drop_back(),
+                                  {getIndices(), getLocations()})) ||
+      failed(verifyBufferAgainstGate(*this, getIndices(), getLocations(),
+                                     "result_grad", dims(getResultGrad()))))
+    return failure();
+  return requireSameElementType(*this, {getResultGrad(), getInputGrad()});
+}
+
+LogicalResult CombineGradOp::verify() {
+  if (failed(requireStaticShapes(*this)) ||
+      failed(requireRank(*this, "input", getInput(), 3)))
+    return failure();
+  ArrayRef<int64_t> dy = dims(getResultGrad());
+  if (dy.size() < 2 || dy.back() != dims(getInput())[2])
+    return emitOpError() << "expects result_grad of shape [tokens...]x"
+                         << dims(getInput())[2] << ", found "
+                         << shapeOf(getResultGrad());
+  if (failed(
+          verifyRoutingTensors(*this, dy.drop_back(),
+                               {getIndices(), getLocations(), getWeights()})) ||
+      failed(verifyBufferAgainstGate(*this, getIndices(), getLocations(),
+                                     "input", dims(getInput()))))
+    return failure();
+  return requireSameElementType(*this, {getResultGrad(), getInput()});
+}
+
+LogicalResult ExpertFfnGradOp::verify() {
+  if (failed(requireStaticShapes(*this)) ||
+      failed(requireRank(*this, "input", getInput(), 3)))
+    return failure();
+  ArrayRef<int64_t> in = dims(getInput());
+  if (failed(verifyExpertWeights(*this, in[0], in[2], getW1(), getB1(), getW2(),
+                                 getB2())))
+    return failure();
+  return requireSameElementType(
+      *this, {getInput(), getW1(), getB1(), getW2(), getB2()});
+}
+
+//===----------------------------------------------------------------------===//
+// Optimizer ops
+//===----------------------------------------------------------------------===//
+
+LogicalResult SumSquaresOp::verify() { return requireStaticShapes(*this); }
+
+LogicalResult ClipByGlobalNormOp::verify() {
+  double maxNorm = getMaxNorm().convertToDouble();
+  if (!(maxNorm > 0.0))
+    return emitOpError() << "expects max_norm > 0, found " << maxNorm;
+  return success();
+}
+
+LogicalResult LrScheduleOp::verify() {
+  double peak = getPeakLr().convertToDouble();
+  if (!(peak > 0.0))
+    return emitOpError() << "expects peak_lr > 0, found " << peak;
+  if (getWarmupStepsAttr().getInt() < 0)
+    return emitOpError() << "expects warmup_steps >= 0, found "
+                         << getWarmupStepsAttr().getInt();
+  return success();
+}
+
+LogicalResult AdamWOp::verify() {
+  if (failed(requireStaticShapes(*this)))
+    return failure();
+  auto inUnitInterval = [](double x) { return x >= 0.0 && x < 1.0; };
+  double beta1 = getBeta1().convertToDouble();
+  double beta2 = getBeta2().convertToDouble();
+  if (!inUnitInterval(beta1) || !inUnitInterval(beta2))
+    return emitOpError() << "expects beta1 and beta2 in [0, 1), found " << beta1
+                         << " and " << beta2;
+  if (!(getEpsilon().convertToDouble() > 0.0))
+    return emitOpError() << "expects epsilon > 0, found "
+                         << getEpsilon().convertToDouble();
+  if (!(getWeightDecay().convertToDouble() >= 0.0))
+    return emitOpError() << "expects weight_decay >= 0, found "
+                         << getWeightDecay().convertToDouble();
+  return success();
 }

@@ -39,6 +39,7 @@ def Moe_SumSquaresOp : Moe_Op<"sum_squares", [Pure]> {
   let assemblyFormat = [{
     $group $input attr-dict `:` type($input) `->` type($result)
   }];
+  let hasVerifier = 1;
 }
 
 def Moe_ClipByGlobalNormOp : Moe_Op<"clip_by_global_norm", [Pure]> {
