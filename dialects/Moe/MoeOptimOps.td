@@ -68,8 +68,9 @@ def Moe_LrScheduleOp : Moe_Op<"lr_schedule", [Pure]> {
   let summary = "inverse-square-root learning rate with linear warmup";
   let description = [{
     For the 1-based `step`: `lr = peak_lr * step / warmup_steps` during
-    warmup, then `peak_lr * sqrt(warmup_steps / step)` (the schedule of
-    fairseq / DeepSpeed's Transformer recipes).
+    warmup, then `peak_lr * sqrt(warmup_steps / step)` (the inverse square
+    root schedule of the Transformer recipes); without warmup
+    (`warmup_steps = 0`) `peak_lr / sqrt(step)`.
 
     ```mlir
     %lr = moe.lr_schedule %step {peak_lr = 3.0e-4 : f64, warmup_steps = 4000 : i64}
