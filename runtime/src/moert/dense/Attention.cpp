@@ -4,10 +4,15 @@
 // the [S, D] matrices (leading dimension D), so the GEMMs read q, k, v in
 // place without gathering heads. The pairs are independent and write disjoint
 // output columns, which makes an OpenMP loop over them race-free and
-// deterministic.
+// deterministic. With at least as many pairs as threads, the team runs one
+// pair per thread with single-threaded GEMMs (see BlasThreads.h); with fewer
+// pairs (one long sequence, few heads), the pairs run in order and each GEMM
+// uses OpenBLAS's own threads.
 //
 //===----------------------------------------------------------------------===//
 #include "moert/dense/Attention.h"
+
+#include "moert/dense/BlasThreads.h"
 
 #include <cblas.h>
 
@@ -75,6 +80,12 @@ void computeProbs(const AttentionShape &shape, const HeadView &view,
   }
 }
 
+// Whether to spread (batch, head) pairs over an OpenMP team.
+bool parallelOverPairs(int64_t numPairs) {
+  const int threads = detail::maxTeamThreads();
+  return threads > 1 && numPairs >= threads;
+}
+
 bool shapeIsEmpty(const AttentionShape &shape) {
   return shape.batch == 0 || shape.queryLen == 0 || shape.modelDim == 0;
 }
@@ -98,7 +109,9 @@ void attentionForward(const AttentionShape &shape, const float *query,
     std::fill(output, output + shape.batch * sq * d, 0.0f);
     return;
   }
-#pragma omp parallel
+  const bool team = parallelOverPairs(numPairs);
+  detail::SingleThreadedBlasScope blasScope(team);
+#pragma omp parallel if (team)
   {
     std::vector<float> scratch(savedProbs ? 0 : static_cast<size_t>(sq * sk));
 #pragma omp for schedule(static)
@@ -128,7 +141,9 @@ void attentionBackward(const AttentionShape &shape, const float *outputGrad,
   const int64_t headDim = d / shape.numHeads;
   const float scale = 1.0f / std::sqrt(static_cast<float>(headDim));
   const int64_t numPairs = shape.batch * shape.numHeads;
-#pragma omp parallel
+  const bool team = parallelOverPairs(numPairs);
+  detail::SingleThreadedBlasScope blasScope(team);
+#pragma omp parallel if (team)
   {
     std::vector<float> probsScratch(savedProbs ? 0
                                                : static_cast<size_t>(sq * sk));
