@@ -5,10 +5,15 @@
 // threads for every GEMM, so a team of T threads runs T x T threads (measured
 // on 2 cores: attention fwd+bwd 12x slower than with one BLAS thread per
 // team member). A kernel that parallelises over independent GEMMs holds this
-// scope around its team. The BLAS thread count is process-wide state, so the
-// scope assumes kernels are not run concurrently from several host threads;
-// if they are, the only effect is on speed (OpenBLAS never splits the
-// reduction dimension of a GEMM over threads, so results do not change).
+// scope around its team.
+//
+// Reproducibility: OpenBLAS GEMM results can differ in the last bits between
+// thread counts (measured: 1 vs 2 threads), so results are bitwise
+// reproducible run to run for a fixed OPENBLAS_NUM_THREADS/OMP_NUM_THREADS
+// (OpenBLAS reads OMP_NUM_THREADS too), not across thread counts. The BLAS
+// thread count is process-wide state: the scope assumes kernels are not run
+// concurrently from several host threads (another thread's GEMM would run
+// single-threaded meanwhile: slower, and possibly rounded differently).
 //
 //===----------------------------------------------------------------------===//
 #ifndef MOERT_DENSE_BLASTHREADS_H
