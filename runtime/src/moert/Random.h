@@ -1,0 +1,103 @@
+//===- Random.h - Counter-based random numbers (Philox-4x32-10) ---------===//
+//
+// Every random number of the runtime (dropout masks, gate noise, Random
+// Token Selection priorities) is a pure function
+//     value = f(key = seed, counter = (element index, stream, step))
+// computed with the Philox-4x32-10 bijection (Salmon, Moraes, Dror, Shaw,
+// "Parallel random numbers: as easy as 1, 2, 3", SC'11). There is no
+// generator state: the number for global element i of a stream does not
+// depend on which process, thread or shard computes it, nor on what was drawn
+// before, so a partitioned run sees exactly the randomness of the 1-rank run.
+//
+// Counter layout: one Philox call yields four 32-bit words, so element i
+// uses lane i % 4 of the block whose counter is
+//     (block = i / 4 as 64 bits [words 0, 1], stream [word 2], step [word 3])
+// and the key is the 64-bit seed. `stream` names the consumer (one per
+// random op of the model, assigned by the compiler) and `step` the training
+// step, so every op and every step draws fresh numbers.
+//
+//===----------------------------------------------------------------------===//
+#ifndef MOERT_RANDOM_H
+#define MOERT_RANDOM_H
+
+#include <array>
+#include <cmath>
+#include <cstdint>
+
+namespace moert {
+
+using PhiloxCounter = std::array<uint32_t, 4>;
+using PhiloxKey = std::array<uint32_t, 2>;
+
+/// The Philox-4x32 bijection with 10 rounds, the parameters of Random123
+/// (multipliers 0xD2511F53 / 0xCD9E8D57, Weyl increments 0x9E3779B9 /
+/// 0xBB67AE85).
+inline PhiloxCounter philox4x32x10(PhiloxCounter counter, PhiloxKey key) {
+  constexpr uint64_t kMultiplier0 = 0xD2511F53u;
+  constexpr uint64_t kMultiplier1 = 0xCD9E8D57u;
+  constexpr uint32_t kWeyl0 = 0x9E3779B9u;
+  constexpr uint32_t kWeyl1 = 0xBB67AE85u;
+  for (int round = 0; round < 10; ++round) {
+    const uint64_t product0 = kMultiplier0 * counter[0];
+    const uint64_t product1 = kMultiplier1 * counter[2];
+    counter = {static_cast<uint32_t>(product1 >> 32) ^ counter[1] ^ key[0],
+               static_cast<uint32_t>(product1),
+               static_cast<uint32_t>(product0 >> 32) ^ counter[3] ^ key[1],
+               static_cast<uint32_t>(product0)};
+    // The key schedule is bumped between rounds; after the last round the
+    // bumped key is unused, which matches the reference implementation.
+    key[0] += kWeyl0;
+    key[1] += kWeyl1;
+  }
+  return counter;
+}
+
+/// Where a consumer's numbers come from: the run's seed, the consumer's
+/// stream id and the step.
+struct RandomStream {
+  uint64_t seed = 0;
+  uint32_t stream = 0;
+  uint32_t step = 0;
+};
+
+/// 32 uniformly distributed bits for global element `index`.
+inline uint32_t randomBits(const RandomStream &source, uint64_t index) {
+  const uint64_t block = index / 4;
+  const PhiloxCounter bits = philox4x32x10(
+      {static_cast<uint32_t>(block), static_cast<uint32_t>(block >> 32),
+       source.stream, source.step},
+      {static_cast<uint32_t>(source.seed),
+       static_cast<uint32_t>(source.seed >> 32)});
+  return bits[index % 4];
+}
+
+/// Maps 32 random bits to a float uniform in [0, 1): the top 24 bits scaled
+/// by 2^-24, so every value is exactly representable and 1.0 never occurs
+/// (a plain bits * 2^-32 would round up to 1.0f for the largest inputs).
+inline float bitsToUniform(uint32_t bits) {
+  return static_cast<float>(bits >> 8) * (1.0f / 16777216.0f);
+}
+
+/// Uniform in [0, 1) for global element `index`.
+inline float uniform01(const RandomStream &source, uint64_t index) {
+  return bitsToUniform(randomBits(source, index));
+}
+
+/// Uniform in [low, high) for global element `index`.
+inline float uniformRange(const RandomStream &source, uint64_t index, float low,
+                          float high) {
+  return low + (high - low) * uniform01(source, index);
+}
+
+/// Standard Gumbel sample -log(-log(u)) for global element `index`. u is
+/// taken in (0, 1) (the half-ulp shift keeps both logs finite), so the
+/// result is always finite: within about [-2.8, 16.6].
+inline float gumbel(const RandomStream &source, uint64_t index) {
+  const uint32_t bits = randomBits(source, index);
+  const float u = (static_cast<float>(bits >> 8) + 0.5f) * (1.0f / 16777216.0f);
+  return -std::log(-std::log(u));
+}
+
+} // namespace moert
+
+#endif // MOERT_RANDOM_H

@@ -1,0 +1,506 @@
+//===- Gate.cpp - MoE gate (router) forward and backward on the CPU -----===//
+#include "moert/kernels/Gate.h"
+
+#include "moert/GateCapacity.h"
+
+#include <cblas.h>
+
+#include <algorithm>
+#include <cfloat>
+#include <cmath>
+#include <limits>
+#include <string>
+#include <utility>
+
+namespace moert {
+namespace {
+
+/// DeepSpeed clamps the top-k renormalisation denominator at the float
+/// machine epsilon.
+constexpr float kRenormEpsilon = FLT_EPSILON;
+
+std::string shapeText(const GateShape &shape) {
+  return "S=" + std::to_string(shape.numTokens) +
+         ", M=" + std::to_string(shape.modelDim) +
+         ", E=" + std::to_string(shape.numExperts);
+}
+
+Status checkConfigAndShape(const GateConfig &config, const GateShape &shape) {
+  if (shape.numTokens <= 0 || shape.modelDim <= 0 || shape.numExperts <= 0)
+    return invalidArgument("gate: expected positive sizes, found " +
+                           shapeText(shape));
+  if (config.topK < 1 || config.topK > shape.numExperts)
+    return invalidArgument(
+        "gate: expected 1 <= topK <= E = " + std::to_string(shape.numExperts) +
+        ", found topK " + std::to_string(config.topK));
+  if (!(config.capacityFactor > 0.0) || !(config.evalCapacityFactor > 0.0))
+    return invalidArgument(
+        "gate: expected positive capacity factors, found capacityFactor " +
+        std::to_string(config.capacityFactor) + ", evalCapacityFactor " +
+        std::to_string(config.evalCapacityFactor));
+  if (config.minCapacity < 0)
+    return invalidArgument("gate: expected minCapacity >= 0, found " +
+                           std::to_string(config.minCapacity));
+  if (!(config.jitterEps >= 0.0f && config.jitterEps < 1.0f))
+    return invalidArgument("gate: expected jitterEps in [0, 1), found " +
+                           std::to_string(config.jitterEps));
+  // BLAS takes int sizes and slots are int32.
+  constexpr int64_t kMaxDim = std::numeric_limits<int32_t>::max();
+  if (shape.numTokens > kMaxDim || shape.modelDim > kMaxDim ||
+      shape.numExperts > kMaxDim || shape.numTokens * config.topK > kMaxDim)
+    return invalidArgument("gate: expected S * k, M and E below 2^31, found " +
+                           shapeText(shape) +
+                           ", k=" + std::to_string(config.topK));
+  return Status::success();
+}
+
+Status checkRandomness(const GateShape &shape,
+                       const GateRandomness &randomness) {
+  constexpr int64_t kMaxElements = int64_t(1) << 56;
+  const int64_t widest = std::max(shape.modelDim, shape.numExperts);
+  if (randomness.firstGlobalToken < 0 ||
+      randomness.firstGlobalToken + shape.numTokens > kMaxElements / widest)
+    return invalidArgument(
+        "gate: expected 0 <= firstGlobalToken and (firstGlobalToken + S) * "
+        "max(M, E) < 2^56, found firstGlobalToken " +
+        std::to_string(randomness.firstGlobalToken) + " with " +
+        shapeText(shape));
+  return Status::success();
+}
+
+bool jitterActive(const GateConfig &config) {
+  return config.training && config.noise == GateNoise::Jitter &&
+         config.jitterEps > 0.0f;
+}
+
+/// The multiplicative jitter of x[s, m]; the same numbers in forward and
+/// backward.
+void fillJitter(const GateConfig &config, const GateShape &shape,
+                const GateRandomness &randomness, std::vector<float> &noise) {
+  const int64_t S = shape.numTokens, M = shape.modelDim;
+  noise.resize(static_cast<size_t>(S * M));
+  const float low = 1.0f - config.jitterEps, high = 1.0f + config.jitterEps;
+#pragma omp parallel for schedule(static)
+  for (int64_t s = 0; s < S; ++s) {
+    const uint64_t token =
+        static_cast<uint64_t>(randomness.firstGlobalToken + s);
+    for (int64_t m = 0; m < M; ++m)
+      noise[s * M + m] = uniformRange(
+          randomness.source,
+          gateRandomIndex(GateRandomPurpose::Jitter, token * M + m), low, high);
+  }
+}
+
+/// The gate input actually multiplied with Wg: x, or x times its jitter.
+const float *effectiveInput(const GateConfig &config, const GateShape &shape,
+                            const GateRandomness &randomness, const float *x,
+                            std::vector<float> &storage) {
+  if (!jitterActive(config))
+    return x;
+  fillJitter(config, shape, randomness, storage);
+  const int64_t count = shape.numTokens * shape.modelDim;
+  for (int64_t i = 0; i < count; ++i)
+    storage[i] *= x[i];
+  return storage.data();
+}
+
+/// Index of the largest score among experts not yet taken; the lowest index
+/// wins ties (as torch.argmax does).
+int32_t argmaxExcluding(const float *scores, int64_t numExperts,
+                        const int32_t *taken, int64_t numTaken) {
+  int32_t best = -1;
+  float bestScore = -std::numeric_limits<float>::infinity();
+  for (int64_t e = 0; e < numExperts; ++e) {
+    if (std::find(taken, taken + numTaken, static_cast<int32_t>(e)) !=
+        taken + numTaken)
+      continue;
+    // `best < 0` also accepts -inf/NaN scores so that a choice is always made.
+    if (best < 0 || scores[e] > bestScore) {
+      best = static_cast<int32_t>(e);
+      bestScore = scores[e];
+    }
+  }
+  return best;
+}
+
+} // namespace
+
+GateResult::GateResult(const GateShape &shape, int64_t topK)
+    : experts(
+          static_cast<size_t>(std::max<int64_t>(0, shape.numTokens * topK))),
+      slots(experts.size()),
+      expertCounts(static_cast<size_t>(std::max<int64_t>(0, shape.numExperts))),
+      weights(experts.size()), gates(static_cast<size_t>(std::max<int64_t>(
+                                   0, shape.numTokens * shape.numExperts))) {}
+
+GateOutputs GateResult::outputs() {
+  GateOutputs out;
+  out.experts = experts.data();
+  out.slots = slots.data();
+  out.weights = weights.data();
+  out.gates = gates.data();
+  out.expertCounts = expertCounts.data();
+  out.auxLoss = &auxLoss;
+  out.capacity = &capacity;
+  return out;
+}
+
+Expected<int64_t> gateConfiguredCapacity(const GateConfig &config,
+                                         const GateShape &shape) {
+  MOERT_RETURN_IF_ERROR(checkConfigAndShape(config, shape));
+  const double factor =
+      config.training ? config.capacityFactor : config.evalCapacityFactor;
+  const int64_t capacity =
+      expertCapacity(shape.numTokens, shape.numExperts, config.topK, factor,
+                     config.minCapacity, config.dropTokens);
+  if (capacity < 1)
+    return internalError("gate: expertCapacity rejected arguments that "
+                         "passed validation (" +
+                         shapeText(shape) + ")");
+  return capacity;
+}
+
+Expected<int64_t> gateRoute(const GateConfig &config, const GateShape &shape,
+                            const GateRandomness &randomness, const float *x,
+                            const float *gateWeight, const GateOutputs &out) {
+  MOERT_RETURN_IF_ERROR(checkConfigAndShape(config, shape));
+  MOERT_RETURN_IF_ERROR(checkRandomness(shape, randomness));
+  if (!x || !gateWeight || !out.experts || !out.gates || !out.expertCounts ||
+      !out.auxLoss)
+    return invalidArgument("gate: a required input or output buffer is null");
+
+  const int64_t S = shape.numTokens, M = shape.modelDim, E = shape.numExperts;
+  const int64_t k = config.topK;
+
+  std::vector<float> jitterStorage;
+  const float *input =
+      effectiveInput(config, shape, randomness, x, jitterStorage);
+  // logits [S, E] = input [S, M] * Wg [M, E], written into `gates` and turned
+  // into probabilities row by row below.
+  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, static_cast<int>(S),
+              static_cast<int>(E), static_cast<int>(M), 1.0f, input,
+              static_cast<int>(M), gateWeight, static_cast<int>(E), 0.0f,
+              out.gates, static_cast<int>(E));
+
+  const bool firstChoiceNoise =
+      config.training && config.noise == GateNoise::RSample;
+  const bool laterChoiceNoise =
+      config.training && config.laterChoiceNoise && k > 1;
+
+#pragma omp parallel
+  {
+    std::vector<float> scores(static_cast<size_t>(E));
+#pragma omp for schedule(static)
+    for (int64_t s = 0; s < S; ++s) {
+      float *row = out.gates + s * E;
+      int32_t *chosen = out.experts + s * k;
+      const uint64_t tokenBase =
+          static_cast<uint64_t>(randomness.firstGlobalToken + s) * E;
+
+      // First choice: argmax of the logits (plus Gumbel noise for rsample).
+      for (int64_t e = 0; e < E; ++e)
+        scores[e] =
+            row[e] +
+            (firstChoiceNoise
+                 ? gumbel(randomness.source,
+                          gateRandomIndex(GateRandomPurpose::FirstChoiceNoise,
+                                          tokenBase + e))
+                 : 0.0f);
+      chosen[0] = argmaxExcluding(scores.data(), E, chosen, 0);
+      // Later choices: argmax over the remaining experts.
+      if (k > 1) {
+        for (int64_t e = 0; e < E; ++e)
+          scores[e] =
+              row[e] +
+              (laterChoiceNoise
+                   ? gumbel(randomness.source,
+                            gateRandomIndex(GateRandomPurpose::LaterChoiceNoise,
+                                            tokenBase + e))
+                   : 0.0f);
+        for (int64_t j = 1; j < k; ++j)
+          chosen[j] = argmaxExcluding(scores.data(), E, chosen, j);
+      }
+
+      // Noise-free softmax, max-subtracted for range.
+      float maxLogit = row[0];
+      for (int64_t e = 1; e < E; ++e)
+        maxLogit = std::max(maxLogit, row[e]);
+      double sum = 0.0;
+      for (int64_t e = 0; e < E; ++e) {
+        row[e] = std::exp(row[e] - maxLogit);
+        sum += row[e];
+      }
+      const float inverse = static_cast<float>(1.0 / sum);
+      for (int64_t e = 0; e < E; ++e)
+        row[e] *= inverse;
+    }
+  }
+
+  // Counts of all choices, and of first choices for the aux loss.
+  std::vector<int64_t> firstChoiceCounts(static_cast<size_t>(E), 0);
+  std::fill(out.expertCounts, out.expertCounts + E, 0);
+  for (int64_t s = 0; s < S; ++s) {
+    ++firstChoiceCounts[out.experts[s * k]];
+    for (int64_t j = 0; j < k; ++j)
+      ++out.expertCounts[out.experts[s * k + j]];
+  }
+
+  // aux = E * sum_e mean_s(gates[:, e]) * mean_s(mask1[:, e]).
+  std::vector<double> meanGate(static_cast<size_t>(E), 0.0);
+  for (int64_t s = 0; s < S; ++s)
+    for (int64_t e = 0; e < E; ++e)
+      meanGate[e] += out.gates[s * E + e];
+  double aux = 0.0;
+  for (int64_t e = 0; e < E; ++e)
+    aux += (meanGate[e] / S) * (static_cast<double>(firstChoiceCounts[e]) / S);
+  *out.auxLoss = static_cast<float>(aux * E);
+
+  if (config.dropTokens)
+    return gateConfiguredCapacity(config, shape);
+  return static_cast<int64_t>(
+      *std::max_element(out.expertCounts, out.expertCounts + E));
+}
+
+Status gateAssignSlots(const GateConfig &config, const GateShape &shape,
+                       const GateRandomness &randomness, int64_t capacity,
+                       const GateOutputs &out) {
+  MOERT_RETURN_IF_ERROR(checkConfigAndShape(config, shape));
+  MOERT_RETURN_IF_ERROR(checkRandomness(shape, randomness));
+  if (!out.experts || !out.slots || !out.weights || !out.gates ||
+      !out.expertCounts || !out.capacity)
+    return invalidArgument("gate: a required output buffer is null");
+  const int64_t S = shape.numTokens, E = shape.numExperts, k = config.topK;
+
+  for (int64_t i = 0; i < S * k; ++i)
+    if (out.experts[i] < 0 || out.experts[i] >= E)
+      return outOfRange(
+          "gate: expected expert ids in [0, " + std::to_string(E) +
+          "), found " + std::to_string(out.experts[i]) + " at token " +
+          std::to_string(i / k) + " choice " + std::to_string(i % k));
+
+  if (!config.dropTokens) {
+    // A MAX all-reduce can only raise the local need; more than S slots are
+    // never used (an expert gets at most one assignment per token).
+    const int64_t localNeed =
+        *std::max_element(out.expertCounts, out.expertCounts + E);
+    capacity = std::min(capacity, S);
+    if (capacity < localNeed)
+      return invalidArgument(
+          "gate: dropless capacity must cover the largest local expert "
+          "count " +
+          std::to_string(localNeed) + ", found capacity " +
+          std::to_string(capacity) +
+          " (the reducer must return the MAX over the group)");
+  }
+  if (capacity < 1)
+    return invalidArgument("gate: expected capacity >= 1, found " +
+                           std::to_string(capacity));
+
+  // Tokens of each expert's first choices, in token order (counting sort).
+  std::vector<int64_t> firstStart(static_cast<size_t>(E + 1), 0);
+  for (int64_t s = 0; s < S; ++s)
+    ++firstStart[out.experts[s * k] + 1];
+  for (int64_t e = 0; e < E; ++e)
+    firstStart[e + 1] += firstStart[e];
+  std::vector<int64_t> firstTokens(static_cast<size_t>(S));
+  {
+    std::vector<int64_t> fill(firstStart.begin(), firstStart.end() - 1);
+    for (int64_t s = 0; s < S; ++s)
+      firstTokens[fill[out.experts[s * k]]++] = s;
+  }
+
+  // First choices: an overloaded expert keeps C of its tokens, either a
+  // uniformly random subset (RTS: the C highest i.i.d. priorities) or the
+  // first C; kept tokens take slots 0..C-1 in token order.
+  std::vector<std::pair<uint32_t, int64_t>> prioritized;
+  std::vector<int64_t> kept;
+  for (int64_t e = 0; e < E; ++e) {
+    const int64_t *tokens = firstTokens.data() + firstStart[e];
+    const int64_t count = firstStart[e + 1] - firstStart[e];
+    kept.assign(tokens, tokens + count);
+    if (count > capacity) {
+      if (config.useRts) {
+        // Higher priority first; equal priorities (p ~ 2^-32) go to the
+        // lower token id so the result is still a pure function of the ids.
+        prioritized.clear();
+        for (int64_t i = 0; i < count; ++i)
+          prioritized.emplace_back(
+              randomBits(randomness.source,
+                         gateRandomIndex(
+                             GateRandomPurpose::RtsPriority,
+                             static_cast<uint64_t>(randomness.firstGlobalToken +
+                                                   tokens[i]))),
+              tokens[i]);
+        auto higher = [](const std::pair<uint32_t, int64_t> &a,
+                         const std::pair<uint32_t, int64_t> &b) {
+          return a.first != b.first ? a.first > b.first : a.second < b.second;
+        };
+        std::nth_element(prioritized.begin(),
+                         prioritized.begin() + (capacity - 1),
+                         prioritized.end(), higher);
+        kept.clear();
+        for (int64_t i = 0; i < capacity; ++i)
+          kept.push_back(prioritized[i].second);
+        std::sort(kept.begin(), kept.end());
+      } else {
+        kept.resize(static_cast<size_t>(capacity));
+      }
+      for (int64_t i = 0; i < count; ++i)
+        out.slots[tokens[i] * k] = -1;
+    }
+    for (size_t slot = 0; slot < kept.size(); ++slot)
+      out.slots[kept[slot] * k] = static_cast<int32_t>(slot);
+  }
+
+  // Choice j >= 1 queues behind all choices < j of its expert (counted
+  // before dropping) and is dropped positionally.
+  std::vector<int64_t> queued(static_cast<size_t>(E), 0);
+  for (int64_t s = 0; s < S; ++s)
+    ++queued[out.experts[s * k]];
+  for (int64_t j = 1; j < k; ++j) {
+    for (int64_t s = 0; s < S; ++s) {
+      const int64_t position = queued[out.experts[s * k + j]]++;
+      out.slots[s * k + j] =
+          position < capacity ? static_cast<int32_t>(position) : -1;
+    }
+  }
+
+  // Combine weights: the raw probability for top-1; for k >= 2 the kept
+  // choices' probabilities renormalised over the kept choices.
+  for (int64_t s = 0; s < S; ++s) {
+    const float *row = out.gates + s * E;
+    const int32_t *chosen = out.experts + s * k;
+    const int32_t *slot = out.slots + s * k;
+    float *weight = out.weights + s * k;
+    if (k == 1) {
+      weight[0] = slot[0] >= 0 ? row[chosen[0]] : 0.0f;
+      continue;
+    }
+    float keptSum = 0.0f;
+    for (int64_t j = 0; j < k; ++j)
+      if (slot[j] >= 0)
+        keptSum += row[chosen[j]];
+    const float denominator = std::max(keptSum, kRenormEpsilon);
+    for (int64_t j = 0; j < k; ++j)
+      weight[j] = slot[j] >= 0 ? row[chosen[j]] / denominator : 0.0f;
+  }
+  *out.capacity = capacity;
+  return Status::success();
+}
+
+Status gateForward(const GateConfig &config, const GateShape &shape,
+                   const GateRandomness &randomness, const float *x,
+                   const float *gateWeight, const GateOutputs &out,
+                   const CapacityReducer &reduceDroplessCapacity) {
+  MOERT_ASSIGN_OR_RETURN(int64_t capacity, gateRoute(config, shape, randomness,
+                                                     x, gateWeight, out));
+  if (!config.dropTokens && reduceDroplessCapacity) {
+    MOERT_ASSIGN_OR_RETURN(capacity, reduceDroplessCapacity(capacity));
+  }
+  MOERT_RETURN_IF_ERROR(
+      gateAssignSlots(config, shape, randomness, capacity, out));
+  return Status::success();
+}
+
+Status gateBackward(const GateConfig &config, const GateShape &shape,
+                    const GateRandomness &randomness, const float *x,
+                    const float *gateWeight, const GateSavedState &saved,
+                    const float *weightsGrad, float auxLossGrad, float *xGrad,
+                    float *gateWeightGrad) {
+  MOERT_RETURN_IF_ERROR(checkConfigAndShape(config, shape));
+  MOERT_RETURN_IF_ERROR(checkRandomness(shape, randomness));
+  if (!x || !gateWeight || !saved.gates || !saved.experts || !saved.slots ||
+      !weightsGrad)
+    return invalidArgument("gate backward: a required input is null");
+  const int64_t S = shape.numTokens, M = shape.modelDim, E = shape.numExperts;
+  const int64_t k = config.topK;
+  for (int64_t i = 0; i < S * k; ++i)
+    if (saved.experts[i] < 0 || saved.experts[i] >= E || saved.slots[i] < -1)
+      return outOfRange("gate backward: expected expert ids in [0, " +
+                        std::to_string(E) + ") and slots >= -1, found expert " +
+                        std::to_string(saved.experts[i]) + ", slot " +
+                        std::to_string(saved.slots[i]) + " at token " +
+                        std::to_string(i / k) + " choice " +
+                        std::to_string(i % k));
+  if (!xGrad && !gateWeightGrad)
+    return Status::success();
+
+  // d aux / d gates[s, e] = E * mean_s(mask1[:, e]) / S (mask1 is constant).
+  std::vector<float> auxGateGrad(static_cast<size_t>(E), 0.0f);
+  for (int64_t s = 0; s < S; ++s)
+    auxGateGrad[saved.experts[s * k]] += 1.0f;
+  for (int64_t e = 0; e < E; ++e)
+    auxGateGrad[e] = static_cast<float>(static_cast<double>(auxLossGrad) * E *
+                                        auxGateGrad[e] / S / S);
+
+  // dLogits [S, E] through the combine weights and the softmax.
+  std::vector<float> logitsGrad(static_cast<size_t>(S * E));
+#pragma omp parallel
+  {
+    std::vector<float> gatesGrad(static_cast<size_t>(E));
+#pragma omp for schedule(static)
+    for (int64_t s = 0; s < S; ++s) {
+      const float *row = saved.gates + s * E;
+      const int32_t *chosen = saved.experts + s * k;
+      const int32_t *slot = saved.slots + s * k;
+      const float *weightGrad = weightsGrad + s * k;
+      std::copy(auxGateGrad.begin(), auxGateGrad.end(), gatesGrad.begin());
+      if (k == 1) {
+        if (slot[0] >= 0)
+          gatesGrad[chosen[0]] += weightGrad[0];
+      } else {
+        // w_j = g_j / D with D = max(sum of kept g, eps):
+        // dL/dg_i = (dw_i - sum_j dw_j w_j) / D while D > eps, and
+        // dw_i / eps once clamped (the clamp cuts D's dependence on g).
+        float keptSum = 0.0f;
+        for (int64_t j = 0; j < k; ++j)
+          if (slot[j] >= 0)
+            keptSum += row[chosen[j]];
+        const bool clamped = keptSum < kRenormEpsilon;
+        const float denominator = clamped ? kRenormEpsilon : keptSum;
+        float weightedGrad = 0.0f;
+        if (!clamped)
+          for (int64_t j = 0; j < k; ++j)
+            if (slot[j] >= 0)
+              weightedGrad += weightGrad[j] * (row[chosen[j]] / denominator);
+        for (int64_t j = 0; j < k; ++j)
+          if (slot[j] >= 0)
+            gatesGrad[chosen[j]] +=
+                (weightGrad[j] - weightedGrad) / denominator;
+      }
+      // Softmax: dlogit_e = g_e * (dg_e - sum_e' g_e' dg_e').
+      double dot = 0.0;
+      for (int64_t e = 0; e < E; ++e)
+        dot += static_cast<double>(row[e]) * gatesGrad[e];
+      float *logitRow = logitsGrad.data() + s * E;
+      for (int64_t e = 0; e < E; ++e)
+        logitRow[e] = row[e] * (gatesGrad[e] - static_cast<float>(dot));
+    }
+  }
+
+  std::vector<float> jitterStorage;
+  if (gateWeightGrad) {
+    const float *input =
+        effectiveInput(config, shape, randomness, x, jitterStorage);
+    // dWg [M, E] = input^T [M, S] * dLogits [S, E].
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, static_cast<int>(M),
+                static_cast<int>(E), static_cast<int>(S), 1.0f, input,
+                static_cast<int>(M), logitsGrad.data(), static_cast<int>(E),
+                0.0f, gateWeightGrad, static_cast<int>(E));
+  }
+  if (xGrad) {
+    // dx [S, M] = dLogits [S, E] * Wg^T [E, M], times the jitter if any.
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<int>(S),
+                static_cast<int>(M), static_cast<int>(E), 1.0f,
+                logitsGrad.data(), static_cast<int>(E), gateWeight,
+                static_cast<int>(E), 0.0f, xGrad, static_cast<int>(M));
+    if (jitterActive(config)) {
+      fillJitter(config, shape, randomness, jitterStorage);
+      for (int64_t i = 0; i < S * M; ++i)
+        xGrad[i] *= jitterStorage[i];
+    }
+  }
+  return Status::success();
+}
+
+} // namespace moert
