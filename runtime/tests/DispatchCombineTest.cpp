@@ -81,10 +81,12 @@ TEST(Dispatch, CopiesEachKeptChoiceOnceAndZeroesTheRest) {
       for (int m = 0; m < 6; ++m)
         EXPECT_EQ(buffer[cell * 6 + m], f.x[s * 6 + m]);
     }
-  for (int cell = 0; cell < 16; ++cell)
-    if (!used[cell])
-      for (int m = 0; m < 6; ++m)
-        EXPECT_EQ(buffer[cell * 6 + m], 0.0f) << "unused slot " << cell;
+  for (int cell = 0; cell < 16; ++cell) {
+    if (used[cell])
+      continue;
+    for (int m = 0; m < 6; ++m)
+      EXPECT_EQ(buffer[cell * 6 + m], 0.0f) << "unused slot " << cell;
+  }
 }
 
 TEST(Combine, WeightedSumOfKeptChoices) {
@@ -184,9 +186,11 @@ TEST(Combine, BackwardMatchesFiniteDifferences) {
   check("dbuffer", buffer, bufferGrad);
   check("dweights", weights, weightsGrad);
   // Dropped choices get exactly zero weight gradient.
-  for (int i = 0; i < 20; ++i)
-    if (f.gate.slots[i] < 0)
+  for (int i = 0; i < 20; ++i) {
+    if (f.gate.slots[i] < 0) {
       EXPECT_EQ(weightsGrad[i], 0.0f);
+    }
+  }
 }
 
 TEST(DispatchCombine, RejectsBadRoutingWithoutWriting) {
@@ -243,6 +247,51 @@ TEST(Dispatch, LargerBufferThanGateCapacity) {
   for (int e = 0; e < 4; ++e)
     for (int c = f.shape.capacity; c < 10; ++c)
       EXPECT_EQ(buffer[(e * 10 + c) * 6], 0.0f);
+}
+
+} // namespace
+} // namespace moert
+
+namespace moert {
+namespace {
+
+TEST(DispatchCombine, LargeBatchRoundTripUsesEverySlotOnce) {
+  // Big enough for the threaded loops to split work; the gate's routing
+  // must be a valid assignment (checkRouting) filling min(count, C) slots
+  // per expert, and identity experts must give back the kept tokens.
+  const GateShape gateShape{4096, 32, 16};
+  std::mt19937 rng(99);
+  std::vector<float> x = randomVector(4096 * 32, rng);
+  std::vector<float> wg = randomVector(32 * 16, rng);
+  GateConfig config;
+  config.topK = 2;
+  config.capacityFactor = 1.0;
+  config.noise = GateNoise::RSample;
+  GateResult gate(gateShape, 2);
+  ASSERT_TRUE(gateForward(config, gateShape, {{1, 2, 3}, 50000}, x.data(),
+                          wg.data(), gate.outputs())
+                  .ok());
+  const DispatchShape shape{4096, 32, 16, 2, gate.capacity};
+  const TokenRouting routing{gate.experts.data(), gate.slots.data()};
+  ASSERT_TRUE(checkRouting(shape, routing).ok());
+  std::vector<int64_t> filled(16, 0);
+  for (size_t i = 0; i < gate.slots.size(); ++i)
+    filled[gate.experts[i]] += gate.slots[i] >= 0;
+  for (int e = 0; e < 16; ++e)
+    EXPECT_EQ(filled[e],
+              std::min<int64_t>(gate.expertCounts[e], gate.capacity));
+
+  std::vector<float> buffer(16 * gate.capacity * 32), y(4096 * 32);
+  ASSERT_TRUE(dispatchTokens(shape, routing, x.data(), buffer.data()).ok());
+  ASSERT_TRUE(combineTokens(shape, routing, gate.weights.data(), buffer.data(),
+                            y.data())
+                  .ok());
+  for (int64_t s = 0; s < 4096; ++s) {
+    const float keptWeight =
+        gate.weights[s * 2] + gate.weights[s * 2 + 1]; // 1 or 0
+    for (int64_t m = 0; m < 32; ++m)
+      ASSERT_NEAR(y[s * 32 + m], keptWeight * x[s * 32 + m], 1e-5f);
+  }
 }
 
 } // namespace

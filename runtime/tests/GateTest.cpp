@@ -226,6 +226,37 @@ TEST(Gate, Top2DroppingIsPositionalAndRenormalises) {
   EXPECT_NEAR(result.weights[0] + result.weights[1], 1.0f, 1e-6f);
 }
 
+TEST(Gate, Top2RtsAppliesToFirstChoicesOnly) {
+  // Every token's first choice is expert 0 (C = ceil(8 / 4 * 1.0 * 2) = 4),
+  // seconds alternate between experts 1 and 2. Across seeds, expert 0 keeps
+  // a different random 4 of its 8 first choices; the second choices are
+  // positional, so they are the same whatever the seed.
+  Routed routed =
+      steeredTokens(4, std::vector<int>(8, 0), {1, 2, 1, 2, 1, 2, 1, 2});
+  GateConfig config = noRandomness(2);
+  config.capacityFactor = 1.0;
+  config.useRts = true;
+  std::vector<std::vector<int32_t>> firstSlotPatterns;
+  for (uint64_t seed = 0; seed < 20; ++seed) {
+    GateResult result = runGate(config, routed, {{seed, 0, 0}, 0});
+    ASSERT_EQ(result.capacity, 4);
+    std::vector<int32_t> firstSlots, secondSlots;
+    int keptFirst = 0;
+    for (int s = 0; s < 8; ++s) {
+      firstSlots.push_back(result.slots[s * 2]);
+      secondSlots.push_back(result.slots[s * 2 + 1]);
+      keptFirst += result.slots[s * 2] >= 0;
+    }
+    EXPECT_EQ(keptFirst, 4);
+    EXPECT_EQ(secondSlots, (std::vector<int32_t>{0, 0, 1, 1, 2, 2, 3, 3}));
+    if (std::find(firstSlotPatterns.begin(), firstSlotPatterns.end(),
+                  firstSlots) == firstSlotPatterns.end())
+      firstSlotPatterns.push_back(firstSlots);
+  }
+  // 70 possible subsets; 20 seeds hitting only a few would not be random.
+  EXPECT_GE(firstSlotPatterns.size(), 10u);
+}
+
 TEST(Gate, Top3ChoiceQueuesBehindAllEarlierChoices) {
   // Expert 2 gets: first of token 3, second of token 1, third of token 0.
   Routed routed = steeredTokens(4, {0, 0, 1, 2}, {1, 2, 0, 0});
