@@ -1,0 +1,45 @@
+//===- ExpertFfn.h - Batched per-expert MLP (moe.expert_ffn) --------------===//
+//
+// For each expert e of the [E, C, M] capacity buffer:
+//   out[e] = act(in[e] W1[e] + b1[e]) W2[e] + b2[e]
+// with W1 [E, M, H], b1 [E, H], W2 [E, H, M], b2 [E, M]. Every GEMM goes
+// through cblas_sgemm, one pair per expert; the E GEMMs of a layer have the
+// same shape, which is what a grouped GEMM on the GPU batches.
+//
+//===----------------------------------------------------------------------===//
+#ifndef MOERT_TRAIN_EXPERTFFN_H
+#define MOERT_TRAIN_EXPERTFFN_H
+
+#include "moert/dense/Activation.h"
+
+#include <cstdint>
+
+namespace moert {
+namespace train {
+
+struct ExpertFfnShape {
+  int64_t numExperts = 0; // E (local experts under expert parallelism)
+  int64_t capacity = 0;   // C
+  int64_t modelDim = 0;   // M
+  int64_t hiddenDim = 0;  // H
+  dense::ActivationKind activation = dense::ActivationKind::Gelu;
+};
+
+/// Forward. `hidden` is scratch of E*C*H floats (the activated hidden
+/// layer); it may be null, then the kernel allocates its own.
+void expertFfnForward(const ExpertFfnShape &shape, const float *input,
+                      const float *w1, const float *b1, const float *w2,
+                      const float *b2, float *output, float *hidden = nullptr);
+
+/// Backward: overwrites every non-null gradient. The hidden pre-activation
+/// is recomputed from `input` (one GEMM per expert) instead of being kept
+/// from the forward pass, trading a GEMM for E*C*H floats of memory.
+void expertFfnBackward(const ExpertFfnShape &shape, const float *outputGrad,
+                       const float *input, const float *w1, const float *b1,
+                       const float *w2, float *inputGrad, float *w1Grad,
+                       float *b1Grad, float *w2Grad, float *b2Grad);
+
+} // namespace train
+} // namespace moert
+
+#endif // MOERT_TRAIN_EXPERTFFN_H
