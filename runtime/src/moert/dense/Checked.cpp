@@ -34,8 +34,8 @@ public:
   explicit Checker(const char *op) : op_(op) {}
 
   bool ok() const { return message_.empty(); }
-  KernelStatus status() const {
-    return ok() ? KernelStatus::success() : KernelStatus::failure(message_);
+  Status status() const {
+    return ok() ? Status::success() : invalidArgument(message_);
   }
 
   // Fails with "<op>: <message>" unless `condition` holds.
@@ -96,9 +96,9 @@ std::vector<int64_t> withLast(std::vector<int64_t> shape, int64_t last) {
 
 namespace checked {
 
-KernelStatus linear(const ConstFloatRef &input, const ConstFloatRef &weight,
-                    const ConstFloatRef *bias, bool transposeWeight,
-                    const FloatRef &output) {
+Status linear(const ConstFloatRef &input, const ConstFloatRef &weight,
+              const ConstFloatRef *bias, bool transposeWeight,
+              const FloatRef &output) {
   Checker check("linear");
   check.rankAtLeast("input", input, 1).rankAtLeast("weight", weight, 2);
   if (!check.ok())
@@ -120,13 +120,13 @@ KernelStatus linear(const ConstFloatRef &input, const ConstFloatRef &weight,
     return check.status();
   linearForward({leadingCount(input.shape), k, n, transposeWeight}, input.data,
                 weight.data, bias ? bias->data : nullptr, output.data);
-  return KernelStatus::success();
+  return Status::success();
 }
 
-KernelStatus linearGrad(const ConstFloatRef &outputGrad,
-                        const ConstFloatRef &input, const ConstFloatRef &weight,
-                        bool transposeWeight, const FloatRef *inputGrad,
-                        const FloatRef *weightGrad, const FloatRef *biasGrad) {
+Status linearGrad(const ConstFloatRef &outputGrad, const ConstFloatRef &input,
+                  const ConstFloatRef &weight, bool transposeWeight,
+                  const FloatRef *inputGrad, const FloatRef *weightGrad,
+                  const FloatRef *biasGrad) {
   Checker check("linear_grad");
   check.rankAtLeast("input", input, 1).rankAtLeast("weight", weight, 2);
   if (!check.ok())
@@ -154,12 +154,12 @@ KernelStatus linearGrad(const ConstFloatRef &outputGrad,
                  inputGrad ? inputGrad->data : nullptr,
                  weightGrad ? weightGrad->data : nullptr,
                  biasGrad ? biasGrad->data : nullptr);
-  return KernelStatus::success();
+  return Status::success();
 }
 
-KernelStatus layerNorm(const ConstFloatRef &input, const ConstFloatRef &scale,
-                       const ConstFloatRef &bias, double epsilon,
-                       const FloatRef &output) {
+Status layerNorm(const ConstFloatRef &input, const ConstFloatRef &scale,
+                 const ConstFloatRef &bias, double epsilon,
+                 const FloatRef &output) {
   Checker check("layer_norm");
   check.rankAtLeast("input", input, 1);
   if (!check.ok())
@@ -174,14 +174,13 @@ KernelStatus layerNorm(const ConstFloatRef &input, const ConstFloatRef &scale,
   layerNormForward(leadingCount(input.shape), dim, static_cast<float>(epsilon),
                    input.data, scale.data, bias.data, output.data, nullptr,
                    nullptr);
-  return KernelStatus::success();
+  return Status::success();
 }
 
-KernelStatus layerNormGrad(const ConstFloatRef &outputGrad,
-                           const ConstFloatRef &input,
-                           const ConstFloatRef &scale, double epsilon,
-                           const FloatRef &inputGrad, const FloatRef &scaleGrad,
-                           const FloatRef &biasGrad) {
+Status layerNormGrad(const ConstFloatRef &outputGrad,
+                     const ConstFloatRef &input, const ConstFloatRef &scale,
+                     double epsilon, const FloatRef &inputGrad,
+                     const FloatRef &scaleGrad, const FloatRef &biasGrad) {
   Checker check("layer_norm_grad");
   check.rankAtLeast("input", input, 1);
   if (!check.ok())
@@ -198,23 +197,21 @@ KernelStatus layerNormGrad(const ConstFloatRef &outputGrad,
   layerNormBackward(leadingCount(input.shape), dim, static_cast<float>(epsilon),
                     outputGrad.data, input.data, scale.data, nullptr, nullptr,
                     inputGrad.data, scaleGrad.data, biasGrad.data);
-  return KernelStatus::success();
+  return Status::success();
 }
 
-KernelStatus activation(ActivationKind kind, const ConstFloatRef &input,
-                        const FloatRef &output) {
+Status activation(ActivationKind kind, const ConstFloatRef &input,
+                  const FloatRef &output) {
   Checker check("activation");
   check.valid("input", input).shapeIs("result", output, input.shape);
   if (!check.ok())
     return check.status();
   activationForward(kind, input.numElements(), input.data, output.data);
-  return KernelStatus::success();
+  return Status::success();
 }
 
-KernelStatus activationGrad(ActivationKind kind,
-                            const ConstFloatRef &outputGrad,
-                            const ConstFloatRef &input,
-                            const FloatRef &inputGrad) {
+Status activationGrad(ActivationKind kind, const ConstFloatRef &outputGrad,
+                      const ConstFloatRef &input, const FloatRef &inputGrad) {
   Checker check("activation_grad");
   check.valid("input", input)
       .shapeIs("result_grad", outputGrad, input.shape)
@@ -223,7 +220,7 @@ KernelStatus activationGrad(ActivationKind kind,
     return check.status();
   activationBackward(kind, input.numElements(), outputGrad.data, input.data,
                      inputGrad.data);
-  return KernelStatus::success();
+  return Status::success();
 }
 
 namespace {
@@ -252,9 +249,9 @@ std::string badTokenMessage(const ConstTokenRef &tokens, int64_t index,
 
 } // namespace
 
-KernelStatus embedding(const ConstTokenRef &tokens, const ConstFloatRef &table,
-                       const ConstFloatRef *positions, PositionKind position,
-                       bool scaled, const FloatRef &output) {
+Status embedding(const ConstTokenRef &tokens, const ConstFloatRef &table,
+                 const ConstFloatRef *positions, PositionKind position,
+                 bool scaled, const FloatRef &output) {
   Checker check("embedding");
   check.valid("tokens", tokens).rankAtLeast("table", table, 2);
   if (!check.ok())
@@ -288,15 +285,13 @@ KernelStatus embedding(const ConstTokenRef &tokens, const ConstFloatRef &table,
                                                      : nullptr,
       output.data);
   if (bad != kAllTokensValid)
-    return KernelStatus::failure("embedding: " +
-                                 badTokenMessage(tokens, bad, vocabSize));
-  return KernelStatus::success();
+    return outOfRange("embedding: " + badTokenMessage(tokens, bad, vocabSize));
+  return Status::success();
 }
 
-KernelStatus embeddingGrad(const ConstFloatRef &outputGrad,
-                           const ConstTokenRef &tokens, bool scaled,
-                           const FloatRef &tableGrad,
-                           const FloatRef *positionsGrad) {
+Status embeddingGrad(const ConstFloatRef &outputGrad,
+                     const ConstTokenRef &tokens, bool scaled,
+                     const FloatRef &tableGrad, const FloatRef *positionsGrad) {
   Checker check("embedding_grad");
   check.valid("tokens", tokens).rankAtLeast("table_grad", tableGrad, 2);
   if (!check.ok())
@@ -325,9 +320,9 @@ KernelStatus embeddingGrad(const ConstFloatRef &outputGrad,
       shape, scaled, outputGrad.data, tokens.data, tableGrad.data,
       positionsGrad ? positionsGrad->data : nullptr);
   if (bad != kAllTokensValid)
-    return KernelStatus::failure("embedding_grad: " +
-                                 badTokenMessage(tokens, bad, vocabSize));
-  return KernelStatus::success();
+    return outOfRange("embedding_grad: " +
+                      badTokenMessage(tokens, bad, vocabSize));
+  return Status::success();
 }
 
 namespace {
@@ -367,9 +362,9 @@ void checkAttentionOperands(Checker &check, const ConstFloatRef &query,
 
 } // namespace
 
-KernelStatus attention(const ConstFloatRef &query, const ConstFloatRef &key,
-                       const ConstFloatRef &value, const ConstMaskRef *keyMask,
-                       int64_t numHeads, bool causal, const FloatRef &output) {
+Status attention(const ConstFloatRef &query, const ConstFloatRef &key,
+                 const ConstFloatRef &value, const ConstMaskRef *keyMask,
+                 int64_t numHeads, bool causal, const FloatRef &output) {
   Checker check("attention");
   AttentionShape shape;
   checkAttentionOperands(check, query, key, value, keyMask, numHeads, causal,
@@ -380,15 +375,14 @@ KernelStatus attention(const ConstFloatRef &query, const ConstFloatRef &key,
     return check.status();
   attentionForward(shape, query.data, key.data, value.data,
                    keyMask ? keyMask->data : nullptr, output.data, nullptr);
-  return KernelStatus::success();
+  return Status::success();
 }
 
-KernelStatus attentionGrad(const ConstFloatRef &outputGrad,
-                           const ConstFloatRef &query, const ConstFloatRef &key,
-                           const ConstFloatRef &value,
-                           const ConstMaskRef *keyMask, int64_t numHeads,
-                           bool causal, const FloatRef &queryGrad,
-                           const FloatRef &keyGrad, const FloatRef &valueGrad) {
+Status attentionGrad(const ConstFloatRef &outputGrad,
+                     const ConstFloatRef &query, const ConstFloatRef &key,
+                     const ConstFloatRef &value, const ConstMaskRef *keyMask,
+                     int64_t numHeads, bool causal, const FloatRef &queryGrad,
+                     const FloatRef &keyGrad, const FloatRef &valueGrad) {
   Checker check("attention_grad");
   AttentionShape shape;
   checkAttentionOperands(check, query, key, value, keyMask, numHeads, causal,
@@ -403,7 +397,7 @@ KernelStatus attentionGrad(const ConstFloatRef &outputGrad,
   attentionBackward(shape, outputGrad.data, query.data, key.data, value.data,
                     keyMask ? keyMask->data : nullptr, nullptr, queryGrad.data,
                     keyGrad.data, valueGrad.data);
-  return KernelStatus::success();
+  return Status::success();
 }
 
 namespace {
@@ -423,10 +417,9 @@ void checkCrossEntropyOperands(Checker &check, const ConstFloatRef &logits,
                     " is outside [0, 1]");
 }
 
-KernelStatus badLabel(const char *op, const ConstTokenRef &labels,
-                      int64_t index, int64_t vocabSize,
-                      const CrossEntropyOptions &options) {
-  return KernelStatus::failure(
+Status badLabel(const char *op, const ConstTokenRef &labels, int64_t index,
+                int64_t vocabSize, const CrossEntropyOptions &options) {
+  return outOfRange(
       std::string(op) + ": label " + std::to_string(labels.data[index]) +
       " at flat index " + std::to_string(index) + " is outside [0, " +
       std::to_string(vocabSize) + ") and is not the ignore index " +
@@ -435,9 +428,8 @@ KernelStatus badLabel(const char *op, const ConstTokenRef &labels,
 
 } // namespace
 
-KernelStatus crossEntropy(const ConstFloatRef &logits,
-                          const ConstTokenRef &labels,
-                          const CrossEntropyOptions &options, float *loss) {
+Status crossEntropy(const ConstFloatRef &logits, const ConstTokenRef &labels,
+                    const CrossEntropyOptions &options, float *loss) {
   Checker check("cross_entropy");
   checkCrossEntropyOperands(check, logits, labels, options);
   check.require(loss != nullptr, "no place for the loss");
@@ -449,13 +441,13 @@ KernelStatus crossEntropy(const ConstFloatRef &logits,
                           labels.data, options, loss, nullptr, nullptr);
   if (bad != kAllLabelsValid)
     return badLabel("cross_entropy", labels, bad, vocabSize, options);
-  return KernelStatus::success();
+  return Status::success();
 }
 
-KernelStatus crossEntropyGrad(float lossGrad, const ConstFloatRef &logits,
-                              const ConstTokenRef &labels,
-                              const CrossEntropyOptions &options,
-                              const FloatRef &logitsGrad) {
+Status crossEntropyGrad(float lossGrad, const ConstFloatRef &logits,
+                        const ConstTokenRef &labels,
+                        const CrossEntropyOptions &options,
+                        const FloatRef &logitsGrad) {
   Checker check("cross_entropy_grad");
   checkCrossEntropyOperands(check, logits, labels, options);
   check.shapeIs("logits_grad", logitsGrad, logits.shape);
@@ -467,11 +459,11 @@ KernelStatus crossEntropyGrad(float lossGrad, const ConstFloatRef &logits,
                                            options, nullptr, logitsGrad.data);
   if (bad != kAllLabelsValid)
     return badLabel("cross_entropy_grad", labels, bad, vocabSize, options);
-  return KernelStatus::success();
+  return Status::success();
 }
 
-KernelStatus dropout(const DropoutParams &params, const ConstFloatRef &input,
-                     const FloatRef &output) {
+Status dropout(const DropoutParams &params, const ConstFloatRef &input,
+               const FloatRef &output) {
   Checker check("dropout");
   check.valid("input", input)
       .shapeIs("result", output, input.shape)
@@ -481,21 +473,21 @@ KernelStatus dropout(const DropoutParams &params, const ConstFloatRef &input,
     return check.status();
   dropoutForward(params, contiguousDropoutLayout(input.numElements()),
                  input.data, output.data);
-  return KernelStatus::success();
+  return Status::success();
 }
 
-KernelStatus paddingMask(const ConstTokenRef &tokens, int64_t padId,
-                         const MaskRef &mask) {
+Status paddingMask(const ConstTokenRef &tokens, int64_t padId,
+                   const MaskRef &mask) {
   Checker check("padding_mask");
   check.valid("tokens", tokens).shapeIs("result", mask, tokens.shape);
   if (!check.ok())
     return check.status();
   dense::paddingMask(tokens.numElements(), tokens.data, padId, mask.data);
-  return KernelStatus::success();
+  return Status::success();
 }
 
-KernelStatus add(const ConstFloatRef &lhs, const ConstFloatRef &rhs,
-                 const FloatRef &output) {
+Status add(const ConstFloatRef &lhs, const ConstFloatRef &rhs,
+           const FloatRef &output) {
   Checker check("add");
   check.valid("lhs", lhs)
       .shapeIs("rhs", rhs, lhs.shape)
@@ -503,7 +495,7 @@ KernelStatus add(const ConstFloatRef &lhs, const ConstFloatRef &rhs,
   if (!check.ok())
     return check.status();
   dense::add(lhs.numElements(), lhs.data, rhs.data, output.data);
-  return KernelStatus::success();
+  return Status::success();
 }
 
 } // namespace checked

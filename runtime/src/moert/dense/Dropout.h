@@ -3,9 +3,9 @@
 // In training, element i is kept with probability 1 - rate and scaled by
 // 1 / (1 - rate), else zeroed; in evaluation the op is the identity. Whether
 // logical element i is kept is a function of (seed, stream, step, i) only
-// (see DropoutMask.h), so a partitioned tensor gets exactly the mask of the
-// unpartitioned one as long as each shard names its logical indices through
-// a DropoutLayout.
+// (the runtime's Philox generator, moert/Random.h), so a partitioned tensor
+// gets exactly the mask of the unpartitioned one as long as each shard names
+// its logical indices through a DropoutLayout.
 //
 // The backward pass is the same function applied to the output gradient
 // (what moe-differentiate emits: the same dropout op on dy).
@@ -22,8 +22,8 @@ namespace dense {
 struct DropoutParams {
   double rate = 0.0; // in [0, 1]; 1 drops everything
   uint64_t seed = 0;
-  uint64_t stream = 0; // one per dropout op of the model
-  uint64_t step = 0;
+  uint32_t stream = 0; // one per dropout op of the model
+  uint32_t step = 0;
   bool training = true;
 };
 

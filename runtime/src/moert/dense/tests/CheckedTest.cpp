@@ -23,7 +23,7 @@ TEST(Checked, LinearRunsOnMatchingShapes) {
   const std::vector<float> b = {10, 20};
   std::vector<float> y(4);
   const ConstFloatRef bias{b.data(), {2}};
-  const KernelStatus status =
+  const Status status =
       checked::linear({x.data(), {1, 2, 3}}, {w.data(), {3, 2}}, &bias, false,
                       {y.data(), {1, 2, 2}});
   ASSERT_TRUE(status.ok()) << status.message();
@@ -33,9 +33,10 @@ TEST(Checked, LinearRunsOnMatchingShapes) {
 TEST(Checked, LinearRejectsMismatchedShapes) {
   const std::vector<float> x(6), w(6), b(3);
   std::vector<float> y(4, 7.0f);
-  KernelStatus status = checked::linear({x.data(), {2, 3}}, {w.data(), {2, 3}},
-                                        nullptr, false, {y.data(), {2, 3}});
+  Status status = checked::linear({x.data(), {2, 3}}, {w.data(), {2, 3}},
+                                  nullptr, false, {y.data(), {2, 3}});
   ASSERT_FALSE(status.ok());
+  EXPECT_EQ(status.code(), StatusCode::InvalidArgument);
   EXPECT_THAT(status.message(),
               HasSubstr("linear: input has last dimension 3"));
   EXPECT_THAT(status.message(), HasSubstr("expects 2"));
@@ -61,7 +62,7 @@ TEST(Checked, LinearGradRejectsWrongWeightGradShape) {
   const std::vector<float> x(6), w(6), dy(4);
   std::vector<float> dw(6);
   const FloatRef weightGrad{dw.data(), {2, 3}};
-  const KernelStatus status = checked::linearGrad(
+  const Status status = checked::linearGrad(
       {dy.data(), {2, 2}}, {x.data(), {2, 3}}, {w.data(), {3, 2}}, false,
       nullptr, &weightGrad, nullptr);
   ASSERT_FALSE(status.ok());
@@ -72,10 +73,11 @@ TEST(Checked, EmbeddingReportsBadTokenId) {
   const std::vector<int32_t> tokens = {1, 2, 9, 0}; // [2, 2], V = 5
   const std::vector<float> table(5 * 3, 1.0f);
   std::vector<float> out(12, 7.0f);
-  KernelStatus status = checked::embedding(
+  Status status = checked::embedding(
       {tokens.data(), {2, 2}}, {table.data(), {5, 3}}, nullptr,
       PositionKind::Sinusoidal, true, {out.data(), {2, 2, 3}});
   ASSERT_FALSE(status.ok());
+  EXPECT_EQ(status.code(), StatusCode::OutOfRange);
   EXPECT_EQ(status.message(), "embedding: token id 9 at flat index 2 of "
                               "tokens [2, 2] is outside [0, 5)");
   for (float v : out)
@@ -94,7 +96,7 @@ TEST(Checked, EmbeddingRejectsShortPositionTable) {
   const std::vector<float> table(15), positions(3);
   std::vector<float> out(12);
   const ConstFloatRef pos{positions.data(), {1, 3}};
-  KernelStatus status =
+  Status status =
       checked::embedding({tokens.data(), {1, 4}}, {table.data(), {5, 3}}, &pos,
                          PositionKind::Learned, false, {out.data(), {1, 4, 3}});
   ASSERT_FALSE(status.ok());
@@ -112,7 +114,7 @@ TEST(Checked, AttentionRejectsInconsistentOperands) {
   std::vector<float> out(q.size());
   const FloatRef result{out.data(), {2, 3, 4}};
   // Heads must divide D.
-  KernelStatus status =
+  Status status =
       checked::attention({q.data(), {2, 3, 4}}, {k.data(), {2, 5, 4}},
                          {v.data(), {2, 5, 4}}, nullptr, 3, false, result);
   ASSERT_FALSE(status.ok());
@@ -147,9 +149,10 @@ TEST(Checked, CrossEntropyReportsBadLabelsAndShapes) {
   const std::vector<float> logits(2 * 3 * 4);
   const std::vector<int32_t> labels = {0, 1, 2, 3, 4, -100};
   float loss = 7.0f;
-  KernelStatus status = checked::crossEntropy(
-      {logits.data(), {2, 3, 4}}, {labels.data(), {2, 3}}, {}, &loss);
+  Status status = checked::crossEntropy({logits.data(), {2, 3, 4}},
+                                        {labels.data(), {2, 3}}, {}, &loss);
   ASSERT_FALSE(status.ok());
+  EXPECT_EQ(status.code(), StatusCode::OutOfRange);
   EXPECT_THAT(status.message(),
               HasSubstr("label 4 at flat index 4 is outside [0, 4)"));
   EXPECT_EQ(loss, 7.0f);
@@ -167,8 +170,8 @@ TEST(Checked, CrossEntropyReportsBadLabelsAndShapes) {
 TEST(Checked, ElementwiseAndNormRejectMismatches) {
   const std::vector<float> a(6), b(6);
   std::vector<float> out(6);
-  KernelStatus status = checked::add({a.data(), {2, 3}}, {b.data(), {3, 2}},
-                                     {out.data(), {2, 3}});
+  Status status = checked::add({a.data(), {2, 3}}, {b.data(), {3, 2}},
+                               {out.data(), {2, 3}});
   ASSERT_FALSE(status.ok());
   EXPECT_THAT(status.message(), HasSubstr("add: rhs has shape [3, 2]"));
   status = checked::layerNorm({a.data(), {2, 3}}, {b.data(), {2}},

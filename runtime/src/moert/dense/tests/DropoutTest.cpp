@@ -1,6 +1,8 @@
 //===- DropoutTest.cpp - Inverted dropout and its counter-based mask ------===//
 #include "moert/dense/Dropout.h"
 
+#include "moert/Random.h"
+
 #include "GradCheck.h"
 
 namespace moert {
@@ -104,6 +106,16 @@ TEST(Dropout, BackwardAppliesTheForwardMask) {
   expectGradientMatches("dx", x, dx, loss);
   for (int64_t i = 0; i < count; ++i)
     EXPECT_EQ(dx[i] == 0.0f, !dropoutKeeps(params, i));
+}
+
+TEST(Dropout, MaskComesFromTheRuntimeGenerator) {
+  // Element i is kept iff its Philox bits (moert/Random.h, the generator the
+  // gate uses too) are at least rate * 2^32.
+  const DropoutParams params{0.5, 0x123456789abcull, 7, 11, true};
+  const RandomStream source{params.seed, params.stream, params.step};
+  for (uint64_t i = 0; i < 64; ++i)
+    EXPECT_EQ(dropoutKeeps(params, i), randomBits(source, i) >= (1ull << 31))
+        << i;
 }
 
 TEST(Dropout, EvaluationAndEdgeRates) {
