@@ -8,6 +8,9 @@ cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 
 jobs=$(nproc)
+# ctest runs tests in parallel and each may start OpenMP/OpenBLAS threads:
+# passive waiting keeps oversubscribed threads from spinning on the cores.
+export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-PASSIVE}
 
 echo "== configure + build (compiler and runtime)"
 cmake --preset default >/dev/null
