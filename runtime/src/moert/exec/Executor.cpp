@@ -1,0 +1,205 @@
+//===- Executor.cpp - Runs a Program on the CPU ---------------------------===//
+#include "moert/exec/Executor.h"
+
+#include <cstdlib>
+#include <cstring>
+#include <sstream>
+
+namespace moert {
+namespace exec {
+
+namespace {
+constexpr size_t kArenaAlignment = 64;
+
+std::string describe(size_t index, const Instruction &inst) {
+  std::ostringstream os;
+  os << "instruction #" << index << " (" << inst.kernel << ")";
+  if (!inst.location.empty())
+    os << " at " << inst.location;
+  return os.str();
+}
+} // namespace
+
+Executor::Executor(Program program) : program_(std::move(program)) {}
+
+Expected<std::unique_ptr<Executor>> Executor::create(Program program) {
+  MOERT_RETURN_IF_ERROR(program.verify());
+  std::unique_ptr<Executor> executor(new Executor(std::move(program)));
+  const Program &p = executor->program_;
+  for (size_t i = 0; i < p.instructions.size(); ++i) {
+    const Instruction &inst = p.instructions[i];
+    const KernelInfo *info = lookupKernel(inst.kernel);
+    if (!info)
+      return unimplemented(describe(i, inst) + ": no CPU kernel for this op");
+    int numOperands = static_cast<int>(inst.operands.size());
+    if (numOperands < info->minOperands || numOperands > info->maxOperands)
+      return invalidArgument(describe(i, inst) + ": expected " +
+                             std::to_string(info->minOperands) +
+                             (info->maxOperands != info->minOperands
+                                  ? " to " + std::to_string(info->maxOperands)
+                                  : std::string()) +
+                             " operands, found " + std::to_string(numOperands));
+    if (static_cast<int>(inst.results.size()) != info->numResults)
+      return invalidArgument(
+          describe(i, inst) + ": expected " + std::to_string(info->numResults) +
+          " results, found " + std::to_string(inst.results.size()));
+    executor->kernels_.push_back(info);
+  }
+  // The arena, zeroed so that a kernel reading a buffer it did not write
+  // (a bug) sees zeros rather than stale data from an earlier run.
+  size_t bytes = static_cast<size_t>(p.arenaBytes);
+  size_t rounded =
+      (bytes + kArenaAlignment - 1) / kArenaAlignment * kArenaAlignment;
+  void *arena =
+      rounded ? std::aligned_alloc(kArenaAlignment, rounded) : nullptr;
+  if (rounded && !arena)
+    return Status(StatusCode::ResourceExhausted,
+                  "cannot allocate an arena of " + std::to_string(bytes) +
+                      " bytes");
+  if (arena)
+    std::memset(arena, 0, rounded);
+  executor->arena_ = {static_cast<uint8_t *>(arena), std::free};
+  // Splat constants are materialized once.
+  executor->constants_.resize(p.buffers.size());
+  for (size_t id = 0; id < p.buffers.size(); ++id) {
+    const Buffer &b = p.buffers[id];
+    if (b.kind != BufferKind::Constant)
+      continue;
+    std::vector<uint8_t> &data = executor->constants_[id];
+    data.resize(static_cast<size_t>(b.type.byteSize()));
+    int64_t n = b.type.numElements();
+    for (int64_t e = 0; e < n; ++e) {
+      switch (b.type.dtype) {
+      case DType::F32: {
+        float v = static_cast<float>(b.splat);
+        std::memcpy(data.data() + e * 4, &v, 4);
+        break;
+      }
+      case DType::I32: {
+        int32_t v = static_cast<int32_t>(b.splat);
+        std::memcpy(data.data() + e * 4, &v, 4);
+        break;
+      }
+      case DType::I64: {
+        int64_t v = static_cast<int64_t>(b.splat);
+        std::memcpy(data.data() + e * 8, &v, 8);
+        break;
+      }
+      case DType::Bool:
+        data[e] = b.splat != 0.0;
+        break;
+      }
+    }
+  }
+  return std::move(executor);
+}
+
+const void *Executor::bufferData(int32_t id) const {
+  const Buffer &b = program_.buffers[id];
+  switch (b.kind) {
+  case BufferKind::Arena:
+    return arena_.get() + b.offset;
+  case BufferKind::Input:
+    return boundInputs_[b.input];
+  case BufferKind::Constant:
+    return constants_[id].data();
+  }
+  return nullptr;
+}
+
+Status Executor::run(const RunContext &context,
+                     const std::vector<const void *> &inputs) {
+  if (inputs.size() != program_.inputs.size())
+    return invalidArgument(
+        "the program has " + std::to_string(program_.inputs.size()) +
+        " inputs, " + std::to_string(inputs.size()) + " were bound");
+  for (size_t i = 0; i < inputs.size(); ++i)
+    if (!inputs[i] && program_.buffers[program_.inputs[i]].type.byteSize())
+      return invalidArgument("input #" + std::to_string(i) + " is not bound");
+  boundInputs_ = inputs;
+  for (size_t i = 0; i < program_.instructions.size(); ++i) {
+    const Instruction &inst = program_.instructions[i];
+    std::vector<void *> operands, results;
+    for (int32_t id : inst.operands)
+      operands.push_back(const_cast<void *>(bufferData(id)));
+    for (int32_t id : inst.results)
+      results.push_back(const_cast<void *>(bufferData(id)));
+    KernelCall call(inst, program_, context, std::move(operands),
+                    std::move(results));
+    Status status = kernels_[i]->fn(call);
+    if (!status.ok())
+      return status.withContext(describe(i, inst));
+  }
+  return Status::success();
+}
+
+const void *Executor::output(size_t index) const {
+  return bufferData(program_.outputs[index]);
+}
+
+const TensorType &Executor::outputType(size_t index) const {
+  return program_.buffers[program_.outputs[index]].type;
+}
+
+//===----------------------------------------------------------------------===//
+// KernelCall
+//===----------------------------------------------------------------------===//
+
+Status KernelCall::error(StatusCode code, const std::string &message) const {
+  return Status(code, message);
+}
+
+Expected<int64_t> KernelCall::intAttr(const std::string &name) const {
+  auto it = instruction_.attrs.find(name);
+  if (it == instruction_.attrs.end())
+    return invalidArgument("missing integer attribute '" + name + "'");
+  if (const int64_t *v = std::get_if<int64_t>(&it->second))
+    return *v;
+  return invalidArgument("attribute '" + name + "' must be an integer");
+}
+
+Expected<double> KernelCall::floatAttr(const std::string &name) const {
+  auto it = instruction_.attrs.find(name);
+  if (it == instruction_.attrs.end())
+    return invalidArgument("missing float attribute '" + name + "'");
+  if (const double *v = std::get_if<double>(&it->second))
+    return *v;
+  if (const int64_t *v = std::get_if<int64_t>(&it->second))
+    return static_cast<double>(*v);
+  return invalidArgument("attribute '" + name + "' must be a number");
+}
+
+Expected<std::string> KernelCall::stringAttr(const std::string &name) const {
+  auto it = instruction_.attrs.find(name);
+  if (it == instruction_.attrs.end())
+    return invalidArgument("missing string attribute '" + name + "'");
+  if (const std::string *v = std::get_if<std::string>(&it->second))
+    return *v;
+  return invalidArgument("attribute '" + name + "' must be a string");
+}
+
+bool KernelCall::flag(const std::string &name) const {
+  auto it = instruction_.attrs.find(name);
+  if (it == instruction_.attrs.end())
+    return false;
+  if (const int64_t *v = std::get_if<int64_t>(&it->second))
+    return *v != 0;
+  return true;
+}
+
+Status KernelCall::expectOperand(size_t i, DType dtype) const {
+  if (operandType(i).dtype == dtype)
+    return Status::success();
+  return invalidArgument("operand #" + std::to_string(i) + " must be " +
+                         dtypeName(dtype) + ", found " + operandType(i).str());
+}
+
+Status KernelCall::expectResult(size_t i, DType dtype) const {
+  if (resultType(i).dtype == dtype)
+    return Status::success();
+  return invalidArgument("result #" + std::to_string(i) + " must be " +
+                         dtypeName(dtype) + ", found " + resultType(i).str());
+}
+
+} // namespace exec
+} // namespace moert

@@ -1,0 +1,121 @@
+//===- Executor.h - Runs a Program on the CPU -----------------------------===//
+//
+// One arena (planned by the compiler) holds every intermediate tensor; the
+// caller binds the inputs (parameters, optimizer state, batch, step) by
+// pointer for each run, and reads the outputs from the arena or the inputs
+// they alias. Kernels are resolved by name once, when the executor is made,
+// so an unknown or malformed instruction is reported before anything runs.
+//
+//===----------------------------------------------------------------------===//
+#ifndef MOERT_EXEC_EXECUTOR_H
+#define MOERT_EXEC_EXECUTOR_H
+
+#include "moert/exec/Program.h"
+
+#include <memory>
+
+namespace moert {
+namespace exec {
+
+/// Per-run values every kernel may read.
+struct RunContext {
+  uint64_t seed = 0;    // the run's random seed
+  uint32_t step = 0;    // the training step (keys dropout and gate noise)
+  bool training = true; // dropout active, gate noise drawn
+  /// Global index of this process's first token (partitioned runs).
+  int64_t firstGlobalToken = 0;
+};
+
+class KernelCall;
+using KernelFn = Status (*)(KernelCall &call);
+
+/// One kernel of the table: its function and how many operands and results
+/// an instruction of it has.
+struct KernelInfo {
+  KernelFn fn = nullptr;
+  int minOperands = 0, maxOperands = 0, numResults = 0;
+};
+
+/// The kernel registered for a dialect op name, or null.
+const KernelInfo *lookupKernel(const std::string &name);
+
+class Executor {
+public:
+  /// Verifies `program` and resolves every instruction's kernel.
+  static Expected<std::unique_ptr<Executor>> create(Program program);
+
+  /// Runs the instruction stream. `inputs[i]` points to the data of the
+  /// program's input #i (of its declared type).
+  Status run(const RunContext &context,
+             const std::vector<const void *> &inputs);
+
+  /// Data of output #i after a run.
+  const void *output(size_t index) const;
+  const TensorType &outputType(size_t index) const;
+  size_t numOutputs() const { return program_.outputs.size(); }
+  const Program &program() const { return program_; }
+  /// Bytes the executor allocated for the arena (the plan's arena size).
+  int64_t arenaBytes() const { return program_.arenaBytes; }
+
+private:
+  explicit Executor(Program program);
+  const void *bufferData(int32_t id) const;
+
+  Program program_;
+  std::vector<const KernelInfo *> kernels_;
+  std::unique_ptr<uint8_t[], void (*)(void *)> arena_{nullptr, nullptr};
+  std::vector<std::vector<uint8_t>> constants_;
+  std::vector<const void *> boundInputs_;
+};
+
+/// What a kernel sees of the instruction it runs.
+class KernelCall {
+public:
+  KernelCall(const Instruction &instruction, const Program &program,
+             const RunContext &context, std::vector<void *> operands,
+             std::vector<void *> results)
+      : instruction_(instruction), program_(program), context_(context),
+        operands_(std::move(operands)), results_(std::move(results)) {}
+
+  const RunContext &context() const { return context_; }
+  const Instruction &instruction() const { return instruction_; }
+  size_t numOperands() const { return operands_.size(); }
+
+  const TensorType &operandType(size_t i) const {
+    return program_.buffers[instruction_.operands[i]].type;
+  }
+  const TensorType &resultType(size_t i) const {
+    return program_.buffers[instruction_.results[i]].type;
+  }
+  template <typename T> const T *operand(size_t i) const {
+    return static_cast<const T *>(operands_[i]);
+  }
+  template <typename T> T *result(size_t i) const {
+    return static_cast<T *>(results_[i]);
+  }
+
+  /// Attributes, with an error naming the instruction when missing or of
+  /// the wrong kind.
+  Expected<int64_t> intAttr(const std::string &name) const;
+  Expected<double> floatAttr(const std::string &name) const;
+  Expected<std::string> stringAttr(const std::string &name) const;
+  /// A unit/bool attribute: absent means false.
+  bool flag(const std::string &name) const;
+
+  /// An error about this instruction: "moe.linear at <loc>: <message>".
+  Status error(StatusCode code, const std::string &message) const;
+  /// Checks the element type of operand / result `i`.
+  Status expectOperand(size_t i, DType dtype) const;
+  Status expectResult(size_t i, DType dtype) const;
+
+private:
+  const Instruction &instruction_;
+  const Program &program_;
+  const RunContext &context_;
+  std::vector<void *> operands_, results_;
+};
+
+} // namespace exec
+} // namespace moert
+
+#endif // MOERT_EXEC_EXECUTOR_H

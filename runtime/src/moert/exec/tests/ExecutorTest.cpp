@@ -1,0 +1,243 @@
+//===- ExecutorTest.cpp - Programs built by hand, run end to end ----------===//
+#include "moert/exec/Executor.h"
+
+#include "moert/dense/CrossEntropy.h"
+#include "moert/dense/Linear.h"
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <random>
+
+using namespace moert;
+using namespace moert::exec;
+
+namespace {
+
+/// Appends buffers to a program; arena buffers are laid out one after the
+/// other (no reuse: the tests are about execution, not planning).
+struct ProgramBuilder {
+  Program program;
+
+  int32_t input(DType dtype, std::vector<int64_t> shape) {
+    Buffer b;
+    b.type = {dtype, std::move(shape)};
+    b.kind = BufferKind::Input;
+    b.input = static_cast<int32_t>(program.inputs.size());
+    program.buffers.push_back(b);
+    int32_t id = static_cast<int32_t>(program.buffers.size() - 1);
+    program.inputs.push_back(id);
+    return id;
+  }
+  int32_t arena(DType dtype, std::vector<int64_t> shape) {
+    Buffer b;
+    b.type = {dtype, std::move(shape)};
+    b.offset = program.arenaBytes;
+    program.arenaBytes += (b.type.byteSize() + 63) / 64 * 64;
+    program.buffers.push_back(b);
+    return static_cast<int32_t>(program.buffers.size() - 1);
+  }
+  int32_t constant(DType dtype, std::vector<int64_t> shape, double value) {
+    Buffer b;
+    b.type = {dtype, std::move(shape)};
+    b.kind = BufferKind::Constant;
+    b.splat = value;
+    program.buffers.push_back(b);
+    return static_cast<int32_t>(program.buffers.size() - 1);
+  }
+  void add(std::string kernel, std::vector<int32_t> operands,
+           std::vector<int32_t> results,
+           std::map<std::string, AttrValue> attrs = {}) {
+    program.instructions.push_back({std::move(kernel), std::move(operands),
+                                    std::move(results), std::move(attrs),
+                                    "test"});
+  }
+};
+
+/// logits = x W; loss = CE(logits, labels); AdamW on W. Outputs: loss, W'.
+struct LinearClassifier {
+  ProgramBuilder b;
+  int32_t w, m, v, x, labels, step;
+  static constexpr int64_t kTokens = 16, kIn = 8, kClasses = 4;
+
+  LinearClassifier() {
+    w = b.input(DType::F32, {kIn, kClasses});
+    m = b.input(DType::F32, {kIn, kClasses});
+    v = b.input(DType::F32, {kIn, kClasses});
+    x = b.input(DType::F32, {kTokens, kIn});
+    labels = b.input(DType::I32, {kTokens});
+    step = b.input(DType::I64, {});
+    int32_t logits = b.arena(DType::F32, {kTokens, kClasses});
+    int32_t loss = b.arena(DType::F32, {});
+    int32_t one = b.constant(DType::F32, {}, 1.0);
+    int32_t dLogits = b.arena(DType::F32, {kTokens, kClasses});
+    int32_t dx = b.arena(DType::F32, {kTokens, kIn});
+    int32_t dw = b.arena(DType::F32, {kIn, kClasses});
+    int32_t sumSq = b.arena(DType::F32, {});
+    int32_t norm = b.arena(DType::F32, {}), scale = b.arena(DType::F32, {});
+    int32_t lr = b.arena(DType::F32, {});
+    int32_t w2 = b.arena(DType::F32, {kIn, kClasses});
+    int32_t m2 = b.arena(DType::F32, {kIn, kClasses});
+    int32_t v2 = b.arena(DType::F32, {kIn, kClasses});
+    b.add("moe.linear", {x, w}, {logits});
+    b.add("moe.cross_entropy", {logits, labels}, {loss},
+          {{"label_smoothing", 0.0}, {"ignore_index", int64_t(-100)}});
+    b.add("moe.cross_entropy_grad", {one, logits, labels}, {dLogits},
+          {{"label_smoothing", 0.0}, {"ignore_index", int64_t(-100)}});
+    b.add("moe.linear_grad", {dLogits, x, w}, {dx, dw});
+    b.add("moe.sum_squares", {dw}, {sumSq}, {{"group", int64_t(0)}});
+    b.add("moe.clip_by_global_norm", {sumSq}, {norm, scale},
+          {{"max_norm", 1.0}});
+    b.add("moe.lr_schedule", {step}, {lr},
+          {{"peak_lr", 0.1}, {"warmup_steps", int64_t(0)}});
+    b.add("moe.adamw", {w, dw, m, v, lr, scale, step}, {w2, m2, v2},
+          {{"beta1", 0.9},
+           {"beta2", 0.98},
+           {"epsilon", 1e-8},
+           {"weight_decay", 0.0}});
+    b.program.outputs = {loss, w2, m2, v2, norm};
+  }
+};
+
+TEST(Executor, TrainsALinearClassifier) {
+  LinearClassifier model;
+  auto executor = Executor::create(model.b.program);
+  ASSERT_TRUE(executor.ok()) << executor.status().toString();
+  std::mt19937 rng(5);
+  std::normal_distribution<float> normal;
+  const int64_t S = LinearClassifier::kTokens, K = LinearClassifier::kIn,
+                C = LinearClassifier::kClasses;
+  std::vector<float> w(K * C, 0.0f), m(K * C, 0.0f), v(K * C, 0.0f), x(S * K);
+  std::vector<int32_t> labels(S);
+  for (int64_t s = 0; s < S; ++s) {
+    labels[s] = static_cast<int32_t>(s % C);
+    for (int64_t k = 0; k < K; ++k)
+      x[s * K + k] = normal(rng) + (k == labels[s] ? 3.0f : 0.0f);
+  }
+  float firstLoss = 0, lastLoss = 0;
+  for (int64_t step = 1; step <= 30; ++step) {
+    // The loss the executor reports equals the dense kernels on the same W.
+    std::vector<float> logits(S * C);
+    dense::linearForward({S, K, C, false}, x.data(), w.data(), nullptr,
+                         logits.data());
+    float expectedLoss = 0;
+    dense::crossEntropyForward(S, C, logits.data(), labels.data(), {},
+                               &expectedLoss, nullptr, nullptr);
+    ASSERT_TRUE((*executor)
+                    ->run({1, static_cast<uint32_t>(step), true},
+                          {w.data(), m.data(), v.data(), x.data(),
+                           labels.data(), &step})
+                    .ok());
+    float loss = *static_cast<const float *>((*executor)->output(0));
+    EXPECT_FLOAT_EQ(loss, expectedLoss) << "step " << step;
+    if (step == 1)
+      firstLoss = loss;
+    lastLoss = loss;
+    // The updated state feeds the next step.
+    auto copyOut = [&](size_t output, std::vector<float> &into) {
+      const float *data =
+          static_cast<const float *>((*executor)->output(output));
+      into.assign(data, data + into.size());
+    };
+    copyOut(1, w);
+    copyOut(2, m);
+    copyOut(3, v);
+  }
+  EXPECT_NEAR(firstLoss, std::log(4.0f), 1e-5); // W starts at zero
+  EXPECT_LT(lastLoss, 0.3f * firstLoss);
+}
+
+TEST(Executor, RejectsMalformedPrograms) {
+  {
+    LinearClassifier model;
+    model.b.program.instructions[0].operands[0] = 999;
+    auto executor = Executor::create(model.b.program);
+    ASSERT_FALSE(executor.ok());
+    EXPECT_NE(executor.status().message().find(
+                  "instruction #0 (moe.linear) at test: operand refers to "
+                  "buffer 999, but the program has"),
+              std::string::npos)
+        << executor.status().message();
+  }
+  {
+    LinearClassifier model;
+    model.b.program.arenaBytes -= 64;
+    auto executor = Executor::create(model.b.program);
+    ASSERT_FALSE(executor.ok());
+    EXPECT_NE(executor.status().message().find("lies outside the arena"),
+              std::string::npos)
+        << executor.status().message();
+  }
+  {
+    LinearClassifier model;
+    model.b.program.instructions[0].results[0] = model.x;
+    auto executor = Executor::create(model.b.program);
+    ASSERT_FALSE(executor.ok());
+    EXPECT_NE(executor.status().message().find("is an input or a constant"),
+              std::string::npos);
+  }
+  {
+    LinearClassifier model;
+    model.b.program.instructions[1].kernel = "moe.frobnicate";
+    auto executor = Executor::create(model.b.program);
+    ASSERT_FALSE(executor.ok());
+    EXPECT_EQ(executor.status().code(), StatusCode::Unimplemented);
+    EXPECT_NE(executor.status().message().find(
+                  "(moe.frobnicate) at test: no CPU kernel"),
+              std::string::npos);
+  }
+  {
+    LinearClassifier model;
+    model.b.program.instructions[3].results.pop_back();
+    auto executor = Executor::create(model.b.program);
+    ASSERT_FALSE(executor.ok());
+    EXPECT_NE(executor.status().message().find(
+                  "(moe.linear_grad) at test: expected 2 results, found 1"),
+              std::string::npos)
+        << executor.status().message();
+  }
+}
+
+TEST(Executor, ReportsBadDataWithTheInstruction) {
+  LinearClassifier model;
+  auto executor = Executor::create(model.b.program);
+  ASSERT_TRUE(executor.ok());
+  const int64_t S = LinearClassifier::kTokens, K = LinearClassifier::kIn,
+                C = LinearClassifier::kClasses;
+  std::vector<float> w(K * C), m(K * C), v(K * C), x(S * K);
+  std::vector<int32_t> labels(S, 0);
+  labels[5] = 7; // outside the 4 classes
+  int64_t step = 1;
+  Status status = (*executor)->run(
+      {}, {w.data(), m.data(), v.data(), x.data(), labels.data(), &step});
+  ASSERT_FALSE(status.ok());
+  EXPECT_EQ(status.code(), StatusCode::OutOfRange);
+  EXPECT_NE(status.message().find("instruction #1 (moe.cross_entropy) at "
+                                  "test: label #5 is 7, outside the "
+                                  "vocabulary [0, 4)"),
+            std::string::npos)
+      << status.message();
+  // Missing inputs are an error, not a crash.
+  Status unbound = (*executor)->run({}, {w.data()});
+  EXPECT_FALSE(unbound.ok());
+}
+
+TEST(Executor, MissingAttributeIsAnError) {
+  LinearClassifier model;
+  model.b.program.instructions[6].attrs.erase("peak_lr");
+  auto executor = Executor::create(model.b.program);
+  ASSERT_TRUE(executor.ok());
+  const int64_t n = LinearClassifier::kIn * LinearClassifier::kClasses;
+  std::vector<float> w(n), m(n), v(n),
+      x(LinearClassifier::kTokens * LinearClassifier::kIn);
+  std::vector<int32_t> labels(LinearClassifier::kTokens, 0);
+  int64_t step = 1;
+  Status status = (*executor)->run(
+      {}, {w.data(), m.data(), v.data(), x.data(), labels.data(), &step});
+  ASSERT_FALSE(status.ok());
+  EXPECT_NE(status.message().find("missing float attribute 'peak_lr'"),
+            std::string::npos)
+      << status.message();
+}
+
+} // namespace
