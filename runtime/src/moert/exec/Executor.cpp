@@ -45,20 +45,27 @@ Expected<std::unique_ptr<Executor>> Executor::create(Program program) {
           " results, found " + std::to_string(inst.results.size()));
     executor->kernels_.push_back(info);
   }
-  // The arena, zeroed so that a kernel reading a buffer it did not write
-  // (a bug) sees zeros rather than stale data from an earlier run.
-  size_t bytes = static_cast<size_t>(p.arenaBytes);
-  size_t rounded =
-      (bytes + kArenaAlignment - 1) / kArenaAlignment * kArenaAlignment;
-  void *arena =
-      rounded ? std::aligned_alloc(kArenaAlignment, rounded) : nullptr;
-  if (rounded && !arena)
-    return Status(StatusCode::ResourceExhausted,
-                  "cannot allocate an arena of " + std::to_string(bytes) +
-                      " bytes");
-  if (arena)
-    std::memset(arena, 0, rounded);
-  executor->arena_ = {static_cast<uint8_t *>(arena), std::free};
+  // Both regions start zeroed: a kernel reading a buffer nobody wrote (a
+  // bug) sees zeros rather than stale data, and fresh optimizer moments are
+  // zero as AdamW expects.
+  auto allocate = [](int64_t bytes, const char *what)
+      -> Expected<std::unique_ptr<uint8_t[], void (*)(void *)>> {
+    size_t rounded = (static_cast<size_t>(bytes) + kArenaAlignment - 1) /
+                     kArenaAlignment * kArenaAlignment;
+    void *data =
+        rounded ? std::aligned_alloc(kArenaAlignment, rounded) : nullptr;
+    if (rounded && !data)
+      return Status(StatusCode::ResourceExhausted,
+                    std::string("cannot allocate the ") + what + " of " +
+                        std::to_string(bytes) + " bytes");
+    if (data)
+      std::memset(data, 0, rounded);
+    return std::unique_ptr<uint8_t[], void (*)(void *)>(
+        static_cast<uint8_t *>(data), std::free);
+  };
+  MOERT_ASSIGN_OR_RETURN(executor->arena_, allocate(p.arenaBytes, "arena"));
+  MOERT_ASSIGN_OR_RETURN(executor->persistent_,
+                         allocate(p.persistentBytes, "persistent region"));
   // Splat constants are materialized once.
   executor->constants_.resize(p.buffers.size());
   for (size_t id = 0; id < p.buffers.size(); ++id) {
@@ -99,31 +106,27 @@ const void *Executor::bufferData(int32_t id) const {
   switch (b.kind) {
   case BufferKind::Arena:
     return arena_.get() + b.offset;
-  case BufferKind::Input:
-    return boundInputs_[b.input];
+  case BufferKind::Persistent:
+    return persistent_.get() + b.offset;
   case BufferKind::Constant:
     return constants_[id].data();
   }
   return nullptr;
 }
 
-Status Executor::run(const RunContext &context,
-                     const std::vector<const void *> &inputs) {
-  if (inputs.size() != program_.inputs.size())
-    return invalidArgument(
-        "the program has " + std::to_string(program_.inputs.size()) +
-        " inputs, " + std::to_string(inputs.size()) + " were bound");
-  for (size_t i = 0; i < inputs.size(); ++i)
-    if (!inputs[i] && program_.buffers[program_.inputs[i]].type.byteSize())
-      return invalidArgument("input #" + std::to_string(i) + " is not bound");
-  boundInputs_ = inputs;
+void *Executor::bufferData(int32_t id) {
+  return const_cast<void *>(
+      static_cast<const Executor *>(this)->bufferData(id));
+}
+
+Status Executor::run(const RunContext &context) {
   for (size_t i = 0; i < program_.instructions.size(); ++i) {
     const Instruction &inst = program_.instructions[i];
     std::vector<void *> operands, results;
     for (int32_t id : inst.operands)
-      operands.push_back(const_cast<void *>(bufferData(id)));
+      operands.push_back(bufferData(id));
     for (int32_t id : inst.results)
-      results.push_back(const_cast<void *>(bufferData(id)));
+      results.push_back(bufferData(id));
     KernelCall call(inst, program_, context, std::move(operands),
                     std::move(results));
     Status status = kernels_[i]->fn(call);
@@ -131,14 +134,6 @@ Status Executor::run(const RunContext &context,
       return status.withContext(describe(i, inst));
   }
   return Status::success();
-}
-
-const void *Executor::output(size_t index) const {
-  return bufferData(program_.outputs[index]);
-}
-
-const TensorType &Executor::outputType(size_t index) const {
-  return program_.buffers[program_.outputs[index]].type;
 }
 
 //===----------------------------------------------------------------------===//

@@ -1,10 +1,11 @@
 //===- Executor.h - Runs a Program on the CPU -----------------------------===//
 //
-// One arena (planned by the compiler) holds every intermediate tensor; the
-// caller binds the inputs (parameters, optimizer state, batch, step) by
-// pointer for each run, and reads the outputs from the arena or the inputs
-// they alias. Kernels are resolved by name once, when the executor is made,
-// so an unknown or malformed instruction is reported before anything runs.
+// One arena (planned by the compiler) holds every step temporary; the
+// persistent region holds what lives across steps (parameters, optimizer
+// moments, the batch, the step counter), which the caller fills and reads
+// through bufferData(). Kernels are resolved by name once, when the executor
+// is made, so an unknown or malformed instruction is reported before
+// anything runs.
 //
 //===----------------------------------------------------------------------===//
 #ifndef MOERT_EXEC_EXECUTOR_H
@@ -44,28 +45,25 @@ public:
   /// Verifies `program` and resolves every instruction's kernel.
   static Expected<std::unique_ptr<Executor>> create(Program program);
 
-  /// Runs the instruction stream. `inputs[i]` points to the data of the
-  /// program's input #i (of its declared type).
-  Status run(const RunContext &context,
-             const std::vector<const void *> &inputs);
+  /// Runs the instruction stream once.
+  Status run(const RunContext &context);
 
-  /// Data of output #i after a run.
-  const void *output(size_t index) const;
-  const TensorType &outputType(size_t index) const;
-  size_t numOutputs() const { return program_.outputs.size(); }
+  /// The data of buffer `id` (writable for arena and persistent buffers).
+  void *bufferData(int32_t id);
+  const void *bufferData(int32_t id) const;
   const Program &program() const { return program_; }
-  /// Bytes the executor allocated for the arena (the plan's arena size).
+  /// Bytes allocated for the arena and the persistent region (the plan's).
   int64_t arenaBytes() const { return program_.arenaBytes; }
+  int64_t persistentBytes() const { return program_.persistentBytes; }
 
 private:
   explicit Executor(Program program);
-  const void *bufferData(int32_t id) const;
 
   Program program_;
   std::vector<const KernelInfo *> kernels_;
   std::unique_ptr<uint8_t[], void (*)(void *)> arena_{nullptr, nullptr};
+  std::unique_ptr<uint8_t[], void (*)(void *)> persistent_{nullptr, nullptr};
   std::vector<std::vector<uint8_t>> constants_;
-  std::vector<const void *> boundInputs_;
 };
 
 /// What a kernel sees of the instruction it runs.

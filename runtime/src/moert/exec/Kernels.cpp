@@ -43,6 +43,16 @@ int64_t lastDim(const TensorType &type) {
 
 Expected<dense::ActivationKind> activationKind(const KernelCall &call,
                                                const std::string &name) {
+  // Plans spell enums as the dialect does ("gelu"); numbers are accepted
+  // too (the dialect's enum values).
+  if (Expected<std::string> spelled = call.stringAttr(name); spelled.ok()) {
+    static const char *const kNames[] = {"relu", "gelu", "gelu_tanh", "silu"};
+    for (int kind = 0; kind < 4; ++kind)
+      if (*spelled == kNames[kind])
+        return static_cast<dense::ActivationKind>(kind);
+    return invalidArgument("activation '" + *spelled +
+                           "' is not relu, gelu, gelu_tanh or silu");
+  }
   MOERT_ASSIGN_OR_RETURN(int64_t kind, call.intAttr(name));
   if (kind < 0 || kind > 3)
     return invalidArgument("activation kind " + std::to_string(kind) +
@@ -58,7 +68,21 @@ Expected<dense::ActivationKind> activationKind(const KernelCall &call,
 Status runEmbedding(KernelCall &call) {
   const TensorType &tokens = call.operandType(0);
   const TensorType &table = call.operandType(1);
-  MOERT_ASSIGN_OR_RETURN(int64_t position, call.intAttr("position"));
+  int64_t position = 0;
+  if (Expected<std::string> spelled = call.stringAttr("position");
+      spelled.ok()) {
+    if (*spelled == "none")
+      position = 0;
+    else if (*spelled == "sinusoidal")
+      position = 1;
+    else if (*spelled == "learned")
+      position = 2;
+    else
+      return invalidArgument("position '" + *spelled +
+                             "' is not none, sinusoidal or learned");
+  } else {
+    MOERT_ASSIGN_OR_RETURN(position, call.intAttr("position"));
+  }
   dense::EmbeddingShape shape;
   shape.batch = leadingElements(tokens);
   shape.seqLen = lastDim(tokens);
@@ -499,14 +523,18 @@ Status runAdamW(KernelCall &call) {
   MOERT_ASSIGN_OR_RETURN(config.weightDecay, call.floatAttr("weight_decay"));
   const TensorType &param = call.operandType(0);
   size_t bytes = static_cast<size_t>(param.byteSize());
-  // The update writes fresh result buffers: parameters and moments are
-  // copied there and updated in place.
   float *newParam = call.result<float>(0);
   float *newExpAvg = call.result<float>(1);
   float *newExpAvgSq = call.result<float>(2);
-  std::memcpy(newParam, call.operand<float>(0), bytes);
-  std::memcpy(newExpAvg, call.operand<float>(2), bytes);
-  std::memcpy(newExpAvgSq, call.operand<float>(3), bytes);
+  // The plan usually updates in place (result buffer == operand buffer);
+  // otherwise the state is copied to the result buffers first.
+  auto copyUnlessSame = [bytes](float *to, const float *from) {
+    if (to != from)
+      std::memcpy(to, from, bytes);
+  };
+  copyUnlessSame(newParam, call.operand<float>(0));
+  copyUnlessSame(newExpAvg, call.operand<float>(2));
+  copyUnlessSame(newExpAvgSq, call.operand<float>(3));
   train::adamwUpdate(config, param.numElements(), newParam,
                      call.operand<float>(1), newExpAvg, newExpAvgSq,
                      *call.operand<float>(4), *call.operand<float>(5),

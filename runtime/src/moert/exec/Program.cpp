@@ -58,62 +58,40 @@ Status Program::verify() const {
       os << " at " << inst.location;
     return os.str();
   };
-  std::vector<int> boundAs(buffers.size(), -1);
-  for (size_t i = 0; i < inputs.size(); ++i) {
-    int32_t id = inputs[i];
-    if (id < 0 || id >= numBuffers)
-      return invalidArgument("input #" + std::to_string(i) +
-                             " refers to buffer " + std::to_string(id) +
-                             ", but the program has " +
-                             std::to_string(numBuffers) + " buffers");
-    if (buffers[id].kind != BufferKind::Input ||
-        buffers[id].input != static_cast<int32_t>(i))
-      return invalidArgument("input #" + std::to_string(i) +
-                             " refers to buffer " + std::to_string(id) +
-                             ", which is not bound as that input");
-    boundAs[id] = static_cast<int>(i);
-  }
   for (int64_t id = 0; id < numBuffers; ++id) {
     const Buffer &b = buffers[id];
     for (int64_t d : b.type.shape)
       if (d < 0)
         return invalidArgument("buffer " + std::to_string(id) +
                                " has a negative dimension: " + b.type.str());
-    if (b.kind == BufferKind::Arena &&
-        (b.offset < 0 || b.offset + b.type.byteSize() > arenaBytes))
-      return invalidArgument("buffer " + std::to_string(id) + " (" +
-                             b.type.str() + ", bytes [" +
-                             std::to_string(b.offset) + ", " +
-                             std::to_string(b.offset + b.type.byteSize()) +
-                             ")) lies outside the arena of " +
-                             std::to_string(arenaBytes) + " bytes");
-    if (b.kind == BufferKind::Input && boundAs[id] < 0)
-      return invalidArgument("buffer " + std::to_string(id) +
-                             " is an input that no input binds");
+    if (b.kind == BufferKind::Constant)
+      continue;
+    bool arena = b.kind == BufferKind::Arena;
+    int64_t regionBytes = arena ? arenaBytes : persistentBytes;
+    if (b.offset < 0 || b.offset + b.type.byteSize() > regionBytes)
+      return invalidArgument(
+          "buffer " + std::to_string(id) + " (" + b.type.str() + ", bytes [" +
+          std::to_string(b.offset) + ", " +
+          std::to_string(b.offset + b.type.byteSize()) +
+          ")) lies outside the " + (arena ? "arena" : "persistent region") +
+          " of " + std::to_string(regionBytes) + " bytes");
   }
   for (size_t i = 0; i < instructions.size(); ++i) {
     const Instruction &inst = instructions[i];
-    for (int32_t id : inst.operands)
-      if (id < 0 || id >= numBuffers)
-        return invalidArgument(where(i, inst) + ": operand refers to buffer " +
-                               std::to_string(id) + ", but the program has " +
-                               std::to_string(numBuffers) + " buffers");
-    for (int32_t id : inst.results) {
-      if (id < 0 || id >= numBuffers)
-        return invalidArgument(where(i, inst) + ": result refers to buffer " +
-                               std::to_string(id) + ", but the program has " +
-                               std::to_string(numBuffers) + " buffers");
-      if (buffers[id].kind != BufferKind::Arena)
+    for (const std::vector<int32_t> *ids : {&inst.operands, &inst.results})
+      for (int32_t id : *ids)
+        if (id < 0 || id >= numBuffers)
+          return invalidArgument(
+              where(i, inst) + ": " +
+              (ids == &inst.operands ? "operand" : "result") +
+              " refers to buffer " + std::to_string(id) +
+              ", but the program has " + std::to_string(numBuffers) +
+              " buffers");
+    for (int32_t id : inst.results)
+      if (buffers[id].kind == BufferKind::Constant)
         return invalidArgument(where(i, inst) + ": result buffer " +
-                               std::to_string(id) +
-                               " is an input or a constant");
-    }
+                               std::to_string(id) + " is a constant");
   }
-  for (int32_t id : outputs)
-    if (id < 0 || id >= numBuffers)
-      return invalidArgument("output refers to buffer " + std::to_string(id) +
-                             ", but the program has " +
-                             std::to_string(numBuffers) + " buffers");
   return Status::success();
 }
 

@@ -1,10 +1,10 @@
 //===- Program.h - The executable form of a training plan -----------------===//
 //
-// What the executor runs: typed buffers (in the arena, bound inputs, or
-// splat constants) and an instruction stream naming kernels by their
-// dialect op ("moe.linear", "moe.adamw", ...) with typed attributes. The plan
-// loader builds a Program from a verified plan file; tests build them by
-// hand.
+// What the executor runs: typed buffers (step temporaries in the arena,
+// persistent state such as parameters, optimizer moments and the batch, or
+// splat constants) and an instruction stream naming kernels by their dialect
+// op ("moe.linear", "moe.adamw", ...) with typed attributes. The plan loader
+// builds a Program from a verified plan file; tests build them by hand.
 //
 //===----------------------------------------------------------------------===//
 #ifndef MOERT_EXEC_PROGRAM_H
@@ -39,17 +39,17 @@ struct TensorType {
 using AttrValue = std::variant<int64_t, double, std::string>;
 
 enum class BufferKind : uint8_t {
-  Arena,    // at `offset` in the arena planned by the compiler
-  Input,    // bound by the caller for each run (`input` = its position)
-  Constant, // every element equals `splat`
+  Arena,      // at `offset` in the arena planned by the compiler
+  Persistent, // at `offset` in the persistent region: lives across steps
+  Constant,   // every element equals `splat`; read-only
 };
 
 struct Buffer {
   TensorType type;
   BufferKind kind = BufferKind::Arena;
   int64_t offset = 0;
-  int32_t input = -1;
   double splat = 0.0;
+  std::string name; // what the buffer holds, for errors and the trainer
 };
 
 struct Instruction {
@@ -63,11 +63,10 @@ struct Program {
   std::vector<Buffer> buffers;
   std::vector<Instruction> instructions;
   int64_t arenaBytes = 0;
-  std::vector<int32_t> inputs;  // buffer ids, in binding order
-  std::vector<int32_t> outputs; // buffer ids, in result order
+  int64_t persistentBytes = 0;
 
-  /// Structural checks: ids in range, arena buffers inside the arena,
-  /// inputs bound once, results not written to inputs or constants.
+  /// Structural checks: ids in range, every buffer inside its region,
+  /// no instruction writing a constant.
   Status verify() const;
 };
 

@@ -7,6 +7,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstring>
 #include <random>
 
 using namespace moert;
@@ -19,15 +20,14 @@ namespace {
 struct ProgramBuilder {
   Program program;
 
-  int32_t input(DType dtype, std::vector<int64_t> shape) {
+  int32_t persistent(DType dtype, std::vector<int64_t> shape) {
     Buffer b;
     b.type = {dtype, std::move(shape)};
-    b.kind = BufferKind::Input;
-    b.input = static_cast<int32_t>(program.inputs.size());
+    b.kind = BufferKind::Persistent;
+    b.offset = program.persistentBytes;
+    program.persistentBytes += (b.type.byteSize() + 63) / 64 * 64;
     program.buffers.push_back(b);
-    int32_t id = static_cast<int32_t>(program.buffers.size() - 1);
-    program.inputs.push_back(id);
-    return id;
+    return static_cast<int32_t>(program.buffers.size() - 1);
   }
   int32_t arena(DType dtype, std::vector<int64_t> shape) {
     Buffer b;
@@ -54,31 +54,29 @@ struct ProgramBuilder {
   }
 };
 
-/// logits = x W; loss = CE(logits, labels); AdamW on W. Outputs: loss, W'.
+/// logits = x W; loss = CE(logits, labels); AdamW on W, in place.
 struct LinearClassifier {
   ProgramBuilder b;
-  int32_t w, m, v, x, labels, step;
+  int32_t w, m, v, x, labels, step, loss, norm;
   static constexpr int64_t kTokens = 16, kIn = 8, kClasses = 4;
 
   LinearClassifier() {
-    w = b.input(DType::F32, {kIn, kClasses});
-    m = b.input(DType::F32, {kIn, kClasses});
-    v = b.input(DType::F32, {kIn, kClasses});
-    x = b.input(DType::F32, {kTokens, kIn});
-    labels = b.input(DType::I32, {kTokens});
-    step = b.input(DType::I64, {});
+    w = b.persistent(DType::F32, {kIn, kClasses});
+    m = b.persistent(DType::F32, {kIn, kClasses});
+    v = b.persistent(DType::F32, {kIn, kClasses});
+    x = b.persistent(DType::F32, {kTokens, kIn});
+    labels = b.persistent(DType::I32, {kTokens});
+    step = b.persistent(DType::I64, {});
     int32_t logits = b.arena(DType::F32, {kTokens, kClasses});
-    int32_t loss = b.arena(DType::F32, {});
+    loss = b.arena(DType::F32, {});
     int32_t one = b.constant(DType::F32, {}, 1.0);
     int32_t dLogits = b.arena(DType::F32, {kTokens, kClasses});
     int32_t dx = b.arena(DType::F32, {kTokens, kIn});
     int32_t dw = b.arena(DType::F32, {kIn, kClasses});
     int32_t sumSq = b.arena(DType::F32, {});
-    int32_t norm = b.arena(DType::F32, {}), scale = b.arena(DType::F32, {});
+    norm = b.arena(DType::F32, {});
+    int32_t scale = b.arena(DType::F32, {});
     int32_t lr = b.arena(DType::F32, {});
-    int32_t w2 = b.arena(DType::F32, {kIn, kClasses});
-    int32_t m2 = b.arena(DType::F32, {kIn, kClasses});
-    int32_t v2 = b.arena(DType::F32, {kIn, kClasses});
     b.add("moe.linear", {x, w}, {logits});
     b.add("moe.cross_entropy", {logits, labels}, {loss},
           {{"label_smoothing", 0.0}, {"ignore_index", int64_t(-100)}});
@@ -90,14 +88,22 @@ struct LinearClassifier {
           {{"max_norm", 1.0}});
     b.add("moe.lr_schedule", {step}, {lr},
           {{"peak_lr", 0.1}, {"warmup_steps", int64_t(0)}});
-    b.add("moe.adamw", {w, dw, m, v, lr, scale, step}, {w2, m2, v2},
+    b.add("moe.adamw", {w, dw, m, v, lr, scale, step}, {w, m, v},
           {{"beta1", 0.9},
            {"beta2", 0.98},
            {"epsilon", 1e-8},
            {"weight_decay", 0.0}});
-    b.program.outputs = {loss, w2, m2, v2, norm};
   }
 };
+
+template <typename T>
+void write(Executor &executor, int32_t id, const std::vector<T> &values) {
+  std::memcpy(executor.bufferData(id), values.data(),
+              values.size() * sizeof(T));
+}
+template <typename T> T read(const Executor &executor, int32_t id) {
+  return *static_cast<const T *>(executor.bufferData(id));
+}
 
 TEST(Executor, TrainsALinearClassifier) {
   LinearClassifier model;
@@ -107,41 +113,34 @@ TEST(Executor, TrainsALinearClassifier) {
   std::normal_distribution<float> normal;
   const int64_t S = LinearClassifier::kTokens, K = LinearClassifier::kIn,
                 C = LinearClassifier::kClasses;
-  std::vector<float> w(K * C, 0.0f), m(K * C, 0.0f), v(K * C, 0.0f), x(S * K);
+  std::vector<float> x(S * K);
   std::vector<int32_t> labels(S);
   for (int64_t s = 0; s < S; ++s) {
     labels[s] = static_cast<int32_t>(s % C);
     for (int64_t k = 0; k < K; ++k)
       x[s * K + k] = normal(rng) + (k == labels[s] ? 3.0f : 0.0f);
   }
+  Executor &exec = **executor;
+  // W and the moments start at zero (the persistent region is zeroed).
+  write(exec, model.x, x);
+  write(exec, model.labels, labels);
   float firstLoss = 0, lastLoss = 0;
   for (int64_t step = 1; step <= 30; ++step) {
     // The loss the executor reports equals the dense kernels on the same W.
+    const float *w = static_cast<const float *>(exec.bufferData(model.w));
     std::vector<float> logits(S * C);
-    dense::linearForward({S, K, C, false}, x.data(), w.data(), nullptr,
-                         logits.data());
+    dense::linearForward({S, K, C, false}, x.data(), w, nullptr, logits.data());
     float expectedLoss = 0;
     dense::crossEntropyForward(S, C, logits.data(), labels.data(), {},
                                &expectedLoss, nullptr, nullptr);
-    ASSERT_TRUE((*executor)
-                    ->run({1, static_cast<uint32_t>(step), true},
-                          {w.data(), m.data(), v.data(), x.data(),
-                           labels.data(), &step})
-                    .ok());
-    float loss = *static_cast<const float *>((*executor)->output(0));
+    write(exec, model.step, std::vector<int64_t>{step});
+    Status status = exec.run({1, static_cast<uint32_t>(step), true});
+    ASSERT_TRUE(status.ok()) << status.toString();
+    float loss = read<float>(exec, model.loss);
     EXPECT_FLOAT_EQ(loss, expectedLoss) << "step " << step;
     if (step == 1)
       firstLoss = loss;
     lastLoss = loss;
-    // The updated state feeds the next step.
-    auto copyOut = [&](size_t output, std::vector<float> &into) {
-      const float *data =
-          static_cast<const float *>((*executor)->output(output));
-      into.assign(data, data + into.size());
-    };
-    copyOut(1, w);
-    copyOut(2, m);
-    copyOut(3, v);
   }
   EXPECT_NEAR(firstLoss, std::log(4.0f), 1e-5); // W starts at zero
   EXPECT_LT(lastLoss, 0.3f * firstLoss);
@@ -170,10 +169,11 @@ TEST(Executor, RejectsMalformedPrograms) {
   }
   {
     LinearClassifier model;
-    model.b.program.instructions[0].results[0] = model.x;
+    model.b.program.instructions[0].results[0] =
+        model.b.program.instructions[2].operands[0]; // the constant 1
     auto executor = Executor::create(model.b.program);
     ASSERT_FALSE(executor.ok());
-    EXPECT_NE(executor.status().message().find("is an input or a constant"),
+    EXPECT_NE(executor.status().message().find("is a constant"),
               std::string::npos);
   }
   {
@@ -204,12 +204,11 @@ TEST(Executor, ReportsBadDataWithTheInstruction) {
   ASSERT_TRUE(executor.ok());
   const int64_t S = LinearClassifier::kTokens, K = LinearClassifier::kIn,
                 C = LinearClassifier::kClasses;
-  std::vector<float> w(K * C), m(K * C), v(K * C), x(S * K);
   std::vector<int32_t> labels(S, 0);
   labels[5] = 7; // outside the 4 classes
-  int64_t step = 1;
-  Status status = (*executor)->run(
-      {}, {w.data(), m.data(), v.data(), x.data(), labels.data(), &step});
+  write(**executor, model.labels, labels);
+  write(**executor, model.step, std::vector<int64_t>{1});
+  Status status = (*executor)->run({});
   ASSERT_FALSE(status.ok());
   EXPECT_EQ(status.code(), StatusCode::OutOfRange);
   EXPECT_NE(status.message().find("instruction #1 (moe.cross_entropy) at "
@@ -217,9 +216,6 @@ TEST(Executor, ReportsBadDataWithTheInstruction) {
                                   "vocabulary [0, 4)"),
             std::string::npos)
       << status.message();
-  // Missing inputs are an error, not a crash.
-  Status unbound = (*executor)->run({}, {w.data()});
-  EXPECT_FALSE(unbound.ok());
 }
 
 TEST(Executor, MissingAttributeIsAnError) {
@@ -227,13 +223,8 @@ TEST(Executor, MissingAttributeIsAnError) {
   model.b.program.instructions[6].attrs.erase("peak_lr");
   auto executor = Executor::create(model.b.program);
   ASSERT_TRUE(executor.ok());
-  const int64_t n = LinearClassifier::kIn * LinearClassifier::kClasses;
-  std::vector<float> w(n), m(n), v(n),
-      x(LinearClassifier::kTokens * LinearClassifier::kIn);
-  std::vector<int32_t> labels(LinearClassifier::kTokens, 0);
-  int64_t step = 1;
-  Status status = (*executor)->run(
-      {}, {w.data(), m.data(), v.data(), x.data(), labels.data(), &step});
+  write(**executor, model.step, std::vector<int64_t>{1});
+  Status status = (*executor)->run({});
   ASSERT_FALSE(status.ok());
   EXPECT_NE(status.message().find("missing float attribute 'peak_lr'"),
             std::string::npos)
