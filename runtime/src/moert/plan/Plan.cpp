@@ -1,0 +1,100 @@
+//===- Plan.cpp - Common definitions of the execution plan ----------------===//
+
+#include "moert/plan/Plan.h"
+
+namespace moert::plan {
+
+int64_t dtypeSize(fb::DType dtype) {
+  switch (dtype) {
+  case fb::DType::f64:
+  case fb::DType::i64:
+    return 8;
+  case fb::DType::f32:
+  case fb::DType::i32:
+    return 4;
+  case fb::DType::f16:
+  case fb::DType::bf16:
+    return 2;
+  case fb::DType::i1:
+  case fb::DType::i8:
+  case fb::DType::u8:
+    return 1;
+  }
+  return 0; // outside the enum: the loader reports it
+}
+
+std::string dtypeName(fb::DType dtype) {
+  const char *name = fb::EnumNameDType(dtype);
+  if (name && *name)
+    return name;
+  return "dtype(" + std::to_string(static_cast<int>(dtype)) + ")";
+}
+
+std::string opcodeName(fb::Opcode opcode) {
+  const char *name = fb::EnumNameOpcode(opcode);
+  if (name && *name)
+    return name;
+  return "opcode(" + std::to_string(static_cast<int>(opcode)) + ")";
+}
+
+bool isCollective(fb::Opcode opcode) {
+  switch (opcode) {
+  case fb::Opcode::all_reduce:
+  case fb::Opcode::all_gather:
+  case fb::Opcode::reduce_scatter:
+  case fb::Opcode::all_to_all:
+    return true;
+  default:
+    return false;
+  }
+}
+
+std::string formatShape(const std::vector<int64_t> &shape) {
+  std::string text = "[";
+  for (size_t i = 0; i < shape.size(); ++i) {
+    if (i)
+      text += ", ";
+    text += std::to_string(shape[i]);
+  }
+  return text + "]";
+}
+
+int64_t numRanks(const fb::DeviceGrid &grid) {
+  int64_t ranks = 1;
+  if (grid.axes())
+    for (const fb::GridAxis *axis : *grid.axes())
+      ranks *= axis->size();
+  return ranks;
+}
+
+GridCoordinates coordinatesOfRank(const fb::DeviceGrid &grid, int64_t rank) {
+  GridCoordinates coordinates;
+  if (!grid.axes())
+    return coordinates;
+  coordinates.resize(grid.axes()->size());
+  for (size_t i = grid.axes()->size(); i-- > 0;) {
+    int64_t size = grid.axes()->Get(static_cast<uint32_t>(i))->size();
+    coordinates[i] = static_cast<int32_t>(rank % size);
+    rank /= size;
+  }
+  return coordinates;
+}
+
+std::vector<int64_t> localShape(
+    const fb::DeviceGrid &grid, const std::vector<int64_t> &logicalShape,
+    const flatbuffers::Vector<flatbuffers::Offset<fb::DimSharding>> *sharding) {
+  std::vector<int64_t> shape = logicalShape;
+  if (!sharding || !grid.axes())
+    return shape;
+  for (uint32_t dim = 0; dim < sharding->size() && dim < shape.size(); ++dim) {
+    const fb::DimSharding *split = sharding->Get(dim);
+    if (!split->axes())
+      continue;
+    for (uint8_t axis : *split->axes())
+      if (axis < grid.axes()->size())
+        shape[dim] /= grid.axes()->Get(axis)->size();
+  }
+  return shape;
+}
+
+} // namespace moert::plan
