@@ -64,6 +64,14 @@ bool tensorBytes(const std::vector<int64_t> &shape, size_t elementSize,
   return true;
 }
 
+/// "an object", "a string", ...
+std::string describe(const JsonValue &value) {
+  JsonValue::Kind kind = value.kind;
+  bool vowel =
+      kind == JsonValue::Kind::Array || kind == JsonValue::Kind::Object;
+  return std::string(vowel ? "an " : "a ") + jsonKindName(kind);
+}
+
 } // namespace
 
 const char *dtypeName(DType dtype) {
@@ -298,8 +306,8 @@ Expected<Checkpoint> Checkpoint::validate(std::shared_ptr<Storage> storage,
   if (!header.ok())
     return fail("header: " + header.status().message());
   if (!header->isObject())
-    return fail(fmt::format("the header is a JSON {}, expected an object",
-                            jsonKindName(header->kind)));
+    return fail(
+        fmt::format("the header is {}, expected an object", describe(*header)));
 
   const uint8_t *dataStart =
       bytes + kLengthFieldBytes + static_cast<size_t>(headerLength);
@@ -315,13 +323,13 @@ Expected<Checkpoint> Checkpoint::validate(std::shared_ptr<Storage> storage,
   for (const auto &[name, entry] : header->members) {
     if (name == kMetadataKey) {
       if (!entry.isObject())
-        return fail(fmt::format("\"__metadata__\" is a {}, expected an "
+        return fail(fmt::format("\"__metadata__\" is {}, expected an "
                                 "object of strings",
-                                jsonKindName(entry.kind)));
+                                describe(entry)));
       for (const auto &[key, value] : entry.members) {
         if (!value.isString())
-          return fail(fmt::format("metadata '{}' is a {}, expected a string",
-                                  key, jsonKindName(value.kind)));
+          return fail(fmt::format("metadata '{}' is {}, expected a string", key,
+                                  describe(value)));
         checkpoint.metadata_[key] = value.text;
       }
       continue;
@@ -330,8 +338,8 @@ Expected<Checkpoint> Checkpoint::validate(std::shared_ptr<Storage> storage,
     if (name.empty())
       return fail("a tensor has an empty name");
     if (!entry.isObject())
-      return fail(fmt::format("{} is a {}, expected an object", where,
-                              jsonKindName(entry.kind)));
+      return fail(
+          fmt::format("{} is {}, expected an object", where, describe(entry)));
     for (const auto &member : entry.members)
       if (member.first != "dtype" && member.first != "shape" &&
           member.first != "data_offsets")
@@ -347,7 +355,7 @@ Expected<Checkpoint> Checkpoint::validate(std::shared_ptr<Storage> storage,
       return fail(fmt::format("{} has unknown dtype {}", where,
                               dtypeValue->isString()
                                   ? quoteJson(dtypeValue->text)
-                                  : jsonKindName(dtypeValue->kind)));
+                                  : describe(*dtypeValue)));
     if (!shapeValue->isArray())
       return fail(where + ": \"shape\" must be an array of non-negative "
                           "integers");

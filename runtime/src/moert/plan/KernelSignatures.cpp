@@ -133,6 +133,7 @@ std::map<Opcode, KernelSignature> buildSignatures() {
        required("weight_decay", AttrValue::FloatValue)});
   // Data movement.
   add(Opcode::copy, {1, 1}, {1, 1}, {});
+  add(Opcode::fill, {0, 0}, {1, 1}, {required("value", AttrValue::FloatValue)});
   // Collectives: their parameters live in Instruction.collective.
   add(Opcode::all_reduce, {1, 1}, {1, 1}, {});
   add(Opcode::all_gather, {1, 1}, {1, 1}, {});
