@@ -64,6 +64,10 @@ inline constexpr const char *kStepKey = "moert.step";
 inline constexpr const char *kLayoutKey = "moert.layout";
 inline constexpr const char *kLayoutLogical = "logical";
 inline constexpr const char *kFormatVersionKey = "moert.checkpoint_version";
+inline constexpr const char *kManifestKey = "moert.manifest";
+inline constexpr const char *kManifestNote =
+    "every tensor is logical (unsharded), whatever grid wrote it; a run on "
+    "any grid shards it with its plan's shard specs when loading";
 
 /// A tensor inside a loaded checkpoint (bytes point into the checkpoint).
 struct TensorView {
@@ -102,8 +106,10 @@ private:
     size_t bytes;
   };
   std::map<std::string, PendingTensor> tensors_; // sorted by name
-  std::map<std::string, std::string> metadata_ = {{kLayoutKey, kLayoutLogical},
-                                                  {kFormatVersionKey, "1"}};
+  std::map<std::string, std::string> metadata_ = {
+      {kLayoutKey, kLayoutLogical},
+      {kFormatVersionKey, "1"},
+      {kManifestKey, kManifestNote}};
 };
 
 /// A validated checkpoint, read-only. Move-only (it may own a mapping).

@@ -723,6 +723,46 @@ Status PlanChecker::checkTraining() {
                fmt::format("steps is {}, expected >= 0", training->steps()));
 }
 
+/// The FlatBuffers 2.0.8 verifier checks a vector's length field for 4-byte
+/// alignment but not its elements for their own alignment; a corrupt offset
+/// can leave a vector of 64-bit values misaligned, and reading it is
+/// undefined behaviour. The builder always aligns them, so a misaligned one
+/// means corruption.
+Status checkWideVectorAlignment(const fb::Plan &plan) {
+  auto aligned = [](const flatbuffers::Vector<int64_t> *values) {
+    return !values ||
+           reinterpret_cast<uintptr_t>(values->Data()) % alignof(int64_t) == 0;
+  };
+  auto misaligned = [](const std::string &where) {
+    return dataLoss(where + ": a vector of 64-bit values is misaligned "
+                            "(corrupt plan)");
+  };
+  if (plan.parameters())
+    for (uint32_t i = 0; i < plan.parameters()->size(); ++i)
+      if (!aligned(plan.parameters()->Get(i)->shape()))
+        return misaligned(fmt::format("parameter #{}", i));
+  if (plan.batch_inputs())
+    for (uint32_t i = 0; i < plan.batch_inputs()->size(); ++i)
+      if (!aligned(plan.batch_inputs()->Get(i)->shape()))
+        return misaligned(fmt::format("batch input #{}", i));
+  if (plan.buffers())
+    for (uint32_t i = 0; i < plan.buffers()->size(); ++i)
+      if (!aligned(plan.buffers()->Get(i)->shape()))
+        return misaligned(fmt::format("buffer #{}", i));
+  if (plan.instructions())
+    for (uint32_t i = 0; i < plan.instructions()->size(); ++i) {
+      const auto *attributes = plan.instructions()->Get(i)->attributes();
+      if (!attributes)
+        continue;
+      for (const fb::Attribute *attribute : *attributes)
+        if (const fb::IntVectorValue *vector =
+                attribute->value_as_IntVectorValue())
+          if (!aligned(vector->values()))
+            return misaligned(fmt::format("instruction #{}", i));
+    }
+  return Status::success();
+}
+
 /// Reads only the root table's version field, with just enough verification
 /// to make that read safe.
 Status readVersion(const std::vector<uint8_t> &bytes, uint16_t &major,
@@ -821,6 +861,9 @@ Expected<LoadedPlan> loadPlanFromBytes(std::vector<uint8_t> bytes,
                     "or truncated plan, or not written with schema {}.x)",
                     bytes.size(), kSchemaMajorVersion)));
 
+  if (Status status = checkWideVectorAlignment(*fb::GetPlan(bytes.data()));
+      !status.ok())
+    return fail(std::move(status));
   if (Status status = checkPlanSemantics(*fb::GetPlan(bytes.data()));
       !status.ok())
     return fail(std::move(status));

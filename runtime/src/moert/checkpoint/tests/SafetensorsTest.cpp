@@ -95,6 +95,7 @@ TEST(Safetensors, RoundTripIsBitwise) {
   EXPECT_EQ(*step, 1200);
   EXPECT_EQ(loaded->metadata().at("note"), "a \"quoted\" note");
   EXPECT_EQ(loaded->metadata().at(kLayoutKey), kLayoutLogical);
+  EXPECT_EQ(loaded->metadata().at(kManifestKey), kManifestNote);
 }
 
 TEST(Safetensors, LayoutIsDeterministicAlignedAndSorted) {

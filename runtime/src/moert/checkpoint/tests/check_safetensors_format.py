@@ -85,6 +85,8 @@ def check_cpp_checkpoint(tool, work_dir):
              % header_len)
     if metadata.get("moert.step") != "42":
         fail("metadata step is %r" % metadata.get("moert.step"))
+    if "unsharded" not in metadata.get("moert.manifest", ""):
+        fail("metadata manifest is %r" % metadata.get("moert.manifest"))
     if metadata.get("moert.layout") != "logical":
         fail("metadata layout is %r" % metadata.get("moert.layout"))
 

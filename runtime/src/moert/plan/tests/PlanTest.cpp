@@ -10,6 +10,7 @@
 
 #include <cstdio>
 #include <fstream>
+#include <random>
 #include <unistd.h>
 
 namespace moert::plan {
@@ -188,6 +189,26 @@ TEST(PlanRobustness, FlippedBytesNeverCrash) {
   EXPECT_GT(rejected, accepted / 4);
   std::printf("byte flips: %zu rejected, %zu accepted as valid plans\n",
               rejected, accepted);
+}
+
+// Random multi-byte corruption (seeded, so failures reproduce): several
+// bytes at once reach states single flips do not, e.g. consistent-looking
+// but wrong offsets.
+TEST(PlanRobustness, RandomMultiByteCorruptionNeverCrashes) {
+  std::vector<uint8_t> bytes = makeSmallPlan().finish();
+  std::mt19937 random(20240601);
+  std::uniform_int_distribution<size_t> position(0, bytes.size() - 1);
+  std::uniform_int_distribution<int> count(2, 6), value(0, 255);
+  for (int trial = 0; trial < 3000; ++trial) {
+    std::vector<uint8_t> corrupt = bytes;
+    for (int i = count(random); i > 0; --i)
+      corrupt[position(random)] = static_cast<uint8_t>(value(random));
+    Expected<LoadedPlan> loaded = loadPlanFromBytes(std::move(corrupt));
+    if (loaded.ok())
+      EXPECT_FALSE(dumpPlan(loaded->plan()).empty());
+    else
+      EXPECT_FALSE(loaded.status().message().empty());
+  }
 }
 
 } // namespace
