@@ -32,7 +32,8 @@ static int64_t alignUp(int64_t value, int64_t alignment) {
   return (value + alignment - 1) / alignment * alignment;
 }
 
-MemoryPlan mlir::moe::planMemory(func::FuncOp func, int64_t alignment) {
+MemoryPlan mlir::moe::planMemory(func::FuncOp func, int64_t alignment,
+                                 llvm::function_ref<bool(Value)> external) {
   MemoryPlan plan;
   Block &block = func.getBody().front();
   for (BlockArgument arg : block.getArguments())
@@ -46,6 +47,8 @@ MemoryPlan mlir::moe::planMemory(func::FuncOp func, int64_t alignment) {
   int64_t end = index - 1; // the terminator
   for (Operation &op : block.without_terminator()) {
     for (Value result : op.getResults()) {
+      if (external && external(result))
+        continue;
       BufferAssignment buffer;
       buffer.value = result;
       buffer.size = alignUp(std::max<int64_t>(tensorBytes(result.getType()), 1),

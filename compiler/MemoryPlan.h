@@ -10,6 +10,7 @@
 #define MOE_COMPILER_MEMORYPLAN_H
 
 #include "mlir/IR/Value.h"
+#include "llvm/ADT/STLFunctionalExtras.h"
 #include "llvm/ADT/SmallVector.h"
 
 #include <cstdint>
@@ -40,8 +41,11 @@ int64_t tensorBytes(Type type);
 
 /// Plans the arena of `func` (single block). Offsets are multiples of
 /// `alignment`. Results with no use still get a buffer (they are written).
-/// Function results stay live until the end.
-MemoryPlan planMemory(func::FuncOp func, int64_t alignment = 64);
+/// Function results stay live until the end. Values for which `external`
+/// returns true live elsewhere (e.g. updated in place into persistent
+/// state) and get no arena buffer.
+MemoryPlan planMemory(func::FuncOp func, int64_t alignment = 64,
+                      llvm::function_ref<bool(Value)> external = {});
 
 } // namespace mlir::moe
 

@@ -148,6 +148,37 @@ def MoeBuildTrainStep : Pass<"moe-build-train-step", "::mlir::ModuleOp"> {
   let dependentDialects = ["::mlir::moe::MoeDialect"];
 }
 
+def MoeEmitPlan : Pass<"moe-emit-plan", "::mlir::ModuleOp"> {
+  let summary = "Write the FlatBuffers execution plan of @train_step";
+  let description = [{
+    Serializes the training step into a plan file the runtime executes
+    (`runtime/src/moert/plan/plan.fbs`): a persistent buffer per argument
+    (parameters with their `moe.init` initializers and groups, AdamW
+    moments, batch inputs, the step), arena buffers placed by the static
+    memory plan with their live ranges, and one instruction per op, named
+    after it, with typed attributes (enums in their dialect spelling,
+    `#moe.gating` flattened). AdamW updates parameters and moments in place;
+    splat constants become `fill` instructions; the step's results are the
+    arena buffers named `output:<role>`. The file is written atomically.
+    The IR is left unchanged.
+
+    ```
+    moe-opt model.mlir --moe-training-pipeline \
+        --moe-emit-plan="output=model.moeplan seed=1" -o /dev/null
+    ```
+  }];
+  let options = [
+    Option<"output", "output", "std::string", "\"\"",
+           "Path of the plan file to write">,
+    Option<"functionName", "function", "std::string", "\"train_step\"",
+           "The training step function">,
+    Option<"seed", "seed", "uint64_t", "0",
+           "Random seed recorded in the plan's training configuration">,
+    Option<"alignment", "alignment", "int64_t", "64",
+           "Byte alignment of the arena buffers">,
+  ];
+}
+
 //===----------------------------------------------------------------------===//
 // Inspection
 //===----------------------------------------------------------------------===//

@@ -22,6 +22,7 @@
 #include "moert/train/ExpertFfn.h"
 #include "moert/train/Optimizer.h"
 
+#include <algorithm>
 #include <cstring>
 #include <unordered_map>
 
@@ -542,6 +543,32 @@ Status runAdamW(KernelCall &call) {
   return Status::success();
 }
 
+//===----------------------------------------------------------------------===//
+// Data movement
+//===----------------------------------------------------------------------===//
+
+/// Writes `value` to every element (splat constants of the step).
+Status runFill(KernelCall &call) {
+  MOERT_ASSIGN_OR_RETURN(double value, call.floatAttr("value"));
+  const TensorType &type = call.resultType(0);
+  int64_t n = type.numElements();
+  switch (type.dtype) {
+  case DType::F32:
+    std::fill_n(call.result<float>(0), n, static_cast<float>(value));
+    break;
+  case DType::I32:
+    std::fill_n(call.result<int32_t>(0), n, static_cast<int32_t>(value));
+    break;
+  case DType::I64:
+    std::fill_n(call.result<int64_t>(0), n, static_cast<int64_t>(value));
+    break;
+  case DType::Bool:
+    std::fill_n(call.result<uint8_t>(0), n, value != 0.0 ? 1 : 0);
+    break;
+  }
+  return Status::success();
+}
+
 const std::unordered_map<std::string, KernelInfo> &kernelTable() {
   static const std::unordered_map<std::string, KernelInfo> table = {
       {"moe.embedding", {runEmbedding, 2, 3, 1}},
@@ -573,6 +600,7 @@ const std::unordered_map<std::string, KernelInfo> &kernelTable() {
       {"moe.clip_by_global_norm", {runClip, 1, 1, 2}},
       {"moe.lr_schedule", {runLrSchedule, 1, 1, 1}},
       {"moe.adamw", {runAdamW, 7, 7, 3}},
+      {"moe.fill", {runFill, 0, 0, 1}},
   };
   return table;
 }

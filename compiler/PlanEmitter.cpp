@@ -1,0 +1,341 @@
+//===- PlanEmitter.cpp - @train_step -> FlatBuffers execution plan --------===//
+//
+// The last stage of the pipeline: every value of @train_step becomes a
+// buffer of the plan and every op an instruction, named after the op, with
+// its attributes converted to typed plan attributes (enums in their dialect
+// spelling, #moe.gating flattened into its fields). The arena layout is the
+// static memory plan; AdamW results alias the persistent buffers of the
+// parameters and moments they update.
+//
+//===----------------------------------------------------------------------===//
+#include "compiler/PlanEmitter.h"
+
+#include "compiler/MemoryPlan.h"
+#include "dialects/Moe/MoeOps.h"
+
+#include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/IR/BuiltinOps.h"
+#include "moert/plan/PlanWriter.h"
+#include "llvm/ADT/DenseMap.h"
+
+using namespace mlir;
+using namespace mlir::moe;
+namespace fb = moert::plan::fb;
+
+namespace {
+
+FailureOr<fb::DType> planDType(Operation *where, Type type) {
+  auto tensor = dyn_cast<RankedTensorType>(type);
+  if (!tensor || !tensor.hasStaticShape()) {
+    where->emitError() << "the plan needs statically shaped tensors, found "
+                       << type;
+    return failure();
+  }
+  Type element = tensor.getElementType();
+  if (element.isF32())
+    return fb::DType::f32;
+  if (element.isBF16())
+    return fb::DType::bf16;
+  if (element.isF16())
+    return fb::DType::f16;
+  if (element.isInteger(1))
+    return fb::DType::i1;
+  if (element.isInteger(32))
+    return fb::DType::i32;
+  if (element.isInteger(64))
+    return fb::DType::i64;
+  where->emitError() << "element type " << element
+                     << " has no plan equivalent";
+  return failure();
+}
+
+std::vector<int64_t> shapeOf(Type type) {
+  ArrayRef<int64_t> shape = cast<RankedTensorType>(type).getShape();
+  return std::vector<int64_t>(shape.begin(), shape.end());
+}
+
+/// The plan opcode of a dialect op: its name without the "moe." prefix.
+FailureOr<fb::Opcode> opcodeOf(Operation *op) {
+  StringRef name = op->getName().getStringRef();
+  if (name.consume_front("moe.")) {
+    const char *const *names = fb::EnumNamesOpcode();
+    for (fb::Opcode code : fb::EnumValuesOpcode())
+      if (name == names[static_cast<int>(code)])
+        return code;
+  }
+  op->emitOpError() << "has no instruction in the execution plan";
+  return failure();
+}
+
+/// Converts the attributes of `op` into plan attributes.
+LogicalResult convertAttributes(Operation *op,
+                                moert::plan::InstructionEditor &editor) {
+  for (NamedAttribute named : op->getAttrDictionary()) {
+    std::string name = named.getName().str();
+    Attribute attr = named.getValue();
+    // Enum attributes are integer attributes whose classes cannot be told
+    // apart by value (activation 1 and position 1 are both valid), so they
+    // are recognized by their name in the dialect.
+    auto integerValue = [&]() -> std::optional<uint32_t> {
+      if (auto integer = dyn_cast<IntegerAttr>(attr))
+        return static_cast<uint32_t>(integer.getValue().getZExtValue());
+      return std::nullopt;
+    };
+    if ((name == "kind" || name == "activation") && integerValue()) {
+      std::optional<ActivationKind> kind = symbolizeActivationKind(*integerValue());
+      if (!kind)
+        return op->emitOpError() << "invalid activation " << attr;
+      editor.stringAttr(name, stringifyActivationKind(*kind).str());
+    } else if (name == "position" && integerValue()) {
+      std::optional<PositionKind> kind = symbolizePositionKind(*integerValue());
+      if (!kind)
+        return op->emitOpError() << "invalid position kind " << attr;
+      editor.stringAttr(name, stringifyPositionKind(*kind).str());
+    } else if (name == "group" && integerValue()) {
+      std::optional<ParamGroup> group = symbolizeParamGroup(*integerValue());
+      if (!group)
+        return op->emitOpError() << "invalid parameter group " << attr;
+      editor.stringAttr(name, stringifyParamGroup(*group).str());
+    } else if (auto gating = dyn_cast<GatingAttr>(attr)) {
+      editor.intAttr("top_k", gating.getTopK())
+          .floatAttr("capacity_factor",
+                     gating.getCapacityFactor().convertToDouble())
+          .floatAttr("eval_capacity_factor",
+                     gating.getEvalCapacityFactor().convertToDouble())
+          .intAttr("min_capacity", gating.getMinCapacity())
+          .boolAttr("drop_tokens", gating.getDropTokens())
+          .boolAttr("use_rts", gating.getUseRts())
+          .stringAttr("noise", stringifyNoisePolicy(gating.getNoise()).str())
+          .floatAttr("jitter_eps", gating.getJitterEps().convertToDouble())
+          .boolAttr("second_sampling", gating.getSecondSampling());
+    } else if (isa<UnitAttr>(attr)) {
+      editor.boolAttr(name, true);
+    } else if (auto integer = dyn_cast<IntegerAttr>(attr)) {
+      if (integer.getType().isInteger(1))
+        editor.boolAttr(name, integer.getValue().getBoolValue());
+      else
+        editor.intAttr(name, integer.getValue().getSExtValue());
+    } else if (auto real = dyn_cast<FloatAttr>(attr)) {
+      editor.floatAttr(name, real.getValueAsDouble());
+    } else if (auto text = dyn_cast<StringAttr>(attr)) {
+      editor.stringAttr(name, text.str());
+    } else {
+      return op->emitOpError() << "attribute '" << name
+                               << "' cannot be written to the plan: " << attr;
+    }
+  }
+  return success();
+}
+
+fb::InitKind planInit(InitKind kind) {
+  switch (kind) {
+  case InitKind::zeros:
+    return fb::InitKind::zeros;
+  case InitKind::ones:
+    return fb::InitKind::ones;
+  case InitKind::normal:
+    return fb::InitKind::normal;
+  case InitKind::uniform:
+    return fb::InitKind::uniform;
+  case InitKind::xavier_uniform:
+    return fb::InitKind::xavier_uniform;
+  }
+  return fb::InitKind::zeros;
+}
+
+std::string locationText(Location loc) {
+  std::string text;
+  llvm::raw_string_ostream os(text);
+  loc.print(os);
+  return text;
+}
+
+} // namespace
+
+FailureOr<std::vector<uint8_t>>
+mlir::moe::emitTrainingPlan(ModuleOp module,
+                            const PlanEmitterOptions &options) {
+  auto func = module.lookupSymbol<func::FuncOp>(options.function);
+  if (!func) {
+    module.emitError() << "no function @" << options.function
+                       << " to emit (run --moe-training-pipeline first)";
+    return failure();
+  }
+  if (!func.getBody().hasOneBlock()) {
+    func.emitError() << "the plan needs a single-block function";
+    return failure();
+  }
+  Block &body = func.getBody().front();
+  auto modelName = module->getAttrOfType<StringAttr>("moe.model");
+  moert::plan::PlanWriter writer(modelName ? modelName.str() : "model");
+  writer.setArenaAlignment(static_cast<uint32_t>(options.alignment));
+  llvm::DenseMap<Value, int> bufferOf;
+
+  // Persistent state: one buffer per argument.
+  llvm::StringMap<int> paramBuffer, expAvgBuffer, expAvgSqBuffer;
+  for (BlockArgument arg : body.getArguments()) {
+    unsigned i = arg.getArgNumber();
+    FailureOr<fb::DType> dtype = planDType(func, arg.getType());
+    if (failed(dtype))
+      return failure();
+    std::string name;
+    if (auto param = func.getArgAttrOfType<StringAttr>(
+            i, MoeDialect::kParamAttrName)) {
+      name = param.str();
+      paramBuffer[name] = static_cast<int>(bufferOf.size());
+    } else if (auto state = func.getArgAttrOfType<StringAttr>(
+                   i, MoeDialect::kOptStateAttrName)) {
+      auto of = func.getArgAttrOfType<StringAttr>(
+          i, MoeDialect::kStateOfAttrName);
+      name = state.str() + ":" + (of ? of.str() : std::string("?"));
+      (state.getValue() == "exp_avg" ? expAvgBuffer
+                                     : expAvgSqBuffer)[of.getValue()] =
+          static_cast<int>(bufferOf.size());
+    } else if (auto input = func.getArgAttrOfType<StringAttr>(
+                   i, MoeDialect::kInputAttrName)) {
+      name = input.str();
+    } else {
+      func.emitError() << "argument #" << i
+                       << " is neither a parameter, an optimizer state nor "
+                          "a batch input";
+      return failure();
+    }
+    bufferOf[arg] =
+        writer.addPersistentBuffer(shapeOf(arg.getType()), *dtype, name);
+  }
+
+  // Parameter groups come from the AdamW updates.
+  llvm::DenseMap<Value, ParamGroup> groupOf;
+  func.walk([&](AdamWOp update) {
+    groupOf[update.getParam()] = update.getGroup();
+    // The update writes the parameter and moments in place.
+    bufferOf[update.getNewParam()] = bufferOf.lookup(update.getParam());
+    bufferOf[update.getNewExpAvg()] = bufferOf.lookup(update.getExpAvg());
+    bufferOf[update.getNewExpAvgSq()] = bufferOf.lookup(update.getExpAvgSq());
+  });
+  for (BlockArgument arg : body.getArguments()) {
+    unsigned i = arg.getArgNumber();
+    if (auto param = func.getArgAttrOfType<StringAttr>(
+            i, MoeDialect::kParamAttrName)) {
+      moert::plan::ParameterSpec spec;
+      spec.name = param.str();
+      spec.shape = shapeOf(arg.getType());
+      spec.dtype = *planDType(func, arg.getType());
+      if (auto init =
+              func.getArgAttrOfType<InitAttr>(i, MoeDialect::kInitAttrName)) {
+        spec.init = planInit(init.getKind());
+        spec.initScale = init.getScale().convertToDouble();
+      }
+      auto group = groupOf.find(arg);
+      spec.group = group != groupOf.end() && group->second == ParamGroup::expert
+                       ? fb::ParamGroup::expert
+                       : fb::ParamGroup::dense;
+      spec.buffer = bufferOf.lookup(arg);
+      spec.expAvgBuffer = expAvgBuffer.lookup(spec.name);
+      spec.expAvgSqBuffer = expAvgSqBuffer.lookup(spec.name);
+      if (!expAvgBuffer.count(spec.name))
+        spec.expAvgBuffer = spec.expAvgSqBuffer = -1;
+      writer.addParameter(spec);
+    } else if (auto input = func.getArgAttrOfType<StringAttr>(
+                   i, MoeDialect::kInputAttrName)) {
+      moert::plan::BatchInputSpec spec;
+      spec.name = input.str();
+      spec.shape = shapeOf(arg.getType());
+      spec.dtype = *planDType(func, arg.getType());
+      spec.buffer = bufferOf.lookup(arg);
+      writer.addBatchInput(spec);
+    }
+  }
+
+  // Step temporaries: the static memory plan.
+  MemoryPlan memory = planMemory(
+      func, options.alignment, [&](Value v) { return bufferOf.count(v) > 0; });
+  auto ret = cast<func::ReturnOp>(body.getTerminator());
+  llvm::DenseMap<Value, std::string> resultNames;
+  for (auto [index, value] : llvm::enumerate(ret.getOperands())) {
+    std::string name;
+    if (auto role = func.getResultAttrOfType<StringAttr>(
+            index, MoeDialect::kRoleAttrName))
+      name = role.str();
+    if (auto metric = func.getResultAttrOfType<StringAttr>(
+            index, MoeDialect::kNameAttrName))
+      name = metric.str();
+    if (name == "expert_counts")
+      name += ":" + std::to_string(index);
+    if (!name.empty() && !resultNames.count(value))
+      resultNames[value] = "output:" + name;
+  }
+  // The terminator's position is one past the last instruction: values it
+  // returns live "until the end of the step" (-1).
+  int64_t numInstructions = static_cast<int64_t>(body.getOperations().size()) - 1;
+  for (const BufferAssignment &b : memory.buffers) {
+    FailureOr<fb::DType> dtype =
+        planDType(b.value.getDefiningOp(), b.value.getType());
+    if (failed(dtype))
+      return failure();
+    int liveEnd = b.lastUse >= numInstructions ? -1 : static_cast<int>(b.lastUse);
+    bufferOf[b.value] = writer.addArenaBuffer(
+        shapeOf(b.value.getType()), *dtype, static_cast<uint64_t>(b.offset),
+        static_cast<int>(b.firstUse), liveEnd, resultNames.lookup(b.value));
+  }
+  writer.setArenaBytes(static_cast<uint64_t>(memory.arenaBytes));
+
+  // Instructions, one per op (op positions are instruction indices, which
+  // the live ranges above refer to).
+  for (Operation &op : body.without_terminator()) {
+    SmallVector<int> operands, results;
+    for (Value v : op.getOperands())
+      operands.push_back(bufferOf.lookup(v));
+    for (Value v : op.getResults())
+      results.push_back(bufferOf.lookup(v));
+    if (auto constant = dyn_cast<arith::ConstantOp>(op)) {
+      auto splat = dyn_cast<SplatElementsAttr>(constant.getValue());
+      if (!splat) {
+        op.emitOpError() << "only splat constants can be emitted to a plan";
+        return failure();
+      }
+      double value = 0.0;
+      Attribute element = splat.getSplatValue<Attribute>();
+      if (auto real = dyn_cast<FloatAttr>(element))
+        value = real.getValueAsDouble();
+      else if (auto integer = dyn_cast<IntegerAttr>(element))
+        value = static_cast<double>(integer.getValue().getSExtValue());
+      writer.addInstruction(fb::Opcode::fill, {}, {results.front()})
+          .floatAttr("value", value)
+          .location(locationText(op.getLoc()));
+      continue;
+    }
+    FailureOr<fb::Opcode> opcode = opcodeOf(&op);
+    if (failed(opcode))
+      return failure();
+    moert::plan::InstructionEditor editor = writer.addInstruction(
+        *opcode, std::vector<int>(operands.begin(), operands.end()),
+        std::vector<int>(results.begin(), results.end()));
+    editor.location(locationText(op.getLoc()));
+    if (failed(convertAttributes(&op, editor)))
+      return failure();
+  }
+
+  // The training configuration, as far as the step fixes it.
+  fb::TrainingConfigT training;
+  training.seed = options.seed;
+  func.walk([&](LrScheduleOp schedule) {
+    training.learning_rate = schedule.getPeakLr().convertToDouble();
+    training.warmup_steps = schedule.getWarmupStepsAttr().getInt();
+  });
+  func.walk([&](ClipByGlobalNormOp clip) {
+    double bound = clip.getMaxNorm().convertToDouble();
+    training.clip_norm = std::isfinite(bound) ? bound : 0.0;
+  });
+  func.walk([&](AdamWOp update) {
+    training.beta1 = update.getBeta1().convertToDouble();
+    training.beta2 = update.getBeta2().convertToDouble();
+    training.epsilon = update.getEpsilon().convertToDouble();
+    training.weight_decay =
+        std::max(training.weight_decay,
+                 update.getWeightDecay().convertToDouble());
+  });
+  writer.setTrainingConfig(training);
+  return writer.finish();
+}

@@ -1,0 +1,116 @@
+//===- PlanProgram.cpp - A verified plan as an executable Program ---------===//
+#include "moert/runner/PlanProgram.h"
+
+namespace moert {
+namespace runner {
+
+namespace fb = plan::fb;
+
+namespace {
+
+Expected<exec::DType> programDType(fb::DType dtype, const std::string &where) {
+  switch (dtype) {
+  case fb::DType::f32:
+    return exec::DType::F32;
+  case fb::DType::i32:
+    return exec::DType::I32;
+  case fb::DType::i64:
+    return exec::DType::I64;
+  case fb::DType::i1:
+    return exec::DType::Bool;
+  default:
+    return unimplemented(where + ": element type " +
+                         plan::dtypeName(dtype) +
+                         " is not supported by the CPU executor");
+  }
+}
+
+Expected<exec::AttrValue> attrValue(const fb::Attribute &attr,
+                                    const std::string &where) {
+  switch (attr.value_type()) {
+  case fb::AttrValue::IntValue:
+    return exec::AttrValue(
+        static_cast<int64_t>(attr.value_as_IntValue()->value()));
+  case fb::AttrValue::FloatValue:
+    return exec::AttrValue(attr.value_as_FloatValue()->value());
+  case fb::AttrValue::BoolValue:
+    return exec::AttrValue(
+        static_cast<int64_t>(attr.value_as_BoolValue()->value() ? 1 : 0));
+  case fb::AttrValue::StringValue: {
+    const flatbuffers::String *text = attr.value_as_StringValue()->value();
+    return exec::AttrValue(text ? text->str() : std::string());
+  }
+  default:
+    return unimplemented(where + ": attribute '" + attr.name()->str() +
+                         "' has a kind the CPU executor does not read");
+  }
+}
+
+} // namespace
+
+Expected<exec::Program> programFromPlan(const fb::Plan &plan) {
+  exec::Program program;
+  program.arenaBytes = static_cast<int64_t>(plan.arena_bytes());
+  program.persistentBytes = static_cast<int64_t>(plan.persistent_bytes());
+  if (const auto *buffers = plan.buffers()) {
+    for (const fb::Buffer *b : *buffers) {
+      std::string where = "buffer " + std::to_string(b->id());
+      exec::Buffer buffer;
+      MOERT_ASSIGN_OR_RETURN(buffer.type.dtype,
+                             programDType(b->dtype(), where));
+      if (b->shape())
+        buffer.type.shape.assign(b->shape()->begin(), b->shape()->end());
+      switch (b->region()) {
+      case fb::BufferRegion::arena:
+        buffer.kind = exec::BufferKind::Arena;
+        break;
+      case fb::BufferRegion::persistent:
+        buffer.kind = exec::BufferKind::Persistent;
+        break;
+      case fb::BufferRegion::constant:
+        buffer.kind = exec::BufferKind::Constant;
+        buffer.splat = b->splat();
+        break;
+      default:
+        return unimplemented(where + ": unknown buffer region");
+      }
+      buffer.offset = static_cast<int64_t>(b->offset());
+      if (b->name())
+        buffer.name = b->name()->str();
+      program.buffers.push_back(std::move(buffer));
+    }
+  }
+  if (const auto *instructions = plan.instructions()) {
+    int index = 0;
+    for (const fb::Instruction *inst : *instructions) {
+      std::string name = plan::opcodeName(inst->opcode());
+      std::string where =
+          "instruction #" + std::to_string(index++) + " (" + name + ")";
+      if (plan::isCollective(inst->opcode()))
+        return unimplemented(where + ": collectives need a multi-process "
+                                     "run (mpirun); this plan was compiled "
+                                     "for a device grid");
+      exec::Instruction instruction;
+      instruction.kernel = "moe." + name;
+      if (inst->operands())
+        instruction.operands.assign(inst->operands()->begin(),
+                                    inst->operands()->end());
+      if (inst->results())
+        instruction.results.assign(inst->results()->begin(),
+                                   inst->results()->end());
+      if (inst->attributes())
+        for (const fb::Attribute *attr : *inst->attributes()) {
+          MOERT_ASSIGN_OR_RETURN(exec::AttrValue value,
+                                 attrValue(*attr, where));
+          instruction.attrs[attr->name()->str()] = std::move(value);
+        }
+      if (inst->location())
+        instruction.location = inst->location()->str();
+      program.instructions.push_back(std::move(instruction));
+    }
+  }
+  return program;
+}
+
+} // namespace runner
+} // namespace moert

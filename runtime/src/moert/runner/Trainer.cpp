@@ -1,0 +1,200 @@
+//===- Trainer.cpp - Runs a compiled training plan step by step -----------===//
+#include "moert/runner/Trainer.h"
+
+#include "moert/runner/Initializers.h"
+#include "moert/runner/PlanProgram.h"
+
+#include <chrono>
+#include <cstring>
+
+namespace moert {
+namespace runner {
+
+namespace fb = plan::fb;
+
+int64_t ParameterState::numElements() const {
+  int64_t n = 1;
+  for (int64_t d : shape)
+    n *= d;
+  return n;
+}
+
+Expected<std::unique_ptr<Trainer>>
+Trainer::create(plan::LoadedPlan loaded, uint64_t seed, int64_t alphabet) {
+  std::unique_ptr<Trainer> trainer(new Trainer(std::move(loaded), seed));
+  const fb::Plan &plan = trainer->plan_.plan();
+  if (plan::numRanks(*plan.grid()) != 1)
+    return failedPrecondition(
+        "the plan is partitioned for " +
+        std::to_string(plan::numRanks(*plan.grid())) +
+        " ranks; run it with mpirun -np <ranks>");
+  MOERT_ASSIGN_OR_RETURN(exec::Program program, programFromPlan(plan));
+  MOERT_ASSIGN_OR_RETURN(trainer->executor_,
+                         exec::Executor::create(std::move(program)));
+  exec::Executor &executor = *trainer->executor_;
+
+  // Batch inputs by name.
+  auto batchBuffer = [&](const std::string &name) -> int32_t {
+    if (plan.batch_inputs())
+      for (const fb::BatchInput *input : *plan.batch_inputs())
+        if (input->name()->str() == name)
+          return input->buffer();
+    return -1;
+  };
+  trainer->srcBuffer_ = batchBuffer("src_tokens");
+  trainer->tgtBuffer_ = batchBuffer("tgt_tokens");
+  trainer->labelsBuffer_ = batchBuffer("labels");
+  trainer->stepBuffer_ = batchBuffer("step");
+  for (auto [name, id] : {std::pair<const char *, int32_t>{
+                              "src_tokens", trainer->srcBuffer_},
+                          {"tgt_tokens", trainer->tgtBuffer_},
+                          {"labels", trainer->labelsBuffer_},
+                          {"step", trainer->stepBuffer_}})
+    if (id < 0)
+      return invalidArgument(std::string("the plan has no batch input '") +
+                             name +
+                             "' (expected an encoder-decoder training step "
+                             "with src_tokens, tgt_tokens, labels and step)");
+
+  // Step outputs by name.
+  const exec::Program &p = executor.program();
+  for (size_t id = 0; id < p.buffers.size(); ++id) {
+    const std::string &name = p.buffers[id].name;
+    int32_t buffer = static_cast<int32_t>(id);
+    if (name == "output:loss")
+      trainer->lossBuffer_ = buffer;
+    else if (name == "output:aux_loss")
+      trainer->auxBuffer_ = buffer;
+    else if (name == "output:grad_norm")
+      trainer->normBuffer_ = buffer;
+    else if (name == "output:lr")
+      trainer->lrBuffer_ = buffer;
+    else if (name.rfind("output:expert_counts", 0) == 0)
+      trainer->countBuffers_.push_back(buffer);
+  }
+  if (trainer->lossBuffer_ < 0)
+    return invalidArgument("the plan has no 'output:loss' buffer");
+
+  // Parameters and their moments.
+  if (plan.parameters())
+    for (const fb::Parameter *param : *plan.parameters()) {
+      ParameterState state;
+      state.name = param->name()->str();
+      state.shape.assign(param->shape()->begin(), param->shape()->end());
+      auto data = [&](int32_t id) {
+        return id < 0 ? nullptr : static_cast<float *>(executor.bufferData(id));
+      };
+      state.value = data(param->buffer());
+      state.expAvg = data(param->exp_avg_buffer());
+      state.expAvgSq = data(param->exp_avg_sq_buffer());
+      if (!state.value)
+        return invalidArgument("parameter '" + state.name +
+                               "' has no buffer in the plan");
+      trainer->parameters_.push_back(std::move(state));
+    }
+
+  // The synthetic task takes its shapes from the batch buffers and the
+  // vocabulary and pad id from the loss.
+  SyntheticTaskConfig task;
+  const exec::TensorType &src = p.buffers[trainer->srcBuffer_].type;
+  const exec::TensorType &labels = p.buffers[trainer->labelsBuffer_].type;
+  if (src.shape.size() != 2 || labels.shape.size() != 2 ||
+      src.shape[0] != labels.shape[0])
+    return invalidArgument("batch inputs must be [batch, length] with one "
+                           "batch size; found src_tokens " +
+                           src.str() + " and labels " + labels.str());
+  task.batchSize = src.shape[0];
+  task.srcLen = src.shape[1];
+  task.tgtLen = labels.shape[1];
+  task.alphabet = alphabet;
+  for (const exec::Instruction &inst : p.instructions)
+    if (inst.kernel == "moe.cross_entropy") {
+      task.vocabSize = p.buffers[inst.operands[0]].type.shape.back();
+      if (auto it = inst.attrs.find("ignore_index"); it != inst.attrs.end())
+        if (const int64_t *pad = std::get_if<int64_t>(&it->second))
+          task.padId = static_cast<int32_t>(*pad);
+    }
+  MOERT_ASSIGN_OR_RETURN(SyntheticTask made, SyntheticTask::create(task));
+  trainer->task_ = std::make_unique<SyntheticTask>(std::move(made));
+  return std::move(trainer);
+}
+
+Status Trainer::initializeParameters() {
+  const fb::Plan &plan = plan_.plan();
+  for (size_t i = 0; i < parameters_.size(); ++i) {
+    const fb::Parameter *param = plan.parameters()->Get(i);
+    ParameterState &state = parameters_[i];
+    InitKind kind = InitKind::Zeros;
+    switch (param->init()) {
+    case fb::InitKind::zeros:
+      kind = InitKind::Zeros;
+      break;
+    case fb::InitKind::ones:
+      kind = InitKind::Ones;
+      break;
+    case fb::InitKind::normal:
+      kind = InitKind::Normal;
+      break;
+    case fb::InitKind::uniform:
+      kind = InitKind::Uniform;
+      break;
+    case fb::InitKind::xavier_uniform:
+      kind = InitKind::XavierUniform;
+      break;
+    }
+    initializeParameter(kind, param->init_scale(), seed_, state.name,
+                        state.shape, state.value);
+    size_t bytes = static_cast<size_t>(state.numElements()) * sizeof(float);
+    if (state.expAvg)
+      std::memset(state.expAvg, 0, bytes);
+    if (state.expAvgSq)
+      std::memset(state.expAvgSq, 0, bytes);
+  }
+  return Status::success();
+}
+
+Expected<StepMetrics> Trainer::runStep(int64_t step) {
+  auto start = std::chrono::steady_clock::now();
+  SeqBatch batch = task_->batch(seed_, step);
+  auto write = [&](int32_t buffer, const std::vector<int32_t> &values) {
+    std::memcpy(executor_->bufferData(buffer), values.data(),
+                values.size() * sizeof(int32_t));
+  };
+  write(srcBuffer_, batch.srcTokens);
+  write(tgtBuffer_, batch.tgtTokens);
+  write(labelsBuffer_, batch.labels);
+  *static_cast<int64_t *>(executor_->bufferData(stepBuffer_)) = step;
+
+  exec::RunContext context;
+  context.seed = seed_;
+  context.step = static_cast<uint32_t>(step);
+  context.training = true;
+  MOERT_RETURN_IF_ERROR(executor_->run(context).withContext(
+      "training step " + std::to_string(step)));
+
+  StepMetrics metrics;
+  metrics.step = step;
+  auto scalar = [&](int32_t buffer) {
+    return buffer < 0
+               ? 0.0f
+               : *static_cast<const float *>(executor_->bufferData(buffer));
+  };
+  metrics.loss = scalar(lossBuffer_);
+  metrics.auxLoss = scalar(auxBuffer_);
+  metrics.gradNorm = scalar(normBuffer_);
+  metrics.learningRate = scalar(lrBuffer_);
+  metrics.targetTokens = batch.targetTokens;
+  for (int32_t buffer : countBuffers_) {
+    const int32_t *counts =
+        static_cast<const int32_t *>(executor_->bufferData(buffer));
+    int64_t n = executor_->program().buffers[buffer].type.numElements();
+    metrics.expertCounts.emplace_back(counts, counts + n);
+  }
+  metrics.seconds = std::chrono::duration<double>(
+                        std::chrono::steady_clock::now() - start)
+                        .count();
+  return metrics;
+}
+
+} // namespace runner
+} // namespace moert

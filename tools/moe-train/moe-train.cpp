@@ -1,0 +1,209 @@
+//===- moe-train.cpp - Train a compiled plan ------------------------------===//
+//
+//   moe-train demo.moeplan --steps 200 [--seed 1] [--metrics run.jsonl]
+//             [--log-every 10] [--alphabet 32]
+//
+// Loads and verifies the plan, initializes the parameters, runs the steps
+// on the synthetic reversal task and reports progress (step, loss, tokens/s,
+// ETA) and per-step metrics as JSON lines.
+//
+//===----------------------------------------------------------------------===//
+#include "moert/runner/Trainer.h"
+
+#include <chrono>
+#include <cinttypes>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <string>
+
+using namespace moert;
+
+namespace {
+
+struct Options {
+  std::string plan;
+  int64_t steps = 100;
+  uint64_t seed = 1;
+  std::string metrics;
+  int64_t logEvery = 10;
+  int64_t alphabet = 32;
+};
+
+const char *kUsage =
+    "usage: moe-train <plan.moeplan> [--steps N] [--seed S] "
+    "[--metrics FILE.jsonl] [--log-every K] [--alphabet A]\n"
+    "  --alphabet A  content tokens of the synthetic reversal task "
+    "(default 32; 0 = whole vocabulary)\n";
+
+bool parseInt(const char *text, int64_t &out) {
+  char *end = nullptr;
+  long long value = std::strtoll(text, &end, 10);
+  if (!text[0] || *end)
+    return false;
+  out = value;
+  return true;
+}
+
+/// Parses the command line; on error prints what was expected and found.
+bool parseOptions(int argc, char **argv, Options &options) {
+  for (int i = 1; i < argc; ++i) {
+    std::string arg = argv[i];
+    auto value = [&](const char *flag) -> const char * {
+      if (i + 1 >= argc) {
+        std::fprintf(stderr, "moe-train: %s expects a value\n%s", flag,
+                     kUsage);
+        return nullptr;
+      }
+      return argv[++i];
+    };
+    auto integer = [&](const char *flag, int64_t minimum,
+                       int64_t &out) -> bool {
+      const char *text = value(flag);
+      if (!text)
+        return false;
+      if (!parseInt(text, out) || out < minimum) {
+        std::fprintf(stderr,
+                     "moe-train: %s expects an integer >= %" PRId64
+                     ", found '%s'\n",
+                     flag, minimum, text);
+        return false;
+      }
+      return true;
+    };
+    if (arg == "--steps") {
+      if (!integer("--steps", 1, options.steps))
+        return false;
+    } else if (arg == "--seed") {
+      int64_t seed = 0;
+      if (!integer("--seed", 0, seed))
+        return false;
+      options.seed = static_cast<uint64_t>(seed);
+    } else if (arg == "--metrics") {
+      const char *text = value("--metrics");
+      if (!text)
+        return false;
+      options.metrics = text;
+    } else if (arg == "--log-every") {
+      if (!integer("--log-every", 1, options.logEvery))
+        return false;
+    } else if (arg == "--alphabet") {
+      if (!integer("--alphabet", 0, options.alphabet))
+        return false;
+    } else if (arg == "-h" || arg == "--help") {
+      std::fputs(kUsage, stdout);
+      std::exit(0);
+    } else if (!arg.empty() && arg[0] == '-') {
+      std::fprintf(stderr, "moe-train: unknown option '%s'\n%s", arg.c_str(),
+                   kUsage);
+      return false;
+    } else if (options.plan.empty()) {
+      options.plan = arg;
+    } else {
+      std::fprintf(stderr,
+                   "moe-train: expected one plan file, found a second "
+                   "argument '%s'\n%s",
+                   arg.c_str(), kUsage);
+      return false;
+    }
+  }
+  if (options.plan.empty()) {
+    std::fprintf(stderr, "moe-train: no plan file given\n%s", kUsage);
+    return false;
+  }
+  return true;
+}
+
+std::string formatDuration(double seconds) {
+  int64_t total = static_cast<int64_t>(seconds + 0.5);
+  char text[32];
+  std::snprintf(text, sizeof(text), "%02" PRId64 ":%02" PRId64 ":%02" PRId64,
+                total / 3600, total / 60 % 60, total % 60);
+  return text;
+}
+
+int fail(const Status &status) {
+  std::fprintf(stderr, "moe-train: error: %s\n", status.toString().c_str());
+  return 1;
+}
+
+} // namespace
+
+int main(int argc, char **argv) {
+  Options options;
+  if (!parseOptions(argc, argv, options))
+    return 2;
+
+  Expected<plan::LoadedPlan> loaded = plan::loadPlan(options.plan);
+  if (!loaded.ok())
+    return fail(loaded.status());
+  Expected<std::unique_ptr<runner::Trainer>> created =
+      runner::Trainer::create(std::move(*loaded), options.seed,
+                              options.alphabet);
+  if (!created.ok())
+    return fail(created.status());
+  runner::Trainer &trainer = **created;
+  if (Status status = trainer.initializeParameters(); !status.ok())
+    return fail(status);
+
+  std::ofstream metrics;
+  if (!options.metrics.empty()) {
+    metrics.open(options.metrics, std::ios::out | std::ios::trunc);
+    if (!metrics)
+      return fail(invalidArgument("cannot open the metrics file '" +
+                                  options.metrics + "' for writing"));
+  }
+  const exec::Executor &executor = trainer.executor();
+  std::printf("moe-train: plan %s (%s), %zu parameters, arena %.2f MiB, "
+              "persistent %.2f MiB, seed %" PRIu64 "\n",
+              options.plan.c_str(),
+              trainer.plan().plan().model_name()
+                  ? trainer.plan().plan().model_name()->c_str()
+                  : "?",
+              trainer.parameters().size(),
+              executor.arenaBytes() / (1024.0 * 1024.0),
+              executor.persistentBytes() / (1024.0 * 1024.0), options.seed);
+
+  double elapsed = 0;
+  int64_t tokens = 0;
+  for (int64_t step = 1; step <= options.steps; ++step) {
+    Expected<runner::StepMetrics> result = trainer.runStep(step);
+    if (!result.ok())
+      return fail(result.status());
+    const runner::StepMetrics &m = *result;
+    elapsed += m.seconds;
+    tokens += m.targetTokens;
+    if (metrics.is_open()) {
+      metrics << "{\"step\": " << m.step << ", \"loss\": " << m.loss
+              << ", \"aux_loss\": " << m.auxLoss
+              << ", \"grad_norm\": " << m.gradNorm
+              << ", \"lr\": " << m.learningRate
+              << ", \"tokens\": " << m.targetTokens
+              << ", \"seconds\": " << m.seconds << ", \"expert_counts\": [";
+      for (size_t l = 0; l < m.expertCounts.size(); ++l) {
+        metrics << (l ? ", [" : "[");
+        for (size_t e = 0; e < m.expertCounts[l].size(); ++e)
+          metrics << (e ? ", " : "") << m.expertCounts[l][e];
+        metrics << "]";
+      }
+      metrics << "]}\n";
+      metrics.flush();
+    }
+    if (step % options.logEvery == 0 || step == 1 || step == options.steps) {
+      double tokensPerSecond = elapsed > 0 ? tokens / elapsed : 0.0;
+      double eta = elapsed / step * (options.steps - step);
+      std::printf("step %6" PRId64 "/%" PRId64
+                  "  loss %8.4f  aux %6.4f  gnorm %8.4f  lr %.3e  "
+                  "%8.0f tok/s  ETA %s\n",
+                  step, options.steps, m.loss, m.auxLoss, m.gradNorm,
+                  m.learningRate, tokensPerSecond,
+                  formatDuration(eta).c_str());
+      std::fflush(stdout);
+    }
+  }
+  std::printf("moe-train: %" PRId64 " steps in %s, %.0f target tokens/s\n",
+              options.steps, formatDuration(elapsed).c_str(),
+              elapsed > 0 ? tokens / elapsed : 0.0);
+  return 0;
+}
