@@ -263,6 +263,11 @@ mlir::moe::emitTrainingPlan(ModuleOp module,
       name = metric.str();
     if (name == "expert_counts")
       name += ":" + std::to_string(index);
+    // Gradients (of @forward_grad) are named after their parameter.
+    if (auto param = func.getResultAttrOfType<StringAttr>(
+            index, MoeDialect::kParamAttrName);
+        param && name == "grad")
+      name += ":" + param.str();
     if (!name.empty() && !resultNames.count(value))
       resultNames[value] = "output:" + name;
   }
