@@ -43,16 +43,16 @@ void initializeParameter(InitKind kind, double scale, uint64_t seed,
       double u1 = uniform01(source, 2 * static_cast<uint64_t>(i));
       double u2 = uniform01(source, 2 * static_cast<uint64_t>(i) + 1);
       double radius = std::sqrt(-2.0 * std::log(1.0 - u1));
-      values[i] = static_cast<float>(scale * radius *
-                                     std::cos(2.0 * M_PI * u2));
+      values[i] =
+          static_cast<float>(scale * radius * std::cos(2.0 * M_PI * u2));
     }
     return;
   case InitKind::Uniform:
   case InitKind::XavierUniform: {
     double bound = scale;
     if (kind == InitKind::XavierUniform) {
-      double fanIn = shape.size() >= 2 ? double(shape[shape.size() - 2])
-                                       : double(count);
+      double fanIn =
+          shape.size() >= 2 ? double(shape[shape.size() - 2]) : double(count);
       double fanOut = shape.empty() ? 1.0 : double(shape.back());
       bound = scale * std::sqrt(6.0 / (fanIn + fanOut));
     }

@@ -19,8 +19,7 @@ Expected<exec::DType> programDType(fb::DType dtype, const std::string &where) {
   case fb::DType::i1:
     return exec::DType::Bool;
   default:
-    return unimplemented(where + ": element type " +
-                         plan::dtypeName(dtype) +
+    return unimplemented(where + ": element type " + plan::dtypeName(dtype) +
                          " is not supported by the CPU executor");
   }
 }

@@ -22,10 +22,10 @@ Expected<BatchBuffers> findBatchBuffers(const fb::Plan &plan) {
   buffers.tgt = batchInputBuffer(plan, "tgt_tokens");
   buffers.labels = batchInputBuffer(plan, "labels");
   buffers.step = batchInputBuffer(plan, "step");
-  for (auto [name, id] : {std::pair<const char *, int32_t>{"src_tokens",
-                                                           buffers.src},
-                          {"tgt_tokens", buffers.tgt},
-                          {"labels", buffers.labels}})
+  for (auto [name, id] :
+       {std::pair<const char *, int32_t>{"src_tokens", buffers.src},
+        {"tgt_tokens", buffers.tgt},
+        {"labels", buffers.labels}})
     if (id < 0)
       return invalidArgument(std::string("the plan has no batch input '") +
                              name +
@@ -43,8 +43,7 @@ Expected<SyntheticTaskConfig> syntheticTaskConfig(const exec::Program &p,
   const exec::TensorType &labels = p.buffers[batch.labels].type;
   for (const exec::TensorType *type : {&src, &tgt, &labels})
     if (type->dtype != exec::DType::I32)
-      return invalidArgument("batch inputs must be i32; found " +
-                             type->str());
+      return invalidArgument("batch inputs must be i32; found " + type->str());
   if (src.shape.size() != 2 || labels.shape.size() != 2 ||
       src.shape[0] != labels.shape[0] || tgt.shape != labels.shape)
     return invalidArgument("batch inputs must be [batch, length] with one "
@@ -106,11 +105,10 @@ Status initializeAllParameters(const fb::Plan &plan, exec::Executor &executor,
     for (int64_t d : shape)
       elements *= d;
     if (type.dtype != exec::DType::F32 || type.numElements() != elements)
-      return invalidArgument("parameter '" + name + "': buffer " +
-                             std::to_string(id) + " is " + type.str() +
-                             ", expected f32 with the logical shape's " +
-                             std::to_string(elements) +
-                             " elements (single-rank plans only)");
+      return invalidArgument(
+          "parameter '" + name + "': buffer " + std::to_string(id) + " is " +
+          type.str() + ", expected f32 with the logical shape's " +
+          std::to_string(elements) + " elements (single-rank plans only)");
     initializeParameter(initKindOf(param->init()), param->init_scale(), seed,
                         name, shape,
                         static_cast<float *>(executor.bufferData(id)));

@@ -24,8 +24,8 @@ SyntheticTask::SyntheticTask(const SyntheticTaskConfig &config)
   eos_ = special(2);
   firstContent_ = special(3);
   int64_t available = config.vocabSize - 3;
-  alphabet_ = config.alphabet > 0 ? std::min(config.alphabet, available)
-                                  : available;
+  alphabet_ =
+      config.alphabet > 0 ? std::min(config.alphabet, available) : available;
 }
 
 Expected<SyntheticTask> SyntheticTask::create(const SyntheticTaskConfig &c) {
@@ -41,8 +41,7 @@ Expected<SyntheticTask> SyntheticTask::create(const SyntheticTaskConfig &c) {
                            "found " +
                            std::to_string(c.vocabSize));
   if (c.padId < 0 || c.padId >= c.vocabSize)
-    return invalidArgument("synthetic task: pad id " +
-                           std::to_string(c.padId) +
+    return invalidArgument("synthetic task: pad id " + std::to_string(c.padId) +
                            " outside the vocabulary");
   return SyntheticTask(c);
 }
@@ -64,9 +63,13 @@ SeqBatch SyntheticTask::batch(uint64_t seed, int64_t step) const {
                                                 static_cast<uint64_t>(span));
     std::vector<int32_t> content(len);
     for (int64_t i = 0; i < len; ++i)
-      content[i] = firstContent_ +
-                   static_cast<int32_t>(randomBits(source, draw++) %
-                                        static_cast<uint64_t>(alphabet_));
+      // Content ids follow EOS and wrap below the vocabulary size, so they
+      // never collide with pad, BOS or EOS whatever the pad id.
+      content[i] = static_cast<int32_t>(
+          (firstContent_ +
+           static_cast<int64_t>(randomBits(source, draw++) %
+                                static_cast<uint64_t>(alphabet_))) %
+          c.vocabSize);
     for (int64_t i = 0; i < len; ++i)
       batch.srcTokens[b * c.srcLen + i] = content[i];
     // Target: reversed content, then EOS; decoder input is shifted right.

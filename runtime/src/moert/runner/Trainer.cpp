@@ -24,10 +24,9 @@ Trainer::create(plan::LoadedPlan loaded, uint64_t seed, int64_t alphabet) {
   std::unique_ptr<Trainer> trainer(new Trainer(std::move(loaded), seed));
   const fb::Plan &plan = trainer->plan_.plan();
   if (plan::numRanks(*plan.grid()) != 1)
-    return failedPrecondition(
-        "the plan is partitioned for " +
-        std::to_string(plan::numRanks(*plan.grid())) +
-        " ranks; run it with mpirun -np <ranks>");
+    return failedPrecondition("the plan is partitioned for " +
+                              std::to_string(plan::numRanks(*plan.grid())) +
+                              " ranks; run it with mpirun -np <ranks>");
   MOERT_ASSIGN_OR_RETURN(exec::Program program, programFromPlan(plan));
   MOERT_ASSIGN_OR_RETURN(trainer->executor_,
                          exec::Executor::create(std::move(program)));
@@ -45,11 +44,11 @@ Trainer::create(plan::LoadedPlan loaded, uint64_t seed, int64_t alphabet) {
   trainer->tgtBuffer_ = batchBuffer("tgt_tokens");
   trainer->labelsBuffer_ = batchBuffer("labels");
   trainer->stepBuffer_ = batchBuffer("step");
-  for (auto [name, id] : {std::pair<const char *, int32_t>{
-                              "src_tokens", trainer->srcBuffer_},
-                          {"tgt_tokens", trainer->tgtBuffer_},
-                          {"labels", trainer->labelsBuffer_},
-                          {"step", trainer->stepBuffer_}})
+  for (auto [name, id] :
+       {std::pair<const char *, int32_t>{"src_tokens", trainer->srcBuffer_},
+        {"tgt_tokens", trainer->tgtBuffer_},
+        {"labels", trainer->labelsBuffer_},
+        {"step", trainer->stepBuffer_}})
     if (id < 0)
       return invalidArgument(std::string("the plan has no batch input '") +
                              name +
@@ -190,9 +189,9 @@ Expected<StepMetrics> Trainer::runStep(int64_t step) {
     int64_t n = executor_->program().buffers[buffer].type.numElements();
     metrics.expertCounts.emplace_back(counts, counts + n);
   }
-  metrics.seconds = std::chrono::duration<double>(
-                        std::chrono::steady_clock::now() - start)
-                        .count();
+  metrics.seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start)
+          .count();
   return metrics;
 }
 
