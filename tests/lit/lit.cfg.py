@@ -14,11 +14,15 @@ config.excludes = ["CMakeLists.txt", "lit.cfg.py", "lit.site.cfg.py", "Inputs"]
 
 config.substitutions.append(("%models", os.path.join(config.moe_src_root, "models")))
 config.substitutions.append(("%src_root", config.moe_src_root))
+# Any Python 3 runs the small checks of the end-to-end tests (no packages).
+config.substitutions.append(("%python", config.python_executable))
 
 llvm_config.use_default_substitutions()
 llvm_config.with_environment("PATH", config.llvm_tools_dir, append_path=True)
 tools = [
     ToolSubst("moe-opt", unresolved="fatal"),
     ToolSubst("moe-model-gen", unresolved="ignore"),
+    ToolSubst("moe-train", unresolved="ignore"),
+    ToolSubst("moe-step-dump", unresolved="ignore"),
 ]
 llvm_config.add_tool_substitutions(tools, [config.moe_tools_dir, config.llvm_tools_dir])
