@@ -1,5 +1,6 @@
 //===- MemoryPlanReport.cpp - Print the static arena plan of functions ----===//
 #include "compiler/MemoryPlan.h"
+#include "dialects/Moe/MoeOps.h"
 #include "passes/Passes.h"
 
 #include "mlir/Dialect/Func/IR/FuncOps.h"
@@ -30,7 +31,11 @@ struct MoeMemoryPlanReport
         return;
       if (!func.getBody().hasOneBlock())
         return;
-      MemoryPlan plan = planMemory(func, alignment);
+      // AdamW updates parameters and moments in place (as the emitted plan
+      // does): its results take no arena bytes.
+      MemoryPlan plan = planMemory(func, alignment, [](Value value) {
+        return isa_and_nonnull<AdamWOp>(value.getDefiningOp());
+      });
       os << "memory plan of @" << func.getSymName() << ": "
          << plan.buffers.size() << " buffers\n";
       os << llvm::format("  arena (peak)           %14lld bytes  %9.2f MiB\n",

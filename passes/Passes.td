@@ -208,7 +208,9 @@ def MoeMemoryPlanReport : Pass<"moe-memory-plan-report"> {
     Plans the tensors produced inside each single-block function into one
     arena with liveness-based reuse (greedy by size) and prints the arena
     size next to the live-bytes lower bound, the size without reuse and the
-    bytes of the persistent arguments. The IR is left unchanged.
+    bytes of the persistent arguments. AdamW results are updated in place
+    into the parameters and moments, as in the emitted plan, and take no
+    arena bytes. The IR is left unchanged.
 
     ```
     memory plan of @train_step: 1510 buffers
