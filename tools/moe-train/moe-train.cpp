@@ -16,6 +16,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
+#include <iomanip>
 #include <string>
 
 using namespace moert;
@@ -29,13 +30,20 @@ struct Options {
   std::string metrics;
   int64_t logEvery = 10;
   int64_t alphabet = 32;
+  std::string save;      // checkpoint written at the end (and every saveEvery)
+  int64_t saveEvery = 0; // 0: only at the end
+  std::string resume;    // checkpoint to continue from
 };
 
 const char *kUsage =
     "usage: moe-train <plan.moeplan> [--steps N] [--seed S] "
     "[--metrics FILE.jsonl] [--log-every K] [--alphabet A]\n"
+    "                 [--save FILE.safetensors] [--save-every K] "
+    "[--resume FILE.safetensors]\n"
     "  --alphabet A  content tokens of the synthetic reversal task "
-    "(default 32; 0 = whole vocabulary)\n";
+    "(default 32; 0 = whole vocabulary)\n"
+    "  --resume F    continue from checkpoint F (same plan and --seed) up to "
+    "--steps\n";
 
 bool parseInt(const char *text, int64_t &out) {
   char *end = nullptr;
@@ -52,8 +60,7 @@ bool parseOptions(int argc, char **argv, Options &options) {
     std::string arg = argv[i];
     auto value = [&](const char *flag) -> const char * {
       if (i + 1 >= argc) {
-        std::fprintf(stderr, "moe-train: %s expects a value\n%s", flag,
-                     kUsage);
+        std::fprintf(stderr, "moe-train: %s expects a value\n%s", flag, kUsage);
         return nullptr;
       }
       return argv[++i];
@@ -90,6 +97,14 @@ bool parseOptions(int argc, char **argv, Options &options) {
         return false;
     } else if (arg == "--alphabet") {
       if (!integer("--alphabet", 0, options.alphabet))
+        return false;
+    } else if (arg == "--save" || arg == "--resume") {
+      const char *text = value(arg.c_str());
+      if (!text)
+        return false;
+      (arg == "--save" ? options.save : options.resume) = text;
+    } else if (arg == "--save-every") {
+      if (!integer("--save-every", 1, options.saveEvery))
         return false;
     } else if (arg == "-h" || arg == "--help") {
       std::fputs(kUsage, stdout);
@@ -138,18 +153,36 @@ int main(int argc, char **argv) {
   Expected<plan::LoadedPlan> loaded = plan::loadPlan(options.plan);
   if (!loaded.ok())
     return fail(loaded.status());
-  Expected<std::unique_ptr<runner::Trainer>> created =
-      runner::Trainer::create(std::move(*loaded), options.seed,
-                              options.alphabet);
+  Expected<std::unique_ptr<runner::Trainer>> created = runner::Trainer::create(
+      std::move(*loaded), options.seed, options.alphabet);
   if (!created.ok())
     return fail(created.status());
   runner::Trainer &trainer = **created;
   if (Status status = trainer.initializeParameters(); !status.ok())
     return fail(status);
+  int64_t firstStep = 1;
+  if (!options.resume.empty()) {
+    Expected<int64_t> resumed = trainer.loadCheckpoint(options.resume);
+    if (!resumed.ok())
+      return fail(resumed.status());
+    firstStep = *resumed + 1;
+    if (firstStep > options.steps)
+      return fail(invalidArgument("checkpoint '" + options.resume +
+                                  "' is at step " + std::to_string(*resumed) +
+                                  ", --steps " + std::to_string(options.steps) +
+                                  " leaves nothing to do"));
+    std::printf("moe-train: resumed from %s at step %" PRId64 "\n",
+                options.resume.c_str(), *resumed);
+  }
 
   std::ofstream metrics;
   if (!options.metrics.empty()) {
-    metrics.open(options.metrics, std::ios::out | std::ios::trunc);
+    // A resumed run appends to the metrics of the run it continues.
+    metrics.open(options.metrics, options.resume.empty()
+                                      ? std::ios::out | std::ios::trunc
+                                      : std::ios::out | std::ios::app);
+    // Nine significant digits print every float exactly (round trip).
+    metrics.precision(9);
     if (!metrics)
       return fail(invalidArgument("cannot open the metrics file '" +
                                   options.metrics + "' for writing"));
@@ -167,7 +200,7 @@ int main(int argc, char **argv) {
 
   double elapsed = 0;
   int64_t tokens = 0;
-  for (int64_t step = 1; step <= options.steps; ++step) {
+  for (int64_t step = firstStep; step <= options.steps; ++step) {
     Expected<runner::StepMetrics> result = trainer.runStep(step);
     if (!result.ok())
       return fail(result.status());
@@ -190,20 +223,25 @@ int main(int argc, char **argv) {
       metrics << "]}\n";
       metrics.flush();
     }
-    if (step % options.logEvery == 0 || step == 1 || step == options.steps) {
+    bool last = step == options.steps;
+    if (!options.save.empty() &&
+        (last || (options.saveEvery > 0 && step % options.saveEvery == 0)))
+      if (Status status = trainer.saveCheckpoint(options.save, step);
+          !status.ok())
+        return fail(status);
+    if (step % options.logEvery == 0 || step == firstStep || last) {
       double tokensPerSecond = elapsed > 0 ? tokens / elapsed : 0.0;
-      double eta = elapsed / step * (options.steps - step);
+      double eta = elapsed / (step - firstStep + 1) * (options.steps - step);
       std::printf("step %6" PRId64 "/%" PRId64
                   "  loss %8.4f  aux %6.4f  gnorm %8.4f  lr %.3e  "
                   "%8.0f tok/s  ETA %s\n",
                   step, options.steps, m.loss, m.auxLoss, m.gradNorm,
-                  m.learningRate, tokensPerSecond,
-                  formatDuration(eta).c_str());
+                  m.learningRate, tokensPerSecond, formatDuration(eta).c_str());
       std::fflush(stdout);
     }
   }
   std::printf("moe-train: %" PRId64 " steps in %s, %.0f target tokens/s\n",
-              options.steps, formatDuration(elapsed).c_str(),
+              options.steps - firstStep + 1, formatDuration(elapsed).c_str(),
               elapsed > 0 ? tokens / elapsed : 0.0);
   return 0;
 }

@@ -1,6 +1,7 @@
 //===- Trainer.cpp - Runs a compiled training plan step by step -----------===//
 #include "moert/runner/Trainer.h"
 
+#include "moert/checkpoint/Safetensors.h"
 #include "moert/runner/Initializers.h"
 #include "moert/runner/PlanProgram.h"
 
@@ -193,6 +194,64 @@ Expected<StepMetrics> Trainer::runStep(int64_t step) {
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start)
           .count();
   return metrics;
+}
+
+Status Trainer::saveCheckpoint(const std::string &path, int64_t step) const {
+  checkpoint::CheckpointWriter writer;
+  for (const ParameterState &p : parameters_) {
+    MOERT_RETURN_IF_ERROR(writer.addF32(p.name, p.shape, p.value));
+    if (p.expAvg)
+      MOERT_RETURN_IF_ERROR(
+          writer.addF32(p.name + ".exp_avg", p.shape, p.expAvg));
+    if (p.expAvgSq)
+      MOERT_RETURN_IF_ERROR(
+          writer.addF32(p.name + ".exp_avg_sq", p.shape, p.expAvgSq));
+  }
+  writer.setStep(step);
+  MOERT_RETURN_IF_ERROR(
+      writer.setMetadata("moert.seed", std::to_string(seed_)));
+  const fb::Plan &plan = plan_.plan();
+  MOERT_RETURN_IF_ERROR(writer.setMetadata(
+      "moert.model", plan.model_name() ? plan.model_name()->str() : ""));
+  return writer.write(path).withContext("writing checkpoint '" + path + "'");
+}
+
+Expected<int64_t> Trainer::loadCheckpoint(const std::string &path) {
+  MOERT_ASSIGN_OR_RETURN(checkpoint::Checkpoint file,
+                         checkpoint::Checkpoint::open(path));
+  auto seed = file.metadata().find("moert.seed");
+  if (seed == file.metadata().end())
+    return invalidArgument("checkpoint '" + path +
+                           "' has no moert.seed metadata");
+  if (seed->second != std::to_string(seed_))
+    return invalidArgument("checkpoint '" + path + "' was trained with seed " +
+                           seed->second + ", this run uses seed " +
+                           std::to_string(seed_) +
+                           " (resume with the same --seed)");
+  MOERT_ASSIGN_OR_RETURN(int64_t step, file.step());
+  // Read everything before writing anything: a bad checkpoint leaves the
+  // trainer's state untouched.
+  std::vector<std::vector<float>> values;
+  for (const ParameterState &p : parameters_) {
+    for (const char *suffix : {"", ".exp_avg", ".exp_avg_sq"}) {
+      if ((suffix[0] && !p.expAvg))
+        continue;
+      MOERT_ASSIGN_OR_RETURN(std::vector<float> data,
+                             file.readF32(p.name + suffix, p.shape));
+      values.push_back(std::move(data));
+    }
+  }
+  size_t next = 0;
+  for (ParameterState &p : parameters_) {
+    for (float *target : {p.value, p.expAvg, p.expAvgSq}) {
+      if (!target)
+        continue;
+      std::memcpy(target, values[next].data(),
+                  values[next].size() * sizeof(float));
+      ++next;
+    }
+  }
+  return step;
 }
 
 } // namespace runner

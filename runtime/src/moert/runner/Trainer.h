@@ -48,6 +48,15 @@ public:
   /// Runs training step `step` (1-based) on the synthetic task's batch.
   Expected<StepMetrics> runStep(int64_t step);
 
+  /// Writes parameters and AdamW moments (logical tensors: "<name>",
+  /// "<name>.exp_avg", "<name>.exp_avg_sq") with the step, seed and model
+  /// name, atomically.
+  Status saveCheckpoint(const std::string &path, int64_t step) const;
+  /// Restores what saveCheckpoint wrote; returns the step it was taken at.
+  /// Every tensor must exist with the plan's shape, and the seed must be
+  /// this trainer's (the batches and noise of later steps depend on it).
+  Expected<int64_t> loadCheckpoint(const std::string &path);
+
   std::vector<ParameterState> &parameters() { return parameters_; }
   const SyntheticTask &task() const { return *task_; }
   const plan::LoadedPlan &plan() const { return plan_; }
