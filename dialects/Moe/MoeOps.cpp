@@ -460,19 +460,27 @@ LogicalResult DispatchOp::verify() {
 // ExpertFfnOp
 //===----------------------------------------------------------------------===//
 
-LogicalResult ExpertFfnOp::verify() {
-  if (failed(requireStaticShapes(*this)) ||
-      failed(requireRank(*this, "input", getInput(), 3)))
+/// Rules shared by moe.expert_ffn and moe.expert_ffn_grad: an [E, C, M]
+/// buffer and expert weights of one element type that match it.
+static LogicalResult verifyExpertFfn(Operation *op, Value input, Value w1,
+                                     Value b1, Value w2, Value b2) {
+  if (failed(requireStaticShapes(op)) ||
+      failed(requireRank(op, "input", input, 3)))
     return failure();
-  ArrayRef<int64_t> in = dims(getInput());
-  if (failed(verifyExpertWeights(*this, in[0], in[2], getW1(), getB1(), getW2(),
-                                 getB2())))
+  ArrayRef<int64_t> in = dims(input);
+  if (failed(verifyExpertWeights(op, in[0], in[2], w1, b1, w2, b2)))
+    return failure();
+  return requireSameElementType(op, {input, w1, b1, w2, b2});
+}
+
+LogicalResult ExpertFfnOp::verify() {
+  if (failed(verifyExpertFfn(*this, getInput(), getW1(), getB1(), getW2(),
+                             getB2())))
     return failure();
   if (getResult().getType() != getInput().getType())
     return emitOpError() << "expects the result type " << getResult().getType()
                          << " to equal the input type " << getInput().getType();
-  return requireSameElementType(
-      *this, {getInput(), getW1(), getB1(), getW2(), getB2(), getResult()});
+  return success();
 }
 
 //===----------------------------------------------------------------------===//
@@ -674,15 +682,7 @@ LogicalResult CombineGradOp::verify() {
 }
 
 LogicalResult ExpertFfnGradOp::verify() {
-  if (failed(requireStaticShapes(*this)) ||
-      failed(requireRank(*this, "input", getInput(), 3)))
-    return failure();
-  ArrayRef<int64_t> in = dims(getInput());
-  if (failed(verifyExpertWeights(*this, in[0], in[2], getW1(), getB1(), getW2(),
-                                 getB2())))
-    return failure();
-  return requireSameElementType(
-      *this, {getInput(), getW1(), getB1(), getW2(), getB2()});
+  return verifyExpertFfn(*this, getInput(), getW1(), getB1(), getW2(), getB2());
 }
 
 //===----------------------------------------------------------------------===//

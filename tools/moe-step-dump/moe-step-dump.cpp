@@ -19,6 +19,7 @@
 //===----------------------------------------------------------------------===//
 #include "moert/checkpoint/Safetensors.h"
 #include "moert/plan/PlanLoader.h"
+#include "moert/runner/CommandLine.h"
 #include "moert/runner/PlanProgram.h"
 #include "moert/runner/StepIO.h"
 
@@ -49,92 +50,48 @@ const char *kUsage =
     "  --alphabet A  content tokens of the synthetic reversal task "
     "(default 32, as moe-train; 0 = whole vocabulary)\n";
 
-bool parseInt(const char *text, int64_t &out) {
-  char *end = nullptr;
-  errno = 0;
-  long long value = std::strtoll(text, &end, 10);
-  if (!text[0] || *end || errno == ERANGE)
-    return false;
-  out = value;
-  return true;
-}
-
 bool parseOptions(int argc, char **argv, Options &options) {
-  for (int i = 1; i < argc; ++i) {
-    std::string arg = argv[i];
-    auto value = [&](const char *flag) -> const char * {
-      if (i + 1 >= argc) {
-        std::fprintf(stderr, "moe-step-dump: %s expects a value\n%s", flag,
-                     kUsage);
-        return nullptr;
-      }
-      return argv[++i];
-    };
-    auto integer = [&](const char *flag, int64_t minimum,
-                       int64_t maximum, int64_t &out) -> bool {
-      const char *text = value(flag);
-      if (!text)
-        return false;
-      if (!parseInt(text, out) || out < minimum || out > maximum) {
-        std::fprintf(stderr,
-                     "moe-step-dump: %s expects an integer in [%" PRId64
-                     ", %" PRId64 "], found '%s'\n",
-                     flag, minimum, maximum, text);
-        return false;
-      }
-      return true;
-    };
+  runner::CommandLine cl("moe-step-dump", kUsage, argc, argv);
+  while (cl.next()) {
+    const std::string &arg = cl.arg();
+    bool ok = true;
     if (arg == "--seed") {
-      if (!integer("--seed", 0, INT64_MAX, options.seed))
-        return false;
+      ok = cl.integer(0, options.seed);
     } else if (arg == "--step") {
       // The kernels key their random numbers by a 32-bit step.
-      if (!integer("--step", 1, UINT32_MAX, options.step))
-        return false;
+      ok = cl.integer(1, options.step, UINT32_MAX);
     } else if (arg == "--alphabet") {
-      if (!integer("--alphabet", 0, INT64_MAX, options.alphabet))
-        return false;
+      ok = cl.integer(0, options.alphabet);
     } else if (arg == "--out" || arg == "-o") {
-      const char *text = value("--out");
-      if (!text)
-        return false;
-      if (!text[0]) {
-        std::fprintf(stderr, "moe-step-dump: --out expects a path\n");
-        return false;
-      }
-      options.out = text;
+      ok = cl.value(options.out);
+      if (ok && options.out.empty())
+        ok = cl.error("--out expects a path");
     } else if (arg == "-h" || arg == "--help") {
       std::fputs(kUsage, stdout);
       std::exit(0);
-    } else if (!arg.empty() && arg[0] == '-') {
-      std::fprintf(stderr, "moe-step-dump: unknown option '%s'\n%s",
-                   arg.c_str(), kUsage);
-      return false;
+    } else if (cl.isFlag()) {
+      ok = cl.unknownOption();
     } else if (options.plan.empty()) {
       options.plan = arg;
     } else {
-      std::fprintf(stderr,
-                   "moe-step-dump: expected one plan file, found a second "
-                   "argument '%s'\n%s",
-                   arg.c_str(), kUsage);
-      return false;
+      ok = cl.error("expected one plan file, found a second argument '" + arg +
+                    "'");
     }
+    if (!ok)
+      return false;
   }
-  const char *missing = options.plan.empty() ? "a plan file"
-                        : options.seed < 0   ? "--seed"
-                        : options.step < 0   ? "--step"
+  const char *missing = options.plan.empty()  ? "a plan file"
+                        : options.seed < 0    ? "--seed"
+                        : options.step < 0    ? "--step"
                         : options.out.empty() ? "--out"
                                               : nullptr;
-  if (missing) {
-    std::fprintf(stderr, "moe-step-dump: missing %s\n%s", missing, kUsage);
-    return false;
-  }
+  if (missing)
+    return cl.error(std::string("missing ") + missing);
   return true;
 }
 
 int fail(const Status &status) {
-  std::fprintf(stderr, "moe-step-dump: error: %s\n",
-               status.toString().c_str());
+  std::fprintf(stderr, "moe-step-dump: error: %s\n", status.toString().c_str());
   return 1;
 }
 
@@ -165,10 +122,10 @@ int main(int argc, char **argv) {
     return fail(loaded.status());
   const plan::fb::Plan &plan = loaded->plan();
   if (plan::numRanks(*plan.grid()) != 1)
-    return fail(failedPrecondition(
-        "the plan is partitioned for " +
-        std::to_string(plan::numRanks(*plan.grid())) +
-        " ranks; moe-step-dump runs single-rank plans"));
+    return fail(
+        failedPrecondition("the plan is partitioned for " +
+                           std::to_string(plan::numRanks(*plan.grid())) +
+                           " ranks; moe-step-dump runs single-rank plans"));
   Expected<exec::Program> program = runner::programFromPlan(plan);
   if (!program.ok())
     return fail(program.status());
@@ -192,8 +149,7 @@ int main(int argc, char **argv) {
     return fail(task.status());
 
   uint64_t seed = static_cast<uint64_t>(options.seed);
-  if (Status s = runner::initializeAllParameters(plan, executor, seed);
-      !s.ok())
+  if (Status s = runner::initializeAllParameters(plan, executor, seed); !s.ok())
     return fail(s);
   // Parameters are copied before the step: a step that updates them in
   // place (a @train_step plan) must not change what is reported as input.
@@ -236,7 +192,7 @@ int main(int argc, char **argv) {
   auto check = [&](Status s) { return s.ok() ? 0 : fail(s); };
   for (const Param &param : params)
     if (int rc = check(writer.addF32("param:" + param.name, param.shape,
-                                      param.values.data())))
+                                     param.values.data())))
       return rc;
   auto addBatch = [&](const char *name, const std::vector<int32_t> &values,
                       int64_t length) {
@@ -245,18 +201,18 @@ int main(int argc, char **argv) {
                             {taskConfig->batchSize, length}, values.data(),
                             values.size() * sizeof(int32_t));
   };
-  if (int rc = check(addBatch("src_tokens", batch.srcTokens,
-                              taskConfig->srcLen)))
+  if (int rc =
+          check(addBatch("src_tokens", batch.srcTokens, taskConfig->srcLen)))
     return rc;
-  if (int rc = check(addBatch("tgt_tokens", batch.tgtTokens,
-                              taskConfig->tgtLen)))
+  if (int rc =
+          check(addBatch("tgt_tokens", batch.tgtTokens, taskConfig->tgtLen)))
     return rc;
   if (int rc = check(addBatch("labels", batch.labels, taskConfig->tgtLen)))
     return rc;
   for (int32_t id : outputs) {
     const exec::Buffer &buffer = p.buffers[id];
-    Expected<checkpoint::DType> dtype = checkpointDType(buffer.type,
-                                                        buffer.name);
+    Expected<checkpoint::DType> dtype =
+        checkpointDType(buffer.type, buffer.name);
     if (!dtype.ok())
       return fail(dtype.status());
     if (int rc = check(writer.addTensor(
@@ -266,8 +222,7 @@ int main(int argc, char **argv) {
   }
   writer.setStep(options.step);
   for (auto [key, value] :
-       {std::pair<std::string, std::string>{"moert.seed",
-                                            std::to_string(seed)},
+       {std::pair<std::string, std::string>{"moert.seed", std::to_string(seed)},
         {"moert.alphabet", std::to_string(options.alphabet)},
         {"moert.plan", options.plan}})
     if (int rc = check(writer.setMetadata(key, value)))

@@ -8,6 +8,7 @@
 // ETA) and per-step metrics as JSON lines.
 //
 //===----------------------------------------------------------------------===//
+#include "moert/runner/CommandLine.h"
 #include "moert/runner/Trainer.h"
 
 #include <chrono>
@@ -45,88 +46,46 @@ const char *kUsage =
     "  --resume F    continue from checkpoint F (same plan and --seed) up to "
     "--steps\n";
 
-bool parseInt(const char *text, int64_t &out) {
-  char *end = nullptr;
-  long long value = std::strtoll(text, &end, 10);
-  if (!text[0] || *end)
-    return false;
-  out = value;
-  return true;
-}
-
 /// Parses the command line; on error prints what was expected and found.
 bool parseOptions(int argc, char **argv, Options &options) {
-  for (int i = 1; i < argc; ++i) {
-    std::string arg = argv[i];
-    auto value = [&](const char *flag) -> const char * {
-      if (i + 1 >= argc) {
-        std::fprintf(stderr, "moe-train: %s expects a value\n%s", flag, kUsage);
-        return nullptr;
-      }
-      return argv[++i];
-    };
-    auto integer = [&](const char *flag, int64_t minimum,
-                       int64_t &out) -> bool {
-      const char *text = value(flag);
-      if (!text)
-        return false;
-      if (!parseInt(text, out) || out < minimum) {
-        std::fprintf(stderr,
-                     "moe-train: %s expects an integer >= %" PRId64
-                     ", found '%s'\n",
-                     flag, minimum, text);
-        return false;
-      }
-      return true;
-    };
+  runner::CommandLine cl("moe-train", kUsage, argc, argv);
+  while (cl.next()) {
+    const std::string &arg = cl.arg();
+    bool ok = true;
     if (arg == "--steps") {
-      if (!integer("--steps", 1, options.steps))
-        return false;
+      ok = cl.integer(1, options.steps);
     } else if (arg == "--seed") {
       int64_t seed = 0;
-      if (!integer("--seed", 0, seed))
-        return false;
+      ok = cl.integer(0, seed);
       options.seed = static_cast<uint64_t>(seed);
     } else if (arg == "--metrics") {
-      const char *text = value("--metrics");
-      if (!text)
-        return false;
-      options.metrics = text;
+      ok = cl.value(options.metrics);
     } else if (arg == "--log-every") {
-      if (!integer("--log-every", 1, options.logEvery))
-        return false;
+      ok = cl.integer(1, options.logEvery);
     } else if (arg == "--alphabet") {
-      if (!integer("--alphabet", 0, options.alphabet))
-        return false;
-    } else if (arg == "--save" || arg == "--resume") {
-      const char *text = value(arg.c_str());
-      if (!text)
-        return false;
-      (arg == "--save" ? options.save : options.resume) = text;
+      ok = cl.integer(0, options.alphabet);
+    } else if (arg == "--save") {
+      ok = cl.value(options.save);
+    } else if (arg == "--resume") {
+      ok = cl.value(options.resume);
     } else if (arg == "--save-every") {
-      if (!integer("--save-every", 1, options.saveEvery))
-        return false;
+      ok = cl.integer(1, options.saveEvery);
     } else if (arg == "-h" || arg == "--help") {
       std::fputs(kUsage, stdout);
       std::exit(0);
-    } else if (!arg.empty() && arg[0] == '-') {
-      std::fprintf(stderr, "moe-train: unknown option '%s'\n%s", arg.c_str(),
-                   kUsage);
-      return false;
+    } else if (cl.isFlag()) {
+      ok = cl.unknownOption();
     } else if (options.plan.empty()) {
       options.plan = arg;
     } else {
-      std::fprintf(stderr,
-                   "moe-train: expected one plan file, found a second "
-                   "argument '%s'\n%s",
-                   arg.c_str(), kUsage);
-      return false;
+      ok = cl.error("expected one plan file, found a second argument '" + arg +
+                    "'");
     }
+    if (!ok)
+      return false;
   }
-  if (options.plan.empty()) {
-    std::fprintf(stderr, "moe-train: no plan file given\n%s", kUsage);
-    return false;
-  }
+  if (options.plan.empty())
+    return cl.error("no plan file given");
   return true;
 }
 
