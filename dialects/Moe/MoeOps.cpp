@@ -191,31 +191,39 @@ LogicalResult EmbeddingOp::verify() {
 // LinearOp
 //===----------------------------------------------------------------------===//
 
-LogicalResult LinearOp::verify() {
-  if (failed(requireStaticShapes(*this)) ||
-      failed(requireRank(*this, "weight", getWeight(), 2)))
+/// Rules shared by moe.linear and moe.linear_grad: the output shape
+/// `[..., N]` that `input` and `weight` give, or failure.
+static FailureOr<SmallVector<int64_t>>
+verifyLinear(Operation *op, Value input, Value weight, bool transposeWeight) {
+  if (failed(requireStaticShapes(op)) ||
+      failed(requireRank(op, "weight", weight, 2)))
     return failure();
-  ArrayRef<int64_t> in = dims(getInput());
+  ArrayRef<int64_t> in = dims(input);
   if (in.empty())
-    return emitOpError() << "expects input of rank >= 1, found a scalar";
-  ArrayRef<int64_t> w = dims(getWeight());
-  int64_t inFeatures = getTransposeWeight() ? w[1] : w[0];
-  int64_t outFeatures = getTransposeWeight() ? w[0] : w[1];
+    return op->emitOpError() << "expects input of rank >= 1, found a scalar";
+  ArrayRef<int64_t> w = dims(weight);
+  int64_t inFeatures = transposeWeight ? w[1] : w[0];
+  int64_t outFeatures = transposeWeight ? w[0] : w[1];
   if (in.back() != inFeatures)
-    return emitOpError() << "expects input features " << in.back()
-                         << " to match weight "
-                         << (getTransposeWeight() ? "dimension 1"
-                                                  : "dimension 0")
-                         << " (" << inFeatures << "), weight is "
-                         << shapeOf(getWeight());
+    return op->emitOpError()
+           << "expects input features " << in.back() << " to match weight "
+           << (transposeWeight ? "dimension 1" : "dimension 0") << " ("
+           << inFeatures << "), weight is " << shapeOf(weight);
+  return withLast(in.drop_back(), outFeatures);
+}
+
+LogicalResult LinearOp::verify() {
+  FailureOr<SmallVector<int64_t>> output =
+      verifyLinear(*this, getInput(), getWeight(), getTransposeWeight());
+  if (failed(output))
+    return failure();
   SmallVector<Value> floats = {getInput(), getWeight(), getResult()};
   if (Value bias = getBias()) {
-    if (failed(requireShape(*this, "bias", bias, {outFeatures})))
+    if (failed(requireShape(*this, "bias", bias, {output->back()})))
       return failure();
     floats.push_back(bias);
   }
-  if (failed(requireShape(*this, "result", getResult(),
-                          withLast(in.drop_back(), outFeatures))))
+  if (failed(requireShape(*this, "result", getResult(), *output)))
     return failure();
   return requireSameElementType(*this, floats);
 }
@@ -548,20 +556,11 @@ LogicalResult MoeLayerOp::verify() {
 //===----------------------------------------------------------------------===//
 
 LogicalResult LinearGradOp::verify() {
-  if (failed(requireStaticShapes(*this)) ||
-      failed(requireRank(*this, "weight", getWeight(), 2)))
+  FailureOr<SmallVector<int64_t>> output =
+      verifyLinear(*this, getInput(), getWeight(), getTransposeWeight());
+  if (failed(output))
     return failure();
-  ArrayRef<int64_t> in = dims(getInput());
-  if (in.empty())
-    return emitOpError() << "expects input of rank >= 1, found a scalar";
-  ArrayRef<int64_t> w = dims(getWeight());
-  int64_t inFeatures = getTransposeWeight() ? w[1] : w[0];
-  int64_t outFeatures = getTransposeWeight() ? w[0] : w[1];
-  if (in.back() != inFeatures)
-    return emitOpError() << "expects input features " << in.back()
-                         << " to match the weight (" << inFeatures << ")";
-  if (failed(requireShape(*this, "result_grad", getResultGrad(),
-                          withLast(in.drop_back(), outFeatures))))
+  if (failed(requireShape(*this, "result_grad", getResultGrad(), *output)))
     return failure();
   return requireSameElementType(*this,
                                 {getResultGrad(), getInput(), getWeight()});

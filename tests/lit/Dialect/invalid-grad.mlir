@@ -10,7 +10,7 @@ func.func @f(%dy: tensor<2x7xf32>, %x: tensor<2x6xf32>, %w: tensor<6x8xf32>) {
 // -----
 
 func.func @f(%dy: tensor<2x8xf32>, %x: tensor<2x5xf32>, %w: tensor<6x8xf32>) {
-  // expected-error @+1 {{'moe.linear_grad' op expects input features 5 to match the weight (6)}}
+  // expected-error @+1 {{'moe.linear_grad' op expects input features 5 to match weight dimension 0 (6), weight is 6x8}}
   %dx, %dw = moe.linear_grad %dy, %x, %w : (tensor<2x8xf32>, tensor<2x5xf32>, tensor<6x8xf32>) -> (tensor<2x5xf32>, tensor<6x8xf32>)
   return
 }
