@@ -2,8 +2,8 @@
 #include "moert/runner/Trainer.h"
 
 #include "moert/checkpoint/Safetensors.h"
-#include "moert/runner/Initializers.h"
 #include "moert/runner/PlanProgram.h"
+#include "moert/runner/StepIO.h"
 
 #include <chrono>
 #include <cstring>
@@ -33,28 +33,11 @@ Trainer::create(plan::LoadedPlan loaded, uint64_t seed, int64_t alphabet) {
                          exec::Executor::create(std::move(program)));
   exec::Executor &executor = *trainer->executor_;
 
-  // Batch inputs by name.
-  auto batchBuffer = [&](const std::string &name) -> int32_t {
-    if (plan.batch_inputs())
-      for (const fb::BatchInput *input : *plan.batch_inputs())
-        if (input->name()->str() == name)
-          return input->buffer();
-    return -1;
-  };
-  trainer->srcBuffer_ = batchBuffer("src_tokens");
-  trainer->tgtBuffer_ = batchBuffer("tgt_tokens");
-  trainer->labelsBuffer_ = batchBuffer("labels");
-  trainer->stepBuffer_ = batchBuffer("step");
-  for (auto [name, id] :
-       {std::pair<const char *, int32_t>{"src_tokens", trainer->srcBuffer_},
-        {"tgt_tokens", trainer->tgtBuffer_},
-        {"labels", trainer->labelsBuffer_},
-        {"step", trainer->stepBuffer_}})
-    if (id < 0)
-      return invalidArgument(std::string("the plan has no batch input '") +
-                             name +
-                             "' (expected an encoder-decoder training step "
-                             "with src_tokens, tgt_tokens, labels and step)");
+  MOERT_ASSIGN_OR_RETURN(trainer->batchBuffers_, findBatchBuffers(plan));
+  if (trainer->batchBuffers_.step < 0)
+    return invalidArgument("the plan has no batch input 'step' (expected a "
+                           "training step; @forward_grad plans run with "
+                           "moe-step-dump)");
 
   // Step outputs by name.
   const exec::Program &p = executor.program();
@@ -95,55 +78,18 @@ Trainer::create(plan::LoadedPlan loaded, uint64_t seed, int64_t alphabet) {
 
   // The synthetic task takes its shapes from the batch buffers and the
   // vocabulary and pad id from the loss.
-  SyntheticTaskConfig task;
-  const exec::TensorType &src = p.buffers[trainer->srcBuffer_].type;
-  const exec::TensorType &labels = p.buffers[trainer->labelsBuffer_].type;
-  if (src.shape.size() != 2 || labels.shape.size() != 2 ||
-      src.shape[0] != labels.shape[0])
-    return invalidArgument("batch inputs must be [batch, length] with one "
-                           "batch size; found src_tokens " +
-                           src.str() + " and labels " + labels.str());
-  task.batchSize = src.shape[0];
-  task.srcLen = src.shape[1];
-  task.tgtLen = labels.shape[1];
-  task.alphabet = alphabet;
-  for (const exec::Instruction &inst : p.instructions)
-    if (inst.kernel == "moe.cross_entropy") {
-      task.vocabSize = p.buffers[inst.operands[0]].type.shape.back();
-      if (auto it = inst.attrs.find("ignore_index"); it != inst.attrs.end())
-        if (const int64_t *pad = std::get_if<int64_t>(&it->second))
-          task.padId = static_cast<int32_t>(*pad);
-    }
+  MOERT_ASSIGN_OR_RETURN(
+      SyntheticTaskConfig task,
+      syntheticTaskConfig(p, trainer->batchBuffers_, alphabet));
   MOERT_ASSIGN_OR_RETURN(SyntheticTask made, SyntheticTask::create(task));
   trainer->task_ = std::make_unique<SyntheticTask>(std::move(made));
   return std::move(trainer);
 }
 
 Status Trainer::initializeParameters() {
-  const fb::Plan &plan = plan_.plan();
-  for (size_t i = 0; i < parameters_.size(); ++i) {
-    const fb::Parameter *param = plan.parameters()->Get(i);
-    ParameterState &state = parameters_[i];
-    InitKind kind = InitKind::Zeros;
-    switch (param->init()) {
-    case fb::InitKind::zeros:
-      kind = InitKind::Zeros;
-      break;
-    case fb::InitKind::ones:
-      kind = InitKind::Ones;
-      break;
-    case fb::InitKind::normal:
-      kind = InitKind::Normal;
-      break;
-    case fb::InitKind::uniform:
-      kind = InitKind::Uniform;
-      break;
-    case fb::InitKind::xavier_uniform:
-      kind = InitKind::XavierUniform;
-      break;
-    }
-    initializeParameter(kind, param->init_scale(), seed_, state.name,
-                        state.shape, state.value);
+  MOERT_RETURN_IF_ERROR(
+      initializeAllParameters(plan_.plan(), *executor_, seed_));
+  for (ParameterState &state : parameters_) {
     size_t bytes = static_cast<size_t>(state.numElements()) * sizeof(float);
     if (state.expAvg)
       std::memset(state.expAvg, 0, bytes);
@@ -156,14 +102,7 @@ Status Trainer::initializeParameters() {
 Expected<StepMetrics> Trainer::runStep(int64_t step) {
   auto start = std::chrono::steady_clock::now();
   SeqBatch batch = task_->batch(seed_, step);
-  auto write = [&](int32_t buffer, const std::vector<int32_t> &values) {
-    std::memcpy(executor_->bufferData(buffer), values.data(),
-                values.size() * sizeof(int32_t));
-  };
-  write(srcBuffer_, batch.srcTokens);
-  write(tgtBuffer_, batch.tgtTokens);
-  write(labelsBuffer_, batch.labels);
-  *static_cast<int64_t *>(executor_->bufferData(stepBuffer_)) = step;
+  MOERT_RETURN_IF_ERROR(writeBatch(*executor_, batchBuffers_, batch, step));
 
   exec::RunContext context;
   context.seed = seed_;

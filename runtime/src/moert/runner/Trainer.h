@@ -11,6 +11,7 @@
 
 #include "moert/exec/Executor.h"
 #include "moert/plan/PlanLoader.h"
+#include "moert/runner/StepIO.h"
 #include "moert/runner/SyntheticTask.h"
 
 #include <memory>
@@ -72,8 +73,7 @@ private:
   std::unique_ptr<exec::Executor> executor_;
   std::unique_ptr<SyntheticTask> task_;
   std::vector<ParameterState> parameters_;
-  int32_t srcBuffer_ = -1, tgtBuffer_ = -1, labelsBuffer_ = -1,
-          stepBuffer_ = -1;
+  BatchBuffers batchBuffers_;
   int32_t lossBuffer_ = -1, auxBuffer_ = -1, normBuffer_ = -1, lrBuffer_ = -1;
   std::vector<int32_t> countBuffers_;
 };
