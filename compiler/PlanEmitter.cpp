@@ -15,6 +15,8 @@
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/Dialect/Shard/IR/ShardDialect.h"
+#include "mlir/Dialect/Shard/IR/ShardOps.h"
 #include "mlir/IR/BuiltinOps.h"
 #include "moert/plan/PlanWriter.h"
 #include "llvm/ADT/DenseMap.h"
@@ -45,8 +47,7 @@ FailureOr<fb::DType> planDType(Operation *where, Type type) {
     return fb::DType::i32;
   if (element.isInteger(64))
     return fb::DType::i64;
-  where->emitError() << "element type " << element
-                     << " has no plan equivalent";
+  where->emitError() << "element type " << element << " has no plan equivalent";
   return failure();
 }
 
@@ -83,7 +84,8 @@ LogicalResult convertAttributes(Operation *op,
       return std::nullopt;
     };
     if ((name == "kind" || name == "activation") && integerValue()) {
-      std::optional<ActivationKind> kind = symbolizeActivationKind(*integerValue());
+      std::optional<ActivationKind> kind =
+          symbolizeActivationKind(*integerValue());
       if (!kind)
         return op->emitOpError() << "invalid activation " << attr;
       editor.stringAttr(name, stringifyActivationKind(*kind).str());
@@ -108,7 +110,11 @@ LogicalResult convertAttributes(Operation *op,
           .boolAttr("use_rts", gating.getUseRts())
           .stringAttr("noise", stringifyNoisePolicy(gating.getNoise()).str())
           .floatAttr("jitter_eps", gating.getJitterEps().convertToDouble())
-          .boolAttr("second_sampling", gating.getSecondSampling());
+          .boolAttr("second_sampling", gating.getSecondSampling())
+          .intAttr("groups", gating.getGroups());
+    } else if (auto ints = dyn_cast<DenseI64ArrayAttr>(attr)) {
+      editor.intVectorAttr(name, std::vector<int64_t>(ints.asArrayRef().begin(),
+                                                      ints.asArrayRef().end()));
     } else if (isa<UnitAttr>(attr)) {
       editor.boolAttr(name, true);
     } else if (auto integer = dyn_cast<IntegerAttr>(attr)) {
@@ -144,6 +150,106 @@ fb::InitKind planInit(InitKind kind) {
   return fb::InitKind::zeros;
 }
 
+/// The `moe.sharding` of an argument or result as a plan shard spec (empty
+/// when absent or fully replicated).
+moert::plan::ShardSpec shardSpecOf(ArrayAttr sharding) {
+  moert::plan::ShardSpec spec;
+  bool any = false;
+  if (!sharding)
+    return spec;
+  for (Attribute dim : sharding) {
+    std::vector<int> axes;
+    if (auto list = dyn_cast<DenseI16ArrayAttr>(dim))
+      for (int16_t a : list.asArrayRef())
+        axes.push_back(a);
+    any |= !axes.empty();
+    spec.push_back(std::move(axes));
+  }
+  if (!any)
+    spec.clear();
+  return spec;
+}
+
+/// The logical shape of a local tensor sharded by `spec` over `gridShape`.
+std::vector<int64_t> logicalShape(std::vector<int64_t> local,
+                                  const moert::plan::ShardSpec &spec,
+                                  ArrayRef<int64_t> gridShape) {
+  for (size_t d = 0; d < spec.size() && d < local.size(); ++d)
+    for (int axis : spec[d])
+      local[d] *= gridShape[axis];
+  return local;
+}
+
+/// Collective instructions from the upstream shard dialect's ops.
+struct CollectiveInfo {
+  fb::Opcode opcode;
+  std::vector<int> axes;
+  fb::ReductionKind reduction = fb::ReductionKind::none;
+  int splitDim = -1, concatDim = -1;
+};
+
+FailureOr<fb::ReductionKind> planReduction(Operation *op,
+                                           shard::ReductionKind kind) {
+  switch (kind) {
+  case shard::ReductionKind::Sum:
+    return fb::ReductionKind::sum;
+  case shard::ReductionKind::Average:
+    return fb::ReductionKind::mean;
+  case shard::ReductionKind::Max:
+    return fb::ReductionKind::max;
+  case shard::ReductionKind::Min:
+    return fb::ReductionKind::min;
+  default:
+    op->emitOpError() << "reduction " << shard::stringifyReductionKind(kind)
+                      << " has no plan equivalent";
+    return failure();
+  }
+}
+
+std::optional<FailureOr<CollectiveInfo>> collectiveOf(Operation *op) {
+  auto axesOf = [](ArrayRef<int16_t> axes) {
+    return std::vector<int>(axes.begin(), axes.end());
+  };
+  auto index = [](const APInt &v) {
+    return static_cast<int>(v.getSExtValue());
+  };
+  if (auto reduce = dyn_cast<shard::AllReduceOp>(op)) {
+    FailureOr<fb::ReductionKind> kind =
+        planReduction(op, reduce.getReduction());
+    if (failed(kind))
+      return FailureOr<CollectiveInfo>(failure());
+    return FailureOr<CollectiveInfo>(CollectiveInfo{
+        fb::Opcode::all_reduce, axesOf(reduce.getGridAxes()), *kind});
+  }
+  if (auto scatter = dyn_cast<shard::ReduceScatterOp>(op)) {
+    FailureOr<fb::ReductionKind> kind =
+        planReduction(op, scatter.getReduction());
+    if (failed(kind))
+      return FailureOr<CollectiveInfo>(failure());
+    return FailureOr<CollectiveInfo>(CollectiveInfo{
+        fb::Opcode::reduce_scatter, axesOf(scatter.getGridAxes()), *kind,
+        index(scatter.getScatterAxis())});
+  }
+  if (auto gather = dyn_cast<shard::AllGatherOp>(op))
+    return FailureOr<CollectiveInfo>(CollectiveInfo{
+        fb::Opcode::all_gather, axesOf(gather.getGridAxes()),
+        fb::ReductionKind::none, -1, index(gather.getGatherAxis())});
+  if (auto slice = dyn_cast<shard::AllSliceOp>(op))
+    return FailureOr<CollectiveInfo>(
+        CollectiveInfo{fb::Opcode::all_slice, axesOf(slice.getGridAxes()),
+                       fb::ReductionKind::none, index(slice.getSliceAxis())});
+  if (auto a2a = dyn_cast<shard::AllToAllOp>(op))
+    return FailureOr<CollectiveInfo>(
+        CollectiveInfo{fb::Opcode::all_to_all, axesOf(a2a.getGridAxes()),
+                       fb::ReductionKind::none, index(a2a.getSplitAxis()),
+                       index(a2a.getConcatAxis())});
+  if (isa<shard::ShardDialect>(op->getDialect())) {
+    op->emitOpError() << "has no instruction in the execution plan";
+    return FailureOr<CollectiveInfo>(failure());
+  }
+  return std::nullopt;
+}
+
 std::string locationText(Location loc) {
   std::string text;
   llvm::raw_string_ostream os(text);
@@ -172,26 +278,54 @@ mlir::moe::emitTrainingPlan(ModuleOp module,
   writer.setArenaAlignment(static_cast<uint32_t>(options.alignment));
   llvm::DenseMap<Value, int> bufferOf;
 
+  // The device grid of a partitioned module (moe-partition): axes dp, ep,
+  // tp in this order.
+  std::vector<int64_t> gridShape;
+  if (auto grid = module.lookupSymbol<shard::GridOp>("grid")) {
+    ArrayRef<int64_t> shape = grid.getShape();
+    if (shape.size() != 3) {
+      grid.emitError() << "the plan expects the grid of moe-partition: three "
+                          "axes (dp, ep, tp), found "
+                       << shape.size();
+      return failure();
+    }
+    static const char *const names[] = {"dp", "ep", "tp"};
+    static const fb::AxisRole roles[] = {
+        fb::AxisRole::data, fb::AxisRole::expert, fb::AxisRole::tensor};
+    for (size_t i = 0; i < 3; ++i) {
+      writer.addGridAxis(names[i], static_cast<int>(shape[i]), roles[i]);
+      gridShape.push_back(shape[i]);
+    }
+    if (auto zero = module->getAttrOfType<IntegerAttr>("moe.zero_stage"))
+      writer.setZeroStage(static_cast<int>(zero.getInt()));
+  }
+  auto argSpec = [&](unsigned i) {
+    return shardSpecOf(
+        func.getArgAttrOfType<ArrayAttr>(i, MoeDialect::kShardingAttrName));
+  };
+
   // Persistent state: one buffer per argument.
   llvm::StringMap<int> paramBuffer, expAvgBuffer, expAvgSqBuffer;
+  llvm::StringMap<moert::plan::ShardSpec> stateSpec;
   for (BlockArgument arg : body.getArguments()) {
     unsigned i = arg.getArgNumber();
     FailureOr<fb::DType> dtype = planDType(func, arg.getType());
     if (failed(dtype))
       return failure();
     std::string name;
-    if (auto param = func.getArgAttrOfType<StringAttr>(
-            i, MoeDialect::kParamAttrName)) {
+    if (auto param =
+            func.getArgAttrOfType<StringAttr>(i, MoeDialect::kParamAttrName)) {
       name = param.str();
       paramBuffer[name] = static_cast<int>(bufferOf.size());
     } else if (auto state = func.getArgAttrOfType<StringAttr>(
                    i, MoeDialect::kOptStateAttrName)) {
-      auto of = func.getArgAttrOfType<StringAttr>(
-          i, MoeDialect::kStateOfAttrName);
+      auto of =
+          func.getArgAttrOfType<StringAttr>(i, MoeDialect::kStateOfAttrName);
       name = state.str() + ":" + (of ? of.str() : std::string("?"));
       (state.getValue() == "exp_avg" ? expAvgBuffer
                                      : expAvgSqBuffer)[of.getValue()] =
           static_cast<int>(bufferOf.size());
+      stateSpec[of.getValue()] = argSpec(i);
     } else if (auto input = func.getArgAttrOfType<StringAttr>(
                    i, MoeDialect::kInputAttrName)) {
       name = input.str();
@@ -208,19 +342,59 @@ mlir::moe::emitTrainingPlan(ModuleOp module,
   // Parameter groups come from the AdamW updates.
   llvm::DenseMap<Value, ParamGroup> groupOf;
   func.walk([&](AdamWOp update) {
-    groupOf[update.getParam()] = update.getGroup();
-    // The update writes the parameter and moments in place.
-    bufferOf[update.getNewParam()] = bufferOf.lookup(update.getParam());
-    bufferOf[update.getNewExpAvg()] = bufferOf.lookup(update.getExpAvg());
-    bufferOf[update.getNewExpAvgSq()] = bufferOf.lookup(update.getExpAvgSq());
+    // The update writes the parameter and moments in place (under ZeRO the
+    // parameter operand is a slice: its update gets a buffer of its own).
+    for (auto [operand, result] :
+         {std::pair(update.getParam(), update.getNewParam()),
+          std::pair(update.getExpAvg(), update.getNewExpAvg()),
+          std::pair(update.getExpAvgSq(), update.getNewExpAvgSq())})
+      if (isa<BlockArgument>(operand))
+        bufferOf[result] = bufferOf.lookup(operand);
+    Value param = update.getParam();
+    while (Operation *def = param.getDefiningOp()) // ZeRO: through the slice
+      param = def->getOperand(0);
+    groupOf[param] = update.getGroup();
   });
+  // Returned updates computed by other ops (the all-gather of a ZeRO
+  // shard) are written straight into the state they replace.
+  {
+    auto ret = cast<func::ReturnOp>(body.getTerminator());
+    for (auto [index, value] : llvm::enumerate(ret.getOperands())) {
+      if (bufferOf.count(value))
+        continue;
+      auto role = func.getResultAttrOfType<StringAttr>(
+          index, MoeDialect::kRoleAttrName);
+      if (!role)
+        continue;
+      if (role.getValue() == "new_param") {
+        auto name = func.getResultAttrOfType<StringAttr>(
+            index, MoeDialect::kParamAttrName);
+        if (name && paramBuffer.count(name.getValue()))
+          bufferOf[value] = paramBuffer.lookup(name.getValue());
+      } else if (role.getValue() == "new_state") {
+        auto of = func.getResultAttrOfType<StringAttr>(
+            index, MoeDialect::kStateOfAttrName);
+        auto state = func.getResultAttrOfType<StringAttr>(
+            index, MoeDialect::kOptStateAttrName);
+        if (of && state)
+          bufferOf[value] =
+              (state.getValue() == "exp_avg" ? expAvgBuffer : expAvgSqBuffer)
+                  .lookup(of.getValue());
+      }
+    }
+  }
   for (BlockArgument arg : body.getArguments()) {
     unsigned i = arg.getArgNumber();
-    if (auto param = func.getArgAttrOfType<StringAttr>(
-            i, MoeDialect::kParamAttrName)) {
+    if (auto param =
+            func.getArgAttrOfType<StringAttr>(i, MoeDialect::kParamAttrName)) {
       moert::plan::ParameterSpec spec;
       spec.name = param.str();
-      spec.shape = shapeOf(arg.getType());
+      spec.sharding = argSpec(i);
+      spec.shape =
+          logicalShape(shapeOf(arg.getType()), spec.sharding, gridShape);
+      if (auto it = stateSpec.find(spec.name);
+          it != stateSpec.end() && it->second != spec.sharding)
+        spec.stateSharding = it->second;
       spec.dtype = *planDType(func, arg.getType());
       if (auto init =
               func.getArgAttrOfType<InitAttr>(i, MoeDialect::kInitAttrName)) {
@@ -241,7 +415,9 @@ mlir::moe::emitTrainingPlan(ModuleOp module,
                    i, MoeDialect::kInputAttrName)) {
       moert::plan::BatchInputSpec spec;
       spec.name = input.str();
-      spec.shape = shapeOf(arg.getType());
+      spec.sharding = argSpec(i);
+      spec.shape =
+          logicalShape(shapeOf(arg.getType()), spec.sharding, gridShape);
       spec.dtype = *planDType(func, arg.getType());
       spec.buffer = bufferOf.lookup(arg);
       writer.addBatchInput(spec);
@@ -273,13 +449,15 @@ mlir::moe::emitTrainingPlan(ModuleOp module,
   }
   // The terminator's position is one past the last instruction: values it
   // returns live "until the end of the step" (-1).
-  int64_t numInstructions = static_cast<int64_t>(body.getOperations().size()) - 1;
+  int64_t numInstructions =
+      static_cast<int64_t>(body.getOperations().size()) - 1;
   for (const BufferAssignment &b : memory.buffers) {
     FailureOr<fb::DType> dtype =
         planDType(b.value.getDefiningOp(), b.value.getType());
     if (failed(dtype))
       return failure();
-    int liveEnd = b.lastUse >= numInstructions ? -1 : static_cast<int>(b.lastUse);
+    int liveEnd =
+        b.lastUse >= numInstructions ? -1 : static_cast<int>(b.lastUse);
     bufferOf[b.value] = writer.addArenaBuffer(
         shapeOf(b.value.getType()), *dtype, static_cast<uint64_t>(b.offset),
         static_cast<int>(b.firstUse), liveEnd, resultNames.lookup(b.value));
@@ -311,6 +489,25 @@ mlir::moe::emitTrainingPlan(ModuleOp module,
           .location(locationText(op.getLoc()));
       continue;
     }
+    if (std::optional<FailureOr<CollectiveInfo>> collective =
+            collectiveOf(&op)) {
+      if (failed(*collective))
+        return failure();
+      const CollectiveInfo &info = **collective;
+      writer.addInstruction(info.opcode, {operands.front()}, {results.front()})
+          .collective(info.axes, info.reduction, info.splitDim, info.concatDim)
+          .location(locationText(op.getLoc()));
+      continue;
+    }
+    if (isa<arith::MulFOp, arith::DivFOp>(op)) {
+      writer
+          .addInstruction(isa<arith::MulFOp>(op) ? fb::Opcode::mul
+                                                 : fb::Opcode::div,
+                          std::vector<int>(operands.begin(), operands.end()),
+                          {results.front()})
+          .location(locationText(op.getLoc()));
+      continue;
+    }
     FailureOr<fb::Opcode> opcode = opcodeOf(&op);
     if (failed(opcode))
       return failure();
@@ -337,9 +534,8 @@ mlir::moe::emitTrainingPlan(ModuleOp module,
     training.beta1 = update.getBeta1().convertToDouble();
     training.beta2 = update.getBeta2().convertToDouble();
     training.epsilon = update.getEpsilon().convertToDouble();
-    training.weight_decay =
-        std::max(training.weight_decay,
-                 update.getWeightDecay().convertToDouble());
+    training.weight_decay = std::max(training.weight_decay,
+                                     update.getWeightDecay().convertToDouble());
   });
   writer.setTrainingConfig(training);
   return writer.finish();

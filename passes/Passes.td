@@ -228,4 +228,61 @@ def MoeMemoryPlanReport : Pass<"moe-memory-plan-report"> {
   ];
 }
 
+//===----------------------------------------------------------------------===//
+// Partitioning
+//===----------------------------------------------------------------------===//
+
+def MoePartition : Pass<"moe-partition", "::mlir::ModuleOp"> {
+  let summary = "Partition @train_step over an expert x data (ZeRO) x tensor "
+                "parallel grid";
+  let description = [{
+    Rewrites the logical training step into the SPMD program of one rank of
+    the device grid `dp x ep x tp` (`shard.grid @grid`, axes 0, 1, 2). Types
+    become local shard types; arguments and results carry `moe.sharding`
+    (per dimension, the grid axes that split it); collectives are ops of the
+    upstream `shard` dialect, inserted where a producer's distribution
+    differs from what a consumer needs.
+
+    * Tokens (the batch dimension) are split over `dp` and `ep`. Gates
+      route their local groups (the gating `groups` must be a multiple of
+      `dp * ep`); the dispatched `[E, C, M]` buffers reach `expert_ffn`
+      through `shard.all_to_all` over `ep` (experts split, slots
+      concatenated), and return the same way, in forward and backward.
+    * Dense gradients are reduced over `dp` and `ep`, expert gradients over
+      `dp`; the loss is divided by the all-reduced token count and the aux
+      loss gradient by the number of token shards, so that the partitioned
+      step computes the 1-rank step.
+    * `zero=1|2`: AdamW moments (and for 2 the gradient, by
+      `shard.reduce_scatter`) are partitioned over the data-parallel group
+      of the parameter; the updated shard is `shard.all_gather`ed.
+    * `tp`: column-parallel q/k/v and first FFN linear, row-parallel output
+      and second FFN linear with `shard.all_reduce` (bias added after it by
+      `moe.bias_add`), heads split over `tp`.
+
+    Example (dp=2): a dense gradient before the update
+
+    ```mlir
+    %g = moe.linear_grad ...                       // partial over dp
+    %r = shard.all_reduce %g on @grid grid_axes = [0] : tensor<128x128xf32> -> tensor<128x128xf32>
+    %p, %m, %v = moe.adamw dense %w, %r, ...
+    ```
+
+    Errors (before anything runs): experts not divisible by `ep`, heads or
+    hidden sizes not divisible by `tp`, batch not divisible by `dp * ep`,
+    gating groups not a multiple of `dp * ep`.
+  }];
+  let options = [
+    Option<"functionName", "function", "std::string", "\"train_step\"",
+           "The training step to partition">,
+    Option<"dp", "dp", "int64_t", "1", "Data-parallel (expert-data) ranks">,
+    Option<"ep", "ep", "int64_t", "1", "Expert-parallel ranks">,
+    Option<"tp", "tp", "int64_t", "1", "Tensor-parallel ranks">,
+    Option<"zero", "zero", "int64_t", "0",
+           "ZeRO stage: 0, 1 (optimizer state) or 2 (and gradients)">,
+  ];
+  let dependentDialects = ["::mlir::moe::MoeDialect",
+                           "::mlir::shard::ShardDialect",
+                           "::mlir::arith::ArithDialect"];
+}
+
 #endif // MOE_PASSES_TD

@@ -191,6 +191,7 @@ int PlanWriter::addParameter(const ParameterSpec &spec) {
   parameter->grad_buffer = spec.gradBuffer;
   parameter->exp_avg_buffer = spec.expAvgBuffer;
   parameter->exp_avg_sq_buffer = spec.expAvgSqBuffer;
+  parameter->state_sharding = toDimShardings(spec.stateSharding);
   plan_.parameters.push_back(std::move(parameter));
   return static_cast<int>(plan_.parameters.size()) - 1;
 }

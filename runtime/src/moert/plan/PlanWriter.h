@@ -38,6 +38,9 @@ struct ParameterSpec {
   int gradBuffer = -1;
   int expAvgBuffer = -1;
   int expAvgSqBuffer = -1;
+  /// Sharding of the moments when ZeRO partitions them further than the
+  /// parameter; empty = as `sharding`.
+  ShardSpec stateSharding;
 };
 
 struct BatchInputSpec {

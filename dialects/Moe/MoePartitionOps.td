@@ -1,0 +1,56 @@
+//===- MoePartitionOps.td - Ops that moe-partition introduces -*- tablegen -*-===//
+//
+// Local computations that only exist in a partitioned (per-rank) program:
+// the loss normalizer of a token-sharded cross entropy and the bias of a
+// row-parallel linear, added once after its all-reduce. Collectives are ops
+// of the upstream `shard` dialect.
+//
+//===----------------------------------------------------------------------===//
+#ifndef MOE_PARTITION_OPS_TD
+#define MOE_PARTITION_OPS_TD
+
+include "dialects/Moe/MoeOps.td"
+
+def Moe_TokenCountOp : Moe_Op<"token_count", [Pure]> {
+  let summary = "number of labels that count towards the loss";
+  let description = [{
+    Counts the elements of `labels` that differ from `ignore_index`, as an
+    f32 scalar. The partitioner divides a token shard's cross entropy by
+    the all-reduced count, so that the sum over shards is the mean over the
+    whole batch.
+
+    ```mlir
+    %n = moe.token_count %labels {ignore_index = 0 : i64}
+        : tensor<4x32xi32> -> tensor<f32>
+    ```
+  }];
+  let arguments = (ins
+    Moe_IndexTensor:$labels,
+    DefaultValuedAttr<I64Attr, "-100">:$ignore_index
+  );
+  let results = (outs Moe_Scalar:$count);
+  let assemblyFormat = [{
+    $labels attr-dict `:` type($labels) `->` type($count)
+  }];
+}
+
+def Moe_BiasAddOp : Moe_Op<"bias_add", [Pure, AllTypesMatch<["input", "result"]>]> {
+  let summary = "adds a bias vector along the last dimension";
+  let description = [{
+    `result[..., n] = input[..., n] + bias[n]`. A row-parallel linear runs
+    without its bias; the bias is added once, after the all-reduce of the
+    partial products.
+
+    ```mlir
+    %y = moe.bias_add %x, %b : tensor<4x32x128xf32>, tensor<128xf32>
+    ```
+  }];
+  let arguments = (ins Moe_FloatTensor:$input, Moe_FloatTensor:$bias);
+  let results = (outs Moe_FloatTensor:$result);
+  let assemblyFormat = [{
+    $input `,` $bias attr-dict `:` type($input) `,` type($bias)
+  }];
+  let hasVerifier = 1;
+}
+
+#endif // MOE_PARTITION_OPS_TD
