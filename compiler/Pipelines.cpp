@@ -24,12 +24,22 @@ void mlir::moe::buildTrainingPipeline(OpPassManager &pm,
   pm.addPass(createMoeBuildTrainStep(trainStep));
   pm.addPass(createCanonicalizerPass());
   pm.addPass(createCSEPass());
+  if (options.dp != 1 || options.ep != 1 || options.tp != 1 ||
+      options.zero != 0) {
+    MoePartitionOptions partition;
+    partition.dp = options.dp;
+    partition.ep = options.ep;
+    partition.tp = options.tp;
+    partition.zero = options.zero;
+    pm.addPass(createMoePartition(partition));
+  }
 }
 
 void mlir::moe::registerPipelines() {
   PassPipelineRegistration<TrainingPipelineOptions>(
       "moe-training-pipeline",
       "Compile a model's @forward into @train_step (expand MoE layers, "
-      "differentiate, AdamW with clipping and LR schedule)",
+      "differentiate, AdamW with clipping and LR schedule; partitioned for "
+      "a dp x ep x tp grid when one is given)",
       buildTrainingPipeline);
 }

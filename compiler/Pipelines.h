@@ -34,10 +34,22 @@ struct TrainingPipelineOptions
   Option<double> clipNorm{*this, "clip-norm",
                           llvm::cl::desc("Global gradient norm bound (0: off)"),
                           llvm::cl::init(1.0)};
+  Option<int64_t> dp{*this, "dp",
+                     llvm::cl::desc("Data-parallel ranks (moe-partition)"),
+                     llvm::cl::init(1)};
+  Option<int64_t> ep{*this, "ep",
+                     llvm::cl::desc("Expert-parallel ranks (moe-partition)"),
+                     llvm::cl::init(1)};
+  Option<int64_t> tp{*this, "tp",
+                     llvm::cl::desc("Tensor-parallel ranks (moe-partition)"),
+                     llvm::cl::init(1)};
+  Option<int64_t> zero{*this, "zero",
+                       llvm::cl::desc("ZeRO stage 0, 1 or 2 (moe-partition)"),
+                       llvm::cl::init(0)};
 };
 
 /// expand composite MoE layers -> differentiate -> AdamW train step ->
-/// canonicalize + CSE.
+/// canonicalize + CSE -> partition (when a grid option or zero is set).
 void buildTrainingPipeline(OpPassManager &pm,
                            const TrainingPipelineOptions &options);
 
