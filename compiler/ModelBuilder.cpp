@@ -137,7 +137,7 @@ Value ModelBuilder::feedForward(const std::string &prefix, int64_t layer,
       ctx, g.topK, llvm::APFloat(g.capacityFactor),
       llvm::APFloat(g.evalCapacityFactor), g.minCapacity, g.dropTokens,
       g.useRts, *moe::symbolizeNoisePolicy(g.noise), llvm::APFloat(g.jitterEps),
-      g.secondSampling);
+      g.secondSampling, g.groups);
   Value gate = weight(prefix + ".gate.weight", {m, e});
   Value w1 = weight(prefix + ".experts.fc1.weight", {e, m, hidden});
   Value b1 = zeros(prefix + ".experts.fc1.bias", {e, hidden});

@@ -7,6 +7,8 @@
 #include "llvm/Support/FormatVariadic.h"
 #include "llvm/Support/JSON.h"
 
+#include <tuple>
+
 using namespace mlir::moe;
 namespace json = llvm::json;
 
@@ -186,6 +188,7 @@ mlir::moe::parseModelConfig(llvm::StringRef text, llvm::StringRef sourceName) {
     moeReader.choice("noise", gating.noise, {"none", "jitter", "rsample"});
     moeReader.number("jitter_eps", gating.jitterEps);
     moeReader.boolean("second_sampling", gating.secondSampling);
+    moeReader.integer("groups", gating.groups);
     if (llvm::Error error = moeReader.finish())
       return std::move(error);
   }
@@ -271,6 +274,26 @@ llvm::Error mlir::moe::validateModelConfig(const ModelConfig &c,
       return makeError(
           llvm::formatv("{0}: moe \"jitter_eps\" must be in (0, 1), found {1}",
                         sourceName, g.jitterEps));
+    if (g.groups < 1)
+      return makeError(llvm::formatv(
+          "{0}: moe \"groups\" must be >= 1, found {1}", sourceName, g.groups));
+    // Every gate splits its tokens (batch-major, batch_size * length) into
+    // equal groups; a stack without MoE layers has no gate to split.
+    for (auto [stack, layers, lengthKey, length] :
+         {std::tuple<llvm::StringRef, int64_t, llvm::StringRef, int64_t>{
+              "encoder", c.encoderLayers, "src_len", c.srcLen},
+          {"decoder", c.decoderLayers, "tgt_len", c.tgtLen}}) {
+      bool hasMoe = false;
+      for (int64_t layer = 0; layer < layers && !hasMoe; ++layer)
+        hasMoe = c.isMoeLayer(layer);
+      int64_t tokens = c.batchSize * length;
+      if (hasMoe && tokens % g.groups != 0)
+        return makeError(llvm::formatv(
+            "{0}: moe \"groups\" must divide the {1} tokens of the {2} "
+            "(batch_size {3} x {4} {5}), found {6}",
+            sourceName, tokens, stack, c.batchSize, lengthKey, length,
+            g.groups));
+    }
   }
   return llvm::Error::success();
 }

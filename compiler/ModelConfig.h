@@ -27,6 +27,9 @@ struct GatingConfig {
   std::string noise = "none";
   double jitterEps = 0.01;
   bool secondSampling = true;
+  /// Independently routed token groups per gate; divides the token count
+  /// (batch_size * src_len, batch_size * tgt_len) of every MoE layer.
+  int64_t groups = 1;
 };
 
 struct ModelConfig {

@@ -31,6 +31,10 @@ struct ExpandMoeLayerPattern : OpRewritePattern<MoeLayerOp> {
     int64_t modelDim = inputType.getShape().back();
     int64_t numExperts = op.getNumExperts();
     GatingAttr config = op.getConfig();
+    // Slots per expert over all gating groups: groups * the capacity of one
+    // group of tokens / groups tokens. Group g fills slots
+    // [g * Cg, (g + 1) * Cg), so one [E, capacity, M] buffer serves them all
+    // and dispatch/combine need not know about groups.
     int64_t capacity = op.inferCapacity();
     if (capacity < 1)
       return rewriter.notifyMatchFailure(op, "no expert capacity exists");
@@ -72,9 +76,12 @@ struct MoeExpandMoeLayer
     // op should an invalid one reach the pass anyway.
     WalkResult invalid = getOperation()->walk([](MoeLayerOp op) {
       if (op.inferCapacity() < 1) {
-        op.emitOpError() << "admits no expert capacity for "
-                         << op.getNumTokens() << " tokens and "
-                         << op.getNumExperts() << " experts";
+        InFlightDiagnostic diag = op.emitOpError()
+                                  << "admits no expert capacity for "
+                                  << op.getNumTokens() << " tokens";
+        if (op.getConfig().getGroups() > 1)
+          diag << " in " << op.getConfig().getGroups() << " groups";
+        diag << " and " << op.getNumExperts() << " experts";
         return WalkResult::interrupt();
       }
       return WalkResult::advance();

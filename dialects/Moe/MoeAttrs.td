@@ -40,6 +40,12 @@ def Moe_GatingAttr : Moe_Attr<"Gating", "gating"> {
     * `jitter_eps` (0.01): half-width of the jitter noise; in (0, 1).
     * `second_sampling` (true): top-2 and beyond pick the later choices
       with Gumbel noise on the logits (DeepSpeed's second-expert sampling).
+    * `groups` (1): GShard-style gating groups. The gate's tokens (in
+      flattened, batch-major order) are split into `groups` equal
+      contiguous groups, each routed independently: per-group capacity,
+      Random Token Selection, top-k queuing and aux loss. A partitioned run
+      whose ranks each hold whole groups then routes exactly like the
+      1-rank run. The token count must be divisible by `groups`; >= 1.
 
     Example:
 
@@ -57,15 +63,21 @@ def Moe_GatingAttr : Moe_Attr<"Gating", "gating"> {
     DefaultValuedParameter<"::mlir::moe::NoisePolicy",
         "::mlir::moe::NoisePolicy::none", "noise policy">:$noise,
     Moe_DoubleParameter<"0.01", "jitter half-width">:$jitter_eps,
-    Moe_BoolParameter<"true", "Gumbel sampling of later choices">:$second_sampling
+    Moe_BoolParameter<"true", "Gumbel sampling of later choices">:$second_sampling,
+    DefaultValuedParameter<"int64_t", "1", "independently routed token groups">:$groups
   );
   let assemblyFormat = "`<` struct(params) `>`";
   let genVerifyDecl = 1;
   let extraClassDeclaration = [{
-    /// Expert capacity for `numTokens` tokens and `numExperts` experts in
-    /// training or evaluation mode; -1 if the configuration admits none.
+    /// Slots per expert for `numTokens` tokens and `numExperts` experts in
+    /// training or evaluation mode: `groups` times the capacity of one
+    /// group of numTokens / groups tokens; -1 if the configuration admits
+    /// none (including a token count not divisible by `groups`).
     int64_t getCapacity(int64_t numTokens, int64_t numExperts,
                         bool training) const;
+    /// Capacity of one group (numTokens / groups tokens); -1 if none.
+    int64_t getGroupCapacity(int64_t numTokens, int64_t numExperts,
+                             bool training) const;
   }];
 }
 

@@ -57,6 +57,14 @@ def Moe_Dialect : Dialect {
     (`drop_tokens = false`) the static bound is `C = S`; the runtime uses the
     maximum expert count within that bound. Compiler and runtime share one
     implementation of this formula (`runtime/src/moert/GateCapacity.h`).
+
+    With gating groups (`#moe.gating<groups = G>`, GShard's G dimension) the
+    formula applies to each group of `S / G` tokens, giving `Cg`, and the
+    gate's `capacity` is `G * Cg` slots per expert: group `g` fills slots
+    `[g * Cg, (g + 1) * Cg)`. Dropless grouped routing uses `Cg` = the
+    largest expert count of any group. Because each group is routed on its
+    own, a partitioned run whose ranks hold whole groups routes exactly as
+    the single-process run.
   }];
   let useDefaultAttributePrinterParser = 1;
   let hasRegionArgAttrVerify = 1;

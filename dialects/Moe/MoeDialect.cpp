@@ -76,12 +76,11 @@ FailureOr<bool> mlir::moe::parseBoolParameter(AsmParser &parser) {
 // GatingAttr
 //===----------------------------------------------------------------------===//
 
-LogicalResult
-GatingAttr::verify(function_ref<InFlightDiagnostic()> emitError, int64_t topK,
-                   llvm::APFloat capacityFactorValue,
-                   llvm::APFloat evalCapacityFactorValue, int64_t minCapacity,
-                   bool dropTokens, bool useRts, NoisePolicy noise,
-                   llvm::APFloat jitterEpsValue, bool secondSampling) {
+LogicalResult GatingAttr::verify(
+    function_ref<InFlightDiagnostic()> emitError, int64_t topK,
+    llvm::APFloat capacityFactorValue, llvm::APFloat evalCapacityFactorValue,
+    int64_t minCapacity, bool dropTokens, bool useRts, NoisePolicy noise,
+    llvm::APFloat jitterEpsValue, bool secondSampling, int64_t groups) {
   double capacityFactor = capacityFactorValue.convertToDouble();
   double evalCapacityFactor = evalCapacityFactorValue.convertToDouble();
   double jitterEps = jitterEpsValue.convertToDouble();
@@ -101,16 +100,24 @@ GatingAttr::verify(function_ref<InFlightDiagnostic()> emitError, int64_t topK,
   if (!(jitterEps > 0.0 && jitterEps < 1.0))
     return emitError() << "gating jitter_eps must be in (0, 1), found "
                        << jitterEps;
+  if (groups < 1)
+    return emitError() << "gating groups must be at least 1, found " << groups;
   return success();
 }
 
 int64_t GatingAttr::getCapacity(int64_t numTokens, int64_t numExperts,
                                 bool training) const {
-  return moert::expertCapacity(
-      numTokens, numExperts, getTopK(),
+  return moert::groupedExpertCapacity(
+      numTokens, getGroups(), numExperts, getTopK(),
       (training ? getCapacityFactor() : getEvalCapacityFactor())
           .convertToDouble(),
       getMinCapacity(), getDropTokens());
+}
+
+int64_t GatingAttr::getGroupCapacity(int64_t numTokens, int64_t numExperts,
+                                     bool training) const {
+  int64_t total = getCapacity(numTokens, numExperts, training);
+  return total < 0 ? -1 : total / getGroups();
 }
 
 //===----------------------------------------------------------------------===//

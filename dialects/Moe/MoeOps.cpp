@@ -387,10 +387,41 @@ static LogicalResult verifyRouting(Operation *op, Value input, Value gateWeight,
   if (config.getTopK() > numExperts)
     return op->emitOpError() << "gating top_k = " << config.getTopK()
                              << " exceeds the number of experts " << numExperts;
-  if (product(in.drop_back()) < 1)
+  int64_t numTokens = product(in.drop_back());
+  if (numTokens < 1)
     return op->emitOpError()
            << "expects at least one token, found " << shapeOf(input);
+  if (numTokens % config.getGroups() != 0)
+    return op->emitOpError() << "gating groups = " << config.getGroups()
+                             << " does not divide the " << numTokens
+                             << " tokens of input " << shapeOf(input);
   return requireSameElementType(op, {input, gateWeight});
+}
+
+/// The capacity rule of moe.gate and moe.gate_grad: the `capacity`
+/// attribute is the configured slots per expert, `groups` times the
+/// capacity of one group.
+static LogicalResult verifyGateCapacity(Operation *op, GatingAttr config,
+                                        int64_t capacity, int64_t numTokens,
+                                        int64_t numExperts, bool eval) {
+  bool training = !eval;
+  int64_t expected = config.getCapacity(numTokens, numExperts, training);
+  if (capacity == expected)
+    return success();
+  InFlightDiagnostic diag = op->emitOpError();
+  diag << "capacity " << capacity
+       << " does not match the gating configuration: " << numTokens
+       << " tokens";
+  int64_t groups = config.getGroups();
+  if (groups > 1)
+    diag << " in " << groups << " groups";
+  diag << ", " << numExperts << " experts and top_k = " << config.getTopK()
+       << " give ";
+  if (groups > 1)
+    diag << groups << " x "
+         << config.getGroupCapacity(numTokens, numExperts, training) << " = ";
+  diag << expected << " in " << (eval ? "eval" : "training") << " mode";
+  return diag;
 }
 
 LogicalResult GateOp::verify() {
@@ -405,15 +436,9 @@ LogicalResult GateOp::verify() {
       failed(requireShape(*this, "expert_counts", getExpertCounts(),
                           {getNumExperts()})))
     return failure();
-  int64_t expected =
-      getConfig().getCapacity(getNumTokens(), getNumExperts(), !getEval());
-  if (getCapacityAttr().getInt() != expected)
-    return emitOpError() << "capacity " << getCapacityAttr().getInt()
-                         << " does not match the gating configuration: "
-                         << getNumTokens() << " tokens, " << getNumExperts()
-                         << " experts and top_k = " << topK << " give "
-                         << expected << " in "
-                         << (getEval() ? "eval" : "training") << " mode";
+  if (failed(verifyGateCapacity(*this, getConfig(), getCapacityAttr().getInt(),
+                                getNumTokens(), getNumExperts(), getEval())))
+    return failure();
   if (getStreamAttr().getInt() < 0)
     return emitOpError() << "expects stream >= 0, found "
                          << getStreamAttr().getInt();
@@ -636,13 +661,8 @@ LogicalResult GateGradOp::verify() {
       failed(verifyRoutingTensors(
           *this, tokenDims, {getIndices(), getLocations(), getWeightsGrad()})))
     return failure();
-  int64_t expected =
-      getConfig().getCapacity(product(tokenDims), numExperts, !getEval());
-  if (getCapacityAttr().getInt() != expected)
-    return emitOpError() << "capacity " << getCapacityAttr().getInt()
-                         << " does not match the gating configuration ("
-                         << expected << ")";
-  return success();
+  return verifyGateCapacity(*this, getConfig(), getCapacityAttr().getInt(),
+                            product(tokenDims), numExperts, getEval());
 }
 
 LogicalResult DispatchGradOp::verify() {

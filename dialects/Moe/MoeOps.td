@@ -269,7 +269,12 @@ def Moe_GateOp : Moe_Op<"gate", [Moe_Differentiable]> {
 
     `capacity` is the slots per expert `C` (the second dimension of the
     `moe.dispatch` buffer); the verifier checks it against the configuration
-    and `S`, so it cannot disagree with the routing. `eval` selects the
+    and `S`, so it cannot disagree with the routing. With `G = groups > 1`
+    (`#moe.gating`) the tokens form `G` equal contiguous groups routed
+    independently, each with the capacity `Cg` of `S / G` tokens:
+    `capacity = G * Cg`, group `g` owns slots `[g * Cg, (g + 1) * Cg)` of
+    every expert, `expert_counts` is the sum over groups and `aux_loss` the
+    mean of the groups' aux losses. `eval` selects the
     evaluation behaviour: `eval_capacity_factor` and no noise. `stream`
     selects the gate's counter-based random stream (noise and RTS
     priorities), so routing does not depend on the partitioning.
@@ -431,7 +436,8 @@ def Moe_MoeLayerOp : Moe_Op<"moe_layer", []> {
   let extraClassDeclaration = [{
     int64_t getNumExperts();
     int64_t getNumTokens();
-    /// Expert capacity for this layer's tokens in its mode; -1 if none.
+    /// Slots per expert for this layer's tokens in its mode (all groups);
+    /// -1 if none.
     int64_t inferCapacity();
   }];
   let assemblyFormat = [{

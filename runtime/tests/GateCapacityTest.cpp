@@ -47,3 +47,25 @@ TEST(GateCapacity, RejectsImpossibleArguments) {
   EXPECT_EQ(expertCapacity(8, 4, 1, -1.0, 0, true), -1);
   EXPECT_EQ(expertCapacity(8, 4, 1, 1.0, -1, true), -1);
 }
+
+TEST(GateCapacity, GroupedIsGroupsTimesPerGroupCapacity) {
+  using moert::groupedExpertCapacity;
+  // One group is the ungrouped formula.
+  EXPECT_EQ(groupedExpertCapacity(64, 1, 8, 1, 1.25, 0, true),
+            expertCapacity(64, 8, 1, 1.25, 0, true));
+  // 256 tokens in 4 groups of 64, 8 experts, top-2: 4 * 16.
+  EXPECT_EQ(groupedExpertCapacity(256, 4, 8, 2, 1.0, 4, true), 64);
+  // Rounding and min_capacity apply per group: 4 * max(ceil(10/4), 4).
+  EXPECT_EQ(groupedExpertCapacity(40, 4, 4, 1, 1.0, 4, true), 16);
+  EXPECT_EQ(groupedExpertCapacity(40, 4, 4, 1, 1.0, 0, true), 12);
+  // Dropless: every token of every group.
+  EXPECT_EQ(groupedExpertCapacity(64, 4, 8, 2, 1.0, 0, false), 64);
+}
+
+TEST(GateCapacity, GroupedRejectsBadGroups) {
+  using moert::groupedExpertCapacity;
+  EXPECT_EQ(groupedExpertCapacity(64, 0, 8, 1, 1.0, 0, true), -1);
+  EXPECT_EQ(groupedExpertCapacity(64, -2, 8, 1, 1.0, 0, true), -1);
+  EXPECT_EQ(groupedExpertCapacity(64, 3, 8, 1, 1.0, 0, true), -1);
+  EXPECT_EQ(groupedExpertCapacity(64, 4, 8, 9, 1.0, 0, true), -1);
+}

@@ -53,6 +53,7 @@ TEST_F(GatingAttrTest, DefaultsFollowDeepSpeed) {
   EXPECT_TRUE(gating.getDropTokens());
   EXPECT_TRUE(gating.getUseRts());
   EXPECT_EQ(gating.getNoise(), NoisePolicy::none);
+  EXPECT_EQ(gating.getGroups(), 1);
   EXPECT_EQ(print(gating), "#moe.gating<>");
 }
 
@@ -60,13 +61,15 @@ TEST_F(GatingAttrTest, RoundTripsEveryParameter) {
   const char *text =
       "#moe.gating<top_k = 2, capacity_factor = 1.25, eval_capacity_factor "
       "= 2.0, min_capacity = 0, drop_tokens = false, use_rts = false, "
-      "noise = rsample, jitter_eps = 0.05, second_sampling = false>";
+      "noise = rsample, jitter_eps = 0.05, second_sampling = false, groups "
+      "= 4>";
   auto gating = dyn_cast_or_null<GatingAttr>(parse(text));
   ASSERT_TRUE(gating) << diagnostics;
   EXPECT_EQ(gating.getTopK(), 2);
   EXPECT_EQ(gating.getCapacityFactor().convertToDouble(), 1.25);
   EXPECT_EQ(gating.getJitterEps().convertToDouble(), 0.05);
   EXPECT_FALSE(gating.getSecondSampling());
+  EXPECT_EQ(gating.getGroups(), 4);
   EXPECT_EQ(print(gating), text);
   EXPECT_EQ(parse(print(gating)), gating);
 }
@@ -82,6 +85,19 @@ TEST_F(GatingAttrTest, CapacityByMode) {
   EXPECT_EQ(gating.getCapacity(64, 1, /*training=*/true), -1);
 }
 
+TEST_F(GatingAttrTest, GroupedCapacityIsPerGroupTimesGroups) {
+  auto gating = cast<GatingAttr>(
+      parse("#moe.gating<top_k = 2, capacity_factor = 1.25, min_capacity = 0, "
+            "groups = 4>"));
+  // 64 tokens in 4 groups of 16: ceil(16 / 8 * 1.25 * 2) = 5 per group.
+  EXPECT_EQ(gating.getGroupCapacity(64, 8, /*training=*/true), 5);
+  EXPECT_EQ(gating.getCapacity(64, 8, /*training=*/true), 20);
+  // 60 tokens: 4 groups of 15, ceil(15 / 8 * 2.5) = 5 each; 62 do not split.
+  EXPECT_EQ(gating.getCapacity(60, 8, /*training=*/true), 4 * 5);
+  EXPECT_EQ(gating.getCapacity(62, 8, /*training=*/true), -1);
+  EXPECT_EQ(gating.getGroupCapacity(62, 8, /*training=*/true), -1);
+}
+
 TEST_F(GatingAttrTest, RejectsImpossibleConfigurations) {
   struct Case {
     const char *text;
@@ -94,6 +110,7 @@ TEST_F(GatingAttrTest, RejectsImpossibleConfigurations) {
        "eval_capacity_factor must be a finite value > 0"},
       {"#moe.gating<min_capacity = -2>", "min_capacity must be >= 0"},
       {"#moe.gating<jitter_eps = 1.5>", "jitter_eps must be in (0, 1)"},
+      {"#moe.gating<groups = 0>", "groups must be at least 1, found 0"},
       {"#moe.gating<use_rts = yes>", "expected 'true' or 'false'"},
   };
   for (const Case &c : cases) {

@@ -49,6 +49,26 @@ inline int64_t expertCapacity(int64_t numTokens, int64_t numExperts,
   return capacity;
 }
 
+/// Total slots per expert of a gate whose `numTokens` tokens are split into
+/// `groups` equal contiguous groups that are routed independently (GShard's
+/// G dimension): each group gets expertCapacity(numTokens / groups, ...)
+/// slots, and group g owns slots [g * Cg, (g + 1) * Cg) of every expert, so
+/// the dispatch buffer holds groups * Cg slots per expert. groups = 1 is the
+/// ungrouped capacity. Returns -1 when groups < 1, groups does not divide
+/// numTokens, or a group admits no capacity.
+inline int64_t groupedExpertCapacity(int64_t numTokens, int64_t groups,
+                                     int64_t numExperts, int64_t topK,
+                                     double capacityFactor, int64_t minCapacity,
+                                     bool dropTokens) {
+  if (groups < 1 || numTokens <= 0 || numTokens % groups != 0)
+    return -1;
+  const int64_t perGroup =
+      expertCapacity(numTokens / groups, numExperts, topK, capacityFactor,
+                     minCapacity, dropTokens);
+  // perGroup <= numTokens / groups, so the product cannot overflow.
+  return perGroup < 0 ? -1 : groups * perGroup;
+}
+
 } // namespace moert
 
 #endif // MOERT_GATECAPACITY_H

@@ -134,9 +134,35 @@ func.func @f(%dy: tensor<2x4x6xf32>) {
 
 func.func @f(%dw: tensor<16x2xf32>, %daux: tensor<f32>, %x: tensor<16x4xf32>, %wg: tensor<4x4xf32>,
              %idx: tensor<16x2xi32>, %loc: tensor<16x2xi32>) {
-  // expected-error @+1 {{'moe.gate_grad' op capacity 9 does not match the gating configuration (8)}}
+  // expected-error @+1 {{'moe.gate_grad' op capacity 9 does not match the gating configuration: 16 tokens, 4 experts and top_k = 2 give 8 in training mode}}
   %dx, %dwg = moe.gate_grad %dw, %daux, %x, %wg, %idx, %loc
       {capacity = 9 : i64, config = #moe.gating<top_k = 2>, stream = 0 : i64}
+      : (tensor<16x2xf32>, tensor<f32>, tensor<16x4xf32>, tensor<4x4xf32>, tensor<16x2xi32>, tensor<16x2xi32>)
+        -> (tensor<16x4xf32>, tensor<4x4xf32>)
+  return
+}
+
+// -----
+
+func.func @f(%dw: tensor<16x2xf32>, %daux: tensor<f32>, %x: tensor<16x4xf32>, %wg: tensor<4x4xf32>,
+             %idx: tensor<16x2xi32>, %loc: tensor<16x2xi32>) {
+  // 2 groups of 8 tokens: max(ceil(8 / 4 * 0.5 * 2), 4) = 4 slots each;
+  // the ungrouped 4 is wrong.
+  // expected-error @+1 {{'moe.gate_grad' op capacity 4 does not match the gating configuration: 16 tokens in 2 groups, 4 experts and top_k = 2 give 2 x 4 = 8 in eval mode}}
+  %dx, %dwg = moe.gate_grad %dw, %daux, %x, %wg, %idx, %loc
+      {capacity = 4 : i64, config = #moe.gating<top_k = 2, eval_capacity_factor = 0.5, groups = 2>, stream = 0 : i64, eval}
+      : (tensor<16x2xf32>, tensor<f32>, tensor<16x4xf32>, tensor<4x4xf32>, tensor<16x2xi32>, tensor<16x2xi32>)
+        -> (tensor<16x4xf32>, tensor<4x4xf32>)
+  return
+}
+
+// -----
+
+func.func @f(%dw: tensor<16x2xf32>, %daux: tensor<f32>, %x: tensor<16x4xf32>, %wg: tensor<4x4xf32>,
+             %idx: tensor<16x2xi32>, %loc: tensor<16x2xi32>) {
+  // expected-error @+1 {{'moe.gate_grad' op gating groups = 3 does not divide the 16 tokens of input 16x4}}
+  %dx, %dwg = moe.gate_grad %dw, %daux, %x, %wg, %idx, %loc
+      {capacity = 8 : i64, config = #moe.gating<top_k = 2, groups = 3>, stream = 0 : i64}
       : (tensor<16x2xf32>, tensor<f32>, tensor<16x4xf32>, tensor<4x4xf32>, tensor<16x2xi32>, tensor<16x2xi32>)
         -> (tensor<16x4xf32>, tensor<4x4xf32>)
   return

@@ -798,6 +798,35 @@ func.func @gate_capacity_capped(%x: tensor<8x16xf32>, %wg: tensor<16x4xf32>) {
 
 // -----
 
+func.func @gate_groups_do_not_divide_tokens(%x: tensor<6x5x16xf32>, %wg: tensor<16x4xf32>) {
+  // 30 tokens do not split into 4 equal gating groups.
+  // expected-error @+1 {{'moe.gate' op gating groups = 4 does not divide the 30 tokens of input 6x5x16}}
+  %i, %l, %w, %c, %a = moe.gate %x, %wg {capacity = 16 : i64, config = #moe.gating<groups = 4>, stream = 0 : i64} : (tensor<6x5x16xf32>, tensor<16x4xf32>) -> (tensor<6x5x1xi32>, tensor<6x5x1xi32>, tensor<6x5x1xf32>, tensor<4xi32>, tensor<f32>)
+  return
+}
+
+// -----
+
+func.func @gate_capacity_groups(%x: tensor<4x8x16xf32>, %wg: tensor<16x4xf32>) {
+  // The capacity is per group: 4 groups of 8 tokens get max(ceil(8 / 4), 4)
+  // = 4 slots each (min_capacity applies per group), 16 in all, not the
+  // ungrouped 8.
+  // expected-error @+1 {{'moe.gate' op capacity 8 does not match the gating configuration: 32 tokens in 4 groups, 4 experts and top_k = 1 give 4 x 4 = 16 in training mode}}
+  %i, %l, %w, %c, %a = moe.gate %x, %wg {capacity = 8 : i64, config = #moe.gating<groups = 4>, stream = 0 : i64} : (tensor<4x8x16xf32>, tensor<16x4xf32>) -> (tensor<4x8x1xi32>, tensor<4x8x1xi32>, tensor<4x8x1xf32>, tensor<4xi32>, tensor<f32>)
+  return
+}
+
+// -----
+
+func.func @gate_capacity_groups_dropless(%x: tensor<4x8x16xf32>, %wg: tensor<16x4xf32>) {
+  // Dropless: each of the 2 groups may need all of its 16 tokens.
+  // expected-error @+1 {{'moe.gate' op capacity 16 does not match the gating configuration: 32 tokens in 2 groups, 4 experts and top_k = 2 give 2 x 16 = 32 in training mode}}
+  %i, %l, %w, %c, %a = moe.gate %x, %wg {capacity = 16 : i64, config = #moe.gating<top_k = 2, drop_tokens = false, groups = 2>, stream = 0 : i64} : (tensor<4x8x16xf32>, tensor<16x4xf32>) -> (tensor<4x8x2xi32>, tensor<4x8x2xi32>, tensor<4x8x2xf32>, tensor<4xi32>, tensor<f32>)
+  return
+}
+
+// -----
+
 func.func @gate_negative_stream(%x: tensor<32x16xf32>, %wg: tensor<16x4xf32>) {
   // expected-error @+1 {{'moe.gate' op expects stream >= 0, found -1}}
   %i, %l, %w, %c, %a = moe.gate %x, %wg {capacity = 8 : i64, config = #moe.gating<>, stream = -1 : i64} : (tensor<32x16xf32>, tensor<16x4xf32>) -> (tensor<32x1xi32>, tensor<32x1xi32>, tensor<32x1xf32>, tensor<4xi32>, tensor<f32>)
@@ -1201,6 +1230,14 @@ func.func @moe_layer_dynamic(%x: tensor<?x16xf32>, %wg: tensor<16x4xf32>, %w1: t
 
 // -----
 
+func.func @moe_layer_groups_do_not_divide_tokens(%x: tensor<3x10x16xf32>, %wg: tensor<16x4xf32>, %w1: tensor<4x16x64xf32>, %b1: tensor<4x64xf32>, %w2: tensor<4x64x16xf32>, %b2: tensor<4x16xf32>) {
+  // expected-error @+1 {{'moe.moe_layer' op gating groups = 4 does not divide the 30 tokens of input 3x10x16}}
+  %y, %c, %a = moe.moe_layer gelu %x, %wg, %w1, %b1, %w2, %b2 {config = #moe.gating<groups = 4>, stream = 0 : i64} : (tensor<3x10x16xf32>, tensor<16x4xf32>, tensor<4x16x64xf32>, tensor<4x64xf32>, tensor<4x64x16xf32>, tensor<4x16xf32>) -> (tensor<3x10x16xf32>, tensor<4xi32>, tensor<f32>)
+  return
+}
+
+// -----
+
 func.func @moe_layer_input_rank(%x: tensor<16xf32>, %wg: tensor<16x4xf32>, %w1: tensor<4x16x64xf32>, %b1: tensor<4x64xf32>, %w2: tensor<4x64x16xf32>, %b2: tensor<4x16xf32>) {
   // expected-error @+1 {{'moe.moe_layer' op expects input of rank >= 2 ([tokens..., model]), found 16}}
   %y, %c, %a = moe.moe_layer gelu %x, %wg, %w1, %b1, %w2, %b2 {config = #moe.gating<>, stream = 0 : i64} : (tensor<16xf32>, tensor<16x4xf32>, tensor<4x16x64xf32>, tensor<4x64xf32>, tensor<4x64x16xf32>, tensor<4x16xf32>) -> (tensor<16xf32>, tensor<4xi32>, tensor<f32>)
@@ -1416,6 +1453,16 @@ func.func private @gating_jitter_eps_one() attributes {config = #moe.gating<nois
 
 // expected-error @+1 {{gating jitter_eps must be in (0, 1), found -1.000000e-02}}
 func.func private @gating_jitter_eps_negative() attributes {config = #moe.gating<jitter_eps = -0.01>}
+
+// -----
+
+// expected-error @+1 {{gating groups must be at least 1, found 0}}
+func.func private @gating_groups_zero() attributes {config = #moe.gating<groups = 0>}
+
+// -----
+
+// expected-error @+1 {{gating groups must be at least 1, found -4}}
+func.func private @gating_groups_negative() attributes {config = #moe.gating<groups = -4>}
 
 // -----
 

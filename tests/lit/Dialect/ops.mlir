@@ -262,6 +262,29 @@ func.func @gate(%x: tensor<4x8x16xf32>, %wg: tensor<16x4xf32>,
       : (tensor<4x8x16xf32>, tensor<16x4xf32>)
         -> (tensor<4x8x1xi32>, tensor<4x8x1xi32>, tensor<4x8x1xf32>,
             tensor<4xi32>, tensor<f32>)
+  // Gating groups: 4 groups of 8 tokens, each with max(ceil(8 / 4), 4) = 4
+  // slots (min_capacity applies per group): capacity = 4 x 4 = 16.
+  // CHECK-NEXT: %{{[a-z_0-9]+}}, %{{[a-z_0-9]+}}, %{{[a-z_0-9]+}}, %{{[a-z_0-9]+}}, %{{[a-z_0-9]+}} = moe.gate %arg0, %arg1 {capacity = 16 : i64, config = #moe.gating<groups = 4>, stream = 6 : i64} : (tensor<4x8x16xf32>, tensor<16x4xf32>) -> (tensor<4x8x1xi32>, tensor<4x8x1xi32>, tensor<4x8x1xf32>, tensor<4xi32>, tensor<f32>)
+  %i7, %l7, %w7, %c7, %a7 = moe.gate %x, %wg
+      {capacity = 16 : i64, config = #moe.gating<groups = 4>, stream = 6 : i64}
+      : (tensor<4x8x16xf32>, tensor<16x4xf32>)
+        -> (tensor<4x8x1xi32>, tensor<4x8x1xi32>, tensor<4x8x1xf32>,
+            tensor<4xi32>, tensor<f32>)
+  // Groups with top-2 and a factor: 2 groups of 16, ceil(16 / 4 * 1.25 * 2)
+  // = 10 each, 20 in all; groups = 1 is the default and is not printed.
+  // CHECK-NEXT: %{{[a-z_0-9]+}}, %{{[a-z_0-9]+}}, %{{[a-z_0-9]+}}, %{{[a-z_0-9]+}}, %{{[a-z_0-9]+}} = moe.gate %arg0, %arg1 {capacity = 20 : i64, config = #moe.gating<top_k = 2, capacity_factor = 1.25, groups = 2>, stream = 7 : i64} : (tensor<4x8x16xf32>, tensor<16x4xf32>) -> (tensor<4x8x2xi32>, tensor<4x8x2xi32>, tensor<4x8x2xf32>, tensor<4xi32>, tensor<f32>)
+  %i8, %l8, %w8, %c8, %a8 = moe.gate %x, %wg
+      {capacity = 20 : i64, config = #moe.gating<groups = 2, top_k = 2, capacity_factor = 1.25>,
+       stream = 7 : i64}
+      : (tensor<4x8x16xf32>, tensor<16x4xf32>)
+        -> (tensor<4x8x2xi32>, tensor<4x8x2xi32>, tensor<4x8x2xf32>,
+            tensor<4xi32>, tensor<f32>)
+  // CHECK-NEXT: moe.gate %arg0, %arg1 {capacity = 8 : i64, config = #moe.gating<>, stream = 8 : i64}
+  %i9, %l9, %w9, %c9, %a9 = moe.gate %x, %wg
+      {capacity = 8 : i64, config = #moe.gating<groups = 1>, stream = 8 : i64}
+      : (tensor<4x8x16xf32>, tensor<16x4xf32>)
+        -> (tensor<4x8x1xi32>, tensor<4x8x1xi32>, tensor<4x8x1xf32>,
+            tensor<4xi32>, tensor<f32>)
   // CHECK-NEXT: return
   return
 }
@@ -353,6 +376,13 @@ func.func @moe_layer(%x: tensor<4x8x16xf32>, %wg: tensor<16x4xf32>,
   %h, %hc, %ha = moe.moe_layer silu %xh, %wgh, %w1h, %b1h, %w2h, %b2h
       {config = #moe.gating<top_k = 4, drop_tokens = false, use_rts = false>,
        stream = 2 : i64}
+      : (tensor<8x16xf16>, tensor<16x4xf16>, tensor<4x16x64xf16>,
+         tensor<4x64xf16>, tensor<4x64x16xf16>, tensor<4x16xf16>)
+        -> (tensor<8x16xf16>, tensor<4xi32>, tensor<f32>)
+  // Gating groups on the composite op (2 groups of the 8 f16 tokens).
+  // CHECK-NEXT: %[[GY:[a-z_0-9]+]], %{{[a-z_0-9]+}}, %{{[a-z_0-9]+}} = moe.moe_layer silu %arg6, %arg7, %arg8, %arg9, %arg10, %arg11 {config = #moe.gating<top_k = 2, groups = 2>, stream = 3 : i64}
+  %g, %gc, %ga = moe.moe_layer silu %xh, %wgh, %w1h, %b1h, %w2h, %b2h
+      {config = #moe.gating<top_k = 2, groups = 2>, stream = 3 : i64}
       : (tensor<8x16xf16>, tensor<16x4xf16>, tensor<4x16x64xf16>,
          tensor<4x64xf16>, tensor<4x64x16xf16>, tensor<4x16xf16>)
         -> (tensor<8x16xf16>, tensor<4xi32>, tensor<f32>)

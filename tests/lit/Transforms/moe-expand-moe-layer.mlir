@@ -75,3 +75,39 @@ func.func @dropless(%x: tensor<64x32xf32>, %wg: tensor<32x8xf32>,
         -> (tensor<64x32xf32>, tensor<8xi32>, tensor<f32>)
   return %y : tensor<64x32xf32>
 }
+
+// Gating groups: 64 tokens in 4 groups of 16, 8 experts, top-1 factor 1.0:
+// each group gets max(ceil(16/8), min_capacity 4) = 4 slots, 16 in all (the
+// ungrouped capacity would be 8). The buffer holds every group's slots.
+// CHECK-LABEL: func.func @groups
+// CHECK: moe.gate {{.*}}capacity = 16 : i64, config = #moe.gating<groups = 4>
+// CHECK: moe.dispatch {{.*}} -> tensor<8x16x32xf32>
+// CHECK: moe.expert_ffn relu {{.*}} -> tensor<8x16x32xf32>
+func.func @groups(%x: tensor<4x16x32xf32>, %wg: tensor<32x8xf32>,
+                  %w1: tensor<8x32x64xf32>, %b1: tensor<8x64xf32>,
+                  %w2: tensor<8x64x32xf32>, %b2: tensor<8x32xf32>)
+    -> tensor<4x16x32xf32> {
+  %y, %c, %a = moe.moe_layer relu %x, %wg, %w1, %b1, %w2, %b2
+      {config = #moe.gating<groups = 4>, stream = 0 : i64}
+      : (tensor<4x16x32xf32>, tensor<32x8xf32>, tensor<8x32x64xf32>,
+         tensor<8x64xf32>, tensor<8x64x32xf32>, tensor<8x32xf32>)
+        -> (tensor<4x16x32xf32>, tensor<8xi32>, tensor<f32>)
+  return %y : tensor<4x16x32xf32>
+}
+
+// Grouped dropless: each group's static bound is its own tokens, 2 x 32.
+// CHECK-LABEL: func.func @groups_dropless
+// CHECK: moe.gate {{.*}}capacity = 64 : i64
+// CHECK: moe.dispatch {{.*}} -> tensor<8x64x32xf32>
+func.func @groups_dropless(%x: tensor<64x32xf32>, %wg: tensor<32x8xf32>,
+                           %w1: tensor<8x32x64xf32>, %b1: tensor<8x64xf32>,
+                           %w2: tensor<8x64x32xf32>, %b2: tensor<8x32xf32>)
+    -> tensor<64x32xf32> {
+  %y, %c, %a = moe.moe_layer relu %x, %wg, %w1, %b1, %w2, %b2
+      {config = #moe.gating<top_k = 2, drop_tokens = false, groups = 2>,
+       stream = 0 : i64}
+      : (tensor<64x32xf32>, tensor<32x8xf32>, tensor<8x32x64xf32>,
+         tensor<8x64xf32>, tensor<8x64x32xf32>, tensor<8x32xf32>)
+        -> (tensor<64x32xf32>, tensor<8xi32>, tensor<f32>)
+  return %y : tensor<64x32xf32>
+}
