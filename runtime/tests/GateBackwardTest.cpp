@@ -144,6 +144,22 @@ TEST(GateBackward, Top3MatchesFiniteDifferences) {
   checkGateGradients(gradCase);
 }
 
+TEST(GateBackward, GroupedTop1RtsMatchesFiniteDifferences) {
+  // 3 groups of 4 tokens, each with ceil(4 / 4 * 0.7) = 1 slot per expert:
+  // per-group RTS drops, per-group aux losses averaged.
+  GradCase gradCase = makeCase(1, 0.7, GateNoise::Jitter, 10);
+  gradCase.config.groups = 3;
+  gradCase.config.jitterEps = 0.1f;
+  checkGateGradients(gradCase);
+}
+
+TEST(GateBackward, GroupedTop2WithDropsMatchesFiniteDifferences) {
+  // 2 groups of 6 tokens: C = ceil(6 / 4 * 0.5 * 2) = 2 per group.
+  GradCase gradCase = makeCase(2, 0.5, GateNoise::RSample, 11);
+  gradCase.config.groups = 2;
+  checkGateGradients(gradCase);
+}
+
 TEST(GateBackward, AuxLossOnlyGradient) {
   // With dL/dweights = 0 the gradient is the aux loss's alone: for each
   // token, dlogits = a * E / S^2 * g * (f - <g, f>) with f the first-choice

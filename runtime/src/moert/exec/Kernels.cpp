@@ -344,6 +344,10 @@ Expected<GateConfig> gateConfig(const KernelCall &call) {
   MOERT_ASSIGN_OR_RETURN(double jitter, call.floatAttr("jitter_eps"));
   config.jitterEps = static_cast<float>(jitter);
   config.training = call.context().training && !call.flag("eval");
+  // Plans written before gating groups existed have no "groups": one group.
+  if (call.instruction().attrs.count("groups")) {
+    MOERT_ASSIGN_OR_RETURN(config.groups, call.intAttr("groups"));
+  }
   return config;
 }
 
@@ -383,12 +387,16 @@ Status runGate(KernelCall &call) {
   MOERT_RETURN_IF_ERROR(gateForward(config, shape, randomness,
                                     call.operand<float>(0),
                                     call.operand<float>(1), out));
-  // The compiler sized the dispatch buffers for this capacity.
+  // The compiler sized the dispatch buffers for this capacity: groups times
+  // the per-group capacity (moert::groupedExpertCapacity), which is also
+  // what the gate reports.
   MOERT_ASSIGN_OR_RETURN(int64_t planned, call.intAttr("capacity"));
   if (capacity > planned)
     return internalError("the gate assigned " + std::to_string(capacity) +
-                         " slots per expert, the plan has " +
-                         std::to_string(planned));
+                         " slots per expert (" + std::to_string(config.groups) +
+                         " group(s) of " +
+                         std::to_string(capacity / config.groups) +
+                         "), the plan has " + std::to_string(planned));
   return Status::success();
 }
 

@@ -44,6 +44,10 @@ Status checkConfigAndShape(const GateConfig &config, const GateShape &shape) {
   if (!(config.jitterEps >= 0.0f && config.jitterEps < 1.0f))
     return invalidArgument("gate: expected jitterEps in [0, 1), found " +
                            std::to_string(config.jitterEps));
+  if (config.groups < 1 || shape.numTokens % config.groups != 0)
+    return invalidArgument("gate: expected groups >= 1 dividing " +
+                           shapeText(shape) + ", found groups " +
+                           std::to_string(config.groups));
   // BLAS takes int sizes and slots are int32.
   constexpr int64_t kMaxDim = std::numeric_limits<int32_t>::max();
   if (shape.numTokens > kMaxDim || shape.modelDim > kMaxDim ||
@@ -123,52 +127,27 @@ int32_t argmaxExcluding(const float *scores, int64_t numExperts,
   return best;
 }
 
-} // namespace
-
-GateResult::GateResult(const GateShape &shape, int64_t topK)
-    : experts(
-          static_cast<size_t>(std::max<int64_t>(0, shape.numTokens * topK))),
-      slots(experts.size()),
-      expertCounts(static_cast<size_t>(std::max<int64_t>(0, shape.numExperts))),
-      weights(experts.size()), gates(static_cast<size_t>(std::max<int64_t>(
-                                   0, shape.numTokens * shape.numExperts))) {}
-
-GateOutputs GateResult::outputs() {
-  GateOutputs out;
-  out.experts = experts.data();
-  out.slots = slots.data();
-  out.weights = weights.data();
-  out.gates = gates.data();
-  out.expertCounts = expertCounts.data();
-  out.auxLoss = &auxLoss;
-  out.capacity = &capacity;
-  return out;
+/// Group g of a grouped gate: tokens [g * S/G, (g + 1) * S/G), with the
+/// random numbers of their global ids.
+GateShape groupShape(const GateConfig &config, const GateShape &shape) {
+  GateShape group = shape;
+  group.numTokens = shape.numTokens / config.groups;
+  return group;
 }
 
-Expected<int64_t> gateConfiguredCapacity(const GateConfig &config,
-                                         const GateShape &shape) {
-  MOERT_RETURN_IF_ERROR(checkConfigAndShape(config, shape));
-  const double factor =
-      config.training ? config.capacityFactor : config.evalCapacityFactor;
-  const int64_t capacity =
-      expertCapacity(shape.numTokens, shape.numExperts, config.topK, factor,
-                     config.minCapacity, config.dropTokens);
-  if (capacity < 1)
-    return internalError("gate: expertCapacity rejected arguments that "
-                         "passed validation (" +
-                         shapeText(shape) + ")");
-  return capacity;
+GateRandomness groupRandomness(const GateRandomness &randomness,
+                               const GateShape &group, int64_t g) {
+  GateRandomness result = randomness;
+  result.firstGlobalToken += g * group.numTokens;
+  return result;
 }
 
-Expected<int64_t> gateRoute(const GateConfig &config, const GateShape &shape,
-                            const GateRandomness &randomness, const float *x,
-                            const float *gateWeight, const GateOutputs &out) {
-  MOERT_RETURN_IF_ERROR(checkConfigAndShape(config, shape));
-  MOERT_RETURN_IF_ERROR(checkRandomness(shape, randomness));
-  if (!x || !gateWeight || !out.experts || !out.gates || !out.expertCounts ||
-      !out.auxLoss)
-    return invalidArgument("gate: a required input or output buffer is null");
-
+/// Phase 1 for one group: logits, gates and choices of its tokens, its
+/// expert counts (all choices) into `counts`; returns E times its aux loss.
+double routeGroup(const GateConfig &config, const GateShape &shape,
+                  const GateRandomness &randomness, const float *x,
+                  const float *gateWeight, int32_t *experts, float *gates,
+                  int32_t *counts) {
   const int64_t S = shape.numTokens, M = shape.modelDim, E = shape.numExperts;
   const int64_t k = config.topK;
 
@@ -176,11 +155,12 @@ Expected<int64_t> gateRoute(const GateConfig &config, const GateShape &shape,
   const float *input =
       effectiveInput(config, shape, randomness, x, jitterStorage);
   // logits [S, E] = input [S, M] * Wg [M, E], written into `gates` and turned
-  // into probabilities row by row below.
+  // into probabilities row by row below. One product per group keeps a
+  // group's logits independent of how many groups a process holds.
   cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, static_cast<int>(S),
               static_cast<int>(E), static_cast<int>(M), 1.0f, input,
-              static_cast<int>(M), gateWeight, static_cast<int>(E), 0.0f,
-              out.gates, static_cast<int>(E));
+              static_cast<int>(M), gateWeight, static_cast<int>(E), 0.0f, gates,
+              static_cast<int>(E));
 
   const bool firstChoiceNoise =
       config.training && config.noise == GateNoise::RSample;
@@ -192,8 +172,8 @@ Expected<int64_t> gateRoute(const GateConfig &config, const GateShape &shape,
     std::vector<float> scores(static_cast<size_t>(E));
 #pragma omp for schedule(static)
     for (int64_t s = 0; s < S; ++s) {
-      float *row = out.gates + s * E;
-      int32_t *chosen = out.experts + s * k;
+      float *row = gates + s * E;
+      int32_t *chosen = experts + s * k;
       const uint64_t tokenBase =
           static_cast<uint64_t>(randomness.firstGlobalToken + s) * E;
 
@@ -238,75 +218,52 @@ Expected<int64_t> gateRoute(const GateConfig &config, const GateShape &shape,
 
   // Counts of all choices, and of first choices for the aux loss.
   std::vector<int64_t> firstChoiceCounts(static_cast<size_t>(E), 0);
-  std::fill(out.expertCounts, out.expertCounts + E, 0);
+  std::fill(counts, counts + E, 0);
   for (int64_t s = 0; s < S; ++s) {
-    ++firstChoiceCounts[out.experts[s * k]];
+    ++firstChoiceCounts[experts[s * k]];
     for (int64_t j = 0; j < k; ++j)
-      ++out.expertCounts[out.experts[s * k + j]];
+      ++counts[experts[s * k + j]];
   }
 
   // aux = E * sum_e mean_s(gates[:, e]) * mean_s(mask1[:, e]).
   std::vector<double> meanGate(static_cast<size_t>(E), 0.0);
   for (int64_t s = 0; s < S; ++s)
     for (int64_t e = 0; e < E; ++e)
-      meanGate[e] += out.gates[s * E + e];
+      meanGate[e] += gates[s * E + e];
   double aux = 0.0;
   for (int64_t e = 0; e < E; ++e)
     aux += (meanGate[e] / S) * (static_cast<double>(firstChoiceCounts[e]) / S);
-  *out.auxLoss = static_cast<float>(aux * E);
-
-  if (config.dropTokens)
-    return gateConfiguredCapacity(config, shape);
-  return static_cast<int64_t>(
-      *std::max_element(out.expertCounts, out.expertCounts + E));
+  return aux * E;
 }
 
-Status gateAssignSlots(const GateConfig &config, const GateShape &shape,
-                       const GateRandomness &randomness, int64_t capacity,
-                       const GateOutputs &out) {
-  MOERT_RETURN_IF_ERROR(checkConfigAndShape(config, shape));
-  MOERT_RETURN_IF_ERROR(checkRandomness(shape, randomness));
-  if (!out.experts || !out.slots || !out.weights || !out.gates ||
-      !out.expertCounts || !out.capacity)
-    return invalidArgument("gate: a required output buffer is null");
+/// The buffers of one group's tokens.
+struct GroupRouting {
+  const int32_t *experts; // [S, k]
+  const float *gates;     // [S, E]
+  int32_t *slots;         // [S, k]
+  float *weights;         // [S, k]
+};
+
+/// Phase 2 for one group: its tokens take slots firstSlot .. firstSlot +
+/// capacity - 1 of each expert.
+void assignGroupSlots(const GateConfig &config, const GateShape &shape,
+                      const GateRandomness &randomness, int64_t capacity,
+                      int64_t firstSlot, const GroupRouting &group) {
   const int64_t S = shape.numTokens, E = shape.numExperts, k = config.topK;
-
-  for (int64_t i = 0; i < S * k; ++i)
-    if (out.experts[i] < 0 || out.experts[i] >= E)
-      return outOfRange(
-          "gate: expected expert ids in [0, " + std::to_string(E) +
-          "), found " + std::to_string(out.experts[i]) + " at token " +
-          std::to_string(i / k) + " choice " + std::to_string(i % k));
-
-  if (!config.dropTokens) {
-    // A MAX all-reduce can only raise the local need; more than S slots are
-    // never used (an expert gets at most one assignment per token).
-    const int64_t localNeed =
-        *std::max_element(out.expertCounts, out.expertCounts + E);
-    capacity = std::min(capacity, S);
-    if (capacity < localNeed)
-      return invalidArgument(
-          "gate: dropless capacity must cover the largest local expert "
-          "count " +
-          std::to_string(localNeed) + ", found capacity " +
-          std::to_string(capacity) +
-          " (the reducer must return the MAX over the group)");
-  }
-  if (capacity < 1)
-    return invalidArgument("gate: expected capacity >= 1, found " +
-                           std::to_string(capacity));
+  const int32_t *experts = group.experts;
+  int32_t *slots = group.slots;
 
   // Tokens of each expert's first choices, in token order (counting sort).
   std::vector<int64_t> firstStart(static_cast<size_t>(E + 1), 0);
   for (int64_t s = 0; s < S; ++s)
-    ++firstStart[out.experts[s * k] + 1];
+    ++firstStart[experts[s * k] + 1];
   for (int64_t e = 0; e < E; ++e)
     firstStart[e + 1] += firstStart[e];
   std::vector<int64_t> firstTokens(static_cast<size_t>(S));
   {
     std::vector<int64_t> fill(firstStart.begin(), firstStart.end() - 1);
     for (int64_t s = 0; s < S; ++s)
-      firstTokens[fill[out.experts[s * k]]++] = s;
+      firstTokens[fill[experts[s * k]]++] = s;
   }
 
   // First choices: an overloaded expert keeps C of its tokens, either a
@@ -346,32 +303,32 @@ Status gateAssignSlots(const GateConfig &config, const GateShape &shape,
         kept.resize(static_cast<size_t>(capacity));
       }
       for (int64_t i = 0; i < count; ++i)
-        out.slots[tokens[i] * k] = -1;
+        slots[tokens[i] * k] = -1;
     }
     for (size_t slot = 0; slot < kept.size(); ++slot)
-      out.slots[kept[slot] * k] = static_cast<int32_t>(slot);
+      slots[kept[slot] * k] = static_cast<int32_t>(firstSlot + slot);
   }
 
   // Choice j >= 1 queues behind all choices < j of its expert (counted
   // before dropping) and is dropped positionally.
   std::vector<int64_t> queued(static_cast<size_t>(E), 0);
   for (int64_t s = 0; s < S; ++s)
-    ++queued[out.experts[s * k]];
+    ++queued[experts[s * k]];
   for (int64_t j = 1; j < k; ++j) {
     for (int64_t s = 0; s < S; ++s) {
-      const int64_t position = queued[out.experts[s * k + j]]++;
-      out.slots[s * k + j] =
-          position < capacity ? static_cast<int32_t>(position) : -1;
+      const int64_t position = queued[experts[s * k + j]]++;
+      slots[s * k + j] =
+          position < capacity ? static_cast<int32_t>(firstSlot + position) : -1;
     }
   }
 
   // Combine weights: the raw probability for top-1; for k >= 2 the kept
   // choices' probabilities renormalised over the kept choices.
   for (int64_t s = 0; s < S; ++s) {
-    const float *row = out.gates + s * E;
-    const int32_t *chosen = out.experts + s * k;
-    const int32_t *slot = out.slots + s * k;
-    float *weight = out.weights + s * k;
+    const float *row = group.gates + s * E;
+    const int32_t *chosen = experts + s * k;
+    const int32_t *slot = slots + s * k;
+    float *weight = group.weights + s * k;
     if (k == 1) {
       weight[0] = slot[0] >= 0 ? row[chosen[0]] : 0.0f;
       continue;
@@ -384,7 +341,212 @@ Status gateAssignSlots(const GateConfig &config, const GateShape &shape,
     for (int64_t j = 0; j < k; ++j)
       weight[j] = slot[j] >= 0 ? row[chosen[j]] / denominator : 0.0f;
   }
-  *out.capacity = capacity;
+}
+
+/// The largest count of any expert (all choices) within any group: the
+/// per-group capacity a dropless gate needs.
+int64_t largestGroupCount(const GateConfig &config, const GateShape &shape,
+                          const int32_t *experts) {
+  const GateShape group = groupShape(config, shape);
+  const int64_t perGroup = group.numTokens * config.topK;
+  std::vector<int64_t> counts(static_cast<size_t>(shape.numExperts));
+  int64_t largest = 0;
+  for (int64_t g = 0; g < config.groups; ++g) {
+    std::fill(counts.begin(), counts.end(), 0);
+    for (int64_t i = 0; i < perGroup; ++i)
+      largest = std::max(largest, ++counts[experts[g * perGroup + i]]);
+  }
+  return largest;
+}
+
+/// dLogits of one group's S tokens given the gradients of their combine
+/// weights and of the group's aux loss.
+void groupLogitsGrad(const GateConfig &config, const GateShape &shape,
+                     const float *gates, const int32_t *experts,
+                     const int32_t *slots, const float *weightsGrad,
+                     double auxLossGrad, float *logitsGrad) {
+  const int64_t S = shape.numTokens, E = shape.numExperts, k = config.topK;
+  // d aux / d gates[s, e] = E * mean_s(mask1[:, e]) / S (mask1 is constant).
+  std::vector<float> auxGateGrad(static_cast<size_t>(E), 0.0f);
+  for (int64_t s = 0; s < S; ++s)
+    auxGateGrad[experts[s * k]] += 1.0f;
+  for (int64_t e = 0; e < E; ++e)
+    auxGateGrad[e] =
+        static_cast<float>(auxLossGrad * E * auxGateGrad[e] / S / S);
+
+#pragma omp parallel
+  {
+    std::vector<float> gatesGrad(static_cast<size_t>(E));
+#pragma omp for schedule(static)
+    for (int64_t s = 0; s < S; ++s) {
+      const float *row = gates + s * E;
+      const int32_t *chosen = experts + s * k;
+      const int32_t *slot = slots + s * k;
+      const float *weightGrad = weightsGrad + s * k;
+      std::copy(auxGateGrad.begin(), auxGateGrad.end(), gatesGrad.begin());
+      if (k == 1) {
+        if (slot[0] >= 0)
+          gatesGrad[chosen[0]] += weightGrad[0];
+      } else {
+        // w_j = g_j / D with D = max(sum of kept g, eps):
+        // dL/dg_i = (dw_i - sum_j dw_j w_j) / D while D > eps, and
+        // dw_i / eps once clamped (the clamp cuts D's dependence on g).
+        float keptSum = 0.0f;
+        for (int64_t j = 0; j < k; ++j)
+          if (slot[j] >= 0)
+            keptSum += row[chosen[j]];
+        const bool clamped = keptSum < kRenormEpsilon;
+        const float denominator = clamped ? kRenormEpsilon : keptSum;
+        float weightedGrad = 0.0f;
+        if (!clamped)
+          for (int64_t j = 0; j < k; ++j)
+            if (slot[j] >= 0)
+              weightedGrad += weightGrad[j] * (row[chosen[j]] / denominator);
+        for (int64_t j = 0; j < k; ++j)
+          if (slot[j] >= 0)
+            gatesGrad[chosen[j]] +=
+                (weightGrad[j] - weightedGrad) / denominator;
+      }
+      // Softmax: dlogit_e = g_e * (dg_e - sum_e' g_e' dg_e').
+      double dot = 0.0;
+      for (int64_t e = 0; e < E; ++e)
+        dot += static_cast<double>(row[e]) * gatesGrad[e];
+      float *logitRow = logitsGrad + s * E;
+      for (int64_t e = 0; e < E; ++e)
+        logitRow[e] = row[e] * (gatesGrad[e] - static_cast<float>(dot));
+    }
+  }
+}
+
+} // namespace
+
+GateResult::GateResult(const GateShape &shape, int64_t topK)
+    : experts(
+          static_cast<size_t>(std::max<int64_t>(0, shape.numTokens * topK))),
+      slots(experts.size()),
+      expertCounts(static_cast<size_t>(std::max<int64_t>(0, shape.numExperts))),
+      weights(experts.size()), gates(static_cast<size_t>(std::max<int64_t>(
+                                   0, shape.numTokens * shape.numExperts))) {}
+
+GateOutputs GateResult::outputs() {
+  GateOutputs out;
+  out.experts = experts.data();
+  out.slots = slots.data();
+  out.weights = weights.data();
+  out.gates = gates.data();
+  out.expertCounts = expertCounts.data();
+  out.auxLoss = &auxLoss;
+  out.capacity = &capacity;
+  return out;
+}
+
+Expected<int64_t> gateConfiguredCapacity(const GateConfig &config,
+                                         const GateShape &shape) {
+  MOERT_RETURN_IF_ERROR(checkConfigAndShape(config, shape));
+  const double factor =
+      config.training ? config.capacityFactor : config.evalCapacityFactor;
+  const int64_t capacity = groupedExpertCapacity(
+      shape.numTokens, config.groups, shape.numExperts, config.topK, factor,
+      config.minCapacity, config.dropTokens);
+  if (capacity < 1)
+    return internalError("gate: groupedExpertCapacity rejected arguments "
+                         "that passed validation (" +
+                         shapeText(shape) +
+                         ", groups=" + std::to_string(config.groups) + ")");
+  return capacity;
+}
+
+Expected<int64_t> gateRoute(const GateConfig &config, const GateShape &shape,
+                            const GateRandomness &randomness, const float *x,
+                            const float *gateWeight, const GateOutputs &out) {
+  MOERT_RETURN_IF_ERROR(checkConfigAndShape(config, shape));
+  MOERT_RETURN_IF_ERROR(checkRandomness(shape, randomness));
+  if (!x || !gateWeight || !out.experts || !out.gates || !out.expertCounts ||
+      !out.auxLoss)
+    return invalidArgument("gate: a required input or output buffer is null");
+
+  const GateShape group = groupShape(config, shape);
+  const int64_t Sg = group.numTokens, M = shape.modelDim, E = shape.numExperts,
+                k = config.topK;
+  std::vector<int32_t> groupCounts;
+  if (config.groups > 1)
+    groupCounts.resize(static_cast<size_t>(E));
+  std::fill(out.expertCounts, out.expertCounts + E, 0);
+  double auxSum = 0.0;
+  int64_t largestCount = 0;
+  for (int64_t g = 0; g < config.groups; ++g) {
+    int32_t *counts = config.groups > 1 ? groupCounts.data() : out.expertCounts;
+    auxSum += routeGroup(config, group, groupRandomness(randomness, group, g),
+                         x + g * Sg * M, gateWeight, out.experts + g * Sg * k,
+                         out.gates + g * Sg * E, counts);
+    for (int64_t e = 0; e < E; ++e) {
+      largestCount = std::max<int64_t>(largestCount, counts[e]);
+      if (config.groups > 1)
+        out.expertCounts[e] += counts[e];
+    }
+  }
+  // The mean over groups: each group's aux loss weighs 1 / groups.
+  *out.auxLoss =
+      static_cast<float>(auxSum / static_cast<double>(config.groups));
+
+  if (config.dropTokens) {
+    MOERT_ASSIGN_OR_RETURN(int64_t total,
+                           gateConfiguredCapacity(config, shape));
+    return total / config.groups;
+  }
+  return largestCount;
+}
+
+Status gateAssignSlots(const GateConfig &config, const GateShape &shape,
+                       const GateRandomness &randomness, int64_t capacity,
+                       const GateOutputs &out) {
+  MOERT_RETURN_IF_ERROR(checkConfigAndShape(config, shape));
+  MOERT_RETURN_IF_ERROR(checkRandomness(shape, randomness));
+  if (!out.experts || !out.slots || !out.weights || !out.gates || !out.capacity)
+    return invalidArgument("gate: a required output buffer is null");
+  const int64_t S = shape.numTokens, E = shape.numExperts, k = config.topK;
+
+  for (int64_t i = 0; i < S * k; ++i)
+    if (out.experts[i] < 0 || out.experts[i] >= E)
+      return outOfRange(
+          "gate: expected expert ids in [0, " + std::to_string(E) +
+          "), found " + std::to_string(out.experts[i]) + " at token " +
+          std::to_string(i / k) + " choice " + std::to_string(i % k));
+
+  const GateShape group = groupShape(config, shape);
+  const int64_t Sg = group.numTokens;
+  if (!config.dropTokens) {
+    // A MAX all-reduce can only raise the local need; more than S/G slots
+    // are never used (an expert gets at most one assignment per token).
+    const int64_t localNeed = largestGroupCount(config, shape, out.experts);
+    capacity = std::min(capacity, Sg);
+    if (capacity < localNeed)
+      return invalidArgument(
+          "gate: dropless capacity must cover the largest local expert "
+          "count " +
+          std::to_string(localNeed) +
+          (config.groups > 1 ? " (of one group)" : "") + ", found capacity " +
+          std::to_string(capacity) +
+          " (the reducer must return the MAX over the group)");
+  }
+  if (capacity < 1)
+    return invalidArgument("gate: expected capacity >= 1, found " +
+                           std::to_string(capacity));
+  // Slots of the last group end at groups * capacity; they are int32.
+  if (config.groups > 1 &&
+      capacity > std::numeric_limits<int32_t>::max() / config.groups)
+    return invalidArgument("gate: expected groups * capacity below 2^31, "
+                           "found groups " +
+                           std::to_string(config.groups) + " x capacity " +
+                           std::to_string(capacity));
+
+  for (int64_t g = 0; g < config.groups; ++g) {
+    GroupRouting routing{out.experts + g * Sg * k, out.gates + g * Sg * E,
+                         out.slots + g * Sg * k, out.weights + g * Sg * k};
+    assignGroupSlots(config, group, groupRandomness(randomness, group, g),
+                     capacity, g * capacity, routing);
+  }
+  *out.capacity = config.groups * capacity;
   return Status::success();
 }
 
@@ -425,58 +587,18 @@ Status gateBackward(const GateConfig &config, const GateShape &shape,
   if (!xGrad && !gateWeightGrad)
     return Status::success();
 
-  // d aux / d gates[s, e] = E * mean_s(mask1[:, e]) / S (mask1 is constant).
-  std::vector<float> auxGateGrad(static_cast<size_t>(E), 0.0f);
-  for (int64_t s = 0; s < S; ++s)
-    auxGateGrad[saved.experts[s * k]] += 1.0f;
-  for (int64_t e = 0; e < E; ++e)
-    auxGateGrad[e] = static_cast<float>(static_cast<double>(auxLossGrad) * E *
-                                        auxGateGrad[e] / S / S);
-
-  // dLogits [S, E] through the combine weights and the softmax.
+  // dLogits [S, E] through the combine weights and the softmax, group by
+  // group (each group's aux loss enters the mean with weight 1 / groups).
   std::vector<float> logitsGrad(static_cast<size_t>(S * E));
-#pragma omp parallel
-  {
-    std::vector<float> gatesGrad(static_cast<size_t>(E));
-#pragma omp for schedule(static)
-    for (int64_t s = 0; s < S; ++s) {
-      const float *row = saved.gates + s * E;
-      const int32_t *chosen = saved.experts + s * k;
-      const int32_t *slot = saved.slots + s * k;
-      const float *weightGrad = weightsGrad + s * k;
-      std::copy(auxGateGrad.begin(), auxGateGrad.end(), gatesGrad.begin());
-      if (k == 1) {
-        if (slot[0] >= 0)
-          gatesGrad[chosen[0]] += weightGrad[0];
-      } else {
-        // w_j = g_j / D with D = max(sum of kept g, eps):
-        // dL/dg_i = (dw_i - sum_j dw_j w_j) / D while D > eps, and
-        // dw_i / eps once clamped (the clamp cuts D's dependence on g).
-        float keptSum = 0.0f;
-        for (int64_t j = 0; j < k; ++j)
-          if (slot[j] >= 0)
-            keptSum += row[chosen[j]];
-        const bool clamped = keptSum < kRenormEpsilon;
-        const float denominator = clamped ? kRenormEpsilon : keptSum;
-        float weightedGrad = 0.0f;
-        if (!clamped)
-          for (int64_t j = 0; j < k; ++j)
-            if (slot[j] >= 0)
-              weightedGrad += weightGrad[j] * (row[chosen[j]] / denominator);
-        for (int64_t j = 0; j < k; ++j)
-          if (slot[j] >= 0)
-            gatesGrad[chosen[j]] +=
-                (weightGrad[j] - weightedGrad) / denominator;
-      }
-      // Softmax: dlogit_e = g_e * (dg_e - sum_e' g_e' dg_e').
-      double dot = 0.0;
-      for (int64_t e = 0; e < E; ++e)
-        dot += static_cast<double>(row[e]) * gatesGrad[e];
-      float *logitRow = logitsGrad.data() + s * E;
-      for (int64_t e = 0; e < E; ++e)
-        logitRow[e] = row[e] * (gatesGrad[e] - static_cast<float>(dot));
-    }
-  }
+  const GateShape group = groupShape(config, shape);
+  const int64_t Sg = group.numTokens;
+  const double groupAuxLossGrad =
+      static_cast<double>(auxLossGrad) / static_cast<double>(config.groups);
+  for (int64_t g = 0; g < config.groups; ++g)
+    groupLogitsGrad(config, group, saved.gates + g * Sg * E,
+                    saved.experts + g * Sg * k, saved.slots + g * Sg * k,
+                    weightsGrad + g * Sg * k, groupAuxLossGrad,
+                    logitsGrad.data() + g * Sg * E);
 
   std::vector<float> jitterStorage;
   if (gateWeightGrad) {

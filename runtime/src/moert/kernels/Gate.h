@@ -25,6 +25,18 @@
 //   index), so any partitioning of the tokens sees the same numbers. Noise
 //   (jitter, rsample, later-choice Gumbel) is drawn in training only; RTS
 //   priorities in training and evaluation (as DeepSpeed does).
+// - Gating groups (GShard's G dimension, GateConfig::groups = G): the S
+//   tokens form G equal contiguous groups of S/G tokens, each routed exactly
+//   as an ungrouped gate over those tokens would be (its own logits product,
+//   capacity Cg, RTS, top-k queues, aux loss; random numbers still keyed by
+//   global token id). Group g owns slots [g * Cg, (g + 1) * Cg) of every
+//   expert, so the buffers hold G * Cg slots per expert and dispatch/combine
+//   need not know about groups. expertCounts is the sum over groups, the aux
+//   loss the mean of the groups' aux losses (its gradient reaches each group
+//   with weight 1/G). A process that holds whole groups of a larger batch
+//   therefore routes them exactly as the process holding the whole batch.
+//   The capacity the two-phase API passes around is the PER-GROUP Cg;
+//   GateOutputs::capacity reports the total G * Cg.
 //
 //===----------------------------------------------------------------------===//
 #ifndef MOERT_KERNELS_GATE_H
@@ -68,6 +80,8 @@ struct GateConfig {
   /// replacement.
   bool laterChoiceNoise = true;
   bool training = true;
+  /// Independently routed token groups; must divide the token count.
+  int64_t groups = 1;
 };
 
 struct GateShape {
@@ -104,7 +118,9 @@ struct GateOutputs {
   float *gates = nullptr;          // [S, E] softmax probabilities (backward)
   int32_t *expertCounts = nullptr; // [E]
   float *auxLoss = nullptr;        // scalar
-  int64_t *capacity = nullptr;     // scalar: the C slots were assigned with
+  /// Scalar: slots per expert the routing used, groups * the per-group
+  /// capacity (the `capacity` of the dispatch buffer [E, capacity, M]).
+  int64_t *capacity = nullptr;
 };
 
 /// Owning storage for GateOutputs (tests, tools, simple callers).
@@ -118,30 +134,33 @@ struct GateResult {
   GateOutputs outputs();
 };
 
-/// Turns the local capacity a dropless gate needs (its largest expert count)
-/// into the capacity every rank of the expert-parallel group uses: a MAX
-/// all-reduce over that group. The single-process default is the identity.
+/// Turns the local per-group capacity a dropless gate needs (the largest
+/// expert count of any of its groups) into the per-group capacity every rank
+/// of the expert-parallel group uses: a MAX all-reduce over that group. The
+/// single-process default is the identity.
 /// A communicator plugs in here; the two-phase API below lets a caller do
 /// the reduction itself instead (e.g. overlapped with other work).
 using CapacityReducer = std::function<Expected<int64_t>(int64_t)>;
 
-/// Configured capacity of a dropping gate in the current mode (training
-/// uses capacityFactor, evaluation evalCapacityFactor), via
-/// moert::expertCapacity.
+/// Configured slots per expert of a dropping gate in the current mode
+/// (training uses capacityFactor, evaluation evalCapacityFactor), all groups
+/// together: moert::groupedExpertCapacity, the compiler's `capacity`.
 Expected<int64_t> gateConfiguredCapacity(const GateConfig &config,
                                          const GateShape &shape);
 
 /// Phase 1: logits, gates, expert choices, expert counts and aux loss.
-/// Returns the capacity this process needs: the configured capacity when
-/// dropping, the largest expert count when dropless (to be MAX-reduced over
-/// the expert-parallel group before phase 2).
+/// Returns the per-group capacity this process needs: the configured one
+/// (gateConfiguredCapacity / groups) when dropping, the largest expert count
+/// of any group when dropless (to be MAX-reduced over the expert-parallel
+/// group before phase 2).
 Expected<int64_t> gateRoute(const GateConfig &config, const GateShape &shape,
                             const GateRandomness &randomness, const float *x,
                             const float *gateWeight, const GateOutputs &out);
 
-/// Phase 2: slots and combine weights for capacity C (the value phase 1
-/// returned, or its MAX over the group for a dropless gate; capped at S).
-/// Reads experts, gates and expertCounts written by phase 1.
+/// Phase 2: slots and combine weights for the per-group capacity Cg (the
+/// value phase 1 returned, or its MAX over the group for a dropless gate;
+/// capped at S / groups); writes groups * Cg to out.capacity. Reads experts
+/// and gates written by phase 1.
 Status gateAssignSlots(const GateConfig &config, const GateShape &shape,
                        const GateRandomness &randomness, int64_t capacity,
                        const GateOutputs &out);

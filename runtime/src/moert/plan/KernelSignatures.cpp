@@ -50,6 +50,7 @@ std::vector<AttributeSignature> gateAttributes() {
       optionalEnum("noise", {"none", "jitter", "rsample"}),
       optional("jitter_eps", AttrValue::FloatValue),
       optional("second_sampling", AttrValue::BoolValue),
+      optional("groups", AttrValue::IntValue),
       required("capacity", AttrValue::IntValue),
       required("stream", AttrValue::IntValue),
       optional("eval", AttrValue::BoolValue),
