@@ -27,7 +27,7 @@ module attributes {moe.model = "demo"} {
     %23 = moe.dropout %22 {rate = 1.000000e-01 : f64, stream = 3 : i64} : tensor<8x32x128xf32>
     %24 = moe.add %16, %23 : tensor<8x32x128xf32>
     %25 = moe.layer_norm %24, %arg27, %arg28 : (tensor<8x32x128xf32>, tensor<128xf32>, tensor<128xf32>) -> tensor<8x32x128xf32>
-    %result, %expert_counts, %aux_loss = moe.moe_layer gelu %25, %arg29, %arg30, %arg31, %arg32, %arg33 {config = #moe.gating<top_k = 2, eval_capacity_factor = 2.0>, stream = 4 : i64} : (tensor<8x32x128xf32>, tensor<128x8xf32>, tensor<8x128x512xf32>, tensor<8x512xf32>, tensor<8x512x128xf32>, tensor<8x128xf32>) -> (tensor<8x32x128xf32>, tensor<8xi32>, tensor<f32>)
+    %result, %expert_counts, %aux_loss = moe.moe_layer gelu %25, %arg29, %arg30, %arg31, %arg32, %arg33 {config = #moe.gating<top_k = 2, eval_capacity_factor = 2.0, groups = 4>, stream = 4 : i64} : (tensor<8x32x128xf32>, tensor<128x8xf32>, tensor<8x128x512xf32>, tensor<8x512xf32>, tensor<8x512x128xf32>, tensor<8x128xf32>) -> (tensor<8x32x128xf32>, tensor<8xi32>, tensor<f32>)
     %26 = moe.dropout %result {rate = 1.000000e-01 : f64, stream = 5 : i64} : tensor<8x32x128xf32>
     %27 = moe.add %24, %26 : tensor<8x32x128xf32>
     %28 = moe.layer_norm %27, %arg34, %arg35 : (tensor<8x32x128xf32>, tensor<128xf32>, tensor<128xf32>) -> tensor<8x32x128xf32>
@@ -73,7 +73,7 @@ module attributes {moe.model = "demo"} {
     %68 = moe.dropout %67 {rate = 1.000000e-01 : f64, stream = 11 : i64} : tensor<8x32x128xf32>
     %69 = moe.add %61, %68 : tensor<8x32x128xf32>
     %70 = moe.layer_norm %69, %arg82, %arg83 : (tensor<8x32x128xf32>, tensor<128xf32>, tensor<128xf32>) -> tensor<8x32x128xf32>
-    %result_0, %expert_counts_1, %aux_loss_2 = moe.moe_layer gelu %70, %arg84, %arg85, %arg86, %arg87, %arg88 {config = #moe.gating<top_k = 2, eval_capacity_factor = 2.0>, stream = 12 : i64} : (tensor<8x32x128xf32>, tensor<128x8xf32>, tensor<8x128x512xf32>, tensor<8x512xf32>, tensor<8x512x128xf32>, tensor<8x128xf32>) -> (tensor<8x32x128xf32>, tensor<8xi32>, tensor<f32>)
+    %result_0, %expert_counts_1, %aux_loss_2 = moe.moe_layer gelu %70, %arg84, %arg85, %arg86, %arg87, %arg88 {config = #moe.gating<top_k = 2, eval_capacity_factor = 2.0, groups = 4>, stream = 12 : i64} : (tensor<8x32x128xf32>, tensor<128x8xf32>, tensor<8x128x512xf32>, tensor<8x512xf32>, tensor<8x512x128xf32>, tensor<8x128xf32>) -> (tensor<8x32x128xf32>, tensor<8xi32>, tensor<f32>)
     %71 = moe.dropout %result_0 {rate = 1.000000e-01 : f64, stream = 13 : i64} : tensor<8x32x128xf32>
     %72 = moe.add %69, %71 : tensor<8x32x128xf32>
     %73 = moe.layer_norm %72, %arg89, %arg90 : (tensor<8x32x128xf32>, tensor<128xf32>, tensor<128xf32>) -> tensor<8x32x128xf32>

@@ -151,10 +151,10 @@ TEST_F(ModelGenTest, ExpansionInfersCapacityPerLayer) {
     int64_t tokens = config.batchSize * config.srcLen; // srcLen == tgtLen
     EXPECT_EQ(type.getShape()[0], config.numExperts);
     EXPECT_EQ(type.getShape()[1],
-              moert::expertCapacity(tokens, config.numExperts,
-                                    config.gating.topK,
-                                    config.gating.capacityFactor,
-                                    config.gating.minCapacity, true));
+              moert::groupedExpertCapacity(
+                  tokens, config.gating.groups, config.numExperts,
+                  config.gating.topK, config.gating.capacityFactor,
+                  config.gating.minCapacity, true));
     EXPECT_EQ(type.getShape()[2], config.modelDim);
   });
   EXPECT_EQ(gates, 2);

@@ -22,12 +22,13 @@
 // ROUNDTRIP: moe.embedding sinusoidal
 // ROUNDTRIP: moe.attention {{.*}} key_mask
 // ROUNDTRIP: moe.moe_layer gelu
-// ROUNDTRIP-SAME: config = #moe.gating<top_k = 2, eval_capacity_factor = 2.0>
+// ROUNDTRIP-SAME: config = #moe.gating<top_k = 2, eval_capacity_factor = 2.0, groups = 4>
 // ROUNDTRIP: moe.attention {{.*}}causal
 // ROUNDTRIP: moe.cross_entropy
 // ROUNDTRIP-SAME: label_smoothing = 1.000000e-01 : f64
 
-// 8x32 = 256 tokens, 8 experts, top-2, capacity_factor 1: C = 64.
+// 8x32 = 256 tokens in 4 gating groups of 64, 8 experts, top-2,
+// capacity_factor 1: 16 slots per group, C = 4 x 16 = 64.
 // EXPANDED-NOT: moe.moe_layer
 // EXPANDED: moe.gate {{.*}}capacity = 64 : i64
 // EXPANDED-NEXT: moe.dispatch {{.*}} -> tensor<8x64x128xf32>
