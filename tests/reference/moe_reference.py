@@ -77,6 +77,7 @@ class GatingConfig:
     noise: str = "none"  # "none" | "jitter" | "rsample"
     jitter_eps: float = 0.01
     second_sampling: bool = True
+    groups: int = 1  # independently routed contiguous token groups (GShard G)
 
 
 @dataclass(frozen=True)
@@ -243,6 +244,7 @@ def parse_config(data: Mapping, source: str = "<config>") -> ModelConfig:
             noise=r.string("noise", g.noise, _NOISES),
             jitter_eps=r.number("jitter_eps", g.jitter_eps),
             second_sampling=r.boolean("second_sampling", g.second_sampling),
+            groups=r.integer("groups", g.groups),
         )
         r.finish()
     config = ModelConfig(**kw)
@@ -293,6 +295,18 @@ def validate_config(c: ModelConfig, source: str = "<config>") -> None:
             fail(f"moe \"min_capacity\" must be >= 0, found {g.min_capacity}")
         if not 0.0 < g.jitter_eps < 1.0:
             fail(f"moe \"jitter_eps\" must be in (0, 1), found {g.jitter_eps}")
+        if g.groups < 1:
+            fail(f"moe \"groups\" must be >= 1, found {g.groups}")
+        # Only stacks with MoE layers have gates whose tokens are grouped.
+        for stack, layers, key, length in (
+                ("encoder", c.encoder_layers, "src_len", c.src_len),
+                ("decoder", c.decoder_layers, "tgt_len", c.tgt_len)):
+            tokens = c.batch_size * length
+            if (any(c.is_moe_layer(i) for i in range(layers))
+                    and tokens % g.groups):
+                fail(f"moe \"groups\" must divide the {tokens} tokens of the "
+                     f"{stack} (batch_size {c.batch_size} x {key} {length}), "
+                     f"found {g.groups}")
 
 
 def load_config(path) -> ModelConfig:
@@ -458,9 +472,10 @@ class GateResult:
     weights: torch.Tensor        # [S, k] combine weights (differentiable)
     expert_counts: torch.Tensor  # [E] int64, all k choices before dropping
     aux_loss: torch.Tensor       # scalar (differentiable)
-    capacity: int                # C the slots were assigned with
+    capacity: int                # slots per expert: groups * group capacity
     gates: torch.Tensor          # [S, E] softmax probabilities
     logits: torch.Tensor         # [S, E] noise-free logits (after jitter)
+    groups: int = 1              # gating groups; capacity // groups per group
 
 
 def _argmax_lowest(scores: torch.Tensor) -> torch.Tensor:
@@ -492,35 +507,29 @@ def _check_noise(t: torch.Tensor, shape, what: str) -> torch.Tensor:
     return t
 
 
-def moe_gate(x: torch.Tensor, weight: torch.Tensor, gating: GatingConfig, *,
-             training: bool = True, noise: Optional[GateNoise] = None,
-             capacity: Optional[int] = None,
-             generator: Optional[torch.Generator] = None) -> GateResult:
-    """Routes the S tokens of ``x`` ([S, M]) to the E experts of ``weight``
-    ([M, E]) with the semantics of ``moe.gate``.
+def _noise_rows(noise: GateNoise, begin: int, end: int) -> GateNoise:
+    """The noise of tokens begin .. end - 1 (every field is per token)."""
+    cut = lambda t: None if t is None else torch.as_tensor(t)[begin:end]  # noqa: E731
+    return GateNoise(rts=cut(noise.rts), jitter=cut(noise.jitter),
+                     first=cut(noise.first), later=cut(noise.later))
 
-    Gating math is done in float32, or float64 when ``x`` is float64 (for
-    gradcheck).  ``capacity`` overrides the configured capacity (e.g. the MAX
-    over an expert-parallel group for a dropless gate); by default it is
-    ``expert_capacity(...)`` with ``capacity_factor`` in training and
-    ``eval_capacity_factor`` otherwise, and the largest expert count when
-    dropless.  Routing decisions are not differentiable; the combine weights
-    and the aux loss are (through the softmax gates).
-    """
-    if x.dim() != 2 or weight.dim() != 2 or x.shape[1] != weight.shape[0]:
-        raise ValueError(f"moe_gate: expected x [S, M] and weight [M, E], found "
-                         f"{tuple(x.shape)} and {tuple(weight.shape)}")
+
+@dataclass
+class _Routed:
+    """One group's routing before capacity: what phase 1 of the gate makes."""
+    logits: torch.Tensor   # [S, E]
+    gates: torch.Tensor    # [S, E]
+    indices: torch.Tensor  # [S, k]
+    counts: torch.Tensor   # [E]
+
+
+def _route(x, weight, gating: GatingConfig, training: bool, noise: GateNoise,
+           generator, dtype) -> _Routed:
+    """Logits, gates and expert choices of the tokens x [S, M]."""
     S, M = x.shape
     E = weight.shape[1]
     k = gating.top_k
-    if not 1 <= k <= E:
-        raise ValueError(f"moe_gate: expected 1 <= top_k <= E = {E}, found {k}")
-    dtype = torch.float64 if x.dtype == torch.float64 else torch.float32
     dev = x.device
-    noise = noise if noise is not None else GateNoise()
-    x = x.to(dtype)
-    weight = weight.to(dtype)
-
     # Jitter multiplies the INPUT (training only), so gates and logits see it.
     if training and gating.noise == "jitter":
         u = noise.jitter
@@ -557,27 +566,18 @@ def moe_gate(x: torch.Tensor, weight: torch.Tensor, gating: GatingConfig, *,
                 taken |= F.one_hot(pick, E).bool()
         indices = torch.stack(chosen, dim=1)  # [S, k]
         counts = torch.bincount(indices.reshape(-1), minlength=E)
+    return _Routed(logits, gates, indices, counts)
 
-        if capacity is None:
-            if gating.drop_tokens:
-                factor_c = (gating.capacity_factor if training
-                            else gating.eval_capacity_factor)
-                capacity = expert_capacity(S, E, k, factor_c,
-                                           gating.min_capacity, True)
-            else:
-                capacity = int(counts.max())
-        elif not gating.drop_tokens:
-            # More than S slots are never used; fewer than the largest count
-            # would drop tokens, which dropless must not.
-            capacity = min(int(capacity), S)
-            if capacity < int(counts.max()):
-                raise ValueError("moe_gate: dropless capacity must cover the "
-                                 f"largest expert count {int(counts.max())}, "
-                                 f"found {capacity}")
-        capacity = int(capacity)
-        if capacity < 1:
-            raise ValueError(f"moe_gate: expected capacity >= 1, found {capacity}")
 
+def _assign_slots(routed: _Routed, gating: GatingConfig, capacity: int,
+                  noise: GateNoise, generator, dtype):
+    """Slots (locations), combine weights and aux loss of one group's tokens
+    for capacity C: ``(locations, weights, aux)``."""
+    gates, indices = routed.gates, routed.indices
+    S, E = gates.shape
+    k = gating.top_k
+    dev = gates.device
+    with torch.no_grad():
         # First choices: position in token order within the expert.
         mask1 = F.one_hot(indices[:, 0], E)  # [S, E] int64
         count1 = mask1.sum(0)
@@ -629,8 +629,95 @@ def moe_gate(x: torch.Tensor, weight: torch.Tensor, gating: GatingConfig, *,
     # aux = E * sum_e mean_s(gates[:, e]) * mean_s(mask1[:, e]) (first choices,
     # before dropping; mask1 is a constant).
     aux = E * torch.sum(gates.mean(dim=0) * mask1.to(dtype).mean(dim=0))
-    return GateResult(indices, locations, weights, counts, aux, capacity, gates,
-                      logits)
+    return locations, weights, aux
+
+
+def moe_gate(x: torch.Tensor, weight: torch.Tensor, gating: GatingConfig, *,
+             training: bool = True, noise: Optional[GateNoise] = None,
+             capacity: Optional[int] = None,
+             generator: Optional[torch.Generator] = None) -> GateResult:
+    """Routes the S tokens of ``x`` ([S, M]) to the E experts of ``weight``
+    ([M, E]) with the semantics of ``moe.gate``.
+
+    Gating math is done in float32, or float64 when ``x`` is float64 (for
+    gradcheck).  With ``gating.groups = G`` the tokens form G equal contiguous
+    groups, each routed on its own exactly as an ungrouped gate over its
+    tokens (and its slice of ``noise``); group g takes slots
+    ``[g * Cg, (g + 1) * Cg)``, the counts are summed and the aux loss is the
+    mean over groups.  ``capacity`` overrides the per-group capacity Cg (e.g.
+    the MAX over an expert-parallel group for a dropless gate); by default it
+    is ``expert_capacity(S / G, ...)`` with ``capacity_factor`` in training
+    and ``eval_capacity_factor`` otherwise, and the largest expert count of
+    any group when dropless.  ``GateResult.capacity`` is the total G * Cg.
+    Routing decisions are not differentiable; the combine weights and the
+    aux loss are (through the softmax gates).
+    """
+    if x.dim() != 2 or weight.dim() != 2 or x.shape[1] != weight.shape[0]:
+        raise ValueError(f"moe_gate: expected x [S, M] and weight [M, E], found "
+                         f"{tuple(x.shape)} and {tuple(weight.shape)}")
+    S, M = x.shape
+    E = weight.shape[1]
+    k = gating.top_k
+    if not 1 <= k <= E:
+        raise ValueError(f"moe_gate: expected 1 <= top_k <= E = {E}, found {k}")
+    G = gating.groups
+    if G < 1 or S % G:
+        raise ValueError(f"moe_gate: expected groups >= 1 dividing S = {S}, "
+                         f"found {G}")
+    Sg = S // G
+    dtype = torch.float64 if x.dtype == torch.float64 else torch.float32
+    noise = noise if noise is not None else GateNoise()
+    for what, given, shape in (("rts", noise.rts, (S,)),
+                               ("jitter", noise.jitter, (S, M)),
+                               ("first", noise.first, (S, E)),
+                               ("later", noise.later, (S, E))):
+        if given is not None:
+            _check_noise(given, shape, what)
+    x = x.to(dtype)
+    weight = weight.to(dtype)
+
+    # Phase 1 for every group (in group order, so a generator drawing missing
+    # noise is consumed as an ungrouped gate would for G = 1).
+    group_noise = [_noise_rows(noise, g * Sg, (g + 1) * Sg) for g in range(G)]
+    routed = [_route(x[g * Sg:(g + 1) * Sg], weight, gating, training,
+                     group_noise[g], generator, dtype) for g in range(G)]
+    largest = max(int(r.counts.max()) for r in routed)
+    if capacity is None:
+        if gating.drop_tokens:
+            factor_c = (gating.capacity_factor if training
+                        else gating.eval_capacity_factor)
+            capacity = expert_capacity(Sg, E, k, factor_c, gating.min_capacity,
+                                       True)
+        else:
+            capacity = largest
+    elif not gating.drop_tokens:
+        # More than S/G slots are never used; fewer than the largest count
+        # would drop tokens, which dropless must not.
+        capacity = min(int(capacity), Sg)
+        if capacity < largest:
+            raise ValueError("moe_gate: dropless capacity must cover the "
+                             f"largest expert count {largest}, found {capacity}")
+    capacity = int(capacity)
+    if capacity < 1:
+        raise ValueError(f"moe_gate: expected capacity >= 1, found {capacity}")
+
+    # Phase 2 per group; group g's slots start at g * C.
+    locations, weights, auxes = [], [], []
+    for g, r in enumerate(routed):
+        loc, w, aux = _assign_slots(r, gating, capacity, group_noise[g],
+                                    generator, dtype)
+        locations.append(torch.where(loc >= 0, loc + g * capacity, loc))
+        weights.append(w)
+        auxes.append(aux)
+    cat = lambda ts: ts[0] if G == 1 else torch.cat(ts)  # noqa: E731
+    counts = routed[0].counts
+    for r in routed[1:]:
+        counts = counts + r.counts
+    aux = auxes[0] if G == 1 else torch.stack(auxes).mean()
+    return GateResult(cat([r.indices for r in routed]), cat(locations),
+                      cat(weights), counts, aux, G * capacity,
+                      cat([r.gates for r in routed]),
+                      cat([r.logits for r in routed]), G)
 
 
 # ---------------------------------------------------------------------------
@@ -668,23 +755,32 @@ def moe_layer_einsum(x, gate_weight, w1, b1, w2, b2, gating: GatingConfig, *,
                      capacity: Optional[int] = None,
                      generator: Optional[torch.Generator] = None):
     """The MoE layer as GShard/DeepSpeed write it: one-hot dispatch mask and
-    combine tensor ``[S, E, C]``, ``'sec,sm->ecm'`` and ``'sec,ecm->sm'``
-    (O(S*E*C*M)).  Returns (y like x, expert_counts, aux_loss, GateResult)."""
+    combine tensor ``[G, S/G, E, Cg]`` over the G gating groups,
+    ``'gsec,gsm->egcm'`` and ``'gsec,egcm->gsm'`` (O(S*E*C*M)); the expert
+    buffer ``[E, G, Cg, M]`` is the ``[E, G*Cg, M]`` buffer of the dialect
+    (group g in slots g*Cg ..).  Returns (y like x, expert_counts, aux_loss,
+    GateResult)."""
     xt = _tokens(x)
     r = moe_gate(xt, gate_weight, gating, training=training, noise=noise,
                  capacity=capacity, generator=generator)
-    E, C = gate_weight.shape[1], r.capacity
+    E, G = gate_weight.shape[1], r.groups
+    S, M = xt.shape
+    Sg, Cg = S // G, r.capacity // G
     kept = r.locations >= 0
-    # [S, k, E, C] one-hot of (expert, slot) per kept choice, summed over k
+    # Position within the token's group's slots (GShard's per-group C).
+    group_of = torch.arange(S, device=xt.device) // Sg
+    local = (r.locations - group_of[:, None] * Cg).clamp(min=0)
+    # [S, k, E, Cg] one-hot of (expert, slot) per kept choice, summed over k
     # (a token's choices go to distinct experts, so no cell is hit twice).
     onehot = (F.one_hot(r.indices, E).to(xt.dtype)[..., :, None]
-              * F.one_hot(r.locations.clamp(min=0), C).to(xt.dtype)[..., None, :]
+              * F.one_hot(local, Cg).to(xt.dtype)[..., None, :]
               * kept.to(xt.dtype)[..., None, None])
-    dispatch_mask = onehot.sum(dim=1)                                   # [S,E,C]
+    dispatch_mask = onehot.sum(dim=1).view(G, Sg, E, Cg)
     combine = (onehot * r.weights.to(xt.dtype)[..., None, None]).sum(dim=1)
-    buf = torch.einsum("sec,sm->ecm", dispatch_mask, xt)
-    y = expert_ffn(buf, w1, b1, w2, b2, activation)
-    out = torch.einsum("sec,ecm->sm", combine, y)
+    combine = combine.view(G, Sg, E, Cg)
+    buf = torch.einsum("gsec,gsm->egcm", dispatch_mask, xt.view(G, Sg, M))
+    y = expert_ffn(buf.reshape(E, G * Cg, M), w1, b1, w2, b2, activation)
+    out = torch.einsum("gsec,egcm->gsm", combine, y.view(E, G, Cg, M))
     return out.reshape(x.shape), r.expert_counts, r.aux_loss, r
 
 

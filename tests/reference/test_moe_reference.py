@@ -133,6 +133,7 @@ class ConfigAndParamsTest(unittest.TestCase, IrMixin):
         self.assertEqual((c.num_experts, c.moe_every, c.moe_offset), (8, 2, 1))
         self.assertEqual(c.gating.top_k, 2)
         self.assertEqual(c.gating.eval_capacity_factor, 2.0)
+        self.assertEqual(c.gating.groups, 4)
         # Defaults of keys the file leaves out (ModelConfig.h).
         self.assertEqual(c.layer_norm_eps, 1e-5)
         self.assertTrue(c.gating.drop_tokens)
@@ -152,6 +153,11 @@ class ConfigAndParamsTest(unittest.TestCase, IrMixin):
                ({"moe": {"num_experts": 2, "top_k": 3}}, "top_k"),
                ({"moe": {"num_experts": 2, "expert": 3}}, "expert"),
                ({"moe": {"num_experts": 2, "use_rts": 1}}, "use_rts"),
+               ({"moe": {"num_experts": 2, "groups": 0}}, "groups"),
+               # 1 x 2 tokens per stack do not split into 4 groups.
+               ({"moe": {"num_experts": 2, "every": 1, "offset": 0,
+                         "groups": 4}}, "groups"),
+               ({"moe": {"num_experts": 2, "groups": 1.5}}, "groups"),
                ({"pad_id": 8}, "pad_id")]
         for extra, key in bad:
             with self.subTest(key=key):
@@ -213,9 +219,10 @@ class ConfigAndParamsTest(unittest.TestCase, IrMixin):
                                      ("dec", c.decoder_layers, c.tgt_len)):
                 for layer in range(n):
                     if c.is_moe_layer(layer):
-                        expected.append(R.expert_capacity(
-                            c.batch_size * length, c.num_experts, g.top_k,
-                            g.capacity_factor, g.min_capacity, g.drop_tokens))
+                        expected.append(g.groups * R.expert_capacity(
+                            c.batch_size * length // g.groups, c.num_experts,
+                            g.top_k, g.capacity_factor, g.min_capacity,
+                            g.drop_tokens))
             self.assertEqual(found, expected, ir_path)
 
     def test_zcode_parameter_count_without_weights(self):
@@ -522,11 +529,13 @@ class GateTest(unittest.TestCase):
         # plus the aux loss through mean gates (routing held by margins).
         gen = torch.Generator().manual_seed(8)
         S, M, E = 14, 5, 4
-        for k, rts in ((1, True), (2, False), (3, True)):
+        for k, rts, groups in ((1, True, 1), (2, False, 1), (3, True, 1),
+                               (1, True, 2), (2, True, 7)):
             x = torch.randn(S, M, generator=gen, dtype=torch.float64)
             wg = torch.randn(M, E, generator=gen, dtype=torch.float64)
             g = R.GatingConfig(top_k=k, capacity_factor=0.6, min_capacity=0,
-                               use_rts=rts, noise="jitter", second_sampling=True)
+                               use_rts=rts, noise="jitter", second_sampling=True,
+                               groups=groups)
             noise = R.GateNoise(rts=torch.rand(S, generator=gen),
                                 jitter=torch.rand(S, M, generator=gen),
                                 later=torch.rand(S, E, generator=gen) * 0.98 + 0.01)
@@ -537,9 +546,76 @@ class GateTest(unittest.TestCase):
                 r = R.moe_gate(x_, wg_, g, noise=noise)
                 return r.weights, r.aux_loss
 
-            with self.subTest(k=k):
+            with self.subTest(k=k, groups=groups):
                 self.assertTrue(torch.autograd.gradcheck(
                     f, (x.requires_grad_(), wg.requires_grad_()), eps=1e-6, atol=1e-6))
+
+    def test_groups_are_separate_gates_on_slices(self):
+        # A gate with G groups is G ungrouped gates over the contiguous
+        # slices of its tokens (and of its noise), slots shifted by g * Cg;
+        # counts add up, the aux loss is their mean. Checked against the
+        # plain loop too, group by group.
+        gen = torch.Generator().manual_seed(12)
+        S, M, E = 36, 5, 4
+        cases = [R.GatingConfig(top_k=1, capacity_factor=0.7, min_capacity=0,
+                                noise="rsample", groups=4),
+                 R.GatingConfig(top_k=2, capacity_factor=0.5, min_capacity=1,
+                                noise="jitter", groups=3),
+                 R.GatingConfig(top_k=3, capacity_factor=0.6, min_capacity=0,
+                                use_rts=False, groups=6),
+                 R.GatingConfig(top_k=2, drop_tokens=False, groups=4)]
+        for g in cases:
+            x = torch.randn(S, M, generator=gen)
+            wg = torch.randn(M, E, generator=gen)
+            x[::2] += 2 * wg[:, 0]  # overload expert 0 in every group
+            noise = R.GateNoise(rts=torch.rand(S, generator=gen),
+                                jitter=torch.rand(S, M, generator=gen),
+                                first=torch.rand(S, E, generator=gen) * 0.98 + 0.01,
+                                later=torch.rand(S, E, generator=gen) * 0.98 + 0.01)
+            G, Sg = g.groups, S // g.groups
+            with self.subTest(top_k=g.top_k, groups=G, drop=g.drop_tokens):
+                r = R.moe_gate(x, wg, g, noise=noise)
+                self.assertEqual(r.groups, G)
+                self.assertEqual(r.capacity % G, 0)
+                Cg = r.capacity // G
+                single = replace(g, groups=1)
+                parts = [R.moe_gate(x[i * Sg:(i + 1) * Sg], wg, single,
+                                    noise=R.GateNoise(
+                                        rts=noise.rts[i * Sg:(i + 1) * Sg],
+                                        jitter=noise.jitter[i * Sg:(i + 1) * Sg],
+                                        first=noise.first[i * Sg:(i + 1) * Sg],
+                                        later=noise.later[i * Sg:(i + 1) * Sg]),
+                                    capacity=None if g.drop_tokens else Cg)
+                         for i in range(G)]
+                if g.drop_tokens:
+                    self.assertEqual(Cg, R.expert_capacity(
+                        Sg, E, g.top_k, g.capacity_factor, g.min_capacity))
+                    self.assertGreater(int((r.locations < 0).sum()), 0)
+                else:
+                    # Dropless: the largest count of any one group.
+                    self.assertEqual(Cg, max(int(p.expert_counts.max())
+                                             for p in parts))
+                    self.assertTrue(bool((r.locations >= 0).all()))
+                    self.assertLess(Cg, int(r.expert_counts.max()))
+                for i, p in enumerate(parts):
+                    rows = slice(i * Sg, (i + 1) * Sg)
+                    self.assertEqual(p.capacity, Cg)
+                    torch.testing.assert_close(r.indices[rows], p.indices)
+                    shifted = torch.where(p.locations >= 0,
+                                          p.locations + i * Cg, p.locations)
+                    torch.testing.assert_close(r.locations[rows], shifted)
+                    torch.testing.assert_close(r.weights[rows], p.weights)
+                    torch.testing.assert_close(r.gates[rows], p.gates)
+                    expected = loop_slots(p.indices.tolist(), Cg,
+                                          noise.rts[rows].tolist()
+                                          if g.use_rts else None)
+                    self.assertEqual(p.locations.tolist(), expected)
+                torch.testing.assert_close(
+                    r.expert_counts, sum(p.expert_counts for p in parts))
+                torch.testing.assert_close(
+                    r.aux_loss, torch.stack([p.aux_loss for p in parts]).mean())
+                with self.assertRaisesRegex(ValueError, "groups"):
+                    R.moe_gate(x[:S - 1], wg, g, noise=None)
 
     def test_runtime_philox_numbers(self):
         # Random123 known answers (also in runtime/tests/RandomTest.cpp).
@@ -581,7 +657,10 @@ class FormulationTest(unittest.TestCase):
                  R.GatingConfig(top_k=2, capacity_factor=0.5, min_capacity=1),
                  R.GatingConfig(top_k=3, capacity_factor=0.8, min_capacity=0,
                                 use_rts=False),
-                 R.GatingConfig(top_k=2, drop_tokens=False, noise="jitter")]
+                 R.GatingConfig(top_k=2, drop_tokens=False, noise="jitter"),
+                 R.GatingConfig(top_k=2, capacity_factor=0.5, min_capacity=1,
+                                groups=3),
+                 R.GatingConfig(top_k=1, drop_tokens=False, groups=7)]
         for g in cases:
             x = torch.randn(B, L, M, generator=gen, dtype=torch.float64)
             x[0] += 2.0  # skew routing so that some tokens are dropped
@@ -603,7 +682,8 @@ class FormulationTest(unittest.TestCase):
                 objective = (y * upstream).sum() + 0.37 * aux
                 grads = torch.autograd.grad(objective, inputs)
                 results[name] = (y, counts, aux, grads, routing)
-            with self.subTest(top_k=g.top_k, drop=g.drop_tokens):
+            with self.subTest(top_k=g.top_k, drop=g.drop_tokens,
+                              groups=g.groups):
                 a, b = results["einsum"], results["indexed"]
                 if g.drop_tokens:
                     self.assertGreater(int((a[4].locations < 0).sum()), 0)

@@ -1,8 +1,9 @@
 """The compiled model against the independent PyTorch reference.
 
-For a few model configurations (the demo with dropout 0, a tiny top-1 model
-with Random Token Selection and rsample noise, a tiny dropless top-2 model
-with jitter, a tiny top-2 model that drops tokens) this test
+For a few model configurations (the demo with dropout 0 and 4 gating groups,
+a tiny top-1 model with Random Token Selection and rsample noise, a tiny
+dropless top-2 model with jitter, a tiny top-2 model that drops tokens, and
+the top-1 and dropless ones again with gating groups) this test
 
 1. generates the model with moe-model-gen, compiles it with moe-opt
    (--moe-training-pipeline, explicit aux-loss coefficient) and emits the plan
@@ -36,6 +37,7 @@ import subprocess
 import sys
 import tempfile
 import unittest
+from dataclasses import replace
 
 try:
     import numpy as np
@@ -151,6 +153,20 @@ TINY_TOP2_DROPLESS = {
             "expert_hidden": 32, "drop_tokens": False, "use_rts": True,
             "noise": "jitter", "second_sampling": True},
     "batch_size": 3, "src_len": 10, "tgt_len": 11,
+}
+
+TINY_TOP1_RTS_GROUPED = {
+    # TINY_TOP1_RTS with 4 gating groups of 12 tokens: each group has its
+    # own 3 slots per expert and its own Random Token Selection.
+    **TINY_TOP1_RTS, "name": "tiny-top1-rts-grouped",
+    "moe": {**TINY_TOP1_RTS["moe"], "groups": 4},
+}
+
+TINY_TOP2_DROPLESS_GROUPED = {
+    # TINY_TOP2_DROPLESS with 3 gating groups (of 10 source and 11 target
+    # tokens): the capacity is the largest expert count of any one group.
+    **TINY_TOP2_DROPLESS, "name": "tiny-top2-dropless-grouped",
+    "moe": {**TINY_TOP2_DROPLESS["moe"], "groups": 3},
 }
 
 TINY_TOP2_DROPPING = {
@@ -290,6 +306,8 @@ class RuntimeAgainstTorchTest(unittest.TestCase):
 
         noise = R.runtime_gate_noise_fn(seed, step, config.gating)
         model64.load_state(params)  # float32 values, widened exactly
+        self.last_case = dict(config=config, params=params, batch=(src, tgt, labels),
+                              noise=noise)
         ref = R.loss_and_grads(model64, src, tgt, labels, aux_coef=aux_coef,
                                gate_noise=noise)
         routing64 = routing_of(model64)
@@ -366,6 +384,24 @@ class RuntimeAgainstTorchTest(unittest.TestCase):
                       f"max|ref|: {failures[:8]}\n" + self.group_table(rows))
         return ref, ref_counts, model64
 
+    def assert_grouping_changes_routing(self, model):
+        """The grouped reference routes differently from the same model with
+        one group, so the agreement with the runtime does test the groups."""
+        case = self.last_case
+        config = case["config"]
+        self.assertGreater(config.gating.groups, 1)
+        ungrouped = R.MoEModel(replace(config, gating=replace(config.gating,
+                                                               groups=1)),
+                               dropout=0.0, dtype=torch.float64).train()
+        ungrouped.load_state(case["params"])
+        with torch.no_grad():
+            ungrouped(*case["batch"], gate_noise=case["noise"])
+        changed = [prefix for prefix, r in model.last_routing.items()
+                   if not torch.equal(r.locations,
+                                      ungrouped.last_routing[prefix].locations)]
+        self.assertTrue(changed, f"{config.name}: grouping changed no slot")
+        return ungrouped
+
     @staticmethod
     def group_table(rows):
         """Worst relative error (max|diff| / max|ref|; for analytically zero
@@ -395,11 +431,40 @@ class RuntimeAgainstTorchTest(unittest.TestCase):
     # -- cases ---------------------------------------------------------------
 
     def test_demo_dropout0(self):
-        # Top-2, RTS, Gumbel-sampled second choices; aux coefficient 0.01
-        # (the pipeline's default, passed explicitly).
+        # Top-2, RTS, Gumbel-sampled second choices, 4 gating groups; aux
+        # coefficient 0.01 (the pipeline's default, passed explicitly).
         ref, counts, model = self.check_against_reference(
             demo_config(), seed=5, step=3, aux_coef=0.01)
         self.assertEqual(len(counts), 2)
+        self.assertEqual(model.config.gating.groups, 4)
+        self.assert_grouping_changes_routing(model)
+
+    def test_tiny_top1_rts_rsample_grouped(self):
+        ref, counts, model = self.check_against_reference(
+            TINY_TOP1_RTS_GROUPED, seed=11, step=7, aux_coef=0.1, alphabet=0)
+        # Random Token Selection within a group: some group overflows an
+        # expert's 3 slots.
+        G = model.config.gating.groups
+        overflowed = 0
+        for r in model.last_routing.values():
+            Sg, Cg = r.indices.shape[0] // G, r.capacity // G
+            for g in range(G):
+                first = r.indices[g * Sg:(g + 1) * Sg, 0]
+                overflowed += int(torch.bincount(first, minlength=4).max() > Cg)
+        self.assertGreater(overflowed, 0, "no group overflowed: RTS not exercised")
+        self.assert_grouping_changes_routing(model)
+
+    def test_tiny_top2_dropless_jitter_grouped(self):
+        ref, counts, model = self.check_against_reference(
+            TINY_TOP2_DROPLESS_GROUPED, seed=2, step=1, aux_coef=0.05,
+            alphabet=32)
+        for prefix, r in model.last_routing.items():
+            self.assertTrue(bool((r.locations >= 0).all()),
+                            f"{prefix}: dropless gate dropped a token")
+            # Each group's capacity is the largest count of one group, below
+            # the largest count over the whole batch.
+            self.assertLess(r.capacity // r.groups, int(r.expert_counts.max()))
+        self.assert_grouping_changes_routing(model)
 
     def test_tiny_top1_rts_rsample(self):
         # A larger aux coefficient makes the load-balancing gradient a
