@@ -38,6 +38,12 @@ const std::vector<std::string> kPositionKinds = {"none", "sinusoidal",
                                                  "learned"};
 const std::vector<std::string> kParamGroups = {"dense", "expert"};
 
+/// The grid axes over which the operand of a dropout or gate is one token
+/// shard of a batch-major tensor (schema 1.1; absent = not sharded).
+AttributeSignature shardAxes() {
+  return optional("shard_axes", AttrValue::IntVectorValue);
+}
+
 /// The fields of `#moe.gating` plus the gate op's own attributes.
 std::vector<AttributeSignature> gateAttributes() {
   return {
@@ -54,6 +60,7 @@ std::vector<AttributeSignature> gateAttributes() {
       required("capacity", AttrValue::IntValue),
       required("stream", AttrValue::IntValue),
       optional("eval", AttrValue::BoolValue),
+      shardAxes(),
   };
 }
 
@@ -79,7 +86,7 @@ std::map<Opcode, KernelSignature> buildSignatures() {
   add(Opcode::add, {2, 2}, {1, 1}, {});
   add(Opcode::dropout, {1, 1}, {1, 1},
       {required("rate", AttrValue::FloatValue),
-       required("stream", AttrValue::IntValue)});
+       required("stream", AttrValue::IntValue), shardAxes()});
   add(Opcode::padding_mask, {1, 1}, {1, 1},
       {required("pad_id", AttrValue::IntValue)});
   add(Opcode::attention, {3, 4}, {1, 1},
@@ -106,7 +113,7 @@ std::map<Opcode, KernelSignature> buildSignatures() {
       {requiredEnum("kind", kActivationKinds)});
   add(Opcode::dropout_grad, {1, 1}, {1, 1},
       {required("rate", AttrValue::FloatValue),
-       required("stream", AttrValue::IntValue)});
+       required("stream", AttrValue::IntValue), shardAxes()});
   add(Opcode::attention_grad, {4, 5}, {3, 3},
       {required("num_heads", AttrValue::IntValue),
        optional("causal", AttrValue::BoolValue)});
@@ -135,11 +142,18 @@ std::map<Opcode, KernelSignature> buildSignatures() {
   // Data movement.
   add(Opcode::copy, {1, 1}, {1, 1}, {});
   add(Opcode::fill, {0, 0}, {1, 1}, {required("value", AttrValue::FloatValue)});
+  // Introduced by partitioning (schema 1.1).
+  add(Opcode::token_count, {1, 1}, {1, 1},
+      {required("ignore_index", AttrValue::IntValue)});
+  add(Opcode::bias_add, {2, 2}, {1, 1}, {});
+  add(Opcode::mul, {2, 2}, {1, 1}, {});
+  add(Opcode::div, {2, 2}, {1, 1}, {});
   // Collectives: their parameters live in Instruction.collective.
   add(Opcode::all_reduce, {1, 1}, {1, 1}, {});
   add(Opcode::all_gather, {1, 1}, {1, 1}, {});
   add(Opcode::reduce_scatter, {1, 1}, {1, 1}, {});
   add(Opcode::all_to_all, {1, 1}, {1, 1}, {});
+  add(Opcode::all_slice, {1, 1}, {1, 1}, {});
   return byOpcode;
 }
 

@@ -43,6 +43,7 @@ bool isCollective(fb::Opcode opcode) {
   case fb::Opcode::all_gather:
   case fb::Opcode::reduce_scatter:
   case fb::Opcode::all_to_all:
+  case fb::Opcode::all_slice:
     return true;
   default:
     return false;

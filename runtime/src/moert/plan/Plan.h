@@ -21,7 +21,7 @@ namespace moert::plan {
 /// same major version (minor versions only add things, see plan.fbs) and
 /// rejects another major version.
 inline constexpr uint16_t kSchemaMajorVersion = 1;
-inline constexpr uint16_t kSchemaMinorVersion = 0;
+inline constexpr uint16_t kSchemaMinorVersion = 1;
 
 /// Bytes per element (i1 is stored as one byte).
 int64_t dtypeSize(fb::DType dtype);
@@ -29,7 +29,8 @@ int64_t dtypeSize(fb::DType dtype);
 std::string dtypeName(fb::DType dtype);
 /// "linear", ...; "opcode(<n>)" for a value outside the enum.
 std::string opcodeName(fb::Opcode opcode);
-/// True for all_reduce, all_gather, reduce_scatter and all_to_all.
+/// True for all_reduce, all_gather, reduce_scatter, all_to_all and
+/// all_slice (the opcodes that carry an Instruction.collective).
 bool isCollective(fb::Opcode opcode);
 
 /// "[128, 512]".

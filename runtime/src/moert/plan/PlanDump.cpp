@@ -120,6 +120,8 @@ void printPlan(const fb::Plan &plan, std::ostream &out) {
     if (param.exp_avg_buffer() >= 0 || param.exp_avg_sq_buffer() >= 0)
       fmt::print(out, " moments %{}, %{}", param.exp_avg_buffer(),
                  param.exp_avg_sq_buffer());
+    if (param.state_sharding() && param.state_sharding()->size() > 0)
+      fmt::print(out, " state {}", shardingOf(grid, param.state_sharding()));
     out << "\n";
   }
 

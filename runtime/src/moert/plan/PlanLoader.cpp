@@ -107,6 +107,8 @@ private:
                          const fb::Instruction &instruction);
   Status checkCollective(const std::string &where,
                          const fb::Instruction &instruction);
+  Status checkShardAxes(const std::string &where,
+                        const fb::Instruction &instruction);
   Status checkTraining();
 
   const fb::Plan &plan_;
@@ -388,20 +390,40 @@ Status PlanChecker::checkParameters() {
       return invalidArgument(fmt::format("{}: unknown parameter group {}",
                                          where,
                                          static_cast<int>(param.group())));
+    // The optimizer state may be partitioned further than the parameter
+    // (ZeRO); an empty state spec means "as the parameter".
+    const ShardingVector *stateSharding = param.sharding();
+    if (param.state_sharding() && param.state_sharding()->size() > 0) {
+      MOERT_RETURN_IF_ERROR(checkSharding(where + " (state_sharding)", shape,
+                                          param.state_sharding()));
+      stateSharding = param.state_sharding();
+    }
     std::vector<int64_t> local =
         localShape(*plan_.grid(), shape, param.sharding());
+    std::vector<int64_t> stateLocal =
+        localShape(*plan_.grid(), shape, stateSharding);
     MOERT_RETURN_IF_ERROR(checkTensorBuffer(where, "its buffer", param.buffer(),
                                             param.dtype(), &local));
-    MOERT_RETURN_IF_ERROR(checkTensorBuffer(where, "its gradient buffer",
-                                            param.grad_buffer(), param.dtype(),
-                                            nullptr));
+    // The gradient is the parameter's shard, or the state's under ZeRO-2.
+    MOERT_RETURN_IF_ERROR(checkTensorBuffer(
+        where, "its gradient buffer", param.grad_buffer(), param.dtype(),
+        param.grad_buffer() >= 0 &&
+                static_cast<uint32_t>(param.grad_buffer()) < numBuffers() &&
+                toShape(buffer(param.grad_buffer()).shape()) == stateLocal
+            ? &stateLocal
+            : &local));
     // The AdamW moments are fp32 whatever the parameter's type.
     MOERT_RETURN_IF_ERROR(checkTensorBuffer(where, "its exp_avg buffer",
                                             param.exp_avg_buffer(),
-                                            fb::DType::f32, nullptr));
+                                            fb::DType::f32, &stateLocal));
     MOERT_RETURN_IF_ERROR(checkTensorBuffer(where, "its exp_avg_sq buffer",
                                             param.exp_avg_sq_buffer(),
-                                            fb::DType::f32, nullptr));
+                                            fb::DType::f32, &stateLocal));
+    if ((param.exp_avg_buffer() < 0) != (param.exp_avg_sq_buffer() < 0))
+      return invalidArgument(fmt::format(
+          "{}: has exp_avg buffer {} and exp_avg_sq buffer {}, expected both "
+          "or neither",
+          where, param.exp_avg_buffer(), param.exp_avg_sq_buffer()));
   }
   return Status::success();
 }
@@ -524,6 +546,64 @@ Status PlanChecker::checkInstruction(uint32_t index,
             position, formatShape(toShape(operandBuffer(position).shape())),
             formatShape(resultShape)));
   }
+  MOERT_RETURN_IF_ERROR(checkShardAxes(where, instruction));
+  auto shapeOf = [&](const fb::Buffer &buf) { return toShape(buf.shape()); };
+  auto expectDType = [&](const char *role, uint32_t position,
+                         const fb::Buffer &buf, fb::DType dtype) -> Status {
+    if (buf.dtype() == dtype)
+      return Status::success();
+    return invalidArgument(fmt::format("{}: {} {} is {}, expected {}", where,
+                                       role, position, dtypeName(buf.dtype()),
+                                       dtypeName(dtype)));
+  };
+  switch (instruction.opcode()) {
+  case fb::Opcode::token_count: {
+    MOERT_RETURN_IF_ERROR(
+        expectDType("operand", 0, operandBuffer(0), fb::DType::i32));
+    MOERT_RETURN_IF_ERROR(
+        expectDType("result", 0, resultBuffer(0), fb::DType::f32));
+    if (resultBuffer(0).size() != 4)
+      return invalidArgument(
+          fmt::format("{}: result has shape {}, expected a scalar", where,
+                      formatShape(shapeOf(resultBuffer(0)))));
+    break;
+  }
+  case fb::Opcode::bias_add: {
+    std::vector<int64_t> x = shapeOf(operandBuffer(0));
+    std::vector<int64_t> bias = shapeOf(operandBuffer(1));
+    if (x.empty() || bias.size() != 1 || bias[0] != x.back() ||
+        shapeOf(resultBuffer(0)) != x)
+      return invalidArgument(fmt::format(
+          "{}: operands {} and {} with result {}, expected x [..., N], "
+          "bias [N] and a result shaped like x",
+          where, formatShape(x), formatShape(bias),
+          formatShape(shapeOf(resultBuffer(0)))));
+    for (uint32_t position = 0; position < 2; ++position)
+      MOERT_RETURN_IF_ERROR(expectDType(
+          "operand", position, operandBuffer(position), fb::DType::f32));
+    MOERT_RETURN_IF_ERROR(
+        expectDType("result", 0, resultBuffer(0), fb::DType::f32));
+    break;
+  }
+  case fb::Opcode::mul:
+  case fb::Opcode::div: {
+    std::vector<int64_t> resultShape = shapeOf(resultBuffer(0));
+    for (uint32_t position = 0; position < 2; ++position) {
+      if (shapeOf(operandBuffer(position)) != resultShape)
+        return invalidArgument(fmt::format(
+            "{}: operand {} has shape {}, expected the result shape {}", where,
+            position, formatShape(shapeOf(operandBuffer(position))),
+            formatShape(resultShape)));
+      MOERT_RETURN_IF_ERROR(expectDType(
+          "operand", position, operandBuffer(position), fb::DType::f32));
+    }
+    MOERT_RETURN_IF_ERROR(
+        expectDType("result", 0, resultBuffer(0), fb::DType::f32));
+    break;
+  }
+  default:
+    break;
+  }
   if (instruction.opcode() == fb::Opcode::copy &&
       (operandBuffer(0).size() != resultBuffer(0).size() ||
        operandBuffer(0).dtype() != resultBuffer(0).dtype()))
@@ -532,6 +612,32 @@ Status PlanChecker::checkInstruction(uint32_t index,
         "size and dtype",
         where, operandBuffer(0).size(), dtypeName(operandBuffer(0).dtype()),
         resultBuffer(0).size(), dtypeName(resultBuffer(0).dtype())));
+  return Status::success();
+}
+
+Status PlanChecker::checkShardAxes(const std::string &where,
+                                   const fb::Instruction &instruction) {
+  if (!instruction.attributes())
+    return Status::success();
+  for (const fb::Attribute *attribute : *instruction.attributes()) {
+    if (attribute->name()->str() != "shard_axes")
+      continue;
+    const fb::IntVectorValue *value = attribute->value_as_IntVectorValue();
+    if (!value || !value->values())
+      return Status::success(); // typed and present: checkAttributes did it
+    int64_t previous = -1;
+    for (int64_t axisIndex : *value->values()) {
+      if (axisIndex < 0 || axisIndex >= int64_t(numAxes()))
+        return invalidArgument(fmt::format(
+            "{}: shard_axes names grid axis {}, but the grid has {} axes",
+            where, axisIndex, numAxes()));
+      if (axisIndex <= previous)
+        return invalidArgument(fmt::format(
+            "{}: shard_axes has axis {} after {}, expected increasing axes",
+            where, axisIndex, previous));
+      previous = axisIndex;
+    }
+  }
   return Status::success();
 }
 
@@ -600,6 +706,7 @@ Status PlanChecker::checkCollective(const std::string &where,
     return invalidArgument(where + ": the collective names no grid axes");
   int64_t groupSize = 1;
   std::set<uint8_t> axes;
+  int previous = -1;
   for (uint8_t axisIndex : *collective->axes()) {
     if (axisIndex >= numAxes())
       return invalidArgument(fmt::format(
@@ -608,6 +715,13 @@ Status PlanChecker::checkCollective(const std::string &where,
     if (!axes.insert(axisIndex).second)
       return invalidArgument(fmt::format("{}: grid axis '{}' is named twice",
                                          where, axis(axisIndex).name()->str()));
+    // The group rank is the row-major index over the axes in this order,
+    // which is the communicators' order only for increasing axes.
+    if (axisIndex < previous)
+      return invalidArgument(
+          fmt::format("{}: grid axes {} after {}, expected increasing axes",
+                      where, axisIndex, previous));
+    previous = axisIndex;
     groupSize *= axis(axisIndex).size();
   }
 
@@ -636,8 +750,9 @@ Status PlanChecker::checkCollective(const std::string &where,
   std::vector<int64_t> inShape = toShape(input.shape());
   std::vector<int64_t> outShape = toShape(output.shape());
   int64_t rank = static_cast<int64_t>(inShape.size());
-  bool needsSplit =
-      opcode == fb::Opcode::reduce_scatter || opcode == fb::Opcode::all_to_all;
+  bool needsSplit = opcode == fb::Opcode::reduce_scatter ||
+                    opcode == fb::Opcode::all_to_all ||
+                    opcode == fb::Opcode::all_slice;
   bool needsConcat =
       opcode == fb::Opcode::all_gather || opcode == fb::Opcode::all_to_all;
   auto checkDim = [&](const char *role, int32_t dim, bool needed) -> Status {

@@ -11,9 +11,13 @@
 //   4. semantic consistency: grid, buffers inside their region with sizes
 //      that match shape and dtype, arena buffers sharing bytes only with
 //      disjoint live ranges, parameters and batch inputs with positive
-//      shapes whose shard axes divide the dimensions they split, and every
-//      instruction's operands, results, attributes and collective
-//      parameters as its kernel expects.
+//      shapes whose shard axes divide the dimensions they split and whose
+//      buffers hold the local shard (the AdamW moments that of the state
+//      sharding, which ZeRO may partition further), and every
+//      instruction's operands, results, attributes (`shard_axes`: grid
+//      axes, increasing) and collective parameters (grid axes, increasing;
+//      split / concatenated dimensions in range; the result shape they
+//      imply) as its kernel expects.
 // Errors say what was expected, what was found and where.
 //
 //===----------------------------------------------------------------------===//

@@ -115,7 +115,7 @@ TEST(PlanDump, ListsEveryPart) {
   ASSERT_TRUE(loaded.ok()) << loaded.status().toString();
   std::string dump = dumpPlan(loaded->plan());
   for (const char *expected :
-       {"plan 'small-test-model' (schema 1.0)",
+       {"plan 'small-test-model' (schema 1.1)",
         "grid: dp=2 (data) x ep=2 (expert) x tp=1 (tensor) = 4 ranks, ZeRO "
         "stage 1",
         "#1 encoder.layers.0.moe.w1 [4, 16, 32] f32 [ep, -, -] init "
