@@ -9,6 +9,8 @@
 //===----------------------------------------------------------------------===//
 #include "compiler/MemoryPlan.h"
 
+#include "dialects/Moe/MoeOps.h"
+
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/IR/BuiltinTypes.h"
 #include "llvm/ADT/DenseMap.h"
@@ -110,4 +112,54 @@ MemoryPlan mlir::moe::planMemory(func::FuncOp func, int64_t alignment,
     placed.push_back(i);
   }
   return plan;
+}
+
+llvm::DenseMap<Value, BlockArgument>
+mlir::moe::stepArgumentAliases(func::FuncOp func) {
+  llvm::DenseMap<Value, BlockArgument> aliases;
+  func.walk([&](AdamWOp update) {
+    for (auto [operand, result] :
+         {std::pair(update.getParam(), update.getNewParam()),
+          std::pair(update.getExpAvg(), update.getNewExpAvg()),
+          std::pair(update.getExpAvgSq(), update.getNewExpAvgSq())})
+      if (auto arg = dyn_cast<BlockArgument>(operand))
+        aliases[result] = arg;
+  });
+  Block &body = func.getBody().front();
+  auto ret = dyn_cast<func::ReturnOp>(body.getTerminator());
+  if (!ret)
+    return aliases;
+  auto argAttr = [&](BlockArgument arg, StringRef name) {
+    return func.getArgAttrOfType<StringAttr>(arg.getArgNumber(), name);
+  };
+  for (auto [index, value] : llvm::enumerate(ret.getOperands())) {
+    if (aliases.count(value) || isa<BlockArgument>(value))
+      continue;
+    auto resultAttr = [&](StringRef name) {
+      return func.getResultAttrOfType<StringAttr>(index, name);
+    };
+    StringAttr role = resultAttr(MoeDialect::kRoleAttrName);
+    if (!role)
+      continue;
+    if (role.getValue() == "new_param") {
+      StringAttr name = resultAttr(MoeDialect::kParamAttrName);
+      for (BlockArgument arg : body.getArguments())
+        if (name && argAttr(arg, MoeDialect::kParamAttrName) == name)
+          aliases[value] = arg;
+    } else if (role.getValue() == "new_state") {
+      StringAttr of = resultAttr(MoeDialect::kStateOfAttrName);
+      StringAttr state = resultAttr(MoeDialect::kOptStateAttrName);
+      for (BlockArgument arg : body.getArguments())
+        if (of && state && argAttr(arg, MoeDialect::kStateOfAttrName) == of &&
+            argAttr(arg, MoeDialect::kOptStateAttrName) == state)
+          aliases[value] = arg;
+    }
+  }
+  return aliases;
+}
+
+MemoryPlan mlir::moe::planStepMemory(func::FuncOp func, int64_t alignment) {
+  llvm::DenseMap<Value, BlockArgument> aliases = stepArgumentAliases(func);
+  return planMemory(func, alignment,
+                    [&](Value value) { return aliases.count(value) > 0; });
 }

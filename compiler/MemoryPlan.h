@@ -10,6 +10,7 @@
 #define MOE_COMPILER_MEMORYPLAN_H
 
 #include "mlir/IR/Value.h"
+#include "llvm/ADT/DenseMap.h"
 #include "llvm/ADT/STLFunctionalExtras.h"
 #include "llvm/ADT/SmallVector.h"
 
@@ -46,6 +47,19 @@ int64_t tensorBytes(Type type);
 /// state) and get no arena buffer.
 MemoryPlan planMemory(func::FuncOp func, int64_t alignment = 64,
                       llvm::function_ref<bool(Value)> external = {});
+
+/// The op results of a training step that live in the persistent buffer of
+/// an argument rather than in the arena, mapped to that argument: AdamW
+/// results whose operand is the argument itself (updated in place), and
+/// returned `new_param` / `new_state` values computed otherwise (e.g. the
+/// all-gather of a ZeRO shard), written into the state they replace. The
+/// plan emitter places buffers by this rule; reports use it so that their
+/// numbers are the plan's.
+llvm::DenseMap<Value, BlockArgument> stepArgumentAliases(func::FuncOp func);
+
+/// The arena plan of a training step as the emitted plan lays it out:
+/// `planMemory` with the `stepArgumentAliases` external.
+MemoryPlan planStepMemory(func::FuncOp func, int64_t alignment = 64);
 
 } // namespace mlir::moe
 

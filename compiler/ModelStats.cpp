@@ -1,4 +1,4 @@
-//===- ModelStats.cpp - Parameter statistics of a moe-dialect model -------===//
+//===- ModelStats.cpp - Parameter and FLOP statistics of moe-dialect IR ---===//
 #include "compiler/ModelStats.h"
 
 #include "dialects/Moe/MoeOps.h"
@@ -63,4 +63,68 @@ ParamStats mlir::moe::computeParamStats(func::FuncOp func) {
   stats.activeElements =
       static_cast<double>(stats.denseElements) + activeExpert;
   return stats;
+}
+
+MatmulFlops mlir::moe::computeMatmulFlops(func::FuncOp func) {
+  MatmulFlops flops;
+  auto shape = [](Value value) {
+    return cast<RankedTensorType>(value.getType()).getShape();
+  };
+  auto elements = [](Value value) {
+    return cast<RankedTensorType>(value.getType()).getNumElements();
+  };
+  auto add = [&](int64_t &kind, int64_t forwardFlops, bool gradient) {
+    // A gradient op computes two products per forward product.
+    int64_t amount = gradient ? 2 * forwardFlops : forwardFlops;
+    kind += amount;
+    (gradient ? flops.backward : flops.forward) += amount;
+  };
+  // [..., K] x [K, N]: 2 * (tokens) * K * N.
+  auto linearFlops = [&](Value input, Value output) {
+    int64_t k = shape(input).back();
+    int64_t n = shape(output).back();
+    return 2 * (elements(input) / std::max<int64_t>(k, 1)) * k * n;
+  };
+  // Per batch row and head: q k^T and p v, each 2 * Sq * Sk * (D / heads);
+  // summed over heads: 4 * B * Sq * Sk * D.
+  auto attentionFlops = [&](Value query, Value key) {
+    ArrayRef<int64_t> q = shape(query);
+    int64_t sq = q[q.size() - 2], d = q.back();
+    int64_t sk = shape(key)[shape(key).size() - 2];
+    int64_t batch = elements(query) / std::max<int64_t>(sq * d, 1);
+    return 4 * batch * sq * sk * d;
+  };
+  // [E, C, M] x [E, M, H] and back: 4 * E * C * M * H.
+  auto expertFlops = [&](Value input, Value w1) {
+    ArrayRef<int64_t> x = shape(input);
+    return 4 * x[0] * x[1] * x[2] * shape(w1).back();
+  };
+  // [S, M] x [M, E].
+  auto gateFlops = [&](Value input, Value weight) {
+    int64_t m = shape(weight)[0], e = shape(weight)[1];
+    return 2 * (elements(input) / std::max<int64_t>(m, 1)) * m * e;
+  };
+  func.walk([&](Operation *op) {
+    if (auto linear = dyn_cast<LinearOp>(op))
+      add(flops.linear, linearFlops(linear.getInput(), linear.getResult()),
+          false);
+    else if (auto grad = dyn_cast<LinearGradOp>(op))
+      add(flops.linear, linearFlops(grad.getInput(), grad.getResultGrad()),
+          true);
+    else if (auto attention = dyn_cast<AttentionOp>(op))
+      add(flops.attention,
+          attentionFlops(attention.getQuery(), attention.getKey()), false);
+    else if (auto grad = dyn_cast<AttentionGradOp>(op))
+      add(flops.attention, attentionFlops(grad.getQuery(), grad.getKey()),
+          true);
+    else if (auto ffn = dyn_cast<ExpertFfnOp>(op))
+      add(flops.experts, expertFlops(ffn.getInput(), ffn.getW1()), false);
+    else if (auto grad = dyn_cast<ExpertFfnGradOp>(op))
+      add(flops.experts, expertFlops(grad.getInput(), grad.getW1()), true);
+    else if (auto gate = dyn_cast<GateOp>(op))
+      add(flops.gates, gateFlops(gate.getInput(), gate.getWeight()), false);
+    else if (auto grad = dyn_cast<GateGradOp>(op))
+      add(flops.gates, gateFlops(grad.getInput(), grad.getWeight()), true);
+  });
+  return flops;
 }

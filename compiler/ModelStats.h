@@ -31,6 +31,27 @@ struct ParamStats {
 
 ParamStats computeParamStats(func::FuncOp func);
 
+/// Matrix-product FLOPs of one execution of a function, from the tensor
+/// types it holds (the local shapes of a partitioned step): 2*M*N*K per
+/// product. Counted: moe.linear (x W), moe.attention (q k^T and p v per
+/// head), moe.expert_ffn (two products per expert), moe.gate (the router
+/// logits x Wg), and their gradient ops with two products per forward
+/// product (input and weight gradients; for attention dV, dP, dQ, dK).
+/// Recomputation inside backward kernels, causal masking, softmax, norms,
+/// element-wise ops, dispatch/combine (index moves) and the optimizer are
+/// not counted.
+struct MatmulFlops {
+  int64_t linear = 0;    // linear + linear_grad
+  int64_t attention = 0; // attention + attention_grad
+  int64_t experts = 0;   // expert_ffn + expert_ffn_grad
+  int64_t gates = 0;     // gate + gate_grad
+  int64_t forward = 0;   // the forward ops of the four kinds above
+  int64_t backward = 0;  // their gradient ops
+  int64_t total() const { return forward + backward; }
+};
+
+MatmulFlops computeMatmulFlops(func::FuncOp func);
+
 } // namespace mlir::moe
 
 #endif // MOE_COMPILER_MODELSTATS_H

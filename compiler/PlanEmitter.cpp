@@ -305,7 +305,7 @@ mlir::moe::emitTrainingPlan(ModuleOp module,
   };
 
   // Persistent state: one buffer per argument.
-  llvm::StringMap<int> paramBuffer, expAvgBuffer, expAvgSqBuffer;
+  llvm::StringMap<int> expAvgBuffer, expAvgSqBuffer;
   llvm::StringMap<moert::plan::ShardSpec> stateSpec;
   for (BlockArgument arg : body.getArguments()) {
     unsigned i = arg.getArgNumber();
@@ -316,7 +316,6 @@ mlir::moe::emitTrainingPlan(ModuleOp module,
     if (auto param =
             func.getArgAttrOfType<StringAttr>(i, MoeDialect::kParamAttrName)) {
       name = param.str();
-      paramBuffer[name] = static_cast<int>(bufferOf.size());
     } else if (auto state = func.getArgAttrOfType<StringAttr>(
                    i, MoeDialect::kOptStateAttrName)) {
       auto of =
@@ -339,50 +338,20 @@ mlir::moe::emitTrainingPlan(ModuleOp module,
         writer.addPersistentBuffer(shapeOf(arg.getType()), *dtype, name);
   }
 
+  // AdamW updates parameters and moments in place, and returned updates
+  // computed by other ops (the all-gather of a ZeRO shard) are written
+  // straight into the state they replace (under ZeRO the parameter operand
+  // is a slice: its update gets an arena buffer of its own).
+  for (auto [value, arg] : stepArgumentAliases(func))
+    bufferOf[value] = bufferOf.lookup(arg);
   // Parameter groups come from the AdamW updates.
   llvm::DenseMap<Value, ParamGroup> groupOf;
   func.walk([&](AdamWOp update) {
-    // The update writes the parameter and moments in place (under ZeRO the
-    // parameter operand is a slice: its update gets a buffer of its own).
-    for (auto [operand, result] :
-         {std::pair(update.getParam(), update.getNewParam()),
-          std::pair(update.getExpAvg(), update.getNewExpAvg()),
-          std::pair(update.getExpAvgSq(), update.getNewExpAvgSq())})
-      if (isa<BlockArgument>(operand))
-        bufferOf[result] = bufferOf.lookup(operand);
     Value param = update.getParam();
     while (Operation *def = param.getDefiningOp()) // ZeRO: through the slice
       param = def->getOperand(0);
     groupOf[param] = update.getGroup();
   });
-  // Returned updates computed by other ops (the all-gather of a ZeRO
-  // shard) are written straight into the state they replace.
-  {
-    auto ret = cast<func::ReturnOp>(body.getTerminator());
-    for (auto [index, value] : llvm::enumerate(ret.getOperands())) {
-      if (bufferOf.count(value))
-        continue;
-      auto role = func.getResultAttrOfType<StringAttr>(
-          index, MoeDialect::kRoleAttrName);
-      if (!role)
-        continue;
-      if (role.getValue() == "new_param") {
-        auto name = func.getResultAttrOfType<StringAttr>(
-            index, MoeDialect::kParamAttrName);
-        if (name && paramBuffer.count(name.getValue()))
-          bufferOf[value] = paramBuffer.lookup(name.getValue());
-      } else if (role.getValue() == "new_state") {
-        auto of = func.getResultAttrOfType<StringAttr>(
-            index, MoeDialect::kStateOfAttrName);
-        auto state = func.getResultAttrOfType<StringAttr>(
-            index, MoeDialect::kOptStateAttrName);
-        if (of && state)
-          bufferOf[value] =
-              (state.getValue() == "exp_avg" ? expAvgBuffer : expAvgSqBuffer)
-                  .lookup(of.getValue());
-      }
-    }
-  }
   for (BlockArgument arg : body.getArguments()) {
     unsigned i = arg.getArgNumber();
     if (auto param =

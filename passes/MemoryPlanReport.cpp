@@ -31,11 +31,9 @@ struct MoeMemoryPlanReport
         return;
       if (!func.getBody().hasOneBlock())
         return;
-      // AdamW updates parameters and moments in place (as the emitted plan
-      // does): its results take no arena bytes.
-      MemoryPlan plan = planMemory(func, alignment, [](Value value) {
-        return isa_and_nonnull<AdamWOp>(value.getDefiningOp());
-      });
+      // Values the emitted plan writes into persistent state (in-place
+      // AdamW updates, returned ZeRO all-gathers) take no arena bytes.
+      MemoryPlan plan = planStepMemory(func, alignment);
       os << "memory plan of @" << func.getSymName() << ": "
          << plan.buffers.size() << " buffers\n";
       os << llvm::format("  arena (peak)           %14lld bytes  %9.2f MiB\n",
