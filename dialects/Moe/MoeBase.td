@@ -84,6 +84,10 @@ def Moe_Dialect : Dialect {
     static constexpr ::llvm::StringLiteral kStateOfAttrName = "moe.state_of";
     /// Result attribute naming a metric ("grad_norm", "lr").
     static constexpr ::llvm::StringLiteral kNameAttrName = "moe.name";
+    /// Argument/result attribute of a partitioned function: for each
+    /// dimension, the grid axes that split it (major to minor), e.g.
+    /// `[array<i16>, array<i16: 1>]`; the type is the local shard's.
+    static constexpr ::llvm::StringLiteral kShardingAttrName = "moe.sharding";
   }];
 }
 

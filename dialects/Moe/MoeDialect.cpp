@@ -7,6 +7,7 @@
 #include "mlir/IR/BuiltinTypes.h"
 #include "mlir/Interfaces/FunctionInterfaces.h"
 #include "moert/GateCapacity.h"
+#include "llvm/ADT/DenseSet.h"
 #include "llvm/ADT/StringSwitch.h"
 #include "llvm/ADT/TypeSwitch.h"
 
@@ -168,6 +169,42 @@ static LogicalResult verifyStringAnnotation(Operation *op, StringRef where,
   return diag;
 }
 
+/// `moe.sharding`: one i16 array per dimension of `type`, each listing grid
+/// axes in increasing order, no axis twice in the whole attribute.
+static LogicalResult verifySharding(Operation *op, StringRef where,
+                                    unsigned index, Type type,
+                                    NamedAttribute attribute) {
+  auto fail = [&]() {
+    return op->emitError() << where << " #" << index << ": '"
+                           << attribute.getName().strref() << "' ";
+  };
+  auto dims = dyn_cast<ArrayAttr>(attribute.getValue());
+  auto tensor = dyn_cast_or_null<RankedTensorType>(type);
+  if (!dims || !tensor)
+    return fail() << "must be an array of i16 arrays on a ranked tensor";
+  if (static_cast<int64_t>(dims.size()) != tensor.getRank())
+    return fail() << "has " << dims.size() << " entries, expected one per "
+                  << "dimension of " << type;
+  llvm::SmallDenseSet<int16_t> seen;
+  for (auto [dim, entry] : llvm::enumerate(dims)) {
+    auto axes = dyn_cast<DenseI16ArrayAttr>(entry);
+    if (!axes)
+      return fail() << "entry " << dim << " must be an array<i16>, found "
+                    << entry;
+    int16_t previous = -1;
+    for (int16_t axis : axes.asArrayRef()) {
+      if (axis <= previous)
+        return fail() << "entry " << dim
+                      << ": grid axes must be non-negative and increasing";
+      if (!seen.insert(axis).second)
+        return fail() << "grid axis " << axis << " splits more than one "
+                      << "dimension";
+      previous = axis;
+    }
+  }
+  return success();
+}
+
 LogicalResult MoeDialect::verifyRegionArgAttribute(Operation *op,
                                                    unsigned regionIndex,
                                                    unsigned argIndex,
@@ -224,10 +261,12 @@ LogicalResult MoeDialect::verifyRegionArgAttribute(Operation *op,
                                   kKnownOptStates);
   if (name == kStateOfAttrName)
     return verifyStringAnnotation(op, "argument", argIndex, attribute, {});
+  if (name == kShardingAttrName)
+    return verifySharding(op, "argument", argIndex, argType, attribute);
   return op->emitError() << "argument #" << argIndex
                          << ": unknown moe argument attribute '" << name
                          << "' (expected moe.param, moe.init, moe.input, "
-                            "moe.opt_state or moe.state_of)";
+                            "moe.opt_state, moe.state_of or moe.sharding)";
 }
 
 LogicalResult
@@ -246,8 +285,13 @@ MoeDialect::verifyRegionResultAttribute(Operation *op, unsigned regionIndex,
   if (name == kParamAttrName || name == kStateOfAttrName ||
       name == kNameAttrName)
     return verifyStringAnnotation(op, "result", resultIndex, attribute, {});
+  if (name == kShardingAttrName) {
+    auto func = dyn_cast<FunctionOpInterface>(op);
+    Type type = func ? func.getResultTypes()[resultIndex] : Type();
+    return verifySharding(op, "result", resultIndex, type, attribute);
+  }
   return op->emitError() << "result #" << resultIndex
                          << ": unknown moe result attribute '" << name
                          << "' (expected moe.role, moe.param, moe.opt_state, "
-                            "moe.state_of or moe.name)";
+                            "moe.state_of, moe.name or moe.sharding)";
 }

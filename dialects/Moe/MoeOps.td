@@ -451,5 +451,7 @@ def Moe_MoeLayerOp : Moe_Op<"moe_layer", []> {
 include "dialects/Moe/MoeGradOps.td"
 // The optimizer ops that moe-build-train-step emits.
 include "dialects/Moe/MoeOptimOps.td"
+// The local ops that moe-partition introduces.
+include "dialects/Moe/MoePartitionOps.td"
 
 #endif // MOE_OPS_TD
