@@ -1,6 +1,8 @@
 //===- Executor.cpp - Runs a Program on the CPU ---------------------------===//
 #include "moert/exec/Executor.h"
 
+#include "moert/comm/Communicator.h"
+
 #include <cstdlib>
 #include <cstring>
 #include <sstream>
@@ -120,6 +122,18 @@ void *Executor::bufferData(int32_t id) {
 }
 
 Status Executor::run(const RunContext &context) {
+  if (context.grid && context.grid->gridShape() != program_.gridShape) {
+    auto shapeText = [](const std::vector<int64_t> &shape) {
+      std::string text = "[";
+      for (size_t i = 0; i < shape.size(); ++i)
+        text += (i ? ", " : "") + std::to_string(shape[i]);
+      return text + "]";
+    };
+    return failedPrecondition(
+        "the communicators are laid out on a grid of shape " +
+        shapeText(context.grid->gridShape()) +
+        ", the program was partitioned for " + shapeText(program_.gridShape));
+  }
   for (size_t i = 0; i < program_.instructions.size(); ++i) {
     const Instruction &inst = program_.instructions[i];
     std::vector<void *> operands, results;
@@ -171,6 +185,61 @@ Expected<std::string> KernelCall::stringAttr(const std::string &name) const {
   if (const std::string *v = std::get_if<std::string>(&it->second))
     return *v;
   return invalidArgument("attribute '" + name + "' must be a string");
+}
+
+Expected<std::vector<int64_t>>
+KernelCall::intVectorAttr(const std::string &name) const {
+  auto it = instruction_.attrs.find(name);
+  if (it == instruction_.attrs.end())
+    return invalidArgument("missing integer-vector attribute '" + name + "'");
+  if (const auto *v = std::get_if<std::vector<int64_t>>(&it->second))
+    return *v;
+  return invalidArgument("attribute '" + name +
+                         "' must be a vector of integers");
+}
+
+Expected<GroupPosition>
+KernelCall::groupPosition(const std::vector<int> &axes) const {
+  const std::vector<int64_t> &shape = program_.gridShape;
+  const comm::GridCommunicators *grid = context_.grid;
+  GroupPosition position;
+  for (size_t a = 0; a < axes.size(); ++a) {
+    int axis = axes[a];
+    if (axis < 0 || axis >= static_cast<int>(shape.size()) ||
+        (a > 0 && axis <= axes[a - 1]))
+      return invalidArgument("grid axis " + std::to_string(axis) +
+                             " is not an increasing axis of the " +
+                             std::to_string(shape.size()) + "-axis grid");
+    int64_t coordinate = grid ? grid->coords()[axis] : 0;
+    position.index = position.index * shape[axis] + coordinate;
+    position.size *= shape[axis];
+  }
+  if (position.size > 1 && !grid)
+    return failedPrecondition(
+        "the instruction spans a group of " + std::to_string(position.size) +
+        " ranks, but this process runs without grid communicators (a "
+        "partitioned plan runs under mpirun)");
+  return position;
+}
+
+Expected<GroupPosition> KernelCall::shardPosition() const {
+  if (!hasAttr("shard_axes"))
+    return GroupPosition();
+  MOERT_ASSIGN_OR_RETURN(std::vector<int64_t> values,
+                         intVectorAttr("shard_axes"));
+  std::vector<int> axes;
+  for (int64_t v : values) {
+    if (v < 0 || v >= static_cast<int64_t>(program_.gridShape.size()))
+      return invalidArgument("shard_axes names grid axis " + std::to_string(v) +
+                             ", but the grid has " +
+                             std::to_string(program_.gridShape.size()) +
+                             " axes");
+    axes.push_back(static_cast<int>(v));
+  }
+  Expected<GroupPosition> position = groupPosition(axes);
+  if (!position.ok())
+    return position.takeStatus().withContext("shard_axes");
+  return position;
 }
 
 bool KernelCall::flag(const std::string &name) const {

@@ -14,8 +14,13 @@
 #include "moert/exec/Program.h"
 
 #include <memory>
+#include <utility>
 
 namespace moert {
+namespace comm {
+class GridCommunicators;
+} // namespace comm
+
 namespace exec {
 
 /// Per-run values every kernel may read.
@@ -23,8 +28,19 @@ struct RunContext {
   uint64_t seed = 0;    // the run's random seed
   uint32_t step = 0;    // the training step (keys dropout and gate noise)
   bool training = true; // dropout active, gate noise drawn
-  /// Global index of this process's first token (partitioned runs).
-  int64_t firstGlobalToken = 0;
+  /// This process's communicators on the program's grid (its shape must be
+  /// Program::gridShape). Null for a single process: then collectives may
+  /// only span axes of size 1 (they copy) and the process sits at
+  /// coordinate 0 of every axis.
+  comm::GridCommunicators *grid = nullptr;
+};
+
+/// Where this process sits in the group of some grid axes: `index` is the
+/// row-major index of its coordinates over those axes (the group rank of
+/// the communicator over them), `size` the product of their sizes.
+struct GroupPosition {
+  int64_t index = 0;
+  int64_t size = 1;
 };
 
 class KernelCall;
@@ -77,6 +93,7 @@ public:
 
   const RunContext &context() const { return context_; }
   const Instruction &instruction() const { return instruction_; }
+  const Program &program() const { return program_; }
   size_t numOperands() const { return operands_.size(); }
 
   const TensorType &operandType(size_t i) const {
@@ -97,8 +114,20 @@ public:
   Expected<int64_t> intAttr(const std::string &name) const;
   Expected<double> floatAttr(const std::string &name) const;
   Expected<std::string> stringAttr(const std::string &name) const;
+  Expected<std::vector<int64_t>> intVectorAttr(const std::string &name) const;
   /// A unit/bool attribute: absent means false.
   bool flag(const std::string &name) const;
+  bool hasAttr(const std::string &name) const {
+    return instruction_.attrs.count(name) != 0;
+  }
+
+  /// This process's position in the group of grid `axes` (increasing, in
+  /// range of the program's grid). A group of more than one rank needs
+  /// the context's grid communicators.
+  Expected<GroupPosition> groupPosition(const std::vector<int> &axes) const;
+  /// The position over the optional attribute `shard_axes` (an operand
+  /// that is one token-shard of a batch-major tensor); absent = {0, 1}.
+  Expected<GroupPosition> shardPosition() const;
 
   /// An error about this instruction: "moe.linear at <loc>: <message>".
   Status error(StatusCode code, const std::string &message) const;

@@ -7,6 +7,7 @@
 //
 //===----------------------------------------------------------------------===//
 #include "moert/exec/Executor.h"
+#include "moert/exec/KernelTable.h"
 
 #include "moert/GateCapacity.h"
 #include "moert/dense/Activation.h"
@@ -218,9 +219,13 @@ Status runAdd(KernelCall &call) {
   return Status::success();
 }
 
-Status runDropout(KernelCall &call) {
+/// Dropout and its gradient draw the same mask. With `shard_axes`, the
+/// operand is this rank's token shard of a batch-major tensor, whose
+/// logical elements start at (shard index) x (local elements).
+Status runDropoutMask(KernelCall &call, bool backward) {
   MOERT_ASSIGN_OR_RETURN(double rate, call.floatAttr("rate"));
   MOERT_ASSIGN_OR_RETURN(int64_t stream, call.intAttr("stream"));
+  MOERT_ASSIGN_OR_RETURN(GroupPosition shard, call.shardPosition());
   dense::DropoutParams params;
   params.rate = rate;
   params.seed = call.context().seed;
@@ -228,10 +233,19 @@ Status runDropout(KernelCall &call) {
   params.step = call.context().step;
   params.training = call.context().training;
   int64_t count = call.operandType(0).numElements();
-  dense::dropoutForward(params, dense::contiguousDropoutLayout(count),
-                        call.operand<float>(0), call.result<float>(0));
+  dense::DropoutLayout layout =
+      dense::contiguousDropoutLayout(count, shard.index * count);
+  if (backward)
+    dense::dropoutBackward(params, layout, call.operand<float>(0),
+                           call.result<float>(0));
+  else
+    dense::dropoutForward(params, layout, call.operand<float>(0),
+                          call.result<float>(0));
   return Status::success();
 }
+
+Status runDropout(KernelCall &call) { return runDropoutMask(call, false); }
+Status runDropoutGrad(KernelCall &call) { return runDropoutMask(call, true); }
 
 Status runPaddingMask(KernelCall &call) {
   MOERT_ASSIGN_OR_RETURN(int64_t padId, call.intAttr("pad_id"));
@@ -351,13 +365,17 @@ Expected<GateConfig> gateConfig(const KernelCall &call) {
   return config;
 }
 
-Expected<GateRandomness> gateRandomness(const KernelCall &call) {
+/// `numTokens`: the tokens of the gate's input on this rank.
+Expected<GateRandomness> gateRandomness(const KernelCall &call,
+                                        int64_t numTokens) {
   MOERT_ASSIGN_OR_RETURN(int64_t stream, call.intAttr("stream"));
   GateRandomness randomness;
   randomness.source.seed = call.context().seed;
   randomness.source.stream = static_cast<uint32_t>(stream);
   randomness.source.step = call.context().step;
-  randomness.firstGlobalToken = call.context().firstGlobalToken;
+  // With `shard_axes`, the tokens are this rank's shard of the batch.
+  MOERT_ASSIGN_OR_RETURN(GroupPosition shard, call.shardPosition());
+  randomness.firstGlobalToken = shard.index * numTokens;
   return randomness;
 }
 
@@ -371,7 +389,9 @@ GateShape gateShape(const TensorType &x, const TensorType &weight) {
 
 Status runGate(KernelCall &call) {
   MOERT_ASSIGN_OR_RETURN(GateConfig config, gateConfig(call));
-  MOERT_ASSIGN_OR_RETURN(GateRandomness randomness, gateRandomness(call));
+  MOERT_ASSIGN_OR_RETURN(
+      GateRandomness randomness,
+      gateRandomness(call, leadingElements(call.operandType(0))));
   GateShape shape = gateShape(call.operandType(0), call.operandType(1));
   std::vector<float> gates(
       static_cast<size_t>(shape.numTokens * shape.numExperts));
@@ -402,7 +422,9 @@ Status runGate(KernelCall &call) {
 
 Status runGateGrad(KernelCall &call) {
   MOERT_ASSIGN_OR_RETURN(GateConfig config, gateConfig(call));
-  MOERT_ASSIGN_OR_RETURN(GateRandomness randomness, gateRandomness(call));
+  MOERT_ASSIGN_OR_RETURN(
+      GateRandomness randomness,
+      gateRandomness(call, leadingElements(call.operandType(2))));
   GateShape shape = gateShape(call.operandType(2), call.operandType(3));
   // The softmax gates are recomputed (same input, weight and noise) rather
   // than kept from the forward pass.
@@ -577,39 +599,45 @@ Status runFill(KernelCall &call) {
   return Status::success();
 }
 
-const std::unordered_map<std::string, KernelInfo> &kernelTable() {
-  static const std::unordered_map<std::string, KernelInfo> table = {
-      {"moe.embedding", {runEmbedding, 2, 3, 1}},
-      {"moe.embedding_grad", {runEmbeddingGrad, 2, 2, 1}},
-      {"moe.position_grad", {runPositionGrad, 1, 1, 1}},
-      {"moe.linear", {runLinear, 2, 3, 1}},
-      {"moe.linear_grad", {runLinearGrad, 3, 3, 2}},
-      {"moe.bias_grad", {runBiasGrad, 1, 1, 1}},
-      {"moe.layer_norm", {runLayerNorm, 3, 3, 1}},
-      {"moe.layer_norm_grad", {runLayerNormGrad, 3, 3, 3}},
-      {"moe.activation", {runActivation, 1, 1, 1}},
-      {"moe.activation_grad", {runActivationGrad, 2, 2, 1}},
-      {"moe.add", {runAdd, 2, 2, 1}},
-      {"moe.dropout", {runDropout, 1, 1, 1}},
-      {"moe.padding_mask", {runPaddingMask, 1, 1, 1}},
-      {"moe.attention", {runAttention, 3, 4, 1}},
-      {"moe.attention_grad", {runAttentionGrad, 4, 5, 3}},
-      {"moe.cross_entropy", {runCrossEntropy, 2, 2, 1}},
-      {"moe.cross_entropy_grad", {runCrossEntropyGrad, 3, 3, 1}},
-      {"moe.gate", {runGate, 2, 2, 5}},
-      {"moe.gate_grad", {runGateGrad, 6, 6, 2}},
-      {"moe.dispatch", {runDispatch, 3, 3, 1}},
-      {"moe.dispatch_grad", {runDispatchGrad, 3, 3, 1}},
-      {"moe.combine", {runCombine, 4, 4, 1}},
-      {"moe.combine_grad", {runCombineGrad, 5, 5, 2}},
-      {"moe.expert_ffn", {runExpertFfn, 5, 5, 1}},
-      {"moe.expert_ffn_grad", {runExpertFfnGrad, 6, 6, 5}},
-      {"moe.sum_squares", {runSumSquares, 1, 1, 1}},
-      {"moe.clip_by_global_norm", {runClip, 1, 1, 2}},
-      {"moe.lr_schedule", {runLrSchedule, 1, 1, 1}},
-      {"moe.adamw", {runAdamW, 7, 7, 3}},
-      {"moe.fill", {runFill, 0, 0, 1}},
-  };
+const KernelTable &kernelTable() {
+  static const KernelTable table = [] {
+    KernelTable kernels = {
+        {"moe.embedding", {runEmbedding, 2, 3, 1}},
+        {"moe.embedding_grad", {runEmbeddingGrad, 2, 2, 1}},
+        {"moe.position_grad", {runPositionGrad, 1, 1, 1}},
+        {"moe.linear", {runLinear, 2, 3, 1}},
+        {"moe.linear_grad", {runLinearGrad, 3, 3, 2}},
+        {"moe.bias_grad", {runBiasGrad, 1, 1, 1}},
+        {"moe.layer_norm", {runLayerNorm, 3, 3, 1}},
+        {"moe.layer_norm_grad", {runLayerNormGrad, 3, 3, 3}},
+        {"moe.activation", {runActivation, 1, 1, 1}},
+        {"moe.activation_grad", {runActivationGrad, 2, 2, 1}},
+        {"moe.add", {runAdd, 2, 2, 1}},
+        {"moe.dropout", {runDropout, 1, 1, 1}},
+        {"moe.padding_mask", {runPaddingMask, 1, 1, 1}},
+        {"moe.attention", {runAttention, 3, 4, 1}},
+        {"moe.attention_grad", {runAttentionGrad, 4, 5, 3}},
+        {"moe.cross_entropy", {runCrossEntropy, 2, 2, 1}},
+        {"moe.cross_entropy_grad", {runCrossEntropyGrad, 3, 3, 1}},
+        {"moe.gate", {runGate, 2, 2, 5}},
+        {"moe.gate_grad", {runGateGrad, 6, 6, 2}},
+        {"moe.dispatch", {runDispatch, 3, 3, 1}},
+        {"moe.dispatch_grad", {runDispatchGrad, 3, 3, 1}},
+        {"moe.combine", {runCombine, 4, 4, 1}},
+        {"moe.combine_grad", {runCombineGrad, 5, 5, 2}},
+        {"moe.expert_ffn", {runExpertFfn, 5, 5, 1}},
+        {"moe.expert_ffn_grad", {runExpertFfnGrad, 6, 6, 5}},
+        {"moe.sum_squares", {runSumSquares, 1, 1, 1}},
+        {"moe.clip_by_global_norm", {runClip, 1, 1, 2}},
+        {"moe.lr_schedule", {runLrSchedule, 1, 1, 1}},
+        {"moe.adamw", {runAdamW, 7, 7, 3}},
+        {"moe.fill", {runFill, 0, 0, 1}},
+        {"moe.dropout_grad", {runDropoutGrad, 1, 1, 1}},
+    };
+    addPartitionKernels(kernels);
+    addCollectiveKernels(kernels);
+    return kernels;
+  }();
   return table;
 }
 

@@ -33,6 +33,22 @@ const char *dtypeName(DType dtype) {
   return "?";
 }
 
+const char *reductionName(Reduction reduction) {
+  switch (reduction) {
+  case Reduction::None:
+    return "none";
+  case Reduction::Sum:
+    return "sum";
+  case Reduction::Mean:
+    return "mean";
+  case Reduction::Max:
+    return "max";
+  case Reduction::Min:
+    return "min";
+  }
+  return "?";
+}
+
 int64_t TensorType::numElements() const {
   int64_t count = 1;
   for (int64_t d : shape)
@@ -91,6 +107,17 @@ Status Program::verify() const {
       if (buffers[id].kind == BufferKind::Constant)
         return invalidArgument(where(i, inst) + ": result buffer " +
                                std::to_string(id) + " is a constant");
+    if (inst.collective) {
+      const std::vector<int> &axes = inst.collective->axes;
+      for (size_t a = 0; a < axes.size(); ++a)
+        if (axes[a] < 0 || axes[a] >= static_cast<int>(gridShape.size()) ||
+            (a > 0 && axes[a] <= axes[a - 1]))
+          return invalidArgument(
+              where(i, inst) + ": collective over grid axis " +
+              std::to_string(axes[a]) +
+              ", expected increasing axes of the program's " +
+              std::to_string(gridShape.size()) + "-axis grid");
+    }
   }
   return Status::success();
 }

@@ -14,6 +14,7 @@
 
 #include <cstdint>
 #include <map>
+#include <optional>
 #include <string>
 #include <variant>
 #include <vector>
@@ -35,8 +36,10 @@ struct TensorType {
   std::string str() const; // e.g. "f32[8x32x128]"
 };
 
-/// Integers (and booleans as 0/1), floats and strings.
-using AttrValue = std::variant<int64_t, double, std::string>;
+/// Integers (and booleans as 0/1), floats, strings and integer vectors
+/// (grid axes, e.g. `shard_axes`).
+using AttrValue =
+    std::variant<int64_t, double, std::string, std::vector<int64_t>>;
 
 enum class BufferKind : uint8_t {
   Arena,      // at `offset` in the arena planned by the compiler
@@ -52,11 +55,28 @@ struct Buffer {
   std::string name; // what the buffer holds, for errors and the trainer
 };
 
+/// How a collective reduces (all_reduce, reduce_scatter).
+enum class Reduction : uint8_t { None, Sum, Mean, Max, Min };
+const char *reductionName(Reduction reduction);
+
+/// What a collective instruction ("shard.all_reduce", ...) communicates
+/// over: the grid axes of its group (increasing), the reduction and the
+/// split / concatenated dimensions (-1 where unused). The group rank of a
+/// process is the row-major index of its coordinates over `axes`.
+struct CollectiveInfo {
+  std::vector<int> axes;
+  Reduction reduction = Reduction::None;
+  int splitDim = -1;
+  int concatDim = -1;
+};
+
 struct Instruction {
   std::string kernel; // the dialect op name, e.g. "moe.linear"
   std::vector<int32_t> operands, results;
   std::map<std::string, AttrValue> attrs;
   std::string location; // where in the source model, for error messages
+  /// Present exactly for the collective kernels.
+  std::optional<CollectiveInfo> collective;
 };
 
 struct Program {
@@ -64,9 +84,13 @@ struct Program {
   std::vector<Instruction> instructions;
   int64_t arenaBytes = 0;
   int64_t persistentBytes = 0;
+  /// The device grid the program was partitioned for (one size per axis;
+  /// empty = one process). Collectives and `shard_axes` refer to its axes.
+  std::vector<int64_t> gridShape;
 
   /// Structural checks: ids in range, every buffer inside its region,
-  /// no instruction writing a constant.
+  /// no instruction writing a constant, grid axes of collectives in range
+  /// and increasing.
   Status verify() const;
 };
 

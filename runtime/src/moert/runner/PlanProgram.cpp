@@ -39,10 +39,43 @@ Expected<exec::AttrValue> attrValue(const fb::Attribute &attr,
     const flatbuffers::String *text = attr.value_as_StringValue()->value();
     return exec::AttrValue(text ? text->str() : std::string());
   }
+  case fb::AttrValue::IntVectorValue: {
+    const flatbuffers::Vector<int64_t> *values =
+        attr.value_as_IntVectorValue()->values();
+    std::vector<int64_t> vector;
+    if (values)
+      vector.assign(values->begin(), values->end());
+    return exec::AttrValue(std::move(vector));
+  }
   default:
     return unimplemented(where + ": attribute '" + attr.name()->str() +
                          "' has a kind the CPU executor does not read");
   }
+}
+
+exec::Reduction reduction(fb::ReductionKind kind) {
+  switch (kind) {
+  case fb::ReductionKind::sum:
+    return exec::Reduction::Sum;
+  case fb::ReductionKind::mean:
+    return exec::Reduction::Mean;
+  case fb::ReductionKind::max:
+    return exec::Reduction::Max;
+  case fb::ReductionKind::min:
+    return exec::Reduction::Min;
+  default:
+    return exec::Reduction::None;
+  }
+}
+
+exec::CollectiveInfo collectiveInfo(const fb::Collective &collective) {
+  exec::CollectiveInfo info;
+  if (collective.axes())
+    info.axes.assign(collective.axes()->begin(), collective.axes()->end());
+  info.reduction = reduction(collective.reduction());
+  info.splitDim = collective.split_dim();
+  info.concatDim = collective.concat_dim();
+  return info;
 }
 
 } // namespace
@@ -51,6 +84,9 @@ Expected<exec::Program> programFromPlan(const fb::Plan &plan) {
   exec::Program program;
   program.arenaBytes = static_cast<int64_t>(plan.arena_bytes());
   program.persistentBytes = static_cast<int64_t>(plan.persistent_bytes());
+  if (plan.grid() && plan.grid()->axes())
+    for (const fb::GridAxis *axis : *plan.grid()->axes())
+      program.gridShape.push_back(axis->size());
   if (const auto *buffers = plan.buffers()) {
     for (const fb::Buffer *b : *buffers) {
       std::string where = "buffer " + std::to_string(b->id());
@@ -85,12 +121,16 @@ Expected<exec::Program> programFromPlan(const fb::Plan &plan) {
       std::string name = plan::opcodeName(inst->opcode());
       std::string where =
           "instruction #" + std::to_string(index++) + " (" + name + ")";
-      if (plan::isCollective(inst->opcode()))
-        return unimplemented(where + ": collectives need a multi-process "
-                                     "run (mpirun); this plan was compiled "
-                                     "for a device grid");
       exec::Instruction instruction;
-      instruction.kernel = "moe." + name;
+      if (plan::isCollective(inst->opcode())) {
+        if (!inst->collective())
+          return invalidArgument(where + ": a collective without collective "
+                                         "parameters");
+        instruction.kernel = "shard." + name;
+        instruction.collective = collectiveInfo(*inst->collective());
+      } else {
+        instruction.kernel = "moe." + name;
+      }
       if (inst->operands())
         instruction.operands.assign(inst->operands()->begin(),
                                     inst->operands()->end());

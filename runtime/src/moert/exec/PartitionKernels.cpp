@@ -1,0 +1,112 @@
+//===- PartitionKernels.cpp - Small kernels that partitioning introduces --===//
+//
+// Partitioning splits what one rank computed in a single kernel into local
+// pieces and collectives: the loss is normalized by a token count that is
+// all-reduced (token_count, div), the bias of a row-parallel linear is added
+// once after the all-reduce of the partial products (bias_add), scalars are
+// rescaled (mul). Plus copy, which moves a buffer unchanged.
+//
+//===----------------------------------------------------------------------===//
+#include "moert/exec/KernelTable.h"
+
+#include <cstring>
+
+namespace moert {
+namespace exec {
+
+namespace {
+
+Status sameShapes(const KernelCall &call) {
+  for (size_t i = 0; i < 2; ++i) {
+    MOERT_RETURN_IF_ERROR(call.expectOperand(i, DType::F32));
+    if (call.operandType(i).shape != call.resultType(0).shape)
+      return invalidArgument(
+          "operand #" + std::to_string(i) + " is " + call.operandType(i).str() +
+          ", expected the result's " + call.resultType(0).str());
+  }
+  return call.expectResult(0, DType::F32);
+}
+
+/// Number of labels that are not `ignore_index`, as an f32 scalar.
+Status runTokenCount(KernelCall &call) {
+  MOERT_RETURN_IF_ERROR(call.expectOperand(0, DType::I32));
+  MOERT_RETURN_IF_ERROR(call.expectResult(0, DType::F32));
+  if (call.resultType(0).numElements() != 1)
+    return invalidArgument("the result must be a scalar, found " +
+                           call.resultType(0).str());
+  MOERT_ASSIGN_OR_RETURN(int64_t ignoreIndex, call.intAttr("ignore_index"));
+  const int32_t *labels = call.operand<int32_t>(0);
+  int64_t n = call.operandType(0).numElements(), count = 0;
+  for (int64_t i = 0; i < n; ++i)
+    count += labels[i] != ignoreIndex;
+  *call.result<float>(0) = static_cast<float>(count);
+  return Status::success();
+}
+
+/// x [..., N] + b [N].
+Status runBiasAdd(KernelCall &call) {
+  const TensorType &x = call.operandType(0);
+  const TensorType &bias = call.operandType(1);
+  MOERT_RETURN_IF_ERROR(call.expectOperand(0, DType::F32));
+  MOERT_RETURN_IF_ERROR(call.expectOperand(1, DType::F32));
+  MOERT_RETURN_IF_ERROR(call.expectResult(0, DType::F32));
+  int64_t n = x.shape.empty() ? 1 : x.shape.back();
+  if (bias.shape.size() != 1 || bias.shape[0] != n ||
+      call.resultType(0).shape != x.shape)
+    return invalidArgument("expected x [..., N], bias [N] and a result "
+                           "shaped like x; found x " +
+                           x.str() + ", bias " + bias.str() + ", result " +
+                           call.resultType(0).str());
+  int64_t rows = n ? x.numElements() / n : 0;
+  const float *in = call.operand<float>(0);
+  const float *b = call.operand<float>(1);
+  float *out = call.result<float>(0);
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t j = 0; j < n; ++j)
+      out[r * n + j] = in[r * n + j] + b[j];
+  return Status::success();
+}
+
+template <typename Op> Status elementwise(KernelCall &call, Op op) {
+  MOERT_RETURN_IF_ERROR(sameShapes(call));
+  int64_t n = call.resultType(0).numElements();
+  const float *lhs = call.operand<float>(0);
+  const float *rhs = call.operand<float>(1);
+  float *out = call.result<float>(0);
+  for (int64_t i = 0; i < n; ++i)
+    out[i] = op(lhs[i], rhs[i]);
+  return Status::success();
+}
+
+Status runMul(KernelCall &call) {
+  return elementwise(call, [](float a, float b) { return a * b; });
+}
+
+Status runDiv(KernelCall &call) {
+  return elementwise(call, [](float a, float b) { return a / b; });
+}
+
+Status runCopy(KernelCall &call) {
+  const TensorType &from = call.operandType(0);
+  const TensorType &to = call.resultType(0);
+  if (from.dtype != to.dtype || from.byteSize() != to.byteSize())
+    return invalidArgument("copies " + from.str() + " into " + to.str() +
+                           ", expected the same dtype and size");
+  if (call.result<void>(0) != call.operand<void>(0))
+    std::memmove(call.result<void>(0), call.operand<void>(0),
+                 static_cast<size_t>(from.byteSize()));
+  return Status::success();
+}
+
+} // namespace
+
+void addPartitionKernels(KernelTable &table) {
+  table["moe.token_count"] = {runTokenCount, 1, 1, 1};
+  table["moe.bias_add"] = {runBiasAdd, 2, 2, 1};
+  table["moe.mul"] = {runMul, 2, 2, 1};
+  table["moe.div"] = {runDiv, 2, 2, 1};
+  table["moe.copy"] = {runCopy, 1, 1, 1};
+}
+
+} // namespace exec
+} // namespace moert
