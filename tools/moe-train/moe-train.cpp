@@ -1,15 +1,22 @@
 //===- moe-train.cpp - Train a compiled plan ------------------------------===//
 //
 //   moe-train demo.moeplan --steps 200 [--seed 1] [--metrics run.jsonl]
-//             [--log-every 10] [--alphabet 32]
+//             [--log-every 10] [--alphabet 32] [--comm-stats FILE]
+//   mpirun -np 4 moe-train partitioned.moeplan ...
 //
 // Loads and verifies the plan, initializes the parameters, runs the steps
 // on the synthetic reversal task and reports progress (step, loss, tokens/s,
-// ETA) and per-step metrics as JSON lines.
+// ETA) and per-step metrics as JSON lines. A plan partitioned for a device
+// grid runs as one process per rank under mpirun (the world size must be
+// the grid's rank count); rank 0 prints, writes the metrics and the
+// checkpoints (logical tensors gathered from every rank).
 //
 //===----------------------------------------------------------------------===//
+#include "moert/comm/MpiCommunicator.h"
 #include "moert/runner/CommandLine.h"
 #include "moert/runner/Trainer.h"
+
+#include <mpi.h>
 
 #include <chrono>
 #include <cinttypes>
@@ -34,6 +41,7 @@ struct Options {
   std::string save;      // checkpoint written at the end (and every saveEvery)
   int64_t saveEvery = 0; // 0: only at the end
   std::string resume;    // checkpoint to continue from
+  std::string commStats; // per-rank JSON of bytes sent and memory; "{rank}"
 };
 
 const char *kUsage =
@@ -41,10 +49,15 @@ const char *kUsage =
     "[--metrics FILE.jsonl] [--log-every K] [--alphabet A]\n"
     "                 [--save FILE.safetensors] [--save-every K] "
     "[--resume FILE.safetensors]\n"
+    "                 [--comm-stats FILE.json]\n"
     "  --alphabet A  content tokens of the synthetic reversal task "
     "(default 32; 0 = whole vocabulary)\n"
     "  --resume F    continue from checkpoint F (same plan and --seed) up to "
-    "--steps\n";
+    "--steps\n"
+    "  --comm-stats F  write each rank's bytes sent per collective in one "
+    "step and its allocated bytes to F ('{rank}' in F becomes the rank)\n"
+    "A plan partitioned for a device grid of N ranks runs under "
+    "mpirun -np N.\n";
 
 /// Parses the command line; on error prints what was expected and found.
 bool parseOptions(int argc, char **argv, Options &options) {
@@ -68,6 +81,8 @@ bool parseOptions(int argc, char **argv, Options &options) {
       ok = cl.value(options.save);
     } else if (arg == "--resume") {
       ok = cl.value(options.resume);
+    } else if (arg == "--comm-stats") {
+      ok = cl.value(options.commStats);
     } else if (arg == "--save-every") {
       ok = cl.integer(1, options.saveEvery);
     } else if (arg == "-h" || arg == "--help") {
@@ -97,45 +112,154 @@ std::string formatDuration(double seconds) {
   return text;
 }
 
-int fail(const Status &status) {
-  std::fprintf(stderr, "moe-train: error: %s\n", status.toString().c_str());
-  return 1;
+/// Where errors go: on a grid, messages name the rank, and a failure after
+/// the ranks started working together ends the whole job (the others
+/// would wait forever in their next collective).
+struct Job {
+  int rank = 0, size = 1;
+  bool running = false; // the ranks depend on each other from here on
+
+  int fail(const Status &status) const {
+    if (size > 1)
+      std::fprintf(stderr, "moe-train: rank %d: error: %s\n", rank,
+                   status.toString().c_str());
+    else
+      std::fprintf(stderr, "moe-train: error: %s\n", status.toString().c_str());
+    std::fflush(stderr);
+    if (running && size > 1)
+      MPI_Abort(MPI_COMM_WORLD, 1);
+    return 1;
+  }
+};
+
+/// `pattern` with every "{rank}" replaced by the rank.
+std::string perRankPath(std::string pattern, int rank) {
+  const std::string key = "{rank}";
+  for (size_t at = pattern.find(key); at != std::string::npos;
+       at = pattern.find(key, at))
+    pattern.replace(at, key.size(), std::to_string(rank));
+  return pattern;
+}
+
+/// The --comm-stats record of this rank: what its communicators sent in
+/// the last step (per collective kind), whether every step sent the same,
+/// and the bytes the runtime allocated for the plan's regions.
+Status writeCommStats(const std::string &path, const runner::Trainer &trainer,
+                      int worldSize, int64_t steps,
+                      const comm::CommStats &lastStep, bool sameEveryStep) {
+  std::ofstream out(path, std::ios::out | std::ios::trunc);
+  if (!out)
+    return invalidArgument("cannot open the comm-stats file '" + path +
+                           "' for writing");
+  const plan::fb::Plan &plan = trainer.plan().plan();
+  const runner::GridLocation &location = trainer.location();
+  out << "{\"rank\": " << location.rank() << ", \"world_size\": " << worldSize
+      << ", \"grid\": {";
+  if (plan.grid()->axes())
+    for (uint32_t a = 0; a < plan.grid()->axes()->size(); ++a)
+      out << (a ? ", " : "") << "\""
+          << plan.grid()->axes()->Get(a)->name()->str()
+          << "\": " << plan.grid()->axes()->Get(a)->size();
+  out << "}, \"coords\": [";
+  for (size_t a = 0; a < location.coords.size(); ++a)
+    out << (a ? ", " : "") << location.coords[a];
+  out << "], \"steps\": " << steps << ", \"step_collectives\": {";
+  for (int kind = 0; kind < comm::kNumCollectiveKinds; ++kind)
+    out << (kind ? ", " : "") << "\""
+        << comm::collectiveName(static_cast<comm::CollectiveKind>(kind))
+        << "\": {\"calls\": " << lastStep.calls[kind]
+        << ", \"bytes_sent\": " << lastStep.bytesSent[kind] << "}";
+  const exec::Executor &executor = trainer.executor();
+  out << "}, \"step_bytes_sent\": " << lastStep.totalBytesSent()
+      << ", \"same_every_step\": " << (sameEveryStep ? "true" : "false")
+      << ", \"arena_bytes\": " << executor.arenaBytes()
+      << ", \"persistent_bytes\": " << executor.persistentBytes()
+      << ", \"allocated_bytes\": "
+      << executor.arenaBytes() + executor.persistentBytes() << "}\n";
+  out.flush();
+  if (!out)
+    return dataLoss("writing the comm-stats file '" + path + "' failed");
+  return Status::success();
+}
+
+bool sameStats(const comm::CommStats &a, const comm::CommStats &b) {
+  for (int kind = 0; kind < comm::kNumCollectiveKinds; ++kind)
+    if (a.calls[kind] != b.calls[kind] ||
+        a.bytesSent[kind] != b.bytesSent[kind])
+      return false;
+  return true;
 }
 
 } // namespace
 
 int main(int argc, char **argv) {
+  // The options first, so that usage errors and --help need no MPI. A
+  // process started without mpirun is a job of one (MPI singleton).
   Options options;
   if (!parseOptions(argc, argv, options))
     return 2;
+  comm::MpiSession mpi(&argc, &argv);
+  Job job;
+  if (!mpi.status().ok()) {
+    Status status = mpi.status();
+    return job.fail(status.withContext("starting MPI"));
+  }
+  job.rank = mpi.worldRank();
+  job.size = mpi.worldSize();
+  const bool rankZero = job.rank == 0;
 
   Expected<plan::LoadedPlan> loaded = plan::loadPlan(options.plan);
   if (!loaded.ok())
-    return fail(loaded.status());
+    return job.fail(loaded.status());
+  const plan::fb::Plan &planView = loaded->plan();
+  std::vector<int64_t> gridShape = runner::gridShapeOf(planView);
+  int64_t ranks = plan::numRanks(*planView.grid());
+  if (ranks != job.size) {
+    // Every rank sees the same mismatch; one message is enough.
+    if (!rankZero)
+      return 1;
+    return job.fail(failedPrecondition(
+        "the plan's device grid " + runner::describeGrid(planView) + " has " +
+        std::to_string(ranks) + " rank" + (ranks == 1 ? "" : "s") +
+        ", but this job has " + std::to_string(job.size) + " process" +
+        (job.size == 1 ? "" : "es") + "; run it as mpirun -np " +
+        std::to_string(ranks) + " moe-train " + options.plan + " ..."));
+  }
+  std::vector<std::string> axisNames;
+  if (planView.grid()->axes())
+    for (const plan::fb::GridAxis *axis : *planView.grid()->axes())
+      axisNames.push_back(axis->name()->str());
+  Expected<std::unique_ptr<comm::GridCommunicators>> grid =
+      comm::makeMpiGrid(gridShape, axisNames);
+  if (!grid.ok())
+    return job.fail(grid.status());
+  job.running = true;
+
   Expected<std::unique_ptr<runner::Trainer>> created = runner::Trainer::create(
-      std::move(*loaded), options.seed, options.alphabet);
+      std::move(*loaded), options.seed, options.alphabet, grid->get());
   if (!created.ok())
-    return fail(created.status());
+    return job.fail(created.status());
   runner::Trainer &trainer = **created;
   if (Status status = trainer.initializeParameters(); !status.ok())
-    return fail(status);
+    return job.fail(status);
   int64_t firstStep = 1;
   if (!options.resume.empty()) {
     Expected<int64_t> resumed = trainer.loadCheckpoint(options.resume);
     if (!resumed.ok())
-      return fail(resumed.status());
+      return job.fail(resumed.status());
     firstStep = *resumed + 1;
     if (firstStep > options.steps)
-      return fail(invalidArgument("checkpoint '" + options.resume +
-                                  "' is at step " + std::to_string(*resumed) +
-                                  ", --steps " + std::to_string(options.steps) +
-                                  " leaves nothing to do"));
-    std::printf("moe-train: resumed from %s at step %" PRId64 "\n",
-                options.resume.c_str(), *resumed);
+      return job.fail(invalidArgument(
+          "checkpoint '" + options.resume + "' is at step " +
+          std::to_string(*resumed) + ", --steps " +
+          std::to_string(options.steps) + " leaves nothing to do"));
+    if (rankZero)
+      std::printf("moe-train: resumed from %s at step %" PRId64 "\n",
+                  options.resume.c_str(), *resumed);
   }
 
   std::ofstream metrics;
-  if (!options.metrics.empty()) {
+  if (!options.metrics.empty() && rankZero) {
     // A resumed run appends to the metrics of the run it continues.
     metrics.open(options.metrics, options.resume.empty()
                                       ? std::ios::out | std::ios::trunc
@@ -143,27 +267,38 @@ int main(int argc, char **argv) {
     // Nine significant digits print every float exactly (round trip).
     metrics.precision(9);
     if (!metrics)
-      return fail(invalidArgument("cannot open the metrics file '" +
-                                  options.metrics + "' for writing"));
+      return job.fail(invalidArgument("cannot open the metrics file '" +
+                                      options.metrics + "' for writing"));
   }
   const exec::Executor &executor = trainer.executor();
-  std::printf("moe-train: plan %s (%s), %zu parameters, arena %.2f MiB, "
-              "persistent %.2f MiB, seed %" PRIu64 "\n",
-              options.plan.c_str(),
-              trainer.plan().plan().model_name()
-                  ? trainer.plan().plan().model_name()->c_str()
-                  : "?",
-              trainer.parameters().size(),
-              executor.arenaBytes() / (1024.0 * 1024.0),
-              executor.persistentBytes() / (1024.0 * 1024.0), options.seed);
+  if (rankZero) {
+    std::printf("moe-train: plan %s (%s), %zu parameters, arena %.2f MiB, "
+                "persistent %.2f MiB, seed %" PRIu64 "\n",
+                options.plan.c_str(),
+                trainer.plan().plan().model_name()
+                    ? trainer.plan().plan().model_name()->c_str()
+                    : "?",
+                trainer.parameters().size(),
+                executor.arenaBytes() / (1024.0 * 1024.0),
+                executor.persistentBytes() / (1024.0 * 1024.0), options.seed);
+    if (job.size > 1)
+      std::printf("moe-train: %d ranks on the grid %s (arena and persistent "
+                  "bytes are per rank)\n",
+                  job.size, runner::describeGrid(planView).c_str());
+  }
 
   double elapsed = 0;
   int64_t tokens = 0;
+  comm::CommStats lastComm;
+  bool sameCommEveryStep = true;
   for (int64_t step = firstStep; step <= options.steps; ++step) {
     Expected<runner::StepMetrics> result = trainer.runStep(step);
     if (!result.ok())
-      return fail(result.status());
+      return job.fail(result.status());
     const runner::StepMetrics &m = *result;
+    if (step > firstStep && !sameStats(lastComm, m.comm))
+      sameCommEveryStep = false;
+    lastComm = m.comm;
     elapsed += m.seconds;
     tokens += m.targetTokens;
     if (metrics.is_open()) {
@@ -187,8 +322,9 @@ int main(int argc, char **argv) {
         (last || (options.saveEvery > 0 && step % options.saveEvery == 0)))
       if (Status status = trainer.saveCheckpoint(options.save, step);
           !status.ok())
-        return fail(status);
-    if (step % options.logEvery == 0 || step == firstStep || last) {
+        return job.fail(status);
+    if (rankZero &&
+        (step % options.logEvery == 0 || step == firstStep || last)) {
       double tokensPerSecond = elapsed > 0 ? tokens / elapsed : 0.0;
       double eta = elapsed / (step - firstStep + 1) * (options.steps - step);
       std::printf("step %6" PRId64 "/%" PRId64
@@ -199,8 +335,15 @@ int main(int argc, char **argv) {
       std::fflush(stdout);
     }
   }
-  std::printf("moe-train: %" PRId64 " steps in %s, %.0f target tokens/s\n",
-              options.steps - firstStep + 1, formatDuration(elapsed).c_str(),
-              elapsed > 0 ? tokens / elapsed : 0.0);
+  if (!options.commStats.empty())
+    if (Status status = writeCommStats(
+            perRankPath(options.commStats, job.rank), trainer, job.size,
+            options.steps - firstStep + 1, lastComm, sameCommEveryStep);
+        !status.ok())
+      return job.fail(status);
+  if (rankZero)
+    std::printf("moe-train: %" PRId64 " steps in %s, %.0f target tokens/s\n",
+                options.steps - firstStep + 1, formatDuration(elapsed).c_str(),
+                elapsed > 0 ? tokens / elapsed : 0.0);
   return 0;
 }

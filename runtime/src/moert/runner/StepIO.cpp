@@ -8,24 +8,51 @@ namespace runner {
 
 namespace fb = plan::fb;
 
-int32_t batchInputBuffer(const fb::Plan &plan, const std::string &name) {
+namespace {
+
+const fb::BatchInput *findBatchInput(const fb::Plan &plan,
+                                     const std::string &name) {
   if (plan.batch_inputs())
     for (const fb::BatchInput *input : *plan.batch_inputs())
       if (input->name()->str() == name)
-        return input->buffer();
-  return -1;
+        return input;
+  return nullptr;
+}
+
+BatchInputPlace batchInputPlace(const fb::Plan &plan, const std::string &name) {
+  BatchInputPlace place;
+  if (const fb::BatchInput *input = findBatchInput(plan, name)) {
+    place.buffer = input->buffer();
+    if (input->shape())
+      place.shape.assign(input->shape()->begin(), input->shape()->end());
+    place.sharding = shardSpecOf(input->sharding());
+  }
+  return place;
+}
+
+/// The location a caller that gave none means: rank 0 of the plan's grid.
+GridLocation locationOrFirst(const fb::Plan &plan,
+                             const GridLocation *location) {
+  return location ? *location : GridLocation::ofRank(gridShapeOf(plan), 0);
+}
+
+} // namespace
+
+int32_t batchInputBuffer(const fb::Plan &plan, const std::string &name) {
+  const fb::BatchInput *input = findBatchInput(plan, name);
+  return input ? input->buffer() : -1;
 }
 
 Expected<BatchBuffers> findBatchBuffers(const fb::Plan &plan) {
   BatchBuffers buffers;
-  buffers.src = batchInputBuffer(plan, "src_tokens");
-  buffers.tgt = batchInputBuffer(plan, "tgt_tokens");
-  buffers.labels = batchInputBuffer(plan, "labels");
+  buffers.src = batchInputPlace(plan, "src_tokens");
+  buffers.tgt = batchInputPlace(plan, "tgt_tokens");
+  buffers.labels = batchInputPlace(plan, "labels");
   buffers.step = batchInputBuffer(plan, "step");
   for (auto [name, id] :
-       {std::pair<const char *, int32_t>{"src_tokens", buffers.src},
-        {"tgt_tokens", buffers.tgt},
-        {"labels", buffers.labels}})
+       {std::pair<const char *, int32_t>{"src_tokens", buffers.src.buffer},
+        {"tgt_tokens", buffers.tgt.buffer},
+        {"labels", buffers.labels.buffer}})
     if (id < 0)
       return invalidArgument(std::string("the plan has no batch input '") +
                              name +
@@ -38,22 +65,25 @@ Expected<SyntheticTaskConfig> syntheticTaskConfig(const exec::Program &p,
                                                   const BatchBuffers &batch,
                                                   int64_t alphabet) {
   SyntheticTaskConfig task;
-  const exec::TensorType &src = p.buffers[batch.src].type;
-  const exec::TensorType &tgt = p.buffers[batch.tgt].type;
-  const exec::TensorType &labels = p.buffers[batch.labels].type;
-  for (const exec::TensorType *type : {&src, &tgt, &labels})
-    if (type->dtype != exec::DType::I32)
-      return invalidArgument("batch inputs must be i32; found " + type->str());
-  if (src.shape.size() != 2 || labels.shape.size() != 2 ||
-      src.shape[0] != labels.shape[0] || tgt.shape != labels.shape)
+  // The task draws the logical (global) batch; each rank takes its block.
+  for (const BatchInputPlace *input : {&batch.src, &batch.tgt, &batch.labels})
+    if (p.buffers[input->buffer].type.dtype != exec::DType::I32)
+      return invalidArgument("batch inputs must be i32; found " +
+                             p.buffers[input->buffer].type.str());
+  const std::vector<int64_t> &src = batch.src.shape;
+  const std::vector<int64_t> &tgt = batch.tgt.shape;
+  const std::vector<int64_t> &labels = batch.labels.shape;
+  if (src.size() != 2 || labels.size() != 2 || src[0] != labels[0] ||
+      tgt != labels)
     return invalidArgument("batch inputs must be [batch, length] with one "
                            "batch size and tgt_tokens shaped like labels; "
                            "found src_tokens " +
-                           src.str() + ", tgt_tokens " + tgt.str() +
-                           " and labels " + labels.str());
-  task.batchSize = src.shape[0];
-  task.srcLen = src.shape[1];
-  task.tgtLen = labels.shape[1];
+                           plan::formatShape(src) + ", tgt_tokens " +
+                           plan::formatShape(tgt) + " and labels " +
+                           plan::formatShape(labels));
+  task.batchSize = src[0];
+  task.srcLen = src[1];
+  task.tgtLen = labels[1];
   task.alphabet = alphabet;
   bool found = false;
   for (const exec::Instruction &inst : p.instructions)
@@ -87,10 +117,12 @@ InitKind initKindOf(fb::InitKind kind) {
 }
 
 Status initializeAllParameters(const fb::Plan &plan, exec::Executor &executor,
-                               uint64_t seed) {
+                               uint64_t seed, const GridLocation *location) {
   if (!plan.parameters())
     return Status::success();
+  GridLocation here = locationOrFirst(plan, location);
   const exec::Program &program = executor.program();
+  std::vector<float> logical;
   for (const fb::Parameter *param : *plan.parameters()) {
     std::string name = param->name()->str();
     int32_t id = param->buffer();
@@ -100,35 +132,57 @@ Status initializeAllParameters(const fb::Plan &plan, exec::Executor &executor,
     std::vector<int64_t> shape;
     if (param->shape())
       shape.assign(param->shape()->begin(), param->shape()->end());
+    Expected<exec::TensorBlock> block =
+        shardBlock(here, shape, shardSpecOf(param->sharding()));
+    if (!block.ok())
+      return block.takeStatus().withContext("parameter '" + name + "'");
     const exec::TensorType &type = program.buffers[id].type;
+    if (type.dtype != exec::DType::F32 || type.shape != block->extent)
+      return invalidArgument(
+          "parameter '" + name + "': buffer " + std::to_string(id) + " is " +
+          type.str() + ", expected f32 of the shard shape " +
+          plan::formatShape(block->extent) + " (logical shape " +
+          plan::formatShape(shape) + ")");
     int64_t elements = 1;
     for (int64_t d : shape)
       elements *= d;
-    if (type.dtype != exec::DType::F32 || type.numElements() != elements)
-      return invalidArgument(
-          "parameter '" + name + "': buffer " + std::to_string(id) + " is " +
-          type.str() + ", expected f32 with the logical shape's " +
-          std::to_string(elements) + " elements (single-rank plans only)");
+    logical.resize(static_cast<size_t>(elements));
     initializeParameter(initKindOf(param->init()), param->init_scale(), seed,
-                        name, shape,
-                        static_cast<float *>(executor.bufferData(id)));
+                        name, shape, logical.data());
+    exec::copyBlockOut(logical.data(), shape, sizeof(float), *block,
+                       executor.bufferData(id));
   }
   return Status::success();
 }
 
 Status writeBatch(exec::Executor &executor, const BatchBuffers &buffers,
-                  const SeqBatch &batch, int64_t step) {
+                  const SeqBatch &batch, int64_t step,
+                  const GridLocation *location) {
   const exec::Program &program = executor.program();
-  auto write = [&](const char *what, int32_t id,
+  GridLocation here =
+      location ? *location : GridLocation::ofRank(program.gridShape, 0);
+  auto write = [&](const char *what, const BatchInputPlace &input,
                    const std::vector<int32_t> &values) -> Status {
-    const exec::TensorType &type = program.buffers[id].type;
-    if (type.dtype != exec::DType::I32 ||
-        type.numElements() != static_cast<int64_t>(values.size()))
+    const exec::TensorType &type = program.buffers[input.buffer].type;
+    int64_t logicalElements = 1;
+    for (int64_t d : input.shape)
+      logicalElements *= d;
+    if (logicalElements != static_cast<int64_t>(values.size()))
+      return invalidArgument(
+          std::string("batch input '") + what + "' is logically " +
+          plan::formatShape(input.shape) + ", the batch has " +
+          std::to_string(values.size()) + " values");
+    Expected<exec::TensorBlock> block =
+        shardBlock(here, input.shape, input.sharding);
+    if (!block.ok())
+      return block.takeStatus().withContext(std::string("batch input '") +
+                                            what + "'");
+    if (type.dtype != exec::DType::I32 || type.shape != block->extent)
       return invalidArgument(std::string("batch input '") + what + "' is " +
-                             type.str() + ", the batch has " +
-                             std::to_string(values.size()) + " i32 values");
-    std::memcpy(executor.bufferData(id), values.data(),
-                values.size() * sizeof(int32_t));
+                             type.str() + ", expected i32 of the shard shape " +
+                             plan::formatShape(block->extent));
+    exec::copyBlockOut(values.data(), input.shape, sizeof(int32_t), *block,
+                       executor.bufferData(input.buffer));
     return Status::success();
   };
   MOERT_RETURN_IF_ERROR(write("src_tokens", buffers.src, batch.srcTokens));

@@ -14,6 +14,7 @@
 #include "moert/exec/Executor.h"
 #include "moert/plan/Plan.h"
 #include "moert/runner/Initializers.h"
+#include "moert/runner/Sharding.h"
 #include "moert/runner/SyntheticTask.h"
 
 #include <string>
@@ -22,9 +23,18 @@
 namespace moert {
 namespace runner {
 
-/// The persistent buffers of the batch inputs (-1 where the plan has none).
+/// A batch input of the plan: its persistent buffer (this rank's block),
+/// logical shape and shard spec.
+struct BatchInputPlace {
+  int32_t buffer = -1;
+  std::vector<int64_t> shape;
+  ShardSpec sharding;
+};
+
+/// The batch inputs of a training step (buffer -1 where the plan has none).
 struct BatchBuffers {
-  int32_t src = -1, tgt = -1, labels = -1, step = -1;
+  BatchInputPlace src, tgt, labels;
+  int32_t step = -1;
 };
 
 /// The buffer of the batch input `name`, or -1.
@@ -34,9 +44,9 @@ int32_t batchInputBuffer(const plan::fb::Plan &plan, const std::string &name);
 Expected<BatchBuffers> findBatchBuffers(const plan::fb::Plan &plan);
 
 /// The synthetic task's configuration for `program`: batch size and lengths
-/// from the src_tokens and labels buffers ([B, len] each), vocabulary from
-/// the last dimension of the cross_entropy logits, pad id from its
-/// ignore_index.
+/// from the logical shapes of src_tokens and labels ([B, len] each),
+/// vocabulary from the last dimension of the cross_entropy logits, pad id
+/// from its ignore_index.
 Expected<SyntheticTaskConfig> syntheticTaskConfig(const exec::Program &program,
                                                   const BatchBuffers &batch,
                                                   int64_t alphabet);
@@ -44,15 +54,21 @@ Expected<SyntheticTaskConfig> syntheticTaskConfig(const exec::Program &program,
 /// The runner's initializer for a plan parameter's init kind.
 InitKind initKindOf(plan::fb::InitKind kind);
 
-/// Draws every parameter of the plan into its buffer (seed and name keyed,
-/// as Trainer::initializeParameters does).
+/// Draws every parameter of the plan (the logical tensor, seed and name
+/// keyed, so every grid starts from the same values) and copies the block
+/// the rank at `location` holds into its buffer. Null `location`: rank 0
+/// of the plan's grid (a single-rank plan holds everything).
 Status initializeAllParameters(const plan::fb::Plan &plan,
-                               exec::Executor &executor, uint64_t seed);
+                               exec::Executor &executor, uint64_t seed,
+                               const GridLocation *location = nullptr);
 
-/// Copies `batch` into the batch buffers and `step` into the step buffer
-/// (when the plan has one; i64 or i32), checking the sizes.
+/// Copies this rank's block of the logical `batch` into the batch buffers
+/// (per the batch inputs' shard specs) and `step` into the step buffer
+/// (when the plan has one; i64 or i32), checking the sizes. Null
+/// `location`: rank 0 of the plan's grid.
 Status writeBatch(exec::Executor &executor, const BatchBuffers &buffers,
-                  const SeqBatch &batch, int64_t step);
+                  const SeqBatch &batch, int64_t step,
+                  const GridLocation *location = nullptr);
 
 /// Ids of the buffers whose name starts with `prefix`, in id order.
 std::vector<int32_t> buffersWithPrefix(const exec::Program &program,

@@ -13,6 +13,21 @@ namespace runner {
 
 namespace fb = plan::fb;
 
+namespace {
+
+/// after - before, per collective kind.
+comm::CommStats statsSince(const comm::CommStats &before,
+                           const comm::CommStats &after) {
+  comm::CommStats delta;
+  for (int kind = 0; kind < comm::kNumCollectiveKinds; ++kind) {
+    delta.calls[kind] = after.calls[kind] - before.calls[kind];
+    delta.bytesSent[kind] = after.bytesSent[kind] - before.bytesSent[kind];
+  }
+  return delta;
+}
+
+} // namespace
+
 int64_t ParameterState::numElements() const {
   int64_t n = 1;
   for (int64_t d : shape)
@@ -21,13 +36,30 @@ int64_t ParameterState::numElements() const {
 }
 
 Expected<std::unique_ptr<Trainer>>
-Trainer::create(plan::LoadedPlan loaded, uint64_t seed, int64_t alphabet) {
+Trainer::create(plan::LoadedPlan loaded, uint64_t seed, int64_t alphabet,
+                comm::GridCommunicators *grid) {
   std::unique_ptr<Trainer> trainer(new Trainer(std::move(loaded), seed));
   const fb::Plan &plan = trainer->plan_.plan();
-  if (plan::numRanks(*plan.grid()) != 1)
-    return failedPrecondition("the plan is partitioned for " +
-                              std::to_string(plan::numRanks(*plan.grid())) +
-                              " ranks; run it with mpirun -np <ranks>");
+  std::vector<int64_t> gridShape = gridShapeOf(plan);
+  int64_t ranks = plan::numRanks(*plan.grid());
+  if (grid) {
+    if (grid->gridShape() != gridShape)
+      return failedPrecondition(
+          "the communicators are laid out on a grid of shape " +
+          plan::formatShape(grid->gridShape()) + ", the plan's grid is " +
+          describeGrid(plan));
+    trainer->location_.shape = gridShape;
+    trainer->location_.coords = grid->coords();
+  } else {
+    if (ranks != 1)
+      return failedPrecondition(
+          "the plan is partitioned for " + std::to_string(ranks) +
+          " ranks (grid " + describeGrid(plan) + "); run it with mpirun -np " +
+          std::to_string(ranks));
+    trainer->location_ = GridLocation::ofRank(gridShape, 0);
+  }
+  trainer->grid_ = grid;
+
   MOERT_ASSIGN_OR_RETURN(exec::Program program, programFromPlan(plan));
   MOERT_ASSIGN_OR_RETURN(trainer->executor_,
                          exec::Executor::create(std::move(program)));
@@ -58,26 +90,56 @@ Trainer::create(plan::LoadedPlan loaded, uint64_t seed, int64_t alphabet) {
   if (trainer->lossBuffer_ < 0)
     return invalidArgument("the plan has no 'output:loss' buffer");
 
-  // Parameters and their moments.
+  // Parameters and their moments: this rank's blocks of the logical tensors.
   if (plan.parameters())
     for (const fb::Parameter *param : *plan.parameters()) {
       ParameterState state;
       state.name = param->name()->str();
       state.shape.assign(param->shape()->begin(), param->shape()->end());
-      auto data = [&](int32_t id) {
-        return id < 0 ? nullptr : static_cast<float *>(executor.bufferData(id));
+      state.sharding = shardSpecOf(param->sharding());
+      state.stateSharding = shardSpecOf(param->state_sharding());
+      if (state.stateSharding.empty())
+        state.stateSharding = state.sharding;
+      std::string where = "parameter '" + state.name + "'";
+      Expected<exec::TensorBlock> valueBlock =
+          shardBlock(trainer->location_, state.shape, state.sharding);
+      if (!valueBlock.ok())
+        return valueBlock.takeStatus().withContext(where);
+      Expected<exec::TensorBlock> stateBlock =
+          shardBlock(trainer->location_, state.shape, state.stateSharding);
+      if (!stateBlock.ok())
+        return stateBlock.takeStatus().withContext(where + " (state)");
+      state.valueBlock = std::move(*valueBlock);
+      state.stateBlock = std::move(*stateBlock);
+      auto data = [&](int32_t id, const exec::TensorBlock &block,
+                      const char *role) -> Expected<float *> {
+        if (id < 0)
+          return static_cast<float *>(nullptr);
+        const exec::TensorType &type = p.buffers[id].type;
+        if (type.dtype != exec::DType::F32 || type.shape != block.extent)
+          return invalidArgument(where + ": " + role + " buffer " +
+                                 std::to_string(id) + " is " + type.str() +
+                                 ", expected f32 of the shard shape " +
+                                 plan::formatShape(block.extent));
+        return static_cast<float *>(executor.bufferData(id));
       };
-      state.value = data(param->buffer());
-      state.expAvg = data(param->exp_avg_buffer());
-      state.expAvgSq = data(param->exp_avg_sq_buffer());
+      MOERT_ASSIGN_OR_RETURN(state.value,
+                             data(param->buffer(), state.valueBlock, "its"));
+      MOERT_ASSIGN_OR_RETURN(state.expAvg, data(param->exp_avg_buffer(),
+                                                state.stateBlock, "exp_avg"));
+      MOERT_ASSIGN_OR_RETURN(
+          state.expAvgSq,
+          data(param->exp_avg_sq_buffer(), state.stateBlock, "exp_avg_sq"));
       if (!state.value)
-        return invalidArgument("parameter '" + state.name +
-                               "' has no buffer in the plan");
+        return invalidArgument(where + " has no buffer in the plan");
+      if (!state.expAvg != !state.expAvgSq)
+        return invalidArgument(where + " has one AdamW moment buffer, "
+                                       "expected both or neither");
       trainer->parameters_.push_back(std::move(state));
     }
 
-  // The synthetic task takes its shapes from the batch buffers and the
-  // vocabulary and pad id from the loss.
+  // The synthetic task takes its shapes from the logical batch inputs and
+  // the vocabulary and pad id from the loss.
   MOERT_ASSIGN_OR_RETURN(
       SyntheticTaskConfig task,
       syntheticTaskConfig(p, trainer->batchBuffers_, alphabet));
@@ -88,9 +150,10 @@ Trainer::create(plan::LoadedPlan loaded, uint64_t seed, int64_t alphabet) {
 
 Status Trainer::initializeParameters() {
   MOERT_RETURN_IF_ERROR(
-      initializeAllParameters(plan_.plan(), *executor_, seed_));
+      initializeAllParameters(plan_.plan(), *executor_, seed_, &location_));
   for (ParameterState &state : parameters_) {
-    size_t bytes = static_cast<size_t>(state.numElements()) * sizeof(float);
+    size_t bytes =
+        static_cast<size_t>(state.stateBlock.numElements()) * sizeof(float);
     if (state.expAvg)
       std::memset(state.expAvg, 0, bytes);
     if (state.expAvgSq)
@@ -102,17 +165,22 @@ Status Trainer::initializeParameters() {
 Expected<StepMetrics> Trainer::runStep(int64_t step) {
   auto start = std::chrono::steady_clock::now();
   SeqBatch batch = task_->batch(seed_, step);
-  MOERT_RETURN_IF_ERROR(writeBatch(*executor_, batchBuffers_, batch, step));
+  MOERT_RETURN_IF_ERROR(
+      writeBatch(*executor_, batchBuffers_, batch, step, &location_));
 
   exec::RunContext context;
   context.seed = seed_;
   context.step = static_cast<uint32_t>(step);
   context.training = true;
+  context.grid = grid_;
+  comm::CommStats before = grid_ ? grid_->totalStats() : comm::CommStats();
   MOERT_RETURN_IF_ERROR(executor_->run(context).withContext(
       "training step " + std::to_string(step)));
 
   StepMetrics metrics;
   metrics.step = step;
+  if (grid_)
+    metrics.comm = statsSince(before, grid_->totalStats());
   auto scalar = [&](int32_t buffer) {
     return buffer < 0
                ? 0.0f
@@ -135,24 +203,82 @@ Expected<StepMetrics> Trainer::runStep(int64_t step) {
   return metrics;
 }
 
-Status Trainer::saveCheckpoint(const std::string &path, int64_t step) const {
-  checkpoint::CheckpointWriter writer;
-  for (const ParameterState &p : parameters_) {
-    MOERT_RETURN_IF_ERROR(writer.addF32(p.name, p.shape, p.value));
-    if (p.expAvg)
-      MOERT_RETURN_IF_ERROR(
-          writer.addF32(p.name + ".exp_avg", p.shape, p.expAvg));
-    if (p.expAvgSq)
-      MOERT_RETURN_IF_ERROR(
-          writer.addF32(p.name + ".exp_avg_sq", p.shape, p.expAvgSq));
+Status Trainer::gatherLogical(const ParameterState &param, bool state,
+                              const float *local,
+                              std::vector<float> &logical) const {
+  const ShardSpec &spec = state ? param.stateSharding : param.sharding;
+  const exec::TensorBlock &block = state ? param.stateBlock : param.valueBlock;
+  if (!grid_ || isReplicated(location_.shape, spec)) {
+    // Every rank holds the whole tensor; rank 0's copy is the checkpoint's.
+    if (isRankZero())
+      logical.assign(local, local + param.numElements());
+    return Status::success();
   }
-  writer.setStep(step);
+  // Every rank contributes its block (in world-rank order); rank 0 places
+  // each at that rank's coordinates. Replicas of a block write the same
+  // bytes, since the plan's collectives keep replicas identical.
+  comm::Communicator &world = grid_->world();
+  int64_t count = block.numElements();
+  std::vector<float> shards(static_cast<size_t>(count * world.size()));
   MOERT_RETURN_IF_ERROR(
-      writer.setMetadata("moert.seed", std::to_string(seed_)));
-  const fb::Plan &plan = plan_.plan();
-  MOERT_RETURN_IF_ERROR(writer.setMetadata(
-      "moert.model", plan.model_name() ? plan.model_name()->str() : ""));
-  return writer.write(path).withContext("writing checkpoint '" + path + "'");
+      world.allGather(local, shards.data(), count, comm::ElementType::F32));
+  if (!isRankZero())
+    return Status::success();
+  logical.resize(static_cast<size_t>(param.numElements()));
+  return assembleShards(location_.shape, param.shape, spec, sizeof(float),
+                        shards.data(), logical.data());
+}
+
+Status Trainer::saveCheckpoint(const std::string &path, int64_t step) const {
+  // Gathering is collective: every rank walks the same tensors in the same
+  // order; only rank 0 keeps the logical tensors and writes.
+  checkpoint::CheckpointWriter writer;
+  std::vector<std::vector<float>> logical;
+  logical.reserve(parameters_.size() * 3);
+  Status status;
+  for (const ParameterState &p : parameters_) {
+    struct Tensor {
+      const char *suffix;
+      const float *data;
+      bool state;
+    };
+    for (const Tensor &tensor :
+         {Tensor{"", p.value, false}, Tensor{".exp_avg", p.expAvg, true},
+          Tensor{".exp_avg_sq", p.expAvgSq, true}}) {
+      if (!tensor.data)
+        continue;
+      logical.emplace_back();
+      MOERT_RETURN_IF_ERROR(
+          gatherLogical(p, tensor.state, tensor.data, logical.back()));
+      if (isRankZero() && status.ok())
+        status = writer.addF32(p.name + tensor.suffix, p.shape,
+                               logical.back().data());
+    }
+  }
+  if (isRankZero()) {
+    writer.setStep(step);
+    if (status.ok())
+      status = writer.setMetadata("moert.seed", std::to_string(seed_));
+    const fb::Plan &plan = plan_.plan();
+    if (status.ok())
+      status = writer.setMetadata(
+          "moert.model", plan.model_name() ? plan.model_name()->str() : "");
+    if (status.ok())
+      status = writer.write(path);
+    if (!status.ok())
+      status.withContext("writing checkpoint '" + path + "'");
+  }
+  // Every rank learns whether rank 0 wrote the file, so that all of them
+  // stop (or go on) together.
+  if (grid_ && grid_->worldSize() > 1) {
+    int32_t failed = status.ok() ? 0 : 1;
+    MOERT_RETURN_IF_ERROR(grid_->world().allReduce(
+        &failed, 1, comm::ElementType::I32, comm::ReduceOp::Max));
+    if (failed && status.ok())
+      return Status(StatusCode::Unavailable,
+                    "rank 0 could not write checkpoint '" + path + "'");
+  }
+  return status;
 }
 
 Expected<int64_t> Trainer::loadCheckpoint(const std::string &path) {
@@ -168,16 +294,22 @@ Expected<int64_t> Trainer::loadCheckpoint(const std::string &path) {
                            std::to_string(seed_) +
                            " (resume with the same --seed)");
   MOERT_ASSIGN_OR_RETURN(int64_t step, file.step());
-  // Read everything before writing anything: a bad checkpoint leaves the
+  // Read every shard before writing anything: a bad checkpoint leaves the
   // trainer's state untouched.
-  std::vector<std::vector<float>> values;
+  std::vector<std::vector<float>> shards;
   for (const ParameterState &p : parameters_) {
     for (const char *suffix : {"", ".exp_avg", ".exp_avg_sq"}) {
-      if ((suffix[0] && !p.expAvg))
+      bool state = suffix[0] != '\0';
+      if (state && !p.expAvg)
         continue;
-      MOERT_ASSIGN_OR_RETURN(std::vector<float> data,
-                             file.readF32(p.name + suffix, p.shape));
-      values.push_back(std::move(data));
+      MOERT_ASSIGN_OR_RETURN(
+          checkpoint::TensorView view,
+          file.tensor(p.name + suffix, checkpoint::DType::F32, p.shape));
+      const exec::TensorBlock &block = state ? p.stateBlock : p.valueBlock;
+      std::vector<float> shard(static_cast<size_t>(block.numElements()));
+      exec::copyBlockOut(view.data, p.shape, sizeof(float), block,
+                         shard.data());
+      shards.push_back(std::move(shard));
     }
   }
   size_t next = 0;
@@ -185,8 +317,8 @@ Expected<int64_t> Trainer::loadCheckpoint(const std::string &path) {
     for (float *target : {p.value, p.expAvg, p.expAvgSq}) {
       if (!target)
         continue;
-      std::memcpy(target, values[next].data(),
-                  values[next].size() * sizeof(float));
+      std::memcpy(target, shards[next].data(),
+                  shards[next].size() * sizeof(float));
       ++next;
     }
   }

@@ -1,16 +1,26 @@
 //===- Trainer.h - Runs a compiled training plan step by step -------------===//
 //
-// Owns the executor of one plan: initializes the parameters from the plan's
-// initializers, feeds batches into the batch-input buffers, runs the step
-// and reads the step's outputs (loss, aux loss, gradient norm, learning
-// rate, expert counts) from the buffers the compiler named `output:*`.
+// Owns the executor of one plan on one rank: initializes the parameters
+// from the plan's initializers, feeds batches into the batch-input buffers,
+// runs the step and reads the step's outputs (loss, aux loss, gradient
+// norm, learning rate, expert counts) from the buffers the compiler named
+// `output:*`.
+//
+// A partitioned plan runs on every rank of its grid (SPMD) with the rank's
+// grid communicators: each rank draws the logical parameters and batch and
+// keeps its shard; the step's outputs are replicated by the plan's
+// collectives. Checkpoints hold logical tensors: saving gathers the shards
+// to rank 0, which writes; loading cuts every rank's shard out of the file,
+// so a checkpoint of one grid resumes on any other.
 //
 //===----------------------------------------------------------------------===//
 #ifndef MOERT_RUNNER_TRAINER_H
 #define MOERT_RUNNER_TRAINER_H
 
+#include "moert/comm/Communicator.h"
 #include "moert/exec/Executor.h"
 #include "moert/plan/PlanLoader.h"
+#include "moert/runner/Sharding.h"
 #include "moert/runner/StepIO.h"
 #include "moert/runner/SyntheticTask.h"
 
@@ -27,22 +37,34 @@ struct StepMetrics {
   int64_t targetTokens = 0;
   double seconds = 0;
   std::vector<std::vector<int32_t>> expertCounts; // per MoE layer
+  /// What this rank's communicators did during the step (zero without
+  /// grid communicators).
+  comm::CommStats comm;
 };
 
-/// A parameter's persistent tensors (logical shape; one rank holds it all).
+/// A parameter's persistent tensors on this rank: the value's block
+/// `valueBlock` of the logical `shape` (split as `sharding`), the AdamW
+/// moments' block `stateBlock` (split as `stateSharding`, which ZeRO may
+/// partition further).
 struct ParameterState {
   std::string name;
   std::vector<int64_t> shape;
+  ShardSpec sharding, stateSharding;
+  exec::TensorBlock valueBlock, stateBlock;
   float *value = nullptr, *expAvg = nullptr, *expAvgSq = nullptr;
+  /// Elements of the logical tensor.
   int64_t numElements() const;
 };
 
 class Trainer {
 public:
   /// `alphabet`: content tokens of the synthetic task (0 = the whole
-  /// vocabulary).
+  /// vocabulary). `grid`: this rank's communicators on the plan's grid
+  /// (same shape), kept by the caller for the trainer's lifetime; null for
+  /// a single process, which then runs only plans of one rank.
   static Expected<std::unique_ptr<Trainer>>
-  create(plan::LoadedPlan plan, uint64_t seed, int64_t alphabet = 0);
+  create(plan::LoadedPlan plan, uint64_t seed, int64_t alphabet = 0,
+         comm::GridCommunicators *grid = nullptr);
 
   /// Draws every parameter from its initializer; moments start at zero.
   Status initializeParameters();
@@ -51,12 +73,19 @@ public:
 
   /// Writes parameters and AdamW moments (logical tensors: "<name>",
   /// "<name>.exp_avg", "<name>.exp_avg_sq") with the step, seed and model
-  /// name, atomically.
+  /// name, atomically. On a grid, every rank calls it (the shards are
+  /// gathered to rank 0, which writes) and every rank gets rank 0's result.
   Status saveCheckpoint(const std::string &path, int64_t step) const;
   /// Restores what saveCheckpoint wrote; returns the step it was taken at.
-  /// Every tensor must exist with the plan's shape, and the seed must be
-  /// this trainer's (the batches and noise of later steps depend on it).
+  /// Every tensor must exist with the plan's logical shape, and the seed
+  /// must be this trainer's (the batches and noise of later steps depend
+  /// on it). Each rank reads the file and keeps its shards.
   Expected<int64_t> loadCheckpoint(const std::string &path);
+
+  /// This rank's place on the plan's grid (rank 0 of a one-rank grid
+  /// without communicators).
+  const GridLocation &location() const { return location_; }
+  bool isRankZero() const { return location_.rank() == 0; }
 
   std::vector<ParameterState> &parameters() { return parameters_; }
   const SyntheticTask &task() const { return *task_; }
@@ -68,8 +97,15 @@ private:
   Trainer(plan::LoadedPlan plan, uint64_t seed)
       : plan_(std::move(plan)), seed_(seed) {}
 
+  /// The logical tensor of one parameter (or moment) on rank 0 from the
+  /// `local` blocks of every rank; collective over the world.
+  Status gatherLogical(const ParameterState &param, bool state,
+                       const float *local, std::vector<float> &logical) const;
+
   plan::LoadedPlan plan_;
   uint64_t seed_;
+  comm::GridCommunicators *grid_ = nullptr;
+  GridLocation location_;
   std::unique_ptr<exec::Executor> executor_;
   std::unique_ptr<SyntheticTask> task_;
   std::vector<ParameterState> parameters_;
