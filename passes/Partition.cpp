@@ -174,9 +174,9 @@ private:
     for (auto [i, axes] : llvm::enumerate(d.split)) {
       int64_t n = size(axes);
       if (n > 1 && shape[i] % n != 0) {
-        error(where) << "dimension " << i << " of " << type << " (size "
-                     << shape[i] << ") is not divisible by the " << n
-                     << " ranks that split it";
+        error(where) << "expected dimension " << i << " of " << type
+                     << " to be divisible by the " << n
+                     << " ranks that split it, found size " << shape[i];
         return type;
       }
       shape[i] /= n;
@@ -418,17 +418,20 @@ GatingAttr MoePartition::localGating(Operation *op, GatingAttr config,
   if (shards == 1)
     return config;
   if (config.getGroups() % shards != 0) {
-    error(op) << "the gate routes its tokens in " << config.getGroups()
-              << " group(s), which cannot be split over the " << shards
-              << " token shards of the grid (dp x ep); set the gating "
-                 "groups (#moe.gating<groups = ...>, model config "
+    error(op) << "expected the gating groups to be a multiple of the " << shards
+              << " token shards (dp x ep = " << sizes[kDp] << " x "
+              << sizes[kEp] << ") so that each rank routes whole groups, "
+              << "found " << config.getGroups()
+              << " group(s); set #moe.gating<groups = ...> (model config "
                  "moe.groups) to a multiple of "
-              << shards << " so that each rank routes whole groups";
+              << shards;
     return config;
   }
   if (!config.getDropTokens()) {
-    error(op) << "dropless gating (drop_tokens = false) is not supported by "
-                 "the partitioner yet: its capacity depends on all ranks";
+    error(op) << "expected drop_tokens = true with tokens split over " << shards
+              << " ranks, found dropless gating (drop_tokens = false), which "
+                 "the partitioner does not support yet: its capacity depends "
+                 "on all ranks";
     return config;
   }
   return GatingAttr::get(
@@ -505,8 +508,9 @@ void MoePartition::findTensorParallelLinears() {
     if (!q || !k || !v)
       return;
     if (attention.getNumHeads() % sizes[kTp] != 0) {
-      error(attention) << "num_heads " << attention.getNumHeads()
-                       << " is not divisible by tp = " << sizes[kTp];
+      error(attention) << "expected num_heads to be divisible by tp = "
+                       << sizes[kTp]
+                       << ", found num_heads = " << attention.getNumHeads();
       return;
     }
     // Forward users only (the backward reads the value too).
@@ -554,7 +558,11 @@ LogicalResult MoePartition::assignArguments() {
   llvm::StringMap<Value> paramByName;
   for (BlockArgument arg : body.getArguments()) {
     unsigned i = arg.getArgNumber();
-    auto type = cast<RankedTensorType>(arg.getType());
+    auto type = dyn_cast<RankedTensorType>(arg.getType());
+    if (!type)
+      return func.emitError()
+             << "moe-partition: expected ranked tensor arguments, found "
+             << arg.getType() << " for argument #" << i;
     logical[arg] = type;
     Dist d = Dist::replicated(type.getRank());
     if (auto name =
@@ -565,31 +573,36 @@ LogicalResult MoePartition::assignArguments() {
         if (sizes[kEp] > 1) {
           if (type.getDimSize(0) % sizes[kEp] != 0)
             return func.emitError()
-                   << "moe-partition: expert parameter '" << name.getValue()
-                   << "' has " << type.getDimSize(0)
-                   << " experts, not divisible by ep = " << sizes[kEp];
+                   << "moe-partition: expected the experts of '"
+                   << name.getValue() << "' (dimension 0 of " << type
+                   << ") to be divisible by ep = " << sizes[kEp] << ", found "
+                   << type.getDimSize(0) << " experts";
           d.split[0] = {kEp};
         }
       } else if (auto role = tpRole.lookup(arg); role != TpRole::None) {
         int dim = role == TpRole::Column ? type.getRank() - 1 : 0;
         if (type.getDimSize(dim) % sizes[kTp] != 0)
           return func.emitError()
-                 << "moe-partition: dimension " << dim << " of '"
-                 << name.getValue() << "' (" << type
-                 << ") is not divisible by tp = " << sizes[kTp];
+                 << "moe-partition: expected dimension " << dim << " of '"
+                 << name.getValue() << "' (" << type << ", the "
+                 << (role == TpRole::Column ? "output" : "input")
+                 << " features of a "
+                 << (role == TpRole::Column ? "column" : "row")
+                 << "-parallel linear) to be divisible by tp = " << sizes[kTp]
+                 << ", found " << type.getDimSize(dim);
         d.split[dim] = {kTp};
       }
     } else if (func.getArgAttr(i, MoeDialect::kInputAttrName)) {
       if (type.getRank() >= 1 && !tokenAxes.empty()) {
         if (type.getDimSize(0) % size(tokenAxes) != 0)
           return func.emitError()
-                 << "moe-partition: batch input '"
+                 << "moe-partition: expected the batch size of input '"
                  << func.getArgAttrOfType<StringAttr>(
                             i, MoeDialect::kInputAttrName)
                         .getValue()
-                 << "' has batch size " << type.getDimSize(0)
-                 << ", not divisible by the " << size(tokenAxes)
-                 << " token shards (dp x ep)";
+                 << "' to be divisible by the " << size(tokenAxes)
+                 << " token shards (dp x ep = " << sizes[kDp] << " x "
+                 << sizes[kEp] << "), found " << type.getDimSize(0);
         d.split[0] = tokenAxes;
       }
     }
@@ -604,9 +617,10 @@ LogicalResult MoePartition::assignArguments() {
       continue;
     Value param = paramByName.lookup(of.getValue());
     if (!param)
-      return func.emitError() << "moe-partition: optimizer state of unknown "
-                                 "parameter '"
-                              << of.getValue() << "'";
+      return func.emitError()
+             << "moe-partition: expected the optimizer state argument #" << i
+             << " to belong to a parameter (moe.state_of), found '"
+             << of.getValue() << "', which no argument's moe.param names";
     Dist d = dist[param];
     if (zero > 0) {
       auto g = group.find(param);
@@ -1007,7 +1021,9 @@ void MoePartition::partitionOp(Operation *op) {
       .Case<AdamWOp>([&](AdamWOp a) { partitionAdamW(a); })
       .Case<func::ReturnOp>([&](func::ReturnOp r) { partitionReturn(r); })
       .Default([&](Operation *other) {
-        error(other) << "no partitioning rule for " << other->getName();
+        error(other) << "expected an op with a partitioning rule (moe ops, "
+                        "arith.constant), found '"
+                     << other->getName() << "'";
       });
 }
 
@@ -1015,24 +1031,28 @@ void MoePartition::runOnOperation() {
   ModuleOp module = getOperation();
   func = module.lookupSymbol<func::FuncOp>(functionName);
   if (!func) {
-    module.emitError() << "moe-partition: no function @" << functionName
-                       << " (run --moe-training-pipeline first)";
+    module.emitError() << "moe-partition: expected a function @"
+                       << static_cast<std::string>(functionName)
+                       << " to partition (run --moe-training-pipeline "
+                          "first), found none";
     return signalPassFailure();
   }
   if (dp < 1 || ep < 1 || tp < 1) {
-    module.emitError() << "moe-partition: grid sizes must be >= 1, found dp="
-                       << dp << " ep=" << ep << " tp=" << tp;
+    module.emitError() << "moe-partition: expected grid sizes >= 1, found dp="
+                       << static_cast<int64_t>(dp)
+                       << " ep=" << static_cast<int64_t>(ep)
+                       << " tp=" << static_cast<int64_t>(tp);
     return signalPassFailure();
   }
   if (zero < 0 || zero > 2) {
-    module.emitError() << "moe-partition: zero must be 0, 1 or 2, found "
-                       << zero;
+    module.emitError() << "moe-partition: expected zero = 0, 1 or 2, found "
+                       << static_cast<int64_t>(zero);
     return signalPassFailure();
   }
   if (module.lookupSymbol(kGridName)) {
-    module.emitError() << "moe-partition: the module is already partitioned "
-                          "(it has a symbol @"
-                       << kGridName << ")";
+    module.emitError() << "moe-partition: expected a module that is not "
+                          "partitioned yet, found a symbol @"
+                       << kGridName << " (moe-partition already ran)";
     return signalPassFailure();
   }
   sizes[kDp] = dp;
