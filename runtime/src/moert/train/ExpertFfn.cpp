@@ -1,16 +1,43 @@
 //===- ExpertFfn.cpp - Batched per-expert MLP (moe.expert_ffn) ------------===//
+//
+// Per expert the work is two GEMMs forward and five backward (one of them
+// recomputing the hidden pre-activation); everything else is kept to single
+// passes over the [C, H] hidden block:
+// - bias adds cost nothing extra: the GEMM output is first filled with the
+//   bias rows and the GEMM accumulates onto them (beta = 1), which replaces
+//   the zero fill a beta = 0 GEMM does anyway;
+// - the activation is one in-place pass forward; backward one pass computes
+//   the activation and its derivative together (GELU's erf and exp once per
+//   element), and one pass forms dZ = dA * act'(Z) and its column sums (the
+//   b1 gradient);
+// - the element-wise math is branch-free float (VectorMath.h) so the passes
+//   vectorize; on x86-64 they also exist as AVX2+FMA code picked at run time.
+// Experts are independent: with at least as many experts as threads, each
+// thread runs whole experts with single-threaded BLAS (no fork/join per GEMM,
+// no BLAS threads competing with the element-wise passes); otherwise experts
+// run in order and each GEMM uses the BLAS threads.
+//
+//===----------------------------------------------------------------------===//
 #include "moert/train/ExpertFfn.h"
 
-#include "moert/dense/Linear.h"
+#include "moert/dense/BlasThreads.h"
+#include "moert/train/VectorMath.h"
 
 #include <cblas.h>
 
+#include <algorithm>
 #include <vector>
+
+#if defined(__x86_64__) && defined(__GNUC__)
+#define MOERT_EXPERT_FFN_AVX2 1
+#endif
 
 namespace moert {
 namespace train {
 
 namespace {
+
+using dense::ActivationKind;
 
 /// C[m, n] = A[m, k] B[k, n] (+ C if accumulate), row-major.
 void gemm(bool transA, bool transB, int64_t m, int64_t n, int64_t k,
@@ -23,36 +50,240 @@ void gemm(bool transA, bool transB, int64_t m, int64_t n, int64_t k,
               static_cast<int>(n));
 }
 
-/// rows[r, :] += bias for every row.
-void addBias(int64_t rows, int64_t cols, const float *bias, float *matrix) {
+/// matrix[r, :] = row for every r: the starting value of a GEMM that adds
+/// a bias.
+void fillRows(int64_t rows, int64_t cols, const float *row, float *matrix) {
   for (int64_t r = 0; r < rows; ++r)
+    std::copy(row, row + cols, matrix + r * cols);
+}
+
+/// sums[c] = sum over rows of matrix[r, c], in float. Rows are summed in
+/// blocks whose partial sums are then added, which keeps the rounding error
+/// near (block + rows / block) ulps instead of growing with every row.
+constexpr int64_t kRowBlock = 128;
+
+void sumRows(int64_t rows, int64_t cols, const float *matrix, float *sums) {
+  std::fill(sums, sums + cols, 0.0f);
+  std::vector<float> partial(static_cast<size_t>(cols));
+  for (int64_t begin = 0; begin < rows; begin += kRowBlock) {
+    const int64_t end = std::min(rows, begin + kRowBlock);
+    std::copy(matrix + begin * cols, matrix + (begin + 1) * cols,
+              partial.begin());
+    for (int64_t r = begin + 1; r < end; ++r) {
+      const float *row = matrix + r * cols;
+      for (int64_t c = 0; c < cols; ++c)
+        partial[c] += row[c];
+    }
     for (int64_t c = 0; c < cols; ++c)
-      matrix[r * cols + c] += bias[c];
+      sums[c] += partial[c];
+  }
+}
+
+/// grad[i] *= derivative[i] (dZ = dA * act'(Z)), and sums[c] = the column
+/// sums of the product (the bias gradient), blocked as in sumRows.
+void scaleAndSumRows(int64_t rows, int64_t cols, const float *derivative,
+                     float *grad, float *sums) {
+  std::fill(sums, sums + cols, 0.0f);
+  std::vector<float> partial(static_cast<size_t>(cols));
+  for (int64_t begin = 0; begin < rows; begin += kRowBlock) {
+    const int64_t end = std::min(rows, begin + kRowBlock);
+    std::fill(partial.begin(), partial.end(), 0.0f);
+    for (int64_t r = begin; r < end; ++r) {
+      float *row = grad + r * cols;
+      const float *d = derivative + r * cols;
+      for (int64_t c = 0; c < cols; ++c) {
+        row[c] *= d[c];
+        partial[c] += row[c];
+      }
+    }
+    for (int64_t c = 0; c < cols; ++c)
+      sums[c] += partial[c];
+  }
+}
+
+//===----------------------------------------------------------------------===//
+// Activations: value, and value with derivative, in one place per kind.
+//===----------------------------------------------------------------------===//
+
+struct Relu {
+  static MOERT_ALWAYS_INLINE float value(float z) {
+    return z > 0.0f ? z : 0.0f;
+  }
+  static MOERT_ALWAYS_INLINE float withDerivative(float z, float &derivative) {
+    derivative = z > 0.0f ? 1.0f : 0.0f;
+    return z > 0.0f ? z : 0.0f;
+  }
+};
+
+/// Exact GELU, z Phi(z); derivative Phi(z) + z phi(z).
+struct Gelu {
+  static MOERT_ALWAYS_INLINE float value(float z) {
+    return z * vmath::normalAt(z).cdf;
+  }
+  static MOERT_ALWAYS_INLINE float withDerivative(float z, float &derivative) {
+    const vmath::NormalAt n = vmath::normalAt(z);
+    derivative = n.cdf + z * n.pdf;
+    return z * n.cdf;
+  }
+};
+
+/// The tanh approximation 0.5 z (1 + tanh(u)), u = sqrt(2/pi) (z + 0.044715
+/// z^3).
+struct GeluTanh {
+  static constexpr float kSqrt2OverPi = 0.79788456080286536f;
+  static constexpr float kCubic = 0.044715f;
+  static MOERT_ALWAYS_INLINE float value(float z) {
+    const float t = vmath::tanh(kSqrt2OverPi * (z + kCubic * z * z * z));
+    return 0.5f * z * (1.0f + t);
+  }
+  static MOERT_ALWAYS_INLINE float withDerivative(float z, float &derivative) {
+    const float t = vmath::tanh(kSqrt2OverPi * (z + kCubic * z * z * z));
+    const float innerGrad = kSqrt2OverPi * (1.0f + 3.0f * kCubic * z * z);
+    derivative = 0.5f * (1.0f + t) + 0.5f * z * (1.0f - t * t) * innerGrad;
+    return 0.5f * z * (1.0f + t);
+  }
+};
+
+/// z sigmoid(z); derivative s (1 + z (1 - s)).
+struct Silu {
+  static MOERT_ALWAYS_INLINE float value(float z) {
+    return z * vmath::sigmoid(z);
+  }
+  static MOERT_ALWAYS_INLINE float withDerivative(float z, float &derivative) {
+    const float s = vmath::sigmoid(z);
+    derivative = s * (1.0f + z * (1.0f - s));
+    return z * s;
+  }
+};
+
+template <typename Act>
+MOERT_ALWAYS_INLINE void activateInPlace(int64_t count, float *values) {
+  for (int64_t i = 0; i < count; ++i)
+    values[i] = Act::value(values[i]);
+}
+
+/// activated[i] = act(z[i]); z[i] becomes act'(z[i]).
+template <typename Act>
+MOERT_ALWAYS_INLINE void activateWithDerivative(int64_t count, float *z,
+                                                float *activated) {
+  for (int64_t i = 0; i < count; ++i) {
+    float derivative;
+    activated[i] = Act::withDerivative(z[i], derivative);
+    z[i] = derivative;
+  }
+}
+
+/// One element-wise pass: in place when `activated` is null, else with the
+/// derivative (see activateWithDerivative).
+MOERT_ALWAYS_INLINE void activationPassBody(ActivationKind kind, int64_t count,
+                                            float *z, float *activated) {
+  switch (kind) {
+  case ActivationKind::Relu:
+    return activated ? activateWithDerivative<Relu>(count, z, activated)
+                     : activateInPlace<Relu>(count, z);
+  case ActivationKind::Gelu:
+    return activated ? activateWithDerivative<Gelu>(count, z, activated)
+                     : activateInPlace<Gelu>(count, z);
+  case ActivationKind::GeluTanh:
+    return activated ? activateWithDerivative<GeluTanh>(count, z, activated)
+                     : activateInPlace<GeluTanh>(count, z);
+  case ActivationKind::Silu:
+    return activated ? activateWithDerivative<Silu>(count, z, activated)
+                     : activateInPlace<Silu>(count, z);
+  }
+}
+
+void activationPassBaseline(ActivationKind kind, int64_t count, float *z,
+                            float *activated) {
+  activationPassBody(kind, count, z, activated);
+}
+
+#ifdef MOERT_EXPERT_FFN_AVX2
+__attribute__((target("avx2,fma"))) void activationPassAvx2(ActivationKind kind,
+                                                            int64_t count,
+                                                            float *z,
+                                                            float *activated) {
+  activationPassBody(kind, count, z, activated);
+}
+#endif
+
+using ActivationPass = void (*)(ActivationKind, int64_t, float *, float *);
+
+ActivationPass selectActivationPass() {
+#ifdef MOERT_EXPERT_FFN_AVX2
+  __builtin_cpu_init();
+  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
+    return activationPassAvx2;
+#endif
+  return activationPassBaseline;
+}
+
+void activationPass(ActivationKind kind, int64_t count, float *z,
+                    float *activated) {
+  static const ActivationPass pass = selectActivationPass();
+  pass(kind, count, z, activated);
+}
+
+//===----------------------------------------------------------------------===//
+// Scheduling
+//===----------------------------------------------------------------------===//
+
+/// Scratch of the calling thread, grown on demand and kept: the kernels run
+/// every step with the same shapes, so after the first step no call
+/// allocates (large allocations would otherwise be fresh pages each time).
+float *threadScratch(size_t floats) {
+  thread_local std::vector<float> scratch;
+  if (scratch.size() < floats)
+    scratch.resize(floats);
+  return scratch.data();
+}
+
+/// Below this many multiply-adds per call a parallel region costs more
+/// than it saves (a fork/join is ~5 us with passive waiting on 2 cores).
+constexpr int64_t kMinSpreadWork = int64_t{1} << 18;
+
+/// Runs perExpert(e) for every expert: spread over the OpenMP threads with
+/// single-threaded BLAS if expertFfnSpreadsExperts, in order with threaded
+/// BLAS otherwise.
+template <typename F>
+void forEachExpert(const ExpertFfnShape &shape, F &&perExpert) {
+  if (!expertFfnSpreadsExperts(shape)) {
+    for (int64_t e = 0; e < shape.numExperts; ++e)
+      perExpert(e);
+    return;
+  }
+  dense::detail::SingleThreadedBlasScope singleThreadedBlas(true);
+#pragma omp parallel for schedule(static)
+  for (int64_t e = 0; e < shape.numExperts; ++e)
+    perExpert(e);
 }
 
 } // namespace
+
+bool expertFfnSpreadsExperts(const ExpertFfnShape &s) {
+  const int64_t threads = dense::detail::maxTeamThreads();
+  const int64_t work = s.numExperts * s.capacity * s.modelDim * s.hiddenDim;
+  // An uneven split (E % threads != 0) still pays when every thread gets
+  // several experts.
+  return threads > 1 && s.numExperts >= threads && work >= kMinSpreadWork &&
+         (s.numExperts % threads == 0 || s.numExperts >= 4 * threads);
+}
 
 void expertFfnForward(const ExpertFfnShape &s, const float *input,
                       const float *w1, const float *b1, const float *w2,
                       const float *b2, float *output, float *hidden) {
   const int64_t c = s.capacity, m = s.modelDim, h = s.hiddenDim;
-  std::vector<float> ownHidden;
-  if (!hidden) {
-    ownHidden.resize(static_cast<size_t>(s.numExperts * c * h));
-    hidden = ownHidden.data();
-  }
-  std::vector<float> preActivation(static_cast<size_t>(c * h));
-  for (int64_t e = 0; e < s.numExperts; ++e) {
-    const float *x = input + e * c * m;
-    float *z = preActivation.data();
-    float *a = hidden + e * c * h;
-    gemm(false, false, c, h, m, x, w1 + e * m * h, z);
-    addBias(c, h, b1 + e * h, z);
-    dense::activationForward(s.activation, c * h, z, a);
+  forEachExpert(s, [&](int64_t e) {
+    float *a =
+        hidden ? hidden + e * c * h : threadScratch(static_cast<size_t>(c * h));
+    fillRows(c, h, b1 + e * h, a);
+    gemm(false, false, c, h, m, input + e * c * m, w1 + e * m * h, a,
+         /*accumulate=*/true);
+    activationPass(s.activation, c * h, a, nullptr);
     float *y = output + e * c * m;
-    gemm(false, false, c, m, h, a, w2 + e * h * m, y);
-    addBias(c, m, b2 + e * m, y);
-  }
+    fillRows(c, m, b2 + e * m, y);
+    gemm(false, false, c, m, h, a, w2 + e * h * m, y, /*accumulate=*/true);
+  });
 }
 
 void expertFfnBackward(const ExpertFfnShape &s, const float *outputGrad,
@@ -60,34 +291,40 @@ void expertFfnBackward(const ExpertFfnShape &s, const float *outputGrad,
                        const float *w2, float *inputGrad, float *w1Grad,
                        float *b1Grad, float *w2Grad, float *b2Grad) {
   const int64_t c = s.capacity, m = s.modelDim, h = s.hiddenDim;
-  std::vector<float> z(static_cast<size_t>(c * h)),
-      a(static_cast<size_t>(c * h)), dA(static_cast<size_t>(c * h)),
-      dZ(static_cast<size_t>(c * h));
-  for (int64_t e = 0; e < s.numExperts; ++e) {
+  const size_t block = static_cast<size_t>(c * h);
+  forEachExpert(s, [&](int64_t e) {
+    float *scratch = threadScratch(3 * block);
+    float *derivative = scratch;       // Z, then act'(Z)
+    float *a = scratch + block;        // act(Z)
+    float *grad = scratch + 2 * block; // dA, then dZ
     const float *x = input + e * c * m;
     const float *dy = outputGrad + e * c * m;
     const float *w1e = w1 + e * m * h;
     const float *w2e = w2 + e * h * m;
-    // Recompute the hidden layer.
-    gemm(false, false, c, h, m, x, w1e, z.data());
-    addBias(c, h, b1 + e * h, z.data());
-    dense::activationForward(s.activation, c * h, z.data(), a.data());
+    // Recompute the hidden layer, with the derivative the backward needs.
+    fillRows(c, h, b1 + e * h, derivative);
+    gemm(false, false, c, h, m, x, w1e, derivative, /*accumulate=*/true);
+    activationPass(s.activation, c * h, derivative, a);
     // Second layer: dW2 = A^T dY, db2 = sum dY, dA = dY W2^T.
     if (w2Grad)
-      gemm(true, false, h, m, c, a.data(), dy, w2Grad + e * h * m);
+      gemm(true, false, h, m, c, a, dy, w2Grad + e * h * m);
     if (b2Grad)
-      dense::sumRows(c, m, dy, b2Grad + e * m);
-    gemm(false, true, c, h, m, dy, w2e, dA.data());
-    // Through the activation, then the first layer.
-    dense::activationBackward(s.activation, c * h, dA.data(), z.data(),
-                              dZ.data());
+      sumRows(c, m, dy, b2Grad + e * m);
+    if (!w1Grad && !b1Grad && !inputGrad)
+      return;
+    gemm(false, true, c, h, m, dy, w2e, grad);
+    // Through the activation (dZ and db1 in one pass), then the first layer.
+    if (b1Grad) {
+      scaleAndSumRows(c, h, derivative, grad, b1Grad + e * h);
+    } else {
+      for (size_t i = 0; i < block; ++i)
+        grad[i] *= derivative[i];
+    }
     if (w1Grad)
-      gemm(true, false, m, h, c, x, dZ.data(), w1Grad + e * m * h);
-    if (b1Grad)
-      dense::sumRows(c, h, dZ.data(), b1Grad + e * h);
+      gemm(true, false, m, h, c, x, grad, w1Grad + e * m * h);
     if (inputGrad)
-      gemm(false, true, c, m, h, dZ.data(), w1e, inputGrad + e * c * m);
-  }
+      gemm(false, true, c, m, h, grad, w1e, inputGrad + e * c * m);
+  });
 }
 
 } // namespace train

@@ -6,6 +6,14 @@
 // through cblas_sgemm, one pair per expert; the E GEMMs of a layer have the
 // same shape, which is what a grouped GEMM on the GPU batches.
 //
+// The activations are computed with the branch-free float functions of
+// VectorMath.h (exact-erf GELU to 3e-7 absolute), not libm. Bias gradients
+// are float sums (blocked, see ExpertFfn.cpp). Threading: experts are spread
+// over the OpenMP threads (single-threaded BLAS each) when there are enough
+// of them, so results are reproducible for a fixed thread count, not across
+// thread counts (as for every BLAS-based kernel). Each calling thread keeps
+// up to 3*C*H floats of scratch between calls.
+//
 //===----------------------------------------------------------------------===//
 #ifndef MOERT_TRAIN_EXPERTFFN_H
 #define MOERT_TRAIN_EXPERTFFN_H
@@ -25,8 +33,15 @@ struct ExpertFfnShape {
   dense::ActivationKind activation = dense::ActivationKind::Gelu;
 };
 
+/// Whether the kernels run this shape's experts in parallel, one expert per
+/// OpenMP thread at a time with single-threaded BLAS (enough experts for
+/// the current thread count and enough work), rather than one after the
+/// other with threaded BLAS. Exposed for benchmarks that time the same
+/// schedule with bare GEMMs.
+bool expertFfnSpreadsExperts(const ExpertFfnShape &shape);
+
 /// Forward. `hidden` is scratch of E*C*H floats (the activated hidden
-/// layer); it may be null, then the kernel allocates its own.
+/// layer); it may be null, then the kernel uses its own per-thread scratch.
 void expertFfnForward(const ExpertFfnShape &shape, const float *input,
                       const float *w1, const float *b1, const float *w2,
                       const float *b2, float *output, float *hidden = nullptr);
