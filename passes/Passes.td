@@ -208,9 +208,10 @@ def MoeMemoryPlanReport : Pass<"moe-memory-plan-report"> {
     Plans the tensors produced inside each single-block function into one
     arena with liveness-based reuse (greedy by size) and prints the arena
     size next to the live-bytes lower bound, the size without reuse and the
-    bytes of the persistent arguments. AdamW results are updated in place
-    into the parameters and moments, as in the emitted plan, and take no
-    arena bytes. The IR is left unchanged.
+    bytes of the persistent arguments. Values the emitted plan writes into
+    persistent state (AdamW results updated in place into the parameters
+    and moments, returned all-gathers of ZeRO shards) take no arena bytes.
+    The IR is left unchanged.
 
     ```
     memory plan of @train_step: 1510 buffers
@@ -283,6 +284,112 @@ def MoePartition : Pass<"moe-partition", "::mlir::ModuleOp"> {
   let dependentDialects = ["::mlir::moe::MoeDialect",
                            "::mlir::shard::ShardDialect",
                            "::mlir::arith::ArithDialect"];
+}
+
+//===----------------------------------------------------------------------===//
+// Partitioning inspection
+//===----------------------------------------------------------------------===//
+
+def MoePartitionGraph : Pass<"moe-partition-graph", "::mlir::ModuleOp"> {
+  let summary = "Draw one partitioned MoE layer and its backward as Graphviz";
+  let description = [{
+    Writes a Graphviz `digraph` of MoE layer `layer` (the `layer`-th
+    `moe.gate` of the step in program order, from 0): in a `forward`
+    cluster the ops from the producer of the gate's input through
+    `moe.combine`, in a `backward` cluster the ops from `moe.combine_grad`
+    through `moe.dispatch_grad` and `moe.gate_grad` (the `expert_ffn_grad`
+    between them), and the collectives among and after them (the expert
+    counts' and weight gradients' reductions, ZeRO slices). Collectives are
+    red boxes labelled with their grid axes (with names: dp, ep, tp) and
+    split/concat/gather/scatter/slice dimensions; gates show their local
+    capacity and groups and the grid axes their tokens are split over.
+    Edges carry the local tensor types of one rank; parameters are
+    cylinders with their local type and `moe.sharding` (per dimension, the
+    axes splitting it, `-` for whole). Works on unpartitioned steps too.
+    The IR is left unchanged.
+
+    ```
+    moe-opt model.mlir --moe-training-pipeline="dp=2 ep=2" \
+        --moe-partition-graph="layer=0 output=layer0.dot" -o /dev/null
+    dot -Tsvg layer0.dot -o layer0.svg
+    ```
+
+    Excerpt (dp=2 ep=2):
+
+    ```
+    op3 [label="all_to_all\ngrid_axes = [1] (ep)\nsplit_axis = 0, concat_axis = 1", shape=box, ...];
+    op2 -> op3 [label="8x16x128xf32"];
+    op3 -> op4 [label="4x32x128xf32"];
+    in0 [label="encoder.layers.1.ffn.experts.fc1.weight\n4x128x512xf32\nsharding [ep, -, -]", shape=cylinder, ...];
+    ```
+  }];
+  let options = [
+    Option<"functionName", "function", "std::string", "\"train_step\"",
+           "The training step">,
+    Option<"layer", "layer", "int64_t", "0",
+           "The MoE layer to draw: the n-th moe.gate in program order, from 0">,
+    Option<"output", "output", "std::string", "\"-\"",
+           "Path of the .dot file ('-': stdout)">,
+  ];
+}
+
+def MoePartitionReport : Pass<"moe-partition-report", "::mlir::ModuleOp"> {
+  let summary = "Print the per-rank memory, FLOPs and communication of a "
+                "partitioned step";
+  let description = [{
+    For one rank of the SPMD program built by `moe-partition` (every rank
+    runs the same program on shards of the same shapes, so one rank's
+    numbers are every rank's) prints to stdout, in bytes:
+
+    * parameters, optimizer state (the AdamW moments) and batch inputs (the
+      step counter included): the local argument types;
+    * gradients: the gradient operands of the AdamW updates (under ZeRO the
+      shards the updates read);
+    * activations: the arena peak of the static memory plan, as
+      `moe-emit-plan` lays it out (values written into persistent state take
+      no arena bytes);
+    * persistent: the argument buffers, each at the next multiple of
+      `alignment`, as in the plan;
+
+    the matrix-product FLOPs of the local program per step (2*M*N*K per
+    product of linear, attention, expert_ffn and gate ops, two products per
+    forward product in their gradient ops; no recomputation, masking,
+    element-wise or optimizer work), and per collective kind the number of
+    ops and the bytes one rank sends per step (`w` element bytes, `p` the
+    product of the grid sizes of the op's grid axes; `p = 1` sends nothing):
+
+    | kind             | bytes sent               | n                       |
+    |------------------|--------------------------|-------------------------|
+    | `all_reduce`     | `2 (p-1) ceil(n/p) w`    | operand elements        |
+    | `all_gather`     | `(p-1) n w`              | operand elements        |
+    | `reduce_scatter` | `(p-1) n w`              | result elements         |
+    | `all_to_all`     | `(p-1) n w`              | operand elements / `p`  |
+    | `all_slice`      | 0 (local)                |                         |
+
+    An unpartitioned step reports as one rank. With `json=<path>` the
+    numbers are also written as JSON (`parameter_bytes`, `gradient_bytes`,
+    `optimizer_state_bytes`, `batch_bytes`, `activation_bytes`,
+    `persistent_bytes`, `flops`, `collectives.<kind>.count` and
+    `.bytes_sent`, `grid.dp/ep/tp`, `zero`). The IR is left unchanged.
+
+    ```
+    partition report of @train_step: grid dp=2 ep=2 tp=1 (4 ranks), zero=1
+      per rank (every rank of the SPMD program has the same sizes):
+      parameters                          2627584 bytes         2.51 MiB
+      ...
+      collectives per step             ops       bytes sent
+      all_to_all                         8           196608
+        over [1]                         8           196608
+    ```
+  }];
+  let options = [
+    Option<"functionName", "function", "std::string", "\"train_step\"",
+           "The training step">,
+    Option<"json", "json", "std::string", "\"\"",
+           "Also write the numbers as JSON to this path">,
+    Option<"alignment", "alignment", "int64_t", "64",
+           "Byte alignment of the plan's buffers (as moe-emit-plan)">,
+  ];
 }
 
 #endif // MOE_PASSES_TD

@@ -1,5 +1,6 @@
 # lit configuration of the moe compiler's FileCheck tests.
 import os
+import shutil
 
 import lit.formats
 from lit.llvm import llvm_config
@@ -17,6 +18,10 @@ config.substitutions.append(("%src_root", config.moe_src_root))
 # Any Python 3 runs the small checks of the end-to-end tests (no packages).
 config.substitutions.append(("%python", config.python_executable))
 
+# Graphviz, when installed, checks that the emitted .dot files are valid.
+if shutil.which("dot"):
+    config.available_features.add("graphviz")
+
 llvm_config.use_default_substitutions()
 llvm_config.with_environment("PATH", config.llvm_tools_dir, append_path=True)
 tools = [
@@ -26,3 +31,6 @@ tools = [
     ToolSubst("moe-step-dump", unresolved="ignore"),
 ]
 llvm_config.add_tool_substitutions(tools, [config.moe_tools_dir, config.llvm_tools_dir])
+# Absolute tool paths, for scripts that start the tools themselves.
+config.substitutions.append(("%moe_opt", os.path.join(config.moe_tools_dir, "moe-opt")))
+config.substitutions.append(("%moe_train", os.path.join(config.moe_tools_dir, "moe-train")))
