@@ -560,7 +560,7 @@ LogicalResult MoePartition::assignArguments() {
     unsigned i = arg.getArgNumber();
     auto type = dyn_cast<RankedTensorType>(arg.getType());
     if (!type)
-      return func.emitError()
+      return emitError(func.getLoc())
              << "moe-partition: expected ranked tensor arguments, found "
              << arg.getType() << " for argument #" << i;
     logical[arg] = type;
@@ -572,7 +572,7 @@ LogicalResult MoePartition::assignArguments() {
       if (g != group.end() && g->second == ParamGroup::expert) {
         if (sizes[kEp] > 1) {
           if (type.getDimSize(0) % sizes[kEp] != 0)
-            return func.emitError()
+            return emitError(func.getLoc())
                    << "moe-partition: expected the experts of '"
                    << name.getValue() << "' (dimension 0 of " << type
                    << ") to be divisible by ep = " << sizes[kEp] << ", found "
@@ -582,7 +582,7 @@ LogicalResult MoePartition::assignArguments() {
       } else if (auto role = tpRole.lookup(arg); role != TpRole::None) {
         int dim = role == TpRole::Column ? type.getRank() - 1 : 0;
         if (type.getDimSize(dim) % sizes[kTp] != 0)
-          return func.emitError()
+          return emitError(func.getLoc())
                  << "moe-partition: expected dimension " << dim << " of '"
                  << name.getValue() << "' (" << type << ", the "
                  << (role == TpRole::Column ? "output" : "input")
@@ -595,7 +595,7 @@ LogicalResult MoePartition::assignArguments() {
     } else if (func.getArgAttr(i, MoeDialect::kInputAttrName)) {
       if (type.getRank() >= 1 && !tokenAxes.empty()) {
         if (type.getDimSize(0) % size(tokenAxes) != 0)
-          return func.emitError()
+          return emitError(func.getLoc())
                  << "moe-partition: expected the batch size of input '"
                  << func.getArgAttrOfType<StringAttr>(
                             i, MoeDialect::kInputAttrName)
@@ -617,7 +617,7 @@ LogicalResult MoePartition::assignArguments() {
       continue;
     Value param = paramByName.lookup(of.getValue());
     if (!param)
-      return func.emitError()
+      return emitError(func.getLoc())
              << "moe-partition: expected the optimizer state argument #" << i
              << " to belong to a parameter (moe.state_of), found '"
              << of.getValue() << "', which no argument's moe.param names";
@@ -1031,26 +1031,35 @@ void MoePartition::runOnOperation() {
   ModuleOp module = getOperation();
   func = module.lookupSymbol<func::FuncOp>(functionName);
   if (!func) {
-    module.emitError() << "moe-partition: expected a function @"
+    emitError(module.getLoc()) << "moe-partition: expected a function @"
                        << static_cast<std::string>(functionName)
                        << " to partition (run --moe-training-pipeline "
                           "first), found none";
     return signalPassFailure();
   }
   if (dp < 1 || ep < 1 || tp < 1) {
-    module.emitError() << "moe-partition: expected grid sizes >= 1, found dp="
+    emitError(module.getLoc()) << "moe-partition: expected grid sizes >= 1, found dp="
                        << static_cast<int64_t>(dp)
                        << " ep=" << static_cast<int64_t>(ep)
                        << " tp=" << static_cast<int64_t>(tp);
     return signalPassFailure();
   }
   if (zero < 0 || zero > 2) {
-    module.emitError() << "moe-partition: expected zero = 0, 1 or 2, found "
+    emitError(module.getLoc()) << "moe-partition: expected zero = 0, 1 or 2, found "
                        << static_cast<int64_t>(zero);
     return signalPassFailure();
   }
+  if (zero > 0 && dp * ep == 1) {
+    emitError(module.getLoc())
+        << "moe-partition: zero=" << static_cast<int64_t>(zero)
+        << " partitions optimizer state over the data-parallel ranks "
+           "(dp x ep), but this grid has none (dp=1, ep=1"
+        << (tp > 1 ? ", only tensor parallelism)" : ")")
+        << "; use zero=0 or a grid with dp or ep > 1";
+    return signalPassFailure();
+  }
   if (module.lookupSymbol(kGridName)) {
-    module.emitError() << "moe-partition: expected a module that is not "
+    emitError(module.getLoc()) << "moe-partition: expected a module that is not "
                           "partitioned yet, found a symbol @"
                        << kGridName << " (moe-partition already ran)";
     return signalPassFailure();
