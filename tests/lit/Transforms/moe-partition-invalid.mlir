@@ -10,6 +10,8 @@
 // RUN: not moe-opt %t.mlir --moe-partition="dp=2 zero=3" -o /dev/null 2>&1 | FileCheck %s --check-prefix=ZERO
 // RUN: not moe-opt %t.mlir --moe-partition="zero=-1" -o /dev/null 2>&1 | FileCheck %s --check-prefix=ZERO-NEG
 // RUN: not moe-opt %t.mlir --moe-partition="function=step" -o /dev/null 2>&1 | FileCheck %s --check-prefix=NOFUNC
+// RUN: not moe-opt %t.mlir --moe-partition="zero=1" -o /dev/null 2>&1 | FileCheck %s --check-prefix=ZERO-NODATA
+// RUN: not moe-opt %t.mlir --moe-partition="tp=2 zero=2" -o /dev/null 2>&1 | FileCheck %s --check-prefix=ZERO-TP
 // The same model generated for a grid it does not fit: 4 experts over
 // ep=3, 4 heads over tp=3, 8 sequences over dp x ep = 3 x 1, 4 gating
 // groups over dp x ep = 8 x 1.
@@ -22,6 +24,8 @@
 // SIZE-NEG: error: moe-partition: expected grid sizes >= 1, found dp=1 ep=-2 tp=3
 // ZERO: error: moe-partition: expected zero = 0, 1 or 2, found 3
 // ZERO-NEG: error: moe-partition: expected zero = 0, 1 or 2, found -1
+// ZERO-NODATA: error: moe-partition: zero=1 partitions optimizer state over the data-parallel ranks (dp x ep), but this grid has none (dp=1, ep=1); use zero=0 or a grid with dp or ep > 1
+// ZERO-TP: error: moe-partition: zero=2 partitions optimizer state over the data-parallel ranks (dp x ep), but this grid has none (dp=1, ep=1, only tensor parallelism); use zero=0 or a grid with dp or ep > 1
 // NOFUNC: error: moe-partition: expected a function @step to partition (run --moe-training-pipeline first), found none
 // EXPERTS: error: moe-partition: expected the experts of 'encoder.layers.1.ffn.experts.fc1.weight' (dimension 0 of 'tensor<4x16x32xf32>') to be divisible by ep = 3, found 4 experts
 // HEADS: error: moe-partition: expected num_heads to be divisible by tp = 3, found num_heads = 4
