@@ -21,6 +21,8 @@
 #include "moert/dense/Activation.h"
 
 #include <cstdint>
+#include <string>
+#include <vector>
 
 namespace moert {
 namespace train {
@@ -53,6 +55,20 @@ void expertFfnBackward(const ExpertFfnShape &shape, const float *outputGrad,
                        const float *input, const float *w1, const float *b1,
                        const float *w2, float *inputGrad, float *w1Grad,
                        float *b1Grad, float *w2Grad, float *b2Grad);
+
+namespace detail {
+
+/// For tests: the instruction-set variants of the element-wise activation
+/// pass this CPU can run ("avx512", "avx2", "baseline"; the first is the one
+/// the kernels use), and one pass of a named variant: with `activated` null
+/// z[i] = act(z[i]), else activated[i] = act(z[i]) and z[i] = act'(z[i]).
+/// Returns false for a variant this CPU cannot run.
+std::vector<std::string> activationPassVariants();
+bool runActivationPassVariant(const std::string &variant,
+                              dense::ActivationKind kind, int64_t count,
+                              float *z, float *activated);
+
+} // namespace detail
 
 } // namespace train
 } // namespace moert
