@@ -162,6 +162,7 @@ private:
   llvm::DenseMap<Value, Dist> zeroGradDist; // ZeRO-2 gradient shards
   llvm::DenseMap<Value, Value> lossWeight;  // cross_entropy -> n_r / n
   bool hadError = false;
+  Operation *currentOp = nullptr; // the op whose operands are being resharded
 
   InFlightDiagnostic error(Operation *op) {
     hadError = true;
@@ -198,7 +199,7 @@ private:
     }
     return it->second;
   }
-  void setDist(Value v, const Dist &d, Operation *where) {
+  void setDist(Value v, Dist d, Operation *where) {
     dist[v] = d;
     if (auto tensor = dyn_cast<RankedTensorType>(logicalOf(v)))
       v.setType(localType(where, tensor, d));
@@ -251,7 +252,19 @@ Value MoePartition::reshard(Value v, const Dist &to, bool allowReduceScatter) {
     result = reshard(reduced, to);
   } else {
     OpBuilder b(v.getContext());
-    if (auto arg = dyn_cast<BlockArgument>(v))
+    // Arguments are resharded where first needed (a ZeRO slice of a
+    // parameter right before its update, not for the whole step); results
+    // right after their definition.
+    // A pure slice (local, no communication) is also taken where needed, so
+    // that ZeRO keeps no gradient slices alive across the backward pass.
+    bool sliceOnly = !from.isPartial() && !to.isPartial();
+    for (size_t d = 0; sliceOnly && d < from.split.size(); ++d)
+      sliceOnly = to.split[d].size() >= from.split[d].size() &&
+                  std::equal(from.split[d].begin(), from.split[d].end(),
+                             to.split[d].begin());
+    if (currentOp && (sliceOnly || isa<BlockArgument>(v)))
+      b.setInsertionPoint(currentOp);
+    else if (auto arg = dyn_cast<BlockArgument>(v))
       b.setInsertionPointToStart(arg.getOwner());
     else
       b.setInsertionPointAfter(v.getDefiningOp());
@@ -1090,6 +1103,7 @@ void MoePartition::runOnOperation() {
   for (Operation &op : func.getBody().front())
     ops.push_back(&op);
   for (Operation *op : ops) {
+    currentOp = op;
     partitionOp(op);
     if (hadError)
       return signalPassFailure();
