@@ -127,12 +127,7 @@ def main():
         return plan
 
     def train(name, partition):
-        plan = os.path.join(args.workdir, name + ".moeplan")
-        cmd = [args.moe_opt, args.model, pipeline]
-        if partition:
-            cmd.append("--moe-partition=" + partition)
-        cmd += ["--moe-emit-plan=output=%s seed=%d" % (plan, args.seed), "-o", os.devnull]
-        run(cmd, env)
+        plan = compile_plan(name, partition)
         metrics = os.path.join(args.workdir, name + ".jsonl")
         ckpt = os.path.join(args.workdir, name + ".safetensors")
         for stale in (metrics, ckpt):
