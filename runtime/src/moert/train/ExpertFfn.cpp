@@ -10,10 +10,9 @@
 //   the activation and its derivative together (GELU's erf and exp once per
 //   element), and one pass forms dZ = dA * act'(Z) and its column sums (the
 //   b1 gradient);
-// - the element-wise math is branch-free float (VectorMath.h) so the passes
-//   vectorize; on x86-64 they also exist as AVX2+FMA and AVX-512 code picked
-//   at run time (measured on GELU with its derivative: 3.7x and 7.8x the
-//   SSE2 baseline's speed).
+// - the element-wise math is the dense activations' single-threaded passes
+//   (dense/Activation.h: branch-free float, AVX2 / AVX-512 copies picked at
+//   run time).
 // Experts are independent: with at least as many experts as threads, each
 // thread runs whole experts with single-threaded BLAS (no fork/join per GEMM,
 // no BLAS threads competing with the element-wise passes); otherwise experts
@@ -23,17 +22,11 @@
 #include "moert/train/ExpertFfn.h"
 
 #include "moert/dense/BlasThreads.h"
-#include "moert/train/VectorMath.h"
 
 #include <cblas.h>
 
 #include <algorithm>
-#include <string>
 #include <vector>
-
-#if defined(__x86_64__) && defined(__GNUC__)
-#define MOERT_EXPERT_FFN_X86_VARIANTS 1
-#endif
 
 namespace moert {
 namespace train {
@@ -104,144 +97,17 @@ void scaleAndSumRows(int64_t rows, int64_t cols, const float *derivative,
   }
 }
 
-//===----------------------------------------------------------------------===//
-// Activations: value, and value with derivative, in one place per kind.
-//===----------------------------------------------------------------------===//
-
-struct Relu {
-  static MOERT_ALWAYS_INLINE float value(float z) {
-    return z > 0.0f ? z : 0.0f;
-  }
-  static MOERT_ALWAYS_INLINE float withDerivative(float z, float &derivative) {
-    derivative = z > 0.0f ? 1.0f : 0.0f;
-    return z > 0.0f ? z : 0.0f;
-  }
-};
-
-/// Exact GELU, z Phi(z); derivative Phi(z) + z phi(z).
-struct Gelu {
-  static MOERT_ALWAYS_INLINE float value(float z) {
-    return z * vmath::normalAt(z).cdf;
-  }
-  static MOERT_ALWAYS_INLINE float withDerivative(float z, float &derivative) {
-    const vmath::NormalAt n = vmath::normalAt(z);
-    derivative = n.cdf + z * n.pdf;
-    return z * n.cdf;
-  }
-};
-
-/// The tanh approximation 0.5 z (1 + tanh(u)), u = sqrt(2/pi) (z + 0.044715
-/// z^3).
-struct GeluTanh {
-  static constexpr float kSqrt2OverPi = 0.79788456080286536f;
-  static constexpr float kCubic = 0.044715f;
-  static MOERT_ALWAYS_INLINE float value(float z) {
-    const float t = vmath::tanh(kSqrt2OverPi * (z + kCubic * z * z * z));
-    return 0.5f * z * (1.0f + t);
-  }
-  static MOERT_ALWAYS_INLINE float withDerivative(float z, float &derivative) {
-    const float t = vmath::tanh(kSqrt2OverPi * (z + kCubic * z * z * z));
-    const float innerGrad = kSqrt2OverPi * (1.0f + 3.0f * kCubic * z * z);
-    derivative = 0.5f * (1.0f + t) + 0.5f * z * (1.0f - t * t) * innerGrad;
-    return 0.5f * z * (1.0f + t);
-  }
-};
-
-/// z sigmoid(z); derivative s (1 + z (1 - s)).
-struct Silu {
-  static MOERT_ALWAYS_INLINE float value(float z) {
-    return z * vmath::sigmoid(z);
-  }
-  static MOERT_ALWAYS_INLINE float withDerivative(float z, float &derivative) {
-    const float s = vmath::sigmoid(z);
-    derivative = s * (1.0f + z * (1.0f - s));
-    return z * s;
-  }
-};
-
-template <typename Act>
-MOERT_ALWAYS_INLINE void activateInPlace(int64_t count, float *values) {
-  for (int64_t i = 0; i < count; ++i)
-    values[i] = Act::value(values[i]);
-}
-
-/// activated[i] = act(z[i]); z[i] becomes act'(z[i]).
-template <typename Act>
-MOERT_ALWAYS_INLINE void activateWithDerivative(int64_t count, float *z,
-                                                float *activated) {
-  for (int64_t i = 0; i < count; ++i) {
-    float derivative;
-    activated[i] = Act::withDerivative(z[i], derivative);
-    z[i] = derivative;
-  }
-}
-
-/// One element-wise pass: in place when `activated` is null, else with the
-/// derivative (see activateWithDerivative).
-MOERT_ALWAYS_INLINE void activationPassBody(ActivationKind kind, int64_t count,
-                                            float *z, float *activated) {
-  switch (kind) {
-  case ActivationKind::Relu:
-    return activated ? activateWithDerivative<Relu>(count, z, activated)
-                     : activateInPlace<Relu>(count, z);
-  case ActivationKind::Gelu:
-    return activated ? activateWithDerivative<Gelu>(count, z, activated)
-                     : activateInPlace<Gelu>(count, z);
-  case ActivationKind::GeluTanh:
-    return activated ? activateWithDerivative<GeluTanh>(count, z, activated)
-                     : activateInPlace<GeluTanh>(count, z);
-  case ActivationKind::Silu:
-    return activated ? activateWithDerivative<Silu>(count, z, activated)
-                     : activateInPlace<Silu>(count, z);
-  }
-}
-
-void activationPassBaseline(ActivationKind kind, int64_t count, float *z,
-                            float *activated) {
-  activationPassBody(kind, count, z, activated);
-}
-
-#ifdef MOERT_EXPERT_FFN_X86_VARIANTS
-__attribute__((target("avx2,fma"))) void activationPassAvx2(ActivationKind kind,
-                                                            int64_t count,
-                                                            float *z,
-                                                            float *activated) {
-  activationPassBody(kind, count, z, activated);
-}
-
-__attribute__((target("avx512f,fma"))) void
-activationPassAvx512(ActivationKind kind, int64_t count, float *z,
-                     float *activated) {
-  activationPassBody(kind, count, z, activated);
-}
-#endif
-
-using ActivationPass = void (*)(ActivationKind, int64_t, float *, float *);
-
-struct ActivationPassVariant {
-  const char *name;
-  ActivationPass pass;
-};
-
-/// The variants this CPU can run, widest first.
-std::vector<ActivationPassVariant> supportedActivationPasses() {
-  std::vector<ActivationPassVariant> variants;
-#ifdef MOERT_EXPERT_FFN_X86_VARIANTS
-  __builtin_cpu_init();
-  const bool fma = __builtin_cpu_supports("fma");
-  if (fma && __builtin_cpu_supports("avx512f"))
-    variants.push_back({"avx512", activationPassAvx512});
-  if (fma && __builtin_cpu_supports("avx2"))
-    variants.push_back({"avx2", activationPassAvx2});
-#endif
-  variants.push_back({"baseline", activationPassBaseline});
-  return variants;
-}
-
+/// The activation of a [C, H] block in one pass: in place when `activated`
+/// is null, else activated = act(z) and z = act'(z). Single-threaded: the
+/// caller may already run one expert per thread.
 void activationPass(ActivationKind kind, int64_t count, float *z,
                     float *activated) {
-  static const ActivationPass pass = supportedActivationPasses().front().pass;
-  pass(kind, count, z, activated);
+  const dense::detail::ActivationPasses &passes =
+      dense::detail::activationPasses();
+  if (activated)
+    passes.forwardWithDerivative(kind, count, z, activated);
+  else
+    passes.forward(kind, count, z, z);
 }
 
 //===----------------------------------------------------------------------===//
@@ -279,27 +145,6 @@ void forEachExpert(const ExpertFfnShape &shape, F &&perExpert) {
 }
 
 } // namespace
-
-namespace detail {
-
-std::vector<std::string> activationPassVariants() {
-  std::vector<std::string> names;
-  for (const ActivationPassVariant &variant : supportedActivationPasses())
-    names.push_back(variant.name);
-  return names;
-}
-
-bool runActivationPassVariant(const std::string &name, ActivationKind kind,
-                              int64_t count, float *z, float *activated) {
-  for (const ActivationPassVariant &variant : supportedActivationPasses())
-    if (name == variant.name) {
-      variant.pass(kind, count, z, activated);
-      return true;
-    }
-  return false;
-}
-
-} // namespace detail
 
 bool expertFfnSpreadsExperts(const ExpertFfnShape &s) {
   const int64_t threads = dense::detail::maxTeamThreads();

@@ -6,8 +6,8 @@
 // through cblas_sgemm, one pair per expert; the E GEMMs of a layer have the
 // same shape, which is what a grouped GEMM on the GPU batches.
 //
-// The activations are computed with the branch-free float functions of
-// VectorMath.h (exact-erf GELU to 3e-7 absolute), not libm. Bias gradients
+// The activations are the vectorized passes of dense/Activation.h
+// (exact-erf GELU to 3e-7 (1 + |x|) of libm), not libm. Bias gradients
 // are float sums (blocked, see ExpertFfn.cpp). Threading: experts are spread
 // over the OpenMP threads (single-threaded BLAS each) when there are enough
 // of them, so results are reproducible for a fixed thread count, not across
@@ -21,8 +21,6 @@
 #include "moert/dense/Activation.h"
 
 #include <cstdint>
-#include <string>
-#include <vector>
 
 namespace moert {
 namespace train {
@@ -55,20 +53,6 @@ void expertFfnBackward(const ExpertFfnShape &shape, const float *outputGrad,
                        const float *input, const float *w1, const float *b1,
                        const float *w2, float *inputGrad, float *w1Grad,
                        float *b1Grad, float *w2Grad, float *b2Grad);
-
-namespace detail {
-
-/// For tests: the instruction-set variants of the element-wise activation
-/// pass this CPU can run ("avx512", "avx2", "baseline"; the first is the one
-/// the kernels use), and one pass of a named variant: with `activated` null
-/// z[i] = act(z[i]), else activated[i] = act(z[i]) and z[i] = act'(z[i]).
-/// Returns false for a variant this CPU cannot run.
-std::vector<std::string> activationPassVariants();
-bool runActivationPassVariant(const std::string &variant,
-                              dense::ActivationKind kind, int64_t count,
-                              float *z, float *activated);
-
-} // namespace detail
 
 } // namespace train
 } // namespace moert

@@ -1,12 +1,12 @@
 //===- VectorMathTest.cpp - Branch-free exp / normal CDF against libm -----===//
-#include "moert/train/VectorMath.h"
+#include "moert/dense/VectorMath.h"
 
 #include <gtest/gtest.h>
 
 #include <cmath>
 #include <limits>
 
-using namespace moert::train;
+using namespace moert::dense;
 
 namespace {
 

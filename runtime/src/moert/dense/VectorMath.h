@@ -1,25 +1,28 @@
 //===- VectorMath.h - Branch-free exp / normal CDF for vectorized loops ---===//
 //
-// The expert FFN applies its activation to every element of a [C, H] block
-// once forward and once (with the derivative) backward. Through libm
-// (erff, expf) that costs more than the GEMMs around it on small experts:
-// libm calls are scalar and stop the loop from vectorizing. These versions
-// use only +, *, /, selects and integer bit operations on float, so a loop
-// calling them compiles to SIMD code (SSE2 on the x86-64 baseline; the
-// expert FFN also builds an AVX2+FMA copy of its loops).
+// The activations, the softmax of cross-entropy and the expert FFN apply exp
+// or erf to every element of large blocks. Through libm (erff, expf) that
+// costs more than the GEMMs around them: libm calls are scalar and stop the
+// loop from vectorizing. These versions use only +, *, /, selects and
+// integer bit operations on float, so a loop calling them compiles to SIMD
+// code (SSE2 on the x86-64 baseline; IsaVariants.h builds AVX2+FMA and
+// AVX-512 copies of the loops that matter). Callers compile with
+// -fno-trapping-math: otherwise GCC keeps the selects as branches and
+// vectorizes nothing.
 //
 // Accuracy (checked against libm over dense grids in VectorMathTest.cpp):
 // - exp: relative error below 3e-7 on [-87, 88]; 0 below -87.3 and +inf
 //   above 88.37, where the exact result would be denormal or overflow.
 // - normal CDF Phi(x): absolute error below 3e-7 everywhere (the exact-erf
-//   GELU uses Phi); it is 0 or 1 exactly where |x| > 13.
+//   GELU uses Phi, so GELU is within 3e-7 |x| of x Phi(x) with libm's erf);
+//   it is 0 or 1 exactly where |x| > 13.
 //
 // All functions are always inlined so a caller compiled for a wider ISA
 // gets the wide code (a non-inlined copy would be baseline code).
 //
 //===----------------------------------------------------------------------===//
-#ifndef MOERT_TRAIN_VECTORMATH_H
-#define MOERT_TRAIN_VECTORMATH_H
+#ifndef MOERT_DENSE_VECTORMATH_H
+#define MOERT_DENSE_VECTORMATH_H
 
 #include <cstdint>
 #include <cstring>
@@ -32,7 +35,7 @@
 #endif
 
 namespace moert {
-namespace train {
+namespace dense {
 namespace vmath {
 
 /// e^x. Range reduction x = n ln2 + r with |r| <= ln2 / 2 (ln2 split in two
@@ -116,7 +119,7 @@ MOERT_ALWAYS_INLINE float tanh(float x) {
 }
 
 } // namespace vmath
-} // namespace train
+} // namespace dense
 } // namespace moert
 
-#endif // MOERT_TRAIN_VECTORMATH_H
+#endif // MOERT_DENSE_VECTORMATH_H
