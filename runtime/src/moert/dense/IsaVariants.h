@@ -20,6 +20,14 @@
 
 #include <vector>
 
+/// For the loop bodies the variants share: inlined, they are compiled for
+/// each variant's instruction set (a separate copy would be baseline code).
+#if defined(__GNUC__)
+#define MOERT_ALWAYS_INLINE inline __attribute__((always_inline))
+#else
+#define MOERT_ALWAYS_INLINE inline
+#endif
+
 #if defined(__x86_64__) && defined(__GNUC__)
 #define MOERT_X86_ISA_VARIANTS 1
 #define MOERT_TARGET_AVX2 __attribute__((target("avx2,fma")))

@@ -24,15 +24,11 @@
 #ifndef MOERT_DENSE_VECTORMATH_H
 #define MOERT_DENSE_VECTORMATH_H
 
+#include "moert/dense/IsaVariants.h"
+
 #include <cstdint>
 #include <cstring>
 #include <limits>
-
-#if defined(__GNUC__)
-#define MOERT_ALWAYS_INLINE inline __attribute__((always_inline))
-#else
-#define MOERT_ALWAYS_INLINE inline
-#endif
 
 namespace moert {
 namespace dense {

@@ -1,19 +1,24 @@
 //===- Optimizer.h - AdamW, global-norm clipping, LR schedule -------------===//
 //
 // The kernels of moe.sum_squares, moe.clip_by_global_norm, moe.lr_schedule
-// and moe.adamw. Reductions accumulate in double in index order, so results
-// do not depend on threading.
+// and moe.adamw. sumSquares and adamwUpdate are vectorized (AVX2 / AVX-512
+// variants picked at run time) and split over the OpenMP threads for large
+// counts; both give the same bits for every thread count and every variant.
 //
 //===----------------------------------------------------------------------===//
 #ifndef MOERT_TRAIN_OPTIMIZER_H
 #define MOERT_TRAIN_OPTIMIZER_H
+
+#include "moert/dense/IsaVariants.h"
 
 #include <cstdint>
 
 namespace moert {
 namespace train {
 
-/// sum_i x[i]^2, accumulated in double.
+/// sum_i x[i]^2, accumulated in double: 16 interleaved partial sums (element
+/// i in sum i % 16) per block of 16384 elements, added in a fixed tree, then
+/// the blocks' sums in order. The order depends only on `count`.
 double sumSquares(int64_t count, const float *values);
 
 struct ClipResult {
@@ -42,6 +47,18 @@ struct AdamWConfig {
 void adamwUpdate(const AdamWConfig &config, int64_t count, float *param,
                  const float *grad, float *expAvg, float *expAvgSq, float lr,
                  float gradScale, int64_t step);
+
+namespace detail {
+
+/// For tests: the kernels above with the variant compiled for `isa` (which
+/// must be in dense::supportedIsas()).
+double sumSquaresVariant(dense::Isa isa, int64_t count, const float *values);
+void adamwUpdateVariant(dense::Isa isa, const AdamWConfig &config,
+                        int64_t count, float *param, const float *grad,
+                        float *expAvg, float *expAvgSq, float lr,
+                        float gradScale, int64_t step);
+
+} // namespace detail
 
 } // namespace train
 } // namespace moert

@@ -5,6 +5,7 @@
 
 #include <cmath>
 #include <limits>
+#include <random>
 #include <vector>
 
 using namespace moert::train;
@@ -106,6 +107,65 @@ TEST(Optimizer, DecoupledWeightDecay) {
   std::vector<float> p = {2.0f}, g = {0.0f}, m = {0.0f}, v = {0.0f};
   adamwUpdate(config, 1, p.data(), g.data(), m.data(), v.data(), 0.1f, 1.0f, 1);
   EXPECT_NEAR(p[0], 2.0f * (1.0f - 0.05f), 1e-6);
+}
+
+std::vector<float> randomValues(size_t count, std::mt19937 &rng, float low,
+                                float high) {
+  std::uniform_real_distribution<float> dist(low, high);
+  std::vector<float> values(count);
+  for (float &v : values)
+    v = dist(rng);
+  return values;
+}
+
+// Several blocks and a remainder of every vector width.
+constexpr int64_t kManyElements = 3 * 16384 + 1001;
+
+TEST(Optimizer, SumSquaresIsPreciseAndTheSameForEveryVariant) {
+  std::mt19937 rng(11);
+  const std::vector<float> v = randomValues(kManyElements, rng, -3.0f, 3.0f);
+  long double exact = 0.0L;
+  for (float x : v)
+    exact += static_cast<long double>(x) * x;
+  const double sum = sumSquares(kManyElements, v.data());
+  EXPECT_NEAR(sum, static_cast<double>(exact), 1e-12 * sum);
+  for (moert::dense::Isa isa : moert::dense::supportedIsas()) {
+    EXPECT_EQ(detail::sumSquaresVariant(isa, kManyElements, v.data()), sum)
+        << moert::dense::isaName(isa);
+    for (int64_t count : {0, 1, 15, 17, 16384, 16385})
+      EXPECT_EQ(detail::sumSquaresVariant(isa, count, v.data()),
+                detail::sumSquaresVariant(moert::dense::Isa::Baseline, count,
+                                          v.data()))
+          << moert::dense::isaName(isa) << " count " << count;
+  }
+}
+
+TEST(Optimizer, AdamWIsTheSameForEveryVariant) {
+  std::mt19937 rng(12);
+  AdamWConfig config{0.9, 0.98, 1e-8, 0.01};
+  const std::vector<float> p0 = randomValues(kManyElements, rng, -1.0f, 1.0f);
+  const std::vector<float> m0 = randomValues(kManyElements, rng, -1e-2f, 1e-2f);
+  const std::vector<float> v0 = randomValues(kManyElements, rng, 0.0f, 1e-4f);
+  const std::vector<float> g = randomValues(kManyElements, rng, -1.0f, 1.0f);
+  std::vector<float> pBase = p0, mBase = m0, vBase = v0;
+  detail::adamwUpdateVariant(moert::dense::Isa::Baseline, config, kManyElements,
+                             pBase.data(), g.data(), mBase.data(), vBase.data(),
+                             3e-3f, 0.5f, 7);
+  for (moert::dense::Isa isa : moert::dense::supportedIsas()) {
+    std::vector<float> p = p0, m = m0, v = v0;
+    detail::adamwUpdateVariant(isa, config, kManyElements, p.data(), g.data(),
+                               m.data(), v.data(), 3e-3f, 0.5f, 7);
+    EXPECT_EQ(p, pBase) << moert::dense::isaName(isa);
+    EXPECT_EQ(m, mBase) << moert::dense::isaName(isa);
+    EXPECT_EQ(v, vBase) << moert::dense::isaName(isa);
+  }
+  // The dispatched kernel (threaded at this size) gives the same bits.
+  std::vector<float> p = p0, m = m0, v = v0;
+  adamwUpdate(config, kManyElements, p.data(), g.data(), m.data(), v.data(),
+              3e-3f, 0.5f, 7);
+  EXPECT_EQ(p, pBase);
+  EXPECT_EQ(m, mBase);
+  EXPECT_EQ(v, vBase);
 }
 
 } // namespace
