@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <random>
 #include <vector>
 
 namespace moert {
@@ -61,6 +62,113 @@ TEST(Philox, StreamsStepsAndSeedsDiffer) {
   EXPECT_NE(randomBits({1, 3, 3}, 10), base);
   EXPECT_NE(randomBits({1, 2, 4}, 10), base);
   EXPECT_NE(randomBits({1, 2, 3}, 11), base);
+}
+
+// The bulk generator against the per-element definition, with every kernel
+// this CPU runs (the scalar one always).
+std::vector<RandomBitsKernel> supportedKernels() {
+  std::vector<RandomBitsKernel> kernels;
+  for (RandomBitsKernel kernel :
+       {RandomBitsKernel::Scalar, RandomBitsKernel::Avx2,
+        RandomBitsKernel::Avx512})
+    if (randomBitsKernelSupported(kernel))
+      kernels.push_back(kernel);
+  return kernels;
+}
+
+const char *kernelName(RandomBitsKernel kernel) {
+  switch (kernel) {
+  case RandomBitsKernel::Scalar:
+    return "scalar";
+  case RandomBitsKernel::Avx2:
+    return "avx2";
+  case RandomBitsKernel::Avx512:
+    return "avx512";
+  }
+  return "?";
+}
+
+// Fills a guarded buffer with the kernel and checks every word against
+// randomBits and that nothing outside [0, count) was written.
+void expectRangeMatches(RandomBitsKernel kernel, const RandomStream &source,
+                        uint64_t firstIndex, int64_t count) {
+  constexpr uint32_t kGuard = 0xdeadbeefu;
+  constexpr int64_t kGuardWords = 70;
+  std::vector<uint32_t> buffer(count + 2 * kGuardWords, kGuard);
+  randomBitsRange(kernel, source, firstIndex, count,
+                  buffer.data() + kGuardWords);
+  int64_t mismatches = 0;
+  for (int64_t k = 0; k < count; ++k) {
+    const uint32_t expected = randomBits(source, firstIndex + k);
+    if (buffer[kGuardWords + k] != expected && ++mismatches <= 3)
+      ADD_FAILURE() << kernelName(kernel) << ": seed " << source.seed
+                    << " stream " << source.stream << " step " << source.step
+                    << " first " << firstIndex << " count " << count
+                    << ": element " << k << " is " << buffer[kGuardWords + k]
+                    << ", randomBits gives " << expected;
+  }
+  EXPECT_EQ(mismatches, 0);
+  for (int64_t k = 0; k < kGuardWords; ++k) {
+    EXPECT_EQ(buffer[k], kGuard) << kernelName(kernel) << " wrote before";
+    EXPECT_EQ(buffer[kGuardWords + count + k], kGuard)
+        << kernelName(kernel) << " wrote after";
+  }
+}
+
+TEST(RandomBitsRange, ShortRangesAtEveryAlignment) {
+  const RandomStream sources[] = {
+      {0, 0, 0}, {42, 3, 5}, {0xfedcba9876543210ull, 0xffffffffu, 0x80000000u}};
+  for (RandomBitsKernel kernel : supportedKernels())
+    for (const RandomStream &source : sources)
+      for (uint64_t first = 0; first < 70; ++first)
+        for (int64_t count = 0; count <= 40; ++count)
+          expectRangeMatches(kernel, source, first, count);
+}
+
+TEST(RandomBitsRange, CarryIntoTheHighCounterWord) {
+  // Blocks 2^32 - 1 and 2^32 differ in both low words: runs across that
+  // boundary at every alignment and in every position within a vector.
+  const RandomStream source{0x0123456789abcdefull, 7, 11};
+  const uint64_t boundary = 4ull << 32; // first element of block 2^32
+  for (RandomBitsKernel kernel : supportedKernels())
+    for (uint64_t before = 0; before <= 70; ++before)
+      for (int64_t count : {1, 5, 17, 64, 67, 150})
+        expectRangeMatches(kernel, source, boundary - before, count);
+  // The same at the high word's own carry (block 2^64 / 4 - 1 is the last).
+  for (RandomBitsKernel kernel : supportedKernels())
+    for (uint64_t before = 1; before <= 40; ++before)
+      expectRangeMatches(kernel, source, (8ull << 32) - before, 90);
+}
+
+TEST(RandomBitsRange, WrapsAroundLikeTheIndex) {
+  // randomBits takes the index mod 2^64: the element after 2^64 - 1 is 0.
+  const RandomStream source{5, 6, 7};
+  for (RandomBitsKernel kernel : supportedKernels())
+    for (uint64_t before = 1; before <= 9; ++before)
+      expectRangeMatches(kernel, source, 0 - before, 30);
+}
+
+TEST(RandomBitsRange, LargeRangesManyKeys) {
+  std::mt19937_64 rng(2024);
+  for (RandomBitsKernel kernel : supportedKernels())
+    for (int trial = 0; trial < 12; ++trial) {
+      const RandomStream source{rng(), static_cast<uint32_t>(rng()),
+                                static_cast<uint32_t>(rng())};
+      const uint64_t first =
+          trial % 3 == 0 ? rng() % 64 : rng() >> (trial % 2 ? 1 : 30);
+      const int64_t count = 20000 + static_cast<int64_t>(rng() % 50000);
+      expectRangeMatches(kernel, source, first, count);
+    }
+}
+
+TEST(RandomBitsRange, DefaultKernelIsTheBestSupported) {
+  EXPECT_TRUE(randomBitsKernelSupported(bestRandomBitsKernel()));
+  EXPECT_EQ(bestRandomBitsKernel(), supportedKernels().back());
+  const RandomStream source{99, 1, 2};
+  std::vector<uint32_t> bits(1001);
+  randomBitsRange(source, 3, 1001, bits.data());
+  for (int64_t k = 0; k < 1001; ++k)
+    ASSERT_EQ(bits[k], randomBits(source, 3 + k)) << k;
 }
 
 TEST(Uniform, EndpointsOfTheMapping) {

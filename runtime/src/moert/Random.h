@@ -16,6 +16,11 @@
 // random op of the model, assigned by the compiler) and `step` the training
 // step, so every op and every step draws fresh numbers.
 //
+// Consumers of many consecutive elements (dropout masks, per-token gate
+// noise) should draw them with randomBitsRange, which computes each block
+// once for its 4 elements and uses SIMD where the CPU has it; the values
+// are those of randomBits, element by element.
+//
 //===----------------------------------------------------------------------===//
 #ifndef MOERT_RANDOM_H
 #define MOERT_RANDOM_H
@@ -70,6 +75,28 @@ inline uint32_t randomBits(const RandomStream &source, uint64_t index) {
        static_cast<uint32_t>(source.seed >> 32)});
   return bits[index % 4];
 }
+
+/// Bulk generation, defined in Random.cpp (moert library; the rest of this
+/// header is inline). The vector kernels compute 8 or 16 Philox blocks at
+/// once; all kernels give the same bits.
+enum class RandomBitsKernel { Scalar, Avx2, Avx512 };
+
+/// Whether this build and CPU can run `kernel` (Scalar always can).
+bool randomBitsKernelSupported(RandomBitsKernel kernel);
+
+/// The kernel randomBitsRange uses: the widest supported one.
+RandomBitsKernel bestRandomBitsKernel();
+
+/// out[k] = randomBits(source, firstIndex + k) for k in [0, count), for any
+/// firstIndex (not only multiples of 4) and count >= 0, computing each
+/// Philox block once.
+void randomBitsRange(const RandomStream &source, uint64_t firstIndex,
+                     int64_t count, uint32_t *out);
+
+/// The same numbers with a given kernel (Scalar where `kernel` is not
+/// supported), for tests and benchmarks.
+void randomBitsRange(RandomBitsKernel kernel, const RandomStream &source,
+                     uint64_t firstIndex, int64_t count, uint32_t *out);
 
 /// Maps 32 random bits to a float uniform in [0, 1): the top 24 bits scaled
 /// by 2^-24, so every value is exactly representable and 1.0 never occurs

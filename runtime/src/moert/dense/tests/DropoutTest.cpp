@@ -118,6 +118,74 @@ TEST(Dropout, MaskComesFromTheRuntimeGenerator) {
         << i;
 }
 
+// The bulk (chunked, threaded) path against the per-element definition
+// dropoutKeeps: output[r, c] = x * 1 / (1 - rate) iff logical element
+// offset + r * stride + c is kept, else 0.
+void expectMatchesPerElementMask(const DropoutParams &params,
+                                 const DropoutLayout &layout, uint32_t seed) {
+  std::mt19937 rng(seed);
+  const int64_t count = layout.rows * layout.cols;
+  const auto x = randomFloats(count, rng);
+  std::vector<float> out(count), inPlace = x;
+  dropoutForward(params, layout, x.data(), out.data());
+  dropoutForward(params, layout, inPlace.data(), inPlace.data());
+  EXPECT_EQ(inPlace, out);
+  const float keptScale = static_cast<float>(1.0 / (1.0 - params.rate));
+  int64_t mismatches = 0;
+  for (int64_t r = 0; r < layout.rows; ++r)
+    for (int64_t c = 0; c < layout.cols; ++c) {
+      const int64_t e = r * layout.cols + c;
+      const uint64_t logical = static_cast<uint64_t>(
+          layout.logicalOffset + r * layout.logicalRowStride + c);
+      const float expected =
+          dropoutKeeps(params, logical) ? x[e] * keptScale : 0.0f;
+      if (out[e] != expected && ++mismatches <= 3)
+        ADD_FAILURE() << "rate " << params.rate << " layout [" << layout.rows
+                      << ", " << layout.cols << "] offset "
+                      << layout.logicalOffset << " stride "
+                      << layout.logicalRowStride << ": element (" << r << ", "
+                      << c << ") is " << out[e] << ", expected " << expected;
+    }
+  EXPECT_EQ(mismatches, 0);
+}
+
+TEST(Dropout, BulkMaskMatchesPerElementDefinition) {
+  uint32_t seed = 100;
+  for (double rate : {0.1, 0.5}) {
+    const DropoutParams params{rate, 0x5eed0000beefull, 3, 41, true};
+    // Contiguous: odd sizes, unaligned offsets, sizes around the chunk and
+    // the threading threshold.
+    for (int64_t count : {1, 3, 7, 61, 2047, 2049, 4099, 32769, 131075})
+      for (int64_t offset : {0, 1, 2, 3, 4093})
+        expectMatchesPerElementMask(
+            params, contiguousDropoutLayout(count, offset), ++seed);
+    // Shards of the last dimension of a [rows, cols * shards] tensor: rows
+    // strided in the logical tensor, each starting at an unaligned index.
+    for (int64_t shards : {2, 3})
+      for (int64_t localCols : {5, 37, 2050})
+        for (int64_t shard = 0; shard < shards; ++shard) {
+          const int64_t rows = localCols > 1000 ? 9 : 257;
+          const DropoutLayout layout{rows, localCols, shard * localCols,
+                                     shards * localCols};
+          expectMatchesPerElementMask(params, layout, ++seed);
+        }
+    // A shard of a tensor that is itself at a nonzero logical offset.
+    expectMatchesPerElementMask(params, {33, 131, 17, 3 * 131 + 1}, ++seed);
+  }
+}
+
+TEST(Dropout, RateJustBelowOneDropsEverything) {
+  // ceil(rate * 2^32) = 2^32 here, which no 32-bit value reaches.
+  const DropoutParams params{1.0 - 1e-12, 1, 1, 1, true};
+  const std::vector<float> x(100, 1.0f);
+  std::vector<float> out(100, 1.0f);
+  dropoutForward(params, contiguousDropoutLayout(100), x.data(), out.data());
+  for (int64_t i = 0; i < 100; ++i) {
+    EXPECT_EQ(out[i], 0.0f);
+    EXPECT_FALSE(dropoutKeeps(params, i));
+  }
+}
+
 TEST(Dropout, EvaluationAndEdgeRates) {
   const std::vector<float> x = {1, -2, 3, -4};
   std::vector<float> out(4);
