@@ -14,9 +14,15 @@
 // A label that is neither ignoreIndex nor in [0, V) is an error: the kernels
 // return its index and write nothing.
 //
+// The softmax uses the vectorized float exp of VectorMath.h and float sums
+// (16 interleaved partial sums per row); rows run on the OpenMP threads.
+// Results are the same for every thread count and instruction-set variant.
+//
 //===----------------------------------------------------------------------===//
 #ifndef MOERT_DENSE_CROSSENTROPY_H
 #define MOERT_DENSE_CROSSENTROPY_H
+
+#include "moert/dense/IsaVariants.h"
 
 #include <cstdint>
 
@@ -38,7 +44,8 @@ int64_t findInvalidLabel(int64_t numTokens, int64_t vocabSize,
 
 /// Writes the scalar loss. `countedTokens` (may be null) receives n;
 /// `savedLogSumExp` ([N], may be null) keeps log(sum_v exp(logits)) per token
-/// for the backward pass. Per-token terms are summed in double in token order.
+/// for the backward pass. Per-token terms are summed in double in token order
+/// (each row's log-sum-exp is computed in float, see CrossEntropy.cpp).
 int64_t crossEntropyForward(int64_t numTokens, int64_t vocabSize,
                             const float *logits, const int32_t *labels,
                             const CrossEntropyOptions &options, float *loss,
@@ -50,6 +57,25 @@ int64_t crossEntropyBackward(int64_t numTokens, int64_t vocabSize,
                              const int32_t *labels,
                              const CrossEntropyOptions &options,
                              const float *savedLogSumExp, float *logitsGrad);
+
+namespace detail {
+
+/// For tests: the kernels above with the row passes compiled for `isa`
+/// (which must be in supportedIsas()).
+int64_t crossEntropyForwardVariant(Isa isa, int64_t numTokens,
+                                   int64_t vocabSize, const float *logits,
+                                   const int32_t *labels,
+                                   const CrossEntropyOptions &options,
+                                   float *loss, int64_t *countedTokens,
+                                   float *savedLogSumExp);
+int64_t crossEntropyBackwardVariant(Isa isa, int64_t numTokens,
+                                    int64_t vocabSize, float lossGrad,
+                                    const float *logits, const int32_t *labels,
+                                    const CrossEntropyOptions &options,
+                                    const float *savedLogSumExp,
+                                    float *logitsGrad);
+
+} // namespace detail
 
 } // namespace dense
 } // namespace moert

@@ -8,9 +8,15 @@
 // uses them when given and recomputes them from the input otherwise, which
 // is what moe.layer_norm_grad (that only receives the input) needs.
 //
+// Row statistics and row sums are vectorized float sums (16 interleaved
+// partial sums); rows run on the OpenMP threads. Results are the same for
+// every thread count and instruction-set variant (see LayerNorm.cpp).
+//
 //===----------------------------------------------------------------------===//
 #ifndef MOERT_DENSE_LAYERNORM_H
 #define MOERT_DENSE_LAYERNORM_H
+
+#include "moert/dense/IsaVariants.h"
 
 #include <cstdint>
 
@@ -25,12 +31,29 @@ void layerNormForward(int64_t rows, int64_t dim, float epsilon,
 /// Gradients of layerNormForward; `savedMean`/`savedRstd` are either both the
 /// forward's statistics or both null (recomputed). Any gradient pointer may be
 /// null. Outputs are overwritten. scaleGrad and biasGrad are sums over rows
-/// in a fixed order (deterministic for any thread count).
+/// in a fixed order (float within blocks of 32 rows, then the blocks in
+/// double): deterministic for any thread count.
 void layerNormBackward(int64_t rows, int64_t dim, float epsilon,
                        const float *outputGrad, const float *input,
                        const float *scale, const float *savedMean,
                        const float *savedRstd, float *inputGrad,
                        float *scaleGrad, float *biasGrad);
+
+namespace detail {
+
+/// For tests: the kernels above with the row passes compiled for `isa`
+/// (which must be in supportedIsas()).
+void layerNormForwardVariant(Isa isa, int64_t rows, int64_t dim, float epsilon,
+                             const float *input, const float *scale,
+                             const float *bias, float *output, float *savedMean,
+                             float *savedRstd);
+void layerNormBackwardVariant(Isa isa, int64_t rows, int64_t dim, float epsilon,
+                              const float *outputGrad, const float *input,
+                              const float *scale, const float *savedMean,
+                              const float *savedRstd, float *inputGrad,
+                              float *scaleGrad, float *biasGrad);
+
+} // namespace detail
 
 } // namespace dense
 } // namespace moert

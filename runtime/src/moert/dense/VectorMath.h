@@ -114,6 +114,30 @@ MOERT_ALWAYS_INLINE float tanh(float x) {
   return 1.0f - 2.0f / (vmath::exp(2.0f * x) + 1.0f);
 }
 
+/// Interleaved partial sums for float reductions that vectorize and still
+/// add in a fixed order whatever the vector width: element i of a run goes
+/// to lanes[i % kSumLanes]. Feed a run in pieces whose lengths are multiples
+/// of kSumLanes (the last may be shorter), then add the lanes with sumLanes.
+constexpr int64_t kSumLanes = 16;
+
+MOERT_ALWAYS_INLINE void addToLanes(int64_t count, const float *values,
+                                    float *lanes) {
+  int64_t i = 0;
+  for (; i + kSumLanes <= count; i += kSumLanes)
+    for (int64_t lane = 0; lane < kSumLanes; ++lane)
+      lanes[lane] += values[i + lane];
+  for (int64_t lane = 0; i < count; ++i, ++lane)
+    lanes[lane] += values[i];
+}
+
+/// The lanes added in a fixed tree.
+MOERT_ALWAYS_INLINE float sumLanes(float *lanes) {
+  for (int64_t width = kSumLanes / 2; width > 0; width /= 2)
+    for (int64_t lane = 0; lane < width; ++lane)
+      lanes[lane] += lanes[lane + width];
+  return lanes[0];
+}
+
 } // namespace vmath
 } // namespace dense
 } // namespace moert

@@ -3,6 +3,9 @@
 
 #include "GradCheck.h"
 
+#include <cmath>
+#include <vector>
+
 namespace moert {
 namespace dense {
 namespace {
@@ -78,6 +81,75 @@ TEST(LayerNorm, SavedStatisticsGiveTheSameGradients) {
   EXPECT_EQ(dx1, dx2);
   EXPECT_EQ(dg1, dg2);
   EXPECT_EQ(db1, db2);
+}
+
+// A width with a remainder for every vector width and a row count that
+// leaves a partial block, against double loops, and every instruction-set
+// variant against the baseline bit for bit.
+TEST(LayerNorm, EveryIsaVariantMatchesDoubleAndBaseline) {
+  std::mt19937 rng(9);
+  const int64_t rows = 70, dim = 200;
+  const float eps = 1e-5f;
+  const auto x = randomFloats(rows * dim, rng, 3.0f, 7.0f);
+  const auto gamma = randomFloats(dim, rng, 0.5f, 1.5f);
+  const auto beta = randomFloats(dim, rng);
+  const auto dy = randomFloats(rows * dim, rng);
+  std::vector<double> y(x.size()), dx(x.size()), dgamma(dim), dbeta(dim);
+  for (int64_t r = 0; r < rows; ++r) {
+    const float *xr = &x[r * dim];
+    double mean = 0.0, var = 0.0;
+    for (int64_t i = 0; i < dim; ++i)
+      mean += xr[i] / static_cast<double>(dim);
+    for (int64_t i = 0; i < dim; ++i)
+      var += (xr[i] - mean) * (xr[i] - mean) / dim;
+    const double rstd = 1.0 / std::sqrt(var + eps);
+    double meanG = 0.0, meanGXhat = 0.0;
+    for (int64_t i = 0; i < dim; ++i) {
+      const double xhat = (xr[i] - mean) * rstd;
+      const double g = static_cast<double>(dy[r * dim + i]) * gamma[i];
+      y[r * dim + i] = xhat * gamma[i] + beta[i];
+      meanG += g / dim;
+      meanGXhat += g * xhat / dim;
+      dgamma[i] += dy[r * dim + i] * xhat;
+      dbeta[i] += dy[r * dim + i];
+    }
+    for (int64_t i = 0; i < dim; ++i) {
+      const double xhat = (xr[i] - mean) * rstd;
+      dx[r * dim + i] =
+          rstd * (static_cast<double>(dy[r * dim + i]) * gamma[i] - meanG -
+                  xhat * meanGXhat);
+    }
+  }
+  auto run = [&](Isa isa, std::vector<float> &yOut, std::vector<float> &dxOut,
+                 std::vector<float> &dgOut, std::vector<float> &dbOut) {
+    yOut.assign(x.size(), 0.0f);
+    dxOut.assign(x.size(), 0.0f);
+    dgOut.assign(dim, 0.0f);
+    dbOut.assign(dim, 0.0f);
+    detail::layerNormForwardVariant(isa, rows, dim, eps, x.data(), gamma.data(),
+                                    beta.data(), yOut.data(), nullptr, nullptr);
+    detail::layerNormBackwardVariant(isa, rows, dim, eps, dy.data(), x.data(),
+                                     gamma.data(), nullptr, nullptr,
+                                     dxOut.data(), dgOut.data(), dbOut.data());
+  };
+  std::vector<float> baseY, baseDx, baseDg, baseDb;
+  run(Isa::Baseline, baseY, baseDx, baseDg, baseDb);
+  for (size_t i = 0; i < y.size(); ++i) {
+    ASSERT_NEAR(baseY[i], y[i], 2e-6 * (1.0 + std::fabs(y[i]))) << i;
+    ASSERT_NEAR(baseDx[i], dx[i], 1e-5 * (1.0 + std::fabs(dx[i]))) << i;
+  }
+  for (int64_t i = 0; i < dim; ++i) {
+    EXPECT_NEAR(baseDg[i], dgamma[i], 1e-5 * (1.0 + std::fabs(dgamma[i])));
+    EXPECT_NEAR(baseDb[i], dbeta[i], 1e-5 * (1.0 + std::fabs(dbeta[i])));
+  }
+  for (Isa isa : supportedIsas()) {
+    std::vector<float> yv, dxv, dgv, dbv;
+    run(isa, yv, dxv, dgv, dbv);
+    EXPECT_EQ(yv, baseY) << isaName(isa);
+    EXPECT_EQ(dxv, baseDx) << isaName(isa);
+    EXPECT_EQ(dgv, baseDg) << isaName(isa);
+    EXPECT_EQ(dbv, baseDb) << isaName(isa);
+  }
 }
 
 } // namespace
