@@ -2,13 +2,16 @@
 #include "moert/kernels/Gate.h"
 
 #include "moert/GateCapacity.h"
+#include "moert/dense/BlasThreads.h"
 
 #include <cblas.h>
 
 #include <algorithm>
 #include <cfloat>
 #include <cmath>
+#include <cstring>
 #include <limits>
+#include <memory>
 #include <string>
 #include <utility>
 
@@ -77,35 +80,56 @@ bool jitterActive(const GateConfig &config) {
          config.jitterEps > 0.0f;
 }
 
-/// The multiplicative jitter of x[s, m]; the same numbers in forward and
-/// backward.
-void fillJitter(const GateConfig &config, const GateShape &shape,
-                const GateRandomness &randomness, std::vector<float> &noise) {
-  const int64_t S = shape.numTokens, M = shape.modelDim;
-  noise.resize(static_cast<size_t>(S * M));
+/// Random numbers one randomBitsRange call draws into a buffer.
+constexpr int64_t kBitsPerDraw = 2048;
+
+/// Rows of one block of the gate's GEMMs (tokens for the logits and dx,
+/// rows of Wg for dWg). Each block is one single-threaded OpenBLAS call and
+/// the blocks are spread over the OpenMP team, so every result depends on
+/// this fixed blocking only, never on the thread count (a multithreaded
+/// OpenBLAS call may round differently with another thread count), and
+/// the team runs no nested BLAS threads (see dense/BlasThreads.h).
+constexpr int64_t kGemmRows = 256;
+/// dWg's blocks are shorter: Wg has only M rows, each a reduction over S.
+constexpr int64_t kWeightGradRows = 32;
+
+/// out[i] = in[i] times the multiplicative jitter of element i of x [S, M]
+/// (`out` may be `in`); the same numbers in forward and backward.
+void scaleByJitter(const GateConfig &config, const GateShape &shape,
+                   const GateRandomness &randomness, const float *in,
+                   float *out) {
+  const int64_t count = shape.numTokens * shape.modelDim;
+  // Element token * M + m of the jitter sub-sequence: x's elements are
+  // consecutive elements of it.
+  const uint64_t firstIndex = gateRandomIndex(
+      GateRandomPurpose::Jitter,
+      static_cast<uint64_t>(randomness.firstGlobalToken * shape.modelDim));
   const float low = 1.0f - config.jitterEps, high = 1.0f + config.jitterEps;
+  const int64_t numDraws = (count + kBitsPerDraw - 1) / kBitsPerDraw;
 #pragma omp parallel for schedule(static)
-  for (int64_t s = 0; s < S; ++s) {
-    const uint64_t token =
-        static_cast<uint64_t>(randomness.firstGlobalToken + s);
-    for (int64_t m = 0; m < M; ++m)
-      noise[s * M + m] = uniformRange(
-          randomness.source,
-          gateRandomIndex(GateRandomPurpose::Jitter, token * M + m), low, high);
+  for (int64_t draw = 0; draw < numDraws; ++draw) {
+    uint32_t bits[kBitsPerDraw];
+    const int64_t begin = draw * kBitsPerDraw;
+    const int64_t length = std::min(kBitsPerDraw, count - begin);
+    randomBitsRange(randomness.source, firstIndex + begin, length, bits);
+    // The value of uniformRange(source, index, low, high).
+    for (int64_t i = 0; i < length; ++i)
+      out[begin + i] =
+          in[begin + i] * (low + (high - low) * bitsToUniform(bits[i]));
   }
 }
 
-/// The gate input actually multiplied with Wg: x, or x times its jitter.
+/// The gate input actually multiplied with Wg: x, or x times its jitter
+/// (then held by `storage`).
 const float *effectiveInput(const GateConfig &config, const GateShape &shape,
                             const GateRandomness &randomness, const float *x,
-                            std::vector<float> &storage) {
+                            std::unique_ptr<float[]> &storage) {
   if (!jitterActive(config))
     return x;
-  fillJitter(config, shape, randomness, storage);
-  const int64_t count = shape.numTokens * shape.modelDim;
-  for (int64_t i = 0; i < count; ++i)
-    storage[i] *= x[i];
-  return storage.data();
+  storage.reset(
+      new float[static_cast<size_t>(shape.numTokens * shape.modelDim)]);
+  scaleByJitter(config, shape, randomness, x, storage.get());
+  return storage.get();
 }
 
 /// Index of the largest score among experts not yet taken; the lowest index
@@ -115,16 +139,50 @@ int32_t argmaxExcluding(const float *scores, int64_t numExperts,
   int32_t best = -1;
   float bestScore = -std::numeric_limits<float>::infinity();
   for (int64_t e = 0; e < numExperts; ++e) {
-    if (std::find(taken, taken + numTaken, static_cast<int32_t>(e)) !=
-        taken + numTaken)
-      continue;
+    bool isTaken = false;
+    for (int64_t j = 0; j < numTaken; ++j)
+      isTaken |= taken[j] == e;
     // `best < 0` also accepts -inf/NaN scores so that a choice is always made.
-    if (best < 0 || scores[e] > bestScore) {
+    if (!isTaken && (best < 0 || scores[e] > bestScore)) {
       best = static_cast<int32_t>(e);
       bestScore = scores[e];
     }
   }
   return best;
+}
+
+/// The largest of values[0 .. n) (n >= 1, no NaN), in independent lanes:
+/// the same value as a sequential max up to the sign of a zero maximum.
+float largestValue(const float *values, int64_t n) {
+  constexpr int64_t kLanes = 8;
+  float laneMax[kLanes];
+  std::fill(laneMax, laneMax + kLanes, values[0]);
+  int64_t e = 0;
+  for (; e + kLanes <= n; e += kLanes)
+    for (int64_t lane = 0; lane < kLanes; ++lane)
+      laneMax[lane] = std::max(laneMax[lane], values[e + lane]);
+  for (; e < n; ++e)
+    laneMax[0] = std::max(laneMax[0], values[e]);
+  return *std::max_element(laneMax, laneMax + kLanes);
+}
+
+/// argmaxExcluding with nothing taken, for NaN-free scores: the lowest
+/// index of the largest score.
+int32_t argmaxNoNaN(const float *scores, int64_t numExperts) {
+  const float largest = largestValue(scores, numExperts);
+  return static_cast<int32_t>(std::find(scores, scores + numExperts, largest) -
+                              scores);
+}
+
+/// Whether every value is finite (not inf, not NaN).
+bool allFinite(const float *values, int64_t n) {
+  uint32_t nonFinite = 0;
+  for (int64_t i = 0; i < n; ++i) {
+    uint32_t bits;
+    std::memcpy(&bits, values + i, sizeof(bits));
+    nonFinite |= (bits & 0x7f800000u) == 0x7f800000u;
+  }
+  return nonFinite == 0;
 }
 
 /// Group g of a grouped gate: tokens [g * S/G, (g + 1) * S/G), with the
@@ -142,6 +200,192 @@ GateRandomness groupRandomness(const GateRandomness &randomness,
   return result;
 }
 
+/// Bounds on Gumbel noise let a noisy argmax skip computing the noise (a
+/// Philox block and two logarithms) of experts that cannot win. gumbel()
+/// maps the top 24 of its 32 random bits to u in (0, 1] and returns
+/// -log(-log(u)), increasing in the bits. For each value of the top
+/// kGumbelBucketBits bits the tables hold bounds on gumbel() over all bits
+/// with that prefix: the exact values at the smallest and largest such
+/// bits, widened by a margin far above the float rounding of the two
+/// logarithms (a few ulp of a result below 17; the largest bits give u = 1
+/// and +inf). Float addition rounds monotonically, so row[e] + lower <=
+/// row[e] + gumbel <= row[e] + upper for every row value.
+constexpr int kGumbelBucketBits = 12;
+
+struct GumbelBounds {
+  std::vector<float> lower, upper;
+};
+
+const GumbelBounds &gumbelBounds() {
+  static const GumbelBounds bounds = [] {
+    constexpr size_t kBuckets = size_t(1) << kGumbelBucketBits;
+    constexpr float kInfinity = std::numeric_limits<float>::infinity();
+    GumbelBounds table;
+    table.lower.resize(kBuckets);
+    table.upper.resize(kBuckets);
+    // -log(-log(u)) in double precision for u exactly as gumbel() computes
+    // it from `bits`; +inf at u = 1.
+    auto exact = [](uint32_t bits) {
+      const float u =
+          (static_cast<float>(bits >> 8) + 0.5f) * (1.0f / 16777216.0f);
+      return u < 1.0f ? -std::log(-std::log(static_cast<double>(u)))
+                      : std::numeric_limits<double>::infinity();
+    };
+    auto margin = [](double g) { return 1e-3 + 1e-5 * std::fabs(g); };
+    for (size_t bucket = 0; bucket < kBuckets; ++bucket) {
+      const uint32_t smallestBits =
+          static_cast<uint32_t>(bucket << (32 - kGumbelBucketBits));
+      const uint32_t largestBits =
+          static_cast<uint32_t>(((bucket + 1) << (32 - kGumbelBucketBits)) - 1);
+      const double low = exact(smallestBits), high = exact(largestBits);
+      table.lower[bucket] =
+          std::nextafter(static_cast<float>(low - margin(low)), -kInfinity);
+      table.upper[bucket] =
+          std::isinf(high)
+              ? kInfinity
+              : std::nextafter(static_cast<float>(high + margin(high)),
+                               kInfinity);
+    }
+    return table;
+  }();
+  return bounds;
+}
+
+int64_t gumbelBucket(uint32_t bits) { return bits >> (32 - kGumbelBucketBits); }
+
+/// The noisy scores row[e] + gumbel(source, firstIndex + e) of one token,
+/// with bits[e] = randomBits(source, firstIndex + e).
+struct NoisyRow {
+  const float *row;
+  const uint32_t *bits;
+  const RandomStream *source;
+  uint64_t firstIndex;
+
+  float score(int64_t e) const {
+    return row[e] + gumbel(*source, firstIndex + static_cast<uint64_t>(e));
+  }
+};
+
+/// bound[e] >= noisy.score(e) for every e.
+void boundNoisyScores(const NoisyRow &noisy, int64_t numExperts, float *bound) {
+  const float *upper = gumbelBounds().upper.data();
+  for (int64_t e = 0; e < numExperts; ++e)
+    bound[e] = noisy.row[e] + upper[gumbelBucket(noisy.bits[e])];
+}
+
+/// argmaxExcluding of the noisy scores for a row of finite values, where
+/// the experts taken have bound -inf and every other bound[e] >=
+/// noisy.score(e). The scores are finite or +inf, so the result is the
+/// lowest index of the largest score, as argmaxExcluding's. The expert with
+/// the largest bound wins outright when a lower bound of its score exceeds
+/// every other bound (the usual case); otherwise only experts whose bound
+/// reaches the best score so far can win or tie, and only those get their
+/// exact score.
+int32_t noisyArgmax(const NoisyRow &noisy, const float *bound,
+                    int64_t numExperts) {
+  const int64_t start = argmaxNoNaN(bound, numExperts);
+  const float startLower =
+      noisy.row[start] + gumbelBounds().lower[gumbelBucket(noisy.bits[start])];
+  bool contested = false;
+  for (int64_t e = 0; e < numExperts; ++e)
+    contested |= e != start && bound[e] >= startLower;
+  if (!contested)
+    return static_cast<int32_t>(start);
+
+  int64_t best = start;
+  float bestScore = noisy.score(start);
+  for (int64_t e = 0; e < numExperts; ++e) {
+    if (!(bound[e] >= bestScore) || e == start)
+      continue;
+    const float score = noisy.score(e);
+    if (score > bestScore || (score == bestScore && e < best)) {
+      best = e;
+      bestScore = score;
+    }
+  }
+  return static_cast<int32_t>(best);
+}
+
+/// Choices `first` .. k - 1 of one token by the noisy scores (the same
+/// noisy scores for every one of these choices).
+void chooseNoisy(const NoisyRow &noisy, bool rowFinite, int64_t numExperts,
+                 int64_t first, int64_t k, int32_t *chosen, float *scratch) {
+  if (!rowFinite) {
+    // Rare (inf or NaN logits): every score, compared as argmaxExcluding
+    // does for NaN.
+    for (int64_t e = 0; e < numExperts; ++e)
+      scratch[e] = noisy.score(e);
+    for (int64_t j = first; j < k; ++j)
+      chosen[j] = argmaxExcluding(scratch, numExperts, chosen, j);
+    return;
+  }
+  boundNoisyScores(noisy, numExperts, scratch);
+  for (int64_t j = 0; j < first; ++j)
+    scratch[chosen[j]] = -std::numeric_limits<float>::infinity();
+  for (int64_t j = first; j < k; ++j) {
+    chosen[j] = noisyArgmax(noisy, scratch, numExperts);
+    scratch[chosen[j]] = -std::numeric_limits<float>::infinity();
+  }
+}
+
+/// Routing of one token from its logits `row` (then replaced by the
+/// softmax probabilities): its k choices into `chosen`. `firstBits` and
+/// `laterBits` hold the token's random bits of the choice noises in use,
+/// `scratch` E floats.
+struct TokenNoise {
+  const RandomStream *source;
+  const uint32_t *firstBits, *laterBits; // [E] each, null when unused
+  uint64_t element;                      // token * E
+};
+
+void routeToken(int64_t numExperts, int64_t k, const TokenNoise &noise,
+                float *row, int32_t *chosen, float *scratch) {
+  const int64_t E = numExperts;
+  const bool rowFinite = allFinite(row, E);
+  // The largest logit: the first choice without noise, and the softmax's
+  // shift (a zero maximum's sign changes no difference from it).
+  float maxLogit = row[0];
+  if (rowFinite) {
+    maxLogit = largestValue(row, E);
+  } else {
+    for (int64_t e = 1; e < E; ++e)
+      maxLogit = std::max(maxLogit, row[e]);
+  }
+
+  // First choice: argmax of the logits (plus Gumbel noise for rsample).
+  if (noise.firstBits) {
+    NoisyRow noisy{
+        row, noise.firstBits, noise.source,
+        gateRandomIndex(GateRandomPurpose::FirstChoiceNoise, noise.element)};
+    chooseNoisy(noisy, rowFinite, E, 0, 1, chosen, scratch);
+  } else {
+    chosen[0] =
+        rowFinite
+            ? static_cast<int32_t>(std::find(row, row + E, maxLogit) - row)
+            : argmaxExcluding(row, E, chosen, 0);
+  }
+  // Later choices: argmax over the remaining experts.
+  if (noise.laterBits) {
+    NoisyRow noisy{
+        row, noise.laterBits, noise.source,
+        gateRandomIndex(GateRandomPurpose::LaterChoiceNoise, noise.element)};
+    chooseNoisy(noisy, rowFinite, E, 1, k, chosen, scratch);
+  } else {
+    for (int64_t j = 1; j < k; ++j)
+      chosen[j] = argmaxExcluding(row, E, chosen, j);
+  }
+
+  // Noise-free softmax, max-subtracted for range.
+  for (int64_t e = 0; e < E; ++e)
+    row[e] = std::exp(row[e] - maxLogit);
+  double sum = 0.0;
+  for (int64_t e = 0; e < E; ++e)
+    sum += row[e];
+  const float inverse = static_cast<float>(1.0 / sum);
+  for (int64_t e = 0; e < E; ++e)
+    row[e] *= inverse;
+}
+
 /// Phase 1 for one group: logits, gates and choices of its tokens, its
 /// expert counts (all choices) into `counts`; returns E times its aux loss.
 double routeGroup(const GateConfig &config, const GateShape &shape,
@@ -151,68 +395,69 @@ double routeGroup(const GateConfig &config, const GateShape &shape,
   const int64_t S = shape.numTokens, M = shape.modelDim, E = shape.numExperts;
   const int64_t k = config.topK;
 
-  std::vector<float> jitterStorage;
+  std::unique_ptr<float[]> jitterStorage;
   const float *input =
       effectiveInput(config, shape, randomness, x, jitterStorage);
-  // logits [S, E] = input [S, M] * Wg [M, E], written into `gates` and turned
-  // into probabilities row by row below. One product per group keeps a
-  // group's logits independent of how many groups a process holds.
-  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, static_cast<int>(S),
-              static_cast<int>(E), static_cast<int>(M), 1.0f, input,
-              static_cast<int>(M), gateWeight, static_cast<int>(E), 0.0f, gates,
-              static_cast<int>(E));
 
   const bool firstChoiceNoise =
       config.training && config.noise == GateNoise::RSample;
   const bool laterChoiceNoise =
       config.training && config.laterChoiceNoise && k > 1;
+  // Noise element token * E + e: a run of tokens draws one range.
+  const int64_t tokensPerDraw = std::max<int64_t>(1, kBitsPerDraw / E);
+  const uint64_t firstElement =
+      static_cast<uint64_t>(randomness.firstGlobalToken * E);
+  const int64_t numBlocks = (S + kGemmRows - 1) / kGemmRows;
 
+  dense::detail::SingleThreadedBlasScope singleThreadedBlas(true);
 #pragma omp parallel
   {
-    std::vector<float> scores(static_cast<size_t>(E));
+    std::vector<float> scratch(static_cast<size_t>(E));
+    std::vector<uint32_t> firstBits, laterBits;
+    if (firstChoiceNoise)
+      firstBits.resize(static_cast<size_t>(tokensPerDraw * E));
+    if (laterChoiceNoise)
+      laterBits.resize(static_cast<size_t>(tokensPerDraw * E));
 #pragma omp for schedule(static)
-    for (int64_t s = 0; s < S; ++s) {
-      float *row = gates + s * E;
-      int32_t *chosen = experts + s * k;
-      const uint64_t tokenBase =
-          static_cast<uint64_t>(randomness.firstGlobalToken + s) * E;
+    for (int64_t block = 0; block < numBlocks; ++block) {
+      const int64_t blockBegin = block * kGemmRows;
+      const int64_t blockEnd = std::min(S, blockBegin + kGemmRows);
+      // logits [rows, E] = input [rows, M] * Wg [M, E], written into
+      // `gates` and turned into probabilities row by row below. Blocks
+      // start at the group's first token, so a group's logits do not depend
+      // on how many groups a process holds.
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans,
+                  static_cast<int>(blockEnd - blockBegin), static_cast<int>(E),
+                  static_cast<int>(M), 1.0f, input + blockBegin * M,
+                  static_cast<int>(M), gateWeight, static_cast<int>(E), 0.0f,
+                  gates + blockBegin * E, static_cast<int>(E));
 
-      // First choice: argmax of the logits (plus Gumbel noise for rsample).
-      for (int64_t e = 0; e < E; ++e)
-        scores[e] =
-            row[e] +
-            (firstChoiceNoise
-                 ? gumbel(randomness.source,
-                          gateRandomIndex(GateRandomPurpose::FirstChoiceNoise,
-                                          tokenBase + e))
-                 : 0.0f);
-      chosen[0] = argmaxExcluding(scores.data(), E, chosen, 0);
-      // Later choices: argmax over the remaining experts.
-      if (k > 1) {
-        for (int64_t e = 0; e < E; ++e)
-          scores[e] =
-              row[e] +
-              (laterChoiceNoise
-                   ? gumbel(randomness.source,
-                            gateRandomIndex(GateRandomPurpose::LaterChoiceNoise,
-                                            tokenBase + e))
-                   : 0.0f);
-        for (int64_t j = 1; j < k; ++j)
-          chosen[j] = argmaxExcluding(scores.data(), E, chosen, j);
+      for (int64_t begin = blockBegin; begin < blockEnd;
+           begin += tokensPerDraw) {
+        const int64_t end = std::min(blockEnd, begin + tokensPerDraw);
+        const uint64_t drawElement =
+            firstElement + static_cast<uint64_t>(begin * E);
+        if (firstChoiceNoise)
+          randomBitsRange(
+              randomness.source,
+              gateRandomIndex(GateRandomPurpose::FirstChoiceNoise, drawElement),
+              (end - begin) * E, firstBits.data());
+        if (laterChoiceNoise)
+          randomBitsRange(
+              randomness.source,
+              gateRandomIndex(GateRandomPurpose::LaterChoiceNoise, drawElement),
+              (end - begin) * E, laterBits.data());
+        for (int64_t s = begin; s < end; ++s) {
+          const int64_t offset = (s - begin) * E;
+          TokenNoise noise{
+              &randomness.source,
+              firstChoiceNoise ? firstBits.data() + offset : nullptr,
+              laterChoiceNoise ? laterBits.data() + offset : nullptr,
+              drawElement + static_cast<uint64_t>(offset)};
+          routeToken(E, k, noise, gates + s * E, experts + s * k,
+                     scratch.data());
+        }
       }
-
-      // Noise-free softmax, max-subtracted for range.
-      float maxLogit = row[0];
-      for (int64_t e = 1; e < E; ++e)
-        maxLogit = std::max(maxLogit, row[e]);
-      double sum = 0.0;
-      for (int64_t e = 0; e < E; ++e) {
-        row[e] = std::exp(row[e] - maxLogit);
-        sum += row[e];
-      }
-      const float inverse = static_cast<float>(1.0 / sum);
-      for (int64_t e = 0; e < E; ++e)
-        row[e] *= inverse;
     }
   }
 
@@ -269,6 +514,21 @@ void assignGroupSlots(const GateConfig &config, const GateShape &shape,
   // First choices: an overloaded expert keeps C of its tokens, either a
   // uniformly random subset (RTS: the C highest i.i.d. priorities) or the
   // first C; kept tokens take slots 0..C-1 in token order.
+  std::vector<uint32_t> priorities;
+  if (config.useRts) {
+    bool overloaded = false;
+    for (int64_t e = 0; e < E && !overloaded; ++e)
+      overloaded = firstStart[e + 1] - firstStart[e] > capacity;
+    // Element = global token id: the group's tokens draw one range.
+    if (overloaded) {
+      priorities.resize(static_cast<size_t>(S));
+      randomBitsRange(
+          randomness.source,
+          gateRandomIndex(GateRandomPurpose::RtsPriority,
+                          static_cast<uint64_t>(randomness.firstGlobalToken)),
+          S, priorities.data());
+    }
+  }
   std::vector<std::pair<uint32_t, int64_t>> prioritized;
   std::vector<int64_t> kept;
   for (int64_t e = 0; e < E; ++e) {
@@ -281,13 +541,7 @@ void assignGroupSlots(const GateConfig &config, const GateShape &shape,
         // lower token id so the result is still a pure function of the ids.
         prioritized.clear();
         for (int64_t i = 0; i < count; ++i)
-          prioritized.emplace_back(
-              randomBits(randomness.source,
-                         gateRandomIndex(
-                             GateRandomPurpose::RtsPriority,
-                             static_cast<uint64_t>(randomness.firstGlobalToken +
-                                                   tokens[i]))),
-              tokens[i]);
+          prioritized.emplace_back(priorities[tokens[i]], tokens[i]);
         auto higher = [](const std::pair<uint32_t, int64_t> &a,
                          const std::pair<uint32_t, int64_t> &b) {
           return a.first != b.first ? a.first > b.first : a.second < b.second;
@@ -589,7 +843,7 @@ Status gateBackward(const GateConfig &config, const GateShape &shape,
 
   // dLogits [S, E] through the combine weights and the softmax, group by
   // group (each group's aux loss enters the mean with weight 1 / groups).
-  std::vector<float> logitsGrad(static_cast<size_t>(S * E));
+  std::unique_ptr<float[]> logitsGrad(new float[static_cast<size_t>(S * E)]);
   const GateShape group = groupShape(config, shape);
   const int64_t Sg = group.numTokens;
   const double groupAuxLossGrad =
@@ -598,29 +852,41 @@ Status gateBackward(const GateConfig &config, const GateShape &shape,
     groupLogitsGrad(config, group, saved.gates + g * Sg * E,
                     saved.experts + g * Sg * k, saved.slots + g * Sg * k,
                     weightsGrad + g * Sg * k, groupAuxLossGrad,
-                    logitsGrad.data() + g * Sg * E);
+                    logitsGrad.get() + g * Sg * E);
 
-  std::vector<float> jitterStorage;
+  dense::detail::SingleThreadedBlasScope singleThreadedBlas(true);
   if (gateWeightGrad) {
+    std::unique_ptr<float[]> jitterStorage;
     const float *input =
         effectiveInput(config, shape, randomness, x, jitterStorage);
-    // dWg [M, E] = input^T [M, S] * dLogits [S, E].
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, static_cast<int>(M),
-                static_cast<int>(E), static_cast<int>(S), 1.0f, input,
-                static_cast<int>(M), logitsGrad.data(), static_cast<int>(E),
-                0.0f, gateWeightGrad, static_cast<int>(E));
+    // dWg [M, E] = input^T [M, S] * dLogits [S, E], by blocks of Wg's rows.
+    const int64_t numBlocks = (M + kWeightGradRows - 1) / kWeightGradRows;
+#pragma omp parallel for schedule(static)
+    for (int64_t block = 0; block < numBlocks; ++block) {
+      const int64_t begin = block * kWeightGradRows;
+      const int64_t rows = std::min(M, begin + kWeightGradRows) - begin;
+      cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans,
+                  static_cast<int>(rows), static_cast<int>(E),
+                  static_cast<int>(S), 1.0f, input + begin, static_cast<int>(M),
+                  logitsGrad.get(), static_cast<int>(E), 0.0f,
+                  gateWeightGrad + begin * E, static_cast<int>(E));
+    }
   }
   if (xGrad) {
     // dx [S, M] = dLogits [S, E] * Wg^T [E, M], times the jitter if any.
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<int>(S),
-                static_cast<int>(M), static_cast<int>(E), 1.0f,
-                logitsGrad.data(), static_cast<int>(E), gateWeight,
-                static_cast<int>(E), 0.0f, xGrad, static_cast<int>(M));
-    if (jitterActive(config)) {
-      fillJitter(config, shape, randomness, jitterStorage);
-      for (int64_t i = 0; i < S * M; ++i)
-        xGrad[i] *= jitterStorage[i];
+    const int64_t numBlocks = (S + kGemmRows - 1) / kGemmRows;
+#pragma omp parallel for schedule(static)
+    for (int64_t block = 0; block < numBlocks; ++block) {
+      const int64_t begin = block * kGemmRows;
+      const int64_t rows = std::min(S, begin + kGemmRows) - begin;
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans,
+                  static_cast<int>(rows), static_cast<int>(M),
+                  static_cast<int>(E), 1.0f, logitsGrad.get() + begin * E,
+                  static_cast<int>(E), gateWeight, static_cast<int>(E), 0.0f,
+                  xGrad + begin * M, static_cast<int>(M));
     }
+    if (jitterActive(config))
+      scaleByJitter(config, shape, randomness, xGrad, xGrad);
   }
   return Status::success();
 }

@@ -37,6 +37,9 @@
 //   therefore routes them exactly as the process holding the whole batch.
 //   The capacity the two-phase API passes around is the PER-GROUP Cg;
 //   GateOutputs::capacity reports the total G * Cg.
+// - Every output is bitwise independent of the OpenMP and OpenBLAS thread
+//   counts: the GEMMs run as fixed blocks of rows (starting at each group's
+//   first token), one single-threaded OpenBLAS call per block.
 //
 //===----------------------------------------------------------------------===//
 #ifndef MOERT_KERNELS_GATE_H
