@@ -236,5 +236,18 @@ TEST(Gumbel, MomentsFixedSeed) {
   EXPECT_NEAR(variance, M_PI * M_PI / 6.0, 3e-2);
 }
 
+// The extreme bit patterns stay inside (0, 1) and give finite noise: with
+// the top 24 bits, all ones rounded u up to 1.0f and gumbel() to +inf.
+TEST(Gumbel, OpenUniformExtremes) {
+  for (uint32_t bits : {0u, 1u, 0x1FFu, 0x200u, 0xFFFFFE00u, 0xFFFFFFFFu}) {
+    const float u = bitsToOpenUniform(bits);
+    EXPECT_GT(u, 0.0f) << bits;
+    EXPECT_LT(u, 1.0f) << bits;
+    EXPECT_TRUE(std::isfinite(-std::log(-std::log(u)))) << bits;
+  }
+  EXPECT_EQ(bitsToOpenUniform(0xFFFFFFFFu), 1.0f - 0.5f / 8388608.0f);
+  EXPECT_EQ(bitsToOpenUniform(0u), 0.5f / 8388608.0f);
+}
+
 } // namespace
 } // namespace moert

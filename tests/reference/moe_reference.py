@@ -1264,8 +1264,10 @@ def runtime_gate_noise(seed: int, stream: int, step: int, num_tokens: int,
 
     def open_uniform(purpose):
         bits = random_bits(seed, stream, step, _gate_index(purpose, el))
-        # (float(bits >> 8) + 0.5f) * 2^-24 in float32, as moert::gumbel.
-        u = ((bits >> 8).astype(np.float32) + np.float32(0.5)) * scale
+        # (float(bits >> 9) + 0.5f) * 2^-23 in float32, as moert::gumbel
+        # (moert::bitsToOpenUniform): never 0, never 1.
+        u = ((bits >> 9).astype(np.float32) + np.float32(0.5)) \
+            * np.float32(1.0 / 8388608.0)
         return torch.from_numpy(u.astype(np.float32))
 
     if want(lambda g: g.noise == "rsample"):

@@ -116,12 +116,19 @@ inline float uniformRange(const RandomStream &source, uint64_t index, float low,
   return low + (high - low) * uniform01(source, index);
 }
 
-/// Standard Gumbel sample -log(-log(u)) for global element `index`. u is
-/// taken in (0, 1) (the half-ulp shift keeps both logs finite), so the
-/// result is always finite: within about [-2.8, 16.6].
+/// u in (0, 1) from 32 random bits: the top 23 bits plus one half, scaled
+/// by 2^-23. Every value is exact in float (24 significant bits), so u is
+/// never 0 and never rounds up to 1; with 24 bits the largest value,
+/// (2^24 - 1/2) 2^-24, would round to 1.0f.
+inline float bitsToOpenUniform(uint32_t bits) {
+  return (static_cast<float>(bits >> 9) + 0.5f) * (1.0f / 8388608.0f);
+}
+
+/// Standard Gumbel sample -log(-log(u)) for global element `index`, with
+/// u = bitsToOpenUniform(bits) in (0, 1), so the result is always finite:
+/// within about [-2.8, 16.6].
 inline float gumbel(const RandomStream &source, uint64_t index) {
-  const uint32_t bits = randomBits(source, index);
-  const float u = (static_cast<float>(bits >> 8) + 0.5f) * (1.0f / 16777216.0f);
+  const float u = bitsToOpenUniform(randomBits(source, index));
   return -std::log(-std::log(u));
 }
 

@@ -202,14 +202,14 @@ GateRandomness groupRandomness(const GateRandomness &randomness,
 
 /// Bounds on Gumbel noise let a noisy argmax skip computing the noise (a
 /// Philox block and two logarithms) of experts that cannot win. gumbel()
-/// maps the top 24 of its 32 random bits to u in (0, 1] and returns
+/// maps the top 23 of its 32 random bits to u in (0, 1) and returns
 /// -log(-log(u)), increasing in the bits. For each value of the top
 /// kGumbelBucketBits bits the tables hold bounds on gumbel() over all bits
 /// with that prefix: the exact values at the smallest and largest such
 /// bits, widened by a margin far above the float rounding of the two
-/// logarithms (a few ulp of a result below 17; the largest bits give u = 1
-/// and +inf). Float addition rounds monotonically, so row[e] + lower <=
-/// row[e] + gumbel <= row[e] + upper for every row value.
+/// logarithms (a few ulp of a result below 17). Float addition rounds
+/// monotonically, so row[e] + lower <= row[e] + gumbel <= row[e] + upper for
+/// every row value.
 constexpr int kGumbelBucketBits = 12;
 
 struct GumbelBounds {
@@ -224,12 +224,10 @@ const GumbelBounds &gumbelBounds() {
     table.lower.resize(kBuckets);
     table.upper.resize(kBuckets);
     // -log(-log(u)) in double precision for u exactly as gumbel() computes
-    // it from `bits`; +inf at u = 1.
+    // it from `bits`.
     auto exact = [](uint32_t bits) {
-      const float u =
-          (static_cast<float>(bits >> 8) + 0.5f) * (1.0f / 16777216.0f);
-      return u < 1.0f ? -std::log(-std::log(static_cast<double>(u)))
-                      : std::numeric_limits<double>::infinity();
+      const float u = bitsToOpenUniform(bits);
+      return -std::log(-std::log(static_cast<double>(u)));
     };
     auto margin = [](double g) { return 1e-3 + 1e-5 * std::fabs(g); };
     for (size_t bucket = 0; bucket < kBuckets; ++bucket) {
@@ -241,10 +239,7 @@ const GumbelBounds &gumbelBounds() {
       table.lower[bucket] =
           std::nextafter(static_cast<float>(low - margin(low)), -kInfinity);
       table.upper[bucket] =
-          std::isinf(high)
-              ? kInfinity
-              : std::nextafter(static_cast<float>(high + margin(high)),
-                               kInfinity);
+          std::nextafter(static_cast<float>(high + margin(high)), kInfinity);
     }
     return table;
   }();
@@ -275,7 +270,7 @@ void boundNoisyScores(const NoisyRow &noisy, int64_t numExperts, float *bound) {
 
 /// argmaxExcluding of the noisy scores for a row of finite values, where
 /// the experts taken have bound -inf and every other bound[e] >=
-/// noisy.score(e). The scores are finite or +inf, so the result is the
+/// noisy.score(e). The scores are finite, so the result is the
 /// lowest index of the largest score, as argmaxExcluding's. The expert with
 /// the largest bound wins outright when a lower bound of its score exceeds
 /// every other bound (the usual case); otherwise only experts whose bound
