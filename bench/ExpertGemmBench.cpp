@@ -3,25 +3,31 @@
 //   moe-bench-experts [--repeats N] [--quick] [--peak] [--shape E,C,M,H]...
 //
 // Times the expert FFN forward + backward kernels against exactly the GEMMs
-// they perform issued directly to cblas_sgemm (per expert: 2 forward; 1
-// recompute + 4 backward), on the same shapes, in the same run. Two raw
-// baselines:
-// - "seq": the experts one after the other, each GEMM on all BLAS threads
-//   (what calling sgemm per expert gives);
-// - "same": the GEMMs in the kernel's own schedule (experts spread over the
-//   OpenMP threads with single-threaded BLAS when the kernel does that,
-//   see expertFfnSpreadsExperts), so raw / kernel isolates the cost of the
-//   bias, activation and reduction work around the GEMMs.
+// they perform (per expert: 2 forward; 1 recompute + 4 backward), on the same
+// shapes, in the same run. Two raw baselines:
+// - "seq": the experts one after the other, each GEMM one cblas_sgemm call on
+//   all OpenBLAS threads (OpenBLAS's own threading, which the runtime does not
+//   use: it runs OpenBLAS single-threaded, see dense/Gemm.h);
+// - "same": the GEMMs in the kernel's own schedule, through dense::gemm
+//   (experts spread over the OpenMP threads when the kernel does that, see
+//   expertFfnSpreadsExperts; else in order, each GEMM's blocks spread), so
+//   raw / kernel isolates the cost of the bias, activation and reduction work
+//   around the GEMMs.
 // A ratio raw / kernel of 1 means the kernel is as fast as its bare GEMMs
-// (target >= 0.8). Also reports the machine's sgemm peak (the best median
-// rate of 1024^3 and 2048^3 products; --peak prints only that). Times are
-// medians of --repeats rounds after one warm-up round; a round runs the kernel
-// and the baseline with the same threading once each, interleaved, so load from
-// other processes hits both alike.
+// (target >= 0.8). Also reports the machine's sgemm peak with OpenBLAS's own
+// threading (the best median rate of 1024^3 and 2048^3 products; --peak
+// prints only that). Times are medians of --repeats rounds after one warm-up
+// round; a round runs the kernel and "same" once each, interleaved, so load
+// from other processes hits both alike. OpenBLAS's threads busy-spin for
+// ~0.1 s after a threaded call (and after the library starts them), which
+// would slow an OpenMP team that runs meanwhile: the kernels are timed first,
+// after a pause, and the threaded OpenBLAS runs (peak, "seq") last.
 // --quick runs tiny shapes once (a smoke test; its numbers mean nothing).
 //
 //===----------------------------------------------------------------------===//
-#include "moert/dense/BlasThreads.h"
+#include "moert/BlasThreads.h"
+#include "moert/dense/Gemm.h"
+#include "moert/dense/ParallelChunks.h"
 #include "moert/train/ExpertFfn.h"
 
 #include <cblas.h>
@@ -34,6 +40,7 @@
 #include <functional>
 #include <random>
 #include <string>
+#include <thread>
 #include <vector>
 
 using namespace moert;
@@ -64,11 +71,23 @@ interleavedMedians(int repeats,
   return medians;
 }
 
-void gemm(bool ta, bool tb, int m, int n, int k, const float *a, const float *b,
-          float *c) {
-  cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans,
-              tb ? CblasTrans : CblasNoTrans, m, n, k, 1.0f, a, ta ? m : k, b,
-              tb ? k : n, 0.0f, c, n);
+/// C = op(A) op(B), row-major, dense: one call of the runtime's GEMM or,
+/// with `direct`, one cblas_sgemm call.
+void gemm(bool direct, bool ta, bool tb, int m, int n, int k, const float *a,
+          const float *b, float *c) {
+  if (direct)
+    cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans,
+                tb ? CblasTrans : CblasNoTrans, m, n, k, 1.0f, a, ta ? m : k, b,
+                tb ? k : n, 0.0f, c, n);
+  else
+    dense::gemm(ta, tb, m, n, k, 1.0f, a, ta ? m : k, b, tb ? k : n, 0.0f, c,
+                n);
+}
+
+/// Lets OpenBLAS's idle threads stop spinning (THREAD_TIMEOUT: 2^28 cycles,
+/// ~0.1 s) before the OpenMP teams are timed.
+void waitForIdleBlasThreads() {
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
 }
 
 std::vector<float> randomVector(size_t n, std::mt19937 &rng) {
@@ -96,19 +115,19 @@ struct Buffers {
 };
 
 /// The seven GEMMs of one expert's forward + backward, into `hidden` and
-/// `hiddenGrad` scratch of C*H floats.
-void rawExpertGemms(const Shape &s, Buffers &b, int e, float *hidden,
-                    float *hiddenGrad) {
+/// `hiddenGrad` scratch of C*H floats (`direct`: see gemm).
+void rawExpertGemms(bool direct, const Shape &s, Buffers &b, int e,
+                    float *hidden, float *hiddenGrad) {
   const size_t in = size_t(e) * s.c * s.m, wt = size_t(e) * s.m * s.h;
   const float *x = b.x.data() + in, *dy = b.dy.data() + in;
   const float *w1 = b.w1.data() + wt, *w2 = b.w2.data() + wt;
-  gemm(false, false, s.c, s.h, s.m, x, w1, hidden);                // fwd 1
-  gemm(false, false, s.c, s.m, s.h, hidden, w2, b.y.data() + in);  // fwd 2
-  gemm(false, false, s.c, s.h, s.m, x, w1, hidden);                // recompute
-  gemm(true, false, s.h, s.m, s.c, hidden, dy, b.dw2.data() + wt); // dW2
-  gemm(false, true, s.c, s.h, s.m, dy, w2, hiddenGrad);            // dA
-  gemm(true, false, s.m, s.h, s.c, x, hiddenGrad, b.dw1.data() + wt); // dW1
-  gemm(false, true, s.c, s.m, s.h, hiddenGrad, w1, b.dx.data() + in); // dX
+  gemm(direct, false, false, s.c, s.h, s.m, x, w1, hidden); // fwd 1
+  gemm(direct, false, false, s.c, s.m, s.h, hidden, w2, b.y.data() + in);
+  gemm(direct, false, false, s.c, s.h, s.m, x, w1, hidden); // recompute
+  gemm(direct, true, false, s.h, s.m, s.c, hidden, dy, b.dw2.data() + wt);
+  gemm(direct, false, true, s.c, s.h, s.m, dy, w2, hiddenGrad); // dA
+  gemm(direct, true, false, s.m, s.h, s.c, x, hiddenGrad, b.dw1.data() + wt);
+  gemm(direct, false, true, s.c, s.m, s.h, hiddenGrad, w1, b.dx.data() + in);
 }
 
 bool parseArgs(int argc, char **argv, int &repeats, bool &quick, bool &peakOnly,
@@ -169,29 +188,19 @@ int main(int argc, char **argv) {
                                         {4, 512, 512, 2048},
                                         {1, 1024, 512, 2048}};
   std::mt19937 rng(1);
-  // The peak: the best of the median rates of square products (larger ones
-  // amortize OpenBLAS's packing better).
-  double peak = 0.0;
-  int peakSize = 0;
-  for (int n : quick ? std::vector<int>{64} : std::vector<int>{1024, 2048}) {
-    auto a = randomVector(size_t(n) * n, rng), b = randomVector(a.size(), rng),
-         c = std::vector<float>(a.size());
-    double t = interleavedMedians(std::max(repeats, 5), {[&] {
-                                    gemm(false, false, n, n, n, a.data(),
-                                         b.data(), c.data());
-                                  }})[0];
-    if (2.0 * n * n * n / t / 1e9 > peak) {
-      peak = 2.0 * n * n * n / t / 1e9;
-      peakSize = n;
-    }
-  }
-  std::printf("sgemm peak: %.1f GFLOP/s (%d^3, %d BLAS threads)\n", peak,
-              peakSize, openblas_get_num_threads());
-  if (peakOnly)
-    return 0;
-  std::printf("%-20s %6s %10s %10s %10s %8s %8s %8s\n", "E,C,M,H", "spread",
-              "kernel ms", "seq ms", "same ms", "seq/k", "same/k", "GFLOP/s");
-  for (const Shape &s : shapes) {
+  const int threads = dense::detail::maxTeamThreads();
+  useSingleThreadedBlas();
+
+  // The runtime's threading: the kernels and "same".
+  struct Row {
+    Shape shape;
+    bool spread;
+    double kernel, same, sequential;
+  };
+  std::vector<Row> rows;
+  if (!peakOnly)
+    waitForIdleBlasThreads();
+  for (const Shape &s : peakOnly ? std::vector<Shape>{} : shapes) {
     train::ExpertFfnShape shape{s.e, s.c, s.m, s.h,
                                 dense::ActivationKind::Gelu};
     const bool spread = train::expertFfnSpreadsExperts(shape);
@@ -203,49 +212,70 @@ int main(int argc, char **argv) {
           shape, b.dy.data(), b.x.data(), b.w1.data(), b.b1.data(), b.w2.data(),
           b.dx.data(), b.dw1.data(), b.db1.data(), b.dw2.data(), b.db2.data());
     };
-    std::vector<float> hidden(size_t(s.c) * s.h), hiddenGrad(hidden.size());
-    auto runSequential = [&] {
-      for (int e = 0; e < s.e; ++e)
-        rawExpertGemms(s, b, e, hidden.data(), hiddenGrad.data());
-    };
-    const int threads = dense::detail::maxTeamThreads();
-    std::vector<float> scratch(2 * hidden.size() * threads);
-    auto runSpread = [&] {
-      dense::detail::SingleThreadedBlasScope singleThreadedBlas(true);
-#pragma omp parallel for schedule(static)
+    const size_t hiddenSize = size_t(s.c) * s.h;
+    std::vector<float> scratch(2 * hiddenSize * threads);
+    auto runSame = [&] {
+#pragma omp parallel for schedule(static) if (spread)
       for (int e = 0; e < s.e; ++e) {
         int t = 0;
 #ifdef _OPENMP
         t = omp_get_thread_num();
 #endif
-        float *h = scratch.data() + 2 * hidden.size() * t;
-        rawExpertGemms(s, b, e, h, h + hidden.size());
+        float *h = scratch.data() + 2 * hiddenSize * t;
+        rawExpertGemms(/*direct=*/false, s, b, e, h, h + hiddenSize);
       }
     };
-    // Runs with the same threading are interleaved; the other schedule is
-    // timed in a block of its own: OpenBLAS threads keep spinning for a
-    // while after a threaded GEMM and would slow an OpenMP team that
-    // follows right after it.
-    double kernel, sequential, same;
-    if (spread) {
-      std::vector<double> t =
-          interleavedMedians(repeats, {runKernel, runSpread});
-      kernel = t[0];
-      same = t[1];
-      sequential = interleavedMedians(repeats, {runSequential})[0];
-    } else {
-      std::vector<double> t =
-          interleavedMedians(repeats, {runKernel, runSequential});
-      kernel = t[0];
-      same = sequential = t[1];
+    std::vector<double> t = interleavedMedians(repeats, {runKernel, runSame});
+    rows.push_back({s, spread, t[0], t[1], 0.0});
+  }
+
+  // OpenBLAS's own threading: the peak and "seq".
+  openblas_set_num_threads(threads);
+  // The peak: the best of the median rates of square products (larger ones
+  // amortize OpenBLAS's packing better).
+  double peak = 0.0;
+  int peakSize = 0;
+  for (int n : quick ? std::vector<int>{64} : std::vector<int>{1024, 2048}) {
+    auto a = randomVector(size_t(n) * n, rng), b = randomVector(a.size(), rng),
+         c = std::vector<float>(a.size());
+    double t = interleavedMedians(std::max(repeats, 5), {[&] {
+                                    gemm(/*direct=*/true, false, false, n, n, n,
+                                         a.data(), b.data(), c.data());
+                                  }})[0];
+    if (2.0 * n * n * n / t / 1e9 > peak) {
+      peak = 2.0 * n * n * n / t / 1e9;
+      peakSize = n;
     }
+  }
+  for (Row &row : rows) {
+    const Shape &s = row.shape;
+    Buffers b(s, rng);
+    std::vector<float> hidden(size_t(s.c) * s.h), hiddenGrad(hidden.size());
+    row.sequential = interleavedMedians(
+        repeats, {[&] {
+          for (int e = 0; e < s.e; ++e)
+            rawExpertGemms(
+                /*direct=*/true, s, b, e, hidden.data(), hiddenGrad.data());
+        }})[0];
+  }
+  openblas_set_num_threads(1);
+
+  std::printf("sgemm peak: %.1f GFLOP/s (%d^3, %d BLAS threads)\n", peak,
+              peakSize, threads);
+  if (peakOnly)
+    return 0;
+  std::printf("%-20s %6s %10s %10s %10s %8s %8s %8s\n", "E,C,M,H", "spread",
+              "kernel ms", "seq ms", "same ms", "seq/k", "same/k", "GFLOP/s");
+  for (const Row &row : rows) {
+    const Shape &s = row.shape;
     double flops = 7.0 * 2.0 * s.e * double(s.c) * s.m * s.h;
     char label[64];
     std::snprintf(label, sizeof(label), "%d,%d,%d,%d", s.e, s.c, s.m, s.h);
     std::printf("%-20s %6s %10.3f %10.3f %10.3f %8.2f %8.2f %8.1f\n", label,
-                spread ? "yes" : "no", kernel * 1e3, sequential * 1e3,
-                same * 1e3, sequential / kernel, same / kernel,
-                flops / kernel / 1e9);
+                row.spread ? "yes" : "no", row.kernel * 1e3,
+                row.sequential * 1e3, row.same * 1e3,
+                row.sequential / row.kernel, row.same / row.kernel,
+                flops / row.kernel / 1e9);
   }
   return 0;
 }

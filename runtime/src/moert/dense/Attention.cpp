@@ -5,16 +5,16 @@
 // place without gathering heads. The pairs are independent and write disjoint
 // output columns, which makes an OpenMP loop over them race-free and
 // deterministic. With at least as many pairs as threads, the team runs one
-// pair per thread with single-threaded GEMMs (see BlasThreads.h); with fewer
-// pairs (one long sequence, few heads), the pairs run in order and each GEMM
-// uses OpenBLAS's own threads.
+// pair per thread; with fewer pairs (one long sequence, few heads), the pairs
+// run in order and each GEMM is spread over the threads. The GEMMs go through
+// gemm (Gemm.h), whose blocks do not depend on the schedule, so both give the
+// same bits.
 //
 //===----------------------------------------------------------------------===//
 #include "moert/dense/Attention.h"
 
-#include "moert/dense/BlasThreads.h"
-
-#include <cblas.h>
+#include "moert/dense/Gemm.h"
+#include "moert/dense/ParallelChunks.h"
 
 #include <algorithm>
 #include <cmath>
@@ -49,9 +49,8 @@ void computeProbs(const AttentionShape &shape, const HeadView &view,
   const int64_t sq = shape.queryLen, sk = shape.keyLen, d = shape.modelDim;
   const int64_t headDim = d / shape.numHeads;
   const float scale = 1.0f / std::sqrt(static_cast<float>(headDim));
-  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, sq, sk, headDim, scale,
-              query + view.queryOffset, d, key + view.keyOffset, d, 0.0f, probs,
-              sk);
+  gemm(/*transA=*/false, /*transB=*/true, sq, sk, headDim, scale,
+       query + view.queryOffset, d, key + view.keyOffset, d, 0.0f, probs, sk);
   const uint8_t *mask = keyMask ? keyMask + view.batchIndex * sk : nullptr;
   for (int64_t i = 0; i < sq; ++i) {
     float *row = probs + i * sk;
@@ -110,7 +109,6 @@ void attentionForward(const AttentionShape &shape, const float *query,
     return;
   }
   const bool team = parallelOverPairs(numPairs);
-  detail::SingleThreadedBlasScope blasScope(team);
 #pragma omp parallel if (team)
   {
     std::vector<float> scratch(savedProbs ? 0 : static_cast<size_t>(sq * sk));
@@ -120,9 +118,8 @@ void attentionForward(const AttentionShape &shape, const float *query,
       float *probs =
           savedProbs ? savedProbs + view.probsOffset : scratch.data();
       computeProbs(shape, view, query, key, keyMask, probs);
-      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, sq, headDim, sk,
-                  1.0f, probs, sk, value + view.keyOffset, d, 0.0f,
-                  output + view.queryOffset, d);
+      gemm(/*transA=*/false, /*transB=*/false, sq, headDim, sk, 1.0f, probs, sk,
+           value + view.keyOffset, d, 0.0f, output + view.queryOffset, d);
     }
   }
 }
@@ -142,7 +139,6 @@ void attentionBackward(const AttentionShape &shape, const float *outputGrad,
   const float scale = 1.0f / std::sqrt(static_cast<float>(headDim));
   const int64_t numPairs = shape.batch * shape.numHeads;
   const bool team = parallelOverPairs(numPairs);
-  detail::SingleThreadedBlasScope blasScope(team);
 #pragma omp parallel if (team)
   {
     std::vector<float> probsScratch(savedProbs ? 0
@@ -160,13 +156,12 @@ void attentionBackward(const AttentionShape &shape, const float *outputGrad,
       }
       const float *dOut = outputGrad + view.queryOffset;
       // dV = P^T dO
-      cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, sk, headDim, sq,
-                  1.0f, probs, sk, dOut, d, 0.0f, valueGrad + view.keyOffset,
-                  d);
+      gemm(/*transA=*/true, /*transB=*/false, sk, headDim, sq, 1.0f, probs, sk,
+           dOut, d, 0.0f, valueGrad + view.keyOffset, d);
       // dP = dO V^T
       float *dS = scoreGrad.data();
-      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, sq, sk, headDim,
-                  1.0f, dOut, d, value + view.keyOffset, d, 0.0f, dS, sk);
+      gemm(/*transA=*/false, /*transB=*/true, sq, sk, headDim, 1.0f, dOut, d,
+           value + view.keyOffset, d, 0.0f, dS, sk);
       // Softmax backward: dS = P * (dP - sum_j dP_j P_j). Masked entries and
       // fully masked rows have P = 0, hence dS = 0.
       for (int64_t i = 0; i < sq; ++i) {
@@ -180,12 +175,10 @@ void attentionBackward(const AttentionShape &shape, const float *outputGrad,
           row[j] = p[j] * (row[j] - rowDot);
       }
       // dQ = scale * dS K, dK = scale * dS^T Q
-      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, sq, headDim, sk,
-                  scale, dS, sk, key + view.keyOffset, d, 0.0f,
-                  queryGrad + view.queryOffset, d);
-      cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, sk, headDim, sq,
-                  scale, dS, sk, query + view.queryOffset, d, 0.0f,
-                  keyGrad + view.keyOffset, d);
+      gemm(/*transA=*/false, /*transB=*/false, sq, headDim, sk, scale, dS, sk,
+           key + view.keyOffset, d, 0.0f, queryGrad + view.queryOffset, d);
+      gemm(/*transA=*/true, /*transB=*/false, sk, headDim, sq, scale, dS, sk,
+           query + view.queryOffset, d, 0.0f, keyGrad + view.keyOffset, d);
     }
   }
 }

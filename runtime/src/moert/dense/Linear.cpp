@@ -1,13 +1,14 @@
 //===- Linear.cpp - Affine map over the last dimension --------------------===//
 //
 // The three GEMMs of a linear layer (forward, input gradient, weight
-// gradient) as cblas_sgemm calls on row-major data; the bias is folded into
-// the forward GEMM by pre-filling the output and using beta = 1.
+// gradient) on row-major data, through the runtime's gemm (Gemm.h); the bias
+// is folded into the forward GEMM by pre-filling the output and using
+// beta = 1.
 //
 //===----------------------------------------------------------------------===//
 #include "moert/dense/Linear.h"
 
-#include <cblas.h>
+#include "moert/dense/Gemm.h"
 
 #include <algorithm>
 #include <vector>
@@ -33,10 +34,8 @@ void linearForward(const LinearShape &shape, const float *input,
     return;
   }
   // W is [K, N] (ldb = N) or [N, K] read transposed (ldb = K).
-  cblas_sgemm(CblasRowMajor, CblasNoTrans,
-              shape.transposeWeight ? CblasTrans : CblasNoTrans, rows, n, k,
-              1.0f, input, k, weight, shape.transposeWeight ? k : n, beta,
-              output, n);
+  gemm(/*transA=*/false, shape.transposeWeight, rows, n, k, 1.0f, input, k,
+       weight, shape.transposeWeight ? k : n, beta, output, n);
 }
 
 void sumRows(int64_t rows, int64_t cols, const float *matrix, float *sums) {
@@ -81,17 +80,16 @@ void linearBackward(const LinearShape &shape, const float *outputGrad,
   }
   if (inputGrad) {
     // dx[rows, K] = dy[rows, N] * W^T; with W stored [N, K] that is dy * W.
-    cblas_sgemm(CblasRowMajor, CblasNoTrans,
-                transposed ? CblasNoTrans : CblasTrans, rows, k, n, 1.0f,
-                outputGrad, n, weight, transposed ? k : n, 0.0f, inputGrad, k);
+    gemm(/*transA=*/false, /*transB=*/!transposed, rows, k, n, 1.0f, outputGrad,
+         n, weight, transposed ? k : n, 0.0f, inputGrad, k);
   }
   if (weightGrad) {
     if (transposed) // dW[N, K] = dy^T x
-      cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, n, k, rows, 1.0f,
-                  outputGrad, n, input, k, 0.0f, weightGrad, k);
+      gemm(/*transA=*/true, /*transB=*/false, n, k, rows, 1.0f, outputGrad, n,
+           input, k, 0.0f, weightGrad, k);
     else // dW[K, N] = x^T dy
-      cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, k, n, rows, 1.0f,
-                  input, k, outputGrad, n, 0.0f, weightGrad, n);
+      gemm(/*transA=*/true, /*transB=*/false, k, n, rows, 1.0f, input, k,
+           outputGrad, n, 0.0f, weightGrad, n);
   }
   if (biasGrad)
     sumRows(rows, n, outputGrad, biasGrad);

@@ -3,8 +3,8 @@
 // y[rows, N] = x[rows, K] W + b, with W either [K, N] or, for
 // `transposeWeight`, [N, K] (so the output projection can share the embedding
 // table). All leading dimensions of the op are folded into `rows`. Every GEMM
-// goes through cblas_sgemm. Unchecked: the caller guarantees the shapes (see
-// Checked.h for the validating entry points).
+// goes through the runtime's gemm (Gemm.h). Unchecked: the caller guarantees
+// the shapes (see Checked.h for the validating entry points).
 //
 //===----------------------------------------------------------------------===//
 #ifndef MOERT_DENSE_LINEAR_H

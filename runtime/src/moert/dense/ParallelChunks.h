@@ -21,6 +21,15 @@ namespace moert {
 namespace dense {
 namespace detail {
 
+/// Threads an OpenMP team would have here (1 without OpenMP).
+inline int maxTeamThreads() {
+#ifdef _OPENMP
+  return omp_get_max_threads();
+#else
+  return 1;
+#endif
+}
+
 /// Calls body(begin, end) on disjoint ranges covering [0, count), in
 /// parallel (one range per OpenMP thread) when count >= minParallel and not
 /// already inside a parallel region, else once on the whole range.

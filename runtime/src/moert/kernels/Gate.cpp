@@ -1,8 +1,8 @@
 //===- Gate.cpp - MoE gate (router) forward and backward on the CPU -----===//
 #include "moert/kernels/Gate.h"
 
+#include "moert/BlasThreads.h"
 #include "moert/GateCapacity.h"
-#include "moert/dense/BlasThreads.h"
 
 #include <cblas.h>
 
@@ -86,9 +86,8 @@ constexpr int64_t kBitsPerDraw = 2048;
 /// Rows of one block of the gate's GEMMs (tokens for the logits and dx,
 /// rows of Wg for dWg). Each block is one single-threaded OpenBLAS call and
 /// the blocks are spread over the OpenMP team, so every result depends on
-/// this fixed blocking only, never on the thread count (a multithreaded
-/// OpenBLAS call may round differently with another thread count), and
-/// the team runs no nested BLAS threads (see dense/BlasThreads.h).
+/// this fixed blocking only, never on the thread count (OpenBLAS runs
+/// single-threaded, see BlasThreads.h).
 constexpr int64_t kGemmRows = 256;
 /// dWg's blocks are shorter: Wg has only M rows, each a reduction over S.
 constexpr int64_t kWeightGradRows = 32;
@@ -404,7 +403,7 @@ double routeGroup(const GateConfig &config, const GateShape &shape,
       static_cast<uint64_t>(randomness.firstGlobalToken * E);
   const int64_t numBlocks = (S + kGemmRows - 1) / kGemmRows;
 
-  dense::detail::SingleThreadedBlasScope singleThreadedBlas(true);
+  useSingleThreadedBlas();
 #pragma omp parallel
   {
     std::vector<float> scratch(static_cast<size_t>(E));
@@ -849,7 +848,7 @@ Status gateBackward(const GateConfig &config, const GateShape &shape,
                     weightsGrad + g * Sg * k, groupAuxLossGrad,
                     logitsGrad.get() + g * Sg * E);
 
-  dense::detail::SingleThreadedBlasScope singleThreadedBlas(true);
+  useSingleThreadedBlas();
   if (gateWeightGrad) {
     std::unique_ptr<float[]> jitterStorage;
     const float *input =

@@ -14,16 +14,16 @@
 //   (dense/Activation.h: branch-free float, AVX2 / AVX-512 copies picked at
 //   run time).
 // Experts are independent: with at least as many experts as threads, each
-// thread runs whole experts with single-threaded BLAS (no fork/join per GEMM,
-// no BLAS threads competing with the element-wise passes); otherwise experts
-// run in order and each GEMM uses the BLAS threads.
+// thread runs whole experts (no fork/join per GEMM); otherwise experts run in
+// order and each GEMM is spread over the threads. The GEMMs go through
+// dense::gemm either way, whose blocks do not depend on the schedule, so
+// both give the same bits.
 //
 //===----------------------------------------------------------------------===//
 #include "moert/train/ExpertFfn.h"
 
-#include "moert/dense/BlasThreads.h"
-
-#include <cblas.h>
+#include "moert/dense/Gemm.h"
+#include "moert/dense/ParallelChunks.h"
 
 #include <algorithm>
 #include <vector>
@@ -38,12 +38,8 @@ using dense::ActivationKind;
 /// C[m, n] = A[m, k] B[k, n] (+ C if accumulate), row-major.
 void gemm(bool transA, bool transB, int64_t m, int64_t n, int64_t k,
           const float *a, const float *b, float *c, bool accumulate = false) {
-  cblas_sgemm(CblasRowMajor, transA ? CblasTrans : CblasNoTrans,
-              transB ? CblasTrans : CblasNoTrans, static_cast<int>(m),
-              static_cast<int>(n), static_cast<int>(k), 1.0f, a,
-              static_cast<int>(transA ? m : k), b,
-              static_cast<int>(transB ? k : n), accumulate ? 1.0f : 0.0f, c,
-              static_cast<int>(n));
+  dense::gemm(transA, transB, m, n, k, 1.0f, a, transA ? m : k, b,
+              transB ? k : n, accumulate ? 1.0f : 0.0f, c, n);
 }
 
 /// matrix[r, :] = row for every r: the starting value of a GEMM that adds
@@ -128,9 +124,8 @@ float *threadScratch(size_t floats) {
 /// than it saves (a fork/join is ~5 us with passive waiting on 2 cores).
 constexpr int64_t kMinSpreadWork = int64_t{1} << 18;
 
-/// Runs perExpert(e) for every expert: spread over the OpenMP threads with
-/// single-threaded BLAS if expertFfnSpreadsExperts, in order with threaded
-/// BLAS otherwise.
+/// Runs perExpert(e) for every expert: spread over the OpenMP threads if
+/// expertFfnSpreadsExperts, in order (each GEMM threaded) otherwise.
 template <typename F>
 void forEachExpert(const ExpertFfnShape &shape, F &&perExpert) {
   if (!expertFfnSpreadsExperts(shape)) {
@@ -138,7 +133,6 @@ void forEachExpert(const ExpertFfnShape &shape, F &&perExpert) {
       perExpert(e);
     return;
   }
-  dense::detail::SingleThreadedBlasScope singleThreadedBlas(true);
 #pragma omp parallel for schedule(static)
   for (int64_t e = 0; e < shape.numExperts; ++e)
     perExpert(e);

@@ -9,10 +9,10 @@
 // The activations are the vectorized passes of dense/Activation.h
 // (exact-erf GELU to 3e-7 (1 + |x|) of libm), not libm. Bias gradients
 // are float sums (blocked, see ExpertFfn.cpp). Threading: experts are spread
-// over the OpenMP threads (single-threaded BLAS each) when there are enough
-// of them, so results are reproducible for a fixed thread count, not across
-// thread counts (as for every BLAS-based kernel). Each calling thread keeps
-// up to 3*C*H floats of scratch between calls.
+// over the OpenMP threads when there are enough of them, else each GEMM is;
+// the GEMMs are dense::gemm's fixed blocks either way, so results are the
+// same bits for every thread count. Each calling thread keeps up to 3*C*H
+// floats of scratch between calls.
 //
 //===----------------------------------------------------------------------===//
 #ifndef MOERT_TRAIN_EXPERTFFN_H
@@ -34,10 +34,10 @@ struct ExpertFfnShape {
 };
 
 /// Whether the kernels run this shape's experts in parallel, one expert per
-/// OpenMP thread at a time with single-threaded BLAS (enough experts for
-/// the current thread count and enough work), rather than one after the
-/// other with threaded BLAS. Exposed for benchmarks that time the same
-/// schedule with bare GEMMs.
+/// OpenMP thread at a time (enough experts for the current thread count and
+/// enough work), rather than one after the other with each GEMM spread over
+/// the threads. Exposed for benchmarks that time the same schedule with bare
+/// GEMMs.
 bool expertFfnSpreadsExperts(const ExpertFfnShape &shape);
 
 /// Forward. `hidden` is scratch of E*C*H floats (the activated hidden
