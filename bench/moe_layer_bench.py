@@ -21,7 +21,8 @@ defaults) three ways, in the same run:
 
 Both PyTorch versions share the reference's gate and run under autograd with
 ``torch.set_num_threads(threads)``; PyTorch and the runtime use the same
-OpenBLAS with the same thread count, both with OMP_WAIT_POLICY=PASSIVE. Each implementation is timed in
+OpenBLAS with the same thread count; each side runs with its faster OpenMP
+wait policy (--torch-wait-policy, --moert-wait-policy). Each implementation is timed in
 ``rounds`` rounds (moert, einsum, indexed in turn, so load from other
 processes hits all of them) of ``repeats`` runs after warm-up; the table
 shows the median over all runs and the ratios of the medians.
@@ -60,6 +61,12 @@ def parse_args(argv=None):
     p.add_argument("--repeats", type=int, default=10)
     p.add_argument("--rounds", type=int, default=2)
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--moert-wait-policy", default="",
+                   help="OMP_WAIT_POLICY of the runtime's processes "
+                        "(default: unset, libgomp's short spin then sleep)")
+    p.add_argument("--torch-wait-policy", default="PASSIVE",
+                   help="OMP_WAIT_POLICY of PyTorch (default PASSIVE; "
+                        "empty: unset)")
     p.add_argument("--json", help="also write the results here")
     p.add_argument("--quick", action="store_true",
                    help="tiny shapes, one run each (a smoke test)")
@@ -72,12 +79,26 @@ def parse_args(argv=None):
 
 ARGS = parse_args()
 # Thread counts and the wait policy are read when OpenBLAS and OpenMP start:
-# before torch loads. Passive waiting makes PyTorch faster here too
-# (measured: the indexed layer at E=64 in 71 ms instead of 103 ms), so both
-# sides get it.
+# before torch loads. Each side gets the wait policy that is faster for it:
+# PyTorch runs OpenBLAS's own (spinning) threads next to its OpenMP team and
+# is faster with passive OpenMP waiting (measured: the indexed layer at E=64
+# in 71 ms instead of 103 ms); the runtime keeps OpenBLAS single-threaded
+# inside its OpenMP team, where a passive fork/join costs ~40 us.
 os.environ["OMP_NUM_THREADS"] = str(ARGS.threads)
 os.environ["OPENBLAS_NUM_THREADS"] = str(ARGS.threads)
-os.environ["OMP_WAIT_POLICY"] = "PASSIVE"
+
+
+def with_wait_policy(env, policy):
+    env = dict(env)
+    env.pop("OMP_WAIT_POLICY", None)
+    if policy:
+        env["OMP_WAIT_POLICY"] = policy
+    return env
+
+
+MOERT_ENV = with_wait_policy(os.environ, ARGS.moert_wait_policy)
+os.environ.clear()
+os.environ.update(with_wait_policy(MOERT_ENV, ARGS.torch_wait_policy))
 
 import torch  # noqa: E402
 
@@ -136,7 +157,7 @@ def time_torch(run, repeats: int, warmup: int = 2):
 
 def time_moert(args, experts: int):
     exe = os.path.join(args.bin, "moe-bench-layer")
-    env = dict(os.environ)
+    env = dict(MOERT_ENV)
     out = subprocess.run(
         [exe, "--tokens", str(args.tokens), "--model", str(args.model),
          "--hidden", str(args.hidden), "--experts", str(experts),
@@ -158,7 +179,9 @@ def main():
     print(f"MoE layer forward + backward: S={S} tokens, d_model={M}, "
           f"hidden={H}, top-{k}, capacity factor {args.capacity_factor}, "
           f"{args.threads} threads (torch {torch.__version__}, "
-          f"{args.rounds} x {args.repeats} runs, medians)")
+          f"{args.rounds} x {args.repeats} runs, medians; OMP_WAIT_POLICY "
+          f"moert {args.moert_wait_policy or 'unset'}, torch "
+          f"{args.torch_wait_policy or 'unset'})")
     rows = []
     for E in args.experts:
         times = {"moert": [], "einsum": [], "indexed": []}

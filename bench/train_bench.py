@@ -17,8 +17,9 @@ its model FLOP utilization.
    two formulations; dropout as configured), the same batch shapes, loss +
    0.01 aux, clip_grad_norm_(1.0), AdamW(betas 0.9/0.98, eps 1e-8, the
    pipeline's defaults) with the same warmup schedule. Same thread count for
-   both (OMP_NUM_THREADS, OPENBLAS_NUM_THREADS, torch.set_num_threads),
-   OMP_WAIT_POLICY=PASSIVE for both.
+   both (OMP_NUM_THREADS, OPENBLAS_NUM_THREADS, torch.set_num_threads);
+   each side with its faster OpenMP wait policy (--moert-wait-policy,
+   default unset; --torch-wait-policy, default PASSIVE).
 3. Prints median step times (after the warm-up steps, over all rounds),
    tokens/s (the runner's definition: target tokens, i.e. non-pad labels;
    the mean per step of the runner's batches, for both sides) and the ratio.
@@ -57,6 +58,12 @@ def parse_args(argv=None):
                    help="untimed steps at the start of each round")
     p.add_argument("--rounds", type=int, default=2)
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--moert-wait-policy", default="",
+                   help="OMP_WAIT_POLICY of the runtime's processes "
+                        "(default: unset, libgomp's short spin then sleep)")
+    p.add_argument("--torch-wait-policy", default="PASSIVE",
+                   help="OMP_WAIT_POLICY of PyTorch (default PASSIVE; "
+                        "empty: unset)")
     p.add_argument("--sgemm-peak", type=float,
                    help="GFLOP/s; measured with moe-bench-experts when absent")
     p.add_argument("--workdir", help="where the plan and metrics go "
@@ -73,7 +80,21 @@ def parse_args(argv=None):
 ARGS = parse_args()
 os.environ["OMP_NUM_THREADS"] = str(ARGS.threads)
 os.environ["OPENBLAS_NUM_THREADS"] = str(ARGS.threads)
-os.environ["OMP_WAIT_POLICY"] = "PASSIVE"
+
+
+def with_wait_policy(env, policy):
+    env = dict(env)
+    env.pop("OMP_WAIT_POLICY", None)
+    if policy:
+        env["OMP_WAIT_POLICY"] = policy
+    return env
+
+
+# Each side with its faster OpenMP wait policy (see moe_layer_bench.py): set
+# for PyTorch before it loads; the runtime's processes get theirs.
+MOERT_ENV = with_wait_policy(os.environ, ARGS.moert_wait_policy)
+os.environ.clear()
+os.environ.update(with_wait_policy(MOERT_ENV, ARGS.torch_wait_policy))
 
 import torch  # noqa: E402
 
@@ -121,7 +142,7 @@ def time_moert(args, plan, workdir, round_index):
     metrics = os.path.join(workdir, f"moert-round{round_index}.jsonl")
     run([os.path.join(args.runtime_bin, "moe-train"), plan,
          "--steps", str(args.warmup + args.steps), "--log-every", "1000000",
-         "--metrics", metrics], env=dict(os.environ))
+         "--metrics", metrics], env=dict(MOERT_ENV))
     with open(metrics) as f:
         records = [json.loads(line) for line in f if line.strip()]
     timed = records[args.warmup:]
@@ -218,7 +239,7 @@ def model_flops(c: ref.ModelConfig) -> dict:
 
 def measure_sgemm_peak(args):
     out = run([os.path.join(args.runtime_bin, "moe-bench-experts"), "--peak"],
-              env=dict(os.environ)).stdout
+              env=dict(MOERT_ENV)).stdout
     for line in out.splitlines():
         if line.startswith("sgemm peak"):
             return float(line.split(":")[1].split()[0])
@@ -251,7 +272,9 @@ def main():
           f"d_model {config.d_model}, {config.num_experts} experts top-"
           f"{config.gating.top_k}), {args.threads} threads, "
           f"{args.rounds} x {args.steps} steps after {args.warmup} warm-up, "
-          f"medians")
+          f"medians; OMP_WAIT_POLICY moe-train "
+          f"{args.moert_wait_policy or 'unset'}, torch "
+          f"{args.torch_wait_policy or 'unset'}")
     print(f"{'':>16} {'step ms':>9} {'tokens/s':>10} {'ratio':>7}")
     print(f"{'moe-train':>16} {moert_step * 1e3:>9.2f} "
           f"{mean_tokens / moert_step:>10.0f} {1.0:>7.2f}")

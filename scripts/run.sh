@@ -10,10 +10,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# OpenBLAS and our OpenMP loops share the cores; spinning OpenMP workers
-# starve the BLAS threads (demo: 1450 tokens/s spinning, 4150 passive).
-export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-PASSIVE}
-
 config=${1:-models/demo.json}
 steps=${2:-200}
 
