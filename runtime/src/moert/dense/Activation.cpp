@@ -175,12 +175,7 @@ MOERT_DEFINE_ACTIVATION_PASSES(Avx512, MOERT_TARGET_AVX512)
 namespace detail {
 
 const ActivationPasses &activationPasses(Isa isa) {
-#ifdef MOERT_X86_ISA_VARIANTS
-  return *selectIsaVariant(isa, &kPassesBaseline, &kPassesAvx2, &kPassesAvx512);
-#else
-  (void)isa;
-  return kPassesBaseline;
-#endif
+  return *MOERT_SELECT_ISA_VARIANT(isa, &kPasses);
 }
 
 const ActivationPasses &activationPasses() {

@@ -109,13 +109,7 @@ MOERT_DEFINE_ROW_PASSES(Avx512, MOERT_TARGET_AVX512)
 #undef MOERT_DEFINE_ROW_PASSES
 
 const RowPasses &rowPasses(Isa isa) {
-#ifdef MOERT_X86_ISA_VARIANTS
-  return *selectIsaVariant(isa, &kRowPassesBaseline, &kRowPassesAvx2,
-                           &kRowPassesAvx512);
-#else
-  (void)isa;
-  return kRowPassesBaseline;
-#endif
+  return *MOERT_SELECT_ISA_VARIANT(isa, &kRowPasses);
 }
 
 bool isIgnored(int32_t label, const CrossEntropyOptions &options) {
