@@ -44,6 +44,8 @@ import subprocess
 import sys
 import time
 
+import bench_env  # bench/, next to this script
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
 
@@ -78,27 +80,9 @@ def parse_args(argv=None):
 
 
 ARGS = parse_args()
-# Thread counts and the wait policy are read when OpenBLAS and OpenMP start:
-# before torch loads. Each side gets the wait policy that is faster for it:
-# PyTorch runs OpenBLAS's own (spinning) threads next to its OpenMP team and
-# is faster with passive OpenMP waiting (measured: the indexed layer at E=64
-# in 71 ms instead of 103 ms); the runtime keeps OpenBLAS single-threaded
-# inside its OpenMP team, where a passive fork/join costs ~40 us.
-os.environ["OMP_NUM_THREADS"] = str(ARGS.threads)
-os.environ["OPENBLAS_NUM_THREADS"] = str(ARGS.threads)
-
-
-def with_wait_policy(env, policy):
-    env = dict(env)
-    env.pop("OMP_WAIT_POLICY", None)
-    if policy:
-        env["OMP_WAIT_POLICY"] = policy
-    return env
-
-
-MOERT_ENV = with_wait_policy(os.environ, ARGS.moert_wait_policy)
-os.environ.clear()
-os.environ.update(with_wait_policy(MOERT_ENV, ARGS.torch_wait_policy))
+# Before torch loads: threads and each side's OpenMP wait policy.
+MOERT_ENV = bench_env.set_up(ARGS.threads, ARGS.moert_wait_policy,
+                             ARGS.torch_wait_policy)
 
 import torch  # noqa: E402
 

@@ -42,6 +42,8 @@ import sys
 import tempfile
 import time
 
+import bench_env  # bench/, next to this script
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
 
@@ -78,23 +80,9 @@ def parse_args(argv=None):
 
 
 ARGS = parse_args()
-os.environ["OMP_NUM_THREADS"] = str(ARGS.threads)
-os.environ["OPENBLAS_NUM_THREADS"] = str(ARGS.threads)
-
-
-def with_wait_policy(env, policy):
-    env = dict(env)
-    env.pop("OMP_WAIT_POLICY", None)
-    if policy:
-        env["OMP_WAIT_POLICY"] = policy
-    return env
-
-
-# Each side with its faster OpenMP wait policy (see moe_layer_bench.py): set
-# for PyTorch before it loads; the runtime's processes get theirs.
-MOERT_ENV = with_wait_policy(os.environ, ARGS.moert_wait_policy)
-os.environ.clear()
-os.environ.update(with_wait_policy(MOERT_ENV, ARGS.torch_wait_policy))
+# Before torch loads: threads and each side's OpenMP wait policy.
+MOERT_ENV = bench_env.set_up(ARGS.threads, ARGS.moert_wait_policy,
+                             ARGS.torch_wait_policy)
 
 import torch  # noqa: E402
 
