@@ -8,6 +8,8 @@
 #ifndef MOERT_GATECAPACITY_H
 #define MOERT_GATECAPACITY_H
 
+#include "moert/HostDevice.h"
+
 #include <cmath>
 #include <cstdint>
 
@@ -22,7 +24,7 @@ namespace moert {
 /// never below 1 when there is at least one token.
 /// Returns -1 for arguments that admit no capacity (non-positive sizes or
 /// factor, topK > numExperts).
-inline int64_t expertCapacity(int64_t numTokens, int64_t numExperts,
+MOERT_HOST_DEVICE inline int64_t expertCapacity(int64_t numTokens, int64_t numExperts,
                               int64_t topK, double capacityFactor,
                               int64_t minCapacity, bool dropTokens) {
   if (numTokens <= 0 || numExperts <= 0 || topK <= 0 || topK > numExperts ||
@@ -56,7 +58,7 @@ inline int64_t expertCapacity(int64_t numTokens, int64_t numExperts,
 /// the dispatch buffer holds groups * Cg slots per expert. groups = 1 is the
 /// ungrouped capacity. Returns -1 when groups < 1, groups does not divide
 /// numTokens, or a group admits no capacity.
-inline int64_t groupedExpertCapacity(int64_t numTokens, int64_t groups,
+MOERT_HOST_DEVICE inline int64_t groupedExpertCapacity(int64_t numTokens, int64_t groups,
                                      int64_t numExperts, int64_t topK,
                                      double capacityFactor, int64_t minCapacity,
                                      bool dropTokens) {

@@ -25,6 +25,8 @@
 #ifndef MOERT_RANDOM_H
 #define MOERT_RANDOM_H
 
+#include "moert/HostDevice.h"
+
 #include <array>
 #include <cmath>
 #include <cstdint>
@@ -37,7 +39,7 @@ using PhiloxKey = std::array<uint32_t, 2>;
 /// The Philox-4x32 bijection with 10 rounds, the parameters of Random123
 /// (multipliers 0xD2511F53 / 0xCD9E8D57, Weyl increments 0x9E3779B9 /
 /// 0xBB67AE85).
-inline PhiloxCounter philox4x32x10(PhiloxCounter counter, PhiloxKey key) {
+MOERT_HOST_DEVICE inline PhiloxCounter philox4x32x10(PhiloxCounter counter, PhiloxKey key) {
   constexpr uint64_t kMultiplier0 = 0xD2511F53u;
   constexpr uint64_t kMultiplier1 = 0xCD9E8D57u;
   constexpr uint32_t kWeyl0 = 0x9E3779B9u;
@@ -66,7 +68,7 @@ struct RandomStream {
 };
 
 /// 32 uniformly distributed bits for global element `index`.
-inline uint32_t randomBits(const RandomStream &source, uint64_t index) {
+MOERT_HOST_DEVICE inline uint32_t randomBits(const RandomStream &source, uint64_t index) {
   const uint64_t block = index / 4;
   const PhiloxCounter bits = philox4x32x10(
       {static_cast<uint32_t>(block), static_cast<uint32_t>(block >> 32),
@@ -101,17 +103,17 @@ void randomBitsRange(RandomBitsKernel kernel, const RandomStream &source,
 /// Maps 32 random bits to a float uniform in [0, 1): the top 24 bits scaled
 /// by 2^-24, so every value is exactly representable and 1.0 never occurs
 /// (a plain bits * 2^-32 would round up to 1.0f for the largest inputs).
-inline float bitsToUniform(uint32_t bits) {
+MOERT_HOST_DEVICE inline float bitsToUniform(uint32_t bits) {
   return static_cast<float>(bits >> 8) * (1.0f / 16777216.0f);
 }
 
 /// Uniform in [0, 1) for global element `index`.
-inline float uniform01(const RandomStream &source, uint64_t index) {
+MOERT_HOST_DEVICE inline float uniform01(const RandomStream &source, uint64_t index) {
   return bitsToUniform(randomBits(source, index));
 }
 
 /// Uniform in [low, high) for global element `index`.
-inline float uniformRange(const RandomStream &source, uint64_t index, float low,
+MOERT_HOST_DEVICE inline float uniformRange(const RandomStream &source, uint64_t index, float low,
                           float high) {
   return low + (high - low) * uniform01(source, index);
 }
@@ -120,14 +122,14 @@ inline float uniformRange(const RandomStream &source, uint64_t index, float low,
 /// by 2^-23. Every value is exact in float (24 significant bits), so u is
 /// never 0 and never rounds up to 1; with 24 bits the largest value,
 /// (2^24 - 1/2) 2^-24, would round to 1.0f.
-inline float bitsToOpenUniform(uint32_t bits) {
+MOERT_HOST_DEVICE inline float bitsToOpenUniform(uint32_t bits) {
   return (static_cast<float>(bits >> 9) + 0.5f) * (1.0f / 8388608.0f);
 }
 
 /// Standard Gumbel sample -log(-log(u)) for global element `index`, with
 /// u = bitsToOpenUniform(bits) in (0, 1), so the result is always finite:
 /// within about [-2.8, 16.6].
-inline float gumbel(const RandomStream &source, uint64_t index) {
+MOERT_HOST_DEVICE inline float gumbel(const RandomStream &source, uint64_t index) {
   const float u = bitsToOpenUniform(randomBits(source, index));
   return -std::log(-std::log(u));
 }

@@ -1,17 +1,22 @@
-//===- Executor.h - Runs a Program on the CPU -----------------------------===//
+//===- Executor.h - Runs a Program on a device ----------------------------===//
 //
 // One arena (planned by the compiler) holds every step temporary; the
 // persistent region holds what lives across steps (parameters, optimizer
 // moments, the batch, the step counter), which the caller fills and reads
-// through bufferData(). Kernels are resolved by name once, when the executor
-// is made, so an unknown or malformed instruction is reported before
-// anything runs.
+// with writeBuffer() / readBuffer(). Both are single allocations on the
+// device the executor was made for (hal::Device: the CPU or a CUDA GPU),
+// and so is the workspace, sized once for the largest scratch any kernel of
+// the program asks for. Kernels are resolved by (op, backend) once, when
+// the executor is made, so an unknown or malformed instruction, or an op
+// the backend lacks, is reported before anything runs.
 //
 //===----------------------------------------------------------------------===//
 #ifndef MOERT_EXEC_EXECUTOR_H
 #define MOERT_EXEC_EXECUTOR_H
 
+#include "moert/exec/KernelRegistry.h"
 #include "moert/exec/Program.h"
+#include "moert/hal/Device.h"
 
 #include <memory>
 #include <utility>
@@ -43,43 +48,58 @@ struct GroupPosition {
   int64_t size = 1;
 };
 
-class KernelCall;
-using KernelFn = Status (*)(KernelCall &call);
-
-/// One kernel of the table: its function and how many operands and results
-/// an instruction of it has.
-struct KernelInfo {
-  KernelFn fn = nullptr;
-  int minOperands = 0, maxOperands = 0, numResults = 0;
-};
-
-/// The kernel registered for a dialect op name, or null.
+/// The kernel the CPU backend registered for a dialect op name
+/// ("moe.linear"), or null (benchmarks that time kernels one by one).
 const KernelInfo *lookupKernel(const std::string &name);
 
 class Executor {
 public:
-  /// Verifies `program` and resolves every instruction's kernel.
+  /// Verifies `program`, resolves every instruction's kernel on `device`'s
+  /// backend and allocates the arena, persistent region, constants and
+  /// workspace there (zero-filled). `device` must outlive the executor.
+  static Expected<std::unique_ptr<Executor>> create(Program program,
+                                                    hal::Device &device);
+  /// The same on the process's CPU device.
   static Expected<std::unique_ptr<Executor>> create(Program program);
 
-  /// Runs the instruction stream once.
+  /// Enqueues the instruction stream once on the device's stream. Errors of
+  /// asynchronous work surface here or at the next synchronizing call.
   Status run(const RunContext &context);
 
-  /// The data of buffer `id` (writable for arena and persistent buffers).
+  /// Copies the whole of buffer `id` from / to host memory (`bytes` must be
+  /// its size). Reading waits for the work enqueued before.
+  Status readBuffer(int32_t id, void *host, size_t bytes) const;
+  Status writeBuffer(int32_t id, const void *host, size_t bytes);
+  /// The device address of buffer `id`.
+  void *deviceAddress(int32_t id);
+  const void *deviceAddress(int32_t id) const;
+  /// The data of buffer `id` in host memory; only for a host-accessible
+  /// device (the CPU), null otherwise.
   void *bufferData(int32_t id);
   const void *bufferData(int32_t id) const;
+
   const Program &program() const { return program_; }
+  hal::Device &device() const { return device_; }
   /// Bytes allocated for the arena and the persistent region (the plan's).
   int64_t arenaBytes() const { return program_.arenaBytes; }
   int64_t persistentBytes() const { return program_.persistentBytes; }
+  /// Scratch shared by the kernels (the largest any instruction asks for).
+  int64_t workspaceBytes() const {
+    return static_cast<int64_t>(workspace_.size());
+  }
 
 private:
-  explicit Executor(Program program);
+  Executor(Program program, hal::Device &device);
 
   Program program_;
+  hal::Device &device_;
   std::vector<const KernelInfo *> kernels_;
-  std::unique_ptr<uint8_t[], void (*)(void *)> arena_{nullptr, nullptr};
-  std::unique_ptr<uint8_t[], void (*)(void *)> persistent_{nullptr, nullptr};
-  std::vector<std::vector<uint8_t>> constants_;
+  hal::DeviceBuffer arena_, persistent_, constants_, workspace_;
+  /// Offset of each constant buffer in constants_ (-1 for other kinds).
+  std::vector<int64_t> constantOffsets_;
+  /// Host copies for kernels that need operands/results on the host, when
+  /// the device is not host-accessible (sized for the largest such call).
+  std::vector<uint8_t> staging_;
 };
 
 /// What a kernel sees of the instruction it runs.
@@ -87,11 +107,22 @@ class KernelCall {
 public:
   KernelCall(const Instruction &instruction, const Program &program,
              const RunContext &context, std::vector<void *> operands,
-             std::vector<void *> results)
+             std::vector<void *> results, hal::Device &device,
+             void *workspace = nullptr, size_t workspaceBytes = 0)
       : instruction_(instruction), program_(program), context_(context),
-        operands_(std::move(operands)), results_(std::move(results)) {}
+        operands_(std::move(operands)), results_(std::move(results)),
+        device_(device), workspace_(workspace),
+        workspaceBytes_(workspaceBytes) {}
 
   const RunContext &context() const { return context_; }
+  /// The device the kernel runs on, and its native stream (cudaStream_t on
+  /// CUDA, null on the CPU): a kernel enqueues its work there.
+  hal::Device &device() const { return device_; }
+  void *stream() const { return device_.nativeStream(); }
+  /// Scratch for this call: the size the kernel's WorkspaceFn returned for
+  /// this instruction (or more), on the device.
+  void *workspace() const { return workspace_; }
+  size_t workspaceBytes() const { return workspaceBytes_; }
   const Instruction &instruction() const { return instruction_; }
   const Program &program() const { return program_; }
   size_t numOperands() const { return operands_.size(); }
@@ -140,6 +171,9 @@ private:
   const Program &program_;
   const RunContext &context_;
   std::vector<void *> operands_, results_;
+  hal::Device &device_;
+  void *workspace_;
+  size_t workspaceBytes_;
 };
 
 } // namespace exec

@@ -1,0 +1,75 @@
+//===- CudaDevice.h - A CUDA GPU behind the device interface ----*- C++ -*-===//
+//
+// One GPU, one stream, a cuBLAS and a cuBLASLt handle bound to that stream.
+// Memory comes from cudaMalloc (one allocation for each region of a plan);
+// copies to the host go through the stream and wait for it. The driver API
+// (for the PTX modules a plan carries) is reached through
+// cudaGetDriverEntryPoint, so the binaries never link libcuda and start on
+// machines without a driver, where opening the device is a clear error.
+//
+//===----------------------------------------------------------------------===//
+#ifndef MOERT_BACKENDS_CUDA_CUDADEVICE_H
+#define MOERT_BACKENDS_CUDA_CUDADEVICE_H
+
+#include "moert/backends/cuda/CudaStatus.h"
+#include "moert/hal/Device.h"
+
+#include <memory>
+#include <string>
+
+namespace moert {
+namespace cuda {
+
+class CudaDevice final : public hal::Device {
+public:
+  /// Opens GPU `ordinal` (see hal::DeviceOptions for -1). No GPU or no
+  /// driver: FailedPrecondition naming what CUDA reported.
+  static Expected<std::unique_ptr<CudaDevice>> open(int ordinal);
+  ~CudaDevice() override;
+
+  hal::Backend backend() const override { return hal::Backend::Cuda; }
+  std::string description() const override;
+  bool hostAccessible() const override { return false; }
+
+  Expected<hal::DeviceBuffer> allocate(size_t bytes,
+                                       const char *what) override;
+  Status copyToDevice(void *device, const void *host, size_t bytes) override;
+  Status copyToHost(void *host, const void *device, size_t bytes) override;
+  Status copyOnDevice(void *to, const void *from, size_t bytes) override;
+  Status fill(void *device, uint8_t value, size_t bytes) override;
+  Status synchronize() override;
+  void *nativeStream() override { return stream_; }
+
+  cudaStream_t stream() const { return stream_; }
+  cublasHandle_t cublas() const { return cublas_; }
+  cublasLtHandle_t cublasLt() const { return cublasLt_; }
+  const cudaDeviceProp &properties() const { return properties_; }
+  int ordinal() const { return ordinal_; }
+  /// Compute capability as 10 * major + minor (90 for an H100/H200).
+  int computeCapability() const {
+    return properties_.major * 10 + properties_.minor;
+  }
+
+protected:
+  void deallocate(void *data, size_t bytes) override;
+
+private:
+  CudaDevice() = default;
+
+  int ordinal_ = 0;
+  cudaDeviceProp properties_{};
+  cudaStream_t stream_ = nullptr;
+  cublasHandle_t cublas_ = nullptr;
+  cublasLtHandle_t cublasLt_ = nullptr;
+};
+
+/// The CUDA device a kernel call runs on (the executor only calls CUDA
+/// kernels with one).
+inline CudaDevice &cudaDeviceOf(hal::Device &device) {
+  return static_cast<CudaDevice &>(device);
+}
+
+} // namespace cuda
+} // namespace moert
+
+#endif // MOERT_BACKENDS_CUDA_CUDADEVICE_H
