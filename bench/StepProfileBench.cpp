@@ -124,9 +124,6 @@ int main(int argc, char **argv) {
       !status.ok())
     return fail(status);
 
-  std::vector<const exec::KernelInfo *> kernels;
-  for (const exec::Instruction &inst : prog.instructions)
-    kernels.push_back(exec::lookupKernel(inst.kernel));
   std::map<std::string, double> kernelSeconds;
   std::map<std::string, int64_t> kernelCalls;
   std::vector<double> stepSeconds;
@@ -144,18 +141,9 @@ int main(int argc, char **argv) {
     auto stepStart = std::chrono::steady_clock::now();
     for (size_t i = 0; i < prog.instructions.size(); ++i) {
       const exec::Instruction &inst = prog.instructions[i];
-      std::vector<void *> operands, results;
-      for (int32_t id : inst.operands)
-        operands.push_back(executor.bufferData(id));
-      for (int32_t id : inst.results)
-        results.push_back(executor.bufferData(id));
-      exec::KernelCall call(inst, prog, context, std::move(operands),
-                            std::move(results));
       auto start = std::chrono::steady_clock::now();
-      if (!kernels[i])
-        return fail(internalError("no kernel for " + inst.kernel));
-      if (Status status = kernels[i]->fn(call); !status.ok())
-        return fail(status.withContext(inst.kernel + " at " + inst.location));
+      if (Status status = executor.runInstruction(i, context); !status.ok())
+        return fail(status);
       if (timed) {
         kernelSeconds[inst.kernel] += secondsSince(start);
         ++kernelCalls[inst.kernel];

@@ -13,6 +13,7 @@
 //
 //===----------------------------------------------------------------------===//
 #include "moert/comm/MpiCommunicator.h"
+#include "moert/hal/Device.h"
 #include "moert/runner/CommandLine.h"
 #include "moert/runner/Trainer.h"
 
@@ -42,6 +43,7 @@ struct Options {
   int64_t saveEvery = 0; // 0: only at the end
   std::string resume;    // checkpoint to continue from
   std::string commStats; // per-rank JSON of bytes sent and memory; "{rank}"
+  std::string device = "cpu"; // backend the plan runs on
 };
 
 const char *kUsage =
@@ -49,13 +51,15 @@ const char *kUsage =
     "[--metrics FILE.jsonl] [--log-every K] [--alphabet A]\n"
     "                 [--save FILE.safetensors] [--save-every K] "
     "[--resume FILE.safetensors]\n"
-    "                 [--comm-stats FILE.json]\n"
+    "                 [--comm-stats FILE.json] [--device cpu|cuda]\n"
     "  --alphabet A  content tokens of the synthetic reversal task "
     "(default 32; 0 = whole vocabulary)\n"
     "  --resume F    continue from checkpoint F (same plan and --seed) up to "
     "--steps\n"
     "  --comm-stats F  write each rank's bytes sent per collective in one "
     "step and its allocated bytes to F ('{rank}' in F becomes the rank)\n"
+    "  --device D    run on the CPU (default) or on a CUDA GPU (under "
+    "mpirun: the GPU of the node-local rank)\n"
     "A plan partitioned for a device grid of N ranks runs under "
     "mpirun -np N.\n";
 
@@ -81,6 +85,11 @@ bool parseOptions(int argc, char **argv, Options &options) {
       ok = cl.value(options.save);
     } else if (arg == "--resume") {
       ok = cl.value(options.resume);
+    } else if (arg == "--device") {
+      ok = cl.value(options.device);
+      if (ok && !hal::parseBackend(options.device).ok())
+        ok = cl.error("--device expects cpu or cuda, found '" +
+                      options.device + "'");
     } else if (arg == "--comm-stats") {
       ok = cl.value(options.commStats);
     } else if (arg == "--save-every") {
@@ -235,8 +244,13 @@ int main(int argc, char **argv) {
     return job.fail(grid.status());
   job.running = true;
 
+  Expected<std::unique_ptr<hal::Device>> device = hal::createDevice(
+      *hal::parseBackend(options.device), hal::DeviceOptions());
+  if (!device.ok())
+    return job.fail(device.takeStatus().withContext("--device " + options.device));
   Expected<std::unique_ptr<runner::Trainer>> created = runner::Trainer::create(
-      std::move(*loaded), options.seed, options.alphabet, grid->get());
+      std::move(*loaded), options.seed, options.alphabet, grid->get(),
+      device->get());
   if (!created.ok())
     return job.fail(created.status());
   runner::Trainer &trainer = **created;
@@ -281,6 +295,8 @@ int main(int argc, char **argv) {
                 trainer.parameters().size(),
                 executor.arenaBytes() / (1024.0 * 1024.0),
                 executor.persistentBytes() / (1024.0 * 1024.0), options.seed);
+    if ((*device)->backend() != hal::Backend::Cpu)
+      std::printf("moe-train: device %s\n", (*device)->description().c_str());
     if (job.size > 1)
       std::printf("moe-train: %d ranks on the grid %s (arena and persistent "
                   "bytes are per rank)\n",
