@@ -1,6 +1,8 @@
 //===- CudaDevice.cpp - A CUDA GPU behind the device interface ------------===//
 #include "moert/backends/cuda/CudaDevice.h"
 
+#include <cuda.h>
+
 #include <cstdio>
 #include <cstdlib>
 #include <string>
@@ -75,9 +77,101 @@ Expected<std::unique_ptr<CudaDevice>> CudaDevice::open(int ordinal) {
   return device;
 }
 
+/// The few driver-API functions the backend needs, resolved through the
+/// runtime (cudaGetDriverEntryPointByVersion), so no binary links libcuda.
+struct CudaDevice::DriverApi {
+  CUresult (*moduleLoadData)(CUmodule *, const void *) = nullptr;
+  CUresult (*moduleGetFunction)(CUfunction *, CUmodule, const char *) = nullptr;
+  CUresult (*moduleUnload)(CUmodule) = nullptr;
+  CUresult (*launchKernel)(CUfunction, unsigned, unsigned, unsigned, unsigned,
+                           unsigned, unsigned, unsigned, CUstream, void **,
+                           void **) = nullptr;
+  CUresult (*getErrorString)(CUresult, const char **) = nullptr;
+
+  Status error(CUresult result, const char *call) const {
+    const char *text = nullptr;
+    if (getErrorString)
+      getErrorString(result, &text);
+    return internalError(std::string(call) + " failed: error " +
+                         std::to_string(static_cast<int>(result)) + " (" +
+                         (text ? text : "unknown") + ")");
+  }
+};
+
+namespace {
+template <typename Fn>
+Status resolve(const char *symbol, Fn &out) {
+  void *address = nullptr;
+  cudaDriverEntryPointQueryResult found = cudaDriverEntryPointSymbolNotFound;
+  cudaError_t error = cudaGetDriverEntryPointByVersion(
+      symbol, &address, 12000, cudaEnableDefault, &found);
+  if (error != cudaSuccess || found != cudaDriverEntryPointSuccess || !address)
+    return failedPrecondition(std::string("the CUDA driver has no ") + symbol);
+  out = reinterpret_cast<Fn>(address);
+  return Status::success();
+}
+} // namespace
+
+Expected<void *> CudaDevice::loadFunction(const std::vector<uint8_t> &image,
+                                          const std::string &entry) {
+  if (!driver_) {
+    auto api = std::make_unique<DriverApi>();
+    MOERT_RETURN_IF_ERROR(resolve("cuModuleLoadData", api->moduleLoadData));
+    MOERT_RETURN_IF_ERROR(
+        resolve("cuModuleGetFunction", api->moduleGetFunction));
+    MOERT_RETURN_IF_ERROR(resolve("cuModuleUnload", api->moduleUnload));
+    MOERT_RETURN_IF_ERROR(resolve("cuLaunchKernel", api->launchKernel));
+    MOERT_RETURN_IF_ERROR(resolve("cuGetErrorString", api->getErrorString));
+    driver_ = std::move(api);
+  }
+  void *&module = modules_[image.data()];
+  if (!module) {
+    // PTX must be NUL-terminated for the JIT; cubins are used as they are.
+    std::vector<uint8_t> text(image);
+    if (text.empty() || text.back() != 0)
+      text.push_back(0);
+    CUmodule loaded = nullptr;
+    CUresult result = driver_->moduleLoadData(&loaded, text.data());
+    if (result != CUDA_SUCCESS) {
+      modules_.erase(image.data());
+      return driver_->error(result, "cuModuleLoadData");
+    }
+    module = loaded;
+  }
+  void *&function = functions_[{module, entry}];
+  if (!function) {
+    CUfunction found = nullptr;
+    CUresult result = driver_->moduleGetFunction(
+        &found, static_cast<CUmodule>(module), entry.c_str());
+    if (result != CUDA_SUCCESS) {
+      functions_.erase({module, entry});
+      return driver_->error(result, ("cuModuleGetFunction(" + entry + ")").c_str());
+    }
+    function = found;
+  }
+  return function;
+}
+
+Status CudaDevice::launchFunction(void *function, const uint32_t grid[3],
+                                  const uint32_t block[3],
+                                  uint32_t sharedBytes, void **args) {
+  if (!driver_)
+    return internalError("launchFunction before loadFunction");
+  CUresult result = driver_->launchKernel(
+      static_cast<CUfunction>(function), grid[0], grid[1], grid[2], block[0],
+      block[1], block[2], sharedBytes, static_cast<CUstream>(stream_), args,
+      nullptr);
+  if (result != CUDA_SUCCESS)
+    return driver_->error(result, "cuLaunchKernel");
+  return Status::success();
+}
+
 CudaDevice::~CudaDevice() {
   if (stream_)
     cudaStreamSynchronize(stream_);
+  if (driver_)
+    for (auto &[image, module] : modules_)
+      driver_->moduleUnload(static_cast<CUmodule>(module));
   if (cublasLt_)
     cublasLtDestroy(cublasLt_);
   if (cublas_)
