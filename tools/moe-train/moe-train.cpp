@@ -26,6 +26,7 @@
 #include <cstring>
 #include <fstream>
 #include <iomanip>
+#include <optional>
 #include <string>
 
 using namespace moert;
@@ -203,18 +204,23 @@ bool sameStats(const comm::CommStats &a, const comm::CommStats &b) {
 
 int main(int argc, char **argv) {
   // The options first, so that usage errors and --help need no MPI. A
-  // process started without mpirun is a job of one (MPI singleton).
+  // process started without a launcher (mpirun, srun) is a job of one and
+  // does not start MPI: it runs where MPI is not installed or configured
+  // (e.g. a GPU machine that only has the shared libraries).
   Options options;
   if (!parseOptions(argc, argv, options))
     return 2;
-  comm::MpiSession mpi(&argc, &argv);
+  std::optional<comm::MpiSession> mpi;
   Job job;
-  if (!mpi.status().ok()) {
-    Status status = mpi.status();
-    return job.fail(status.withContext("starting MPI"));
+  if (comm::startedByMpiLauncher()) {
+    mpi.emplace(&argc, &argv);
+    if (!mpi->status().ok()) {
+      Status status = mpi->status();
+      return job.fail(status.withContext("starting MPI"));
+    }
+    job.rank = mpi->worldRank();
+    job.size = mpi->worldSize();
   }
-  job.rank = mpi.worldRank();
-  job.size = mpi.worldSize();
   const bool rankZero = job.rank == 0;
 
   Expected<plan::LoadedPlan> loaded = plan::loadPlan(options.plan);
@@ -238,10 +244,14 @@ int main(int argc, char **argv) {
   if (planView.grid()->axes())
     for (const plan::fb::GridAxis *axis : *planView.grid()->axes())
       axisNames.push_back(axis->name()->str());
-  Expected<std::unique_ptr<comm::GridCommunicators>> grid =
-      comm::makeMpiGrid(gridShape, axisNames);
-  if (!grid.ok())
-    return job.fail(grid.status());
+  std::unique_ptr<comm::GridCommunicators> grid;
+  if (mpi) {
+    Expected<std::unique_ptr<comm::GridCommunicators>> made =
+        comm::makeMpiGrid(gridShape, axisNames);
+    if (!made.ok())
+      return job.fail(made.status());
+    grid = std::move(*made);
+  }
   job.running = true;
 
   Expected<std::unique_ptr<hal::Device>> device = hal::createDevice(
@@ -249,7 +259,7 @@ int main(int argc, char **argv) {
   if (!device.ok())
     return job.fail(device.takeStatus().withContext("--device " + options.device));
   Expected<std::unique_ptr<runner::Trainer>> created = runner::Trainer::create(
-      std::move(*loaded), options.seed, options.alphabet, grid->get(),
+      std::move(*loaded), options.seed, options.alphabet, grid.get(),
       device->get());
   if (!created.ok())
     return job.fail(created.status());
