@@ -15,7 +15,7 @@
 //   full    -> split          shard.all_slice (local, no communication)
 //   split d -> split d'       shard.all_to_all (tokens <-> experts)
 //
-// Layout decisions (ARCHITECTURE.md section 4):
+// Layout decisions (docs/partitioning.md):
 //  * tokens (batch dimension) are split over the data-parallel axes
 //    T = (dp, ep); everything token-wise runs on the local shard;
 //  * expert buffers [E, C, M] leave dispatch split on C over T and reach

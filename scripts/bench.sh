@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Every benchmark of ARCHITECTURE.md section 9, built and run in one go; each
+# Every benchmark of docs/benchmarks.md, built and run in one go; each
 # prints its table, every ratio measured in this run on this machine:
 #   1. expert FFN kernels vs their bare OpenBLAS GEMMs (and the sgemm peak);
 #   2. the fused MoE layer (fwd+bwd) vs PyTorch's einsum (GShard/DeepSpeed)

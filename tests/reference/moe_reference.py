@@ -9,11 +9,11 @@ What this is for
   configuration.  Parameter names, shapes and order are those of the
   ``moe.param`` arguments of the generated ``@forward`` (the IR is the source
   of truth; the tests parse it).
-* The PyTorch baselines of the benchmarks (ARCHITECTURE.md section 9): the MoE
+* The PyTorch baselines of the benchmarks (docs/benchmarks.md): the MoE
   layer in the GShard/DeepSpeed one-hot einsum formulation
   (``moe_layer_einsum``) and in an index-based one (``moe_layer_indexed``).
 
-It is written from the semantics in ARCHITECTURE.md ("Gate semantics"), the op
+It is written from the semantics in docs/architecture.md ("Gate semantics"), the op
 descriptions of dialects/Moe/MoeOps.td and the generator
 compiler/ModelBuilder.cpp; it shares no code with the runtime or with
 DeepSpeed/fairseq/tutel.
@@ -412,7 +412,7 @@ def count_parameters(c: ModelConfig) -> Dict[str, int]:
 
 
 # ---------------------------------------------------------------------------
-# The MoE gate (DeepSpeed-MoE semantics, ARCHITECTURE.md "Gate semantics")
+# The MoE gate (DeepSpeed-MoE semantics, docs/architecture.md "Gate semantics")
 # ---------------------------------------------------------------------------
 
 

@@ -2,7 +2,7 @@
 
 They pin the reference to the IR (parameter names, shapes, order, initializers
 and random-stream ids parsed from generated @forward signatures), to the gate
-semantics of ARCHITECTURE.md on hand-made cases and against a plain-Python
+semantics of docs/architecture.md ("Gate semantics") on hand-made cases and against a plain-Python
 loop written separately from the vectorised gate, to the agreement of the two
 MoE-layer formulations, and to finite differences (gradcheck in float64).
 

@@ -1,6 +1,6 @@
 //===- Gate.h - MoE gate (router) forward and backward on the CPU -------===//
 //
-// The moe.gate op with the semantics of DeepSpeed-MoE (ARCHITECTURE.md,
+// The moe.gate op with the semantics of DeepSpeed-MoE (docs/architecture.md,
 // "Gate semantics"): logits = x Wg, gates = softmax(logits), top-k expert
 // choices, per-expert capacity with token dropping (Random Token Selection
 // for first choices) or dropless routing, combine weights and the
