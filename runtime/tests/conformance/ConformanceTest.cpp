@@ -27,6 +27,11 @@
 #include <random>
 
 namespace moert {
+namespace hal {
+// Test names and failure messages print the backend by name.
+void PrintTo(Backend backend, std::ostream *os) { *os << backendName(backend); }
+} // namespace hal
+
 namespace {
 
 using exec::AttrValue;

@@ -10,6 +10,8 @@ namespace cpu {
 
 using exec::DType;
 using exec::GroupPosition;
+using exec::Instruction;
+using exec::Program;
 using exec::KernelCall;
 using exec::TensorType;
 

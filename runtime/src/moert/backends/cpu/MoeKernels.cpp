@@ -77,20 +77,77 @@ GateShape gateShape(const TensorType &x, const TensorType &weight) {
   return shape;
 }
 
+/// The gate's scratch, carved out of the call's workspace (zero-filled,
+/// like the vectors GateResult holds): the softmax probabilities [S, E] and,
+/// for the backward pass, the recomputed routing.
+struct GateScratch {
+  static int64_t align(int64_t bytes) { return (bytes + 63) / 64 * 64; }
+  static int64_t bytes(const GateShape &shape, int64_t topK, bool routing) {
+    int64_t total = align(shape.numTokens * shape.numExperts * 4);
+    if (routing)
+      total += 3 * align(shape.numTokens * topK * 4) +
+               align(shape.numExperts * 4);
+    return total;
+  }
+  static GateOutputs carve(const KernelCall &call, const GateShape &shape,
+                           int64_t topK, bool routing) {
+    uint8_t *base = static_cast<uint8_t *>(call.workspace());
+    std::memset(base, 0, static_cast<size_t>(bytes(shape, topK, routing)));
+    GateOutputs out;
+    out.gates = reinterpret_cast<float *>(base);
+    if (routing) {
+      uint8_t *next = base + align(shape.numTokens * shape.numExperts * 4);
+      auto take = [&](int64_t size) {
+        uint8_t *p = next;
+        next += align(size);
+        return p;
+      };
+      out.experts = reinterpret_cast<int32_t *>(take(shape.numTokens * topK * 4));
+      out.slots = reinterpret_cast<int32_t *>(take(shape.numTokens * topK * 4));
+      out.weights = reinterpret_cast<float *>(take(shape.numTokens * topK * 4));
+      out.expertCounts =
+          reinterpret_cast<int32_t *>(take(shape.numExperts * 4));
+    }
+    return out;
+  }
+};
+
+int64_t gateShapeAndK(const Instruction &inst, const Program &program,
+                      size_t inputOperand, GateShape &shape) {
+  const TensorType &x = program.buffers[inst.operands[inputOperand]].type;
+  const TensorType &w = program.buffers[inst.operands[inputOperand + 1]].type;
+  shape = gateShape(x, w);
+  auto k = inst.attrs.find("top_k");
+  const int64_t *topK =
+      k == inst.attrs.end() ? nullptr : std::get_if<int64_t>(&k->second);
+  return topK ? *topK : 1;
+}
+
+int64_t gateWorkspace(const Instruction &inst, const Program &program) {
+  GateShape shape;
+  int64_t topK = gateShapeAndK(inst, program, 0, shape);
+  return GateScratch::bytes(shape, topK, false);
+}
+
+int64_t gateGradWorkspace(const Instruction &inst, const Program &program) {
+  GateShape shape;
+  int64_t topK = gateShapeAndK(inst, program, 2, shape);
+  return GateScratch::bytes(shape, topK, true);
+}
+
 Status runGate(KernelCall &call) {
   MOERT_ASSIGN_OR_RETURN(GateConfig config, gateConfig(call));
   MOERT_ASSIGN_OR_RETURN(
       GateRandomness randomness,
       gateRandomness(call, leadingElements(call.operandType(0))));
   GateShape shape = gateShape(call.operandType(0), call.operandType(1));
-  std::vector<float> gates(
-      static_cast<size_t>(shape.numTokens * shape.numExperts));
+  GateOutputs scratch = GateScratch::carve(call, shape, config.topK, false);
   int64_t capacity = 0;
   GateOutputs out;
   out.experts = call.result<int32_t>(0);
   out.slots = call.result<int32_t>(1);
   out.weights = call.result<float>(2);
-  out.gates = gates.data();
+  out.gates = scratch.gates;
   out.expertCounts = call.result<int32_t>(3);
   out.auxLoss = call.result<float>(4);
   out.capacity = &capacity;
@@ -118,14 +175,17 @@ Status runGateGrad(KernelCall &call) {
   GateShape shape = gateShape(call.operandType(2), call.operandType(3));
   // The softmax gates are recomputed (same input, weight and noise) rather
   // than kept from the forward pass.
-  GateResult recomputed(shape, config.topK);
-  GateOutputs out = recomputed.outputs();
+  GateOutputs out = GateScratch::carve(call, shape, config.topK, true);
+  float auxLoss = 0.0f;
+  int64_t capacity = 0;
+  out.auxLoss = &auxLoss;
+  out.capacity = &capacity;
   MOERT_RETURN_IF_ERROR(gateRoute(config, shape, randomness,
                                   call.operand<float>(2),
                                   call.operand<float>(3), out)
                             .status());
   GateSavedState saved;
-  saved.gates = recomputed.gates.data();
+  saved.gates = out.gates;
   saved.experts = call.operand<int32_t>(4);
   saved.slots = call.operand<int32_t>(5);
   return gateBackward(config, shape, randomness, call.operand<float>(2),
@@ -212,8 +272,8 @@ Status runExpertFfnGrad(KernelCall &call) {
 } // namespace
 
 void registerMoeKernels(exec::KernelRegistry &registry) {
-  registry.add(Op::gate, {runGate});
-  registry.add(Op::gate_grad, {runGateGrad});
+  registry.add(Op::gate, {runGate, 0, 0, gateWorkspace});
+  registry.add(Op::gate_grad, {runGateGrad, 0, 0, gateGradWorkspace});
   registry.add(Op::dispatch, {runDispatch});
   registry.add(Op::dispatch_grad, {runDispatchGrad});
   registry.add(Op::combine, {runCombine});
