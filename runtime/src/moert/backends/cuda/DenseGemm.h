@@ -7,7 +7,8 @@
 //   y = x W         ->  y^T = W^T x^T   (C = op(A) op(B) with A = W, B = x)
 // and so on for the input and weight gradients. The mapping is host code
 // without CUDA, checked on the CPU (tests/DenseMathTest.cpp runs it through
-// a plain column-major GEMM against dense::linearForward/Backward).
+// a plain column-major GEMM against dense::linearForward/Backward, and the
+// attention GEMMs against dense::attentionForward/Backward).
 //
 //===----------------------------------------------------------------------===//
 #ifndef MOERT_BACKENDS_CUDA_DENSEGEMM_H
@@ -101,6 +102,130 @@ inline ColumnMajorGemm linearWeightGradGemm(int64_t rows, int64_t inFeatures,
   g.transB = true;
   g.k = rows;
   return g;
+}
+
+
+//===----------------------------------------------------------------------===//
+// Attention without fusion (head dimensions beyond the fused kernels' tiles)
+//
+// The GEMMs of dense/Attention.cpp for one batch element, batched over the
+// heads: head h of a row-major [S, D] matrix is the [S, dh] block at column
+// h dh (row stride D); the scores and their gradient are [H, Sq, Sk].
+//===----------------------------------------------------------------------===//
+
+/// Which matrix of one batch element an attention GEMM operand is.
+enum class AttentionOperand : uint8_t {
+  Query,
+  Key,
+  Value,
+  OutputGrad,
+  Probs,     // [H, Sq, Sk]: scores, then probabilities
+  ScoreGrad, // [H, Sq, Sk]: dP, then dS
+  Output,
+  QueryGrad,
+  KeyGrad,
+  ValueGrad,
+};
+
+/// For each head h: C_h = alpha op(A_h) op(B_h), column-major as in
+/// ColumnMajorGemm, X_h starting strideX elements after X_{h-1}.
+struct HeadBatchedGemm {
+  AttentionOperand a = AttentionOperand::Query, b = AttentionOperand::Query,
+                   c = AttentionOperand::Query;
+  bool transA = false, transB = false;
+  int64_t m = 0, n = 0, k = 0;
+  int64_t lda = 1, ldb = 1, ldc = 1;
+  int64_t strideA = 0, strideB = 0, strideC = 0;
+  float alpha = 1.0f;
+};
+
+struct AttentionGemmDims {
+  int64_t queryLen = 0, keyLen = 0, modelDim = 0, heads = 1;
+  int64_t headDim() const { return modelDim / heads; }
+  int64_t tile() const { return queryLen * keyLen; }
+};
+
+namespace detail {
+inline HeadBatchedGemm headGemm(AttentionOperand a, bool transA,
+                                int64_t lda, int64_t strideA,
+                                AttentionOperand b, bool transB, int64_t ldb,
+                                int64_t strideB, AttentionOperand c,
+                                int64_t ldc, int64_t strideC, int64_t m,
+                                int64_t n, int64_t k, float alpha) {
+  HeadBatchedGemm g;
+  g.a = a;
+  g.transA = transA;
+  g.lda = lda;
+  g.strideA = strideA;
+  g.b = b;
+  g.transB = transB;
+  g.ldb = ldb;
+  g.strideB = strideB;
+  g.c = c;
+  g.ldc = ldc;
+  g.strideC = strideC;
+  g.m = m;
+  g.n = n;
+  g.k = k;
+  g.alpha = alpha;
+  return g;
+}
+} // namespace detail
+
+/// Scores S [Sq, Sk] = scale Q K^T, as S^T = K Q^T (into Probs).
+inline HeadBatchedGemm attentionScoresGemm(const AttentionGemmDims &d,
+                                           float scale) {
+  using A = AttentionOperand;
+  return detail::headGemm(A::Key, true, d.modelDim, d.headDim(), A::Query,
+                          false, d.modelDim, d.headDim(), A::Probs, d.keyLen,
+                          d.tile(), d.keyLen, d.queryLen, d.headDim(), scale);
+}
+
+/// O [Sq, dh] = P V, as O^T = V^T P^T.
+inline HeadBatchedGemm attentionOutputGemm(const AttentionGemmDims &d) {
+  using A = AttentionOperand;
+  return detail::headGemm(A::Value, false, d.modelDim, d.headDim(), A::Probs,
+                          false, d.keyLen, d.tile(), A::Output, d.modelDim,
+                          d.headDim(), d.headDim(), d.queryLen, d.keyLen,
+                          1.0f);
+}
+
+/// dV [Sk, dh] = P^T dO, as dV^T = dO^T P.
+inline HeadBatchedGemm attentionValueGradGemm(const AttentionGemmDims &d) {
+  using A = AttentionOperand;
+  return detail::headGemm(A::OutputGrad, false, d.modelDim, d.headDim(),
+                          A::Probs, true, d.keyLen, d.tile(), A::ValueGrad,
+                          d.modelDim, d.headDim(), d.headDim(), d.keyLen,
+                          d.queryLen, 1.0f);
+}
+
+/// dP [Sq, Sk] = dO V^T, as dP^T = V dO^T (into ScoreGrad).
+inline HeadBatchedGemm attentionProbsGradGemm(const AttentionGemmDims &d) {
+  using A = AttentionOperand;
+  return detail::headGemm(A::Value, true, d.modelDim, d.headDim(),
+                          A::OutputGrad, false, d.modelDim, d.headDim(),
+                          A::ScoreGrad, d.keyLen, d.tile(), d.keyLen,
+                          d.queryLen, d.headDim(), 1.0f);
+}
+
+/// dQ [Sq, dh] = scale dS K, as dQ^T = K^T dS^T.
+inline HeadBatchedGemm attentionQueryGradGemm(const AttentionGemmDims &d,
+                                              float scale) {
+  using A = AttentionOperand;
+  return detail::headGemm(A::Key, false, d.modelDim, d.headDim(),
+                          A::ScoreGrad, false, d.keyLen, d.tile(),
+                          A::QueryGrad, d.modelDim, d.headDim(), d.headDim(),
+                          d.queryLen, d.keyLen, scale);
+}
+
+/// dK [Sk, dh] = scale dS^T Q, as dK^T = Q^T dS.
+inline HeadBatchedGemm attentionKeyGradGemm(const AttentionGemmDims &d,
+                                            float scale) {
+  using A = AttentionOperand;
+  return detail::headGemm(A::Query, false, d.modelDim, d.headDim(),
+                          A::ScoreGrad, true, d.keyLen, d.tile(), A::KeyGrad,
+                          d.modelDim, d.headDim(), d.headDim(), d.keyLen,
+                          d.queryLen, scale);
 }
 
 } // namespace cuda

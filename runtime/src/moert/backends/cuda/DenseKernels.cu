@@ -22,7 +22,9 @@
 // global memory). The backward pass recomputes the row statistics with the
 // forward kernel, then runs one kernel over key tiles (dK, dV) and one over
 // query tiles (dQ), so each gradient element is summed by one thread in a
-// fixed order (no atomics, unlike FlashAttention-2's dQ).
+// fixed order (no atomics, unlike FlashAttention-2's dQ). Head dimensions
+// beyond the fused kernels' register tiles (> 256) take the CPU's unfused
+// algorithm with head-batched cuBLAS GEMMs.
 //
 //===----------------------------------------------------------------------===//
 #include "moert/backends/cuda/CudaDevice.h"
@@ -1627,6 +1629,204 @@ Expected<AttentionParams> attentionParams(const KernelCall &call,
   return p;
 }
 
+//===----------------------------------------------------------------------===//
+// Attention without fusion, for head dimensions beyond the fused kernels'
+// register tiles (dh > 256): the CPU's algorithm (dense/Attention.cpp) per
+// batch element, with head-batched cuBLAS GEMMs (DenseGemm.h) around
+// row-wise masked softmax kernels. Needs [H, Sq, Sk] scores (and their
+// gradient) in the workspace.
+//===----------------------------------------------------------------------===//
+
+/// probs[h, i, :] = softmax of the visible scores of row (h, i) of batch
+/// element `b`; zeros for a fully masked row. The sum is in double and the
+/// row scaled by its float inverse, as dense/Attention.cpp does.
+__global__ void maskedSoftmaxKernel(int64_t rows, int64_t queryLen,
+                                    int64_t keyLen, bool causal,
+                                    const uint8_t *batchMask, float *probs) {
+  __shared__ float sharedMax[32];
+  __shared__ double sharedSum[32];
+  for (int64_t row = blockIdx.x; row < rows; row += gridDim.x) {
+    const int64_t i = row % queryLen;
+    float *p = probs + row * keyLen;
+    const int64_t visibleEnd = causal ? std::min(keyLen, i + 1) : keyLen;
+    float localMax = -INFINITY;
+    for (int64_t j = threadIdx.x; j < visibleEnd; j += blockDim.x)
+      if (!batchMask || batchMask[j])
+        localMax = fmaxf(localMax, p[j]);
+    const float rowMax = blockMax(localMax, sharedMax, -INFINITY);
+    double localSum = 0.0;
+    for (int64_t j = threadIdx.x; j < keyLen; j += blockDim.x) {
+      const bool visible = j < visibleEnd && (!batchMask || batchMask[j]);
+      const float e =
+          visible && rowMax != -INFINITY ? expf(p[j] - rowMax) : 0.0f;
+      p[j] = e;
+      localSum += e;
+    }
+    const double sum = blockSum(localSum, sharedSum);
+    const float inverse = sum > 0.0 ? static_cast<float>(1.0 / sum) : 0.0f;
+    for (int64_t j = threadIdx.x; j < keyLen; j += blockDim.x)
+      p[j] *= inverse; // each thread rescales the elements it wrote
+  }
+}
+
+/// dS = P (dP - sum_j dP_j P_j) per row, the dot in double.
+__global__ void softmaxBackwardKernel(int64_t rows, int64_t keyLen,
+                                      const float *probs, float *scoreGrad) {
+  __shared__ double shared[32];
+  for (int64_t row = blockIdx.x; row < rows; row += gridDim.x) {
+    const float *p = probs + row * keyLen;
+    float *d = scoreGrad + row * keyLen;
+    double dot = 0.0;
+    for (int64_t j = threadIdx.x; j < keyLen; j += blockDim.x)
+      dot += static_cast<double>(d[j]) * p[j];
+    const float rowDot = static_cast<float>(blockSum(dot, shared));
+    for (int64_t j = threadIdx.x; j < keyLen; j += blockDim.x)
+      d[j] = p[j] * (d[j] - rowDot);
+  }
+}
+
+/// The matrices of batch element `b` for the head-batched GEMMs.
+struct UnfusedAttention {
+  const AttentionParams *p;
+  int64_t b;
+  float *probs, *scoreGrad;
+  float *output;
+
+  const float *pointer(AttentionOperand which) const {
+    const int64_t q = b * p->queryLen * p->modelDim;
+    const int64_t k = b * p->keyLen * p->modelDim;
+    switch (which) {
+    case AttentionOperand::Query:
+      return p->query + q;
+    case AttentionOperand::Key:
+      return p->key + k;
+    case AttentionOperand::Value:
+      return p->value + k;
+    case AttentionOperand::OutputGrad:
+      return p->outputGrad + q;
+    case AttentionOperand::Probs:
+      return probs;
+    case AttentionOperand::ScoreGrad:
+      return scoreGrad;
+    case AttentionOperand::Output:
+      return output + q;
+    case AttentionOperand::QueryGrad:
+      return p->queryGrad + q;
+    case AttentionOperand::KeyGrad:
+      return p->keyGrad + k;
+    case AttentionOperand::ValueGrad:
+      return p->valueGrad + k;
+    }
+    return nullptr;
+  }
+
+  Status gemm(const KernelCall &call, const HeadBatchedGemm &g) const {
+    CudaDevice &dev = cudaDeviceOf(call.device());
+    if (g.m > INT32_MAX || g.n > INT32_MAX || g.k > INT32_MAX ||
+        g.lda > INT32_MAX || g.ldb > INT32_MAX || g.ldc > INT32_MAX ||
+        p->heads > INT32_MAX)
+      return unimplemented("attention GEMM beyond cuBLAS's 32-bit sizes");
+    const float beta = 0.0f;
+    MOERT_CUBLAS_RETURN_IF_ERROR(cublasSgemmStridedBatched(
+        dev.cublas(), g.transA ? CUBLAS_OP_T : CUBLAS_OP_N,
+        g.transB ? CUBLAS_OP_T : CUBLAS_OP_N, static_cast<int>(g.m),
+        static_cast<int>(g.n), static_cast<int>(g.k), &g.alpha, pointer(g.a),
+        static_cast<int>(g.lda), g.strideA, pointer(g.b),
+        static_cast<int>(g.ldb), g.strideB, &beta,
+        const_cast<float *>(pointer(g.c)), static_cast<int>(g.ldc), g.strideC,
+        static_cast<int>(p->heads)));
+    return Status::success();
+  }
+};
+
+int64_t unfusedTileFloats(const AttentionParams &p) {
+  return p.heads * p.queryLen * p.keyLen;
+}
+
+Status softmaxRows(const KernelCall &call, const AttentionParams &p,
+                   int64_t b, float *probs) {
+  const int64_t rows = p.heads * p.queryLen;
+  maskedSoftmaxKernel<<<static_cast<unsigned>(std::min<int64_t>(rows, 1 << 20)),
+                        rowThreads(p.keyLen, 256), 0, streamOf(call)>>>(
+      rows, p.queryLen, p.keyLen, p.causal,
+      p.keyMask ? p.keyMask + b * p.keyLen : nullptr, probs);
+  MOERT_CUDA_RETURN_IF_ERROR(cudaGetLastError());
+  return Status::success();
+}
+
+Status unfusedAttentionForward(const KernelCall &call,
+                               const AttentionParams &p) {
+  const AttentionGemmDims d{p.queryLen, p.keyLen, p.modelDim, p.heads};
+  Scratch scratch(call.workspace());
+  float *probs = scratch.take<float>(unfusedTileFloats(p));
+  MOERT_RETURN_IF_ERROR(needWorkspace(call, scratch.bytes()));
+  for (int64_t b = 0; b < p.batch; ++b) {
+    const UnfusedAttention m{&p, b, probs, nullptr, p.output};
+    MOERT_RETURN_IF_ERROR(m.gemm(call, attentionScoresGemm(d, p.scale)));
+    MOERT_RETURN_IF_ERROR(softmaxRows(call, p, b, probs));
+    MOERT_RETURN_IF_ERROR(m.gemm(call, attentionOutputGemm(d)));
+  }
+  return Status::success();
+}
+
+Status unfusedAttentionBackward(const KernelCall &call,
+                                const AttentionParams &p) {
+  const AttentionGemmDims d{p.queryLen, p.keyLen, p.modelDim, p.heads};
+  Scratch scratch(call.workspace());
+  float *probs = scratch.take<float>(unfusedTileFloats(p));
+  float *scoreGrad = scratch.take<float>(unfusedTileFloats(p));
+  MOERT_RETURN_IF_ERROR(needWorkspace(call, scratch.bytes()));
+  const int64_t rows = p.heads * p.queryLen;
+  for (int64_t b = 0; b < p.batch; ++b) {
+    const UnfusedAttention m{&p, b, probs, scoreGrad, nullptr};
+    MOERT_RETURN_IF_ERROR(m.gemm(call, attentionScoresGemm(d, p.scale)));
+    MOERT_RETURN_IF_ERROR(softmaxRows(call, p, b, probs));
+    MOERT_RETURN_IF_ERROR(m.gemm(call, attentionValueGradGemm(d)));
+    MOERT_RETURN_IF_ERROR(m.gemm(call, attentionProbsGradGemm(d)));
+    softmaxBackwardKernel<<<static_cast<unsigned>(
+                                std::min<int64_t>(rows, 1 << 20)),
+                            rowThreads(p.keyLen, 256), 0, streamOf(call)>>>(
+        rows, p.keyLen, probs, scoreGrad);
+    MOERT_CUDA_RETURN_IF_ERROR(cudaGetLastError());
+    MOERT_RETURN_IF_ERROR(m.gemm(call, attentionQueryGradGemm(d, p.scale)));
+    MOERT_RETURN_IF_ERROR(m.gemm(call, attentionKeyGradGemm(d, p.scale)));
+  }
+  return Status::success();
+}
+
+/// Shapes an attention instruction's workspace depends on; null when the
+/// instruction is malformed (its kernel reports that).
+struct AttentionWorkspaceShape {
+  int64_t batch = 0, queryLen = 0, keyLen = 0, heads = 1, headDim = 0;
+};
+AttentionWorkspaceShape attentionWorkspaceShape(const Instruction &inst,
+                                                const Program &program,
+                                                size_t queryOperand) {
+  AttentionWorkspaceShape shape;
+  const TensorType &q = operandTypeOf(inst, program, queryOperand);
+  const TensorType &k = operandTypeOf(inst, program, queryOperand + 1);
+  auto heads = inst.attrs.find("num_heads");
+  if (heads != inst.attrs.end())
+    if (const int64_t *value = std::get_if<int64_t>(&heads->second))
+      shape.heads = std::max<int64_t>(*value, 1);
+  if (q.shape.size() != 3 || k.shape.size() != 3)
+    return shape;
+  shape.batch = q.shape[0];
+  shape.queryLen = q.shape[1];
+  shape.keyLen = k.shape[1];
+  shape.headDim = q.shape[2] / shape.heads;
+  return shape;
+}
+
+int64_t attentionWorkspace(const Instruction &inst, const Program &program) {
+  const AttentionWorkspaceShape s = attentionWorkspaceShape(inst, program, 0);
+  if (s.headDim <= kAttnMaxHeadDim)
+    return 0;
+  Scratch scratch;
+  scratch.take<float>(s.heads * s.queryLen * s.keyLen);
+  return static_cast<int64_t>(scratch.bytes());
+}
+
 Status runAttention(KernelCall &call) {
   MOERT_ASSIGN_OR_RETURN(AttentionParams p, attentionParams(call, 0));
   p.output = call.result<float>(0);
@@ -1634,6 +1834,8 @@ Status runAttention(KernelCall &call) {
     return Status::success();
   if (p.keyLen == 0) // nothing to attend to: every row is fully masked
     return zeroFill(p.output, call.resultType(0).byteSize(), streamOf(call));
+  if (p.headDim > kAttnMaxHeadDim)
+    return unfusedAttentionForward(call, p);
   return withHeadDim<LaunchForward>(p.headDim, call, p);
 }
 
@@ -1651,15 +1853,17 @@ Scratch attentionGradScratch(void *base, int64_t rows, float **lse,
 
 int64_t attentionGradWorkspace(const Instruction &inst,
                                const Program &program) {
-  const TensorType &q = operandTypeOf(inst, program, 1);
-  auto heads = inst.attrs.find("num_heads");
-  int64_t h = 1;
-  if (heads != inst.attrs.end())
-    if (const int64_t *value = std::get_if<int64_t>(&heads->second))
-      h = std::max<int64_t>(*value, 1);
-  const int64_t rows = q.shape.size() == 3 ? q.shape[0] * q.shape[1] * h : 0;
+  const AttentionWorkspaceShape s = attentionWorkspaceShape(inst, program, 1);
+  if (s.headDim > kAttnMaxHeadDim) {
+    Scratch scratch;
+    scratch.take<float>(s.heads * s.queryLen * s.keyLen);
+    scratch.take<float>(s.heads * s.queryLen * s.keyLen);
+    return static_cast<int64_t>(scratch.bytes());
+  }
   return static_cast<int64_t>(
-      attentionGradScratch(nullptr, rows, nullptr, nullptr).bytes());
+      attentionGradScratch(nullptr, s.batch * s.heads * s.queryLen, nullptr,
+                           nullptr)
+          .bytes());
 }
 
 Status runAttentionGrad(KernelCall &call) {
@@ -1676,6 +1880,8 @@ Status runAttentionGrad(KernelCall &call) {
         zeroFill(p.keyGrad, call.resultType(1).byteSize(), stream));
     return zeroFill(p.valueGrad, call.resultType(2).byteSize(), stream);
   }
+  if (p.headDim > kAttnMaxHeadDim)
+    return unfusedAttentionBackward(call, p);
   const Scratch scratch = attentionGradScratch(
       call.workspace(), p.batch * p.heads * p.queryLen, &p.lse, &p.delta);
   MOERT_RETURN_IF_ERROR(needWorkspace(call, scratch.bytes()));
@@ -1941,7 +2147,7 @@ void registerDenseKernels(exec::KernelRegistry &registry) {
   registry.add(Op::dropout, {runDropoutMask, 0, 0, nullptr});
   registry.add(Op::dropout_grad, {runDropoutMask, 0, 0, nullptr});
   registry.add(Op::padding_mask, {runPaddingMask, 0, 0, nullptr});
-  registry.add(Op::attention, {runAttention, 0, 0, nullptr});
+  registry.add(Op::attention, {runAttention, 0, 0, attentionWorkspace});
   registry.add(Op::attention_grad,
                {runAttentionGrad, 0, 0, attentionGradWorkspace});
   registry.add(Op::cross_entropy,

@@ -536,7 +536,9 @@ INSTANTIATE_TEST_SUITE_P(
         AttentionCase{2, 70, 45, 96, 2, false, true},   // dh 48, Sq != Sk
         AttentionCase{1, 33, 33, 128, 1, true, false},  // dh 128
         AttentionCase{2, 9, 65, 200, 1, false, false},  // dh 200 (<= 256)
-        AttentionCase{3, 64, 64, 60, 3, true, false})); // two full tiles
+        AttentionCase{3, 64, 64, 60, 3, true, false},   // two full tiles
+        AttentionCase{2, 20, 20, 600, 2, true, true},   // dh 300: unfused
+        AttentionCase{1, 6, 11, 520, 1, false, true})); // dh 520: unfused
 
 //===----------------------------------------------------------------------===//
 // Cross-entropy

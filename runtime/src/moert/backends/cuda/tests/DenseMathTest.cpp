@@ -10,6 +10,7 @@
 #include "moert/backends/cuda/DenseMath.h"
 
 #include "moert/dense/Activation.h"
+#include "moert/dense/Attention.h"
 #include "moert/dense/Dropout.h"
 #include "moert/dense/Embedding.h"
 #include "moert/dense/Linear.h"
@@ -18,6 +19,7 @@
 
 #include <cmath>
 #include <cstring>
+#include <limits>
 #include <random>
 #include <vector>
 
@@ -254,6 +256,157 @@ INSTANTIATE_TEST_SUITE_P(Weights, LinearGemmTest, ::testing::Bool(),
                          [](const ::testing::TestParamInfo<bool> &info) {
                            return info.param ? "TransposedWeight" : "Weight";
                          });
+
+
+//===----------------------------------------------------------------------===//
+// Attention GEMM mapping (the unfused path): plain head-batched GEMMs driven
+// by the mapping, with the row softmax in between, reproduce the CPU
+// attention forward and backward.
+//===----------------------------------------------------------------------===//
+
+struct AttentionBuffers {
+  const float *query, *key, *value, *outputGrad;
+  float *probs, *scoreGrad, *output, *queryGrad, *keyGrad, *valueGrad;
+  float *operator[](AttentionOperand which) const {
+    switch (which) {
+    case AttentionOperand::Query:
+      return const_cast<float *>(query);
+    case AttentionOperand::Key:
+      return const_cast<float *>(key);
+    case AttentionOperand::Value:
+      return const_cast<float *>(value);
+    case AttentionOperand::OutputGrad:
+      return const_cast<float *>(outputGrad);
+    case AttentionOperand::Probs:
+      return probs;
+    case AttentionOperand::ScoreGrad:
+      return scoreGrad;
+    case AttentionOperand::Output:
+      return output;
+    case AttentionOperand::QueryGrad:
+      return queryGrad;
+    case AttentionOperand::KeyGrad:
+      return keyGrad;
+    case AttentionOperand::ValueGrad:
+      return valueGrad;
+    }
+    return nullptr;
+  }
+};
+
+void headBatchedGemm(const HeadBatchedGemm &g, int64_t heads,
+                     const AttentionBuffers &buffers) {
+  for (int64_t h = 0; h < heads; ++h) {
+    ColumnMajorGemm plain;
+    plain.transA = g.transA;
+    plain.transB = g.transB;
+    plain.m = g.m;
+    plain.n = g.n;
+    plain.k = g.k;
+    plain.lda = g.lda;
+    plain.ldb = g.ldb;
+    plain.ldc = g.ldc;
+    float *c = buffers[g.c] + h * g.strideC;
+    // Through a dense [m, n] column-major temporary: C may be a strided
+    // view (ldc > m) whose gaps belong to other heads.
+    std::vector<float> dense(static_cast<size_t>(g.m * g.n));
+    ColumnMajorGemm packed = plain;
+    packed.ldc = g.m;
+    columnMajorGemm(packed, buffers[g.a] + h * g.strideA,
+                    buffers[g.b] + h * g.strideB, dense.data());
+    for (int64_t j = 0; j < g.n; ++j)
+      for (int64_t i = 0; i < g.m; ++i)
+        c[i + j * g.ldc] = g.alpha * dense[i + j * g.m];
+  }
+}
+
+/// The row operations of the unfused CUDA path, as the CPU defines them.
+void maskedSoftmaxRows(const dense::AttentionShape &s, int64_t b,
+                       const uint8_t *mask, float *probs) {
+  for (int64_t row = 0; row < s.numHeads * s.queryLen; ++row) {
+    const int64_t i = row % s.queryLen;
+    float *p = probs + row * s.keyLen;
+    auto visible = [&](int64_t j) {
+      return (!s.causal || j <= i) && (!mask || mask[b * s.keyLen + j]);
+    };
+    float rowMax = -std::numeric_limits<float>::infinity();
+    for (int64_t j = 0; j < s.keyLen; ++j)
+      if (visible(j))
+        rowMax = std::max(rowMax, p[j]);
+    double sum = 0.0;
+    for (int64_t j = 0; j < s.keyLen; ++j) {
+      p[j] = visible(j) && rowMax != -std::numeric_limits<float>::infinity()
+                 ? std::exp(p[j] - rowMax)
+                 : 0.0f;
+      sum += p[j];
+    }
+    const float inverse = sum > 0.0 ? static_cast<float>(1.0 / sum) : 0.0f;
+    for (int64_t j = 0; j < s.keyLen; ++j)
+      p[j] *= inverse;
+  }
+}
+
+void softmaxBackwardRows(const dense::AttentionShape &s, const float *probs,
+                         float *scoreGrad) {
+  for (int64_t row = 0; row < s.numHeads * s.queryLen; ++row) {
+    const float *p = probs + row * s.keyLen;
+    float *d = scoreGrad + row * s.keyLen;
+    double dot = 0.0;
+    for (int64_t j = 0; j < s.keyLen; ++j)
+      dot += static_cast<double>(d[j]) * p[j];
+    for (int64_t j = 0; j < s.keyLen; ++j)
+      d[j] = p[j] * (d[j] - static_cast<float>(dot));
+  }
+}
+
+TEST(AttentionGemmTest, MappingMatchesCpuAttention) {
+  for (bool causal : {false, true}) {
+    dense::AttentionShape s{2, 7, causal ? 7 : 5, 12, 3, causal};
+    const int64_t qCount = s.batch * s.queryLen * s.modelDim;
+    const int64_t kCount = s.batch * s.keyLen * s.modelDim;
+    const std::vector<float> q = randomValues(qCount, 4), k = randomValues(kCount, 5),
+                             v = randomValues(kCount, 6), dOut = randomValues(qCount, 7);
+    std::vector<uint8_t> mask(s.batch * s.keyLen, 1);
+    mask[0] = 0; // leading padding of batch 0
+    mask[s.keyLen + s.keyLen - 1] = 0;
+    std::vector<float> out(qCount), dq(qCount), dk(kCount), dv(kCount);
+    dense::attentionForward(s, q.data(), k.data(), v.data(), mask.data(),
+                            out.data(), nullptr);
+    dense::attentionBackward(s, dOut.data(), q.data(), k.data(), v.data(),
+                             mask.data(), nullptr, dq.data(), dk.data(),
+                             dv.data());
+
+    AttentionGemmDims d{s.queryLen, s.keyLen, s.modelDim, s.numHeads};
+    const float scale = 1.0f / std::sqrt(static_cast<float>(d.headDim()));
+    std::vector<float> out2(qCount), dq2(qCount), dk2(kCount), dv2(kCount);
+    std::vector<float> probs(s.numHeads * d.tile()), scoreGrad(probs.size());
+    for (int64_t b = 0; b < s.batch; ++b) {
+      const int64_t qOff = b * s.queryLen * s.modelDim;
+      const int64_t kOff = b * s.keyLen * s.modelDim;
+      AttentionBuffers buffers{q.data() + qOff,     k.data() + kOff,
+                               v.data() + kOff,     dOut.data() + qOff,
+                               probs.data(),        scoreGrad.data(),
+                               out2.data() + qOff,  dq2.data() + qOff,
+                               dk2.data() + kOff,   dv2.data() + kOff};
+      headBatchedGemm(attentionScoresGemm(d, scale), s.numHeads, buffers);
+      maskedSoftmaxRows(s, b, mask.data(), probs.data());
+      headBatchedGemm(attentionOutputGemm(d), s.numHeads, buffers);
+      headBatchedGemm(attentionValueGradGemm(d), s.numHeads, buffers);
+      headBatchedGemm(attentionProbsGradGemm(d), s.numHeads, buffers);
+      softmaxBackwardRows(s, probs.data(), scoreGrad.data());
+      headBatchedGemm(attentionQueryGradGemm(d, scale), s.numHeads, buffers);
+      headBatchedGemm(attentionKeyGradGemm(d, scale), s.numHeads, buffers);
+    }
+    for (int64_t i = 0; i < qCount; ++i) {
+      ASSERT_NEAR(out2[i], out[i], 1e-5f) << "output " << i;
+      ASSERT_NEAR(dq2[i], dq[i], 1e-5f) << "dQ " << i;
+    }
+    for (int64_t i = 0; i < kCount; ++i) {
+      ASSERT_NEAR(dk2[i], dk[i], 1e-5f) << "dK " << i;
+      ASSERT_NEAR(dv2[i], dv[i], 1e-5f) << "dV " << i;
+    }
+  }
+}
 
 } // namespace
 } // namespace cuda
