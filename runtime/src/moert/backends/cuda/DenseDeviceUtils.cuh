@@ -1,4 +1,5 @@
-//===- DenseDeviceUtils.cuh - Launch and reduction helpers ------*- CUDA -*-===//
+//===- DenseDeviceUtils.cuh - Launch and reduction helpers ------*- CUDA
+//-*-===//
 //
 // Shared by the CUDA kernel files of the dense and partition ops (include
 // from .cu files only): launch sizes, warp and block reductions with a fixed
@@ -97,17 +98,16 @@ enum DeviceErrorCode : unsigned int {
 };
 
 /// Clears the record at the start of a call.
-inline Status clearErrorRecord(DeviceErrorRecord *record,
-                               cudaStream_t stream) {
-  MOERT_CUDA_RETURN_IF_ERROR(cudaMemsetAsync(record, 0, sizeof(unsigned) * 2,
-                                             stream));
+inline Status clearErrorRecord(DeviceErrorRecord *record, cudaStream_t stream) {
+  MOERT_CUDA_RETURN_IF_ERROR(
+      cudaMemsetAsync(record, 0, sizeof(unsigned) * 2, stream));
   MOERT_CUDA_RETURN_IF_ERROR(
       cudaMemsetAsync(&record->index, 0xff, sizeof(record->index), stream));
   return Status::success();
 }
 
-__device__ inline void recordError(DeviceErrorRecord *record,
-                                   unsigned int code, int64_t index) {
+__device__ inline void recordError(DeviceErrorRecord *record, unsigned int code,
+                                   int64_t index) {
   if (!record)
     return;
   atomicCAS(&record->code, 0u, code);
@@ -143,8 +143,8 @@ template <typename T> __device__ inline T blockSum(T value, T *shared) {
   T total = lane < warps ? shared[lane] : T(0);
   return warpSum(total);
 }
-template <typename T> __device__ inline T blockMax(T value, T *shared,
-                                                   T lowest) {
+template <typename T>
+__device__ inline T blockMax(T value, T *shared, T lowest) {
   const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
   const int warps = blockDim.x / 32;
   value = warpMax(value);

@@ -104,7 +104,6 @@ inline ColumnMajorGemm linearWeightGradGemm(int64_t rows, int64_t inFeatures,
   return g;
 }
 
-
 //===----------------------------------------------------------------------===//
 // Attention without fusion (head dimensions beyond the fused kernels' tiles)
 //
@@ -146,12 +145,12 @@ struct AttentionGemmDims {
 };
 
 namespace detail {
-inline HeadBatchedGemm headGemm(AttentionOperand a, bool transA,
-                                int64_t lda, int64_t strideA,
-                                AttentionOperand b, bool transB, int64_t ldb,
-                                int64_t strideB, AttentionOperand c,
-                                int64_t ldc, int64_t strideC, int64_t m,
-                                int64_t n, int64_t k, float alpha) {
+inline HeadBatchedGemm headGemm(AttentionOperand a, bool transA, int64_t lda,
+                                int64_t strideA, AttentionOperand b,
+                                bool transB, int64_t ldb, int64_t strideB,
+                                AttentionOperand c, int64_t ldc,
+                                int64_t strideC, int64_t m, int64_t n,
+                                int64_t k, float alpha) {
   HeadBatchedGemm g;
   g.a = a;
   g.transA = transA;
@@ -186,8 +185,7 @@ inline HeadBatchedGemm attentionOutputGemm(const AttentionGemmDims &d) {
   using A = AttentionOperand;
   return detail::headGemm(A::Value, false, d.modelDim, d.headDim(), A::Probs,
                           false, d.keyLen, d.tile(), A::Output, d.modelDim,
-                          d.headDim(), d.headDim(), d.queryLen, d.keyLen,
-                          1.0f);
+                          d.headDim(), d.headDim(), d.queryLen, d.keyLen, 1.0f);
 }
 
 /// dV [Sk, dh] = P^T dO, as dV^T = dO^T P.
@@ -212,10 +210,10 @@ inline HeadBatchedGemm attentionProbsGradGemm(const AttentionGemmDims &d) {
 inline HeadBatchedGemm attentionQueryGradGemm(const AttentionGemmDims &d,
                                               float scale) {
   using A = AttentionOperand;
-  return detail::headGemm(A::Key, false, d.modelDim, d.headDim(),
-                          A::ScoreGrad, false, d.keyLen, d.tile(),
-                          A::QueryGrad, d.modelDim, d.headDim(), d.headDim(),
-                          d.queryLen, d.keyLen, scale);
+  return detail::headGemm(A::Key, false, d.modelDim, d.headDim(), A::ScoreGrad,
+                          false, d.keyLen, d.tile(), A::QueryGrad, d.modelDim,
+                          d.headDim(), d.headDim(), d.queryLen, d.keyLen,
+                          scale);
 }
 
 /// dK [Sk, dh] = scale dS^T Q, as dK^T = Q^T dS.

@@ -86,8 +86,8 @@ Status zeroFill(void *data, int64_t bytes, cudaStream_t stream) {
 //===----------------------------------------------------------------------===//
 
 /// The `position` attribute: "none" / "sinusoidal" / "learned" or 0 / 1 / 2.
-Expected<int> positionKindOf(const std::map<std::string, exec::AttrValue>
-                                 &attrs) {
+Expected<int>
+positionKindOf(const std::map<std::string, exec::AttrValue> &attrs) {
   auto it = attrs.find("position");
   if (it == attrs.end())
     return invalidArgument("missing attribute 'position'");
@@ -126,8 +126,8 @@ int64_t embeddingWorkspace(const Instruction &inst, const Program &program) {
   const bool sinusoidal = kind.ok() && *kind == 1;
   return static_cast<int64_t>(
       embeddingScratch(nullptr, lastDim(tokens),
-                       table.shape.size() == 2 ? table.shape[1] : 0,
-                       sinusoidal, nullptr)
+                       table.shape.size() == 2 ? table.shape[1] : 0, sinusoidal,
+                       nullptr)
           .bytes());
 }
 
@@ -142,8 +142,8 @@ __global__ void sinusoidTableKernel(int64_t seqLen, int64_t dim, float *pe) {
 /// the position row. A bad id writes the position row alone and is
 /// recorded (the CPU reports it and writes nothing).
 __global__ void embeddingForwardKernel(int64_t numTokens, int64_t seqLen,
-                                       int64_t dim, int64_t vocab,
-                                       float factor, const int32_t *tokens,
+                                       int64_t dim, int64_t vocab, float factor,
+                                       const int32_t *tokens,
                                        const float *table,
                                        const float *positions, float *output,
                                        DeviceErrorRecord *errors) {
@@ -178,8 +178,8 @@ Status runEmbedding(KernelCall &call) {
                            "operand #2");
   cudaStream_t stream = streamOf(call);
   float *sinusoid = nullptr;
-  const Scratch scratch = embeddingScratch(call.workspace(), seqLen, dim,
-                                           kind == 1, &sinusoid);
+  const Scratch scratch =
+      embeddingScratch(call.workspace(), seqLen, dim, kind == 1, &sinusoid);
   MOERT_RETURN_IF_ERROR(needWorkspace(call, scratch.bytes()));
   DeviceErrorRecord *errors = errorRecordOf(call);
   MOERT_RETURN_IF_ERROR(clearErrorRecord(errors, stream));
@@ -263,10 +263,10 @@ int64_t embeddingGradWorkspace(const Instruction &inst,
                                const Program &program) {
   const TensorType &tokens = operandTypeOf(inst, program, 1);
   const TensorType &table = resultTypeOf(inst, program, 0);
-  return static_cast<int64_t>(
-      embeddingGradScratch(nullptr, tokens.numElements(), table.shape[0],
-                           nullptr)
-          .bytes());
+  return static_cast<int64_t>(embeddingGradScratch(nullptr,
+                                                   tokens.numElements(),
+                                                   table.shape[0], nullptr)
+                                  .bytes());
 }
 
 /// keys[t] = token id (vocab for a bad id, sorted last and skipped),
@@ -289,12 +289,10 @@ __global__ void embeddingGradKeysKernel(int64_t count, int64_t vocab,
 /// Block (x = sorted position i, y = column chunk): when i starts a group
 /// of equal ids, its threads add the group's gradient rows for their
 /// columns in token order.
-__global__ void embeddingGradSumKernel(int64_t count, int64_t dim,
-                                       int64_t vocab, float factor,
-                                       const uint32_t *keys,
-                                       const int32_t *positions,
-                                       const float *outputGrad,
-                                       float *tableGrad) {
+__global__ void
+embeddingGradSumKernel(int64_t count, int64_t dim, int64_t vocab, float factor,
+                       const uint32_t *keys, const int32_t *positions,
+                       const float *outputGrad, float *tableGrad) {
   const int64_t i = blockIdx.x;
   const uint32_t id = keys[i];
   if (id >= vocab || (i > 0 && keys[i - 1] == id))
@@ -304,8 +302,8 @@ __global__ void embeddingGradSumKernel(int64_t count, int64_t dim,
     return;
   float sum = 0.0f;
   for (int64_t j = i; j < count && keys[j] == id; ++j)
-    sum = addRn(sum, mulRn(outputGrad[int64_t{positions[j]} * dim + d],
-                           factor));
+    sum =
+        addRn(sum, mulRn(outputGrad[int64_t{positions[j]} * dim + d], factor));
   tableGrad[int64_t{id} * dim + d] = sum;
 }
 
@@ -357,9 +355,9 @@ Status runEmbeddingGrad(KernelCall &call) {
 
 /// grad[s, :] = sum over the batch of dy[b, s, :], in batch order (the
 /// CPU's order); rows of the result beyond the sequence stay zero.
-__global__ void positionGradKernel(int64_t batch, int64_t seqLen,
-                                   int64_t rows, int64_t dim,
-                                   const float *outputGrad, float *grad) {
+__global__ void positionGradKernel(int64_t batch, int64_t seqLen, int64_t rows,
+                                   int64_t dim, const float *outputGrad,
+                                   float *grad) {
   const int64_t count = rows * dim;
   for (int64_t i = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; i < count;
        i += int64_t{gridDim.x} * blockDim.x) {
@@ -414,9 +412,9 @@ uint32_t alignmentOf(const void *pointer) {
 
 /// Heuristic choices are cached per shape, layout and alignment: the
 /// heuristic query costs tens of microseconds of host time per call.
-using AlgoKey = std::tuple<const void *, int64_t, int64_t, int64_t, int64_t,
-                           int64_t, int64_t, int, int, int, uint32_t,
-                           uint32_t, uint32_t, size_t>;
+using AlgoKey =
+    std::tuple<const void *, int64_t, int64_t, int64_t, int64_t, int64_t,
+               int64_t, int, int, int, uint32_t, uint32_t, uint32_t, size_t>;
 
 struct AlgoCache {
   std::mutex mutex;
@@ -478,9 +476,19 @@ Status ltMatmul(CudaDevice &dev, cudaStream_t stream, const ColumnMajorGemm &g,
 
   const uint32_t alignA = alignmentOf(a), alignB = alignmentOf(b),
                  alignC = alignmentOf(c);
-  const AlgoKey key{dev.cublasLt(), g.m,          g.n,    g.k,    g.lda,
-                    g.ldb,          g.ldc,        g.transA, g.transB,
-                    static_cast<int>(epilogue),   alignA, alignB, alignC,
+  const AlgoKey key{dev.cublasLt(),
+                    g.m,
+                    g.n,
+                    g.k,
+                    g.lda,
+                    g.ldb,
+                    g.ldc,
+                    g.transA,
+                    g.transB,
+                    static_cast<int>(epilogue),
+                    alignA,
+                    alignB,
+                    alignC,
                     workspaceBytes};
   bool found = false;
   cublasLtMatmulAlgo_t algo{};
@@ -499,11 +507,10 @@ Status ltMatmul(CudaDevice &dev, cudaStream_t stream, const ColumnMajorGemm &g,
           d.preference, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &maxBytes,
           sizeof(maxBytes)));
       const std::pair<cublasLtMatmulPreferenceAttributes_t, uint32_t>
-          alignments[] = {
-              {CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, alignA},
-              {CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES, alignB},
-              {CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, alignC},
-              {CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES, alignC}};
+          alignments[] = {{CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, alignA},
+                          {CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES, alignB},
+                          {CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, alignC},
+                          {CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES, alignC}};
       for (const auto &[attribute, value] : alignments)
         MOERT_CUBLAS_RETURN_IF_ERROR(cublasLtMatmulPreferenceSetAttribute(
             d.preference, attribute, &value, sizeof(value)));
@@ -521,9 +528,9 @@ Status ltMatmul(CudaDevice &dev, cudaStream_t stream, const ColumnMajorGemm &g,
   if (!found)
     return Status::success();
   const float alpha = 1.0f, beta = 0.0f;
-  MOERT_CUBLAS_RETURN_IF_ERROR(cublasLtMatmul(
-      dev.cublasLt(), d.op, &alpha, a, d.a, b, d.b, &beta, c, d.c, c, d.c,
-      &algo, workspace, workspaceBytes, stream));
+  MOERT_CUBLAS_RETURN_IF_ERROR(
+      cublasLtMatmul(dev.cublasLt(), d.op, &alpha, a, d.a, b, d.b, &beta, c,
+                     d.c, c, d.c, &algo, workspace, workspaceBytes, stream));
   *done = true;
   return Status::success();
 }
@@ -549,8 +556,7 @@ Status gemm(KernelCall &call, const ColumnMajorGemm &g, const float *a,
   if (!bias || alignmentOf(bias) >= 16) {
     MOERT_RETURN_IF_ERROR(needWorkspace(call, kLtWorkspaceBytes));
     MOERT_RETURN_IF_ERROR(ltMatmul(dev, stream, g, a, b, c, bias,
-                                   call.workspace(), kLtWorkspaceBytes,
-                                   &done));
+                                   call.workspace(), kLtWorkspaceBytes, &done));
     if (done)
       return Status::success();
   }
@@ -561,18 +567,18 @@ Status gemm(KernelCall &call, const ColumnMajorGemm &g, const float *a,
                          " exceeds cuBLAS's 32-bit sizes");
   float beta = 0.0f;
   if (bias) {
-    broadcastRowsKernel<<<gridFor(g.m * g.n), kThreads, 0, stream>>>(
-        g.n, g.m, bias, c);
+    broadcastRowsKernel<<<gridFor(g.m * g.n), kThreads, 0, stream>>>(g.n, g.m,
+                                                                     bias, c);
     MOERT_CUDA_RETURN_IF_ERROR(cudaGetLastError());
     beta = 1.0f;
   }
   const float alpha = 1.0f;
-  MOERT_CUBLAS_RETURN_IF_ERROR(cublasSgemm(
-      dev.cublas(), g.transA ? CUBLAS_OP_T : CUBLAS_OP_N,
-      g.transB ? CUBLAS_OP_T : CUBLAS_OP_N, static_cast<int>(g.m),
-      static_cast<int>(g.n), static_cast<int>(g.k), &alpha, a,
-      static_cast<int>(g.lda), b, static_cast<int>(g.ldb), &beta, c,
-      static_cast<int>(g.ldc)));
+  MOERT_CUBLAS_RETURN_IF_ERROR(
+      cublasSgemm(dev.cublas(), g.transA ? CUBLAS_OP_T : CUBLAS_OP_N,
+                  g.transB ? CUBLAS_OP_T : CUBLAS_OP_N, static_cast<int>(g.m),
+                  static_cast<int>(g.n), static_cast<int>(g.k), &alpha, a,
+                  static_cast<int>(g.lda), b, static_cast<int>(g.ldb), &beta, c,
+                  static_cast<int>(g.ldc)));
   return Status::success();
 }
 
@@ -613,7 +619,8 @@ const float *linearOperand(LinearOperand which, const float *input,
 Status runLinear(KernelCall &call) {
   MOERT_ASSIGN_OR_RETURN(LinearDims dims, linearDims(call, 0));
   const float *x = call.operand<float>(0), *w = call.operand<float>(1);
-  const float *bias = call.numOperands() == 3 ? call.operand<float>(2) : nullptr;
+  const float *bias =
+      call.numOperands() == 3 ? call.operand<float>(2) : nullptr;
   float *y = call.result<float>(0);
   cudaStream_t stream = streamOf(call);
   if (dims.rows == 0 || dims.out == 0)
@@ -621,8 +628,8 @@ Status runLinear(KernelCall &call) {
   if (dims.in == 0) { // an empty product: the bias, or zeros
     if (!bias)
       return zeroFill(y, dims.rows * dims.out * 4, stream);
-    broadcastRowsKernel<<<gridFor(dims.rows * dims.out), kThreads, 0,
-                          stream>>>(dims.rows, dims.out, bias, y);
+    broadcastRowsKernel<<<gridFor(dims.rows * dims.out), kThreads, 0, stream>>>(
+        dims.rows, dims.out, bias, y);
     MOERT_CUDA_RETURN_IF_ERROR(cudaGetLastError());
     return Status::success();
   }
@@ -674,8 +681,7 @@ int64_t sumRowsWorkspaceBytes(int64_t rows, int64_t cols) {
 }
 
 __global__ void columnPartialSumsKernel(int64_t rows, int64_t cols,
-                                        int64_t chunkRows,
-                                        const float *matrix,
+                                        int64_t chunkRows, const float *matrix,
                                         double *partial) {
   const int64_t c = blockIdx.x * int64_t{blockDim.x} + threadIdx.x;
   if (c >= cols)
@@ -727,8 +733,8 @@ int64_t biasGradWorkspace(const Instruction &inst, const Program &program) {
 Status runBiasGrad(KernelCall &call) {
   const TensorType &dy = call.operandType(0);
   const int64_t rows = leadingElements(dy), cols = lastDim(dy);
-  MOERT_RETURN_IF_ERROR(
-      needWorkspace(call, static_cast<size_t>(sumRowsWorkspaceBytes(rows, cols))));
+  MOERT_RETURN_IF_ERROR(needWorkspace(
+      call, static_cast<size_t>(sumRowsWorkspaceBytes(rows, cols))));
   return sumRows(streamOf(call), rows, cols, call.operand<float>(0),
                  call.result<float>(0), call.workspace());
 }
@@ -760,18 +766,17 @@ __device__ RowStatistics rowStatistics(const float *x, int64_t dim,
   return {mean, 1.0f / sqrtf(variance + epsilon)};
 }
 
-__global__ void layerNormForwardKernel(int64_t rows, int64_t dim,
-                                       float epsilon, const float *input,
-                                       const float *scale, const float *bias,
-                                       float *output) {
+__global__ void layerNormForwardKernel(int64_t rows, int64_t dim, float epsilon,
+                                       const float *input, const float *scale,
+                                       const float *bias, float *output) {
   __shared__ float shared[32];
   for (int64_t r = blockIdx.x; r < rows; r += gridDim.x) {
     const float *x = input + r * dim;
     const RowStatistics s = rowStatistics(x, dim, epsilon, shared);
     float *y = output + r * dim;
     for (int64_t i = threadIdx.x; i < dim; i += blockDim.x)
-      y[i] = addRn(mulRn(mulRn(subRn(x[i], s.mean), s.rstd), scale[i]),
-                   bias[i]);
+      y[i] =
+          addRn(mulRn(mulRn(subRn(x[i], s.mean), s.rstd), scale[i]), bias[i]);
   }
 }
 
@@ -796,9 +801,8 @@ Status runLayerNorm(KernelCall &call) {
 /// Saves the row statistics for the column sums.
 __global__ void layerNormInputGradKernel(int64_t rows, int64_t dim,
                                          float epsilon, const float *outputGrad,
-                                         const float *input,
-                                         const float *scale, float *inputGrad,
-                                         float2 *stats) {
+                                         const float *input, const float *scale,
+                                         float *inputGrad, float2 *stats) {
   __shared__ float shared[32];
   for (int64_t r = blockIdx.x; r < rows; r += gridDim.x) {
     const float *x = input + r * dim;
@@ -829,12 +833,10 @@ __global__ void layerNormInputGradKernel(int64_t rows, int64_t dim,
 /// blocks of 32 rows, then the blocks in order in double.
 constexpr int64_t kLayerNormRowBlock = 32;
 
-__global__ void layerNormColumnPartialKernel(int64_t rows, int64_t dim,
-                                             int64_t numBlocks,
-                                             const float *outputGrad,
-                                             const float *input,
-                                             const float2 *stats,
-                                             float *partial) {
+__global__ void
+layerNormColumnPartialKernel(int64_t rows, int64_t dim, int64_t numBlocks,
+                             const float *outputGrad, const float *input,
+                             const float2 *stats, float *partial) {
   const int64_t c = blockIdx.x * int64_t{blockDim.x} + threadIdx.x;
   if (c >= dim)
     return;
@@ -855,8 +857,7 @@ __global__ void layerNormColumnPartialKernel(int64_t rows, int64_t dim,
 
 __global__ void layerNormColumnTotalsKernel(int64_t numBlocks, int64_t dim,
                                             const float *partial,
-                                            float *scaleGrad,
-                                            float *biasGrad) {
+                                            float *scaleGrad, float *biasGrad) {
   for (int64_t c = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; c < dim;
        c += int64_t{gridDim.x} * blockDim.x) {
     double scaleSum = 0.0, biasSum = 0.0;
@@ -886,10 +887,9 @@ Scratch layerNormGradScratch(void *base, int64_t rows, int64_t dim,
 int64_t layerNormGradWorkspace(const Instruction &inst,
                                const Program &program) {
   const TensorType &x = operandTypeOf(inst, program, 1);
-  return static_cast<int64_t>(
-      layerNormGradScratch(nullptr, leadingElements(x), lastDim(x), nullptr,
-                           nullptr)
-          .bytes());
+  return static_cast<int64_t>(layerNormGradScratch(nullptr, leadingElements(x),
+                                                   lastDim(x), nullptr, nullptr)
+                                  .bytes());
 }
 
 Status runLayerNormGrad(KernelCall &call) {
@@ -958,8 +958,8 @@ __global__ void mapKernel(int64_t count, bool vector, const float *a,
     for (int64_t i = first; i < quads; i += stride) {
       const float4 x = a4[i];
       const float4 y = b ? b4[i] : make_float4(0, 0, 0, 0);
-      out4[i] = make_float4(op(x.x, y.x), op(x.y, y.y), op(x.z, y.z),
-                            op(x.w, y.w));
+      out4[i] =
+          make_float4(op(x.x, y.x), op(x.y, y.y), op(x.z, y.z), op(x.w, y.w));
     }
     scalarFrom = quads * 4;
   }
@@ -973,8 +973,8 @@ Status launchMap(cudaStream_t stream, int64_t count, const float *a,
   if (count <= 0)
     return Status::success();
   const bool vector = vectorizable({a, b, out});
-  mapKernel<<<gridFor(vector ? (count + 3) / 4 : count), kThreads, 0,
-              stream>>>(count, vector, a, b, out, op);
+  mapKernel<<<gridFor(vector ? (count + 3) / 4 : count), kThreads, 0, stream>>>(
+      count, vector, a, b, out, op);
   MOERT_CUDA_RETURN_IF_ERROR(cudaGetLastError());
   return Status::success();
 }
@@ -1075,8 +1075,8 @@ __global__ void dropoutKernel(dense_math::DropoutBlockParams params,
                               uint64_t firstBlock, uint64_t blocks,
                               const float *in, float *out) {
   const uint64_t stride = uint64_t{gridDim.x} * blockDim.x;
-  for (uint64_t b = blockIdx.x * uint64_t{blockDim.x} + threadIdx.x;
-       b < blocks; b += stride)
+  for (uint64_t b = blockIdx.x * uint64_t{blockDim.x} + threadIdx.x; b < blocks;
+       b += stride)
     dense_math::dropoutPhiloxBlock(params, firstBlock + b, in, out);
 }
 
@@ -1096,9 +1096,9 @@ Status runDropoutMask(KernelCall &call) {
   const exec::RunContext &context = call.context();
   if (!context.training || rate <= 0.0) {
     if (out != in)
-      MOERT_CUDA_RETURN_IF_ERROR(cudaMemcpyAsync(
-          out, in, static_cast<size_t>(count) * 4, cudaMemcpyDeviceToDevice,
-          cudaStream));
+      MOERT_CUDA_RETURN_IF_ERROR(
+          cudaMemcpyAsync(out, in, static_cast<size_t>(count) * 4,
+                          cudaMemcpyDeviceToDevice, cudaStream));
     return Status::success();
   }
   const uint64_t threshold = dense_math::dropoutKeepThreshold(rate);
@@ -1265,8 +1265,7 @@ __global__ void __launch_bounds__(kAttnThreads)
       continue;
     // A fully masked row has no distribution: zeros (dense/Attention.h).
     const float inverse = rowSum[r] > 0.0f ? 1.0f / rowSum[r] : 0.0f;
-    const int64_t rowOffset =
-        (b * p.queryLen + i) * p.modelDim + headOffset;
+    const int64_t rowOffset = (b * p.queryLen + i) * p.modelDim + headOffset;
     float dot = 0.0f;
 #pragma unroll
     for (int k = 0; k < kCols; ++k) {
@@ -1351,8 +1350,7 @@ __global__ void __launch_bounds__(kAttnThreads)
     if (threadIdx.x < kAttnTile) {
       const int64_t i = q0 + threadIdx.x;
       const bool inside = i < p.queryLen;
-      lseTile[threadIdx.x] =
-          inside ? p.lse[pair * p.queryLen + i] : -INFINITY;
+      lseTile[threadIdx.x] = inside ? p.lse[pair * p.queryLen + i] : -INFINITY;
       deltaTile[threadIdx.x] = inside ? p.delta[pair * p.queryLen + i] : 0.0f;
     }
     __syncthreads();
@@ -1515,16 +1513,16 @@ __global__ void __launch_bounds__(kAttnThreads)
 }
 
 size_t forwardSharedBytes(int64_t headDim) {
-  return sizeof(float) * (2 * kAttnTile * (headDim + 1) +
-                          kAttnTile * (kAttnTile + 1));
+  return sizeof(float) *
+         (2 * kAttnTile * (headDim + 1) + kAttnTile * (kAttnTile + 1));
 }
 size_t keyValueGradSharedBytes(int64_t headDim) {
   return sizeof(float) * (4 * kAttnTile * (headDim + 1) +
                           2 * kAttnTile * (kAttnTile + 1) + 2 * kAttnTile);
 }
 size_t queryGradSharedBytes(int64_t headDim) {
-  return sizeof(float) * (4 * kAttnTile * (headDim + 1) +
-                          kAttnTile * (kAttnTile + 1));
+  return sizeof(float) *
+         (4 * kAttnTile * (headDim + 1) + kAttnTile * (kAttnTile + 1));
 }
 
 /// Launches `kernel` over `blocks` blocks with `sharedBytes` of dynamic
@@ -1583,10 +1581,9 @@ template <int HeadDimMax> struct LaunchBackward {
     const int64_t keyTiles = (p.keyLen + kAttnTile - 1) / kAttnTile;
     const int64_t pairs = p.batch * p.heads;
     // Row statistics (log-sum-exp, delta) with the forward kernel.
-    MOERT_RETURN_IF_ERROR(launchAttention(call,
-                                          attentionForwardKernel<HeadDimMax>,
-                                          pairs * queryTiles,
-                                          forwardSharedBytes(p.headDim), p));
+    MOERT_RETURN_IF_ERROR(
+        launchAttention(call, attentionForwardKernel<HeadDimMax>,
+                        pairs * queryTiles, forwardSharedBytes(p.headDim), p));
     MOERT_RETURN_IF_ERROR(launchAttention(
         call, attentionKeyValueGradKernel<HeadDimMax>, pairs * keyTiles,
         keyValueGradSharedBytes(p.headDim), p));
@@ -1743,8 +1740,8 @@ int64_t unfusedTileFloats(const AttentionParams &p) {
   return p.heads * p.queryLen * p.keyLen;
 }
 
-Status softmaxRows(const KernelCall &call, const AttentionParams &p,
-                   int64_t b, float *probs) {
+Status softmaxRows(const KernelCall &call, const AttentionParams &p, int64_t b,
+                   float *probs) {
   const int64_t rows = p.heads * p.queryLen;
   maskedSoftmaxKernel<<<static_cast<unsigned>(std::min<int64_t>(rows, 1 << 20)),
                         rowThreads(p.keyLen, 256), 0, streamOf(call)>>>(
@@ -1951,11 +1948,10 @@ __global__ void crossEntropyTokenKernel(CrossEntropyParams p,
         const double lse =
             static_cast<double>(s.max) + log(static_cast<double>(s.sumExp));
         const double nll = lse - row[label];
-        const double smooth =
-            p.smoothing != 0.0f
-                ? lse - static_cast<double>(s.sumLogits) /
-                            static_cast<double>(p.vocab)
-                : 0.0;
+        const double smooth = p.smoothing != 0.0f
+                                  ? lse - static_cast<double>(s.sumLogits) /
+                                              static_cast<double>(p.vocab)
+                                  : 0.0;
         const double smoothing = p.smoothing;
         term = (1.0 - smoothing) * nll + smoothing * smooth;
       }
@@ -1979,8 +1975,8 @@ __global__ void crossEntropyLossKernel(CrossEntropyParams p,
   sum = blockSum(sum, sharedSum);
   counted = blockSum(counted, sharedCount);
   if (threadIdx.x == 0)
-    *loss = counted ? static_cast<float>(sum / static_cast<double>(counted))
-                    : 0.0f;
+    *loss =
+        counted ? static_cast<float>(sum / static_cast<double>(counted)) : 0.0f;
 }
 
 Expected<CrossEntropyParams> crossEntropyParams(const KernelCall &call,
@@ -2041,8 +2037,7 @@ Status runCrossEntropy(KernelCall &call) {
     const unsigned blocks =
         static_cast<unsigned>(std::min<int64_t>(p.tokens, 1 << 20));
     crossEntropyTokenKernel<<<blocks, rowThreads(p.vocab, 512), 0, stream>>>(
-        p, call.operand<float>(0), call.operand<int32_t>(1), tokenLoss,
-        errors);
+        p, call.operand<float>(0), call.operand<int32_t>(1), tokenLoss, errors);
     MOERT_CUDA_RETURN_IF_ERROR(cudaGetLastError());
   } else if (p.tokens > 0) {
     MOERT_RETURN_IF_ERROR(zeroFill(tokenLoss, p.tokens * 8, stream));
@@ -2067,13 +2062,11 @@ __global__ void countLabelsKernel(CrossEntropyParams p, const int32_t *labels,
 
 /// dlogits[t, v] = dloss / n (p_v - ls / V) - dloss / n (1 - ls) [v = y];
 /// zero rows for ignored or bad labels, or when nothing counts.
-__global__ void crossEntropyGradKernel(CrossEntropyParams p,
-                                       const float *lossGrad,
-                                       const float *logits,
-                                       const int32_t *labels,
-                                       const long long *counted,
-                                       float *logitsGrad,
-                                       DeviceErrorRecord *errors) {
+__global__ void
+crossEntropyGradKernel(CrossEntropyParams p, const float *lossGrad,
+                       const float *logits, const int32_t *labels,
+                       const long long *counted, float *logitsGrad,
+                       DeviceErrorRecord *errors) {
   __shared__ float shared[32];
   const long long n = *counted;
   const float weight = n ? *lossGrad / static_cast<float>(n) : 0.0f;

@@ -103,13 +103,16 @@ MOERT_HOST_DEVICE inline void dropoutPhiloxBlock(const DropoutBlockParams &p,
 }
 
 /// The Philox blocks covering [logicalOffset, logicalOffset + count).
-MOERT_HOST_DEVICE inline uint64_t dropoutFirstBlock(const DropoutBlockParams &p) {
+MOERT_HOST_DEVICE inline uint64_t
+dropoutFirstBlock(const DropoutBlockParams &p) {
   return p.logicalOffset / 4;
 }
-MOERT_HOST_DEVICE inline uint64_t dropoutBlockCount(const DropoutBlockParams &p) {
+MOERT_HOST_DEVICE inline uint64_t
+dropoutBlockCount(const DropoutBlockParams &p) {
   if (p.count <= 0)
     return 0;
-  const uint64_t last = (p.logicalOffset + static_cast<uint64_t>(p.count) - 1) / 4;
+  const uint64_t last =
+      (p.logicalOffset + static_cast<uint64_t>(p.count) - 1) / 4;
   return last - p.logicalOffset / 4 + 1;
 }
 

@@ -106,8 +106,8 @@ struct DivOp {
 };
 
 template <typename Op>
-__global__ void binaryKernel(int64_t count, const float *lhs,
-                             const float *rhs, float *out, Op op) {
+__global__ void binaryKernel(int64_t count, const float *lhs, const float *rhs,
+                             float *out, Op op) {
   for (int64_t i = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; i < count;
        i += int64_t{gridDim.x} * blockDim.x)
     out[i] = op(lhs[i], rhs[i]);
@@ -161,8 +161,7 @@ Status runFill(KernelCall &call) {
   case DType::I64:
     return fill(stream, count, static_cast<int64_t>(value), out);
   case DType::Bool:
-    return fill(stream, count, static_cast<uint8_t>(value != 0.0 ? 1 : 0),
-                out);
+    return fill(stream, count, static_cast<uint8_t>(value != 0.0 ? 1 : 0), out);
   }
   return invalidArgument("fill of an unknown element type");
 }

@@ -132,8 +132,7 @@ protected:
     }
     Expected<std::unique_ptr<CudaDevice>> device = CudaDevice::open(0);
     if (!device.ok())
-      GTEST_SKIP() << "cannot open GPU 0: "
-                   << device.status().toString();
+      GTEST_SKIP() << "cannot open GPU 0: " << device.status().toString();
     device_ = std::move(device).value();
     registerDenseKernels(registry_);
     registerPartitionKernels(registry_);
@@ -242,23 +241,23 @@ TEST_F(DenseKernelsTest, LinearAndGradientsMatchCpu) {
                           dw.data(), db.data());
 
     ASSERT_RUN(forward,
-               run(Op::linear, {f32({batch, seq, k}, x), f32(wShape, w),
-                                f32({n}, b)},
+               run(Op::linear,
+                   {f32({batch, seq, k}, x), f32(wShape, w), f32({n}, b)},
                    {typeOf(DType::F32, {batch, seq, n})}, attrs));
     expectNear(forward.results[0].values<float>(), y, 1e-5f, "y");
-    ASSERT_RUN(noBias, run(Op::linear, {f32({batch, seq, k}, x), f32(wShape, w)},
-                           {typeOf(DType::F32, {batch, seq, n})}, attrs));
+    ASSERT_RUN(noBias,
+               run(Op::linear, {f32({batch, seq, k}, x), f32(wShape, w)},
+                   {typeOf(DType::F32, {batch, seq, n})}, attrs));
     std::vector<float> yNoBias(rows * n);
     dense::linearForward(shape, x.data(), w.data(), nullptr, yNoBias.data());
     expectNear(noBias.results[0].values<float>(), yNoBias, 1e-5f, "y");
 
-    ASSERT_RUN(backward,
-               run(Op::linear_grad,
-                   {f32({batch, seq, n}, dy), f32({batch, seq, k}, x),
-                    f32(wShape, w)},
-                   {typeOf(DType::F32, {batch, seq, k}),
-                    typeOf(DType::F32, wShape)},
-                   attrs));
+    ASSERT_RUN(
+        backward,
+        run(Op::linear_grad,
+            {f32({batch, seq, n}, dy), f32({batch, seq, k}, x), f32(wShape, w)},
+            {typeOf(DType::F32, {batch, seq, k}), typeOf(DType::F32, wShape)},
+            attrs));
     expectNear(backward.results[0].values<float>(), dx, 1e-5f, "dx");
     expectNear(backward.results[1].values<float>(), dw, 1e-5f, "dW");
 
@@ -284,24 +283,24 @@ TEST_F(DenseKernelsTest, LayerNormAndGradientMatchCpu) {
     const std::vector<float> dy = randomValues(rows * dim, 8);
     const float eps = 1e-5f;
     std::vector<float> y(rows * dim), dx(rows * dim), ds(dim), dbias(dim);
-    dense::layerNormForward(rows, dim, eps, x.data(), scale.data(),
-                            bias.data(), y.data(), nullptr, nullptr);
+    dense::layerNormForward(rows, dim, eps, x.data(), scale.data(), bias.data(),
+                            y.data(), nullptr, nullptr);
     dense::layerNormBackward(rows, dim, eps, dy.data(), x.data(), scale.data(),
                              nullptr, nullptr, dx.data(), ds.data(),
                              dbias.data());
     std::map<std::string, AttrValue> attrs{{"epsilon", double{eps}}};
-    ASSERT_RUN(forward, run(Op::layer_norm,
-                            {f32({rows, dim}, x), f32({dim}, scale),
-                             f32({dim}, bias)},
-                            {typeOf(DType::F32, {rows, dim})}, attrs));
+    ASSERT_RUN(forward,
+               run(Op::layer_norm,
+                   {f32({rows, dim}, x), f32({dim}, scale), f32({dim}, bias)},
+                   {typeOf(DType::F32, {rows, dim})}, attrs));
     expectNear(forward.results[0].values<float>(), y, 2e-5f, "y");
-    ASSERT_RUN(backward,
-               run(Op::layer_norm_grad,
-                   {f32({rows, dim}, dy), f32({rows, dim}, x),
-                    f32({dim}, scale)},
-                   {typeOf(DType::F32, {rows, dim}), typeOf(DType::F32, {dim}),
-                    typeOf(DType::F32, {dim})},
-                   attrs));
+    ASSERT_RUN(
+        backward,
+        run(Op::layer_norm_grad,
+            {f32({rows, dim}, dy), f32({rows, dim}, x), f32({dim}, scale)},
+            {typeOf(DType::F32, {rows, dim}), typeOf(DType::F32, {dim}),
+             typeOf(DType::F32, {dim})},
+            attrs));
     expectNear(backward.results[0].values<float>(), dx, 1e-4f, "dx");
     expectNear(backward.results[1].values<float>(), ds, 1e-4f, "dscale");
     expectNear(backward.results[2].values<float>(), dbias, 1e-5f, "dbias");
@@ -342,7 +341,8 @@ TEST_F(DenseKernelsTest, ActivationsMatchCpu) {
 
 TEST_F(DenseKernelsTest, AddAndPaddingMaskAreExact) {
   const int64_t count = 1001;
-  const std::vector<float> a = randomValues(count, 11), b = randomValues(count, 12);
+  const std::vector<float> a = randomValues(count, 11),
+                           b = randomValues(count, 12);
   std::vector<float> sum(count);
   dense::add(count, a.data(), b.data(), sum.data());
   ASSERT_RUN(added, run(Op::add, {f32({count}, a), f32({count}, b)},
@@ -372,8 +372,8 @@ TEST_F(DenseKernelsTest, DropoutMaskIsTheCpuMaskBitForBit) {
   params.stream = 4;
   params.step = context.step;
   std::vector<float> expected(count);
-  dense::dropoutForward(params, dense::contiguousDropoutLayout(count),
-                        x.data(), expected.data());
+  dense::dropoutForward(params, dense::contiguousDropoutLayout(count), x.data(),
+                        expected.data());
   for (Op op : {Op::dropout, Op::dropout_grad}) {
     ASSERT_RUN(dropped, run(op, {f32({count}, x)},
                             {typeOf(DType::F32, {count})}, attrs, context));
@@ -392,8 +392,8 @@ TEST_F(DenseKernelsTest, DropoutMaskIsTheCpuMaskBitForBit) {
 TEST_F(DenseKernelsTest, EmbeddingAndGradientsAreTheCpuBits) {
   const int64_t batch = 3, seq = 5, vocab = 11, dim = 6, positions = 8;
   // Repeated ids: the scatter-add order matters.
-  const std::vector<int32_t> tokens = {1, 4, 1, 0, 10, 4, 4, 2, 1,
-                                       9, 0, 3, 4, 4, 7};
+  const std::vector<int32_t> tokens = {1, 4, 1, 0, 10, 4, 4, 2,
+                                       1, 9, 0, 3, 4,  4, 7};
   const std::vector<float> table = randomValues(vocab * dim, 14);
   const std::vector<float> learned = randomValues(positions * dim, 15);
   const std::vector<float> dy = randomValues(batch * seq * dim, 16);
@@ -402,10 +402,10 @@ TEST_F(DenseKernelsTest, EmbeddingAndGradientsAreTheCpuBits) {
   for (int kind = 0; kind < 3; ++kind)
     for (bool scaled : {false, true}) {
       std::vector<float> expected(batch * seq * dim);
-      ASSERT_EQ(dense::embeddingForward(
-                    shape, static_cast<dense::PositionKind>(kind), scaled,
-                    tokens.data(), table.data(), learned.data(),
-                    expected.data()),
+      ASSERT_EQ(dense::embeddingForward(shape,
+                                        static_cast<dense::PositionKind>(kind),
+                                        scaled, tokens.data(), table.data(),
+                                        learned.data(), expected.data()),
                 dense::kAllTokensValid);
       std::vector<HostTensor> operands = {i32({batch, seq}, tokens),
                                           f32({vocab, dim}, table)};
@@ -429,9 +429,10 @@ TEST_F(DenseKernelsTest, EmbeddingAndGradientsAreTheCpuBits) {
     std::map<std::string, AttrValue> attrs;
     if (scaled)
       attrs["scaled"] = int64_t{1};
-    ASSERT_RUN(grad, run(Op::embedding_grad,
-                         {f32({batch, seq, dim}, dy), i32({batch, seq}, tokens)},
-                         {typeOf(DType::F32, {vocab, dim})}, attrs));
+    ASSERT_RUN(grad,
+               run(Op::embedding_grad,
+                   {f32({batch, seq, dim}, dy), i32({batch, seq}, tokens)},
+                   {typeOf(DType::F32, {vocab, dim})}, attrs));
     expectBits(grad.results[0].values<float>(), tableGrad, "embedding_grad");
     ASSERT_RUN(position, run(Op::position_grad, {f32({batch, seq, dim}, dy)},
                              {typeOf(DType::F32, {positions, dim})}));
@@ -443,8 +444,7 @@ TEST_F(DenseKernelsTest, EmbeddingAndGradientsAreTheCpuBits) {
 TEST_F(DenseKernelsTest, BadTokenIsRecordedNotRead) {
   const std::vector<int32_t> tokens = {1, 2, 99, 0, -3};
   const std::vector<float> table = randomValues(4 * 2, 17);
-  ASSERT_RUN(forward, run(Op::embedding,
-                          {i32({5}, tokens), f32({4, 2}, table)},
+  ASSERT_RUN(forward, run(Op::embedding, {i32({5}, tokens), f32({4, 2}, table)},
                           {typeOf(DType::F32, {5, 2})},
                           {{"position", std::string("none")}}));
   EXPECT_EQ(forward.errorCode, 1u);
@@ -490,8 +490,8 @@ TEST_P(AttentionKernelsTest, ForwardAndBackwardMatchCpu) {
       for (int64_t j = c.keyLen - 2; j < c.keyLen; ++j)
         keyMask[c.keyLen + j] = 0;
   }
-  dense::AttentionShape shape{c.batch, c.queryLen, c.keyLen, c.modelDim,
-                              c.heads, c.causal};
+  dense::AttentionShape shape{c.batch,    c.queryLen, c.keyLen,
+                              c.modelDim, c.heads,    c.causal};
   const uint8_t *maskData = c.keyMask ? keyMask.data() : nullptr;
   std::vector<float> out(qCount), dq(qCount), dk(kCount), dv(kCount);
   dense::attentionForward(shape, q.data(), k.data(), v.data(), maskData,
@@ -558,28 +558,27 @@ TEST_F(DenseKernelsTest, CrossEntropyAndGradientMatchCpu) {
     options.ignoreIndex = -100;
     float loss = 0.0f;
     ASSERT_EQ(dense::crossEntropyForward(tokens, vocab, logits.data(),
-                                         labels.data(), options, &loss,
-                                         nullptr, nullptr),
+                                         labels.data(), options, &loss, nullptr,
+                                         nullptr),
               dense::kAllLabelsValid);
     std::vector<float> grad(tokens * vocab);
     const float lossGrad = 0.75f;
     ASSERT_EQ(dense::crossEntropyBackward(tokens, vocab, lossGrad,
-                                          logits.data(), labels.data(),
-                                          options, nullptr, grad.data()),
+                                          logits.data(), labels.data(), options,
+                                          nullptr, grad.data()),
               dense::kAllLabelsValid);
-    std::map<std::string, AttrValue> attrs{
-        {"label_smoothing", smoothing}, {"ignore_index", int64_t{-100}}};
+    std::map<std::string, AttrValue> attrs{{"label_smoothing", smoothing},
+                                           {"ignore_index", int64_t{-100}}};
     ASSERT_RUN(forward,
                run(Op::cross_entropy,
                    {f32({tokens, vocab}, logits), i32({tokens}, labels)},
                    {typeOf(DType::F32, {})}, attrs));
     EXPECT_NEAR(forward.results[0].values<float>()[0], loss, 1e-5f * loss);
     EXPECT_EQ(forward.errorCode, 0u);
-    ASSERT_RUN(backward,
-               run(Op::cross_entropy_grad,
-                   {f32({}, {lossGrad}), f32({tokens, vocab}, logits),
-                    i32({tokens}, labels)},
-                   {typeOf(DType::F32, {tokens, vocab})}, attrs));
+    ASSERT_RUN(backward, run(Op::cross_entropy_grad,
+                             {f32({}, {lossGrad}), f32({tokens, vocab}, logits),
+                              i32({tokens}, labels)},
+                             {typeOf(DType::F32, {tokens, vocab})}, attrs));
     expectNear(backward.results[0].values<float>(), grad, 1e-5f, "dlogits");
   }
   // Every label ignored: loss 0 and a zero gradient, as on the CPU.
@@ -606,9 +605,9 @@ TEST_F(DenseKernelsTest, CrossEntropyAndGradientMatchCpu) {
 
 TEST_F(DenseKernelsTest, PartitionKernelsMatchCpu) {
   const std::vector<int32_t> labels = {3, -100, 4, 4, -100, 0, 9};
-  ASSERT_RUN(counted, run(Op::token_count, {i32({7}, labels)},
-                          {typeOf(DType::F32, {})},
-                          {{"ignore_index", int64_t{-100}}}));
+  ASSERT_RUN(counted,
+             run(Op::token_count, {i32({7}, labels)}, {typeOf(DType::F32, {})},
+                 {{"ignore_index", int64_t{-100}}}));
   EXPECT_EQ(counted.results[0].values<float>()[0], 5.0f);
 
   const std::vector<float> x = randomValues(4 * 6, 24), b = randomValues(6, 25);
@@ -634,11 +633,11 @@ TEST_F(DenseKernelsTest, PartitionKernelsMatchCpu) {
                                    {typeOf(DType::F32, {4, 6})});
   EXPECT_FALSE(mismatch.ok());
 
-  ASSERT_RUN(filled, run(Op::fill, {}, {typeOf(DType::F32, {5})},
-                         {{"value", 2.5}}));
+  ASSERT_RUN(filled,
+             run(Op::fill, {}, {typeOf(DType::F32, {5})}, {{"value", 2.5}}));
   EXPECT_EQ(filled.results[0].values<float>(), std::vector<float>(5, 2.5f));
-  ASSERT_RUN(filledInt, run(Op::fill, {}, {typeOf(DType::I64, {3})},
-                            {{"value", -7.0}}));
+  ASSERT_RUN(filledInt,
+             run(Op::fill, {}, {typeOf(DType::I64, {3})}, {{"value", -7.0}}));
   EXPECT_EQ(filledInt.results[0].values<int64_t>(),
             std::vector<int64_t>(3, -7));
 }

@@ -6,8 +6,8 @@
 // moert/dense, so they need no GPU.
 //
 //===----------------------------------------------------------------------===//
-#include "moert/backends/cuda/DenseGemm.h"
 #include "moert/backends/cuda/DenseMath.h"
+#include "moert/backends/cuda/DenseGemm.h"
 
 #include "moert/dense/Activation.h"
 #include "moert/dense/Attention.h"
@@ -257,7 +257,6 @@ INSTANTIATE_TEST_SUITE_P(Weights, LinearGemmTest, ::testing::Bool(),
                            return info.param ? "TransposedWeight" : "Weight";
                          });
 
-
 //===----------------------------------------------------------------------===//
 // Attention GEMM mapping (the unfused path): plain head-batched GEMMs driven
 // by the mapping, with the row softmax in between, reproduce the CPU
@@ -364,8 +363,10 @@ TEST(AttentionGemmTest, MappingMatchesCpuAttention) {
     dense::AttentionShape s{2, 7, causal ? 7 : 5, 12, 3, causal};
     const int64_t qCount = s.batch * s.queryLen * s.modelDim;
     const int64_t kCount = s.batch * s.keyLen * s.modelDim;
-    const std::vector<float> q = randomValues(qCount, 4), k = randomValues(kCount, 5),
-                             v = randomValues(kCount, 6), dOut = randomValues(qCount, 7);
+    const std::vector<float> q = randomValues(qCount, 4),
+                             k = randomValues(kCount, 5),
+                             v = randomValues(kCount, 6),
+                             dOut = randomValues(qCount, 7);
     std::vector<uint8_t> mask(s.batch * s.keyLen, 1);
     mask[0] = 0; // leading padding of batch 0
     mask[s.keyLen + s.keyLen - 1] = 0;
@@ -383,11 +384,11 @@ TEST(AttentionGemmTest, MappingMatchesCpuAttention) {
     for (int64_t b = 0; b < s.batch; ++b) {
       const int64_t qOff = b * s.queryLen * s.modelDim;
       const int64_t kOff = b * s.keyLen * s.modelDim;
-      AttentionBuffers buffers{q.data() + qOff,     k.data() + kOff,
-                               v.data() + kOff,     dOut.data() + qOff,
-                               probs.data(),        scoreGrad.data(),
-                               out2.data() + qOff,  dq2.data() + qOff,
-                               dk2.data() + kOff,   dv2.data() + kOff};
+      AttentionBuffers buffers{q.data() + qOff,    k.data() + kOff,
+                               v.data() + kOff,    dOut.data() + qOff,
+                               probs.data(),       scoreGrad.data(),
+                               out2.data() + qOff, dq2.data() + qOff,
+                               dk2.data() + kOff,  dv2.data() + kOff};
       headBatchedGemm(attentionScoresGemm(d, scale), s.numHeads, buffers);
       maskedSoftmaxRows(s, b, mask.data(), probs.data());
       headBatchedGemm(attentionOutputGemm(d), s.numHeads, buffers);
