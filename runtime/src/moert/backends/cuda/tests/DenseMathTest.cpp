@@ -17,7 +17,9 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
+#include <iterator>
 #include <cstring>
 #include <limits>
 #include <random>
@@ -145,11 +147,13 @@ TEST(SinusoidalPositionTest, MatchesCpuTable) {
 //===----------------------------------------------------------------------===//
 
 template <int Kind> void checkActivation(dense::ActivationKind kind) {
-  std::vector<float> z;
-  for (float x = -12.0f; x <= 12.0f; x += 0.013f)
-    z.push_back(x);
-  for (float x : {0.0f, -0.0f, 30.0f, -30.0f, 1e20f, -1e20f})
-    z.push_back(x);
+  // A dense grid over [-12, 12] plus zeros and far-out values.
+  constexpr size_t kGrid = 1847;
+  const float extremes[] = {0.0f, -0.0f, 30.0f, -30.0f, 1e20f, -1e20f};
+  std::vector<float> z(kGrid + std::size(extremes));
+  for (size_t i = 0; i < kGrid; ++i)
+    z[i] = -12.0f + 0.013f * static_cast<float>(i);
+  std::copy(std::begin(extremes), std::end(extremes), z.begin() + kGrid);
   std::vector<float> value(z.size()), grad(z.size());
   const std::vector<float> ones(z.size(), 1.0f);
   dense::activationForward(kind, static_cast<int64_t>(z.size()), z.data(),
