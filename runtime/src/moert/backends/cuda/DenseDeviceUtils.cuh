@@ -12,6 +12,7 @@
 #define MOERT_BACKENDS_CUDA_DENSEDEVICEUTILS_CUH
 
 #include "moert/backends/cuda/CudaStatus.h"
+#include "moert/backends/cuda/DenseWarp.cuh"
 #include "moert/exec/Executor.h"
 
 #include <cuda_runtime.h>
@@ -24,7 +25,6 @@ namespace cuda {
 namespace dense_device {
 
 constexpr int kThreads = 256;
-constexpr unsigned kFullMask = 0xffffffffu;
 
 /// Blocks for a grid-stride loop over `count` items, `threads` per block:
 /// enough to fill any GPU several times over, never more than needed.
@@ -117,17 +117,6 @@ __device__ inline void recordError(DeviceErrorRecord *record, unsigned int code,
 //===----------------------------------------------------------------------===//
 // Reductions (fixed order: the same bits on every run)
 //===----------------------------------------------------------------------===//
-
-template <typename T> __device__ inline T warpSum(T value) {
-  for (int offset = 16; offset > 0; offset /= 2)
-    value += __shfl_xor_sync(kFullMask, value, offset);
-  return value;
-}
-template <typename T> __device__ inline T warpMax(T value) {
-  for (int offset = 16; offset > 0; offset /= 2)
-    value = max(value, __shfl_xor_sync(kFullMask, value, offset));
-  return value;
-}
 
 /// Sum over the block (blockDim.x a multiple of 32, at most 1024); every
 /// thread gets the result. `shared` holds 32 values; the call synchronizes
