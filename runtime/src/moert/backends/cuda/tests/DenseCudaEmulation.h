@@ -30,6 +30,9 @@
 #define __device__
 #define __host__
 #define __launch_bounds__(threads)
+// Static shared arrays: one per function, which the blocks (run one after
+// another) take in turn.
+#define __shared__ static
 
 namespace moert {
 namespace cuda {
@@ -75,15 +78,15 @@ inline thread_local Dim3 threadIndex, blockIndex;
 inline Dim3 blockSize, gridSize;
 inline BlockState *currentBlock = nullptr;
 
-/// Runs kernel(args...) over `grid` blocks of `block` threads (x only),
+/// Runs kernel(args...) over `grid` blocks (x, y) of `block` threads,
 /// with `sharedBytes` of dynamic shared memory. Every block has a multiple
 /// of 32 threads.
 template <typename Kernel, typename... Args>
-void launch(unsigned grid, unsigned block, size_t sharedBytes, Kernel kernel,
+void launch(Dim3 grid, unsigned block, size_t sharedBytes, Kernel kernel,
             const Args &...args) {
-  gridSize = {grid, 1, 1};
+  gridSize = grid;
   blockSize = {block, 1, 1};
-  for (unsigned b = 0; b < grid; ++b) {
+  for (unsigned b = 0; b < grid.x * grid.y; ++b) {
     BlockState state;
     state.block = std::make_unique<Barrier>(static_cast<int>(block));
     for (unsigned w = 0; w < block / 32; ++w)
@@ -96,7 +99,7 @@ void launch(unsigned grid, unsigned block, size_t sharedBytes, Kernel kernel,
     for (unsigned t = 0; t < block; ++t)
       threads.emplace_back([&, t] {
         threadIndex = {t, 0, 0};
-        blockIndex = {b, 0, 0};
+        blockIndex = {b % grid.x, b / grid.x, 0};
         kernel(args...);
       });
     for (std::thread &thread : threads)
@@ -105,7 +108,18 @@ void launch(unsigned grid, unsigned block, size_t sharedBytes, Kernel kernel,
   }
 }
 
+template <typename Kernel, typename... Args>
+void launch(unsigned grid, unsigned block, size_t sharedBytes, Kernel kernel,
+            const Args &...args) {
+  launch(Dim3{grid, 1, 1}, block, sharedBytes, kernel, args...);
+}
+
 inline float *dynamicShared() { return currentBlock->shared.data(); }
+
+inline std::mutex &atomicMutex() {
+  static std::mutex mutex;
+  return mutex;
+}
 
 } // namespace emulation
 } // namespace cuda
@@ -137,6 +151,26 @@ template <typename T> T __shfl_xor_sync(unsigned, T value, int laneMask) {
   __syncwarp(); // the slots are reused by the next shuffle
   return other;
 }
+
+inline unsigned atomicCAS(unsigned *address, unsigned compare, unsigned value) {
+  std::lock_guard<std::mutex> lock(::moert::cuda::emulation::atomicMutex());
+  const unsigned old = *address;
+  if (old == compare)
+    *address = value;
+  return old;
+}
+inline unsigned long long atomicMin(unsigned long long *address,
+                                    unsigned long long value) {
+  std::lock_guard<std::mutex> lock(::moert::cuda::emulation::atomicMutex());
+  const unsigned long long old = *address;
+  *address = std::min(old, value);
+  return old;
+}
+
+struct float2 {
+  float x, y;
+};
+inline float2 make_float2(float x, float y) { return {x, y}; }
 
 using std::max;
 using std::min;
