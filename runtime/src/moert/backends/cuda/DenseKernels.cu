@@ -26,6 +26,12 @@
 // beyond the fused kernels' register tiles (> 256) take the CPU's unfused
 // algorithm with head-batched cuBLAS GEMMs.
 //
+// This file holds the adapters (KernelCall -> launches), the cuBLAS /
+// cuBLASLt / CUB calls and the element-wise kernels. The device code of the
+// row kernels is in DenseRowKernels.cuh and the fused attention in
+// DenseAttention.cuh, apart from the CUDA runtime, so that CPU tests run
+// that very code on the host (tests/DenseCudaEmulation.h).
+//
 //===----------------------------------------------------------------------===//
 #include "moert/backends/cuda/CudaDevice.h"
 #include "moert/backends/cuda/CudaKernels.h"
