@@ -11,6 +11,7 @@
 //
 //===----------------------------------------------------------------------===//
 #include "moert/exec/Executor.h"
+#include "moert/hal/Device.h"
 #include "moert/plan/PlanLoader.h"
 #include "moert/runner/PlanProgram.h"
 #include "moert/runner/StepIO.h"
@@ -33,11 +34,14 @@ struct Options {
   std::string plan;
   int steps = 40, warmup = 10;
   uint64_t seed = 1;
+  std::string device = "cpu";
+  double modelFlops = 0; // per step, for the achieved rate
 };
 
 bool parseOptions(int argc, char **argv, Options &o) {
   const char *usage = "usage: moe-bench-step <plan.moeplan> [--steps N] "
-                      "[--warmup W] [--seed S]\n";
+                      "[--warmup W] [--seed S] [--device cpu|cuda] "
+                      "[--model-flops F]\n";
   for (int i = 1; i < argc; ++i) {
     const std::string arg = argv[i];
     if (arg == "--steps" || arg == "--warmup" || arg == "--seed") {
@@ -59,6 +63,21 @@ bool parseOptions(int argc, char **argv, Options &o) {
         o.warmup = static_cast<int>(value);
       else
         o.seed = static_cast<uint64_t>(value);
+    } else if (arg == "--device" && i + 1 < argc) {
+      o.device = argv[++i];
+      if (!hal::parseBackend(o.device).ok()) {
+        std::fprintf(stderr, "%smoe-bench-step: --device expects cpu or cuda, "
+                     "found '%s'\n", usage, o.device.c_str());
+        return false;
+      }
+    } else if (arg == "--model-flops" && i + 1 < argc) {
+      char *end = nullptr;
+      o.modelFlops = std::strtod(argv[++i], &end);
+      if (!end || *end != '\0' || !(o.modelFlops > 0)) {
+        std::fprintf(stderr, "%smoe-bench-step: --model-flops expects a "
+                     "positive number, found '%s'\n", usage, argv[i]);
+        return false;
+      }
     } else if (!arg.empty() && arg[0] != '-' && o.plan.empty()) {
       o.plan = arg;
     } else {
@@ -103,8 +122,15 @@ int main(int argc, char **argv) {
       if (size != 1)
         return fail(invalidArgument("the plan is partitioned for a device "
                                     "grid; moe-bench-step runs one process"));
+  Expected<std::unique_ptr<hal::Device>> device =
+      hal::createDevice(*hal::parseBackend(o.device), hal::DeviceOptions());
+  if (!device.ok())
+    return fail(device.status());
+  // Kernels on a GPU run asynchronously: each timed call waits for its
+  // work, so the per-kernel times add up to the step.
+  const bool synchronize = !(*device)->hostAccessible();
   Expected<std::unique_ptr<exec::Executor>> created =
-      exec::Executor::create(std::move(*program));
+      exec::Executor::create(std::move(*program), **device);
   if (!created.ok())
     return fail(created.status());
   exec::Executor &executor = **created;
@@ -124,9 +150,6 @@ int main(int argc, char **argv) {
       !status.ok())
     return fail(status);
 
-  std::vector<const exec::KernelInfo *> kernels;
-  for (const exec::Instruction &inst : prog.instructions)
-    kernels.push_back(exec::lookupKernel(inst.kernel));
   std::map<std::string, double> kernelSeconds;
   std::map<std::string, int64_t> kernelCalls;
   std::vector<double> stepSeconds;
@@ -144,18 +167,12 @@ int main(int argc, char **argv) {
     auto stepStart = std::chrono::steady_clock::now();
     for (size_t i = 0; i < prog.instructions.size(); ++i) {
       const exec::Instruction &inst = prog.instructions[i];
-      std::vector<void *> operands, results;
-      for (int32_t id : inst.operands)
-        operands.push_back(executor.bufferData(id));
-      for (int32_t id : inst.results)
-        results.push_back(executor.bufferData(id));
-      exec::KernelCall call(inst, prog, context, std::move(operands),
-                            std::move(results));
       auto start = std::chrono::steady_clock::now();
-      if (!kernels[i])
-        return fail(internalError("no kernel for " + inst.kernel));
-      if (Status status = kernels[i]->fn(call); !status.ok())
-        return fail(status.withContext(inst.kernel + " at " + inst.location));
+      if (Status status = executor.runInstruction(i, context); !status.ok())
+        return fail(status);
+      if (synchronize)
+        if (Status status = (*device)->synchronize(); !status.ok())
+          return fail(status.withContext(inst.kernel + " at " + inst.location));
       if (timed) {
         kernelSeconds[inst.kernel] += secondsSince(start);
         ++kernelCalls[inst.kernel];
@@ -174,6 +191,11 @@ int main(int argc, char **argv) {
               "warm-up; %zu instructions\n",
               sorted[sorted.size() / 2] * 1e3, total / o.steps * 1e3, o.steps,
               o.warmup, prog.instructions.size());
+  std::printf("device: %s\n", (*device)->description().c_str());
+  if (o.modelFlops > 0)
+    std::printf("model FLOPs per step %.4g: %.2f TFLOP/s at the median "
+                "step\n",
+                o.modelFlops, o.modelFlops / sorted[sorted.size() / 2] / 1e12);
   std::vector<std::pair<double, std::string>> byTime;
   for (const auto &entry : kernelSeconds)
     byTime.push_back({entry.second, entry.first});

@@ -22,6 +22,31 @@ config.substitutions.append(("%python", config.python_executable))
 if shutil.which("dot"):
     config.available_features.add("graphviz")
 
+# The CUDA backend: "cuda-backend" when it is built, "cuda-gpu" when this
+# machine also has a GPU with its driver (nvidia-smi lists one).
+if getattr(config, "moe_have_cuda", False):
+    config.available_features.add("cuda-backend")
+    smi = shutil.which("nvidia-smi")
+    if smi:
+        import subprocess
+        try:
+            listed = subprocess.run([smi, "-L"], capture_output=True, timeout=20)
+            if listed.returncode == 0 and b"GPU" in listed.stdout:
+                config.available_features.add("cuda-gpu")
+        except (OSError, subprocess.TimeoutExpired):
+            pass
+
+# Checkpoint hashes depend on the BLAS kernels OpenBLAS picks for this CPU:
+# "openblas-core-<name>" lets a golden test say where it was recorded.
+try:
+    import ctypes
+    openblas = ctypes.CDLL("libopenblas.so.0")
+    openblas.openblas_get_corename.restype = ctypes.c_char_p
+    core = openblas.openblas_get_corename().decode().lower()
+    config.available_features.add("openblas-core-" + core)
+except (OSError, AttributeError):
+    pass
+
 llvm_config.use_default_substitutions()
 llvm_config.with_environment("PATH", config.llvm_tools_dir, append_path=True)
 tools = [

@@ -165,10 +165,13 @@ int main(int argc, char **argv) {
       copy.name = param->name()->str();
       if (param->shape())
         copy.shape.assign(param->shape()->begin(), param->shape()->end());
-      const float *data =
-          static_cast<const float *>(executor.bufferData(param->buffer()));
-      copy.values.assign(data,
-                         data + p.buffers[param->buffer()].type.numElements());
+      copy.values.resize(static_cast<size_t>(
+          p.buffers[param->buffer()].type.numElements()));
+      if (Status status = executor.readBuffer(
+              param->buffer(), copy.values.data(),
+              copy.values.size() * sizeof(float));
+          !status.ok())
+        return fail(status);
       params.push_back(std::move(copy));
     }
 
@@ -209,15 +212,21 @@ int main(int argc, char **argv) {
     return rc;
   if (int rc = check(addBatch("labels", batch.labels, taskConfig->tgtLen)))
     return rc;
+  // The writer keeps pointers until write(): the host copies live until then.
+  std::vector<std::vector<uint8_t>> hostCopies;
+  hostCopies.reserve(outputs.size());
   for (int32_t id : outputs) {
     const exec::Buffer &buffer = p.buffers[id];
     Expected<checkpoint::DType> dtype =
         checkpointDType(buffer.type, buffer.name);
     if (!dtype.ok())
       return fail(dtype.status());
-    if (int rc = check(writer.addTensor(
-            buffer.name, *dtype, buffer.type.shape, executor.bufferData(id),
-            static_cast<size_t>(buffer.type.byteSize()))))
+    hostCopies.emplace_back(static_cast<size_t>(buffer.type.byteSize()));
+    std::vector<uint8_t> &bytes = hostCopies.back();
+    if (int rc = check(executor.readBuffer(id, bytes.data(), bytes.size())))
+      return rc;
+    if (int rc = check(writer.addTensor(buffer.name, *dtype, buffer.type.shape,
+                                        bytes.data(), bytes.size())))
       return rc;
   }
   writer.setStep(options.step);

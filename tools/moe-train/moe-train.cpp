@@ -13,6 +13,7 @@
 //
 //===----------------------------------------------------------------------===//
 #include "moert/comm/MpiCommunicator.h"
+#include "moert/hal/Device.h"
 #include "moert/runner/CommandLine.h"
 #include "moert/runner/Trainer.h"
 
@@ -25,6 +26,7 @@
 #include <cstring>
 #include <fstream>
 #include <iomanip>
+#include <optional>
 #include <string>
 
 using namespace moert;
@@ -42,6 +44,7 @@ struct Options {
   int64_t saveEvery = 0; // 0: only at the end
   std::string resume;    // checkpoint to continue from
   std::string commStats; // per-rank JSON of bytes sent and memory; "{rank}"
+  std::string device = "cpu"; // backend the plan runs on
 };
 
 const char *kUsage =
@@ -49,13 +52,15 @@ const char *kUsage =
     "[--metrics FILE.jsonl] [--log-every K] [--alphabet A]\n"
     "                 [--save FILE.safetensors] [--save-every K] "
     "[--resume FILE.safetensors]\n"
-    "                 [--comm-stats FILE.json]\n"
+    "                 [--comm-stats FILE.json] [--device cpu|cuda]\n"
     "  --alphabet A  content tokens of the synthetic reversal task "
     "(default 32; 0 = whole vocabulary)\n"
     "  --resume F    continue from checkpoint F (same plan and --seed) up to "
     "--steps\n"
     "  --comm-stats F  write each rank's bytes sent per collective in one "
     "step and its allocated bytes to F ('{rank}' in F becomes the rank)\n"
+    "  --device D    run on the CPU (default) or on a CUDA GPU (under "
+    "mpirun: the GPU of the node-local rank)\n"
     "A plan partitioned for a device grid of N ranks runs under "
     "mpirun -np N.\n";
 
@@ -81,6 +86,11 @@ bool parseOptions(int argc, char **argv, Options &options) {
       ok = cl.value(options.save);
     } else if (arg == "--resume") {
       ok = cl.value(options.resume);
+    } else if (arg == "--device") {
+      ok = cl.value(options.device);
+      if (ok && !hal::parseBackend(options.device).ok())
+        ok = cl.error("--device expects cpu or cuda, found '" +
+                      options.device + "'");
     } else if (arg == "--comm-stats") {
       ok = cl.value(options.commStats);
     } else if (arg == "--save-every") {
@@ -194,18 +204,23 @@ bool sameStats(const comm::CommStats &a, const comm::CommStats &b) {
 
 int main(int argc, char **argv) {
   // The options first, so that usage errors and --help need no MPI. A
-  // process started without mpirun is a job of one (MPI singleton).
+  // process started without a launcher (mpirun, srun) is a job of one and
+  // does not start MPI: it runs where MPI is not installed or configured
+  // (e.g. a GPU machine that only has the shared libraries).
   Options options;
   if (!parseOptions(argc, argv, options))
     return 2;
-  comm::MpiSession mpi(&argc, &argv);
+  std::optional<comm::MpiSession> mpi;
   Job job;
-  if (!mpi.status().ok()) {
-    Status status = mpi.status();
-    return job.fail(status.withContext("starting MPI"));
+  if (comm::startedByMpiLauncher()) {
+    mpi.emplace(&argc, &argv);
+    if (!mpi->status().ok()) {
+      Status status = mpi->status();
+      return job.fail(status.withContext("starting MPI"));
+    }
+    job.rank = mpi->worldRank();
+    job.size = mpi->worldSize();
   }
-  job.rank = mpi.worldRank();
-  job.size = mpi.worldSize();
   const bool rankZero = job.rank == 0;
 
   Expected<plan::LoadedPlan> loaded = plan::loadPlan(options.plan);
@@ -229,14 +244,23 @@ int main(int argc, char **argv) {
   if (planView.grid()->axes())
     for (const plan::fb::GridAxis *axis : *planView.grid()->axes())
       axisNames.push_back(axis->name()->str());
-  Expected<std::unique_ptr<comm::GridCommunicators>> grid =
-      comm::makeMpiGrid(gridShape, axisNames);
-  if (!grid.ok())
-    return job.fail(grid.status());
+  std::unique_ptr<comm::GridCommunicators> grid;
+  if (mpi) {
+    Expected<std::unique_ptr<comm::GridCommunicators>> made =
+        comm::makeMpiGrid(gridShape, axisNames);
+    if (!made.ok())
+      return job.fail(made.status());
+    grid = std::move(*made);
+  }
   job.running = true;
 
+  Expected<std::unique_ptr<hal::Device>> device = hal::createDevice(
+      *hal::parseBackend(options.device), hal::DeviceOptions());
+  if (!device.ok())
+    return job.fail(device.takeStatus().withContext("--device " + options.device));
   Expected<std::unique_ptr<runner::Trainer>> created = runner::Trainer::create(
-      std::move(*loaded), options.seed, options.alphabet, grid->get());
+      std::move(*loaded), options.seed, options.alphabet, grid.get(),
+      device->get());
   if (!created.ok())
     return job.fail(created.status());
   runner::Trainer &trainer = **created;
@@ -281,6 +305,8 @@ int main(int argc, char **argv) {
                 trainer.parameters().size(),
                 executor.arenaBytes() / (1024.0 * 1024.0),
                 executor.persistentBytes() / (1024.0 * 1024.0), options.seed);
+    if ((*device)->backend() != hal::Backend::Cpu)
+      std::printf("moe-train: device %s\n", (*device)->description().c_str());
     if (job.size > 1)
       std::printf("moe-train: %d ranks on the grid %s (arena and persistent "
                   "bytes are per rank)\n",

@@ -11,6 +11,8 @@
 //===----------------------------------------------------------------------===//
 #include "moert/comm/MpiCommunicator.h"
 
+#include <cstdlib>
+
 #include "moert/comm/CommInternal.h"
 
 #include <fmt/format.h>
@@ -426,6 +428,14 @@ private:
 //===----------------------------------------------------------------------===//
 // MpiSession
 //===----------------------------------------------------------------------===//
+
+bool startedByMpiLauncher() {
+  for (const char *name : {"OMPI_COMM_WORLD_SIZE", "PMIX_RANK", "PMI_RANK",
+                           "PMI_SIZE", "MPI_LOCALRANKID"})
+    if (std::getenv(name))
+      return true;
+  return false;
+}
 
 MpiSession::MpiSession(int *argc, char ***argv) {
   int initialized = 0;

@@ -37,6 +37,12 @@ namespace moert::comm {
 /// it was the one to initialize it. Errors on MPI_COMM_WORLD are returned,
 /// not fatal, when the session initialized MPI. Create one, early in
 /// main(), before any grid; destroy grids before it.
+/// Whether a launcher (mpirun, mpiexec, srun) started this process: one of
+/// the environment variables OpenMPI, PMI/PMIx (MPICH, Slurm) set for
+/// their ranks is present. A process started by hand is a job of one and
+/// needs no MPI at all.
+bool startedByMpiLauncher();
+
 class MpiSession {
 public:
   /// argc/argv as given to main() (MPI may consume its own arguments), or

@@ -1,6 +1,7 @@
-//===- Executor.cpp - Runs a Program on the CPU ---------------------------===//
+//===- Executor.cpp - Runs a Program on a device --------------------------===//
 #include "moert/exec/Executor.h"
 
+#include "moert/backends/cpu/CpuDevice.h"
 #include "moert/comm/Communicator.h"
 
 #include <cstdlib>
@@ -11,7 +12,12 @@ namespace moert {
 namespace exec {
 
 namespace {
-constexpr size_t kArenaAlignment = 64;
+/// Constants and staging slices start at multiples of this.
+constexpr int64_t kAlignment = 64;
+
+int64_t alignUp(int64_t bytes) {
+  return (bytes + kAlignment - 1) / kAlignment * kAlignment;
+}
 
 std::string describe(size_t index, const Instruction &inst) {
   std::ostringstream os;
@@ -20,105 +26,181 @@ std::string describe(size_t index, const Instruction &inst) {
     os << " at " << inst.location;
   return os.str();
 }
+
+/// Bytes of the operands / results a kernel wants on the host.
+int64_t stagedBytes(const KernelInfo &info, const Instruction &inst,
+                    const Program &program) {
+  int64_t bytes = 0;
+  for (size_t i = 0; i < inst.operands.size(); ++i)
+    if (i < 32 && (info.hostOperands >> i & 1u))
+      bytes += alignUp(program.buffers[inst.operands[i]].type.byteSize());
+  for (size_t i = 0; i < inst.results.size(); ++i)
+    if (i < 32 && (info.hostResults >> i & 1u))
+      bytes += alignUp(program.buffers[inst.results[i]].type.byteSize());
+  return bytes;
+}
+
+/// The splat value of a constant buffer as the bytes of its element type.
+void materializeSplat(const Buffer &b, uint8_t *out) {
+  int64_t n = b.type.numElements();
+  for (int64_t e = 0; e < n; ++e) {
+    switch (b.type.dtype) {
+    case DType::F32: {
+      float v = static_cast<float>(b.splat);
+      std::memcpy(out + e * 4, &v, 4);
+      break;
+    }
+    case DType::I32: {
+      int32_t v = static_cast<int32_t>(b.splat);
+      std::memcpy(out + e * 4, &v, 4);
+      break;
+    }
+    case DType::I64: {
+      int64_t v = static_cast<int64_t>(b.splat);
+      std::memcpy(out + e * 8, &v, 8);
+      break;
+    }
+    case DType::Bool:
+      out[e] = b.splat != 0.0;
+      break;
+    }
+  }
+}
 } // namespace
 
-Executor::Executor(Program program) : program_(std::move(program)) {}
+Executor::Executor(Program program, hal::Device &device)
+    : program_(std::move(program)), device_(device) {}
 
 Expected<std::unique_ptr<Executor>> Executor::create(Program program) {
+  return create(std::move(program), cpu::hostDevice());
+}
+
+Expected<std::unique_ptr<Executor>> Executor::create(Program program,
+                                                     hal::Device &device) {
   MOERT_RETURN_IF_ERROR(program.verify());
-  std::unique_ptr<Executor> executor(new Executor(std::move(program)));
+  std::unique_ptr<Executor> executor(
+      new Executor(std::move(program), device));
   const Program &p = executor->program_;
+  const KernelRegistry &registry = kernelRegistry(device.backend());
+  const char *backend = hal::backendName(device.backend());
+  int64_t workspaceBytes = 0, stagingBytes = 0;
   for (size_t i = 0; i < p.instructions.size(); ++i) {
     const Instruction &inst = p.instructions[i];
-    const KernelInfo *info = lookupKernel(inst.kernel);
-    if (!info)
-      return unimplemented(describe(i, inst) + ": no CPU kernel for this op");
+    std::optional<Op> op = opFromName(inst.kernel);
+    if (!op)
+      return unimplemented(describe(i, inst) +
+                           ": not an op of this runtime (Ops.def)");
+    const OpInfo &opInfo = moert::opInfo(*op);
     int numOperands = static_cast<int>(inst.operands.size());
-    if (numOperands < info->minOperands || numOperands > info->maxOperands)
-      return invalidArgument(describe(i, inst) + ": expected " +
-                             std::to_string(info->minOperands) +
-                             (info->maxOperands != info->minOperands
-                                  ? " to " + std::to_string(info->maxOperands)
-                                  : std::string()) +
-                             " operands, found " + std::to_string(numOperands));
-    if (static_cast<int>(inst.results.size()) != info->numResults)
+    if (numOperands < opInfo.minOperands || numOperands > opInfo.maxOperands)
       return invalidArgument(
-          describe(i, inst) + ": expected " + std::to_string(info->numResults) +
-          " results, found " + std::to_string(inst.results.size()));
+          describe(i, inst) + ": expected " +
+          std::to_string(opInfo.minOperands) +
+          (opInfo.maxOperands != opInfo.minOperands
+               ? " to " + std::to_string(opInfo.maxOperands)
+               : std::string()) +
+          " operands, found " + std::to_string(numOperands));
+    if (static_cast<int>(inst.results.size()) != opInfo.numResults)
+      return invalidArgument(describe(i, inst) + ": expected " +
+                             std::to_string(opInfo.numResults) +
+                             " results, found " +
+                             std::to_string(inst.results.size()));
+    const KernelInfo *info = registry.find(*op);
+    if (!info)
+      return unimplemented(describe(i, inst) + ": the " + backend +
+                           " backend has no kernel for this op");
     executor->kernels_.push_back(info);
+    if (info->workspace)
+      workspaceBytes = std::max(workspaceBytes, info->workspace(inst, p));
+    if (!device.hostAccessible())
+      stagingBytes = std::max(stagingBytes, stagedBytes(*info, inst, p));
   }
-  // Both regions start zeroed: a kernel reading a buffer nobody wrote (a
+  // Every region starts zeroed: a kernel reading a buffer nobody wrote (a
   // bug) sees zeros rather than stale data, and fresh optimizer moments are
   // zero as AdamW expects.
-  auto allocate = [](int64_t bytes, const char *what)
-      -> Expected<std::unique_ptr<uint8_t[], void (*)(void *)>> {
-    size_t rounded = (static_cast<size_t>(bytes) + kArenaAlignment - 1) /
-                     kArenaAlignment * kArenaAlignment;
-    void *data =
-        rounded ? std::aligned_alloc(kArenaAlignment, rounded) : nullptr;
-    if (rounded && !data)
-      return Status(StatusCode::ResourceExhausted,
-                    std::string("cannot allocate the ") + what + " of " +
-                        std::to_string(bytes) + " bytes");
-    if (data)
-      std::memset(data, 0, rounded);
-    return std::unique_ptr<uint8_t[], void (*)(void *)>(
-        static_cast<uint8_t *>(data), std::free);
-  };
-  MOERT_ASSIGN_OR_RETURN(executor->arena_, allocate(p.arenaBytes, "arena"));
+  MOERT_ASSIGN_OR_RETURN(
+      executor->arena_,
+      device.allocate(static_cast<size_t>(p.arenaBytes), "arena"));
   MOERT_ASSIGN_OR_RETURN(executor->persistent_,
-                         allocate(p.persistentBytes, "persistent region"));
-  // Splat constants are materialized once.
-  executor->constants_.resize(p.buffers.size());
-  for (size_t id = 0; id < p.buffers.size(); ++id) {
-    const Buffer &b = p.buffers[id];
-    if (b.kind != BufferKind::Constant)
-      continue;
-    std::vector<uint8_t> &data = executor->constants_[id];
-    data.resize(static_cast<size_t>(b.type.byteSize()));
-    int64_t n = b.type.numElements();
-    for (int64_t e = 0; e < n; ++e) {
-      switch (b.type.dtype) {
-      case DType::F32: {
-        float v = static_cast<float>(b.splat);
-        std::memcpy(data.data() + e * 4, &v, 4);
-        break;
-      }
-      case DType::I32: {
-        int32_t v = static_cast<int32_t>(b.splat);
-        std::memcpy(data.data() + e * 4, &v, 4);
-        break;
-      }
-      case DType::I64: {
-        int64_t v = static_cast<int64_t>(b.splat);
-        std::memcpy(data.data() + e * 8, &v, 8);
-        break;
-      }
-      case DType::Bool:
-        data[e] = b.splat != 0.0;
-        break;
-      }
+                         device.allocate(static_cast<size_t>(p.persistentBytes),
+                                         "persistent region"));
+  MOERT_ASSIGN_OR_RETURN(
+      executor->workspace_,
+      device.allocate(static_cast<size_t>(workspaceBytes), "workspace"));
+  executor->staging_.resize(static_cast<size_t>(stagingBytes));
+  // Splat constants are materialized once, into one region.
+  executor->constantOffsets_.assign(p.buffers.size(), -1);
+  int64_t constantBytes = 0;
+  for (size_t id = 0; id < p.buffers.size(); ++id)
+    if (p.buffers[id].kind == BufferKind::Constant) {
+      executor->constantOffsets_[id] = constantBytes;
+      constantBytes += alignUp(p.buffers[id].type.byteSize());
     }
+  if (constantBytes) {
+    std::vector<uint8_t> host(static_cast<size_t>(constantBytes));
+    for (size_t id = 0; id < p.buffers.size(); ++id)
+      if (executor->constantOffsets_[id] >= 0)
+        materializeSplat(p.buffers[id],
+                         host.data() + executor->constantOffsets_[id]);
+    MOERT_ASSIGN_OR_RETURN(
+        executor->constants_,
+        device.allocate(static_cast<size_t>(constantBytes), "constants"));
+    MOERT_RETURN_IF_ERROR(device.copyToDevice(
+        executor->constants_.data(), host.data(), host.size()));
   }
   return std::move(executor);
 }
 
-const void *Executor::bufferData(int32_t id) const {
+const void *Executor::deviceAddress(int32_t id) const {
   const Buffer &b = program_.buffers[id];
   switch (b.kind) {
   case BufferKind::Arena:
-    return arena_.get() + b.offset;
+    return arena_.bytes() + b.offset;
   case BufferKind::Persistent:
-    return persistent_.get() + b.offset;
+    return persistent_.bytes() + b.offset;
   case BufferKind::Constant:
-    return constants_[id].data();
+    return constants_.bytes() + constantOffsets_[id];
   }
   return nullptr;
 }
 
-void *Executor::bufferData(int32_t id) {
+void *Executor::deviceAddress(int32_t id) {
   return const_cast<void *>(
-      static_cast<const Executor *>(this)->bufferData(id));
+      static_cast<const Executor *>(this)->deviceAddress(id));
+}
+
+const void *Executor::bufferData(int32_t id) const {
+  return device_.hostAccessible() ? deviceAddress(id) : nullptr;
+}
+
+void *Executor::bufferData(int32_t id) {
+  return device_.hostAccessible() ? deviceAddress(id) : nullptr;
+}
+
+Status Executor::readBuffer(int32_t id, void *host, size_t bytes) const {
+  if (id < 0 || id >= static_cast<int32_t>(program_.buffers.size()))
+    return invalidArgument("buffer " + std::to_string(id) + " does not exist");
+  const Buffer &b = program_.buffers[id];
+  if (static_cast<int64_t>(bytes) != b.type.byteSize())
+    return invalidArgument("reading " + std::to_string(bytes) +
+                           " bytes of buffer '" + b.name + "' (" +
+                           b.type.str() + ", " +
+                           std::to_string(b.type.byteSize()) + " bytes)");
+  return device_.copyToHost(host, deviceAddress(id), bytes);
+}
+
+Status Executor::writeBuffer(int32_t id, const void *host, size_t bytes) {
+  if (id < 0 || id >= static_cast<int32_t>(program_.buffers.size()))
+    return invalidArgument("buffer " + std::to_string(id) + " does not exist");
+  const Buffer &b = program_.buffers[id];
+  if (b.kind == BufferKind::Constant)
+    return invalidArgument("buffer '" + b.name + "' is a constant");
+  if (static_cast<int64_t>(bytes) != b.type.byteSize())
+    return invalidArgument("writing " + std::to_string(bytes) +
+                           " bytes into buffer '" + b.name + "' (" +
+                           b.type.str() + ", " +
+                           std::to_string(b.type.byteSize()) + " bytes)");
+  return device_.copyToDevice(deviceAddress(id), host, bytes);
 }
 
 Status Executor::run(const RunContext &context) {
@@ -134,18 +216,68 @@ Status Executor::run(const RunContext &context) {
         shapeText(context.grid->gridShape()) +
         ", the program was partitioned for " + shapeText(program_.gridShape));
   }
-  for (size_t i = 0; i < program_.instructions.size(); ++i) {
-    const Instruction &inst = program_.instructions[i];
-    std::vector<void *> operands, results;
-    for (int32_t id : inst.operands)
-      operands.push_back(bufferData(id));
-    for (int32_t id : inst.results)
-      results.push_back(bufferData(id));
-    KernelCall call(inst, program_, context, std::move(operands),
-                    std::move(results));
-    Status status = kernels_[i]->fn(call);
-    if (!status.ok())
-      return status.withContext(describe(i, inst));
+  for (size_t i = 0; i < program_.instructions.size(); ++i)
+    MOERT_RETURN_IF_ERROR(runInstruction(i, context));
+  return Status::success();
+}
+
+Status Executor::runInstruction(size_t i, const RunContext &context) {
+  const bool staging = !device_.hostAccessible();
+  const Instruction &inst = program_.instructions[i];
+  const KernelInfo &info = *kernels_[i];
+  std::vector<void *> operands, results;
+  // Host-resident operands and results of a kernel on a device the host
+  // cannot address go through staging_: operands are copied in (which
+  // waits for the work before), results copied back after the call.
+  int64_t stagingOffset = 0;
+  auto stage = [&](int32_t id) {
+    void *host = staging_.data() + stagingOffset;
+    stagingOffset += alignUp(program_.buffers[id].type.byteSize());
+    return host;
+  };
+  for (size_t k = 0; k < inst.operands.size(); ++k) {
+    int32_t id = inst.operands[k];
+    if (staging && k < 32 && (info.hostOperands >> k & 1u)) {
+      void *host = stage(id);
+      Status copied = device_.copyToHost(
+          host, deviceAddress(id),
+          static_cast<size_t>(program_.buffers[id].type.byteSize()));
+      if (!copied.ok())
+        return copied.withContext(describe(i, inst));
+      operands.push_back(host);
+    } else {
+      operands.push_back(deviceAddress(id));
+    }
+  }
+  std::vector<std::pair<void *, int32_t>> stagedResults;
+  for (size_t k = 0; k < inst.results.size(); ++k) {
+    int32_t id = inst.results[k];
+    if (staging && k < 32 && (info.hostResults >> k & 1u)) {
+      void *host = stage(id);
+      // A result updated in place starts from the buffer's contents.
+      Status copied = device_.copyToHost(
+          host, deviceAddress(id),
+          static_cast<size_t>(program_.buffers[id].type.byteSize()));
+      if (!copied.ok())
+        return copied.withContext(describe(i, inst));
+      results.push_back(host);
+      stagedResults.emplace_back(host, id);
+    } else {
+      results.push_back(deviceAddress(id));
+    }
+  }
+  KernelCall call(inst, program_, context, std::move(operands),
+                  std::move(results), device_, workspace_.data(),
+                  workspace_.size());
+  Status status = info.fn(call);
+  if (!status.ok())
+    return status.withContext(describe(i, inst));
+  for (auto [host, id] : stagedResults) {
+    Status copied = device_.copyToDevice(
+        deviceAddress(id), host,
+        static_cast<size_t>(program_.buffers[id].type.byteSize()));
+    if (!copied.ok())
+      return copied.withContext(describe(i, inst));
   }
   return Status::success();
 }

@@ -65,6 +65,9 @@ public:
   /// Enqueues the instruction stream once on the device's stream. Errors of
   /// asynchronous work surface here or at the next synchronizing call.
   Status run(const RunContext &context);
+  /// Enqueues instruction `index` alone (run() is all of them in order;
+  /// profilers time them one by one). The grid check is run()'s.
+  Status runInstruction(size_t index, const RunContext &context);
 
   /// Copies the whole of buffer `id` from / to host memory (`bytes` must be
   /// its size). Reading waits for the work enqueued before.

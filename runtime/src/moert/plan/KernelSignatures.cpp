@@ -9,6 +9,8 @@
 
 #include "moert/plan/KernelSignatures.h"
 
+#include "moert/Ops.h"
+
 #include <map>
 
 namespace moert::plan {
@@ -66,94 +68,72 @@ std::vector<AttributeSignature> gateAttributes() {
 
 std::map<Opcode, KernelSignature> buildSignatures() {
   std::map<Opcode, KernelSignature> byOpcode;
-  auto add = [&](Opcode opcode, std::pair<int, int> operands,
-                 std::pair<int, int> results,
-                 std::vector<AttributeSignature> attributes) {
-    byOpcode[opcode] =
-        KernelSignature{opcode,        operands.first, operands.second,
-                        results.first, results.second, std::move(attributes)};
+  // Operand and result counts come from Ops.def; only attributes are
+  // listed here.
+  auto add = [&](Opcode opcode, std::vector<AttributeSignature> attributes) {
+    const OpInfo &info = opInfo(static_cast<Op>(opcode));
+    byOpcode[opcode] = KernelSignature{
+        opcode,          info.minOperands,     info.maxOperands,
+        info.numResults, info.numResults,      std::move(attributes)};
   };
   // Forward.
-  add(Opcode::embedding, {2, 3}, {1, 1},
-      {requiredEnum("position", kPositionKinds),
+  add(Opcode::embedding, {requiredEnum("position", kPositionKinds),
        optional("scaled", AttrValue::BoolValue)});
-  add(Opcode::linear, {2, 3}, {1, 1},
-      {optional("transpose_weight", AttrValue::BoolValue)});
-  add(Opcode::layer_norm, {3, 3}, {1, 1},
-      {optional("epsilon", AttrValue::FloatValue)});
-  add(Opcode::activation, {1, 1}, {1, 1},
-      {requiredEnum("kind", kActivationKinds)});
-  add(Opcode::add, {2, 2}, {1, 1}, {});
-  add(Opcode::dropout, {1, 1}, {1, 1},
-      {required("rate", AttrValue::FloatValue),
+  add(Opcode::linear, {optional("transpose_weight", AttrValue::BoolValue)});
+  add(Opcode::layer_norm, {optional("epsilon", AttrValue::FloatValue)});
+  add(Opcode::activation, {requiredEnum("kind", kActivationKinds)});
+  add(Opcode::add, {});
+  add(Opcode::dropout, {required("rate", AttrValue::FloatValue),
        required("stream", AttrValue::IntValue), shardAxes()});
-  add(Opcode::padding_mask, {1, 1}, {1, 1},
-      {required("pad_id", AttrValue::IntValue)});
-  add(Opcode::attention, {3, 4}, {1, 1},
-      {required("num_heads", AttrValue::IntValue),
+  add(Opcode::padding_mask, {required("pad_id", AttrValue::IntValue)});
+  add(Opcode::attention, {required("num_heads", AttrValue::IntValue),
        optional("causal", AttrValue::BoolValue)});
-  add(Opcode::cross_entropy, {2, 2}, {1, 1},
-      {optional("label_smoothing", AttrValue::FloatValue),
+  add(Opcode::cross_entropy, {optional("label_smoothing", AttrValue::FloatValue),
        optional("ignore_index", AttrValue::IntValue)});
-  add(Opcode::gate, {2, 2}, {5, 5}, gateAttributes());
-  add(Opcode::dispatch, {3, 3}, {1, 1}, {});
-  add(Opcode::expert_ffn, {5, 5}, {1, 1},
-      {requiredEnum("activation", kActivationKinds)});
-  add(Opcode::combine, {4, 4}, {1, 1}, {});
+  add(Opcode::gate, gateAttributes());
+  add(Opcode::dispatch, {});
+  add(Opcode::expert_ffn, {requiredEnum("activation", kActivationKinds)});
+  add(Opcode::combine, {});
   // Backward.
-  add(Opcode::embedding_grad, {2, 2}, {1, 1},
-      {optional("scaled", AttrValue::BoolValue)});
-  add(Opcode::position_grad, {1, 1}, {1, 1}, {});
-  add(Opcode::linear_grad, {3, 3}, {2, 2},
-      {optional("transpose_weight", AttrValue::BoolValue)});
-  add(Opcode::bias_grad, {1, 1}, {1, 1}, {});
-  add(Opcode::layer_norm_grad, {3, 3}, {3, 3},
-      {optional("epsilon", AttrValue::FloatValue)});
-  add(Opcode::activation_grad, {2, 2}, {1, 1},
-      {requiredEnum("kind", kActivationKinds)});
-  add(Opcode::dropout_grad, {1, 1}, {1, 1},
-      {required("rate", AttrValue::FloatValue),
+  add(Opcode::embedding_grad, {optional("scaled", AttrValue::BoolValue)});
+  add(Opcode::position_grad, {});
+  add(Opcode::linear_grad, {optional("transpose_weight", AttrValue::BoolValue)});
+  add(Opcode::bias_grad, {});
+  add(Opcode::layer_norm_grad, {optional("epsilon", AttrValue::FloatValue)});
+  add(Opcode::activation_grad, {requiredEnum("kind", kActivationKinds)});
+  add(Opcode::dropout_grad, {required("rate", AttrValue::FloatValue),
        required("stream", AttrValue::IntValue), shardAxes()});
-  add(Opcode::attention_grad, {4, 5}, {3, 3},
-      {required("num_heads", AttrValue::IntValue),
+  add(Opcode::attention_grad, {required("num_heads", AttrValue::IntValue),
        optional("causal", AttrValue::BoolValue)});
-  add(Opcode::cross_entropy_grad, {3, 3}, {1, 1},
-      {optional("label_smoothing", AttrValue::FloatValue),
+  add(Opcode::cross_entropy_grad, {optional("label_smoothing", AttrValue::FloatValue),
        optional("ignore_index", AttrValue::IntValue)});
-  add(Opcode::gate_grad, {6, 6}, {2, 2}, gateAttributes());
-  add(Opcode::dispatch_grad, {3, 3}, {1, 1}, {});
-  add(Opcode::expert_ffn_grad, {6, 6}, {5, 5},
-      {requiredEnum("activation", kActivationKinds)});
-  add(Opcode::combine_grad, {5, 5}, {2, 2}, {});
+  add(Opcode::gate_grad, gateAttributes());
+  add(Opcode::dispatch_grad, {});
+  add(Opcode::expert_ffn_grad, {requiredEnum("activation", kActivationKinds)});
+  add(Opcode::combine_grad, {});
   // Optimizer.
-  add(Opcode::sum_squares, {1, 1}, {1, 1},
-      {requiredEnum("group", kParamGroups)});
-  add(Opcode::clip_by_global_norm, {1, 1}, {2, 2},
-      {required("max_norm", AttrValue::FloatValue)});
-  add(Opcode::lr_schedule, {1, 1}, {1, 1},
-      {required("peak_lr", AttrValue::FloatValue),
+  add(Opcode::sum_squares, {requiredEnum("group", kParamGroups)});
+  add(Opcode::clip_by_global_norm, {required("max_norm", AttrValue::FloatValue)});
+  add(Opcode::lr_schedule, {required("peak_lr", AttrValue::FloatValue),
        required("warmup_steps", AttrValue::IntValue)});
-  add(Opcode::adamw, {7, 7}, {3, 3},
-      {requiredEnum("group", kParamGroups),
+  add(Opcode::adamw, {requiredEnum("group", kParamGroups),
        required("beta1", AttrValue::FloatValue),
        required("beta2", AttrValue::FloatValue),
        required("epsilon", AttrValue::FloatValue),
        required("weight_decay", AttrValue::FloatValue)});
   // Data movement.
-  add(Opcode::copy, {1, 1}, {1, 1}, {});
-  add(Opcode::fill, {0, 0}, {1, 1}, {required("value", AttrValue::FloatValue)});
+  add(Opcode::fill, {required("value", AttrValue::FloatValue)});
   // Introduced by partitioning (schema 1.1).
-  add(Opcode::token_count, {1, 1}, {1, 1},
-      {required("ignore_index", AttrValue::IntValue)});
-  add(Opcode::bias_add, {2, 2}, {1, 1}, {});
-  add(Opcode::mul, {2, 2}, {1, 1}, {});
-  add(Opcode::div, {2, 2}, {1, 1}, {});
+  add(Opcode::token_count, {required("ignore_index", AttrValue::IntValue)});
+  add(Opcode::bias_add, {});
+  add(Opcode::mul, {});
+  add(Opcode::div, {});
   // Collectives: their parameters live in Instruction.collective.
-  add(Opcode::all_reduce, {1, 1}, {1, 1}, {});
-  add(Opcode::all_gather, {1, 1}, {1, 1}, {});
-  add(Opcode::reduce_scatter, {1, 1}, {1, 1}, {});
-  add(Opcode::all_to_all, {1, 1}, {1, 1}, {});
-  add(Opcode::all_slice, {1, 1}, {1, 1}, {});
+  add(Opcode::all_reduce, {});
+  add(Opcode::all_gather, {});
+  add(Opcode::reduce_scatter, {});
+  add(Opcode::all_to_all, {});
+  add(Opcode::all_slice, {});
   return byOpcode;
 }
 

@@ -2,6 +2,8 @@
 
 #include "moert/plan/Plan.h"
 
+#include "moert/Ops.h"
+
 namespace moert::plan {
 
 int64_t dtypeSize(fb::DType dtype) {
@@ -30,6 +32,15 @@ std::string dtypeName(fb::DType dtype) {
   return "dtype(" + std::to_string(static_cast<int>(dtype)) + ")";
 }
 
+// The schema's Opcode enum and Ops.def agree value for value: an op added
+// to one and not the other, or numbered differently, does not build.
+#define MOERT_OP(Name, Value, Dialect, MinOperands, MaxOperands, Results)      \
+  static_assert(static_cast<int>(fb::Opcode::Name) == (Value),                 \
+                "plan.fbs and Ops.def disagree on the value of " #Name);
+#include "moert/Ops.def"
+static_assert(static_cast<size_t>(fb::Opcode::MAX) + 1 == kOpTableSize,
+              "plan.fbs has an opcode beyond the last one of Ops.def");
+
 std::string opcodeName(fb::Opcode opcode) {
   const char *name = fb::EnumNameOpcode(opcode);
   if (name && *name)
@@ -38,16 +49,8 @@ std::string opcodeName(fb::Opcode opcode) {
 }
 
 bool isCollective(fb::Opcode opcode) {
-  switch (opcode) {
-  case fb::Opcode::all_reduce:
-  case fb::Opcode::all_gather:
-  case fb::Opcode::reduce_scatter:
-  case fb::Opcode::all_to_all:
-  case fb::Opcode::all_slice:
-    return true;
-  default:
-    return false;
-  }
+  std::optional<Op> op = opFromValue(static_cast<uint32_t>(opcode));
+  return op && opInfo(*op).collective;
 }
 
 std::string formatShape(const std::vector<int64_t> &shape) {

@@ -604,14 +604,6 @@ Status PlanChecker::checkInstruction(uint32_t index,
   default:
     break;
   }
-  if (instruction.opcode() == fb::Opcode::copy &&
-      (operandBuffer(0).size() != resultBuffer(0).size() ||
-       operandBuffer(0).dtype() != resultBuffer(0).dtype()))
-    return invalidArgument(fmt::format(
-        "{}: copies {} bytes of {} into {} bytes of {}, expected the same "
-        "size and dtype",
-        where, operandBuffer(0).size(), dtypeName(operandBuffer(0).dtype()),
-        resultBuffer(0).size(), dtypeName(resultBuffer(0).dtype())));
   return Status::success();
 }
 

@@ -1,6 +1,8 @@
 //===- PlanProgram.cpp - A verified plan as an executable Program ---------===//
 #include "moert/runner/PlanProgram.h"
 
+#include "moert/Ops.h"
+
 namespace moert {
 namespace runner {
 
@@ -121,15 +123,17 @@ Expected<exec::Program> programFromPlan(const fb::Plan &plan) {
       std::string name = plan::opcodeName(inst->opcode());
       std::string where =
           "instruction #" + std::to_string(index++) + " (" + name + ")";
+      std::optional<Op> op =
+          opFromValue(static_cast<uint32_t>(inst->opcode()));
+      if (!op)
+        return unimplemented(where + ": not an op of this runtime");
       exec::Instruction instruction;
-      if (plan::isCollective(inst->opcode())) {
+      instruction.kernel = opInfo(*op).dialectName;
+      if (opInfo(*op).collective) {
         if (!inst->collective())
           return invalidArgument(where + ": a collective without collective "
                                          "parameters");
-        instruction.kernel = "shard." + name;
         instruction.collective = collectiveInfo(*inst->collective());
-      } else {
-        instruction.kernel = "moe." + name;
       }
       if (inst->operands())
         instruction.operands.assign(inst->operands()->begin(),

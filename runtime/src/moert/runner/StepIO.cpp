@@ -149,8 +149,12 @@ Status initializeAllParameters(const fb::Plan &plan, exec::Executor &executor,
     logical.resize(static_cast<size_t>(elements));
     initializeParameter(initKindOf(param->init()), param->init_scale(), seed,
                         name, shape, logical.data());
+    std::vector<float> local(static_cast<size_t>(block->numElements()));
     exec::copyBlockOut(logical.data(), shape, sizeof(float), *block,
-                       executor.bufferData(id));
+                       local.data());
+    MOERT_RETURN_IF_ERROR(
+        executor.writeBuffer(id, local.data(), local.size() * sizeof(float))
+            .withContext("parameter '" + name + "'"));
   }
   return Status::success();
 }
@@ -181,9 +185,11 @@ Status writeBatch(exec::Executor &executor, const BatchBuffers &buffers,
       return invalidArgument(std::string("batch input '") + what + "' is " +
                              type.str() + ", expected i32 of the shard shape " +
                              plan::formatShape(block->extent));
+    std::vector<int32_t> local(static_cast<size_t>(block->numElements()));
     exec::copyBlockOut(values.data(), input.shape, sizeof(int32_t), *block,
-                       executor.bufferData(input.buffer));
-    return Status::success();
+                       local.data());
+    return executor.writeBuffer(input.buffer, local.data(),
+                                local.size() * sizeof(int32_t));
   };
   MOERT_RETURN_IF_ERROR(write("src_tokens", buffers.src, batch.srcTokens));
   MOERT_RETURN_IF_ERROR(write("tgt_tokens", buffers.tgt, batch.tgtTokens));
@@ -193,12 +199,14 @@ Status writeBatch(exec::Executor &executor, const BatchBuffers &buffers,
     if (type.numElements() != 1)
       return invalidArgument("batch input 'step' must be a scalar, found " +
                              type.str());
-    if (type.dtype == exec::DType::I64)
-      *static_cast<int64_t *>(executor.bufferData(buffers.step)) = step;
-    else if (type.dtype == exec::DType::I32)
-      *static_cast<int32_t *>(executor.bufferData(buffers.step)) =
-          static_cast<int32_t>(step);
-    else
+    if (type.dtype == exec::DType::I64) {
+      MOERT_RETURN_IF_ERROR(
+          executor.writeBuffer(buffers.step, &step, sizeof(step)));
+    } else if (type.dtype == exec::DType::I32) {
+      int32_t narrow = static_cast<int32_t>(step);
+      MOERT_RETURN_IF_ERROR(
+          executor.writeBuffer(buffers.step, &narrow, sizeof(narrow)));
+    } else
       return invalidArgument("batch input 'step' must be i64 or i32, found " +
                              type.str());
   }

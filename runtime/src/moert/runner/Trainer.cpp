@@ -37,7 +37,7 @@ int64_t ParameterState::numElements() const {
 
 Expected<std::unique_ptr<Trainer>>
 Trainer::create(plan::LoadedPlan loaded, uint64_t seed, int64_t alphabet,
-                comm::GridCommunicators *grid) {
+                comm::GridCommunicators *grid, hal::Device *device) {
   std::unique_ptr<Trainer> trainer(new Trainer(std::move(loaded), seed));
   const fb::Plan &plan = trainer->plan_.plan();
   std::vector<int64_t> gridShape = gridShapeOf(plan);
@@ -61,8 +61,13 @@ Trainer::create(plan::LoadedPlan loaded, uint64_t seed, int64_t alphabet,
   trainer->grid_ = grid;
 
   MOERT_ASSIGN_OR_RETURN(exec::Program program, programFromPlan(plan));
-  MOERT_ASSIGN_OR_RETURN(trainer->executor_,
-                         exec::Executor::create(std::move(program)));
+  if (device) {
+    MOERT_ASSIGN_OR_RETURN(trainer->executor_,
+                           exec::Executor::create(std::move(program), *device));
+  } else {
+    MOERT_ASSIGN_OR_RETURN(trainer->executor_,
+                           exec::Executor::create(std::move(program)));
+  }
   exec::Executor &executor = *trainer->executor_;
 
   MOERT_ASSIGN_OR_RETURN(trainer->batchBuffers_, findBatchBuffers(plan));
@@ -112,16 +117,16 @@ Trainer::create(plan::LoadedPlan loaded, uint64_t seed, int64_t alphabet,
       state.valueBlock = std::move(*valueBlock);
       state.stateBlock = std::move(*stateBlock);
       auto data = [&](int32_t id, const exec::TensorBlock &block,
-                      const char *role) -> Expected<float *> {
+                      const char *role) -> Expected<int32_t> {
         if (id < 0)
-          return static_cast<float *>(nullptr);
+          return int32_t{-1};
         const exec::TensorType &type = p.buffers[id].type;
         if (type.dtype != exec::DType::F32 || type.shape != block.extent)
           return invalidArgument(where + ": " + role + " buffer " +
                                  std::to_string(id) + " is " + type.str() +
                                  ", expected f32 of the shard shape " +
                                  plan::formatShape(block.extent));
-        return static_cast<float *>(executor.bufferData(id));
+        return id;
       };
       MOERT_ASSIGN_OR_RETURN(state.value,
                              data(param->buffer(), state.valueBlock, "its"));
@@ -130,9 +135,9 @@ Trainer::create(plan::LoadedPlan loaded, uint64_t seed, int64_t alphabet,
       MOERT_ASSIGN_OR_RETURN(
           state.expAvgSq,
           data(param->exp_avg_sq_buffer(), state.stateBlock, "exp_avg_sq"));
-      if (!state.value)
+      if (state.value < 0)
         return invalidArgument(where + " has no buffer in the plan");
-      if (!state.expAvg != !state.expAvgSq)
+      if ((state.expAvg < 0) != (state.expAvgSq < 0))
         return invalidArgument(where + " has one AdamW moment buffer, "
                                        "expected both or neither");
       trainer->parameters_.push_back(std::move(state));
@@ -152,12 +157,13 @@ Status Trainer::initializeParameters() {
   MOERT_RETURN_IF_ERROR(
       initializeAllParameters(plan_.plan(), *executor_, seed_, &location_));
   for (ParameterState &state : parameters_) {
-    size_t bytes =
-        static_cast<size_t>(state.stateBlock.numElements()) * sizeof(float);
-    if (state.expAvg)
-      std::memset(state.expAvg, 0, bytes);
-    if (state.expAvgSq)
-      std::memset(state.expAvgSq, 0, bytes);
+    if (!state.hasMoments())
+      continue;
+    std::vector<float> zeros(
+        static_cast<size_t>(state.stateBlock.numElements()), 0.0f);
+    for (int32_t buffer : {state.expAvg, state.expAvgSq})
+      MOERT_RETURN_IF_ERROR(executor_->writeBuffer(
+          buffer, zeros.data(), zeros.size() * sizeof(float)));
   }
   return Status::success();
 }
@@ -181,21 +187,23 @@ Expected<StepMetrics> Trainer::runStep(int64_t step) {
   metrics.step = step;
   if (grid_)
     metrics.comm = statsSince(before, grid_->totalStats());
-  auto scalar = [&](int32_t buffer) {
-    return buffer < 0
-               ? 0.0f
-               : *static_cast<const float *>(executor_->bufferData(buffer));
+  // Reading the scalars waits for the step's work on the device.
+  auto scalar = [&](int32_t buffer, float &value) -> Status {
+    value = 0.0f;
+    return buffer < 0 ? Status::success()
+                      : executor_->readBuffer(buffer, &value, sizeof(value));
   };
-  metrics.loss = scalar(lossBuffer_);
-  metrics.auxLoss = scalar(auxBuffer_);
-  metrics.gradNorm = scalar(normBuffer_);
-  metrics.learningRate = scalar(lrBuffer_);
+  MOERT_RETURN_IF_ERROR(scalar(lossBuffer_, metrics.loss));
+  MOERT_RETURN_IF_ERROR(scalar(auxBuffer_, metrics.auxLoss));
+  MOERT_RETURN_IF_ERROR(scalar(normBuffer_, metrics.gradNorm));
+  MOERT_RETURN_IF_ERROR(scalar(lrBuffer_, metrics.learningRate));
   metrics.targetTokens = batch.targetTokens;
   for (int32_t buffer : countBuffers_) {
-    const int32_t *counts =
-        static_cast<const int32_t *>(executor_->bufferData(buffer));
     int64_t n = executor_->program().buffers[buffer].type.numElements();
-    metrics.expertCounts.emplace_back(counts, counts + n);
+    std::vector<int32_t> counts(static_cast<size_t>(n));
+    MOERT_RETURN_IF_ERROR(executor_->readBuffer(
+        buffer, counts.data(), counts.size() * sizeof(int32_t)));
+    metrics.expertCounts.push_back(std::move(counts));
   }
   metrics.seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start)
@@ -204,10 +212,14 @@ Expected<StepMetrics> Trainer::runStep(int64_t step) {
 }
 
 Status Trainer::gatherLogical(const ParameterState &param, bool state,
-                              const float *local,
+                              int32_t buffer,
                               std::vector<float> &logical) const {
   const ShardSpec &spec = state ? param.stateSharding : param.sharding;
   const exec::TensorBlock &block = state ? param.stateBlock : param.valueBlock;
+  std::vector<float> localCopy(static_cast<size_t>(block.numElements()));
+  MOERT_RETURN_IF_ERROR(executor_->readBuffer(
+      buffer, localCopy.data(), localCopy.size() * sizeof(float)));
+  const float *local = localCopy.data();
   if (!grid_ || isReplicated(location_.shape, spec)) {
     // Every rank holds the whole tensor; rank 0's copy is the checkpoint's.
     if (isRankZero())
@@ -239,17 +251,17 @@ Status Trainer::saveCheckpoint(const std::string &path, int64_t step) const {
   for (const ParameterState &p : parameters_) {
     struct Tensor {
       const char *suffix;
-      const float *data;
+      int32_t buffer;
       bool state;
     };
     for (const Tensor &tensor :
          {Tensor{"", p.value, false}, Tensor{".exp_avg", p.expAvg, true},
           Tensor{".exp_avg_sq", p.expAvgSq, true}}) {
-      if (!tensor.data)
+      if (tensor.buffer < 0)
         continue;
       logical.emplace_back();
       MOERT_RETURN_IF_ERROR(
-          gatherLogical(p, tensor.state, tensor.data, logical.back()));
+          gatherLogical(p, tensor.state, tensor.buffer, logical.back()));
       if (isRankZero() && status.ok())
         status = writer.addF32(p.name + tensor.suffix, p.shape,
                                logical.back().data());
@@ -300,7 +312,7 @@ Expected<int64_t> Trainer::loadCheckpoint(const std::string &path) {
   for (const ParameterState &p : parameters_) {
     for (const char *suffix : {"", ".exp_avg", ".exp_avg_sq"}) {
       bool state = suffix[0] != '\0';
-      if (state && !p.expAvg)
+      if (state && !p.hasMoments())
         continue;
       MOERT_ASSIGN_OR_RETURN(
           checkpoint::TensorView view,
@@ -314,11 +326,11 @@ Expected<int64_t> Trainer::loadCheckpoint(const std::string &path) {
   }
   size_t next = 0;
   for (ParameterState &p : parameters_) {
-    for (float *target : {p.value, p.expAvg, p.expAvgSq}) {
-      if (!target)
+    for (int32_t target : {p.value, p.expAvg, p.expAvgSq}) {
+      if (target < 0)
         continue;
-      std::memcpy(target, shards[next].data(),
-                  shards[next].size() * sizeof(float));
+      MOERT_RETURN_IF_ERROR(executor_->writeBuffer(
+          target, shards[next].data(), shards[next].size() * sizeof(float)));
       ++next;
     }
   }

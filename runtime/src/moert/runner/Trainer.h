@@ -51,7 +51,9 @@ struct ParameterState {
   std::vector<int64_t> shape;
   ShardSpec sharding, stateSharding;
   exec::TensorBlock valueBlock, stateBlock;
-  float *value = nullptr, *expAvg = nullptr, *expAvgSq = nullptr;
+  /// Executor buffers of the value and the AdamW moments (-1: none).
+  int32_t value = -1, expAvg = -1, expAvgSq = -1;
+  bool hasMoments() const { return expAvg >= 0; }
   /// Elements of the logical tensor.
   int64_t numElements() const;
 };
@@ -61,10 +63,13 @@ public:
   /// `alphabet`: content tokens of the synthetic task (0 = the whole
   /// vocabulary). `grid`: this rank's communicators on the plan's grid
   /// (same shape), kept by the caller for the trainer's lifetime; null for
-  /// a single process, which then runs only plans of one rank.
+  /// a single process, which then runs only plans of one rank. `device`:
+  /// where the plan runs (kept by the caller for the trainer's lifetime);
+  /// null = the host CPU.
   static Expected<std::unique_ptr<Trainer>>
   create(plan::LoadedPlan plan, uint64_t seed, int64_t alphabet = 0,
-         comm::GridCommunicators *grid = nullptr);
+         comm::GridCommunicators *grid = nullptr,
+         hal::Device *device = nullptr);
 
   /// Draws every parameter from its initializer; moments start at zero.
   Status initializeParameters();
@@ -100,7 +105,7 @@ private:
   /// The logical tensor of one parameter (or moment) on rank 0 from the
   /// `local` blocks of every rank; collective over the world.
   Status gatherLogical(const ParameterState &param, bool state,
-                       const float *local, std::vector<float> &logical) const;
+                       int32_t buffer, std::vector<float> &logical) const;
 
   plan::LoadedPlan plan_;
   uint64_t seed_;

@@ -14,6 +14,8 @@
 #include "moert/backends/cuda/CudaStatus.h"
 #include "moert/hal/Device.h"
 
+#include <map>
+#include <vector>
 #include <memory>
 #include <string>
 
@@ -50,6 +52,17 @@ public:
     return properties_.major * 10 + properties_.minor;
   }
 
+  /// Kernel `entry` of a PTX or cubin image (the plan's executables), loaded
+  /// with the driver API once per (image, entry) and kept until the device
+  /// goes. The handle is a CUfunction.
+  Expected<void *> loadFunction(const std::vector<uint8_t> &image,
+                                const std::string &entry);
+  /// Enqueues `function` on the stream; `args[i]` points at the value of
+  /// parameter i (a device pointer for the plan's generated kernels).
+  Status launchFunction(void *function, const uint32_t grid[3],
+                        const uint32_t block[3], uint32_t sharedBytes,
+                        void **args);
+
 protected:
   void deallocate(void *data, size_t bytes) override;
 
@@ -61,6 +74,11 @@ private:
   cudaStream_t stream_ = nullptr;
   cublasHandle_t cublas_ = nullptr;
   cublasLtHandle_t cublasLt_ = nullptr;
+  /// Driver API entry points (null until the first module is loaded).
+  struct DriverApi;
+  std::unique_ptr<DriverApi> driver_;
+  std::map<const void *, void *> modules_; // image -> CUmodule
+  std::map<std::pair<void *, std::string>, void *> functions_;
 };
 
 /// The CUDA device a kernel call runs on (the executor only calls CUDA

@@ -8,6 +8,7 @@
 
 #include <cmath>
 #include <cstring>
+#include <cstdlib>
 #include <random>
 
 using namespace moert;
@@ -146,6 +147,93 @@ TEST(Executor, TrainsALinearClassifier) {
   EXPECT_LT(lastLoss, 0.3f * firstLoss);
 }
 
+/// A device the host may not address (as a GPU): its memory is host memory
+/// under the hood, but the executor must move everything through copies.
+class OpaqueDevice final : public hal::Device {
+public:
+  hal::Backend backend() const override { return hal::Backend::Cpu; }
+  std::string description() const override { return "opaque test device"; }
+  bool hostAccessible() const override { return false; }
+  Expected<hal::DeviceBuffer> allocate(size_t bytes,
+                                       const char *) override {
+    ++allocations;
+    void *data = bytes ? std::calloc(1, bytes) : nullptr;
+    return hal::DeviceBuffer(this, data, bytes);
+  }
+  Status copyToDevice(void *device, const void *host, size_t bytes) override {
+    ++toDevice;
+    std::memcpy(device, host, bytes);
+    return Status::success();
+  }
+  Status copyToHost(void *host, const void *device, size_t bytes) override {
+    ++toHost;
+    std::memcpy(host, device, bytes);
+    return Status::success();
+  }
+  Status copyOnDevice(void *to, const void *from, size_t bytes) override {
+    std::memmove(to, from, bytes);
+    return Status::success();
+  }
+  Status fill(void *device, uint8_t value, size_t bytes) override {
+    std::memset(device, value, bytes);
+    return Status::success();
+  }
+  Status synchronize() override { return Status::success(); }
+  int allocations = 0, toDevice = 0, toHost = 0;
+
+protected:
+  void deallocate(void *data, size_t) override { std::free(data); }
+};
+
+TEST(Executor, RunsOnADeviceTheHostCannotAddress) {
+  LinearClassifier model;
+  OpaqueDevice opaque;
+  auto onHost = Executor::create(model.b.program);
+  auto onDevice = Executor::create(model.b.program, opaque);
+  ASSERT_TRUE(onHost.ok() && onDevice.ok());
+  // Arena, persistent region and constants: one allocation each (no
+  // workspace: no CPU kernel asks for one).
+  EXPECT_EQ(opaque.allocations, 4);
+  EXPECT_EQ((*onDevice)->bufferData(model.w), nullptr);
+  EXPECT_NE((*onDevice)->deviceAddress(model.w), nullptr);
+  std::vector<float> x(LinearClassifier::kTokens * LinearClassifier::kIn);
+  std::vector<int32_t> labels(LinearClassifier::kTokens);
+  for (size_t i = 0; i < x.size(); ++i)
+    x[i] = std::sin(0.37f * static_cast<float>(i));
+  for (size_t i = 0; i < labels.size(); ++i)
+    labels[i] = static_cast<int32_t>(i % LinearClassifier::kClasses);
+  for (Executor *exec : {onHost->get(), onDevice->get()}) {
+    ASSERT_TRUE(exec->writeBuffer(model.x, x.data(), x.size() * 4).ok());
+    ASSERT_TRUE(
+        exec->writeBuffer(model.labels, labels.data(), labels.size() * 4).ok());
+  }
+  for (int64_t step = 1; step <= 5; ++step) {
+    float losses[2];
+    int k = 0;
+    for (Executor *exec : {onHost->get(), onDevice->get()}) {
+      ASSERT_TRUE(exec->writeBuffer(model.step, &step, sizeof(step)).ok());
+      Status status = exec->run({1, static_cast<uint32_t>(step), true});
+      ASSERT_TRUE(status.ok()) << status.toString();
+      ASSERT_TRUE(exec->readBuffer(model.loss, &losses[k++], 4).ok());
+    }
+    EXPECT_EQ(losses[0], losses[1]) << "step " << step;
+  }
+  std::vector<float> w0(LinearClassifier::kIn * LinearClassifier::kClasses),
+      w1(w0.size());
+  ASSERT_TRUE((*onHost)->readBuffer(model.w, w0.data(), w0.size() * 4).ok());
+  ASSERT_TRUE((*onDevice)->readBuffer(model.w, w1.data(), w1.size() * 4).ok());
+  EXPECT_EQ(w0, w1);
+  EXPECT_GT(opaque.toDevice, 0);
+  EXPECT_GT(opaque.toHost, 0);
+  // Sizes are checked; constants are read-only.
+  float one = 0;
+  Status wrongSize = (*onDevice)->readBuffer(model.w, &one, sizeof(one));
+  EXPECT_EQ(wrongSize.code(), StatusCode::InvalidArgument);
+  EXPECT_NE(wrongSize.message().find("reading 4 bytes"), std::string::npos)
+      << wrongSize.message();
+  EXPECT_FALSE((*onDevice)->writeBuffer(9999, &one, 4).ok());
+}
+
 TEST(Executor, RejectsMalformedPrograms) {
   {
     LinearClassifier model;
@@ -183,7 +271,7 @@ TEST(Executor, RejectsMalformedPrograms) {
     ASSERT_FALSE(executor.ok());
     EXPECT_EQ(executor.status().code(), StatusCode::Unimplemented);
     EXPECT_NE(executor.status().message().find(
-                  "(moe.frobnicate) at test: no CPU kernel"),
+                  "(moe.frobnicate) at test: not an op of this runtime"),
               std::string::npos);
   }
   {

@@ -21,13 +21,16 @@
 //
 //===----------------------------------------------------------------------===//
 #include "moert/comm/Communicator.h"
-#include "moert/exec/KernelTable.h"
+#include "moert/backends/cpu/CpuKernels.h"
+#include "moert/backends/cpu/KernelUtil.h"
 #include "moert/exec/TensorBlocks.h"
 
 #include <cstring>
 
 namespace moert {
-namespace exec {
+namespace cpu {
+
+using namespace exec;
 
 namespace {
 
@@ -247,13 +250,13 @@ Status runAllSlice(KernelCall &call) {
 
 } // namespace
 
-void addCollectiveKernels(KernelTable &table) {
-  table["shard.all_reduce"] = {runAllReduce, 1, 1, 1};
-  table["shard.all_gather"] = {runAllGather, 1, 1, 1};
-  table["shard.reduce_scatter"] = {runReduceScatter, 1, 1, 1};
-  table["shard.all_to_all"] = {runAllToAll, 1, 1, 1};
-  table["shard.all_slice"] = {runAllSlice, 1, 1, 1};
+void registerCollectiveKernels(exec::KernelRegistry &registry) {
+  registry.add(Op::all_reduce, {runAllReduce});
+  registry.add(Op::all_gather, {runAllGather});
+  registry.add(Op::reduce_scatter, {runReduceScatter});
+  registry.add(Op::all_to_all, {runAllToAll});
+  registry.add(Op::all_slice, {runAllSlice});
 }
 
-} // namespace exec
+} // namespace cpu
 } // namespace moert

@@ -4,15 +4,20 @@
 // pieces and collectives: the loss is normalized by a token count that is
 // all-reduced (token_count, div), the bias of a row-parallel linear is added
 // once after the all-reduce of the partial products (bias_add), scalars are
-// rescaled (mul). Plus copy, which moves a buffer unchanged.
+// rescaled (mul). Plus fill, which materializes splat constants per step.
 //
 //===----------------------------------------------------------------------===//
-#include "moert/exec/KernelTable.h"
+#include "moert/backends/cpu/CpuKernels.h"
+#include "moert/backends/cpu/KernelUtil.h"
 
+#include <algorithm>
 #include <cstring>
 
 namespace moert {
-namespace exec {
+namespace cpu {
+
+using exec::DType;
+using exec::TensorType;
 
 namespace {
 
@@ -86,27 +91,37 @@ Status runDiv(KernelCall &call) {
   return elementwise(call, [](float a, float b) { return a / b; });
 }
 
-Status runCopy(KernelCall &call) {
-  const TensorType &from = call.operandType(0);
-  const TensorType &to = call.resultType(0);
-  if (from.dtype != to.dtype || from.byteSize() != to.byteSize())
-    return invalidArgument("copies " + from.str() + " into " + to.str() +
-                           ", expected the same dtype and size");
-  if (call.result<void>(0) != call.operand<void>(0))
-    std::memmove(call.result<void>(0), call.operand<void>(0),
-                 static_cast<size_t>(from.byteSize()));
+/// Writes `value` to every element (splat constants of the step).
+Status runFill(KernelCall &call) {
+  MOERT_ASSIGN_OR_RETURN(double value, call.floatAttr("value"));
+  const TensorType &type = call.resultType(0);
+  int64_t n = type.numElements();
+  switch (type.dtype) {
+  case DType::F32:
+    std::fill_n(call.result<float>(0), n, static_cast<float>(value));
+    break;
+  case DType::I32:
+    std::fill_n(call.result<int32_t>(0), n, static_cast<int32_t>(value));
+    break;
+  case DType::I64:
+    std::fill_n(call.result<int64_t>(0), n, static_cast<int64_t>(value));
+    break;
+  case DType::Bool:
+    std::fill_n(call.result<uint8_t>(0), n, value != 0.0 ? 1 : 0);
+    break;
+  }
   return Status::success();
 }
 
 } // namespace
 
-void addPartitionKernels(KernelTable &table) {
-  table["moe.token_count"] = {runTokenCount, 1, 1, 1};
-  table["moe.bias_add"] = {runBiasAdd, 2, 2, 1};
-  table["moe.mul"] = {runMul, 2, 2, 1};
-  table["moe.div"] = {runDiv, 2, 2, 1};
-  table["moe.copy"] = {runCopy, 1, 1, 1};
+void registerPartitionKernels(exec::KernelRegistry &registry) {
+  registry.add(Op::token_count, {runTokenCount});
+  registry.add(Op::bias_add, {runBiasAdd});
+  registry.add(Op::mul, {runMul});
+  registry.add(Op::div, {runDiv});
+  registry.add(Op::fill, {runFill});
 }
 
-} // namespace exec
+} // namespace cpu
 } // namespace moert

@@ -1,0 +1,226 @@
+//===- MoeKernels.cpp - The CPU kernels of the MoE ops ----------------------===//
+//
+// Adapters from instructions (buffers + attributes, named after the dialect
+// ops) to the runtime's CPU kernels. Shapes come from the buffer types,
+// which the compiler and the plan loader verified; what depends on data
+// (token ids, labels, routing) is checked by the kernels themselves and
+// reported as errors. backends/cuda/ has the file of the same name.
+//
+//===----------------------------------------------------------------------===//
+#include "moert/backends/cpu/CpuKernels.h"
+#include "moert/backends/cpu/KernelUtil.h"
+
+#include "moert/GateCapacity.h"
+#include "moert/kernels/DispatchCombine.h"
+#include "moert/kernels/Gate.h"
+#include "moert/train/ExpertFfn.h"
+
+#include <algorithm>
+#include <cstring>
+#include <vector>
+
+namespace moert {
+namespace cpu {
+
+namespace {
+
+Expected<GateConfig> gateConfig(const KernelCall &call) {
+  GateConfig config;
+  MOERT_ASSIGN_OR_RETURN(config.topK, call.intAttr("top_k"));
+  MOERT_ASSIGN_OR_RETURN(config.capacityFactor,
+                         call.floatAttr("capacity_factor"));
+  MOERT_ASSIGN_OR_RETURN(config.evalCapacityFactor,
+                         call.floatAttr("eval_capacity_factor"));
+  MOERT_ASSIGN_OR_RETURN(config.minCapacity, call.intAttr("min_capacity"));
+  config.dropTokens = call.flag("drop_tokens");
+  config.useRts = call.flag("use_rts");
+  config.laterChoiceNoise = call.flag("second_sampling");
+  MOERT_ASSIGN_OR_RETURN(std::string noise, call.stringAttr("noise"));
+  if (noise == "none")
+    config.noise = GateNoise::None;
+  else if (noise == "jitter")
+    config.noise = GateNoise::Jitter;
+  else if (noise == "rsample")
+    config.noise = GateNoise::RSample;
+  else
+    return invalidArgument("gate noise '" + noise +
+                           "' is not none, jitter or rsample");
+  MOERT_ASSIGN_OR_RETURN(double jitter, call.floatAttr("jitter_eps"));
+  config.jitterEps = static_cast<float>(jitter);
+  config.training = call.context().training && !call.flag("eval");
+  // Plans written before gating groups existed have no "groups": one group.
+  if (call.instruction().attrs.count("groups")) {
+    MOERT_ASSIGN_OR_RETURN(config.groups, call.intAttr("groups"));
+  }
+  return config;
+}
+
+/// `numTokens`: the tokens of the gate's input on this rank.
+Expected<GateRandomness> gateRandomness(const KernelCall &call,
+                                        int64_t numTokens) {
+  MOERT_ASSIGN_OR_RETURN(int64_t stream, call.intAttr("stream"));
+  GateRandomness randomness;
+  randomness.source.seed = call.context().seed;
+  randomness.source.stream = static_cast<uint32_t>(stream);
+  randomness.source.step = call.context().step;
+  // With `shard_axes`, the tokens are this rank's shard of the batch.
+  MOERT_ASSIGN_OR_RETURN(GroupPosition shard, call.shardPosition());
+  randomness.firstGlobalToken = shard.index * numTokens;
+  return randomness;
+}
+
+GateShape gateShape(const TensorType &x, const TensorType &weight) {
+  GateShape shape;
+  shape.numTokens = leadingElements(x);
+  shape.modelDim = lastDim(x);
+  shape.numExperts = weight.shape[1];
+  return shape;
+}
+
+Status runGate(KernelCall &call) {
+  MOERT_ASSIGN_OR_RETURN(GateConfig config, gateConfig(call));
+  MOERT_ASSIGN_OR_RETURN(
+      GateRandomness randomness,
+      gateRandomness(call, leadingElements(call.operandType(0))));
+  GateShape shape = gateShape(call.operandType(0), call.operandType(1));
+  std::vector<float> gates(
+      static_cast<size_t>(shape.numTokens * shape.numExperts));
+  int64_t capacity = 0;
+  GateOutputs out;
+  out.experts = call.result<int32_t>(0);
+  out.slots = call.result<int32_t>(1);
+  out.weights = call.result<float>(2);
+  out.gates = gates.data();
+  out.expertCounts = call.result<int32_t>(3);
+  out.auxLoss = call.result<float>(4);
+  out.capacity = &capacity;
+  MOERT_RETURN_IF_ERROR(gateForward(config, shape, randomness,
+                                    call.operand<float>(0),
+                                    call.operand<float>(1), out));
+  // The compiler sized the dispatch buffers for this capacity: groups times
+  // the per-group capacity (moert::groupedExpertCapacity), which is also
+  // what the gate reports.
+  MOERT_ASSIGN_OR_RETURN(int64_t planned, call.intAttr("capacity"));
+  if (capacity > planned)
+    return internalError("the gate assigned " + std::to_string(capacity) +
+                         " slots per expert (" + std::to_string(config.groups) +
+                         " group(s) of " +
+                         std::to_string(capacity / config.groups) +
+                         "), the plan has " + std::to_string(planned));
+  return Status::success();
+}
+
+Status runGateGrad(KernelCall &call) {
+  MOERT_ASSIGN_OR_RETURN(GateConfig config, gateConfig(call));
+  MOERT_ASSIGN_OR_RETURN(
+      GateRandomness randomness,
+      gateRandomness(call, leadingElements(call.operandType(2))));
+  GateShape shape = gateShape(call.operandType(2), call.operandType(3));
+  // The softmax gates are recomputed (same input, weight and noise) rather
+  // than kept from the forward pass.
+  GateResult recomputed(shape, config.topK);
+  GateOutputs out = recomputed.outputs();
+  MOERT_RETURN_IF_ERROR(gateRoute(config, shape, randomness,
+                                  call.operand<float>(2),
+                                  call.operand<float>(3), out)
+                            .status());
+  GateSavedState saved;
+  saved.gates = recomputed.gates.data();
+  saved.experts = call.operand<int32_t>(4);
+  saved.slots = call.operand<int32_t>(5);
+  return gateBackward(config, shape, randomness, call.operand<float>(2),
+                      call.operand<float>(3), saved, call.operand<float>(0),
+                      *call.operand<float>(1), call.result<float>(0),
+                      call.result<float>(1));
+}
+
+DispatchShape dispatchShape(const TensorType &tokens, const TensorType &routing,
+                            const TensorType &buffer) {
+  DispatchShape shape;
+  shape.numTokens = leadingElements(tokens);
+  shape.modelDim = lastDim(tokens);
+  shape.numExperts = buffer.shape[0];
+  shape.capacity = buffer.shape[1];
+  shape.topK = lastDim(routing);
+  return shape;
+}
+
+Status runDispatch(KernelCall &call) {
+  DispatchShape shape = dispatchShape(call.operandType(0), call.operandType(1),
+                                      call.resultType(0));
+  return dispatchTokens(shape,
+                        {call.operand<int32_t>(1), call.operand<int32_t>(2)},
+                        call.operand<float>(0), call.result<float>(0));
+}
+
+Status runDispatchGrad(KernelCall &call) {
+  DispatchShape shape = dispatchShape(call.resultType(0), call.operandType(1),
+                                      call.operandType(0));
+  return dispatchTokensBackward(
+      shape, {call.operand<int32_t>(1), call.operand<int32_t>(2)},
+      call.operand<float>(0), call.result<float>(0));
+}
+
+Status runCombine(KernelCall &call) {
+  DispatchShape shape = dispatchShape(call.resultType(0), call.operandType(1),
+                                      call.operandType(0));
+  return combineTokens(
+      shape, {call.operand<int32_t>(1), call.operand<int32_t>(2)},
+      call.operand<float>(3), call.operand<float>(0), call.result<float>(0));
+}
+
+Status runCombineGrad(KernelCall &call) {
+  DispatchShape shape = dispatchShape(call.operandType(0), call.operandType(2),
+                                      call.operandType(1));
+  return combineTokensBackward(
+      shape, {call.operand<int32_t>(2), call.operand<int32_t>(3)},
+      call.operand<float>(4), call.operand<float>(1), call.operand<float>(0),
+      call.result<float>(0), call.result<float>(1));
+}
+
+Expected<train::ExpertFfnShape> expertShape(const KernelCall &call,
+                                            size_t inputOperand) {
+  const TensorType &input = call.operandType(inputOperand);
+  const TensorType &w1 = call.operandType(inputOperand + 1);
+  train::ExpertFfnShape shape;
+  shape.numExperts = input.shape[0];
+  shape.capacity = input.shape[1];
+  shape.modelDim = input.shape[2];
+  shape.hiddenDim = w1.shape[2];
+  MOERT_ASSIGN_OR_RETURN(shape.activation, activationKind(call, "activation"));
+  return shape;
+}
+
+Status runExpertFfn(KernelCall &call) {
+  MOERT_ASSIGN_OR_RETURN(train::ExpertFfnShape shape, expertShape(call, 0));
+  train::expertFfnForward(shape, call.operand<float>(0), call.operand<float>(1),
+                          call.operand<float>(2), call.operand<float>(3),
+                          call.operand<float>(4), call.result<float>(0));
+  return Status::success();
+}
+
+Status runExpertFfnGrad(KernelCall &call) {
+  MOERT_ASSIGN_OR_RETURN(train::ExpertFfnShape shape, expertShape(call, 1));
+  train::expertFfnBackward(
+      shape, call.operand<float>(0), call.operand<float>(1),
+      call.operand<float>(2), call.operand<float>(3), call.operand<float>(4),
+      call.result<float>(0), call.result<float>(1), call.result<float>(2),
+      call.result<float>(3), call.result<float>(4));
+  return Status::success();
+}
+
+} // namespace
+
+void registerMoeKernels(exec::KernelRegistry &registry) {
+  registry.add(Op::gate, {runGate});
+  registry.add(Op::gate_grad, {runGateGrad});
+  registry.add(Op::dispatch, {runDispatch});
+  registry.add(Op::dispatch_grad, {runDispatchGrad});
+  registry.add(Op::combine, {runCombine});
+  registry.add(Op::combine_grad, {runCombineGrad});
+  registry.add(Op::expert_ffn, {runExpertFfn});
+  registry.add(Op::expert_ffn_grad, {runExpertFfnGrad});
+}
+
+} // namespace cpu
+} // namespace moert

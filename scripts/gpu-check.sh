@@ -1,0 +1,243 @@
+#!/usr/bin/env bash
+# The GPU check: one prepared command for a machine with an NVIDIA GPU.
+#
+#   ./scripts/gpu-check.sh prepare [BUNDLE]       # here, on a build machine
+#   ./scripts/gpu-check.sh run [BUNDLE] [OUTDIR]  # on the GPU machine
+#
+# `prepare` builds the runtime with the CUDA backend (sm_80, sm_90 and sm_90
+# PTX; build-gpu/, no MLIR needed), compiles the plans the check trains with
+# the compiler of build/ (./scripts/test.sh or run.sh builds it), and packs
+# the binaries, the shared libraries they need beyond the C/C++ runtime and
+# the CUDA driver (OpenBLAS, MPI, fmt, ...), the plans and the check's
+# scripts into BUNDLE (default gpu-bundle.tar.xz in the repository root,
+# ignored by git). The GPU machine then needs only its driver, cuBLAS 13
+# (a CUDA 13 toolkit or PyTorch's nvidia-cublas wheel) and, for the
+# PyTorch baseline, python3 with torch.
+#
+# `run` unpacks the bundle and, in well under 8 minutes on one H200:
+#   1. device and registry tests (the CUDA device opens, every op has a
+#      kernel, the GPU unit tests of the kernels);
+#   2. the conformance suite on CUDA (each op forward/backward and the MoE
+#      layer's routing against the CPU backend, finite differences);
+#   3. the demo plan trained 20 steps on the CPU and on the GPU, loss curves
+#      and routing compared (scripts/compare_runs.py);
+#   4. benchmarks: the MoE layer at a Mixtral-8x7B shape with its GEMM and
+#      copy baselines, PyTorch eager's index-based layer on the same GPU, a
+#      training step of a 0.69 B-parameter model with its FLOP rate.
+# It writes OUTDIR/report.md (default $OUT when set, else gpu-report/) with
+# every command, its result and the numbers, and exits non-zero when a
+# correctness step failed (benchmarks never fail the check).
+set -uo pipefail
+cd "$(dirname "$0")/.."
+REPO=$(pwd)
+
+mode=${1:-}
+bundle=${2:-gpu-bundle.tar.xz}
+
+prepare() {
+  set -e
+  local jobs
+  jobs=$(nproc)
+  if [ ! -x build/bin/moe-opt ]; then
+    echo "gpu-check: build/bin/moe-opt is missing: run ./scripts/test.sh (or cmake --preset default && cmake --build --preset default) first" >&2
+    exit 1
+  fi
+  echo "== build the runtime with the CUDA backend (build-gpu/)"
+  cmake -S . -B build-gpu -G Ninja -DCMAKE_BUILD_TYPE=Release \
+    -DMOE_ENABLE_COMPILER=OFF -DMOE_CUDA=ON \
+    -DCMAKE_EXE_LINKER_FLAGS=-fuse-ld=lld >/dev/null
+  grep -q "MOERT_HAVE_CUDA:INTERNAL=ON" build-gpu/CMakeCache.txt || {
+    echo "gpu-check: the CUDA backend is not configured (no nvcc found)" >&2
+    exit 1
+  }
+  cmake --build build-gpu -- -j"$jobs" moe-train moe-bench-step \
+    moe-bench-layer-device moert-conformance-tests moert-hal-tests \
+    moert-kernel-registry-tests
+  # GPU unit tests of the kernel files, where they exist.
+  local gpu_tests
+  gpu_tests=$(ninja -C build-gpu -t targets all 2>/dev/null |
+    sed -n 's/^\(moert-cuda-[a-z-]*tests\): .*/\1/p' | sort -u)
+  if [ -n "$gpu_tests" ]; then
+    # shellcheck disable=SC2086
+    cmake --build build-gpu -- -j"$jobs" $gpu_tests
+  fi
+
+  local stage
+  stage=$(mktemp -d)
+  mkdir -p "$stage/gpu-bundle/bin" "$stage/gpu-bundle/lib" \
+    "$stage/gpu-bundle/plans" "$stage/gpu-bundle/scripts"
+  echo "== plans"
+  local plans=$stage/gpu-bundle/plans
+  build/bin/moe-opt models/demo.mlir \
+    --moe-training-pipeline="lr=0.003 warmup-steps=20 clip-norm=1.0" \
+    --moe-emit-plan="output=$plans/demo.moeplan seed=1" -o /dev/null
+  build/bin/moe-model-gen models/gpu-bench.json -o "$stage/gpu-bench.mlir"
+  build/bin/moe-opt "$stage/gpu-bench.mlir" \
+    --moe-training-pipeline="lr=0.0003 warmup-steps=100" \
+    --moe-emit-plan="output=$plans/gpu-bench.moeplan seed=1" \
+    --moe-partition-report="json=$plans/gpu-bench.report.json" -o /dev/null \
+    >/dev/null
+
+  echo "== binaries and their libraries"
+  local bin
+  for bin in build-gpu/bin/moe-train build-gpu/bin/moe-bench-step \
+    build-gpu/bin/moe-bench-layer-device; do
+    cp "$bin" "$stage/gpu-bundle/bin/"
+  done
+  find build-gpu -type f -perm -u+x \( -name 'moert-conformance-tests' \
+    -o -name 'moert-hal-tests' -o -name 'moert-kernel-registry-tests' \
+    -o -name 'moert-cuda-*tests' \) -exec cp {} "$stage/gpu-bundle/bin/" \;
+  strip "$stage"/gpu-bundle/bin/* 2>/dev/null || true
+  # Every library the binaries load, except the C/C++ runtime (the GPU
+  # machine's own is newer) and what the GPU machine must provide itself.
+  ldd "$stage"/gpu-bundle/bin/* | awk '/=> \// {print $1, $3}' | sort -u |
+    while read -r name path; do
+      case "$name" in
+      libc.so* | libm.so* | libstdc++.so* | libgcc_s.so* | ld-linux* | \
+        libpthread.so* | libdl.so* | librt.so* | libcuda.so* | \
+        libcublas* | libcudart* | libnvidia*) ;;
+      *) cp -L "$path" "$stage/gpu-bundle/lib/$name" ;;
+      esac
+    done
+  cp scripts/gpu-check.sh scripts/compare_runs.py bench/moe_layer_gpu_bench.py \
+    "$stage/gpu-bundle/scripts/"
+  git rev-parse HEAD >"$stage/gpu-bundle/COMMIT" 2>/dev/null || true
+  tar -C "$stage" -cJf "$REPO/$bundle" gpu-bundle
+  rm -rf "$stage"
+  echo "gpu-check: wrote $bundle ($(du -h "$REPO/$bundle" | cut -f1)); on" \
+    "the GPU machine: ./scripts/gpu-check.sh run $bundle"
+}
+
+run() {
+  local out=${3:-${OUT:-gpu-report}}
+  mkdir -p "$out"
+  out=$(cd "$out" && pwd)
+  local report=$out/report.md
+  local work
+  work=$(mktemp -d)
+  tar -C "$work" -xJf "$bundle" || {
+    echo "gpu-check: cannot unpack $bundle" >&2
+    exit 1
+  }
+  local B=$work/gpu-bundle
+  # cuBLAS from the CUDA toolkit or from PyTorch's wheel, whichever is here.
+  local cublas_dirs=""
+  for d in /usr/local/cuda/lib64 /usr/local/cuda/targets/x86_64-linux/lib; do
+    [ -e "$d/libcublas.so.13" ] && cublas_dirs="$cublas_dirs:$d"
+  done
+  local wheel
+  wheel=$(python3 -c 'import nvidia.cublas, os; print(os.path.join(list(nvidia.cublas.__path__)[0], "lib"))' 2>/dev/null || true)
+  [ -n "$wheel" ] && cublas_dirs="$cublas_dirs:$wheel"
+  export LD_LIBRARY_PATH="$B/lib$cublas_dirs${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+  export OMP_NUM_THREADS=${OMP_NUM_THREADS:-8}
+
+  local failed=0
+  {
+    echo "# GPU check"
+    echo
+    echo "- date: $(date -u '+%Y-%m-%d %H:%M UTC')"
+    echo "- commit: $(cat "$B/COMMIT" 2>/dev/null || echo unknown)"
+    echo "- GPU: $(nvidia-smi -L 2>&1 | head -1)"
+    echo "- driver: $(nvidia-smi --query-gpu=driver_version --format=csv,noheader 2>&1 | head -1)"
+    echo
+  } >"$report"
+
+  # step NAME TIMEOUT COMMAND...: runs it, logs it, records pass/fail.
+  step() {
+    local name=$1 limit=$2
+    shift 2
+    local log=$out/$name.log
+    local start=$SECONDS
+    timeout "$limit" "$@" >"$log" 2>&1
+    local rc=$?
+    local verdict=PASS
+    [ $rc -ne 0 ] && verdict="FAIL (exit $rc)"
+    {
+      echo "## $name: $verdict ($((SECONDS - start)) s)"
+      echo
+      echo '```'
+      echo "\$ $*" | sed "s|$B|BUNDLE|g"
+      tail -n 40 "$log"
+      echo '```'
+      echo
+    } >>"$report"
+    echo "gpu-check: $name: $verdict"
+    return $rc
+  }
+
+  step device-tests 120 "$B/bin/moert-hal-tests" || failed=1
+  step registry-tests 60 "$B/bin/moert-kernel-registry-tests" || failed=1
+  for t in "$B"/bin/moert-cuda-*tests; do
+    [ -x "$t" ] && { step "$(basename "$t")" 180 "$t" || failed=1; }
+  done
+  step conformance-cuda 300 "$B/bin/moert-conformance-tests" \
+    --gtest_filter='*/cuda' || failed=1
+  step demo-cpu 120 "$B/bin/moe-train" "$B/plans/demo.moeplan" --steps 20 \
+    --seed 1 --device cpu --metrics "$out/demo-cpu.jsonl" || failed=1
+  step demo-cuda 120 "$B/bin/moe-train" "$B/plans/demo.moeplan" --steps 20 \
+    --seed 1 --device cuda --metrics "$out/demo-cuda.jsonl" || failed=1
+  step demo-compare 30 python3 "$B/scripts/compare_runs.py" \
+    "$out/demo-cpu.jsonl" "$out/demo-cuda.jsonl" || failed=1
+
+  # Benchmarks: numbers for the report, never a failure of the check.
+  step bench-layer-ours 240 "$B/bin/moe-bench-layer-device" --device cuda \
+    --repeats 5 --json "$out/layer-ours.json" || true
+  step bench-layer-torch-fp32 240 python3 "$B/scripts/moe_layer_gpu_bench.py" \
+    --dtype fp32 --json "$out/layer-torch-fp32.json" || true
+  step bench-layer-torch-bf16 240 python3 "$B/scripts/moe_layer_gpu_bench.py" \
+    --dtype bf16 --json "$out/layer-torch-bf16.json" || true
+  local flops
+  flops=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["flops"])' \
+    "$B/plans/gpu-bench.report.json" 2>/dev/null || echo "")
+  step bench-step-0.69b 300 "$B/bin/moe-bench-step" "$B/plans/gpu-bench.moeplan" \
+    --device cuda --steps 5 --warmup 2 ${flops:+--model-flops "$flops"} || true
+
+  python3 - "$out" >>"$report" <<'EOF' || true
+import json, os, sys
+out = sys.argv[1]
+def load(name):
+    try:
+        with open(os.path.join(out, name)) as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        return None
+ours = load("layer-ours.json")
+fp32 = load("layer-torch-fp32.json")
+bf16 = load("layer-torch-bf16.json")
+print("## Ratios (this run)\n")
+if ours:
+    print(f"- MoE layer fwd+bwd, ours (fp32): {ours['layer_ms']:.2f} ms")
+    print(f"- expert GEMMs: {ours['expert_tflops']:.1f} TFLOP/s = "
+          f"{100 * ours['expert_tflops'] / ours['gemm_tflops']:.1f} % of the "
+          f"backend's fp32 GEMM ({ours['gemm_tflops']:.1f} TFLOP/s)")
+    print(f"- dispatch + combine: {ours['dispatch_combine_gbs']:.0f} GB/s = "
+          f"{100 * ours['dispatch_combine_gbs'] / ours['copy_gbs']:.1f} % of "
+          f"the device copy ({ours['copy_gbs']:.0f} GB/s)")
+for name, ref in (("fp32", fp32), ("bf16", bf16)):
+    if ours and ref:
+        print(f"- PyTorch eager index-based ({name}): {ref['layer_ms']:.2f} ms;"
+              f" ours (fp32) / PyTorch: {ref['layer_ms'] / ours['layer_ms']:.2f}x"
+              f" faster; PyTorch's {name} 8192^3 GEMM: "
+              f"{ref['gemm_tflops_8192']:.0f} TFLOP/s")
+EOF
+  {
+    echo
+    if [ $failed -eq 0 ]; then
+      echo "**Result: every correctness step passed.**"
+    else
+      echo "**Result: a correctness step FAILED (see above).**"
+    fi
+  } >>"$report"
+  echo "gpu-check: report in $report"
+  rm -rf "$work"
+  return $failed
+}
+
+case "$mode" in
+prepare) prepare ;;
+run) run "$@" ;;
+*)
+  echo "usage: $0 prepare [BUNDLE] | run [BUNDLE] [OUTDIR]" >&2
+  exit 2
+  ;;
+esac
