@@ -1,0 +1,180 @@
+//===- PartitionKernels.cu - Small kernels that partitioning introduces ---===//
+//
+// The CUDA side of backends/cpu/PartitionKernels.cpp: the token count that
+// normalizes a partitioned loss (token_count, div), the bias of a
+// row-parallel linear added once after the all-reduce (bias_add), scalar
+// rescaling (mul), and the splat constants of a step (fill). The same shape
+// and type checks as the CPU, on the host; the data never leaves the
+// device (the token count is counted there and stays there).
+//
+//===----------------------------------------------------------------------===//
+#include "moert/backends/cuda/CudaDevice.h"
+#include "moert/backends/cuda/CudaKernels.h"
+#include "moert/backends/cuda/DenseDeviceUtils.cuh"
+#include "moert/exec/Executor.h"
+
+namespace moert {
+namespace cuda {
+
+namespace {
+
+using exec::DType;
+using exec::KernelCall;
+using exec::TensorType;
+using namespace dense_device;
+
+cudaStream_t streamOf(const KernelCall &call) {
+  return static_cast<cudaStream_t>(call.stream());
+}
+
+Status sameShapes(const KernelCall &call) {
+  for (size_t i = 0; i < 2; ++i) {
+    MOERT_RETURN_IF_ERROR(call.expectOperand(i, DType::F32));
+    if (call.operandType(i).shape != call.resultType(0).shape)
+      return invalidArgument(
+          "operand #" + std::to_string(i) + " is " + call.operandType(i).str() +
+          ", expected the result's " + call.resultType(0).str());
+  }
+  return call.expectResult(0, DType::F32);
+}
+
+/// One block: the number of labels other than ignoreIndex, as an f32.
+__global__ void tokenCountKernel(int64_t count, const int32_t *labels,
+                                 int64_t ignoreIndex, float *result) {
+  __shared__ long long shared[32];
+  long long counted = 0;
+  for (int64_t i = threadIdx.x; i < count; i += blockDim.x)
+    counted += int64_t{labels[i]} != ignoreIndex ? 1 : 0;
+  counted = blockSum(counted, shared);
+  if (threadIdx.x == 0)
+    *result = static_cast<float>(counted);
+}
+
+Status runTokenCount(KernelCall &call) {
+  MOERT_RETURN_IF_ERROR(call.expectOperand(0, DType::I32));
+  MOERT_RETURN_IF_ERROR(call.expectResult(0, DType::F32));
+  if (call.resultType(0).numElements() != 1)
+    return invalidArgument("the result must be a scalar, found " +
+                           call.resultType(0).str());
+  MOERT_ASSIGN_OR_RETURN(int64_t ignoreIndex, call.intAttr("ignore_index"));
+  cudaStream_t stream = streamOf(call);
+  tokenCountKernel<<<1, 1024, 0, stream>>>(call.operandType(0).numElements(),
+                                           call.operand<int32_t>(0),
+                                           ignoreIndex, call.result<float>(0));
+  MOERT_CUDA_RETURN_IF_ERROR(cudaGetLastError());
+  return Status::success();
+}
+
+/// out[r, j] = x[r, j] + bias[j].
+__global__ void biasAddKernel(int64_t count, int64_t n, const float *x,
+                              const float *bias, float *out) {
+  for (int64_t i = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; i < count;
+       i += int64_t{gridDim.x} * blockDim.x)
+    out[i] = x[i] + bias[i % n];
+}
+
+Status runBiasAdd(KernelCall &call) {
+  const TensorType &x = call.operandType(0);
+  const TensorType &bias = call.operandType(1);
+  MOERT_RETURN_IF_ERROR(call.expectOperand(0, DType::F32));
+  MOERT_RETURN_IF_ERROR(call.expectOperand(1, DType::F32));
+  MOERT_RETURN_IF_ERROR(call.expectResult(0, DType::F32));
+  const int64_t n = lastDim(x);
+  if (bias.shape.size() != 1 || bias.shape[0] != n ||
+      call.resultType(0).shape != x.shape)
+    return invalidArgument("expected x [..., N], bias [N] and a result "
+                           "shaped like x; found x " +
+                           x.str() + ", bias " + bias.str() + ", result " +
+                           call.resultType(0).str());
+  const int64_t count = n ? x.numElements() : 0;
+  if (count == 0)
+    return Status::success();
+  cudaStream_t stream = streamOf(call);
+  biasAddKernel<<<gridFor(count), kThreads, 0, stream>>>(
+      count, n, call.operand<float>(0), call.operand<float>(1),
+      call.result<float>(0));
+  MOERT_CUDA_RETURN_IF_ERROR(cudaGetLastError());
+  return Status::success();
+}
+
+struct MulOp {
+  __device__ float operator()(float a, float b) const { return a * b; }
+};
+/// IEEE division (nvcc's default -prec-div=true), as the CPU.
+struct DivOp {
+  __device__ float operator()(float a, float b) const { return a / b; }
+};
+
+template <typename Op>
+__global__ void binaryKernel(int64_t count, const float *lhs, const float *rhs,
+                             float *out, Op op) {
+  for (int64_t i = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; i < count;
+       i += int64_t{gridDim.x} * blockDim.x)
+    out[i] = op(lhs[i], rhs[i]);
+}
+
+template <typename Op> Status elementwise(KernelCall &call, Op op) {
+  MOERT_RETURN_IF_ERROR(sameShapes(call));
+  const int64_t count = call.resultType(0).numElements();
+  if (count == 0)
+    return Status::success();
+  cudaStream_t stream = streamOf(call);
+  binaryKernel<<<gridFor(count), kThreads, 0, stream>>>(
+      count, call.operand<float>(0), call.operand<float>(1),
+      call.result<float>(0), op);
+  MOERT_CUDA_RETURN_IF_ERROR(cudaGetLastError());
+  return Status::success();
+}
+
+Status runMul(KernelCall &call) { return elementwise(call, MulOp()); }
+Status runDiv(KernelCall &call) { return elementwise(call, DivOp()); }
+
+template <typename T>
+__global__ void fillKernel(int64_t count, T value, T *out) {
+  for (int64_t i = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; i < count;
+       i += int64_t{gridDim.x} * blockDim.x)
+    out[i] = value;
+}
+
+template <typename T>
+Status fill(cudaStream_t stream, int64_t count, T value, void *out) {
+  if (count == 0)
+    return Status::success();
+  fillKernel<<<gridFor(count), kThreads, 0, stream>>>(count, value,
+                                                      static_cast<T *>(out));
+  MOERT_CUDA_RETURN_IF_ERROR(cudaGetLastError());
+  return Status::success();
+}
+
+/// Writes `value` to every element, converted as the CPU's runFill does.
+Status runFill(KernelCall &call) {
+  MOERT_ASSIGN_OR_RETURN(double value, call.floatAttr("value"));
+  const TensorType &type = call.resultType(0);
+  const int64_t count = type.numElements();
+  cudaStream_t stream = streamOf(call);
+  void *out = call.result<void>(0);
+  switch (type.dtype) {
+  case DType::F32:
+    return fill(stream, count, static_cast<float>(value), out);
+  case DType::I32:
+    return fill(stream, count, static_cast<int32_t>(value), out);
+  case DType::I64:
+    return fill(stream, count, static_cast<int64_t>(value), out);
+  case DType::Bool:
+    return fill(stream, count, static_cast<uint8_t>(value != 0.0 ? 1 : 0), out);
+  }
+  return invalidArgument("fill of an unknown element type");
+}
+
+} // namespace
+
+void registerPartitionKernels(exec::KernelRegistry &registry) {
+  registry.add(Op::token_count, {runTokenCount, 0, 0, nullptr});
+  registry.add(Op::bias_add, {runBiasAdd, 0, 0, nullptr});
+  registry.add(Op::mul, {runMul, 0, 0, nullptr});
+  registry.add(Op::div, {runDiv, 0, 0, nullptr});
+  registry.add(Op::fill, {runFill, 0, 0, nullptr});
+}
+
+} // namespace cuda
+} // namespace moert
