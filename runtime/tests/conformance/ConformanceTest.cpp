@@ -362,6 +362,43 @@ TEST_P(Conformance, EmbeddingForwardAndBackward) {
   }
 }
 
+TEST_P(Conformance, BadDataIsAnErrorNamingTheElement) {
+  // A token id outside the vocabulary, and a label outside it: the run
+  // fails (on a GPU at the end of the run) naming the first bad element.
+  for (bool label : {false, true}) {
+    Case c;
+    int32_t tokens = c.in(DType::I32, {2, 4}, {0, Input::Integers, 0, 5});
+    int32_t table = c.in(DType::F32, {5, 8});
+    int32_t y = c.out(DType::F32, {2, 4, 8});
+    int32_t labels = c.in(DType::I32, {2, 4}, {0, Input::Integers, 0, 8});
+    int32_t loss = c.out(DType::F32, {});
+    c.t.add("moe.embedding", {tokens, table}, {y},
+            {{"position", std::string("none")}});
+    c.t.add("moe.cross_entropy", {y, labels}, {loss},
+            {{"label_smoothing", 0.0}, {"ignore_index", int64_t{-1}}});
+    auto e = make(c, *device_);
+    ASSERT_TRUE(e);
+    ASSERT_TRUE(e->run(context()).ok()) << "the good data must run";
+    std::vector<int32_t> bad(8, 1);
+    bad[5] = label ? 8 : 5; // one past the last valid value
+    ASSERT_TRUE(e->writeBuffer(label ? labels : tokens, bad.data(), 32).ok());
+    Status status = e->run(context());
+    ASSERT_FALSE(status.ok());
+    EXPECT_EQ(status.code(), StatusCode::OutOfRange) << status.toString();
+    EXPECT_NE(status.message().find(label ? "label #5" : "token #5"),
+              std::string::npos)
+        << status.toString();
+    EXPECT_NE(status.message().find(label ? "moe.cross_entropy"
+                                          : "moe.embedding"),
+              std::string::npos)
+        << status.toString();
+    // The error is reported once; good data runs again.
+    std::vector<int32_t> good(8, 1);
+    ASSERT_TRUE(e->writeBuffer(label ? labels : tokens, good.data(), 32).ok());
+    EXPECT_TRUE(e->run(context()).ok());
+  }
+}
+
 TEST_P(Conformance, DropoutMasksAreTheCpuMasks) {
   Case c;
   const int64_t n = 4096;

@@ -3,6 +3,7 @@
 
 #include "moert/backends/cpu/CpuDevice.h"
 #include "moert/comm/Communicator.h"
+#include "moert/exec/DeviceErrors.h"
 
 #include <cstdlib>
 #include <cstring>
@@ -128,6 +129,14 @@ Expected<std::unique_ptr<Executor>> Executor::create(Program program,
       executor->workspace_,
       device.allocate(static_cast<size_t>(workspaceBytes), "workspace"));
   executor->staging_.resize(static_cast<size_t>(stagingBytes));
+  if (!device.hostAccessible()) {
+    MOERT_ASSIGN_OR_RETURN(
+        executor->errorRecord_,
+        device.allocate(sizeof(DeviceErrorRecord), "error record"));
+    DeviceErrorRecord clear{kNoDeviceError, 0, ~0ull};
+    MOERT_RETURN_IF_ERROR(device.copyToDevice(executor->errorRecord_.data(),
+                                              &clear, sizeof(clear)));
+  }
   // Splat constants are materialized once, into one region.
   executor->constantOffsets_.assign(p.buffers.size(), -1);
   int64_t constantBytes = 0;
@@ -218,7 +227,47 @@ Status Executor::run(const RunContext &context) {
   }
   for (size_t i = 0; i < program_.instructions.size(); ++i)
     MOERT_RETURN_IF_ERROR(runInstruction(i, context));
-  return Status::success();
+  return checkErrorRecord();
+}
+
+Status Executor::checkErrorRecord() {
+  if (!errorRecord_.data())
+    return Status::success();
+  DeviceErrorRecord record{};
+  MOERT_RETURN_IF_ERROR(
+      device_.copyToHost(&record, errorRecord_.data(), sizeof(record)));
+  if (record.code == kNoDeviceError)
+    return Status::success();
+  DeviceErrorRecord clear{kNoDeviceError, 0, ~0ull};
+  MOERT_RETURN_IF_ERROR(
+      device_.copyToDevice(errorRecord_.data(), &clear, sizeof(clear)));
+  // The first instruction that can report this kind of error names it: the
+  // bad values come from the batch, which the first such op reads first.
+  auto reports = [&](const std::string &kernel) {
+    if (record.code == kTokenOutOfVocabulary)
+      return kernel == "moe.embedding" || kernel == "moe.embedding_grad";
+    if (record.code == kLabelOutOfRange)
+      return kernel == "moe.cross_entropy" || kernel == "moe.cross_entropy_grad";
+    return false;
+  };
+  std::string where = "a kernel on " + device_.description();
+  for (size_t i = 0; i < program_.instructions.size(); ++i)
+    if (reports(program_.instructions[i].kernel)) {
+      where = describe(i, program_.instructions[i]);
+      break;
+    }
+  std::string index = std::to_string(record.index);
+  switch (record.code) {
+  case kTokenOutOfVocabulary:
+    return outOfRange(where + ": token #" + index +
+                      " has an id outside the vocabulary");
+  case kLabelOutOfRange:
+    return outOfRange(where + ": label #" + index +
+                      " is outside the vocabulary and not the ignore index");
+  default:
+    return internalError(where + ": device error code " +
+                         std::to_string(record.code) + " at element " + index);
+  }
 }
 
 Status Executor::runInstruction(size_t i, const RunContext &context) {

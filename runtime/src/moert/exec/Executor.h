@@ -98,6 +98,10 @@ private:
   hal::Device &device_;
   std::vector<const KernelInfo *> kernels_;
   hal::DeviceBuffer arena_, persistent_, constants_, workspace_;
+  /// Where device kernels record data-dependent errors (DeviceErrors.h);
+  /// read at the end of each run on devices the host cannot address.
+  hal::DeviceBuffer errorRecord_;
+  Status checkErrorRecord();
   /// Offset of each constant buffer in constants_ (-1 for other kinds).
   std::vector<int64_t> constantOffsets_;
   /// Host copies for kernels that need operands/results on the host, when
@@ -111,11 +115,12 @@ public:
   KernelCall(const Instruction &instruction, const Program &program,
              const RunContext &context, std::vector<void *> operands,
              std::vector<void *> results, hal::Device &device,
-             void *workspace = nullptr, size_t workspaceBytes = 0)
+             void *workspace = nullptr, size_t workspaceBytes = 0,
+             void *errorRecord = nullptr)
       : instruction_(instruction), program_(program), context_(context),
         operands_(std::move(operands)), results_(std::move(results)),
         device_(device), workspace_(workspace),
-        workspaceBytes_(workspaceBytes) {}
+        workspaceBytes_(workspaceBytes), errorRecord_(errorRecord) {}
 
   const RunContext &context() const { return context_; }
   /// The device the kernel runs on, and its native stream (cudaStream_t on
@@ -126,6 +131,11 @@ public:
   /// this instruction (or more), on the device.
   void *workspace() const { return workspace_; }
   size_t workspaceBytes() const { return workspaceBytes_; }
+  /// The run's DeviceErrorRecord (exec/DeviceErrors.h) on the device: a
+  /// kernel that cannot return an error synchronously (a bad token id seen
+  /// on the GPU) records it there and skips the element; the executor
+  /// reports it at the end of the run. Null where the executor has none.
+  void *errorRecord() const { return errorRecord_; }
   const Instruction &instruction() const { return instruction_; }
   const Program &program() const { return program_; }
   size_t numOperands() const { return operands_.size(); }
@@ -177,6 +187,7 @@ private:
   hal::Device &device_;
   void *workspace_;
   size_t workspaceBytes_;
+  void *errorRecord_;
 };
 
 } // namespace exec

@@ -10,6 +10,7 @@
 #ifndef MOERT_BACKENDS_CUDA_DENSEBLOCK_CUH
 #define MOERT_BACKENDS_CUDA_DENSEBLOCK_CUH
 
+#include "moert/exec/DeviceErrors.h"
 #include "moert/backends/cuda/DenseWarp.cuh"
 
 #include <cstdint>
@@ -22,19 +23,12 @@ namespace dense_device {
 /// offending flat index. The CPU kernels return such errors at once; a
 /// kernel on the GPU cannot, so it records them here, skips the offending
 /// element (never reading out of bounds) and carries on.
-// TODO(report): the record sits at the start of the call's workspace and is
-// overwritten by the next call's scratch; the executor should own a device
-// error word that kernels set and that is read once per step (codes below).
-struct DeviceErrorRecord {
-  unsigned int code;
-  unsigned int unused;
-  unsigned long long index;
-};
-enum DeviceErrorCode : unsigned int {
-  kNoError = 0,
-  kTokenOutOfVocabulary = 1, // embedding, embedding_grad
-  kLabelOutOfRange = 2,      // cross_entropy, cross_entropy_grad
-};
+// The record is the executor's (exec/DeviceErrors.h): one per run, read
+// and reset by the executor at the end of the run.
+using exec::DeviceErrorRecord;
+using exec::kLabelOutOfRange;
+using exec::kNoDeviceError;
+using exec::kTokenOutOfVocabulary;
 
 __device__ inline void recordError(DeviceErrorRecord *record, unsigned int code,
                                    int64_t index) {

@@ -70,9 +70,9 @@ cudaStream_t streamOf(const KernelCall &call) {
   return static_cast<cudaStream_t>(call.stream());
 }
 
-/// The record of data-dependent errors at the start of the workspace.
+/// The run's record of data-dependent errors (the executor reports it).
 DeviceErrorRecord *errorRecordOf(const KernelCall &call) {
-  return static_cast<DeviceErrorRecord *>(call.workspace());
+  return static_cast<DeviceErrorRecord *>(call.errorRecord());
 }
 
 Status needWorkspace(const KernelCall &call, size_t bytes) {
@@ -158,7 +158,6 @@ Status runEmbedding(KernelCall &call) {
       embeddingScratch(call.workspace(), seqLen, dim, kind == 1, &sinusoid);
   MOERT_RETURN_IF_ERROR(needWorkspace(call, scratch.bytes()));
   DeviceErrorRecord *errors = errorRecordOf(call);
-  MOERT_RETURN_IF_ERROR(clearErrorRecord(errors, stream));
   if (numTokens == 0 || dim == 0)
     return Status::success();
   const float *positions = nullptr;
@@ -262,7 +261,7 @@ Status runEmbeddingGrad(KernelCall &call) {
   const Scratch scratch =
       embeddingGradScratch(call.workspace(), count, vocab, &s);
   MOERT_RETURN_IF_ERROR(needWorkspace(call, scratch.bytes()));
-  MOERT_RETURN_IF_ERROR(clearErrorRecord(s.errors, stream));
+  s.errors = errorRecordOf(call);
   float *tableGrad = call.result<float>(0);
   MOERT_RETURN_IF_ERROR(zeroFill(tableGrad, table.byteSize(), stream));
   if (count == 0 || dim == 0)
@@ -1284,7 +1283,6 @@ Status runCrossEntropy(KernelCall &call) {
       crossEntropyScratch(call.workspace(), p.tokens, &tokenLoss, nullptr);
   MOERT_RETURN_IF_ERROR(needWorkspace(call, scratch.bytes()));
   DeviceErrorRecord *errors = errorRecordOf(call);
-  MOERT_RETURN_IF_ERROR(clearErrorRecord(errors, stream));
   if (p.tokens > 0 && p.vocab > 0) {
     const unsigned blocks =
         static_cast<unsigned>(std::min<int64_t>(p.tokens, 1 << 20));
@@ -1308,7 +1306,6 @@ Status runCrossEntropyGrad(KernelCall &call) {
       crossEntropyScratch(call.workspace(), p.tokens, nullptr, &counted);
   MOERT_RETURN_IF_ERROR(needWorkspace(call, scratch.bytes()));
   DeviceErrorRecord *errors = errorRecordOf(call);
-  MOERT_RETURN_IF_ERROR(clearErrorRecord(errors, stream));
   if (p.tokens == 0 || p.vocab == 0)
     return Status::success();
   const int32_t *labels = call.operand<int32_t>(2);
