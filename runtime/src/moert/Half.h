@@ -28,6 +28,7 @@
 
 #include <cstdint>
 #include <cstring>
+#include <vector>
 
 #if defined(__CUDACC__)
 #define MOERT_HOST_DEVICE __host__ __device__
@@ -193,6 +194,26 @@ inline void roundArrayToCompute(ComputeType type, int64_t count,
   for (int64_t i = 0; i < count; ++i)
     to[i] = roundToCompute(type, from[i]);
 }
+
+/// An operand as a GEMM of `type` reads it: the data itself for F32 (or
+/// null data), else a copy rounded to `type`, owned by this object. Host
+/// only: the CPU backend's emulation of reduced-precision GEMMs.
+class RoundedCopy {
+public:
+  RoundedCopy(ComputeType type, int64_t count, const float *data)
+      : data_(data) {
+    if (type == ComputeType::F32 || !data)
+      return;
+    copy_.resize(static_cast<size_t>(count));
+    roundArrayToCompute(type, count, data, copy_.data());
+    data_ = copy_.data();
+  }
+  const float *get() const { return data_; }
+
+private:
+  const float *data_;
+  std::vector<float> copy_;
+};
 
 } // namespace moert
 

@@ -37,6 +37,8 @@ const std::vector<std::string> kActivationKinds = {"relu", "gelu", "gelu_tanh",
 const std::vector<std::string> kPositionKinds = {"none", "sinusoidal",
                                                  "learned"};
 const std::vector<std::string> kParamGroups = {"dense", "expert"};
+/// Input precision of a GEMM op (moe-mixed-precision); absent = f32.
+const std::vector<std::string> kComputeTypes = {"f32", "bf16", "f16"};
 
 /// The grid axes over which the operand of a dropout or gate is one token
 /// shard of a batch-major tensor (schema 1.1; absent = not sharded).
@@ -78,7 +80,8 @@ std::map<Opcode, KernelSignature> buildSignatures() {
       {requiredEnum("position", kPositionKinds),
        optional("scaled", AttrValue::BoolValue)});
   add(Opcode::linear, {2, 3}, {1, 1},
-      {optional("transpose_weight", AttrValue::BoolValue)});
+      {optional("transpose_weight", AttrValue::BoolValue),
+       optionalEnum("compute_type", kComputeTypes)});
   add(Opcode::layer_norm, {3, 3}, {1, 1},
       {optional("epsilon", AttrValue::FloatValue)});
   add(Opcode::activation, {1, 1}, {1, 1},
@@ -91,21 +94,24 @@ std::map<Opcode, KernelSignature> buildSignatures() {
       {required("pad_id", AttrValue::IntValue)});
   add(Opcode::attention, {3, 4}, {1, 1},
       {required("num_heads", AttrValue::IntValue),
-       optional("causal", AttrValue::BoolValue)});
+       optional("causal", AttrValue::BoolValue),
+       optionalEnum("compute_type", kComputeTypes)});
   add(Opcode::cross_entropy, {2, 2}, {1, 1},
       {optional("label_smoothing", AttrValue::FloatValue),
        optional("ignore_index", AttrValue::IntValue)});
   add(Opcode::gate, {2, 2}, {5, 5}, gateAttributes());
   add(Opcode::dispatch, {3, 3}, {1, 1}, {});
   add(Opcode::expert_ffn, {5, 5}, {1, 1},
-      {requiredEnum("activation", kActivationKinds)});
+      {requiredEnum("activation", kActivationKinds),
+       optionalEnum("compute_type", kComputeTypes)});
   add(Opcode::combine, {4, 4}, {1, 1}, {});
   // Backward.
   add(Opcode::embedding_grad, {2, 2}, {1, 1},
       {optional("scaled", AttrValue::BoolValue)});
   add(Opcode::position_grad, {1, 1}, {1, 1}, {});
   add(Opcode::linear_grad, {3, 3}, {2, 2},
-      {optional("transpose_weight", AttrValue::BoolValue)});
+      {optional("transpose_weight", AttrValue::BoolValue),
+       optionalEnum("compute_type", kComputeTypes)});
   add(Opcode::bias_grad, {1, 1}, {1, 1}, {});
   add(Opcode::layer_norm_grad, {3, 3}, {3, 3},
       {optional("epsilon", AttrValue::FloatValue)});
@@ -116,14 +122,16 @@ std::map<Opcode, KernelSignature> buildSignatures() {
        required("stream", AttrValue::IntValue), shardAxes()});
   add(Opcode::attention_grad, {4, 5}, {3, 3},
       {required("num_heads", AttrValue::IntValue),
-       optional("causal", AttrValue::BoolValue)});
+       optional("causal", AttrValue::BoolValue),
+       optionalEnum("compute_type", kComputeTypes)});
   add(Opcode::cross_entropy_grad, {3, 3}, {1, 1},
       {optional("label_smoothing", AttrValue::FloatValue),
        optional("ignore_index", AttrValue::IntValue)});
   add(Opcode::gate_grad, {6, 6}, {2, 2}, gateAttributes());
   add(Opcode::dispatch_grad, {3, 3}, {1, 1}, {});
   add(Opcode::expert_ffn_grad, {6, 6}, {5, 5},
-      {requiredEnum("activation", kActivationKinds)});
+      {requiredEnum("activation", kActivationKinds),
+       optionalEnum("compute_type", kComputeTypes)});
   add(Opcode::combine_grad, {5, 5}, {2, 2}, {});
   // Optimizer.
   add(Opcode::sum_squares, {1, 1}, {1, 1},

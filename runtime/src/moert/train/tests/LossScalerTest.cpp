@@ -6,9 +6,11 @@
 //
 //===----------------------------------------------------------------------===//
 #include "moert/train/LossScaler.h"
+#include "moert/train/Optimizer.h"
 
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <string>
 #include <vector>
 
@@ -269,6 +271,29 @@ TEST(LossScaler, RejectsBadConfigurationsAndStates) {
   bad.lastOverflowIteration = 5;
   EXPECT_FALSE(scaler->restore(bad).ok());
   EXPECT_EQ(scaler->scale(), 65536.0); // unchanged
+}
+
+} // namespace
+
+namespace {
+
+TEST(LossScaler, SkippedStepLeavesAdamWStateUntouched) {
+  // An overflowing fp16 step reaches AdamW with clipping factor 0: the
+  // parameter, both moments (non-zero here) and the weight decay must all
+  // be skipped, even with inf and NaN gradients.
+  AdamWConfig config;
+  config.weightDecay = 0.1;
+  std::vector<float> p = {1.0f, -2.0f, 3.0f}, m = {0.5f, 0.25f, -1.0f},
+                     v = {0.1f, 0.2f, 0.3f};
+  const std::vector<float> g = {INFINITY, std::nanf(""), 1.0f};
+  const std::vector<float> p0 = p, m0 = m, v0 = v;
+  adamwUpdate(config, 3, p.data(), g.data(), m.data(), v.data(), 1e-3f, 0.0f,
+              7);
+  EXPECT_EQ(p, p0);
+  EXPECT_EQ(m, m0);
+  EXPECT_EQ(v, v0);
+  // A non-finite norm is what gives factor 0.
+  EXPECT_EQ(clipByGlobalNorm(INFINITY, 1.0).scale, 0.0f);
 }
 
 } // namespace
