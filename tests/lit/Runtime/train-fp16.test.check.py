@@ -7,7 +7,10 @@
       stays for the first overflow (hysteresis 2) and halves on each later
       one; the learning rate stays at its first value (the schedule does
       not advance on skipped steps);
-  same-tensors A B: two safetensors checkpoints hold identical tensors.
+  same-tensors A B: two safetensors checkpoints hold identical tensors;
+  close A B NAMES...: the f32 tensors NAMES of two files agree to 1e-2
+      relative (fp16 rounding of the GEMM inputs; fp32 itself agrees to
+      far less).
 """
 import json
 import math
@@ -46,6 +49,17 @@ def skips(path, power):
     print(f"{len(rs)} skipped steps, scales {[r['loss_scale'] for r in rs]}")
 
 
+def close(a, b, names):
+    ta, tb = tensors(a), tensors(b)
+    for name in names:
+        x = struct.unpack(f"<{len(ta[name]) // 4}f", ta[name])
+        y = struct.unpack(f"<{len(tb[name]) // 4}f", tb[name])
+        assert len(x) == len(y), name
+        for u, v in zip(x, y):
+            assert math.isfinite(u) and abs(u - v) <= 1e-2 * abs(v), (name, u, v)
+        print(f"{name}: {x[:1]} vs {y[:1]}")
+
+
 def tensors(path):
     data = open(path, "rb").read()
     (size,) = struct.unpack("<Q", data[:8])
@@ -74,6 +88,8 @@ if __name__ == "__main__":
         trains(sys.argv[2], int(sys.argv[3]), float(sys.argv[4]))
     elif mode == "skips":
         skips(sys.argv[2], int(sys.argv[3]))
+    elif mode == "close":
+        close(sys.argv[2], sys.argv[3], sys.argv[4:])
     elif mode == "same-tensors":
         same_tensors(sys.argv[2], sys.argv[3])
     else:
