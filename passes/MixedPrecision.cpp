@@ -79,26 +79,27 @@ struct MoeMixedPrecision
   /// Marks already present must be on GEMM ops and name a float type the
   /// backends know.
   LogicalResult verifyExistingMarks(ModuleOp module) {
-    WalkResult result = module.walk([&](Operation *op) {
-      Attribute attr = op->getAttr(kComputeTypeAttr);
-      if (!attr)
-        return WalkResult::advance();
-      if (!isGemmOp(op)) {
-        op->emitOpError()
-            << "has a compute_type, but only moe.linear, moe.attention, "
-               "moe.expert_ffn and their gradient ops run in reduced "
-               "precision (the router, the loss, norms and the optimizer "
-               "stay fp32)";
-        return WalkResult::interrupt();
-      }
-      auto type = dyn_cast<TypeAttr>(attr);
-      if (!type || !isComputeElementType(type.getValue())) {
-        op->emitOpError() << "compute_type must be f32, bf16 or f16, found "
-                          << attr;
-        return WalkResult::interrupt();
-      }
-      return WalkResult::advance();
-    });
+    WalkResult result =
+        module.walk([&](Operation *op) {
+          Attribute attr = op->getAttr(kComputeTypeAttr);
+          if (!attr)
+            return WalkResult::advance();
+          if (!isGemmOp(op)) {
+            op->emitOpError()
+                << "has a compute_type, but only moe.linear, moe.attention, "
+                   "moe.expert_ffn and their gradient ops run in reduced "
+                   "precision (the router, the loss, norms and the optimizer "
+                   "stay fp32)";
+            return WalkResult::interrupt();
+          }
+          auto type = dyn_cast<TypeAttr>(attr);
+          if (!type || !isComputeElementType(type.getValue())) {
+            op->emitOpError()
+                << "compute_type must be f32, bf16 or f16, found " << attr;
+            return WalkResult::interrupt();
+          }
+          return WalkResult::advance();
+        });
     return failure(result.wasInterrupted());
   }
 
@@ -141,12 +142,11 @@ LogicalResult MoeMixedPrecision::addLossScaling(func::FuncOp step) {
   Location loc = step.getLoc();
   auto scalar = RankedTensorType::get({}, builder.getF32Type());
   unsigned index = step.getNumArguments();
-  if (failed(step.insertArgument(
-          index, scalar,
-          builder.getDictionaryAttr(builder.getNamedAttr(
-              MoeDialect::kInputAttrName,
-              builder.getStringAttr(kLossScaleInput))),
-          loc)))
+  if (failed(step.insertArgument(index, scalar,
+                                 builder.getDictionaryAttr(builder.getNamedAttr(
+                                     MoeDialect::kInputAttrName,
+                                     builder.getStringAttr(kLossScaleInput))),
+                                 loc)))
     return fail("cannot add the loss_scale argument");
   Value scale = step.getArgument(index);
 

@@ -1,4 +1,5 @@
-//===- HalfDump.cpp - Conversions of given fp32 values, for the torch check -===//
+//===- HalfDump.cpp - Conversions of given fp32 values, for the torch check
+//-===//
 //
 // moert-half-dump IN OUT_DIR: reads little-endian fp32 values from IN and
 // writes OUT_DIR/bf16.bin and OUT_DIR/f16.bin (uint16 patterns of

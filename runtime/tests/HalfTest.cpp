@@ -1,4 +1,5 @@
-//===- HalfTest.cpp - bf16 / f16 conversions, exhaustively -----------------===//
+//===- HalfTest.cpp - bf16 / f16 conversions, exhaustively
+//-----------------===//
 //
 // Every 16-bit pattern of both formats: decoding against an independent
 // formula (ldexp), encoding the decoded value gives the pattern back, and
@@ -141,9 +142,11 @@ TEST(Half, F16OverflowAndUnderflow) {
   EXPECT_EQ(floatToF16Bits(std::ldexp(1.0f, -25)), 0x0000);
   EXPECT_EQ(floatToF16Bits(nextUp(std::ldexp(1.0f, -25))), 0x0001);
   EXPECT_EQ(floatToF16Bits(-std::ldexp(1.0f, -26)), 0x8000); // -0
-  EXPECT_EQ(floatToF16Bits(std::ldexp(3.0f, -25)), 0x0002); // 1.5 ulp: tie -> even 2
+  EXPECT_EQ(floatToF16Bits(std::ldexp(3.0f, -25)),
+            0x0002); // 1.5 ulp: tie -> even 2
   EXPECT_EQ(floatToF16Bits(std::numeric_limits<float>::denorm_min()), 0x0000);
-  EXPECT_EQ(floatToF16Bits(nextDown(std::ldexp(1.0f, -14))), 0x0400); // -> min normal
+  EXPECT_EQ(floatToF16Bits(nextDown(std::ldexp(1.0f, -14))),
+            0x0400); // -> min normal
   EXPECT_EQ(floatToF16Bits(-0.0f), 0x8000);
   EXPECT_EQ(floatToF16Bits(std::nanf("")), 0x7E00);
   EXPECT_EQ(floatToF16Bits(-std::nanf("")), 0xFE00);

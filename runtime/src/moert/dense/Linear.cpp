@@ -17,7 +17,6 @@
 namespace moert {
 namespace dense {
 
-
 void linearForward(const LinearShape &shape, const float *input,
                    const float *weight, const float *bias, float *output) {
   const int64_t rows = shape.rows, k = shape.inFeatures, n = shape.outFeatures;
@@ -84,7 +83,7 @@ void linearBackward(const LinearShape &shape, const float *outputGrad,
   }
   // The bias gradient below sums the fp32 output gradient.
   RoundedCopy dy(inputGrad || weightGrad ? shape.compute : ComputeType::F32,
-                    rows * n, outputGrad);
+                 rows * n, outputGrad);
   if (inputGrad) {
     RoundedCopy w(shape.compute, k * n, weight);
     // dx[rows, K] = dy[rows, N] * W^T; with W stored [N, K] that is dy * W.

@@ -36,8 +36,8 @@ Status LossScalerConfig::validate() const {
     return invalidArgument("loss scaler: hysteresis must be >= 1, found " +
                            std::to_string(hysteresis));
   if (!(std::isfinite(factor) && factor > 1))
-    return invalidArgument("loss scaler: factor must be finite and > 1, found " +
-                           number(factor));
+    return invalidArgument(
+        "loss scaler: factor must be finite and > 1, found " + number(factor));
   return Status::success();
 }
 
@@ -72,8 +72,10 @@ DynamicLossScaler::update(bool localOverflow, const OverflowReduction &reduce) {
       if (next.scale <= config_.minScale && config_.errorAtMinScale)
         return failedPrecondition(
             "loss scaler: gradients overflow at step index " +
-            std::to_string(next.iteration) + " with the loss scale already "
-            "at its minimum " + number(config_.minScale) +
+            std::to_string(next.iteration) +
+            " with the loss scale already "
+            "at its minimum " +
+            number(config_.minScale) +
             " (the fp16 step cannot be made finite by scaling; lower the "
             "learning rate or train in bf16)");
       next.scale = std::max(next.scale / config_.factor, config_.minScale);

@@ -89,8 +89,8 @@ public:
   /// flag (when `reduce` is given), then applies the rules above. Fails
   /// (state unchanged) when the reduction fails, or on overflow at the
   /// minimum scale with errorAtMinScale.
-  Expected<LossScaleDecision>
-  update(bool localOverflow, const OverflowReduction &reduce = nullptr);
+  Expected<LossScaleDecision> update(bool localOverflow,
+                                     const OverflowReduction &reduce = nullptr);
 
   /// Restores a saved state (checked against the configuration).
   Status restore(const LossScalerState &state);

@@ -1,4 +1,4 @@
-//===- ReducedPrecisionTest.cpp - Emulated bf16/f16 GEMMs of dense kernels -===//
+//===- ReducedPrecisionTest.cpp - Emulated bf16/f16 dense GEMMs -----------===//
 //
 // A reduced-precision linear layer is the fp32 layer on rounded operands:
 // checked bit for bit against the fp32 kernel fed pre-rounded inputs. For
@@ -109,8 +109,8 @@ AttentionRun runAttention(AttentionShape shape, const std::vector<float> &q,
   run.dq.resize(q.size());
   run.dk.resize(k.size());
   run.dv.resize(v.size());
-  attentionForward(shape, q.data(), k.data(), v.data(), nullptr,
-                   run.out.data(), nullptr);
+  attentionForward(shape, q.data(), k.data(), v.data(), nullptr, run.out.data(),
+                   nullptr);
   attentionBackward(shape, dOut.data(), q.data(), k.data(), v.data(), nullptr,
                     nullptr, run.dq.data(), run.dk.data(), run.dv.data());
   return run;

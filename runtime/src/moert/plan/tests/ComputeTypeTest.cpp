@@ -21,9 +21,10 @@ using testing::makeSmallPlan;
 using testing::SmallPlanIds;
 
 TEST(ComputeType, OnExactlyTheGemmOpcodes) {
-  const fb::Opcode gemms[] = {fb::Opcode::linear,     fb::Opcode::linear_grad,
-                              fb::Opcode::attention,  fb::Opcode::attention_grad,
-                              fb::Opcode::expert_ffn, fb::Opcode::expert_ffn_grad};
+  const fb::Opcode gemms[] = {
+      fb::Opcode::linear,     fb::Opcode::linear_grad,
+      fb::Opcode::attention,  fb::Opcode::attention_grad,
+      fb::Opcode::expert_ffn, fb::Opcode::expert_ffn_grad};
   for (fb::Opcode opcode : gemms) {
     const KernelSignature *signature = kernelSignature(opcode);
     ASSERT_NE(signature, nullptr);
@@ -34,13 +35,18 @@ TEST(ComputeType, OnExactlyTheGemmOpcodes) {
     EXPECT_EQ(attr->allowedValues,
               (std::vector<std::string>{"f32", "bf16", "f16"}));
   }
-  const fb::Opcode fp32Only[] = {
-      fb::Opcode::gate,          fb::Opcode::gate_grad,
-      fb::Opcode::cross_entropy, fb::Opcode::cross_entropy_grad,
-      fb::Opcode::layer_norm,    fb::Opcode::layer_norm_grad,
-      fb::Opcode::adamw,         fb::Opcode::sum_squares,
-      fb::Opcode::clip_by_global_norm, fb::Opcode::combine,
-      fb::Opcode::dispatch,      fb::Opcode::embedding};
+  const fb::Opcode fp32Only[] = {fb::Opcode::gate,
+                                 fb::Opcode::gate_grad,
+                                 fb::Opcode::cross_entropy,
+                                 fb::Opcode::cross_entropy_grad,
+                                 fb::Opcode::layer_norm,
+                                 fb::Opcode::layer_norm_grad,
+                                 fb::Opcode::adamw,
+                                 fb::Opcode::sum_squares,
+                                 fb::Opcode::clip_by_global_norm,
+                                 fb::Opcode::combine,
+                                 fb::Opcode::dispatch,
+                                 fb::Opcode::embedding};
   for (fb::Opcode opcode : fp32Only)
     EXPECT_EQ(kernelSignature(opcode)->findAttribute("compute_type"), nullptr)
         << fb::EnumNameOpcode(opcode);
@@ -51,8 +57,8 @@ TEST(ComputeType, OnExactlyTheGemmOpcodes) {
 PlanWriter planWithLinear(const std::string &value) {
   SmallPlanIds ids;
   PlanWriter writer = makeSmallPlan(&ids);
-  int logits =
-      writer.addArenaBuffer({2, 10, 100}, fb::DType::f32, 3840, 4, -1, "logits");
+  int logits = writer.addArenaBuffer({2, 10, 100}, fb::DType::f32, 3840, 4, -1,
+                                     "logits");
   writer
       .addInstruction(fb::Opcode::linear, {ids.summed, ids.tableBuffer},
                       {logits})

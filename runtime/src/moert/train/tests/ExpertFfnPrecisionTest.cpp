@@ -38,8 +38,7 @@ float maxAbsDiff(const std::vector<float> &a, const std::vector<float> &b) {
   return worst;
 }
 
-class ExpertFfnPrecisionTest : public ::testing::TestWithParam<ComputeType> {
-};
+class ExpertFfnPrecisionTest : public ::testing::TestWithParam<ComputeType> {};
 
 TEST_P(ExpertFfnPrecisionTest, ForwardIsTwoRoundedFp32Layers) {
   const ComputeType type = GetParam();

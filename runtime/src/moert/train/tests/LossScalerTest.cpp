@@ -21,7 +21,7 @@ namespace {
 
 struct Step {
   bool overflow;
-  bool skipped;    // expected decision
+  bool skipped;     // expected decision
   double scaleNext; // expected scale after the step
 };
 
@@ -33,8 +33,8 @@ void expectSequence(const LossScalerConfig &config,
   for (size_t i = 0; i < steps.size(); ++i) {
     double before = scaler->scale();
     Expected<LossScaleDecision> decision = scaler->update(steps[i].overflow);
-    ASSERT_TRUE(decision.ok()) << "step " << i << ": "
-                               << decision.status().toString();
+    ASSERT_TRUE(decision.ok())
+        << "step " << i << ": " << decision.status().toString();
     EXPECT_EQ(decision->overflow, steps[i].skipped) << "step " << i;
     EXPECT_EQ(decision->scaleUsed, before) << "step " << i;
     EXPECT_EQ(decision->nextScale, steps[i].scaleNext) << "step " << i;
