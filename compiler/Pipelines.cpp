@@ -33,6 +33,11 @@ void mlir::moe::buildTrainingPipeline(OpPassManager &pm,
     partition.zero = options.zero;
     pm.addPass(createMoePartition(partition));
   }
+  if (options.precision != ComputePrecision::fp32) {
+    MoeMixedPrecisionOptions mixed;
+    mixed.compute = options.precision;
+    pm.addPass(createMoeMixedPrecision(mixed));
+  }
 }
 
 void mlir::moe::registerPipelines() {
@@ -40,6 +45,7 @@ void mlir::moe::registerPipelines() {
       "moe-training-pipeline",
       "Compile a model's @forward into @train_step (expand MoE layers, "
       "differentiate, AdamW with clipping and LR schedule; partitioned for "
-      "a dp x ep x tp grid when one is given)",
+      "a dp x ep x tp grid when one is given; bf16/fp16 GEMMs with "
+      "precision=bf16|fp16)",
       buildTrainingPipeline);
 }

@@ -2,6 +2,8 @@
 #ifndef MOE_COMPILER_PIPELINES_H
 #define MOE_COMPILER_PIPELINES_H
 
+#include "passes/Passes.h"
+
 #include "mlir/Pass/PassOptions.h"
 
 namespace mlir {
@@ -46,10 +48,21 @@ struct TrainingPipelineOptions
   Option<int64_t> zero{*this, "zero",
                        llvm::cl::desc("ZeRO stage 0, 1 or 2 (moe-partition)"),
                        llvm::cl::init(0)};
+  Option<ComputePrecision> precision{
+      *this, "precision",
+      llvm::cl::desc("Input precision of GEMMs, attention and experts "
+                     "(moe-mixed-precision; fp16 adds dynamic loss scaling)"),
+      llvm::cl::init(ComputePrecision::fp32),
+      llvm::cl::values(
+          clEnumValN(ComputePrecision::fp32, "fp32", "full precision"),
+          clEnumValN(ComputePrecision::bf16, "bf16", "bfloat16 inputs"),
+          clEnumValN(ComputePrecision::fp16, "fp16",
+                     "IEEE half inputs with dynamic loss scaling"))};
 };
 
 /// expand composite MoE layers -> differentiate -> AdamW train step ->
-/// canonicalize + CSE -> partition (when a grid option or zero is set).
+/// canonicalize + CSE -> partition (when a grid option or zero is set) ->
+/// mixed precision (when `precision` is not fp32).
 void buildTrainingPipeline(OpPassManager &pm,
                            const TrainingPipelineOptions &options);
 

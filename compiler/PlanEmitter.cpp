@@ -126,6 +126,20 @@ LogicalResult convertAttributes(Operation *op,
       editor.floatAttr(name, real.getValueAsDouble());
     } else if (auto text = dyn_cast<StringAttr>(attr)) {
       editor.stringAttr(name, text.str());
+    } else if (auto type = dyn_cast<TypeAttr>(attr);
+               type && name == "compute_type") {
+      // moe-mixed-precision's input precision of a GEMM, in the plan's
+      // spelling of element types.
+      Type element = type.getValue();
+      if (element.isF32())
+        editor.stringAttr(name, "f32");
+      else if (element.isBF16())
+        editor.stringAttr(name, "bf16");
+      else if (element.isF16())
+        editor.stringAttr(name, "f16");
+      else
+        return op->emitOpError()
+               << "compute_type must be f32, bf16 or f16, found " << element;
     } else {
       return op->emitOpError() << "attribute '" << name
                                << "' cannot be written to the plan: " << attr;

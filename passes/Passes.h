@@ -7,6 +7,10 @@
 namespace mlir::moe {
 class MoeDialect;
 
+/// The `compute` option of moe-mixed-precision (and `precision` of
+/// moe-training-pipeline): the input precision of GEMMs.
+enum class ComputePrecision { fp32, bf16, fp16 };
+
 #define GEN_PASS_DECL
 #include "passes/Passes.h.inc"
 

@@ -180,6 +180,64 @@ def MoeEmitPlan : Pass<"moe-emit-plan", "::mlir::ModuleOp"> {
 }
 
 //===----------------------------------------------------------------------===//
+// Mixed precision
+//===----------------------------------------------------------------------===//
+
+def MoeMixedPrecision : Pass<"moe-mixed-precision", "::mlir::ModuleOp"> {
+  let summary = "bf16/fp16 compute for GEMMs, attention and experts; fp16 loss scaling";
+  let description = [{
+    Chooses the input precision of the matrix products: every `moe.linear`,
+    `moe.attention`, `moe.expert_ffn` and their gradient ops get
+    `compute_type = bf16` (or `f16`): their inputs are rounded to that
+    format and multiplied with fp32 accumulation (cuBLAS's bf16/fp16 GEMMs
+    with fp32 compute; the CPU backend emulates it). Tensor types do not
+    change: parameters stay fp32 master weights, the AdamW moments fp32.
+    The router (`moe.gate`, `moe.gate_grad`: gating GEMM, softmax, top-k),
+    the loss (`moe.cross_entropy` and its gradient), layer norms and the
+    optimizer always stay fp32: the pass never marks them, and rejects
+    input that does. `compute=fp32` removes every mark.
+
+    With `compute=fp16` and a `@train_step`, the step also gets DeepSpeed's
+    dynamic loss scaling: a new scalar batch input `loss_scale`
+    (`moe.input = "loss_scale"`, written by the trainer every step) scales
+    the loss gradient seeds (`moe.cross_entropy_grad`'s loss gradient and
+    `moe.gate_grad`'s aux-loss gradient) before the backward pass; the
+    global sum of squares is divided by `loss_scale^2` before
+    `moe.clip_by_global_norm` (so the reported norm and the clipping see
+    the true gradients) and AdamW's gradient factor becomes
+    `clip_scale / loss_scale`. A non-finite gradient anywhere makes the
+    (all-reduced) norm non-finite, the clipping factor 0, and AdamW skips
+    the update: the step is skipped on every rank. The trainer reads the
+    norm, updates the scale (2^16 initially, halved on overflow after the
+    hysteresis, doubled after 1000 clean steps) and keeps the optimizer's
+    step count at the number of applied steps.
+
+    Runs last (after partitioning), since it marks the ops the other passes
+    produce.
+
+    ```mlir
+    %y = moe.linear %x, %w {compute_type = bf16}
+        : (tensor<8x128xf32>, tensor<128x512xf32>) -> tensor<8x512xf32>
+    %idx, %loc, %w, %counts, %aux = moe.gate %x, %wg {...}   // unmarked: fp32
+    ```
+  }];
+  let options = [
+    Option<"compute", "compute", "::mlir::moe::ComputePrecision",
+           "::mlir::moe::ComputePrecision::bf16",
+           "Input precision of GEMMs, attention and experts",
+           [{::llvm::cl::values(
+             clEnumValN(::mlir::moe::ComputePrecision::bf16, "bf16",
+                        "bfloat16 inputs, fp32 accumulation"),
+             clEnumValN(::mlir::moe::ComputePrecision::fp16, "fp16",
+                        "IEEE half inputs, fp32 accumulation, dynamic loss scaling"),
+             clEnumValN(::mlir::moe::ComputePrecision::fp32, "fp32",
+                        "full precision (removes every compute_type)"))}]>,
+  ];
+  let dependentDialects = ["::mlir::moe::MoeDialect",
+                           "::mlir::arith::ArithDialect"];
+}
+
+//===----------------------------------------------------------------------===//
 // Inspection
 //===----------------------------------------------------------------------===//
 

@@ -179,6 +179,10 @@ int main(int argc, char **argv) {
   if (Status s = runner::writeBatch(executor, *buffers, batch, options.step);
       !s.ok())
     return fail(s);
+  // An fp16 training step (moe-mixed-precision) scales its loss by its
+  // `loss_scale` input: 1 leaves the gradients unscaled.
+  if (int32_t scale = runner::batchInputBuffer(plan, "loss_scale"); scale >= 0)
+    *static_cast<float *>(executor.bufferData(scale)) = 1.0f;
 
   exec::RunContext context;
   context.seed = seed;

@@ -21,12 +21,14 @@
 
 #include <chrono>
 #include <cinttypes>
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
 #include <iomanip>
 #include <optional>
+#include <sstream>
 #include <string>
 
 using namespace moert;
@@ -45,6 +47,8 @@ struct Options {
   std::string resume;    // checkpoint to continue from
   std::string commStats; // per-rank JSON of bytes sent and memory; "{rank}"
   std::string device = "cpu"; // backend the plan runs on
+  int64_t lossScalePower = -1;  // fp16 plans: initial scale 2^P (-1: 16)
+  int64_t lossScaleWindow = -1; // fp16 plans: clean steps to double (-1: 1000)
 };
 
 const char *kUsage =
@@ -52,7 +56,8 @@ const char *kUsage =
     "[--metrics FILE.jsonl] [--log-every K] [--alphabet A]\n"
     "                 [--save FILE.safetensors] [--save-every K] "
     "[--resume FILE.safetensors]\n"
-    "                 [--comm-stats FILE.json] [--device cpu|cuda]\n"
+    "                 [--comm-stats FILE.json] [--device cpu|cuda] "
+    "[--loss-scale-power P] [--loss-scale-window N]\n"
     "  --alphabet A  content tokens of the synthetic reversal task "
     "(default 32; 0 = whole vocabulary)\n"
     "  --resume F    continue from checkpoint F (same plan and --seed) up to "
@@ -61,6 +66,9 @@ const char *kUsage =
     "step and its allocated bytes to F ('{rank}' in F becomes the rank)\n"
     "  --device D    run on the CPU (default) or on a CUDA GPU (under "
     "mpirun: the GPU of the node-local rank)\n"
+    "  --loss-scale-power P, --loss-scale-window N  fp16 plans: dynamic loss "
+    "scaling starts at 2^P (default 16) and doubles after N clean steps "
+    "(default 1000)\n"
     "A plan partitioned for a device grid of N ranks runs under "
     "mpirun -np N.\n";
 
@@ -95,6 +103,10 @@ bool parseOptions(int argc, char **argv, Options &options) {
       ok = cl.value(options.commStats);
     } else if (arg == "--save-every") {
       ok = cl.integer(1, options.saveEvery);
+    } else if (arg == "--loss-scale-power") {
+      ok = cl.integer(0, options.lossScalePower, 100);
+    } else if (arg == "--loss-scale-window") {
+      ok = cl.integer(1, options.lossScaleWindow);
     } else if (arg == "-h" || arg == "--help") {
       std::fputs(kUsage, stdout);
       std::exit(0);
@@ -264,6 +276,16 @@ int main(int argc, char **argv) {
   if (!created.ok())
     return job.fail(created.status());
   runner::Trainer &trainer = **created;
+  if (options.lossScalePower >= 0 || options.lossScaleWindow >= 0) {
+    train::LossScalerConfig scaling;
+    if (options.lossScalePower >= 0)
+      scaling.initialScale =
+          std::ldexp(1.0, static_cast<int>(options.lossScalePower));
+    if (options.lossScaleWindow >= 0)
+      scaling.window = options.lossScaleWindow;
+    if (Status status = trainer.setLossScalerConfig(scaling); !status.ok())
+      return job.fail(status);
+  }
   if (Status status = trainer.initializeParameters(); !status.ok())
     return job.fail(status);
   int64_t firstStep = 1;
@@ -328,12 +350,26 @@ int main(int argc, char **argv) {
     elapsed += m.seconds;
     tokens += m.targetTokens;
     if (metrics.is_open()) {
-      metrics << "{\"step\": " << m.step << ", \"loss\": " << m.loss
-              << ", \"aux_loss\": " << m.auxLoss
-              << ", \"grad_norm\": " << m.gradNorm
+      // JSON has no NaN or infinity (an fp16 overflow gives a non-finite
+      // gradient norm): those are written as null.
+      auto number = [](float value) {
+        std::ostringstream text;
+        text.precision(9);
+        if (std::isfinite(value))
+          text << value;
+        else
+          text << "null";
+        return text.str();
+      };
+      metrics << "{\"step\": " << m.step << ", \"loss\": " << number(m.loss)
+              << ", \"aux_loss\": " << number(m.auxLoss)
+              << ", \"grad_norm\": " << number(m.gradNorm)
               << ", \"lr\": " << m.learningRate
-              << ", \"tokens\": " << m.targetTokens
-              << ", \"seconds\": " << m.seconds << ", \"expert_counts\": [";
+              << ", \"tokens\": " << m.targetTokens;
+      if (m.lossScale > 0)
+        metrics << ", \"loss_scale\": " << std::to_string(m.lossScale)
+                << ", \"skipped\": " << (m.skipped ? "true" : "false");
+      metrics << ", \"seconds\": " << m.seconds << ", \"expert_counts\": [";
       for (size_t l = 0; l < m.expertCounts.size(); ++l) {
         metrics << (l ? ", [" : "[");
         for (size_t e = 0; e < m.expertCounts[l].size(); ++e)
@@ -353,11 +389,16 @@ int main(int argc, char **argv) {
         (step % options.logEvery == 0 || step == firstStep || last)) {
       double tokensPerSecond = elapsed > 0 ? tokens / elapsed : 0.0;
       double eta = elapsed / (step - firstStep + 1) * (options.steps - step);
+      char scaling[96] = "";
+      if (m.lossScale > 0) // fp16 plans: the loss scale of this step
+        std::snprintf(scaling, sizeof(scaling), "  scale %.0f%s", m.lossScale,
+                      m.skipped ? " (overflow: skipped)" : "");
       std::printf("step %6" PRId64 "/%" PRId64
                   "  loss %8.4f  aux %6.4f  gnorm %8.4f  lr %.3e  "
-                  "%8.0f tok/s  ETA %s\n",
+                  "%8.0f tok/s  ETA %s%s\n",
                   step, options.steps, m.loss, m.auxLoss, m.gradNorm,
-                  m.learningRate, tokensPerSecond, formatDuration(eta).c_str());
+                  m.learningRate, tokensPerSecond, formatDuration(eta).c_str(),
+                  scaling);
       std::fflush(stdout);
     }
   }

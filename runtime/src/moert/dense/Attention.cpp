@@ -108,18 +108,29 @@ void attentionForward(const AttentionShape &shape, const float *query,
     std::fill(output, output + shape.batch * sq * d, 0.0f);
     return;
   }
+  const ComputeType compute = shape.compute;
+  RoundedCopy q(compute, shape.batch * sq * d, query);
+  RoundedCopy k(compute, shape.batch * sk * d, key);
+  RoundedCopy v(compute, shape.batch * sk * d, value);
   const bool team = parallelOverPairs(numPairs);
 #pragma omp parallel if (team)
   {
     std::vector<float> scratch(savedProbs ? 0 : static_cast<size_t>(sq * sk));
+    std::vector<float> rounded(
+        compute == ComputeType::F32 ? 0 : static_cast<size_t>(sq * sk));
 #pragma omp for schedule(static)
     for (int64_t pair = 0; pair < numPairs; ++pair) {
       const HeadView view = headView(shape, pair);
       float *probs =
           savedProbs ? savedProbs + view.probsOffset : scratch.data();
-      computeProbs(shape, view, query, key, keyMask, probs);
-      gemm(/*transA=*/false, /*transB=*/false, sq, headDim, sk, 1.0f, probs, sk,
-           value + view.keyOffset, d, 0.0f, output + view.queryOffset, d);
+      computeProbs(shape, view, q.get(), k.get(), keyMask, probs);
+      const float *pv = probs;
+      if (compute != ComputeType::F32) {
+        roundArrayToCompute(compute, sq * sk, probs, rounded.data());
+        pv = rounded.data();
+      }
+      gemm(/*transA=*/false, /*transB=*/false, sq, headDim, sk, 1.0f, pv, sk,
+           v.get() + view.keyOffset, d, 0.0f, output + view.queryOffset, d);
     }
   }
 }
@@ -138,12 +149,19 @@ void attentionBackward(const AttentionShape &shape, const float *outputGrad,
   const int64_t headDim = d / shape.numHeads;
   const float scale = 1.0f / std::sqrt(static_cast<float>(headDim));
   const int64_t numPairs = shape.batch * shape.numHeads;
+  const ComputeType compute = shape.compute;
+  const bool reduced = compute != ComputeType::F32;
+  RoundedCopy q(compute, shape.batch * sq * d, query);
+  RoundedCopy k(compute, shape.batch * sk * d, key);
+  RoundedCopy v(compute, shape.batch * sk * d, value);
+  RoundedCopy dO(compute, shape.batch * sq * d, outputGrad);
   const bool team = parallelOverPairs(numPairs);
 #pragma omp parallel if (team)
   {
     std::vector<float> probsScratch(savedProbs ? 0
                                                : static_cast<size_t>(sq * sk));
     std::vector<float> scoreGrad(static_cast<size_t>(sq * sk));
+    std::vector<float> rounded(reduced ? static_cast<size_t>(sq * sk) : 0);
 #pragma omp for schedule(static)
     for (int64_t pair = 0; pair < numPairs; ++pair) {
       const HeadView view = headView(shape, pair);
@@ -151,17 +169,23 @@ void attentionBackward(const AttentionShape &shape, const float *outputGrad,
       if (savedProbs) {
         probs = savedProbs + view.probsOffset;
       } else {
-        computeProbs(shape, view, query, key, keyMask, probsScratch.data());
+        computeProbs(shape, view, q.get(), k.get(), keyMask,
+                     probsScratch.data());
         probs = probsScratch.data();
       }
-      const float *dOut = outputGrad + view.queryOffset;
+      const float *dOut = dO.get() + view.queryOffset;
       // dV = P^T dO
-      gemm(/*transA=*/true, /*transB=*/false, sk, headDim, sq, 1.0f, probs, sk,
+      const float *pv = probs;
+      if (reduced) {
+        roundArrayToCompute(compute, sq * sk, probs, rounded.data());
+        pv = rounded.data();
+      }
+      gemm(/*transA=*/true, /*transB=*/false, sk, headDim, sq, 1.0f, pv, sk,
            dOut, d, 0.0f, valueGrad + view.keyOffset, d);
       // dP = dO V^T
       float *dS = scoreGrad.data();
       gemm(/*transA=*/false, /*transB=*/true, sq, sk, headDim, 1.0f, dOut, d,
-           value + view.keyOffset, d, 0.0f, dS, sk);
+           v.get() + view.keyOffset, d, 0.0f, dS, sk);
       // Softmax backward: dS = P * (dP - sum_j dP_j P_j). Masked entries and
       // fully masked rows have P = 0, hence dS = 0.
       for (int64_t i = 0; i < sq; ++i) {
@@ -174,11 +198,13 @@ void attentionBackward(const AttentionShape &shape, const float *outputGrad,
         for (int64_t j = 0; j < sk; ++j)
           row[j] = p[j] * (row[j] - rowDot);
       }
+      if (reduced)
+        roundArrayToCompute(compute, sq * sk, dS, dS);
       // dQ = scale * dS K, dK = scale * dS^T Q
       gemm(/*transA=*/false, /*transB=*/false, sq, headDim, sk, scale, dS, sk,
-           key + view.keyOffset, d, 0.0f, queryGrad + view.queryOffset, d);
+           k.get() + view.keyOffset, d, 0.0f, queryGrad + view.queryOffset, d);
       gemm(/*transA=*/true, /*transB=*/false, sk, headDim, sq, scale, dS, sk,
-           query + view.queryOffset, d, 0.0f, keyGrad + view.keyOffset, d);
+           q.get() + view.queryOffset, d, 0.0f, keyGrad + view.keyOffset, d);
     }
   }
 }

@@ -19,9 +19,18 @@
 // one [Sq, Sk] tile per (batch, head) at a time, trading one extra GEMM and
 // softmax for O(B H Sq Sk) memory. Workspace is O(threads * Sq * Sk).
 //
+// `compute` (bf16 / f16; default f32) emulates reduced-precision attention
+// with fp32 accumulation, as a GPU kernel on bf16/fp16 tensors computes it:
+// q, k, v and the output gradient are rounded to that format, and so are
+// the probabilities before P V (and P^T dO) and the score gradient before
+// dS K and dS^T Q; the softmax, its backward and all outputs are fp32.
+// The rounded copies of q, k, v, dO are scratch of the call.
+//
 //===----------------------------------------------------------------------===//
 #ifndef MOERT_DENSE_ATTENTION_H
 #define MOERT_DENSE_ATTENTION_H
+
+#include "moert/Half.h"
 
 #include <cstdint>
 
@@ -35,6 +44,7 @@ struct AttentionShape {
   int64_t modelDim = 0; // D, a multiple of numHeads
   int64_t numHeads = 0; // H
   bool causal = false;
+  ComputeType compute = ComputeType::F32; // input precision of the GEMMs
 };
 
 /// Number of floats of the saved probabilities: B * H * Sq * Sk.

@@ -3,7 +3,8 @@
 // The three GEMMs of a linear layer (forward, input gradient, weight
 // gradient) on row-major data, through the runtime's gemm (Gemm.h); the bias
 // is folded into the forward GEMM by pre-filling the output and using
-// beta = 1.
+// beta = 1. A reduced-precision `compute` rounds the GEMM operands into
+// scratch copies first (RoundedCopy, Half.h); the GEMMs are the same.
 //
 //===----------------------------------------------------------------------===//
 #include "moert/dense/Linear.h"
@@ -33,9 +34,11 @@ void linearForward(const LinearShape &shape, const float *input,
       std::fill(output, output + rows * n, 0.0f);
     return;
   }
+  RoundedCopy x(shape.compute, rows * k, input);
+  RoundedCopy w(shape.compute, k * n, weight);
   // W is [K, N] (ldb = N) or [N, K] read transposed (ldb = K).
-  gemm(/*transA=*/false, shape.transposeWeight, rows, n, k, 1.0f, input, k,
-       weight, shape.transposeWeight ? k : n, beta, output, n);
+  gemm(/*transA=*/false, shape.transposeWeight, rows, n, k, 1.0f, x.get(), k,
+       w.get(), shape.transposeWeight ? k : n, beta, output, n);
 }
 
 void sumRows(int64_t rows, int64_t cols, const float *matrix, float *sums) {
@@ -78,18 +81,23 @@ void linearBackward(const LinearShape &shape, const float *outputGrad,
     }
     return;
   }
+  // The bias gradient below sums the fp32 output gradient.
+  RoundedCopy dy(inputGrad || weightGrad ? shape.compute : ComputeType::F32,
+                 rows * n, outputGrad);
   if (inputGrad) {
+    RoundedCopy w(shape.compute, k * n, weight);
     // dx[rows, K] = dy[rows, N] * W^T; with W stored [N, K] that is dy * W.
-    gemm(/*transA=*/false, /*transB=*/!transposed, rows, k, n, 1.0f, outputGrad,
-         n, weight, transposed ? k : n, 0.0f, inputGrad, k);
+    gemm(/*transA=*/false, /*transB=*/!transposed, rows, k, n, 1.0f, dy.get(),
+         n, w.get(), transposed ? k : n, 0.0f, inputGrad, k);
   }
   if (weightGrad) {
+    RoundedCopy x(shape.compute, rows * k, input);
     if (transposed) // dW[N, K] = dy^T x
-      gemm(/*transA=*/true, /*transB=*/false, n, k, rows, 1.0f, outputGrad, n,
-           input, k, 0.0f, weightGrad, k);
+      gemm(/*transA=*/true, /*transB=*/false, n, k, rows, 1.0f, dy.get(), n,
+           x.get(), k, 0.0f, weightGrad, k);
     else // dW[K, N] = x^T dy
-      gemm(/*transA=*/true, /*transB=*/false, k, n, rows, 1.0f, input, k,
-           outputGrad, n, 0.0f, weightGrad, n);
+      gemm(/*transA=*/true, /*transB=*/false, k, n, rows, 1.0f, x.get(), k,
+           dy.get(), n, 0.0f, weightGrad, n);
   }
   if (biasGrad)
     sumRows(rows, n, outputGrad, biasGrad);

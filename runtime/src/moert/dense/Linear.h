@@ -6,9 +6,17 @@
 // goes through the runtime's gemm (Gemm.h). Unchecked: the caller guarantees
 // the shapes (see Checked.h for the validating entry points).
 //
+// `compute` (bf16 / f16; default f32) emulates a reduced-precision GEMM
+// with fp32 accumulation: the GEMM inputs (input, weight, output gradient)
+// are rounded to that format first, as a GPU GEMM reads bf16/fp16 operands;
+// the bias and the outputs stay fp32. The rounded copies are scratch of
+// the call.
+//
 //===----------------------------------------------------------------------===//
 #ifndef MOERT_DENSE_LINEAR_H
 #define MOERT_DENSE_LINEAR_H
+
+#include "moert/Half.h"
 
 #include <cstdint>
 
@@ -20,6 +28,7 @@ struct LinearShape {
   int64_t inFeatures = 0;  // K
   int64_t outFeatures = 0; // N
   bool transposeWeight = false;
+  ComputeType compute = ComputeType::F32; // input precision of the GEMMs
 };
 
 /// output = input W (+ bias). `bias` may be null.

@@ -39,6 +39,8 @@ const std::vector<std::string> kActivationKinds = {"relu", "gelu", "gelu_tanh",
 const std::vector<std::string> kPositionKinds = {"none", "sinusoidal",
                                                  "learned"};
 const std::vector<std::string> kParamGroups = {"dense", "expert"};
+/// Input precision of a GEMM op (moe-mixed-precision); absent = f32.
+const std::vector<std::string> kComputeTypes = {"f32", "bf16", "f16"};
 
 /// The grid axes over which the operand of a dropout or gate is one token
 /// shard of a batch-major tensor (schema 1.1; absent = not sharded).
@@ -79,7 +81,8 @@ std::map<Opcode, KernelSignature> buildSignatures() {
   // Forward.
   add(Opcode::embedding, {requiredEnum("position", kPositionKinds),
        optional("scaled", AttrValue::BoolValue)});
-  add(Opcode::linear, {optional("transpose_weight", AttrValue::BoolValue)});
+  add(Opcode::linear, {optional("transpose_weight", AttrValue::BoolValue),
+                      optionalEnum("compute_type", kComputeTypes)});
   add(Opcode::layer_norm, {optional("epsilon", AttrValue::FloatValue)});
   add(Opcode::activation, {requiredEnum("kind", kActivationKinds)});
   add(Opcode::add, {});
@@ -87,29 +90,36 @@ std::map<Opcode, KernelSignature> buildSignatures() {
        required("stream", AttrValue::IntValue), shardAxes()});
   add(Opcode::padding_mask, {required("pad_id", AttrValue::IntValue)});
   add(Opcode::attention, {required("num_heads", AttrValue::IntValue),
-       optional("causal", AttrValue::BoolValue)});
+       optional("causal", AttrValue::BoolValue),
+       optionalEnum("compute_type", kComputeTypes)});
   add(Opcode::cross_entropy, {optional("label_smoothing", AttrValue::FloatValue),
        optional("ignore_index", AttrValue::IntValue)});
   add(Opcode::gate, gateAttributes());
   add(Opcode::dispatch, {});
-  add(Opcode::expert_ffn, {requiredEnum("activation", kActivationKinds)});
+  add(Opcode::expert_ffn, {requiredEnum("activation", kActivationKinds),
+                          optionalEnum("compute_type", kComputeTypes)});
   add(Opcode::combine, {});
   // Backward.
   add(Opcode::embedding_grad, {optional("scaled", AttrValue::BoolValue)});
   add(Opcode::position_grad, {});
-  add(Opcode::linear_grad, {optional("transpose_weight", AttrValue::BoolValue)});
+  add(Opcode::linear_grad,
+      {optional("transpose_weight", AttrValue::BoolValue),
+       optionalEnum("compute_type", kComputeTypes)});
   add(Opcode::bias_grad, {});
   add(Opcode::layer_norm_grad, {optional("epsilon", AttrValue::FloatValue)});
   add(Opcode::activation_grad, {requiredEnum("kind", kActivationKinds)});
   add(Opcode::dropout_grad, {required("rate", AttrValue::FloatValue),
        required("stream", AttrValue::IntValue), shardAxes()});
   add(Opcode::attention_grad, {required("num_heads", AttrValue::IntValue),
-       optional("causal", AttrValue::BoolValue)});
+       optional("causal", AttrValue::BoolValue),
+       optionalEnum("compute_type", kComputeTypes)});
   add(Opcode::cross_entropy_grad, {optional("label_smoothing", AttrValue::FloatValue),
        optional("ignore_index", AttrValue::IntValue)});
   add(Opcode::gate_grad, gateAttributes());
   add(Opcode::dispatch_grad, {});
-  add(Opcode::expert_ffn_grad, {requiredEnum("activation", kActivationKinds)});
+  add(Opcode::expert_ffn_grad,
+      {requiredEnum("activation", kActivationKinds),
+       optionalEnum("compute_type", kComputeTypes)});
   add(Opcode::combine_grad, {});
   // Optimizer.
   add(Opcode::sum_squares, {requiredEnum("group", kParamGroups)});

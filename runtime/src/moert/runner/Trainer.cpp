@@ -5,8 +5,12 @@
 #include "moert/runner/PlanProgram.h"
 #include "moert/runner/StepIO.h"
 
+#include <cerrno>
 #include <chrono>
+#include <cmath>
+#include <cstdlib>
 #include <cstring>
+#include <sstream>
 
 namespace moert {
 namespace runner {
@@ -24,6 +28,59 @@ comm::CommStats statsSince(const comm::CommStats &before,
     delta.bytesSent[kind] = after.bytesSent[kind] - before.bytesSent[kind];
   }
   return delta;
+}
+
+/// The loss scaler's state as checkpoint metadata ("moert.loss_scaler").
+constexpr const char *kLossScalerKey = "moert.loss_scaler";
+
+std::string formatScalerState(const train::LossScalerState &s) {
+  std::ostringstream out;
+  out.precision(17);
+  out << "scale=" << s.scale << " iteration=" << s.iteration
+      << " last_overflow=" << s.lastOverflowIteration
+      << " hysteresis_left=" << s.hysteresisLeft
+      << " skipped=" << s.skippedSteps;
+  return out.str();
+}
+
+Expected<train::LossScalerState> parseScalerState(const std::string &text) {
+  train::LossScalerState s;
+  std::istringstream in(text);
+  std::string field;
+  int seen = 0;
+  while (in >> field) {
+    size_t eq = field.find('=');
+    std::string key = field.substr(0, eq);
+    std::string value = eq == std::string::npos ? "" : field.substr(eq + 1);
+    char *end = nullptr;
+    errno = 0;
+    if (key == "scale") {
+      s.scale = std::strtod(value.c_str(), &end);
+    } else {
+      long long number = std::strtoll(value.c_str(), &end, 10);
+      if (key == "iteration")
+        s.iteration = number;
+      else if (key == "last_overflow")
+        s.lastOverflowIteration = number;
+      else if (key == "hysteresis_left")
+        s.hysteresisLeft = number;
+      else if (key == "skipped")
+        s.skippedSteps = number;
+      else
+        end = nullptr;
+    }
+    if (value.empty() || !end || *end != '\0' || errno != 0)
+      return invalidArgument(std::string("checkpoint metadata ") +
+                             kLossScalerKey + ": cannot read '" + field +
+                             "' (expected scale=, iteration=, last_overflow=, "
+                             "hysteresis_left=, skipped= with numbers)");
+    ++seen;
+  }
+  if (seen != 5)
+    return invalidArgument(std::string("checkpoint metadata ") +
+                           kLossScalerKey + " has " + std::to_string(seen) +
+                           " fields, expected 5: '" + text + "'");
+  return s;
 }
 
 } // namespace
@@ -95,6 +152,22 @@ Trainer::create(plan::LoadedPlan loaded, uint64_t seed, int64_t alphabet,
   if (trainer->lossBuffer_ < 0)
     return invalidArgument("the plan has no 'output:loss' buffer");
 
+  // fp16 plans: dynamic loss scaling (moe-mixed-precision).
+  trainer->lossScaleBuffer_ = batchInputBuffer(plan, "loss_scale");
+  if (trainer->lossScaleBuffer_ >= 0) {
+    const exec::TensorType &type = p.buffers[trainer->lossScaleBuffer_].type;
+    if (type.dtype != exec::DType::F32 || type.numElements() != 1)
+      return invalidArgument("batch input 'loss_scale' must be an f32 "
+                             "scalar, found " +
+                             type.str());
+    if (trainer->normBuffer_ < 0)
+      return invalidArgument("the plan has a 'loss_scale' input but no "
+                             "'output:grad_norm' to detect overflows with");
+    MOERT_ASSIGN_OR_RETURN(train::DynamicLossScaler scaler,
+                           train::DynamicLossScaler::create({}));
+    trainer->lossScaler_.emplace(std::move(scaler));
+  }
+
   // Parameters and their moments: this rank's blocks of the logical tensors.
   if (plan.parameters())
     for (const fb::Parameter *param : *plan.parameters()) {
@@ -153,6 +226,17 @@ Trainer::create(plan::LoadedPlan loaded, uint64_t seed, int64_t alphabet,
   return std::move(trainer);
 }
 
+Status Trainer::setLossScalerConfig(const train::LossScalerConfig &config) {
+  if (!lossScaler_)
+    return failedPrecondition(
+        "the plan has no loss scaling (only plans compiled with "
+        "precision=fp16 have a 'loss_scale' input)");
+  MOERT_ASSIGN_OR_RETURN(train::DynamicLossScaler scaler,
+                         train::DynamicLossScaler::create(config));
+  lossScaler_.emplace(std::move(scaler));
+  return Status::success();
+}
+
 Status Trainer::initializeParameters() {
   MOERT_RETURN_IF_ERROR(
       initializeAllParameters(plan_.plan(), *executor_, seed_, &location_));
@@ -171,8 +255,17 @@ Status Trainer::initializeParameters() {
 Expected<StepMetrics> Trainer::runStep(int64_t step) {
   auto start = std::chrono::steady_clock::now();
   SeqBatch batch = task_->batch(seed_, step);
+  // With loss scaling, the plan's step input counts the applied steps: a
+  // skipped step advances neither the schedule nor AdamW's bias correction.
+  int64_t optimizerStep =
+      lossScaler_ ? step - lossScaler_->state().skippedSteps : step;
   MOERT_RETURN_IF_ERROR(
-      writeBatch(*executor_, batchBuffers_, batch, step, &location_));
+      writeBatch(*executor_, batchBuffers_, batch, optimizerStep, &location_));
+  if (lossScaler_) {
+    float scale = static_cast<float>(lossScaler_->scale());
+    MOERT_RETURN_IF_ERROR(
+        executor_->writeBuffer(lossScaleBuffer_, &scale, sizeof(scale)));
+  }
 
   exec::RunContext context;
   context.seed = seed_;
@@ -197,6 +290,25 @@ Expected<StepMetrics> Trainer::runStep(int64_t step) {
   MOERT_RETURN_IF_ERROR(scalar(auxBuffer_, metrics.auxLoss));
   MOERT_RETURN_IF_ERROR(scalar(normBuffer_, metrics.gradNorm));
   MOERT_RETURN_IF_ERROR(scalar(lrBuffer_, metrics.learningRate));
+  if (lossScaler_) {
+    // The plan's norm is already reduced over the grid; the MAX over the
+    // world makes every rank take the same decision regardless.
+    auto anyRank = [&](bool local) -> Expected<bool> {
+      if (!grid_ || grid_->worldSize() <= 1)
+        return local;
+      int32_t flag = local ? 1 : 0;
+      MOERT_RETURN_IF_ERROR(grid_->world().allReduce(
+          &flag, 1, comm::ElementType::I32, comm::ReduceOp::Max));
+      return flag != 0;
+    };
+    Expected<train::LossScaleDecision> decision =
+        lossScaler_->update(!std::isfinite(metrics.gradNorm), anyRank);
+    if (!decision.ok())
+      return decision.takeStatus().withContext("training step " +
+                                               std::to_string(step));
+    metrics.lossScale = decision->scaleUsed;
+    metrics.skipped = decision->overflow;
+  }
   metrics.targetTokens = batch.targetTokens;
   for (int32_t buffer : countBuffers_) {
     int64_t n = executor_->program().buffers[buffer].type.numElements();
@@ -271,6 +383,9 @@ Status Trainer::saveCheckpoint(const std::string &path, int64_t step) const {
     writer.setStep(step);
     if (status.ok())
       status = writer.setMetadata("moert.seed", std::to_string(seed_));
+    if (status.ok() && lossScaler_)
+      status = writer.setMetadata(kLossScalerKey,
+                                  formatScalerState(lossScaler_->state()));
     const fb::Plan &plan = plan_.plan();
     if (status.ok())
       status = writer.setMetadata(
@@ -306,6 +421,21 @@ Expected<int64_t> Trainer::loadCheckpoint(const std::string &path) {
                            std::to_string(seed_) +
                            " (resume with the same --seed)");
   MOERT_ASSIGN_OR_RETURN(int64_t step, file.step());
+  // The loss scaler continues where it was (a checkpoint without one, e.g.
+  // of an fp32 run, starts a fresh scaler).
+  std::optional<train::DynamicLossScaler> scaler = lossScaler_;
+  if (scaler) {
+    MOERT_ASSIGN_OR_RETURN(train::DynamicLossScaler fresh,
+                           train::DynamicLossScaler::create(scaler->config()));
+    scaler.emplace(std::move(fresh));
+    auto saved = file.metadata().find(kLossScalerKey);
+    if (saved != file.metadata().end()) {
+      MOERT_ASSIGN_OR_RETURN(train::LossScalerState state,
+                             parseScalerState(saved->second));
+      MOERT_RETURN_IF_ERROR(
+          scaler->restore(state).withContext("checkpoint '" + path + "'"));
+    }
+  }
   // Read every shard before writing anything: a bad checkpoint leaves the
   // trainer's state untouched.
   std::vector<std::vector<float>> shards;
@@ -334,6 +464,8 @@ Expected<int64_t> Trainer::loadCheckpoint(const std::string &path) {
       ++next;
     }
   }
+  if (scaler)
+    lossScaler_ = std::move(scaler);
   return step;
 }
 

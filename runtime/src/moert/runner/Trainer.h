@@ -13,6 +13,15 @@
 // to rank 0, which writes; loading cuts every rank's shard out of the file,
 // so a checkpoint of one grid resumes on any other.
 //
+// A plan compiled for fp16 (moe-mixed-precision) has a `loss_scale` batch
+// input: the trainer then runs DeepSpeed's dynamic loss scaler
+// (train/LossScaler.h), writes its scale before every step, reads the
+// overflow flag from the step's gradient norm (non-finite: the plan has
+// already skipped the update), and feeds the plan's `step` input with the
+// count of applied steps, so that skipped steps advance neither the
+// learning-rate schedule nor AdamW's bias correction. The scaler's state
+// travels in the checkpoint's metadata.
+//
 //===----------------------------------------------------------------------===//
 #ifndef MOERT_RUNNER_TRAINER_H
 #define MOERT_RUNNER_TRAINER_H
@@ -23,8 +32,10 @@
 #include "moert/runner/Sharding.h"
 #include "moert/runner/StepIO.h"
 #include "moert/runner/SyntheticTask.h"
+#include "moert/train/LossScaler.h"
 
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -40,6 +51,10 @@ struct StepMetrics {
   /// What this rank's communicators did during the step (zero without
   /// grid communicators).
   comm::CommStats comm;
+  /// fp16 plans: the loss scale the step ran with (0 without loss
+  /// scaling) and whether it overflowed and was skipped.
+  double lossScale = 0;
+  bool skipped = false;
 };
 
 /// A parameter's persistent tensors on this rank: the value's block
@@ -97,6 +112,13 @@ public:
   const plan::LoadedPlan &plan() const { return plan_; }
   const exec::Executor &executor() const { return *executor_; }
   uint64_t seed() const { return seed_; }
+  /// Replaces the loss scaler's configuration (before the first step or
+  /// loadCheckpoint); fails for a plan without loss scaling.
+  Status setLossScalerConfig(const train::LossScalerConfig &config);
+  /// The dynamic loss scaler of an fp16 plan, null otherwise.
+  const train::DynamicLossScaler *lossScaler() const {
+    return lossScaler_ ? &*lossScaler_ : nullptr;
+  }
 
 private:
   Trainer(plan::LoadedPlan plan, uint64_t seed)
@@ -117,6 +139,8 @@ private:
   BatchBuffers batchBuffers_;
   int32_t lossBuffer_ = -1, auxBuffer_ = -1, normBuffer_ = -1, lrBuffer_ = -1;
   std::vector<int32_t> countBuffers_;
+  int32_t lossScaleBuffer_ = -1;
+  std::optional<train::DynamicLossScaler> lossScaler_;
 };
 
 } // namespace runner

@@ -106,6 +106,15 @@ void activationPass(ActivationKind kind, int64_t count, float *z,
     passes.forward(kind, count, z, z);
 }
 
+/// Rounds a block to the GEMM input precision (no-op for f32). Runs on the
+/// calling thread: the caller may already run one expert per thread.
+void roundInPlace(ComputeType type, int64_t count, float *values) {
+  if (type == ComputeType::F32)
+    return;
+  for (int64_t i = 0; i < count; ++i)
+    values[i] = roundToCompute(type, values[i]);
+}
+
 //===----------------------------------------------------------------------===//
 // Scheduling
 //===----------------------------------------------------------------------===//
@@ -153,16 +162,22 @@ void expertFfnForward(const ExpertFfnShape &s, const float *input,
                       const float *w1, const float *b1, const float *w2,
                       const float *b2, float *output, float *hidden) {
   const int64_t c = s.capacity, m = s.modelDim, h = s.hiddenDim;
+  const int64_t numExperts = s.numExperts;
+  RoundedCopy x(s.compute, numExperts * c * m, input);
+  RoundedCopy w1r(s.compute, numExperts * m * h, w1);
+  RoundedCopy w2r(s.compute, numExperts * h * m, w2);
   forEachExpert(s, [&](int64_t e) {
     float *a =
         hidden ? hidden + e * c * h : threadScratch(static_cast<size_t>(c * h));
     fillRows(c, h, b1 + e * h, a);
-    gemm(false, false, c, h, m, input + e * c * m, w1 + e * m * h, a,
+    gemm(false, false, c, h, m, x.get() + e * c * m, w1r.get() + e * m * h, a,
          /*accumulate=*/true);
     activationPass(s.activation, c * h, a, nullptr);
+    roundInPlace(s.compute, c * h, a);
     float *y = output + e * c * m;
     fillRows(c, m, b2 + e * m, y);
-    gemm(false, false, c, m, h, a, w2 + e * h * m, y, /*accumulate=*/true);
+    gemm(false, false, c, m, h, a, w2r.get() + e * h * m, y,
+         /*accumulate=*/true);
   });
 }
 
@@ -172,24 +187,31 @@ void expertFfnBackward(const ExpertFfnShape &s, const float *outputGrad,
                        float *b1Grad, float *w2Grad, float *b2Grad) {
   const int64_t c = s.capacity, m = s.modelDim, h = s.hiddenDim;
   const size_t block = static_cast<size_t>(c * h);
+  const int64_t numExperts = s.numExperts;
+  RoundedCopy xr(s.compute, numExperts * c * m, input);
+  RoundedCopy dyr(s.compute, numExperts * c * m, outputGrad);
+  RoundedCopy w1r(s.compute, numExperts * m * h, w1);
+  RoundedCopy w2r(s.compute, numExperts * h * m, w2);
   forEachExpert(s, [&](int64_t e) {
     float *scratch = threadScratch(3 * block);
     float *derivative = scratch;       // Z, then act'(Z)
     float *a = scratch + block;        // act(Z)
     float *grad = scratch + 2 * block; // dA, then dZ
-    const float *x = input + e * c * m;
-    const float *dy = outputGrad + e * c * m;
-    const float *w1e = w1 + e * m * h;
-    const float *w2e = w2 + e * h * m;
+    const float *x = xr.get() + e * c * m;
+    const float *dy = dyr.get() + e * c * m;
+    const float *w1e = w1r.get() + e * m * h;
+    const float *w2e = w2r.get() + e * h * m;
     // Recompute the hidden layer, with the derivative the backward needs.
     fillRows(c, h, b1 + e * h, derivative);
     gemm(false, false, c, h, m, x, w1e, derivative, /*accumulate=*/true);
     activationPass(s.activation, c * h, derivative, a);
-    // Second layer: dW2 = A^T dY, db2 = sum dY, dA = dY W2^T.
+    roundInPlace(s.compute, c * h, a);
+    // Second layer: dW2 = A^T dY, db2 = sum dY (of the fp32 gradient),
+    // dA = dY W2^T.
     if (w2Grad)
       gemm(true, false, h, m, c, a, dy, w2Grad + e * h * m);
     if (b2Grad)
-      sumRows(c, m, dy, b2Grad + e * m);
+      sumRows(c, m, outputGrad + e * c * m, b2Grad + e * m);
     if (!w1Grad && !b1Grad && !inputGrad)
       return;
     gemm(false, true, c, h, m, dy, w2e, grad);
@@ -200,6 +222,7 @@ void expertFfnBackward(const ExpertFfnShape &s, const float *outputGrad,
       for (size_t i = 0; i < block; ++i)
         grad[i] *= derivative[i];
     }
+    roundInPlace(s.compute, c * h, grad);
     if (w1Grad)
       gemm(true, false, m, h, c, x, grad, w1Grad + e * m * h);
     if (inputGrad)

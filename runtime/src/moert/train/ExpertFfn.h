@@ -14,10 +14,18 @@
 // same bits for every thread count. Each calling thread keeps up to 3*C*H
 // floats of scratch between calls.
 //
+// `compute` (bf16 / f16; default f32) emulates the experts' GEMMs on
+// reduced-precision inputs with fp32 accumulation: the input, W1, W2 and
+// the output gradient are rounded to that format (copies, scratch of the
+// call), and so are the activated hidden layer before the second GEMM (and
+// dW2) and the hidden gradient dZ before dW1 and dX. Biases, activations,
+// bias gradients and all outputs stay fp32.
+//
 //===----------------------------------------------------------------------===//
 #ifndef MOERT_TRAIN_EXPERTFFN_H
 #define MOERT_TRAIN_EXPERTFFN_H
 
+#include "moert/Half.h"
 #include "moert/dense/Activation.h"
 
 #include <cstdint>
@@ -31,6 +39,7 @@ struct ExpertFfnShape {
   int64_t modelDim = 0;   // M
   int64_t hiddenDim = 0;  // H
   dense::ActivationKind activation = dense::ActivationKind::Gelu;
+  ComputeType compute = ComputeType::F32; // input precision of the GEMMs
 };
 
 /// Whether the kernels run this shape's experts in parallel, one expert per

@@ -149,6 +149,11 @@ using AdamWPass = void (*)(const AdamWStep &, int64_t, float *, const float *,
 void adamwWith(AdamWPass pass, const AdamWConfig &c, int64_t count,
                float *param, const float *grad, float *expAvg, float *expAvgSq,
                float lr, float gradScale, int64_t step) {
+  // Factor 0 is clipByGlobalNorm's answer to a non-finite gradient norm (an
+  // fp16 overflow): the step is skipped, parameters and moments stay as
+  // they are (multiplying an inf gradient by 0 would write NaN into them).
+  if (gradScale == 0.0f)
+    return;
   const double t = static_cast<double>(std::max<int64_t>(step, 1));
   AdamWStep s;
   s.b1 = static_cast<float>(c.beta1);

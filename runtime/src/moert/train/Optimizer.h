@@ -43,7 +43,9 @@ struct AdamWConfig {
 ///   m = b1 m + (1 - b1) g;  v = b2 v + (1 - b2) g^2
 ///   p -= lr * (m / (1 - b1^t)) / (sqrt(v / (1 - b2^t)) + eps) + lr * wd * p
 /// with the decay computed from the parameter before this step (decoupled
-/// weight decay, as torch.optim.AdamW). `step` is 1-based.
+/// weight decay, as torch.optim.AdamW). `step` is 1-based. gradScale = 0
+/// (clipByGlobalNorm's factor for a non-finite norm) skips the update:
+/// nothing is written.
 void adamwUpdate(const AdamWConfig &config, int64_t count, float *param,
                  const float *grad, float *expAvg, float *expAvgSq, float lr,
                  float gradScale, int64_t step);

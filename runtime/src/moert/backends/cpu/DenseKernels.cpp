@@ -113,6 +113,7 @@ dense::LinearShape linearShape(const TensorType &input,
 Status runLinear(KernelCall &call) {
   dense::LinearShape shape = linearShape(
       call.operandType(0), call.operandType(1), call.flag("transpose_weight"));
+  MOERT_ASSIGN_OR_RETURN(shape.compute, computeType(call));
   dense::linearForward(shape, call.operand<float>(0), call.operand<float>(1),
                        call.numOperands() == 3 ? call.operand<float>(2)
                                                : nullptr,
@@ -123,6 +124,7 @@ Status runLinear(KernelCall &call) {
 Status runLinearGrad(KernelCall &call) {
   dense::LinearShape shape = linearShape(
       call.operandType(1), call.operandType(2), call.flag("transpose_weight"));
+  MOERT_ASSIGN_OR_RETURN(shape.compute, computeType(call));
   dense::linearBackward(shape, call.operand<float>(0), call.operand<float>(1),
                         call.operand<float>(2), call.result<float>(0),
                         call.result<float>(1), nullptr);
@@ -227,6 +229,7 @@ Expected<dense::AttentionShape> attentionShape(const KernelCall &call,
   shape.modelDim = q.shape[2];
   shape.numHeads = heads;
   shape.causal = call.flag("causal");
+  MOERT_ASSIGN_OR_RETURN(shape.compute, computeType(call));
   return shape;
 }
 

@@ -2,6 +2,7 @@
 #ifndef MOERT_BACKENDS_CPU_KERNELUTIL_H
 #define MOERT_BACKENDS_CPU_KERNELUTIL_H
 
+#include "moert/Half.h"
 #include "moert/dense/Activation.h"
 #include "moert/exec/Executor.h"
 
@@ -45,6 +46,20 @@ activationKind(const KernelCall &call,
                            " is not one of relu(0), gelu(1), gelu_tanh(2), "
                            "silu(3)");
   return static_cast<dense::ActivationKind>(kind);
+}
+
+/// The instruction's `compute_type` (what moe-mixed-precision chose for a
+/// GEMM op: the CPU emulates it by rounding the GEMM inputs); f32 when
+/// absent.
+inline Expected<ComputeType> computeType(const KernelCall &call) {
+  if (!call.hasAttr("compute_type"))
+    return ComputeType::F32;
+  MOERT_ASSIGN_OR_RETURN(std::string name, call.stringAttr("compute_type"));
+  ComputeType type = ComputeType::F32;
+  if (!parseComputeType(name.c_str(), type))
+    return invalidArgument("compute_type '" + name +
+                           "' is not f32, bf16 or f16");
+  return type;
 }
 
 } // namespace cpu

@@ -248,6 +248,7 @@ Expected<train::ExpertFfnShape> expertShape(const KernelCall &call,
   shape.modelDim = input.shape[2];
   shape.hiddenDim = w1.shape[2];
   MOERT_ASSIGN_OR_RETURN(shape.activation, activationKind(call, "activation"));
+  MOERT_ASSIGN_OR_RETURN(shape.compute, computeType(call));
   return shape;
 }
 
