@@ -31,6 +31,11 @@ enum DeviceErrorCode : unsigned int {
   kNoDeviceError = 0,
   kTokenOutOfVocabulary = 1, // embedding, embedding_grad
   kLabelOutOfRange = 2,      // cross_entropy, cross_entropy_grad
+  // dispatch, combine and their gradients; the index is the routing entry
+  // (token * top_k + choice).
+  kExpertOutOfRange = 3,
+  kSlotOutOfRange = 4,
+  kSlotTakenTwice = 5,
 };
 
 } // namespace exec

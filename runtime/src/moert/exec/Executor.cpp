@@ -248,6 +248,10 @@ Status Executor::checkErrorRecord() {
       return kernel == "moe.embedding" || kernel == "moe.embedding_grad";
     if (record.code == kLabelOutOfRange)
       return kernel == "moe.cross_entropy" || kernel == "moe.cross_entropy_grad";
+    if (record.code == kExpertOutOfRange || record.code == kSlotOutOfRange ||
+        record.code == kSlotTakenTwice)
+      return kernel == "moe.dispatch" || kernel == "moe.combine" ||
+             kernel == "moe.dispatch_grad" || kernel == "moe.combine_grad";
     return false;
   };
   std::string where = "a kernel on " + device_.description();
@@ -264,6 +268,18 @@ Status Executor::checkErrorRecord() {
   case kLabelOutOfRange:
     return outOfRange(where + ": label #" + index +
                       " is outside the vocabulary and not the ignore index");
+  case kExpertOutOfRange:
+    return outOfRange(where + ": routing entry #" + index +
+                      " (token * top_k + choice) names an expert outside "
+                      "the buffer");
+  case kSlotOutOfRange:
+    return outOfRange(where + ": routing entry #" + index +
+                      " (token * top_k + choice) has a slot outside [-1, "
+                      "capacity)");
+  case kSlotTakenTwice:
+    return invalidArgument(where + ": routing entry #" + index +
+                           " (token * top_k + choice) takes an (expert, "
+                           "slot) another entry already took");
   default:
     return internalError(where + ": device error code " +
                          std::to_string(record.code) + " at element " + index);

@@ -5,12 +5,21 @@
 namespace moert {
 namespace exec {
 
-const KernelRegistry &kernelRegistry(hal::Backend backend) {
+namespace {
+
+// One function per table: a backend's registration may read another
+// backend's table (the CUDA collectives reuse the CPU's), which must not
+// re-enter the initialization of its own.
+const KernelRegistry &cpuRegistry() {
   static const KernelRegistry cpu = [] {
     KernelRegistry registry;
     registerCpuKernels(registry);
     return registry;
   }();
+  return cpu;
+}
+
+const KernelRegistry &cudaRegistry() {
 #if defined(MOERT_HAVE_CUDA)
   static const KernelRegistry cuda = [] {
     KernelRegistry registry;
@@ -20,7 +29,13 @@ const KernelRegistry &kernelRegistry(hal::Backend backend) {
 #else
   static const KernelRegistry cuda;
 #endif
-  return backend == hal::Backend::Cuda ? cuda : cpu;
+  return cuda;
+}
+
+} // namespace
+
+const KernelRegistry &kernelRegistry(hal::Backend backend) {
+  return backend == hal::Backend::Cuda ? cudaRegistry() : cpuRegistry();
 }
 
 const KernelInfo *lookupKernel(const std::string &name) {

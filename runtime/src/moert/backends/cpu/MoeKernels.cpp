@@ -11,6 +11,7 @@
 #include "moert/backends/cpu/KernelUtil.h"
 
 #include "moert/GateCapacity.h"
+#include "moert/backends/GateAttributes.h"
 #include "moert/kernels/DispatchCombine.h"
 #include "moert/kernels/Gate.h"
 #include "moert/train/ExpertFfn.h"
@@ -23,59 +24,6 @@ namespace moert {
 namespace cpu {
 
 namespace {
-
-Expected<GateConfig> gateConfig(const KernelCall &call) {
-  GateConfig config;
-  MOERT_ASSIGN_OR_RETURN(config.topK, call.intAttr("top_k"));
-  MOERT_ASSIGN_OR_RETURN(config.capacityFactor,
-                         call.floatAttr("capacity_factor"));
-  MOERT_ASSIGN_OR_RETURN(config.evalCapacityFactor,
-                         call.floatAttr("eval_capacity_factor"));
-  MOERT_ASSIGN_OR_RETURN(config.minCapacity, call.intAttr("min_capacity"));
-  config.dropTokens = call.flag("drop_tokens");
-  config.useRts = call.flag("use_rts");
-  config.laterChoiceNoise = call.flag("second_sampling");
-  MOERT_ASSIGN_OR_RETURN(std::string noise, call.stringAttr("noise"));
-  if (noise == "none")
-    config.noise = GateNoise::None;
-  else if (noise == "jitter")
-    config.noise = GateNoise::Jitter;
-  else if (noise == "rsample")
-    config.noise = GateNoise::RSample;
-  else
-    return invalidArgument("gate noise '" + noise +
-                           "' is not none, jitter or rsample");
-  MOERT_ASSIGN_OR_RETURN(double jitter, call.floatAttr("jitter_eps"));
-  config.jitterEps = static_cast<float>(jitter);
-  config.training = call.context().training && !call.flag("eval");
-  // Plans written before gating groups existed have no "groups": one group.
-  if (call.instruction().attrs.count("groups")) {
-    MOERT_ASSIGN_OR_RETURN(config.groups, call.intAttr("groups"));
-  }
-  return config;
-}
-
-/// `numTokens`: the tokens of the gate's input on this rank.
-Expected<GateRandomness> gateRandomness(const KernelCall &call,
-                                        int64_t numTokens) {
-  MOERT_ASSIGN_OR_RETURN(int64_t stream, call.intAttr("stream"));
-  GateRandomness randomness;
-  randomness.source.seed = call.context().seed;
-  randomness.source.stream = static_cast<uint32_t>(stream);
-  randomness.source.step = call.context().step;
-  // With `shard_axes`, the tokens are this rank's shard of the batch.
-  MOERT_ASSIGN_OR_RETURN(GroupPosition shard, call.shardPosition());
-  randomness.firstGlobalToken = shard.index * numTokens;
-  return randomness;
-}
-
-GateShape gateShape(const TensorType &x, const TensorType &weight) {
-  GateShape shape;
-  shape.numTokens = leadingElements(x);
-  shape.modelDim = lastDim(x);
-  shape.numExperts = weight.shape[1];
-  return shape;
-}
 
 /// The gate's scratch, carved out of the call's workspace (zero-filled,
 /// like the vectors GateResult holds): the softmax probabilities [S, E] and,
@@ -116,7 +64,7 @@ int64_t gateShapeAndK(const Instruction &inst, const Program &program,
                       size_t inputOperand, GateShape &shape) {
   const TensorType &x = program.buffers[inst.operands[inputOperand]].type;
   const TensorType &w = program.buffers[inst.operands[inputOperand + 1]].type;
-  shape = gateShape(x, w);
+  shape = gateShapeOf(x, w);
   auto k = inst.attrs.find("top_k");
   const int64_t *topK =
       k == inst.attrs.end() ? nullptr : std::get_if<int64_t>(&k->second);
@@ -136,11 +84,11 @@ int64_t gateGradWorkspace(const Instruction &inst, const Program &program) {
 }
 
 Status runGate(KernelCall &call) {
-  MOERT_ASSIGN_OR_RETURN(GateConfig config, gateConfig(call));
+  MOERT_ASSIGN_OR_RETURN(GateConfig config, gateConfigOf(call));
   MOERT_ASSIGN_OR_RETURN(
       GateRandomness randomness,
-      gateRandomness(call, leadingElements(call.operandType(0))));
-  GateShape shape = gateShape(call.operandType(0), call.operandType(1));
+      gateRandomnessOf(call, leadingElements(call.operandType(0))));
+  GateShape shape = gateShapeOf(call.operandType(0), call.operandType(1));
   GateOutputs scratch = GateScratch::carve(call, shape, config.topK, false);
   int64_t capacity = 0;
   GateOutputs out;
@@ -168,11 +116,11 @@ Status runGate(KernelCall &call) {
 }
 
 Status runGateGrad(KernelCall &call) {
-  MOERT_ASSIGN_OR_RETURN(GateConfig config, gateConfig(call));
+  MOERT_ASSIGN_OR_RETURN(GateConfig config, gateConfigOf(call));
   MOERT_ASSIGN_OR_RETURN(
       GateRandomness randomness,
-      gateRandomness(call, leadingElements(call.operandType(2))));
-  GateShape shape = gateShape(call.operandType(2), call.operandType(3));
+      gateRandomnessOf(call, leadingElements(call.operandType(2))));
+  GateShape shape = gateShapeOf(call.operandType(2), call.operandType(3));
   // The softmax gates are recomputed (same input, weight and noise) rather
   // than kept from the forward pass.
   GateOutputs out = GateScratch::carve(call, shape, config.topK, true);

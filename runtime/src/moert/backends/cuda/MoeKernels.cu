@@ -1,0 +1,870 @@
+//===- MoeKernels.cu - The CUDA kernels of the MoE ops ---------------------===//
+//
+// dispatch, combine, the expert FFN and their gradients on the device's
+// stream, with the semantics of the CPU backend's adapters
+// (backends/cpu/MoeKernels.cpp):
+//   - dispatch / combine / their gradients are index-based (O(S k M) work,
+//     no one-hot mask): one thread block per token or routing entry, the
+//     rows copied or summed with float4 loads where the rows allow it. Each
+//     call validates the routing on the device (expert ids in range, slots
+//     in [-1, C), no (expert, slot) taken twice, through a claim array in
+//     the workspace); a bad entry is recorded in the run's error record
+//     (exec/DeviceErrors.h) and skipped, and the executor reports it at the
+//     end of the run naming the instruction. The per-element arithmetic is
+//     MoeMath.h's, the CPU's order: the same bits as the CPU except the
+//     combine-weight gradient (a double dot product in another order).
+//   - the expert FFN is six strided-batched cuBLAS GEMMs over the local
+//     experts (ExpertGemm.h) plus element-wise bias / activation kernels
+//     and fixed-order column sums for the bias gradients; the hidden layer
+//     lives in the call's workspace (declared per instruction, so it is part
+//     of the plan's device memory). compute_type bf16 / f16 runs the GEMMs
+//     on bf16 / f16 copies of their inputs with fp32 accumulation
+//     (cublasGemmStridedBatchedEx), the rounding the CPU backend emulates.
+//   - the gate runs the CPU gate (moert/kernels/Gate.h) on host-staged
+//     operands and results (KernelInfo's host bits): routing, Random Token
+//     Selection and the aux loss are bit-identical to the CPU backend's. Its
+//     cost is a copy of the gate input [S, M] to the host and the routing
+//     [S, k] back per call.
+//
+//===----------------------------------------------------------------------===//
+#include "moert/backends/GateAttributes.h"
+#include "moert/backends/cuda/CudaDevice.h"
+#include "moert/backends/cuda/CudaKernels.h"
+#include "moert/backends/cuda/DenseDeviceUtils.cuh"
+#include "moert/backends/cuda/ExpertGemm.h"
+#include "moert/backends/cuda/MoeMath.h"
+#include "moert/Half.h"
+#include "moert/exec/Executor.h"
+#include "moert/kernels/Gate.h"
+
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+
+#include <climits>
+#include <string>
+#include <vector>
+
+namespace moert {
+namespace cuda {
+
+namespace {
+
+using exec::DeviceErrorRecord;
+using exec::Instruction;
+using exec::KernelCall;
+using exec::Program;
+using exec::TensorType;
+using namespace dense_device;
+using moe_math::RoutingView;
+
+cudaStream_t streamOf(const KernelCall &call) {
+  return static_cast<cudaStream_t>(call.stream());
+}
+
+DeviceErrorRecord *errorRecordOf(const KernelCall &call) {
+  return static_cast<DeviceErrorRecord *>(call.errorRecord());
+}
+
+Status needWorkspace(const KernelCall &call, size_t bytes) {
+  if (call.workspaceBytes() >= bytes && (bytes == 0 || call.workspace()))
+    return Status::success();
+  return internalError("needs " + std::to_string(bytes) +
+                       " bytes of workspace, was given " +
+                       std::to_string(call.workspaceBytes()));
+}
+
+Status zeroFill(void *data, int64_t bytes, cudaStream_t stream) {
+  if (bytes > 0)
+    MOERT_CUDA_RETURN_IF_ERROR(
+        cudaMemsetAsync(data, 0, static_cast<size_t>(bytes), stream));
+  return Status::success();
+}
+
+Status launched() {
+  MOERT_CUDA_RETURN_IF_ERROR(cudaGetLastError());
+  return Status::success();
+}
+
+//===----------------------------------------------------------------------===//
+// Gate: the CPU gate on host-staged operands
+//===----------------------------------------------------------------------===//
+
+Status runGate(KernelCall &call) {
+  MOERT_ASSIGN_OR_RETURN(GateConfig config, gateConfigOf(call));
+  MOERT_ASSIGN_OR_RETURN(
+      GateRandomness randomness,
+      gateRandomnessOf(call, leadingElements(call.operandType(0))));
+  const GateShape shape =
+      gateShapeOf(call.operandType(0), call.operandType(1));
+  std::vector<float> gates(
+      static_cast<size_t>(shape.numTokens * shape.numExperts));
+  int64_t capacity = 0;
+  GateOutputs out;
+  out.experts = call.result<int32_t>(0);
+  out.slots = call.result<int32_t>(1);
+  out.weights = call.result<float>(2);
+  out.gates = gates.data();
+  out.expertCounts = call.result<int32_t>(3);
+  out.auxLoss = call.result<float>(4);
+  out.capacity = &capacity;
+  MOERT_RETURN_IF_ERROR(gateForward(config, shape, randomness,
+                                    call.operand<float>(0),
+                                    call.operand<float>(1), out));
+  MOERT_ASSIGN_OR_RETURN(int64_t planned, call.intAttr("capacity"));
+  if (capacity > planned)
+    return internalError("the gate assigned " + std::to_string(capacity) +
+                         " slots per expert, the plan has " +
+                         std::to_string(planned));
+  return Status::success();
+}
+
+Status runGateGrad(KernelCall &call) {
+  MOERT_ASSIGN_OR_RETURN(GateConfig config, gateConfigOf(call));
+  MOERT_ASSIGN_OR_RETURN(
+      GateRandomness randomness,
+      gateRandomnessOf(call, leadingElements(call.operandType(2))));
+  const GateShape shape =
+      gateShapeOf(call.operandType(2), call.operandType(3));
+  const size_t routed = static_cast<size_t>(shape.numTokens * config.topK);
+  // The softmax gates are recomputed (same input, weight and noise), as on
+  // the CPU backend.
+  std::vector<float> gates(
+      static_cast<size_t>(shape.numTokens * shape.numExperts));
+  std::vector<int32_t> experts(routed), slots(routed),
+      counts(static_cast<size_t>(shape.numExperts));
+  std::vector<float> weights(routed);
+  GateOutputs out;
+  float auxLoss = 0.0f;
+  int64_t capacity = 0;
+  out.gates = gates.data();
+  out.experts = experts.data();
+  out.slots = slots.data();
+  out.weights = weights.data();
+  out.expertCounts = counts.data();
+  out.auxLoss = &auxLoss;
+  out.capacity = &capacity;
+  MOERT_RETURN_IF_ERROR(gateRoute(config, shape, randomness,
+                                  call.operand<float>(2),
+                                  call.operand<float>(3), out)
+                            .status());
+  GateSavedState saved;
+  saved.gates = gates.data();
+  saved.experts = call.operand<int32_t>(4);
+  saved.slots = call.operand<int32_t>(5);
+  return gateBackward(config, shape, randomness, call.operand<float>(2),
+                      call.operand<float>(3), saved, call.operand<float>(0),
+                      *call.operand<float>(1), call.result<float>(0),
+                      call.result<float>(1));
+}
+
+//===----------------------------------------------------------------------===//
+// Routing checks
+//===----------------------------------------------------------------------===//
+
+/// Checks every routing entry; `claims` ([E * C], zeroed) counts the
+/// entries taking each slot.
+__global__ void checkRoutingKernel(RoutingView r, int64_t entries,
+                                   int32_t *claims, DeviceErrorRecord *errors) {
+  for (int64_t i = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; i < entries;
+       i += int64_t{gridDim.x} * blockDim.x) {
+    const int32_t e = r.experts[i], c = r.slots[i];
+    const unsigned code =
+        moe_math::routingEntryError(e, c, r.numExperts, r.capacity);
+    if (code != exec::kNoDeviceError) {
+      recordError(errors, code, static_cast<unsigned long long>(i));
+      continue;
+    }
+    if (c >= 0 && atomicAdd(&claims[int64_t{e} * r.capacity + c], 1) != 0)
+      recordError(errors, exec::kSlotTakenTwice,
+                  static_cast<unsigned long long>(i));
+  }
+}
+
+struct RoutingCall {
+  RoutingView view;
+  int64_t numTokens = 0;
+};
+
+/// Shapes from the tokens tensor [..., M], the routing [..., k] and the
+/// buffer [E, C, M].
+RoutingCall routingCall(const KernelCall &call, const TensorType &tokens,
+                        size_t expertsOperand, const TensorType &buffer) {
+  RoutingCall r;
+  r.numTokens = leadingElements(tokens);
+  r.view.experts = call.operand<int32_t>(expertsOperand);
+  r.view.slots = call.operand<int32_t>(expertsOperand + 1);
+  r.view.topK = lastDim(call.operandType(expertsOperand));
+  r.view.numExperts = buffer.shape[0];
+  r.view.capacity = buffer.shape[1];
+  r.view.modelDim = lastDim(tokens);
+  return r;
+}
+
+/// Workspace of the routing check: the claim array.
+int64_t claimBytes(const TensorType &buffer) {
+  Scratch scratch;
+  scratch.take<int32_t>(buffer.shape[0] * buffer.shape[1]);
+  return static_cast<int64_t>(scratch.bytes());
+}
+
+Status checkRouting(const KernelCall &call, const RoutingCall &r) {
+  const int64_t entries = r.numTokens * r.view.topK;
+  const int64_t slots = r.view.numExperts * r.view.capacity;
+  MOERT_RETURN_IF_ERROR(needWorkspace(
+      call, static_cast<size_t>(std::max<int64_t>(slots, 0)) * 4));
+  if (entries == 0)
+    return Status::success();
+  int32_t *claims = static_cast<int32_t *>(call.workspace());
+  MOERT_RETURN_IF_ERROR(zeroFill(claims, slots * 4, streamOf(call)));
+  checkRoutingKernel<<<gridFor(entries), kThreads, 0, streamOf(call)>>>(
+      r.view, entries, claims, errorRecordOf(call));
+  return launched();
+}
+
+/// Whether rows of `modelDim` floats at these addresses can move as float4.
+bool rowsVectorizable(int64_t modelDim, std::initializer_list<const void *> ps) {
+  if (modelDim % 4 != 0)
+    return false;
+  for (const void *p : ps)
+    if (p && reinterpret_cast<uintptr_t>(p) % 16 != 0)
+      return false;
+  return true;
+}
+
+constexpr int kRowThreads = 256;
+
+unsigned rowGrid(int64_t rows) {
+  return static_cast<unsigned>(std::clamp<int64_t>(rows, 1, int64_t{1} << 20));
+}
+
+//===----------------------------------------------------------------------===//
+// dispatch: buffer[e, c] = x[s] for each kept (s, j); other slots zero
+//===----------------------------------------------------------------------===//
+
+__global__ void dispatchKernel(RoutingView r, int64_t entries, bool vector,
+                               const float *x, float *buffer) {
+  for (int64_t i = blockIdx.x; i < entries; i += gridDim.x) {
+    const int32_t e = r.experts[i], c = r.slots[i];
+    if (!moe_math::routingEntryUsable(e, c, r.numExperts, r.capacity))
+      continue;
+    const float *from = x + (i / r.topK) * r.modelDim;
+    float *to = buffer + moe_math::slotRowOffset(e, c, r.capacity, r.modelDim);
+    if (vector) {
+      const float4 *from4 = reinterpret_cast<const float4 *>(from);
+      float4 *to4 = reinterpret_cast<float4 *>(to);
+      for (int64_t m = threadIdx.x; m < r.modelDim / 4; m += blockDim.x)
+        to4[m] = from4[m];
+    } else {
+      for (int64_t m = threadIdx.x; m < r.modelDim; m += blockDim.x)
+        to[m] = from[m];
+    }
+  }
+}
+
+int64_t dispatchWorkspace(const Instruction &inst, const Program &program) {
+  return claimBytes(resultTypeOf(inst, program, 0));
+}
+
+Status runDispatch(KernelCall &call) {
+  const TensorType &buffer = call.resultType(0);
+  const RoutingCall r = routingCall(call, call.operandType(0), 1, buffer);
+  cudaStream_t stream = streamOf(call);
+  MOERT_RETURN_IF_ERROR(checkRouting(call, r));
+  float *out = call.result<float>(0);
+  MOERT_RETURN_IF_ERROR(zeroFill(out, buffer.byteSize(), stream));
+  const int64_t entries = r.numTokens * r.view.topK;
+  if (entries == 0 || r.view.modelDim == 0)
+    return Status::success();
+  const float *x = call.operand<float>(0);
+  dispatchKernel<<<rowGrid(entries), kRowThreads, 0, stream>>>(
+      r.view, entries, rowsVectorizable(r.view.modelDim, {x, out}), x, out);
+  return launched();
+}
+
+//===----------------------------------------------------------------------===//
+// combine: y[s] = sum_j w[s, j] buffer[e, c]; dispatch_grad: the same
+// without weights
+//===----------------------------------------------------------------------===//
+
+__global__ void combineKernel(RoutingView r, int64_t tokens,
+                              const float *weights, const float *buffer,
+                              float *y) {
+  for (int64_t s = blockIdx.x; s < tokens; s += gridDim.x)
+    for (int64_t m = threadIdx.x; m < r.modelDim; m += blockDim.x)
+      y[s * r.modelDim + m] =
+          weights ? moe_math::combineElement(r, weights, buffer, s, m)
+                  : moe_math::dispatchGradElement(r, buffer, s, m);
+}
+
+int64_t combineWorkspace(const Instruction &inst, const Program &program) {
+  return claimBytes(operandTypeOf(inst, program, 0));
+}
+
+Status runCombine(KernelCall &call) {
+  // Operands: buffer [E, C, M], experts, slots, weights.
+  const TensorType &buffer = call.operandType(0);
+  const RoutingCall r = routingCall(call, call.resultType(0), 1, buffer);
+  MOERT_RETURN_IF_ERROR(checkRouting(call, r));
+  if (r.numTokens == 0 || r.view.modelDim == 0)
+    return Status::success();
+  combineKernel<<<rowGrid(r.numTokens), kRowThreads, 0, streamOf(call)>>>(
+      r.view, r.numTokens, call.operand<float>(3), call.operand<float>(0),
+      call.result<float>(0));
+  return launched();
+}
+
+int64_t dispatchGradWorkspace(const Instruction &inst,
+                              const Program &program) {
+  return claimBytes(operandTypeOf(inst, program, 0));
+}
+
+Status runDispatchGrad(KernelCall &call) {
+  // Operands: dbuffer [E, C, M], experts, slots; result dx [S, M].
+  const TensorType &buffer = call.operandType(0);
+  const RoutingCall r = routingCall(call, call.resultType(0), 1, buffer);
+  MOERT_RETURN_IF_ERROR(checkRouting(call, r));
+  if (r.numTokens == 0 || r.view.modelDim == 0)
+    return Status::success();
+  combineKernel<<<rowGrid(r.numTokens), kRowThreads, 0, streamOf(call)>>>(
+      r.view, r.numTokens, nullptr, call.operand<float>(0),
+      call.result<float>(0));
+  return launched();
+}
+
+//===----------------------------------------------------------------------===//
+// combine_grad: dbuffer[e, c] = w dy[s] (zero elsewhere), dw[s, j] =
+// <dy[s], buffer[e, c]> (zero for dropped choices)
+//===----------------------------------------------------------------------===//
+
+__device__ double blockSumDouble(double value) {
+  __shared__ double partial[kRowThreads / 32];
+  for (int offset = 16; offset > 0; offset /= 2)
+    value += __shfl_down_sync(0xffffffffu, value, offset);
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  if (lane == 0)
+    partial[warp] = value;
+  __syncthreads();
+  double total = 0.0;
+  if (threadIdx.x == 0)
+    for (int w = 0; w < blockDim.x / 32; ++w)
+      total += partial[w];
+  __syncthreads();
+  return total; // valid in thread 0
+}
+
+__global__ void combineGradKernel(RoutingView r, int64_t entries,
+                                  const float *weights, const float *buffer,
+                                  const float *dy, float *bufferGrad,
+                                  float *weightsGrad) {
+  for (int64_t i = blockIdx.x; i < entries; i += gridDim.x) {
+    const int32_t e = r.experts[i], c = r.slots[i];
+    if (!moe_math::routingEntryUsable(e, c, r.numExperts, r.capacity)) {
+      if (threadIdx.x == 0)
+        weightsGrad[i] = 0.0f;
+      continue;
+    }
+    const int64_t row = moe_math::slotRowOffset(e, c, r.capacity, r.modelDim);
+    const float *dyRow = dy + (i / r.topK) * r.modelDim;
+    const float w = weights[i];
+    double dot = 0.0;
+    for (int64_t m = threadIdx.x; m < r.modelDim; m += blockDim.x) {
+      bufferGrad[row + m] = moe_math::mulRn(w, dyRow[m]);
+      dot += static_cast<double>(dyRow[m]) * buffer[row + m];
+    }
+    dot = blockSumDouble(dot);
+    if (threadIdx.x == 0)
+      weightsGrad[i] = static_cast<float>(dot);
+  }
+}
+
+int64_t combineGradWorkspace(const Instruction &inst, const Program &program) {
+  return claimBytes(operandTypeOf(inst, program, 1));
+}
+
+Status runCombineGrad(KernelCall &call) {
+  // Operands: dy [S, M], buffer [E, C, M], experts, slots, weights;
+  // results: dbuffer [E, C, M], dweights [S, k].
+  const TensorType &buffer = call.operandType(1);
+  const RoutingCall r = routingCall(call, call.operandType(0), 2, buffer);
+  cudaStream_t stream = streamOf(call);
+  MOERT_RETURN_IF_ERROR(checkRouting(call, r));
+  float *bufferGrad = call.result<float>(0);
+  MOERT_RETURN_IF_ERROR(zeroFill(bufferGrad, buffer.byteSize(), stream));
+  const int64_t entries = r.numTokens * r.view.topK;
+  if (entries == 0)
+    return Status::success();
+  if (r.view.modelDim == 0)
+    return zeroFill(call.result<float>(1), entries * 4, stream);
+  combineGradKernel<<<rowGrid(entries), kRowThreads, 0, stream>>>(
+      r.view, entries, call.operand<float>(4), call.operand<float>(1),
+      call.operand<float>(0), bufferGrad, call.result<float>(1));
+  return launched();
+}
+
+//===----------------------------------------------------------------------===//
+// Expert FFN
+//===----------------------------------------------------------------------===//
+
+Expected<int> expertActivation(const KernelCall &call) {
+  if (Expected<std::string> spelled = call.stringAttr("activation");
+      spelled.ok()) {
+    static const char *const kNames[] = {"relu", "gelu", "gelu_tanh", "silu"};
+    for (int kind = 0; kind < 4; ++kind)
+      if (*spelled == kNames[kind])
+        return kind;
+    return invalidArgument("activation '" + *spelled +
+                           "' is not relu, gelu, gelu_tanh or silu");
+  }
+  MOERT_ASSIGN_OR_RETURN(int64_t kind, call.intAttr("activation"));
+  if (kind < 0 || kind > 3)
+    return invalidArgument("activation kind " + std::to_string(kind) +
+                           " is not one of relu(0), gelu(1), gelu_tanh(2), "
+                           "silu(3)");
+  return static_cast<int>(kind);
+}
+
+Expected<ComputeType> expertComputeType(const KernelCall &call) {
+  if (!call.hasAttr("compute_type"))
+    return ComputeType::F32;
+  MOERT_ASSIGN_OR_RETURN(std::string name, call.stringAttr("compute_type"));
+  ComputeType type = ComputeType::F32;
+  if (!parseComputeType(name.c_str(), type))
+    return invalidArgument("compute_type '" + name +
+                           "' is not f32, bf16 or f16");
+  return type;
+}
+
+ExpertDims expertDims(const TensorType &input, const TensorType &w1) {
+  ExpertDims d;
+  d.experts = input.shape[0];
+  d.capacity = input.shape[1];
+  d.model = input.shape[2];
+  d.hidden = w1.shape[2];
+  return d;
+}
+
+/// The tensors of one expert FFN call, by ExpertGemm.h's names. `lowered`
+/// holds the reduced-precision copies of the GEMM inputs (bf16 / f16).
+struct ExpertTensors {
+  const float *input = nullptr, *w1 = nullptr, *w2 = nullptr,
+              *outputGrad = nullptr;
+  float *hidden = nullptr, *hiddenGrad = nullptr, *output = nullptr,
+        *inputGrad = nullptr, *w1Grad = nullptr, *w2Grad = nullptr;
+};
+
+/// Reduced-precision copies, one per operand the GEMMs read, in the
+/// workspace (ComputeType::F32 takes none).
+struct LoweredTensors {
+  void *input = nullptr, *w1 = nullptr, *w2 = nullptr, *outputGrad = nullptr,
+       *hidden = nullptr, *hiddenGrad = nullptr;
+};
+
+/// The workspace of an expert FFN call: Z (backward) and Hd / dHd / dZ,
+/// [E, C, H] each, and for reduced precision the copies.
+struct ExpertScratch {
+  float *preActivation = nullptr, *hidden = nullptr;
+  LoweredTensors lowered;
+};
+
+ExpertScratch expertScratch(void *base, const ExpertDims &d, bool backward,
+                            ComputeType compute, Scratch *counter) {
+  Scratch scratch(base);
+  const int64_t hiddenElements = d.experts * d.capacity * d.hidden;
+  const int64_t bufferElements = d.experts * d.capacity * d.model;
+  const int64_t weightElements = d.experts * d.model * d.hidden;
+  ExpertScratch s;
+  s.hidden = scratch.take<float>(hiddenElements);
+  if (backward)
+    s.preActivation = scratch.take<float>(hiddenElements);
+  if (compute != ComputeType::F32) {
+    s.lowered.input = scratch.take<uint16_t>(bufferElements);
+    s.lowered.w1 = scratch.take<uint16_t>(weightElements);
+    s.lowered.w2 = scratch.take<uint16_t>(weightElements);
+    s.lowered.hidden = scratch.take<uint16_t>(hiddenElements);
+    if (backward) {
+      s.lowered.outputGrad = scratch.take<uint16_t>(bufferElements);
+      s.lowered.hiddenGrad = scratch.take<uint16_t>(hiddenElements);
+    }
+  }
+  if (counter)
+    *counter = scratch;
+  return s;
+}
+
+int64_t expertWorkspaceBytes(const ExpertDims &d, bool backward,
+                             ComputeType compute) {
+  Scratch counter;
+  expertScratch(nullptr, d, backward, compute, &counter);
+  return static_cast<int64_t>(counter.bytes());
+}
+
+ComputeType computeTypeOf(const Instruction &inst) {
+  auto it = inst.attrs.find("compute_type");
+  ComputeType type = ComputeType::F32;
+  if (it != inst.attrs.end())
+    if (const std::string *name = std::get_if<std::string>(&it->second))
+      parseComputeType(name->c_str(), type);
+  return type;
+}
+
+int64_t expertFfnWorkspace(const Instruction &inst, const Program &program) {
+  return expertWorkspaceBytes(expertDims(operandTypeOf(inst, program, 0),
+                                         operandTypeOf(inst, program, 1)),
+                              false, computeTypeOf(inst));
+}
+
+int64_t expertFfnGradWorkspace(const Instruction &inst,
+                               const Program &program) {
+  return expertWorkspaceBytes(expertDims(operandTypeOf(inst, program, 1),
+                                         operandTypeOf(inst, program, 2)),
+                              true, computeTypeOf(inst));
+}
+
+__global__ void lowerKernel(int64_t count, bool bf16, const float *from,
+                            uint16_t *to) {
+  for (int64_t i = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; i < count;
+       i += int64_t{gridDim.x} * blockDim.x)
+    to[i] = bf16 ? floatToBf16Bits(from[i]) : floatToF16Bits(from[i]);
+}
+
+Status lower(cudaStream_t stream, ComputeType compute, int64_t count,
+             const float *from, void *to) {
+  if (count == 0)
+    return Status::success();
+  lowerKernel<<<gridFor(count), kThreads, 0, stream>>>(
+      count, compute == ComputeType::BF16, from, static_cast<uint16_t *>(to));
+  return launched();
+}
+
+const void *gemmOperand(ExpertOperand which, const ExpertTensors &t,
+                        const LoweredTensors *lowered) {
+  using O = ExpertOperand;
+  switch (which) {
+  case O::Input:
+    return lowered ? lowered->input : t.input;
+  case O::W1:
+    return lowered ? lowered->w1 : t.w1;
+  case O::W2:
+    return lowered ? lowered->w2 : t.w2;
+  case O::OutputGrad:
+    return lowered ? lowered->outputGrad : t.outputGrad;
+  case O::Hidden:
+    return lowered ? lowered->hidden : t.hidden;
+  case O::HiddenGrad:
+    return lowered ? lowered->hiddenGrad : t.hiddenGrad;
+  default:
+    return nullptr;
+  }
+}
+
+float *gemmResult(ExpertOperand which, const ExpertTensors &t) {
+  using O = ExpertOperand;
+  switch (which) {
+  case O::Hidden:
+    return t.hidden;
+  case O::HiddenGrad:
+    return t.hiddenGrad;
+  case O::Output:
+    return t.output;
+  case O::InputGrad:
+    return t.inputGrad;
+  case O::W1Grad:
+    return t.w1Grad;
+  case O::W2Grad:
+    return t.w2Grad;
+  default:
+    return nullptr;
+  }
+}
+
+Status batchedGemm(const KernelCall &call, const ExpertBatchedGemm &g,
+                   const ExpertTensors &t, ComputeType compute,
+                   const LoweredTensors &lowered) {
+  if (g.m == 0 || g.n == 0 || g.batch == 0)
+    return Status::success();
+  float *c = gemmResult(g.c, t);
+  if (g.k == 0)
+    return zeroFill(c, g.m * g.n * g.batch * 4, streamOf(call));
+  if (g.m > INT_MAX || g.n > INT_MAX || g.k > INT_MAX || g.lda > INT_MAX ||
+      g.ldb > INT_MAX || g.ldc > INT_MAX || g.batch > INT_MAX)
+    return unimplemented("expert GEMM of " + std::to_string(g.m) + " x " +
+                         std::to_string(g.n) + " x " + std::to_string(g.k) +
+                         " over " + std::to_string(g.batch) +
+                         " experts exceeds cuBLAS's 32-bit sizes");
+  CudaDevice &dev = cudaDeviceOf(call.device());
+  const float alpha = 1.0f, beta = 0.0f;
+  const cublasOperation_t transA = g.transA ? CUBLAS_OP_T : CUBLAS_OP_N;
+  const cublasOperation_t transB = g.transB ? CUBLAS_OP_T : CUBLAS_OP_N;
+  if (compute == ComputeType::F32) {
+    MOERT_CUBLAS_RETURN_IF_ERROR(cublasSgemmStridedBatched(
+        dev.cublas(), transA, transB, static_cast<int>(g.m),
+        static_cast<int>(g.n), static_cast<int>(g.k), &alpha,
+        static_cast<const float *>(gemmOperand(g.a, t, nullptr)),
+        static_cast<int>(g.lda), g.strideA,
+        static_cast<const float *>(gemmOperand(g.b, t, nullptr)),
+        static_cast<int>(g.ldb), g.strideB, &beta, c, static_cast<int>(g.ldc),
+        g.strideC, static_cast<int>(g.batch)));
+    return Status::success();
+  }
+  const cudaDataType_t inputType =
+      compute == ComputeType::BF16 ? CUDA_R_16BF : CUDA_R_16F;
+  MOERT_CUBLAS_RETURN_IF_ERROR(cublasGemmStridedBatchedEx(
+      dev.cublas(), transA, transB, static_cast<int>(g.m),
+      static_cast<int>(g.n), static_cast<int>(g.k), &alpha,
+      gemmOperand(g.a, t, &lowered), inputType, static_cast<int>(g.lda),
+      g.strideA, gemmOperand(g.b, t, &lowered), inputType,
+      static_cast<int>(g.ldb), g.strideB, &beta, c, CUDA_R_32F,
+      static_cast<int>(g.ldc), g.strideC, static_cast<int>(g.batch),
+      CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
+  return Status::success();
+}
+
+/// rows of [E, rows, cols]: out[e, r, c] = act(in[e, r, c] + bias[e, c])
+/// (keeping the biased value in `preActivation` when it is not null).
+template <int Kind>
+__global__ void biasActivationKernel(int64_t experts, int64_t rows,
+                                     int64_t cols, const float *bias,
+                                     float *preActivation, float *values) {
+  const int64_t count = experts * rows * cols;
+  for (int64_t i = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; i < count;
+       i += int64_t{gridDim.x} * blockDim.x) {
+    const int64_t e = i / (rows * cols), c = i % cols;
+    const float z = moe_math::addRn(values[i], bias[e * cols + c]);
+    if (preActivation)
+      preActivation[i] = z;
+    values[i] = dense_math::activationValue<Kind>(z);
+  }
+}
+
+__global__ void addBiasKernel(int64_t experts, int64_t rows, int64_t cols,
+                              const float *bias, float *values) {
+  const int64_t count = experts * rows * cols;
+  for (int64_t i = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; i < count;
+       i += int64_t{gridDim.x} * blockDim.x) {
+    const int64_t e = i / (rows * cols), c = i % cols;
+    values[i] = moe_math::addRn(values[i], bias[e * cols + c]);
+  }
+}
+
+/// grad[i] *= act'(z[i]).
+template <int Kind>
+__global__ void activationGradKernel(int64_t count, const float *z,
+                                     float *grad) {
+  for (int64_t i = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; i < count;
+       i += int64_t{gridDim.x} * blockDim.x)
+    grad[i] = moe_math::mulRn(grad[i],
+                              dense_math::activationDerivative<Kind>(z[i]));
+}
+
+/// sums[e, c] = sum over r of values[e, r, c], in double, rows in order.
+__global__ void expertColumnSumsKernel(int64_t rows, int64_t cols,
+                                       const float *values, float *sums) {
+  const int64_t e = blockIdx.y;
+  for (int64_t c = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; c < cols;
+       c += int64_t{gridDim.x} * blockDim.x) {
+    const float *column = values + e * rows * cols + c;
+    double sum = 0.0;
+    for (int64_t r = 0; r < rows; ++r)
+      sum += column[r * cols];
+    sums[e * cols + c] = static_cast<float>(sum);
+  }
+}
+
+Status expertColumnSums(cudaStream_t stream, int64_t experts, int64_t rows,
+                        int64_t cols, const float *values, float *sums) {
+  if (experts == 0 || cols == 0)
+    return Status::success();
+  if (experts > 65535)
+    return unimplemented("more than 65535 local experts");
+  const dim3 grid(gridFor(cols), static_cast<unsigned>(experts));
+  expertColumnSumsKernel<<<grid, kThreads, 0, stream>>>(rows, cols, values,
+                                                        sums);
+  return launched();
+}
+
+template <int Kind>
+Status biasActivation(cudaStream_t stream, const ExpertDims &d,
+                      const float *bias, float *preActivation,
+                      float *values) {
+  const int64_t count = d.experts * d.capacity * d.hidden;
+  if (count == 0)
+    return Status::success();
+  biasActivationKernel<Kind><<<gridFor(count), kThreads, 0, stream>>>(
+      d.experts, d.capacity, d.hidden, bias, preActivation, values);
+  return launched();
+}
+
+Status biasActivationOf(int kind, cudaStream_t stream, const ExpertDims &d,
+                        const float *bias, float *preActivation,
+                        float *values) {
+  switch (kind) {
+  case dense_math::kRelu:
+    return biasActivation<dense_math::kRelu>(stream, d, bias, preActivation,
+                                             values);
+  case dense_math::kGelu:
+    return biasActivation<dense_math::kGelu>(stream, d, bias, preActivation,
+                                             values);
+  case dense_math::kGeluTanh:
+    return biasActivation<dense_math::kGeluTanh>(stream, d, bias,
+                                                 preActivation, values);
+  default:
+    return biasActivation<dense_math::kSilu>(stream, d, bias, preActivation,
+                                             values);
+  }
+}
+
+Status activationGradOf(int kind, cudaStream_t stream, int64_t count,
+                        const float *z, float *grad) {
+  if (count == 0)
+    return Status::success();
+  const unsigned grid = gridFor(count);
+  switch (kind) {
+  case dense_math::kRelu:
+    activationGradKernel<dense_math::kRelu>
+        <<<grid, kThreads, 0, stream>>>(count, z, grad);
+    break;
+  case dense_math::kGelu:
+    activationGradKernel<dense_math::kGelu>
+        <<<grid, kThreads, 0, stream>>>(count, z, grad);
+    break;
+  case dense_math::kGeluTanh:
+    activationGradKernel<dense_math::kGeluTanh>
+        <<<grid, kThreads, 0, stream>>>(count, z, grad);
+    break;
+  default:
+    activationGradKernel<dense_math::kSilu>
+        <<<grid, kThreads, 0, stream>>>(count, z, grad);
+    break;
+  }
+  return launched();
+}
+
+Status runExpertFfn(KernelCall &call) {
+  // Operands: input [E, C, M], W1 [E, M, H], b1 [E, H], W2 [E, H, M],
+  // b2 [E, M]; result [E, C, M].
+  MOERT_ASSIGN_OR_RETURN(int kind, expertActivation(call));
+  MOERT_ASSIGN_OR_RETURN(ComputeType compute, expertComputeType(call));
+  const ExpertDims d = expertDims(call.operandType(0), call.operandType(1));
+  MOERT_RETURN_IF_ERROR(needWorkspace(
+      call, static_cast<size_t>(expertWorkspaceBytes(d, false, compute))));
+  cudaStream_t stream = streamOf(call);
+  const ExpertScratch scratch =
+      expertScratch(call.workspace(), d, false, compute, nullptr);
+  ExpertTensors t;
+  t.input = call.operand<float>(0);
+  t.w1 = call.operand<float>(1);
+  t.w2 = call.operand<float>(3);
+  t.hidden = scratch.hidden;
+  t.output = call.result<float>(0);
+  const LoweredTensors &low = scratch.lowered;
+  const int64_t bufferElements = d.experts * d.capacity * d.model;
+  const int64_t weightElements = d.experts * d.model * d.hidden;
+  const int64_t hiddenElements = d.experts * d.capacity * d.hidden;
+  if (compute != ComputeType::F32) {
+    MOERT_RETURN_IF_ERROR(lower(stream, compute, bufferElements, t.input,
+                                low.input));
+    MOERT_RETURN_IF_ERROR(lower(stream, compute, weightElements, t.w1,
+                                low.w1));
+    MOERT_RETURN_IF_ERROR(lower(stream, compute, weightElements, t.w2,
+                                low.w2));
+  }
+  MOERT_RETURN_IF_ERROR(
+      batchedGemm(call, expertHiddenGemm(d), t, compute, low));
+  MOERT_RETURN_IF_ERROR(biasActivationOf(kind, stream, d,
+                                         call.operand<float>(2), nullptr,
+                                         t.hidden));
+  if (compute != ComputeType::F32)
+    MOERT_RETURN_IF_ERROR(lower(stream, compute, hiddenElements, t.hidden,
+                                low.hidden));
+  MOERT_RETURN_IF_ERROR(
+      batchedGemm(call, expertOutputGemm(d), t, compute, low));
+  if (bufferElements == 0)
+    return Status::success();
+  addBiasKernel<<<gridFor(bufferElements), kThreads, 0, stream>>>(
+      d.experts, d.capacity, d.model, call.operand<float>(4), t.output);
+  return launched();
+}
+
+Status runExpertFfnGrad(KernelCall &call) {
+  // Operands: dY [E, C, M], input, W1, b1, W2; results: dX, dW1, db1, dW2,
+  // db2.
+  MOERT_ASSIGN_OR_RETURN(int kind, expertActivation(call));
+  MOERT_ASSIGN_OR_RETURN(ComputeType compute, expertComputeType(call));
+  const ExpertDims d = expertDims(call.operandType(1), call.operandType(2));
+  MOERT_RETURN_IF_ERROR(needWorkspace(
+      call, static_cast<size_t>(expertWorkspaceBytes(d, true, compute))));
+  cudaStream_t stream = streamOf(call);
+  const ExpertScratch scratch =
+      expertScratch(call.workspace(), d, true, compute, nullptr);
+  ExpertTensors t;
+  t.outputGrad = call.operand<float>(0);
+  t.input = call.operand<float>(1);
+  t.w1 = call.operand<float>(2);
+  t.w2 = call.operand<float>(4);
+  t.hidden = scratch.hidden;
+  t.hiddenGrad = scratch.hidden; // dHd overwrites Hd once dW2 is enqueued
+  t.inputGrad = call.result<float>(0);
+  t.w1Grad = call.result<float>(1);
+  t.w2Grad = call.result<float>(3);
+  const LoweredTensors &low = scratch.lowered;
+  const int64_t bufferElements = d.experts * d.capacity * d.model;
+  const int64_t weightElements = d.experts * d.model * d.hidden;
+  const int64_t hiddenElements = d.experts * d.capacity * d.hidden;
+  const bool reduced = compute != ComputeType::F32;
+  if (reduced) {
+    MOERT_RETURN_IF_ERROR(lower(stream, compute, bufferElements, t.input,
+                                low.input));
+    MOERT_RETURN_IF_ERROR(lower(stream, compute, weightElements, t.w1,
+                                low.w1));
+    MOERT_RETURN_IF_ERROR(lower(stream, compute, weightElements, t.w2,
+                                low.w2));
+    MOERT_RETURN_IF_ERROR(lower(stream, compute, bufferElements,
+                                t.outputGrad, low.outputGrad));
+  }
+  // Recompute Z (kept) and Hd = act(Z).
+  MOERT_RETURN_IF_ERROR(
+      batchedGemm(call, expertHiddenGemm(d), t, compute, low));
+  MOERT_RETURN_IF_ERROR(biasActivationOf(kind, stream, d,
+                                         call.operand<float>(3),
+                                         scratch.preActivation, t.hidden));
+  if (reduced)
+    MOERT_RETURN_IF_ERROR(lower(stream, compute, hiddenElements, t.hidden,
+                                low.hidden));
+  MOERT_RETURN_IF_ERROR(
+      batchedGemm(call, expertW2GradGemm(d), t, compute, low));
+  MOERT_RETURN_IF_ERROR(expertColumnSums(stream, d.experts, d.capacity,
+                                         d.model, t.outputGrad,
+                                         call.result<float>(4)));
+  MOERT_RETURN_IF_ERROR(
+      batchedGemm(call, expertHiddenGradGemm(d), t, compute, low));
+  MOERT_RETURN_IF_ERROR(activationGradOf(kind, stream, hiddenElements,
+                                         scratch.preActivation, t.hiddenGrad));
+  if (reduced)
+    MOERT_RETURN_IF_ERROR(lower(stream, compute, hiddenElements, t.hiddenGrad,
+                                low.hiddenGrad));
+  MOERT_RETURN_IF_ERROR(
+      batchedGemm(call, expertW1GradGemm(d), t, compute, low));
+  MOERT_RETURN_IF_ERROR(expertColumnSums(stream, d.experts, d.capacity,
+                                         d.hidden, t.hiddenGrad,
+                                         call.result<float>(2)));
+  return batchedGemm(call, expertInputGradGemm(d), t, compute, low);
+}
+
+} // namespace
+
+void registerMoeKernels(exec::KernelRegistry &registry) {
+  registry.add(Op::gate, {runGate, exec::kAllHost, exec::kAllHost, nullptr});
+  registry.add(Op::gate_grad,
+               {runGateGrad, exec::kAllHost, exec::kAllHost, nullptr});
+  registry.add(Op::dispatch, {runDispatch, 0, 0, dispatchWorkspace});
+  registry.add(Op::dispatch_grad,
+               {runDispatchGrad, 0, 0, dispatchGradWorkspace});
+  registry.add(Op::combine, {runCombine, 0, 0, combineWorkspace});
+  registry.add(Op::combine_grad, {runCombineGrad, 0, 0, combineGradWorkspace});
+  registry.add(Op::expert_ffn, {runExpertFfn, 0, 0, expertFfnWorkspace});
+  registry.add(Op::expert_ffn_grad,
+               {runExpertFfnGrad, 0, 0, expertFfnGradWorkspace});
+}
+
+} // namespace cuda
+} // namespace moert

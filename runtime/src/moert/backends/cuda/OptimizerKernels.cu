@@ -1,0 +1,221 @@
+//===- OptimizerKernels.cu - The CUDA kernels of the optimizer ops ---------===//
+//
+// sum_squares, clip_by_global_norm, lr_schedule and adamw on the device's
+// stream. Scalars (the sum of squares, the clipping factor, the learning
+// rate, the step) stay on the device: the kernels read them there, so a
+// training step never waits for the host. The arithmetic is MoeMath.h's,
+// written in train/Optimizer.cpp's order without FMA contraction, so the
+// results are the CPU backend's bits:
+//   - sum_squares: 16 interleaved double lanes per block of 16384 elements
+//     (one group of 16 threads per block), the lanes' fixed tree, then the
+//     blocks' sums in order;
+//   - AdamW: the per-step constants once per thread block, the update per
+//     element; a clipping factor of 0 (a non-finite gradient norm) skips
+//     the update, as on the CPU.
+//
+//===----------------------------------------------------------------------===//
+#include "moert/backends/cuda/CudaKernels.h"
+#include "moert/backends/cuda/DenseDeviceUtils.cuh"
+#include "moert/backends/cuda/MoeMath.h"
+#include "moert/exec/Executor.h"
+
+#include <string>
+
+namespace moert {
+namespace cuda {
+
+namespace {
+
+using exec::Instruction;
+using exec::KernelCall;
+using exec::Program;
+using exec::TensorType;
+using namespace dense_device;
+namespace mm = moe_math;
+
+cudaStream_t streamOf(const KernelCall &call) {
+  return static_cast<cudaStream_t>(call.stream());
+}
+
+Status launched() {
+  MOERT_CUDA_RETURN_IF_ERROR(cudaGetLastError());
+  return Status::success();
+}
+
+//===----------------------------------------------------------------------===//
+// sum_squares
+//===----------------------------------------------------------------------===//
+
+constexpr int kGroupsPerBlock = 8; // groups of 16 lanes per thread block
+
+int64_t sumSquaresBlocks(int64_t count) {
+  return (count + mm::kSumSquaresBlock - 1) / mm::kSumSquaresBlock;
+}
+
+/// partial[b] = train::sumSquares' sum of block b.
+__global__ void sumSquaresBlocksKernel(int64_t count, const float *values,
+                                       double *partial) {
+  __shared__ double lanes[kGroupsPerBlock][mm::kSumSquaresLanes];
+  const int group = threadIdx.x / mm::kSumSquaresLanes;
+  const int lane = threadIdx.x % mm::kSumSquaresLanes;
+  const int64_t block = int64_t{blockIdx.x} * kGroupsPerBlock + group;
+  const int64_t begin = block * mm::kSumSquaresBlock;
+  const bool active = begin < count;
+  if (active) {
+    const int64_t size = count - begin < mm::kSumSquaresBlock
+                             ? count - begin
+                             : mm::kSumSquaresBlock;
+    lanes[group][lane] = mm::sumSquaresLane(values + begin, size, lane);
+  }
+  __syncthreads();
+  if (active && lane == 0)
+    partial[block] = mm::sumSquaresTree(lanes[group]);
+}
+
+/// The blocks' sums in order, from 0.
+__global__ void sumSquaresTotalKernel(int64_t blocks, const double *partial,
+                                      float *result) {
+  if (blockIdx.x != 0 || threadIdx.x != 0)
+    return;
+  double sum = 0.0;
+  for (int64_t b = 0; b < blocks; ++b)
+    sum += partial[b];
+  *result = static_cast<float>(sum);
+}
+
+int64_t sumSquaresWorkspace(const Instruction &inst, const Program &program) {
+  Scratch scratch;
+  scratch.take<double>(
+      sumSquaresBlocks(operandTypeOf(inst, program, 0).numElements()));
+  return static_cast<int64_t>(scratch.bytes());
+}
+
+Status runSumSquares(KernelCall &call) {
+  const int64_t count = call.operandType(0).numElements();
+  const int64_t blocks = sumSquaresBlocks(count);
+  float *result = call.result<float>(0);
+  cudaStream_t stream = streamOf(call);
+  if (blocks == 0) {
+    MOERT_CUDA_RETURN_IF_ERROR(
+        cudaMemsetAsync(result, 0, sizeof(float), stream));
+    return Status::success();
+  }
+  if (call.workspaceBytes() < static_cast<size_t>(blocks) * sizeof(double) ||
+      !call.workspace())
+    return internalError("sum_squares needs " +
+                         std::to_string(blocks * 8) +
+                         " bytes of workspace, was given " +
+                         std::to_string(call.workspaceBytes()));
+  double *partial = static_cast<double *>(call.workspace());
+  const int64_t grid = (blocks + kGroupsPerBlock - 1) / kGroupsPerBlock;
+  if (grid > INT32_MAX)
+    return unimplemented("sum_squares over " + std::to_string(count) +
+                         " elements");
+  sumSquaresBlocksKernel<<<static_cast<unsigned>(grid),
+                           kGroupsPerBlock * mm::kSumSquaresLanes, 0,
+                           stream>>>(count, call.operand<float>(0), partial);
+  MOERT_RETURN_IF_ERROR(launched());
+  sumSquaresTotalKernel<<<1, 1, 0, stream>>>(blocks, partial, result);
+  return launched();
+}
+
+//===----------------------------------------------------------------------===//
+// clip_by_global_norm, lr_schedule
+//===----------------------------------------------------------------------===//
+
+__global__ void clipKernel(const float *sumOfSquares, double maxNorm,
+                           float *norm, float *scale) {
+  const mm::ClipFactor f = mm::clipFactor(*sumOfSquares, maxNorm);
+  *norm = f.norm;
+  *scale = f.scale;
+}
+
+Status runClip(KernelCall &call) {
+  MOERT_ASSIGN_OR_RETURN(double maxNorm, call.floatAttr("max_norm"));
+  clipKernel<<<1, 1, 0, streamOf(call)>>>(call.operand<float>(0), maxNorm,
+                                          call.result<float>(0),
+                                          call.result<float>(1));
+  return launched();
+}
+
+__global__ void lrScheduleKernel(const int64_t *step, double peakLr,
+                                 int64_t warmup, float *lr) {
+  *lr = mm::inverseSqrtLr(*step, peakLr, warmup);
+}
+
+Status runLrSchedule(KernelCall &call) {
+  MOERT_ASSIGN_OR_RETURN(double peak, call.floatAttr("peak_lr"));
+  MOERT_ASSIGN_OR_RETURN(int64_t warmup, call.intAttr("warmup_steps"));
+  lrScheduleKernel<<<1, 1, 0, streamOf(call)>>>(
+      call.operand<int64_t>(0), peak, warmup, call.result<float>(0));
+  return launched();
+}
+
+//===----------------------------------------------------------------------===//
+// adamw
+//===----------------------------------------------------------------------===//
+
+struct AdamWHyper {
+  double beta1, beta2, epsilon, weightDecay;
+};
+
+__global__ void adamwKernel(AdamWHyper h, int64_t count, float *param,
+                            const float *grad, float *expAvg, float *expAvgSq,
+                            const float *lr, const float *gradScale,
+                            const int64_t *step) {
+  __shared__ mm::AdamWStep s;
+  if (threadIdx.x == 0)
+    s = mm::adamwStep(h.beta1, h.beta2, h.epsilon, h.weightDecay, *lr,
+                      *gradScale, *step);
+  __syncthreads();
+  if (s.gradScale == 0.0f)
+    return; // a non-finite gradient norm: the step is skipped
+  for (int64_t i = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; i < count;
+       i += int64_t{gridDim.x} * blockDim.x)
+    mm::adamwElement(s, param[i], grad[i], expAvg[i], expAvgSq[i]);
+}
+
+Status runAdamW(KernelCall &call) {
+  // Operands: param, grad, exp_avg, exp_avg_sq, lr, clip scale, step;
+  // results: param, exp_avg, exp_avg_sq (usually the operands' buffers).
+  AdamWHyper h;
+  MOERT_ASSIGN_OR_RETURN(h.beta1, call.floatAttr("beta1"));
+  MOERT_ASSIGN_OR_RETURN(h.beta2, call.floatAttr("beta2"));
+  MOERT_ASSIGN_OR_RETURN(h.epsilon, call.floatAttr("epsilon"));
+  MOERT_ASSIGN_OR_RETURN(h.weightDecay, call.floatAttr("weight_decay"));
+  const TensorType &param = call.operandType(0);
+  const int64_t count = param.numElements();
+  cudaStream_t stream = streamOf(call);
+  const size_t bytes = static_cast<size_t>(param.byteSize());
+  float *newParam = call.result<float>(0);
+  float *newExpAvg = call.result<float>(1);
+  float *newExpAvgSq = call.result<float>(2);
+  auto copyUnlessSame = [&](float *to, const float *from) -> Status {
+    if (to != from && bytes > 0)
+      MOERT_CUDA_RETURN_IF_ERROR(cudaMemcpyAsync(
+          to, from, bytes, cudaMemcpyDeviceToDevice, stream));
+    return Status::success();
+  };
+  MOERT_RETURN_IF_ERROR(copyUnlessSame(newParam, call.operand<float>(0)));
+  MOERT_RETURN_IF_ERROR(copyUnlessSame(newExpAvg, call.operand<float>(2)));
+  MOERT_RETURN_IF_ERROR(copyUnlessSame(newExpAvgSq, call.operand<float>(3)));
+  if (count == 0)
+    return Status::success();
+  adamwKernel<<<gridFor(count), kThreads, 0, stream>>>(
+      h, count, newParam, call.operand<float>(1), newExpAvg, newExpAvgSq,
+      call.operand<float>(4), call.operand<float>(5),
+      call.operand<int64_t>(6));
+  return launched();
+}
+
+} // namespace
+
+void registerOptimizerKernels(exec::KernelRegistry &registry) {
+  registry.add(Op::sum_squares, {runSumSquares, 0, 0, sumSquaresWorkspace});
+  registry.add(Op::clip_by_global_norm, {runClip, 0, 0, nullptr});
+  registry.add(Op::lr_schedule, {runLrSchedule, 0, 0, nullptr});
+  registry.add(Op::adamw, {runAdamW, 0, 0, nullptr});
+}
+
+} // namespace cuda
+} // namespace moert
