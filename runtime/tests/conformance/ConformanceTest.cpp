@@ -246,6 +246,63 @@ TEST_P(Conformance, LinearForwardAndBackward) {
   }
 }
 
+// compute_type bf16 / f16 (the mixed-precision pass's attribute): the GEMM
+// inputs are rounded to that format and accumulated in fp32 on every
+// backend (the CPU emulates it, CUDA runs 16-bit GEMMs). Linear rounds the
+// same inputs on both, so only the summation order differs; the expert FFN
+// also rounds its hidden layer, computed in another order first, and CUDA
+// attention keeps the probabilities in fp32: those compare at a 16-bit
+// tolerance.
+TEST_P(Conformance, ReducedPrecisionComputeMatchesTheCpuEmulation) {
+  for (const char *type : {"bf16", "f16"}) {
+    SCOPED_TRACE(type);
+    Case c;
+    const int64_t E = 3, C = 4, M = 16, H = 24, B = 2, S = 5;
+    int32_t x = c.in(DType::F32, {2, 3, 8});
+    int32_t w = c.in(DType::F32, {8, 5});
+    int32_t b = c.in(DType::F32, {5});
+    int32_t dy = c.in(DType::F32, {2, 3, 5});
+    int32_t y = c.out(DType::F32, {2, 3, 5});
+    int32_t dx = c.out(DType::F32, {2, 3, 8});
+    int32_t dw = c.out(DType::F32, {8, 5});
+    int32_t buf = c.in(DType::F32, {E, C, M});
+    int32_t w1 = c.in(DType::F32, {E, M, H}, {0, Input::Normal, 0, 1, 0.3});
+    int32_t b1 = c.in(DType::F32, {E, H}, {0, Input::Normal, 0, 1, 0.1});
+    int32_t w2 = c.in(DType::F32, {E, H, M}, {0, Input::Normal, 0, 1, 0.3});
+    int32_t b2 = c.in(DType::F32, {E, M}, {0, Input::Normal, 0, 1, 0.1});
+    int32_t dout = c.in(DType::F32, {E, C, M});
+    int32_t out = c.out(DType::F32, {E, C, M});
+    int32_t dbuf = c.out(DType::F32, {E, C, M});
+    int32_t dw1 = c.out(DType::F32, {E, M, H}), db1 = c.out(DType::F32, {E, H}),
+            dw2 = c.out(DType::F32, {E, H, M}), db2 = c.out(DType::F32, {E, M});
+    int32_t q = c.in(DType::F32, {B, S, M}), k = c.in(DType::F32, {B, S, M}),
+            v = c.in(DType::F32, {B, S, M}), dattn = c.in(DType::F32, {B, S, M});
+    int32_t attn = c.out(DType::F32, {B, S, M});
+    int32_t dq = c.out(DType::F32, {B, S, M}), dk = c.out(DType::F32, {B, S, M}),
+            dv = c.out(DType::F32, {B, S, M});
+    const std::map<std::string, AttrValue> compute = {
+        {"compute_type", std::string(type)}};
+    c.t.add("moe.linear", {x, w, b}, {y}, compute);
+    c.t.add("moe.linear_grad", {dy, x, w}, {dx, dw}, compute);
+    std::map<std::string, AttrValue> expert = compute;
+    expert["activation"] = std::string("gelu");
+    c.t.add("moe.expert_ffn", {buf, w1, b1, w2, b2}, {out}, expert);
+    c.t.add("moe.expert_ffn_grad", {dout, buf, w1, b1, w2, b2},
+            {dbuf, dw1, db1, dw2, db2}, expert);
+    std::map<std::string, AttrValue> attention = compute;
+    attention["num_heads"] = int64_t{2};
+    attention["causal"] = int64_t{1};
+    c.t.add("moe.attention", {q, k, v}, {attn}, attention);
+    c.t.add("moe.attention_grad", {dattn, q, k, v}, {dq, dk, dv}, attention);
+    const double half = 1e-2; // a few 16-bit roundings apart
+    c.outputs = {{y, kGemm},    {dx, kGemm},  {dw, kGemm},  {out, half},
+                 {dbuf, half},  {dw1, half},  {db1, half},  {dw2, half},
+                 {db2, half},   {attn, half}, {dq, half},   {dk, half},
+                 {dv, half}};
+    check(c);
+  }
+}
+
 TEST_P(Conformance, LayerNormForwardAndBackward) {
   Case c;
   int32_t x = c.in(DType::F32, {6, 32}, {0, Input::Normal, 0, 1, 3.0});

@@ -11,6 +11,7 @@
 #ifndef MOERT_BACKENDS_CUDA_DENSEDEVICEUTILS_CUH
 #define MOERT_BACKENDS_CUDA_DENSEDEVICEUTILS_CUH
 
+#include "moert/Half.h"
 #include "moert/backends/cuda/CudaStatus.h"
 #include "moert/backends/cuda/DenseBlock.cuh"
 #include "moert/exec/Executor.h"
@@ -55,6 +56,43 @@ inline const exec::TensorType &resultTypeOf(const exec::Instruction &inst,
                                             size_t i) {
   return program.buffers[inst.results[i]].type;
 }
+
+//===----------------------------------------------------------------------===//
+// Reduced-precision compute (the instruction's `compute_type`)
+//===----------------------------------------------------------------------===//
+
+/// The instruction's compute_type; f32 when it has none.
+inline Expected<ComputeType> computeTypeOf(const exec::KernelCall &call) {
+  if (!call.hasAttr("compute_type"))
+    return ComputeType::F32;
+  MOERT_ASSIGN_OR_RETURN(std::string name, call.stringAttr("compute_type"));
+  ComputeType type = ComputeType::F32;
+  if (!parseComputeType(name.c_str(), type))
+    return invalidArgument("compute_type '" + name +
+                           "' is not f32, bf16 or f16");
+  return type;
+}
+
+/// The same for a WorkspaceFn (an unreadable value counts as f32 there; the
+/// kernel reports it).
+inline ComputeType computeTypeOf(const exec::Instruction &inst) {
+  auto it = inst.attrs.find("compute_type");
+  ComputeType type = ComputeType::F32;
+  if (it != inst.attrs.end())
+    if (const std::string *name = std::get_if<std::string>(&it->second))
+      parseComputeType(name->c_str(), type);
+  return type;
+}
+
+/// to[i] = from[i] in the compute type's 16-bit format (bf16 / f16 bits,
+/// round to nearest even), for GEMMs that read that format.
+Status lowerToComputeType(cudaStream_t stream, ComputeType compute,
+                          int64_t count, const float *from, void *to);
+
+/// to[i] = from[i] rounded to the compute type's precision, kept as float
+/// (kernels that compute in fp32 on reduced-precision inputs).
+Status roundToComputeType(cudaStream_t stream, ComputeType compute,
+                          int64_t count, const float *from, float *to);
 
 //===----------------------------------------------------------------------===//
 // Workspace

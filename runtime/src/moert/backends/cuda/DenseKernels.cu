@@ -311,15 +311,55 @@ Status runPositionGrad(KernelCall &call) {
 }
 
 //===----------------------------------------------------------------------===//
-// Linear (cuBLASLt, fp32 compute without TF32)
+// Linear (cuBLASLt, fp32 compute without TF32; compute_type bf16 / f16:
+// cublasGemmEx on 16-bit copies of the inputs, fp32 accumulation)
 //===----------------------------------------------------------------------===//
 
 /// cuBLASLt's workspace: what NVIDIA recommends for Hopper (32 MiB); the
 /// executor's workspace is shared by all calls, so it is paid once.
 constexpr size_t kLtWorkspaceBytes = size_t{32} << 20;
 
-int64_t linearWorkspace(const Instruction &, const Program &) {
-  return static_cast<int64_t>(kLtWorkspaceBytes);
+/// Reduced-precision copies of a linear layer's GEMM inputs (compute_type
+/// bf16 / f16), after cuBLASLt's workspace.
+struct LoweredLinear {
+  void *input = nullptr, *weight = nullptr, *outputGrad = nullptr;
+};
+
+Scratch linearScratch(void *base, int64_t rows, int64_t in, int64_t out,
+                      ComputeType compute, bool backward,
+                      LoweredLinear *lowered) {
+  Scratch scratch(base);
+  scratch.take<char>(static_cast<int64_t>(kLtWorkspaceBytes));
+  if (compute == ComputeType::F32)
+    return scratch;
+  LoweredLinear low;
+  low.input = scratch.take<uint16_t>(rows * in);
+  low.weight = scratch.take<uint16_t>(in * out);
+  if (backward)
+    low.outputGrad = scratch.take<uint16_t>(rows * out);
+  if (lowered)
+    *lowered = low;
+  return scratch;
+}
+
+int64_t linearWorkspaceOf(const Instruction &inst, const Program &program,
+                          bool backward) {
+  const TensorType &input = operandTypeOf(inst, program, backward ? 1 : 0);
+  const TensorType &weight = operandTypeOf(inst, program, backward ? 2 : 1);
+  const int64_t in = lastDim(input);
+  const int64_t out = weight.numElements() / std::max<int64_t>(in, 1);
+  return static_cast<int64_t>(
+      linearScratch(nullptr, leadingElements(input), in, out,
+                    computeTypeOf(inst), backward, nullptr)
+          .bytes());
+}
+
+int64_t linearWorkspace(const Instruction &inst, const Program &program) {
+  return linearWorkspaceOf(inst, program, false);
+}
+
+int64_t linearGradWorkspace(const Instruction &inst, const Program &program) {
+  return linearWorkspaceOf(inst, program, true);
 }
 
 /// The largest power of two (up to 256) dividing the address.
@@ -503,6 +543,39 @@ Status gemm(KernelCall &call, const ColumnMajorGemm &g, const float *a,
   return Status::success();
 }
 
+/// C = op(A) op(B) (+ bias) on bf16 / f16 A and B with fp32 accumulation
+/// and an fp32 C (cublasGemmEx): the bias is broadcast into C first and
+/// accumulated onto (beta = 1).
+Status reducedGemm(KernelCall &call, const ColumnMajorGemm &g, const void *a,
+                   const void *b, float *c, const float *bias,
+                   ComputeType compute) {
+  CudaDevice &dev = cudaDeviceOf(call.device());
+  cudaStream_t stream = streamOf(call);
+  if (g.m > INT32_MAX || g.n > INT32_MAX || g.k > INT32_MAX ||
+      g.lda > INT32_MAX || g.ldb > INT32_MAX || g.ldc > INT32_MAX)
+    return unimplemented("GEMM of " + std::to_string(g.m) + " x " +
+                         std::to_string(g.n) + " x " + std::to_string(g.k) +
+                         " exceeds cuBLAS's 32-bit sizes");
+  float beta = 0.0f;
+  if (bias) {
+    broadcastRowsKernel<<<gridFor(g.m * g.n), kThreads, 0, stream>>>(g.n, g.m,
+                                                                     bias, c);
+    MOERT_CUDA_RETURN_IF_ERROR(cudaGetLastError());
+    beta = 1.0f;
+  }
+  const float alpha = 1.0f;
+  const cudaDataType_t type =
+      compute == ComputeType::BF16 ? CUDA_R_16BF : CUDA_R_16F;
+  MOERT_CUBLAS_RETURN_IF_ERROR(cublasGemmEx(
+      dev.cublas(), g.transA ? CUBLAS_OP_T : CUBLAS_OP_N,
+      g.transB ? CUBLAS_OP_T : CUBLAS_OP_N, static_cast<int>(g.m),
+      static_cast<int>(g.n), static_cast<int>(g.k), &alpha, a, type,
+      static_cast<int>(g.lda), b, type, static_cast<int>(g.ldb), &beta, c,
+      CUDA_R_32F, static_cast<int>(g.ldc), CUBLAS_COMPUTE_32F,
+      CUBLAS_GEMM_DEFAULT));
+  return Status::success();
+}
+
 struct LinearDims {
   int64_t rows, in, out;
   bool transposed;
@@ -556,6 +629,23 @@ Status runLinear(KernelCall &call) {
   }
   const ColumnMajorGemm g =
       linearForwardGemm(dims.rows, dims.in, dims.out, dims.transposed);
+  MOERT_ASSIGN_OR_RETURN(ComputeType compute, computeTypeOf(call));
+  if (compute != ComputeType::F32) {
+    LoweredLinear low;
+    const Scratch scratch = linearScratch(call.workspace(), dims.rows, dims.in,
+                                          dims.out, compute, false, &low);
+    MOERT_RETURN_IF_ERROR(needWorkspace(call, scratch.bytes()));
+    MOERT_RETURN_IF_ERROR(lowerToComputeType(stream, compute,
+                                             dims.rows * dims.in, x,
+                                             low.input));
+    MOERT_RETURN_IF_ERROR(lowerToComputeType(stream, compute,
+                                             dims.in * dims.out, w,
+                                             low.weight));
+    auto lowered = [&](LinearOperand which) -> const void * {
+      return which == LinearOperand::Input ? low.input : low.weight;
+    };
+    return reducedGemm(call, g, lowered(g.a), lowered(g.b), y, bias, compute);
+  }
   return gemm(call, g, linearOperand(g.a, x, w, nullptr),
               linearOperand(g.b, x, w, nullptr), y, bias);
 }
@@ -572,10 +662,41 @@ Status runLinearGrad(KernelCall &call) {
   }
   const ColumnMajorGemm gx =
       linearInputGradGemm(dims.rows, dims.in, dims.out, dims.transposed);
-  MOERT_RETURN_IF_ERROR(gemm(call, gx, linearOperand(gx.a, x, w, dy),
-                             linearOperand(gx.b, x, w, dy), dx, nullptr));
   const ColumnMajorGemm gw =
       linearWeightGradGemm(dims.rows, dims.in, dims.out, dims.transposed);
+  MOERT_ASSIGN_OR_RETURN(ComputeType compute, computeTypeOf(call));
+  if (compute != ComputeType::F32) {
+    LoweredLinear low;
+    const Scratch scratch = linearScratch(call.workspace(), dims.rows, dims.in,
+                                          dims.out, compute, true, &low);
+    MOERT_RETURN_IF_ERROR(needWorkspace(call, scratch.bytes()));
+    MOERT_RETURN_IF_ERROR(lowerToComputeType(stream, compute,
+                                             dims.rows * dims.out, dy,
+                                             low.outputGrad));
+    MOERT_RETURN_IF_ERROR(lowerToComputeType(stream, compute,
+                                             dims.rows * dims.in, x,
+                                             low.input));
+    MOERT_RETURN_IF_ERROR(lowerToComputeType(stream, compute,
+                                             dims.in * dims.out, w,
+                                             low.weight));
+    auto lowered = [&](LinearOperand which) -> const void * {
+      switch (which) {
+      case LinearOperand::Input:
+        return low.input;
+      case LinearOperand::Weight:
+        return low.weight;
+      case LinearOperand::OutputGrad:
+        return low.outputGrad;
+      }
+      return nullptr;
+    };
+    MOERT_RETURN_IF_ERROR(reducedGemm(call, gx, lowered(gx.a), lowered(gx.b),
+                                      dx, nullptr, compute));
+    return reducedGemm(call, gw, lowered(gw.a), lowered(gw.b), dw, nullptr,
+                       compute);
+  }
+  MOERT_RETURN_IF_ERROR(gemm(call, gx, linearOperand(gx.a, x, w, dy),
+                             linearOperand(gx.b, x, w, dy), dx, nullptr));
   return gemm(call, gw, linearOperand(gw.a, x, w, dy),
               linearOperand(gw.b, x, w, dy), dw, nullptr);
 }
@@ -1152,7 +1273,8 @@ AttentionWorkspaceShape attentionWorkspaceShape(const Instruction &inst,
   return shape;
 }
 
-int64_t attentionWorkspace(const Instruction &inst, const Program &program) {
+int64_t attentionBaseWorkspace(const Instruction &inst,
+                               const Program &program) {
   const AttentionWorkspaceShape s = attentionWorkspaceShape(inst, program, 0);
   if (s.headDim <= kAttnMaxHeadDim)
     return 0;
@@ -1161,9 +1283,86 @@ int64_t attentionWorkspace(const Instruction &inst, const Program &program) {
   return static_cast<int64_t>(scratch.bytes());
 }
 
+/// compute_type bf16 / f16: the attention kernels run in fp32 on q, k, v
+/// (and dO) rounded to that precision, copies placed after the kernels' own
+/// workspace. Unlike the CPU backend's emulation, the probabilities and the
+/// score gradient are not rounded before their GEMMs (closer to fp32).
+struct RoundedAttentionInputs {
+  float *query = nullptr, *key = nullptr, *value = nullptr,
+        *outputGrad = nullptr;
+};
+
+Scratch roundedAttentionScratch(void *base, int64_t queryElements,
+                                int64_t keyElements, bool backward,
+                                RoundedAttentionInputs *rounded) {
+  Scratch scratch(base);
+  RoundedAttentionInputs r;
+  r.query = scratch.take<float>(queryElements);
+  r.key = scratch.take<float>(keyElements);
+  r.value = scratch.take<float>(keyElements);
+  if (backward)
+    r.outputGrad = scratch.take<float>(queryElements);
+  if (rounded)
+    *rounded = r;
+  return scratch;
+}
+
+int64_t roundedAttentionBytes(const Instruction &inst, const Program &program,
+                              size_t queryOperand) {
+  if (computeTypeOf(inst) == ComputeType::F32)
+    return 0;
+  return static_cast<int64_t>(
+      roundedAttentionScratch(
+          nullptr, operandTypeOf(inst, program, queryOperand).numElements(),
+          operandTypeOf(inst, program, queryOperand + 1).numElements(),
+          queryOperand == 1, nullptr)
+          .bytes());
+}
+
+/// Points p's inputs at rounded copies (no-op for f32).
+Status roundAttentionInputs(KernelCall &call, AttentionParams &p,
+                            int64_t baseBytes, bool backward) {
+  MOERT_ASSIGN_OR_RETURN(ComputeType compute, computeTypeOf(call));
+  if (compute == ComputeType::F32)
+    return Status::success();
+  const int64_t queryElements = p.batch * p.queryLen * p.modelDim;
+  const int64_t keyElements = p.batch * p.keyLen * p.modelDim;
+  RoundedAttentionInputs r;
+  const Scratch scratch = roundedAttentionScratch(
+      static_cast<char *>(call.workspace()) + baseBytes, queryElements,
+      keyElements, backward, &r);
+  MOERT_RETURN_IF_ERROR(needWorkspace(
+      call, static_cast<size_t>(baseBytes) + scratch.bytes()));
+  cudaStream_t stream = streamOf(call);
+  MOERT_RETURN_IF_ERROR(
+      roundToComputeType(stream, compute, queryElements, p.query, r.query));
+  MOERT_RETURN_IF_ERROR(
+      roundToComputeType(stream, compute, keyElements, p.key, r.key));
+  MOERT_RETURN_IF_ERROR(
+      roundToComputeType(stream, compute, keyElements, p.value, r.value));
+  p.query = r.query;
+  p.key = r.key;
+  p.value = r.value;
+  if (backward) {
+    MOERT_RETURN_IF_ERROR(roundToComputeType(stream, compute, queryElements,
+                                             p.outputGrad, r.outputGrad));
+    p.outputGrad = r.outputGrad;
+  }
+  return Status::success();
+}
+
+int64_t attentionWorkspace(const Instruction &inst, const Program &program) {
+  return attentionBaseWorkspace(inst, program) +
+         roundedAttentionBytes(inst, program, 0);
+}
+
 Status runAttention(KernelCall &call) {
   MOERT_ASSIGN_OR_RETURN(AttentionParams p, attentionParams(call, 0));
   p.output = call.result<float>(0);
+  if (p.batch > 0 && p.queryLen > 0 && p.keyLen > 0 && p.modelDim > 0)
+    MOERT_RETURN_IF_ERROR(roundAttentionInputs(
+        call, p, attentionBaseWorkspace(call.instruction(), call.program()),
+        false));
   if (p.batch == 0 || p.queryLen == 0 || p.modelDim == 0)
     return Status::success();
   if (p.keyLen == 0) // nothing to attend to: every row is fully masked
@@ -1185,8 +1384,8 @@ Scratch attentionGradScratch(void *base, int64_t rows, float **lse,
   return scratch;
 }
 
-int64_t attentionGradWorkspace(const Instruction &inst,
-                               const Program &program) {
+int64_t attentionGradBaseWorkspace(const Instruction &inst,
+                                   const Program &program) {
   const AttentionWorkspaceShape s = attentionWorkspaceShape(inst, program, 1);
   if (s.headDim > kAttnMaxHeadDim) {
     Scratch scratch;
@@ -1198,6 +1397,12 @@ int64_t attentionGradWorkspace(const Instruction &inst,
       attentionGradScratch(nullptr, s.batch * s.heads * s.queryLen, nullptr,
                            nullptr)
           .bytes());
+}
+
+int64_t attentionGradWorkspace(const Instruction &inst,
+                               const Program &program) {
+  return attentionGradBaseWorkspace(inst, program) +
+         roundedAttentionBytes(inst, program, 1);
 }
 
 Status runAttentionGrad(KernelCall &call) {
@@ -1214,6 +1419,9 @@ Status runAttentionGrad(KernelCall &call) {
         zeroFill(p.keyGrad, call.resultType(1).byteSize(), stream));
     return zeroFill(p.valueGrad, call.resultType(2).byteSize(), stream);
   }
+  MOERT_RETURN_IF_ERROR(roundAttentionInputs(
+      call, p, attentionGradBaseWorkspace(call.instruction(), call.program()),
+      true));
   if (p.headDim > kAttnMaxHeadDim)
     return unfusedAttentionBackward(call, p);
   const Scratch scratch = attentionGradScratch(
@@ -1328,7 +1536,7 @@ void registerDenseKernels(exec::KernelRegistry &registry) {
                {runEmbeddingGrad, 0, 0, embeddingGradWorkspace});
   registry.add(Op::position_grad, {runPositionGrad, 0, 0, nullptr});
   registry.add(Op::linear, {runLinear, 0, 0, linearWorkspace});
-  registry.add(Op::linear_grad, {runLinearGrad, 0, 0, linearWorkspace});
+  registry.add(Op::linear_grad, {runLinearGrad, 0, 0, linearGradWorkspace});
   registry.add(Op::bias_grad, {runBiasGrad, 0, 0, biasGradWorkspace});
   registry.add(Op::layer_norm, {runLayerNorm, 0, 0, nullptr});
   registry.add(Op::layer_norm_grad,

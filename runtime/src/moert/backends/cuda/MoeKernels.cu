@@ -423,17 +423,6 @@ Expected<int> expertActivation(const KernelCall &call) {
   return static_cast<int>(kind);
 }
 
-Expected<ComputeType> expertComputeType(const KernelCall &call) {
-  if (!call.hasAttr("compute_type"))
-    return ComputeType::F32;
-  MOERT_ASSIGN_OR_RETURN(std::string name, call.stringAttr("compute_type"));
-  ComputeType type = ComputeType::F32;
-  if (!parseComputeType(name.c_str(), type))
-    return invalidArgument("compute_type '" + name +
-                           "' is not f32, bf16 or f16");
-  return type;
-}
-
 ExpertDims expertDims(const TensorType &input, const TensorType &w1) {
   ExpertDims d;
   d.experts = input.shape[0];
@@ -498,15 +487,6 @@ int64_t expertWorkspaceBytes(const ExpertDims &d, bool backward,
   return static_cast<int64_t>(counter.bytes());
 }
 
-ComputeType computeTypeOf(const Instruction &inst) {
-  auto it = inst.attrs.find("compute_type");
-  ComputeType type = ComputeType::F32;
-  if (it != inst.attrs.end())
-    if (const std::string *name = std::get_if<std::string>(&it->second))
-      parseComputeType(name->c_str(), type);
-  return type;
-}
-
 int64_t expertFfnWorkspace(const Instruction &inst, const Program &program) {
   return expertWorkspaceBytes(expertDims(operandTypeOf(inst, program, 0),
                                          operandTypeOf(inst, program, 1)),
@@ -518,22 +498,6 @@ int64_t expertFfnGradWorkspace(const Instruction &inst,
   return expertWorkspaceBytes(expertDims(operandTypeOf(inst, program, 1),
                                          operandTypeOf(inst, program, 2)),
                               true, computeTypeOf(inst));
-}
-
-__global__ void lowerKernel(int64_t count, bool bf16, const float *from,
-                            uint16_t *to) {
-  for (int64_t i = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; i < count;
-       i += int64_t{gridDim.x} * blockDim.x)
-    to[i] = bf16 ? floatToBf16Bits(from[i]) : floatToF16Bits(from[i]);
-}
-
-Status lower(cudaStream_t stream, ComputeType compute, int64_t count,
-             const float *from, void *to) {
-  if (count == 0)
-    return Status::success();
-  lowerKernel<<<gridFor(count), kThreads, 0, stream>>>(
-      count, compute == ComputeType::BF16, from, static_cast<uint16_t *>(to));
-  return launched();
 }
 
 const void *gemmOperand(ExpertOperand which, const ExpertTensors &t,
@@ -743,7 +707,7 @@ Status runExpertFfn(KernelCall &call) {
   // Operands: input [E, C, M], W1 [E, M, H], b1 [E, H], W2 [E, H, M],
   // b2 [E, M]; result [E, C, M].
   MOERT_ASSIGN_OR_RETURN(int kind, expertActivation(call));
-  MOERT_ASSIGN_OR_RETURN(ComputeType compute, expertComputeType(call));
+  MOERT_ASSIGN_OR_RETURN(ComputeType compute, computeTypeOf(call));
   const ExpertDims d = expertDims(call.operandType(0), call.operandType(1));
   MOERT_RETURN_IF_ERROR(needWorkspace(
       call, static_cast<size_t>(expertWorkspaceBytes(d, false, compute))));
@@ -761,11 +725,11 @@ Status runExpertFfn(KernelCall &call) {
   const int64_t weightElements = d.experts * d.model * d.hidden;
   const int64_t hiddenElements = d.experts * d.capacity * d.hidden;
   if (compute != ComputeType::F32) {
-    MOERT_RETURN_IF_ERROR(lower(stream, compute, bufferElements, t.input,
+    MOERT_RETURN_IF_ERROR(lowerToComputeType(stream, compute, bufferElements, t.input,
                                 low.input));
-    MOERT_RETURN_IF_ERROR(lower(stream, compute, weightElements, t.w1,
+    MOERT_RETURN_IF_ERROR(lowerToComputeType(stream, compute, weightElements, t.w1,
                                 low.w1));
-    MOERT_RETURN_IF_ERROR(lower(stream, compute, weightElements, t.w2,
+    MOERT_RETURN_IF_ERROR(lowerToComputeType(stream, compute, weightElements, t.w2,
                                 low.w2));
   }
   MOERT_RETURN_IF_ERROR(
@@ -774,7 +738,7 @@ Status runExpertFfn(KernelCall &call) {
                                          call.operand<float>(2), nullptr,
                                          t.hidden));
   if (compute != ComputeType::F32)
-    MOERT_RETURN_IF_ERROR(lower(stream, compute, hiddenElements, t.hidden,
+    MOERT_RETURN_IF_ERROR(lowerToComputeType(stream, compute, hiddenElements, t.hidden,
                                 low.hidden));
   MOERT_RETURN_IF_ERROR(
       batchedGemm(call, expertOutputGemm(d), t, compute, low));
@@ -789,7 +753,7 @@ Status runExpertFfnGrad(KernelCall &call) {
   // Operands: dY [E, C, M], input, W1, b1, W2; results: dX, dW1, db1, dW2,
   // db2.
   MOERT_ASSIGN_OR_RETURN(int kind, expertActivation(call));
-  MOERT_ASSIGN_OR_RETURN(ComputeType compute, expertComputeType(call));
+  MOERT_ASSIGN_OR_RETURN(ComputeType compute, computeTypeOf(call));
   const ExpertDims d = expertDims(call.operandType(1), call.operandType(2));
   MOERT_RETURN_IF_ERROR(needWorkspace(
       call, static_cast<size_t>(expertWorkspaceBytes(d, true, compute))));
@@ -812,13 +776,13 @@ Status runExpertFfnGrad(KernelCall &call) {
   const int64_t hiddenElements = d.experts * d.capacity * d.hidden;
   const bool reduced = compute != ComputeType::F32;
   if (reduced) {
-    MOERT_RETURN_IF_ERROR(lower(stream, compute, bufferElements, t.input,
+    MOERT_RETURN_IF_ERROR(lowerToComputeType(stream, compute, bufferElements, t.input,
                                 low.input));
-    MOERT_RETURN_IF_ERROR(lower(stream, compute, weightElements, t.w1,
+    MOERT_RETURN_IF_ERROR(lowerToComputeType(stream, compute, weightElements, t.w1,
                                 low.w1));
-    MOERT_RETURN_IF_ERROR(lower(stream, compute, weightElements, t.w2,
+    MOERT_RETURN_IF_ERROR(lowerToComputeType(stream, compute, weightElements, t.w2,
                                 low.w2));
-    MOERT_RETURN_IF_ERROR(lower(stream, compute, bufferElements,
+    MOERT_RETURN_IF_ERROR(lowerToComputeType(stream, compute, bufferElements,
                                 t.outputGrad, low.outputGrad));
   }
   // Recompute Z (kept) and Hd = act(Z).
@@ -828,7 +792,7 @@ Status runExpertFfnGrad(KernelCall &call) {
                                          call.operand<float>(3),
                                          scratch.preActivation, t.hidden));
   if (reduced)
-    MOERT_RETURN_IF_ERROR(lower(stream, compute, hiddenElements, t.hidden,
+    MOERT_RETURN_IF_ERROR(lowerToComputeType(stream, compute, hiddenElements, t.hidden,
                                 low.hidden));
   MOERT_RETURN_IF_ERROR(
       batchedGemm(call, expertW2GradGemm(d), t, compute, low));
@@ -840,7 +804,7 @@ Status runExpertFfnGrad(KernelCall &call) {
   MOERT_RETURN_IF_ERROR(activationGradOf(kind, stream, hiddenElements,
                                          scratch.preActivation, t.hiddenGrad));
   if (reduced)
-    MOERT_RETURN_IF_ERROR(lower(stream, compute, hiddenElements, t.hiddenGrad,
+    MOERT_RETURN_IF_ERROR(lowerToComputeType(stream, compute, hiddenElements, t.hiddenGrad,
                                 low.hiddenGrad));
   MOERT_RETURN_IF_ERROR(
       batchedGemm(call, expertW1GradGemm(d), t, compute, low));
@@ -850,7 +814,50 @@ Status runExpertFfnGrad(KernelCall &call) {
   return batchedGemm(call, expertInputGradGemm(d), t, compute, low);
 }
 
+__global__ void lowerKernel(int64_t count, bool bf16, const float *from,
+                            uint16_t *to) {
+  for (int64_t i = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; i < count;
+       i += int64_t{gridDim.x} * blockDim.x)
+    to[i] = bf16 ? floatToBf16Bits(from[i]) : floatToF16Bits(from[i]);
+}
+
+__global__ void roundKernel(int64_t count, bool bf16, const float *from,
+                            float *to) {
+  for (int64_t i = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; i < count;
+       i += int64_t{gridDim.x} * blockDim.x)
+    to[i] = bf16 ? bf16BitsToFloat(floatToBf16Bits(from[i]))
+                 : f16BitsToFloat(floatToF16Bits(from[i]));
+}
+
 } // namespace
+
+namespace dense_device {
+
+Status lowerToComputeType(cudaStream_t stream, ComputeType compute,
+                          int64_t count, const float *from, void *to) {
+  if (count == 0)
+    return Status::success();
+  if (compute == ComputeType::F32)
+    return internalError("no 16-bit format for compute_type f32");
+  lowerKernel<<<gridFor(count), kThreads, 0, stream>>>(
+      count, compute == ComputeType::BF16, from, static_cast<uint16_t *>(to));
+  MOERT_CUDA_RETURN_IF_ERROR(cudaGetLastError());
+  return Status::success();
+}
+
+Status roundToComputeType(cudaStream_t stream, ComputeType compute,
+                          int64_t count, const float *from, float *to) {
+  if (count == 0)
+    return Status::success();
+  if (compute == ComputeType::F32)
+    return internalError("no rounding for compute_type f32");
+  roundKernel<<<gridFor(count), kThreads, 0, stream>>>(
+      count, compute == ComputeType::BF16, from, to);
+  MOERT_CUDA_RETURN_IF_ERROR(cudaGetLastError());
+  return Status::success();
+}
+
+} // namespace dense_device
 
 void registerMoeKernels(exec::KernelRegistry &registry) {
   registry.add(Op::gate, {runGate, exec::kAllHost, exec::kAllHost, nullptr});
