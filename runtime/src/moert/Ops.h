@@ -33,10 +33,11 @@ const OpInfo &opInfo(Op op);
 std::optional<Op> opFromValue(uint32_t value);
 std::optional<Op> opFromName(const std::string &name);
 namespace detail {
+constexpr size_t largerOf(size_t a, size_t b) { return a < b ? b : a; }
 constexpr size_t maxOpValue() {
   size_t largest = 0;
 #define MOERT_OP(Name, Value, Dialect, MinOperands, MaxOperands, Results)      \
-  largest = (Value) > largest ? (Value) : largest;
+  largest = largerOf(largest, (Value));
 #include "moert/Ops.def"
   return largest;
 }

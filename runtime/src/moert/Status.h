@@ -98,8 +98,8 @@ public:
   /// caller and is turned into an Internal error rather than a crash.
   Expected(Status status) : status_(std::move(status)) {
     if (status_.ok())
-      status_ = internalError("Expected<T> constructed from an ok Status "
-                              "without a value");
+      (void)(status_ = internalError("Expected<T> constructed from an ok "
+                                     "Status without a value"));
   }
 
   bool ok() const { return value_.has_value(); }

@@ -45,6 +45,7 @@
 #ifndef MOERT_KERNELS_GATE_H
 #define MOERT_KERNELS_GATE_H
 
+#include "moert/HostDevice.h"
 #include "moert/Random.h"
 #include "moert/Status.h"
 
@@ -109,7 +110,8 @@ enum class GateRandomPurpose : uint64_t {
   FirstChoiceNoise = 3, // element = token * E + e
   LaterChoiceNoise = 4, // element = token * E + e
 };
-inline uint64_t gateRandomIndex(GateRandomPurpose purpose, uint64_t element) {
+MOERT_HOST_DEVICE inline uint64_t gateRandomIndex(GateRandomPurpose purpose,
+                                                 uint64_t element) {
   return (static_cast<uint64_t>(purpose) << 56) | element;
 }
 

@@ -20,18 +20,21 @@
 //     of the plan's device memory). compute_type bf16 / f16 runs the GEMMs
 //     on bf16 / f16 copies of their inputs with fp32 accumulation
 //     (cublasGemmStridedBatchedEx), the rounding the CPU backend emulates.
-//   - the gate runs the CPU gate (moert/kernels/Gate.h) on host-staged
-//     operands and results (KernelInfo's host bits): routing, Random Token
-//     Selection and the aux loss are bit-identical to the CPU backend's. Its
-//     cost is a copy of the gate input [S, M] to the host and the routing
-//     [S, k] back per call.
+//   - the gate computes its logits with cuBLAS and routes on the device
+//     with GateMath.h's thread functions (per token, per (group, expert)),
+//     the CPU gate's semantics step by step: routing is the CPU's wherever
+//     the logits are, RTS priorities and noise come from the same Philox
+//     numbers keyed by global token id. The backward pass recomputes the
+//     gates, forms the logits' gradient per token and runs two GEMMs.
 //
 //===----------------------------------------------------------------------===//
 #include "moert/backends/GateAttributes.h"
 #include "moert/backends/cuda/CudaDevice.h"
 #include "moert/backends/cuda/CudaKernels.h"
 #include "moert/backends/cuda/DenseDeviceUtils.cuh"
+#include "moert/backends/cuda/DenseGemm.h"
 #include "moert/backends/cuda/ExpertGemm.h"
+#include "moert/backends/cuda/GateMath.h"
 #include "moert/backends/cuda/MoeMath.h"
 #include "moert/Half.h"
 #include "moert/exec/Executor.h"
@@ -86,75 +89,423 @@ Status launched() {
 }
 
 //===----------------------------------------------------------------------===//
-// Gate: the CPU gate on host-staged operands
+// Gate: logits by cuBLAS, routing by GateMath.h's thread functions
 //===----------------------------------------------------------------------===//
 
-Status runGate(KernelCall &call) {
-  MOERT_ASSIGN_OR_RETURN(GateConfig config, gateConfigOf(call));
-  MOERT_ASSIGN_OR_RETURN(
-      GateRandomness randomness,
-      gateRandomnessOf(call, leadingElements(call.operandType(0))));
-  const GateShape shape =
-      gateShapeOf(call.operandType(0), call.operandType(1));
-  std::vector<float> gates(
-      static_cast<size_t>(shape.numTokens * shape.numExperts));
-  int64_t capacity = 0;
-  GateOutputs out;
-  out.experts = call.result<int32_t>(0);
-  out.slots = call.result<int32_t>(1);
-  out.weights = call.result<float>(2);
-  out.gates = gates.data();
-  out.expertCounts = call.result<int32_t>(3);
-  out.auxLoss = call.result<float>(4);
-  out.capacity = &capacity;
-  MOERT_RETURN_IF_ERROR(gateForward(config, shape, randomness,
-                                    call.operand<float>(0),
-                                    call.operand<float>(1), out));
-  MOERT_ASSIGN_OR_RETURN(int64_t planned, call.intAttr("capacity"));
-  if (capacity > planned)
-    return internalError("the gate assigned " + std::to_string(capacity) +
-                         " slots per expert, the plan has " +
-                         std::to_string(planned));
+namespace gm = gate_math;
+
+/// The gate's workspace. Forward: the gates [S, E] (logits, then
+/// probabilities), the jittered input [S, M] when jitter is on, the
+/// first-choice token lists [G, E, S/G], the (group, expert) stats, the
+/// per-group capacity and, for RTS, priorities and kept flags [S].
+/// Backward: the recomputed gates and choices, the jittered input, the
+/// first-choice counts [G, E] and the logits' gradient [S, E].
+struct GateScratch {
+  float *gates = nullptr, *input = nullptr, *logitsGrad = nullptr;
+  int32_t *choices = nullptr, *firstTokens = nullptr, *firstCounts = nullptr;
+  gm::ExpertGroupStats *stats = nullptr;
+  int64_t *capacity = nullptr;
+  uint32_t *priority = nullptr;
+  uint8_t *kept = nullptr;
+};
+
+struct GateLayout {
+  int64_t S = 0, M = 0, E = 0, k = 1, groups = 1;
+  bool jitter = false, rts = false;
+};
+
+Scratch gateScratch(void *base, const GateLayout &l, bool backward,
+                    GateScratch *out) {
+  Scratch scratch(base);
+  GateScratch g;
+  g.gates = scratch.take<float>(l.S * l.E);
+  g.input = scratch.take<float>(l.jitter ? l.S * l.M : 0);
+  if (backward) {
+    g.choices = scratch.take<int32_t>(l.S * l.k);
+    g.firstCounts = scratch.take<int32_t>(l.groups * l.E);
+    g.logitsGrad = scratch.take<float>(l.S * l.E);
+  } else {
+    g.firstTokens = scratch.take<int32_t>(l.E * l.S);
+    g.stats = scratch.take<gm::ExpertGroupStats>(l.groups * l.E);
+    g.capacity = scratch.take<int64_t>(1);
+    g.priority = scratch.take<uint32_t>(l.rts ? l.S : 0);
+    g.kept = scratch.take<uint8_t>(l.rts ? l.S : 0);
+  }
+  if (out)
+    *out = g;
+  return scratch;
+}
+
+/// The layout from an instruction's shapes and attributes (for the
+/// WorkspaceFn: jitter and RTS space only when the attributes ask for it).
+GateLayout gateLayout(const Instruction &inst, const Program &program,
+                      size_t inputOperand) {
+  GateLayout l;
+  const TensorType &x = operandTypeOf(inst, program, inputOperand);
+  const TensorType &w = operandTypeOf(inst, program, inputOperand + 1);
+  l.S = leadingElements(x);
+  l.M = lastDim(x);
+  l.E = w.shape.size() == 2 ? w.shape[1] : 0;
+  auto intOf = [&](const char *name, int64_t fallback) {
+    auto it = inst.attrs.find(name);
+    if (it != inst.attrs.end())
+      if (const int64_t *v = std::get_if<int64_t>(&it->second))
+        return *v;
+    return fallback;
+  };
+  l.k = std::max<int64_t>(intOf("top_k", 1), 1);
+  l.groups = std::max<int64_t>(intOf("groups", 1), 1);
+  // As KernelCall::flag reads it.
+  auto rts = inst.attrs.find("use_rts");
+  if (rts != inst.attrs.end()) {
+    const int64_t *v = std::get_if<int64_t>(&rts->second);
+    l.rts = !v || *v != 0;
+  }
+  auto noise = inst.attrs.find("noise");
+  if (noise != inst.attrs.end())
+    if (const std::string *v = std::get_if<std::string>(&noise->second))
+      l.jitter = *v == "jitter";
+  return l;
+}
+
+int64_t gateWorkspace(const Instruction &inst, const Program &program) {
+  return static_cast<int64_t>(
+      gateScratch(nullptr, gateLayout(inst, program, 0), false, nullptr)
+          .bytes());
+}
+
+int64_t gateGradWorkspace(const Instruction &inst, const Program &program) {
+  return static_cast<int64_t>(
+      gateScratch(nullptr, gateLayout(inst, program, 2), true, nullptr)
+          .bytes());
+}
+
+
+__global__ void jitterKernel(gm::GateParams p, const float *x, float *out) {
+  const int64_t count = p.numTokens * p.modelDim;
+  for (int64_t i = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; i < count;
+       i += int64_t{gridDim.x} * blockDim.x)
+    out[i] = gm::jittered(p, i, x[i]);
+}
+
+__global__ void routeTokensKernel(gm::GateParams p, float *gates,
+                                  int32_t *experts) {
+  for (int64_t s = blockIdx.x * int64_t{blockDim.x} + threadIdx.x;
+       s < p.numTokens; s += int64_t{gridDim.x} * blockDim.x)
+    gm::routeToken(p, s, gates + s * p.numExperts, experts + s * p.topK);
+}
+
+__global__ void expertStatsKernel(gm::GateParams p, const int32_t *experts,
+                                  const float *gates, int32_t *firstTokens,
+                                  gm::ExpertGroupStats *stats,
+                                  int32_t *firstCounts) {
+  const int64_t pairs = p.groups * p.numExperts;
+  for (int64_t i = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; i < pairs;
+       i += int64_t{gridDim.x} * blockDim.x) {
+    const int64_t g = i / p.numExperts;
+    const int32_t e = static_cast<int32_t>(i % p.numExperts);
+    const gm::ExpertGroupStats st = gm::expertGroupStats(
+        p, g, e, experts, gates,
+        firstTokens ? firstTokens + i * p.groupTokens : nullptr);
+    if (stats)
+      stats[i] = st;
+    if (firstCounts)
+      firstCounts[i] = st.firstCount;
+  }
+}
+
+/// Expert counts (all groups), the aux loss (mean over groups) and the
+/// per-group capacity: the configured one, or for a dropless gate the
+/// largest count of any group's expert.
+__global__ void gateTotalsKernel(gm::GateParams p,
+                                 const gm::ExpertGroupStats *stats,
+                                 int64_t configuredCapacity, int32_t *counts,
+                                 float *aux, int64_t *capacity) {
+  if (blockIdx.x != 0 || threadIdx.x != 0)
+    return;
+  double auxSum = 0.0;
+  int64_t largest = 0;
+  for (int64_t e = 0; e < p.numExperts; ++e)
+    counts[e] = 0;
+  for (int64_t g = 0; g < p.groups; ++g) {
+    auxSum += gm::groupAuxLoss(p, stats + g * p.numExperts);
+    for (int64_t e = 0; e < p.numExperts; ++e) {
+      const int32_t all = stats[g * p.numExperts + e].allCount;
+      counts[e] += all;
+      largest = largest < all ? all : largest;
+    }
+  }
+  *aux = static_cast<float>(auxSum / static_cast<double>(p.groups));
+  *capacity = p.dropTokens ? configuredCapacity
+                           : (largest < p.groupTokens ? largest
+                                                      : p.groupTokens);
+}
+
+__global__ void rtsPriorityKernel(gm::GateParams p, uint32_t *priority) {
+  for (int64_t s = blockIdx.x * int64_t{blockDim.x} + threadIdx.x;
+       s < p.numTokens; s += int64_t{gridDim.x} * blockDim.x)
+    priority[s] = gm::rtsPriority(p, s / p.groupTokens, s % p.groupTokens);
+}
+
+__global__ void rtsKeptKernel(gm::GateParams p, const int32_t *experts,
+                              const int32_t *firstTokens,
+                              const gm::ExpertGroupStats *stats,
+                              const uint32_t *priority,
+                              const int64_t *capacity, uint8_t *kept) {
+  const int64_t Sg = p.groupTokens;
+  for (int64_t s = blockIdx.x * int64_t{blockDim.x} + threadIdx.x;
+       s < p.numTokens; s += int64_t{gridDim.x} * blockDim.x) {
+    const int64_t g = s / Sg, pair = g * p.numExperts + experts[s * p.topK];
+    kept[s] = gm::keptByRts(s % Sg, firstTokens + pair * Sg,
+                            stats[pair].firstCount, priority + g * Sg,
+                            *capacity);
+  }
+}
+
+__global__ void assignSlotsKernel(gm::GateParams p, const int32_t *experts,
+                                  const uint8_t *kept, const int64_t *capacity,
+                                  int32_t *slots) {
+  const int64_t pairs = p.groups * p.numExperts;
+  for (int64_t i = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; i < pairs;
+       i += int64_t{gridDim.x} * blockDim.x)
+    gm::assignExpertSlots(p, i / p.numExperts,
+                          static_cast<int32_t>(i % p.numExperts), experts,
+                          kept, *capacity, slots);
+}
+
+__global__ void combineWeightsKernel(gm::GateParams p, const float *gates,
+                                     const int32_t *experts,
+                                     const int32_t *slots, float *weights) {
+  for (int64_t s = blockIdx.x * int64_t{blockDim.x} + threadIdx.x;
+       s < p.numTokens; s += int64_t{gridDim.x} * blockDim.x)
+    gm::combineWeights(p, gates + s * p.numExperts, experts + s * p.topK,
+                       slots + s * p.topK, weights + s * p.topK);
+}
+
+/// The backward pass's routing operands: experts in [0, E), slots >= -1.
+__global__ void checkGateRoutingKernel(gm::GateParams p,
+                                       const int32_t *experts,
+                                       const int32_t *slots,
+                                       DeviceErrorRecord *errors) {
+  const int64_t entries = p.numTokens * p.topK;
+  for (int64_t i = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; i < entries;
+       i += int64_t{gridDim.x} * blockDim.x) {
+    if (experts[i] < 0 || experts[i] >= p.numExperts)
+      recordError(errors, exec::kExpertOutOfRange, i);
+    else if (slots[i] < -1)
+      recordError(errors, exec::kSlotOutOfRange, i);
+  }
+}
+
+__global__ void logitsGradKernel(gm::GateParams p, const float *auxLossGrad,
+                                 const int32_t *firstCounts,
+                                 const float *gates, const int32_t *experts,
+                                 const int32_t *slots,
+                                 const float *weightsGrad, float *logitsGrad) {
+  const double groupAuxGrad =
+      static_cast<double>(*auxLossGrad) / static_cast<double>(p.groups);
+  const int64_t E = p.numExperts, k = p.topK;
+  for (int64_t s = blockIdx.x * int64_t{blockDim.x} + threadIdx.x;
+       s < p.numTokens; s += int64_t{gridDim.x} * blockDim.x) {
+    bool valid = true;
+    for (int64_t j = 0; j < k; ++j)
+      valid &= experts[s * k + j] >= 0 && experts[s * k + j] < E &&
+               slots[s * k + j] >= -1;
+    if (!valid) { // recorded by checkGateRoutingKernel; never read past E
+      for (int64_t e = 0; e < E; ++e)
+        logitsGrad[s * E + e] = 0.0f;
+      continue;
+    }
+    gm::logitsGradRow(p, groupAuxGrad,
+                      firstCounts + (s / p.groupTokens) * E, gates + s * E,
+                      experts + s * k, slots + s * k, weightsGrad + s * k,
+                      logitsGrad + s * E);
+  }
+}
+
+__global__ void jitterInPlaceKernel(gm::GateParams p, float *values) {
+  const int64_t count = p.numTokens * p.modelDim;
+  for (int64_t i = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; i < count;
+       i += int64_t{gridDim.x} * blockDim.x)
+    values[i] = gm::jittered(p, i, values[i]);
+}
+
+/// C = op(A) op(B) of the gate's GEMMs (fp32 cuBLAS).
+Status gateGemm(const KernelCall &call, const ColumnMajorGemm &g,
+                const float *input, const float *weight,
+                const float *outputGrad, float *c) {
+  if (g.m == 0 || g.n == 0)
+    return Status::success();
+  if (g.k == 0)
+    return zeroFill(c, g.m * g.n * 4, streamOf(call));
+  if (g.m > INT_MAX || g.n > INT_MAX || g.k > INT_MAX)
+    return unimplemented("gate GEMM of " + std::to_string(g.m) + " x " +
+                         std::to_string(g.n) + " x " + std::to_string(g.k) +
+                         " exceeds cuBLAS's 32-bit sizes");
+  auto pick = [&](LinearOperand which) {
+    return which == LinearOperand::Input    ? input
+           : which == LinearOperand::Weight ? weight
+                                            : outputGrad;
+  };
+  CudaDevice &dev = cudaDeviceOf(call.device());
+  const float alpha = 1.0f, beta = 0.0f;
+  MOERT_CUBLAS_RETURN_IF_ERROR(cublasSgemm(
+      dev.cublas(), g.transA ? CUBLAS_OP_T : CUBLAS_OP_N,
+      g.transB ? CUBLAS_OP_T : CUBLAS_OP_N, static_cast<int>(g.m),
+      static_cast<int>(g.n), static_cast<int>(g.k), &alpha, pick(g.a),
+      static_cast<int>(g.lda), pick(g.b), static_cast<int>(g.ldb), &beta, c,
+      static_cast<int>(g.ldc)));
   return Status::success();
 }
 
-Status runGateGrad(KernelCall &call) {
-  MOERT_ASSIGN_OR_RETURN(GateConfig config, gateConfigOf(call));
+struct GateSetup {
+  GateConfig config;
+  GateShape shape;
+  gm::GateParams params;
+  GateLayout layout;
+};
+
+Expected<GateSetup> gateSetup(const KernelCall &call, size_t inputOperand) {
+  GateSetup g;
+  MOERT_ASSIGN_OR_RETURN(g.config, gateConfigOf(call));
+  g.shape = gateShapeOf(call.operandType(inputOperand),
+                        call.operandType(inputOperand + 1));
   MOERT_ASSIGN_OR_RETURN(
       GateRandomness randomness,
-      gateRandomnessOf(call, leadingElements(call.operandType(2))));
-  const GateShape shape =
-      gateShapeOf(call.operandType(2), call.operandType(3));
-  const size_t routed = static_cast<size_t>(shape.numTokens * config.topK);
-  // The softmax gates are recomputed (same input, weight and noise), as on
-  // the CPU backend.
-  std::vector<float> gates(
-      static_cast<size_t>(shape.numTokens * shape.numExperts));
-  std::vector<int32_t> experts(routed), slots(routed),
-      counts(static_cast<size_t>(shape.numExperts));
-  std::vector<float> weights(routed);
-  GateOutputs out;
-  float auxLoss = 0.0f;
-  int64_t capacity = 0;
-  out.gates = gates.data();
-  out.experts = experts.data();
-  out.slots = slots.data();
-  out.weights = weights.data();
-  out.expertCounts = counts.data();
-  out.auxLoss = &auxLoss;
-  out.capacity = &capacity;
-  MOERT_RETURN_IF_ERROR(gateRoute(config, shape, randomness,
-                                  call.operand<float>(2),
-                                  call.operand<float>(3), out)
-                            .status());
-  GateSavedState saved;
-  saved.gates = gates.data();
-  saved.experts = call.operand<int32_t>(4);
-  saved.slots = call.operand<int32_t>(5);
-  return gateBackward(config, shape, randomness, call.operand<float>(2),
-                      call.operand<float>(3), saved, call.operand<float>(0),
-                      *call.operand<float>(1), call.result<float>(0),
-                      call.result<float>(1));
+      gateRandomnessOf(call, leadingElements(call.operandType(inputOperand))));
+  // Validates the configuration against the shape as the CPU gate does.
+  MOERT_RETURN_IF_ERROR(gateConfiguredCapacity(g.config, g.shape).status());
+  g.params = gm::gateParams(g.config, g.shape, randomness);
+  g.layout = gateLayout(call.instruction(), call.program(), inputOperand);
+  // The attributes decide the workspace; the run (evaluation turns noise
+  // off) only uses less of it.
+  if ((g.params.jitter && !g.layout.jitter) ||
+      (g.config.useRts && !g.layout.rts) || g.layout.k != g.config.topK ||
+      g.layout.groups != g.config.groups)
+    return internalError("the gate's attributes and its workspace disagree");
+  return g;
+}
+
+/// The jittered input when jitter is on, else x.
+Expected<const float *> gateInput(const KernelCall &call, const GateSetup &g,
+                                  const GateScratch &scratch, const float *x) {
+  if (!g.params.jitter)
+    return x;
+  const int64_t count = g.shape.numTokens * g.shape.modelDim;
+  if (count > 0) {
+    jitterKernel<<<gridFor(count), kThreads, 0, streamOf(call)>>>(
+        g.params, x, scratch.input);
+    MOERT_RETURN_IF_ERROR(launched());
+  }
+  return static_cast<const float *>(scratch.input);
+}
+
+Status runGate(KernelCall &call) {
+  MOERT_ASSIGN_OR_RETURN(GateSetup g, gateSetup(call, 0));
+  const gm::GateParams &p = g.params;
+  const int64_t S = g.shape.numTokens, E = g.shape.numExperts;
+  MOERT_ASSIGN_OR_RETURN(int64_t configured,
+                         gateConfiguredCapacity(g.config, g.shape));
+  MOERT_ASSIGN_OR_RETURN(int64_t planned, call.intAttr("capacity"));
+  if (g.config.dropTokens && configured > planned)
+    return internalError("the gate assigns " + std::to_string(configured) +
+                         " slots per expert, the plan has " +
+                         std::to_string(planned));
+  GateScratch scratch;
+  const Scratch layout =
+      gateScratch(call.workspace(), g.layout, false, &scratch);
+  MOERT_RETURN_IF_ERROR(needWorkspace(call, layout.bytes()));
+  cudaStream_t stream = streamOf(call);
+  int32_t *experts = call.result<int32_t>(0);
+  int32_t *slots = call.result<int32_t>(1);
+  float *weights = call.result<float>(2);
+  if (S == 0) {
+    MOERT_RETURN_IF_ERROR(zeroFill(call.result<int32_t>(3), E * 4, stream));
+    return zeroFill(call.result<float>(4), 4, stream);
+  }
+  MOERT_ASSIGN_OR_RETURN(const float *input,
+                         gateInput(call, g, scratch, call.operand<float>(0)));
+  MOERT_RETURN_IF_ERROR(gateGemm(
+      call, linearForwardGemm(S, g.shape.modelDim, E, false), input,
+      call.operand<float>(1), nullptr, scratch.gates));
+  routeTokensKernel<<<gridFor(S), kThreads, 0, stream>>>(p, scratch.gates,
+                                                         experts);
+  MOERT_RETURN_IF_ERROR(launched());
+  const int64_t pairs = p.groups * E;
+  expertStatsKernel<<<gridFor(pairs), kThreads, 0, stream>>>(
+      p, experts, scratch.gates, scratch.firstTokens, scratch.stats, nullptr);
+  MOERT_RETURN_IF_ERROR(launched());
+  gateTotalsKernel<<<1, 1, 0, stream>>>(p, scratch.stats,
+                                        configured / p.groups,
+                                        call.result<int32_t>(3),
+                                        call.result<float>(4),
+                                        scratch.capacity);
+  MOERT_RETURN_IF_ERROR(launched());
+  if (g.config.useRts) {
+    rtsPriorityKernel<<<gridFor(S), kThreads, 0, stream>>>(p,
+                                                           scratch.priority);
+    MOERT_RETURN_IF_ERROR(launched());
+    rtsKeptKernel<<<gridFor(S), kThreads, 0, stream>>>(
+        p, experts, scratch.firstTokens, scratch.stats, scratch.priority,
+        scratch.capacity, scratch.kept);
+    MOERT_RETURN_IF_ERROR(launched());
+  }
+  assignSlotsKernel<<<gridFor(pairs), kThreads, 0, stream>>>(
+      p, experts, g.config.useRts ? scratch.kept : nullptr, scratch.capacity,
+      slots);
+  MOERT_RETURN_IF_ERROR(launched());
+  combineWeightsKernel<<<gridFor(S), kThreads, 0, stream>>>(
+      p, scratch.gates, experts, slots, weights);
+  return launched();
+}
+
+Status runGateGrad(KernelCall &call) {
+  // Operands: dweights [S, k], daux, x, Wg, experts, slots; results dx, dWg.
+  MOERT_ASSIGN_OR_RETURN(GateSetup g, gateSetup(call, 2));
+  const gm::GateParams &p = g.params;
+  const int64_t S = g.shape.numTokens, M = g.shape.modelDim,
+                E = g.shape.numExperts;
+  GateScratch scratch;
+  const Scratch layout = gateScratch(call.workspace(), g.layout, true, &scratch);
+  MOERT_RETURN_IF_ERROR(needWorkspace(call, layout.bytes()));
+  cudaStream_t stream = streamOf(call);
+  float *dx = call.result<float>(0), *dwg = call.result<float>(1);
+  if (S == 0) {
+    MOERT_RETURN_IF_ERROR(zeroFill(dwg, M * E * 4, stream));
+    return Status::success();
+  }
+  const int32_t *experts = call.operand<int32_t>(4);
+  const int32_t *slots = call.operand<int32_t>(5);
+  checkGateRoutingKernel<<<gridFor(S * p.topK), kThreads, 0, stream>>>(
+      p, experts, slots, errorRecordOf(call));
+  MOERT_RETURN_IF_ERROR(launched());
+  // The gates are recomputed (same input, weight and noise).
+  MOERT_ASSIGN_OR_RETURN(const float *input,
+                         gateInput(call, g, scratch, call.operand<float>(2)));
+  const float *wg = call.operand<float>(3);
+  MOERT_RETURN_IF_ERROR(gateGemm(call, linearForwardGemm(S, M, E, false),
+                                 input, wg, nullptr, scratch.gates));
+  routeTokensKernel<<<gridFor(S), kThreads, 0, stream>>>(p, scratch.gates,
+                                                         scratch.choices);
+  MOERT_RETURN_IF_ERROR(launched());
+  // First-choice counts of the routing the forward pass used; a bad entry
+  // counts nowhere (expertGroupStats compares ids).
+  expertStatsKernel<<<gridFor(p.groups * E), kThreads, 0, stream>>>(
+      p, experts, nullptr, nullptr, nullptr, scratch.firstCounts);
+  MOERT_RETURN_IF_ERROR(launched());
+  logitsGradKernel<<<gridFor(S), kThreads, 0, stream>>>(
+      p, call.operand<float>(1), scratch.firstCounts, scratch.gates, experts,
+      slots, call.operand<float>(0), scratch.logitsGrad);
+  MOERT_RETURN_IF_ERROR(launched());
+  MOERT_RETURN_IF_ERROR(gateGemm(call, linearWeightGradGemm(S, M, E, false),
+                                 input, wg, scratch.logitsGrad, dwg));
+  MOERT_RETURN_IF_ERROR(gateGemm(call, linearInputGradGemm(S, M, E, false),
+                                 input, wg, scratch.logitsGrad, dx));
+  if (p.jitter) {
+    jitterInPlaceKernel<<<gridFor(S * M), kThreads, 0, stream>>>(p, dx);
+    MOERT_RETURN_IF_ERROR(launched());
+  }
+  return Status::success();
 }
 
 //===----------------------------------------------------------------------===//
@@ -860,9 +1211,8 @@ Status roundToComputeType(cudaStream_t stream, ComputeType compute,
 } // namespace dense_device
 
 void registerMoeKernels(exec::KernelRegistry &registry) {
-  registry.add(Op::gate, {runGate, exec::kAllHost, exec::kAllHost, nullptr});
-  registry.add(Op::gate_grad,
-               {runGateGrad, exec::kAllHost, exec::kAllHost, nullptr});
+  registry.add(Op::gate, {runGate, 0, 0, gateWorkspace});
+  registry.add(Op::gate_grad, {runGateGrad, 0, 0, gateGradWorkspace});
   registry.add(Op::dispatch, {runDispatch, 0, 0, dispatchWorkspace});
   registry.add(Op::dispatch_grad,
                {runDispatchGrad, 0, 0, dispatchGradWorkspace});
