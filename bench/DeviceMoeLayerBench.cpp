@@ -2,7 +2,7 @@
 //
 //   moe-bench-layer-device [--device cpu|cuda] [--tokens S] [--model M]
 //       [--ffn H] [--experts E] [--top-k K] [--capacity-factor F]
-//       [--repeats R] [--json FILE]
+//       [--repeats R] [--compute f32|bf16|f16] [--json FILE]
 //
 // Runs gate -> dispatch -> expert_ffn -> combine and their gradients (the
 // instructions the compiler emits for one MoE layer) through the executor on
@@ -17,6 +17,7 @@
 //
 //===----------------------------------------------------------------------===//
 #include "moert/GateCapacity.h"
+#include "moert/Half.h"
 #include "moert/exec/Executor.h"
 #include "moert/hal/Device.h"
 
@@ -42,13 +43,14 @@ struct Options {
   int64_t tokens = 16384, model = 4096, ffn = 14336, experts = 8, topK = 2;
   double capacityFactor = 1.25;
   int repeats = 5;
+  std::string compute = "f32"; // the GEMMs' input precision
   std::string json;
 };
 
 const char *kUsage =
     "usage: moe-bench-layer-device [--device cpu|cuda] [--tokens S] "
     "[--model M] [--ffn H] [--experts E] [--top-k K] [--capacity-factor F] "
-    "[--repeats R] [--json FILE]\n";
+    "[--repeats R] [--compute f32|bf16|f16] [--json FILE]\n";
 
 bool parse(int argc, char **argv, Options &o) {
   for (int i = 1; i < argc; ++i) {
@@ -66,6 +68,17 @@ bool parse(int argc, char **argv, Options &o) {
                      kUsage, value);
         return false;
       }
+      continue;
+    }
+    if (arg == "--compute") {
+      ComputeType type;
+      if (!parseComputeType(value, type)) {
+        std::fprintf(stderr,
+                     "%s--compute expects f32, bf16 or f16, found '%s'\n",
+                     kUsage, value);
+        return false;
+      }
+      o.compute = value;
       continue;
     }
     if (arg == "--json") {
@@ -175,6 +188,11 @@ int main(int argc, char **argv) {
       {"second_sampling", int64_t{0}}, {"groups", int64_t{1}},
       {"capacity", C}, {"stream", int64_t{1}}};
   std::map<std::string, AttrValue> act = {{"activation", std::string("silu")}};
+  std::map<std::string, AttrValue> baseline;
+  if (o.compute != "f32") {
+    act["compute_type"] = o.compute;
+    baseline["compute_type"] = o.compute;
+  }
   b.add("moe.gate", {x, wg}, {experts, slots, weights, counts, aux}, gate);
   b.add("moe.dispatch", {x, experts, slots}, {buf});
   b.add("moe.expert_ffn", {buf, w1, b1, w2, b2}, {out}, act);
@@ -186,7 +204,7 @@ int main(int argc, char **argv) {
   b.add("moe.gate_grad", {dweights, daux, x, wg, experts, slots}, {dxg, dwg},
         gate);
   const size_t layerEnd = b.program.instructions.size();
-  b.add("moe.linear", {gemmIn, gemmW}, {gemmOut});
+  b.add("moe.linear", {gemmIn, gemmW}, {gemmOut}, baseline);
 
   Expected<std::unique_ptr<hal::Device>> device =
       hal::createDevice(*hal::parseBackend(o.device), hal::DeviceOptions());
@@ -270,9 +288,10 @@ int main(int argc, char **argv) {
   double moveBytes = 2.0 * E * C * M * 4 + 2.0 * S * M * 4;
   double copyRate = 2.0 * copyBytes / copy; // read + write
   std::printf("device: %s\n", (*device)->description().c_str());
-  std::printf("shape: S=%lld M=%lld H=%lld E=%lld top-%lld C=%lld (fp32)\n",
+  std::printf("shape: S=%lld M=%lld H=%lld E=%lld top-%lld C=%lld "
+              "(GEMMs in %s)\n",
               (long long)S, (long long)M, (long long)H, (long long)E,
-              (long long)K, (long long)C);
+              (long long)K, (long long)C, o.compute.c_str());
   for (auto &[name, v] : times)
     std::printf("  %-28s %10.3f ms\n", name.c_str(), median(v) * 1e3);
   std::printf("layer forward+backward: %.3f ms\n", layer * 1e3);
@@ -285,7 +304,8 @@ int main(int argc, char **argv) {
               100 * (moveBytes / moveTime) / copyRate, copyRate / 1e9);
   if (!o.json.empty()) {
     std::ofstream json(o.json);
-    json << "{\"device\": \"" << (*device)->description() << "\", \"layer_ms\": "
+    json << "{\"device\": \"" << (*device)->description()
+         << "\", \"compute\": \"" << o.compute << "\", \"layer_ms\": "
          << layer * 1e3 << ", \"expert_tflops\": " << expertRate / 1e12
          << ", \"gemm_tflops\": " << gemmRate / 1e12
          << ", \"dispatch_combine_gbs\": " << moveBytes / moveTime / 1e9

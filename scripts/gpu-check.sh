@@ -128,6 +128,12 @@ run() {
   local wheel
   wheel=$(python3 -c 'import nvidia.cublas, os; print(os.path.join(list(nvidia.cublas.__path__)[0], "lib"))' 2>/dev/null || true)
   [ -n "$wheel" ] && cublas_dirs="$cublas_dirs:$wheel"
+  # NCCL (loaded at run time by --comm nccl) likewise: toolkit or wheel.
+  for d in /usr/local/cuda/lib /usr/local/cuda/lib64; do
+    [ -e "$d/libnccl.so.2" ] && cublas_dirs="$cublas_dirs:$d"
+  done
+  wheel=$(python3 -c 'import nvidia.nccl, os; print(os.path.join(list(nvidia.nccl.__path__)[0], "lib"))' 2>/dev/null || true)
+  [ -n "$wheel" ] && cublas_dirs="$cublas_dirs:$wheel"
   export LD_LIBRARY_PATH="$B/lib$cublas_dirs${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
   export OMP_NUM_THREADS=${OMP_NUM_THREADS:-8}
 
@@ -178,10 +184,19 @@ run() {
     --seed 1 --device cuda --metrics "$out/demo-cuda.jsonl" || failed=1
   step demo-compare 30 python3 "$B/scripts/compare_runs.py" \
     "$out/demo-cpu.jsonl" "$out/demo-cuda.jsonl" || failed=1
+  # The same run with a one-rank NCCL world (collectives through NCCL).
+  step demo-cuda-nccl 120 "$B/bin/moe-train" "$B/plans/demo.moeplan" \
+    --steps 20 --seed 1 --device cuda --comm nccl \
+    --metrics "$out/demo-cuda-nccl.jsonl" || failed=1
+  step demo-compare-nccl 30 python3 "$B/scripts/compare_runs.py" \
+    "$out/demo-cpu.jsonl" "$out/demo-cuda-nccl.jsonl" || failed=1
 
   # Benchmarks: numbers for the report, never a failure of the check.
   step bench-layer-ours 240 "$B/bin/moe-bench-layer-device" --device cuda \
     --repeats 5 --json "$out/layer-ours.json" || true
+  step bench-layer-ours-bf16 240 "$B/bin/moe-bench-layer-device" \
+    --device cuda --compute bf16 --repeats 5 \
+    --json "$out/layer-ours-bf16.json" || true
   step bench-layer-torch-fp32 240 python3 "$B/scripts/moe_layer_gpu_bench.py" \
     --dtype fp32 --json "$out/layer-torch-fp32.json" || true
   step bench-layer-torch-bf16 240 python3 "$B/scripts/moe_layer_gpu_bench.py" \
@@ -201,22 +216,25 @@ def load(name):
             return json.load(f)
     except (OSError, ValueError):
         return None
-ours = load("layer-ours.json")
-fp32 = load("layer-torch-fp32.json")
-bf16 = load("layer-torch-bf16.json")
+runs = {"fp32": load("layer-ours.json"), "bf16": load("layer-ours-bf16.json")}
+torch = {"fp32": load("layer-torch-fp32.json"),
+         "bf16": load("layer-torch-bf16.json")}
 print("## Ratios (this run)\n")
-if ours:
-    print(f"- MoE layer fwd+bwd, ours (fp32): {ours['layer_ms']:.2f} ms")
-    print(f"- expert GEMMs: {ours['expert_tflops']:.1f} TFLOP/s = "
+for name, ours in runs.items():
+    if not ours:
+        continue
+    print(f"- MoE layer fwd+bwd, ours ({name}): {ours['layer_ms']:.2f} ms")
+    print(f"- expert GEMMs ({name}): {ours['expert_tflops']:.1f} TFLOP/s = "
           f"{100 * ours['expert_tflops'] / ours['gemm_tflops']:.1f} % of the "
-          f"backend's fp32 GEMM ({ours['gemm_tflops']:.1f} TFLOP/s)")
-    print(f"- dispatch + combine: {ours['dispatch_combine_gbs']:.0f} GB/s = "
+          f"backend's {name} GEMM ({ours['gemm_tflops']:.1f} TFLOP/s)")
+    print(f"- dispatch + combine ({name} run): "
+          f"{ours['dispatch_combine_gbs']:.0f} GB/s = "
           f"{100 * ours['dispatch_combine_gbs'] / ours['copy_gbs']:.1f} % of "
           f"the device copy ({ours['copy_gbs']:.0f} GB/s)")
-for name, ref in (("fp32", fp32), ("bf16", bf16)):
-    if ours and ref:
+    ref = torch.get(name)
+    if ref:
         print(f"- PyTorch eager index-based ({name}): {ref['layer_ms']:.2f} ms;"
-              f" ours (fp32) / PyTorch: {ref['layer_ms'] / ours['layer_ms']:.2f}x"
+              f" ours / PyTorch: {ref['layer_ms'] / ours['layer_ms']:.2f}x"
               f" faster; PyTorch's {name} 8192^3 GEMM: "
               f"{ref['gemm_tflops_8192']:.0f} TFLOP/s")
 EOF

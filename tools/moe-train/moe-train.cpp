@@ -13,6 +13,7 @@
 //
 //===----------------------------------------------------------------------===//
 #include "moert/comm/MpiCommunicator.h"
+#include "moert/exec/DeviceCommunicators.h"
 #include "moert/hal/Device.h"
 #include "moert/runner/CommandLine.h"
 #include "moert/runner/Trainer.h"
@@ -47,6 +48,7 @@ struct Options {
   std::string resume;    // checkpoint to continue from
   std::string commStats; // per-rank JSON of bytes sent and memory; "{rank}"
   std::string device = "cpu"; // backend the plan runs on
+  std::string comm = "auto";  // collectives: auto, mpi or nccl
   int64_t lossScalePower = -1;  // fp16 plans: initial scale 2^P (-1: 16)
   int64_t lossScaleWindow = -1; // fp16 plans: clean steps to double (-1: 1000)
 };
@@ -57,7 +59,8 @@ const char *kUsage =
     "                 [--save FILE.safetensors] [--save-every K] "
     "[--resume FILE.safetensors]\n"
     "                 [--comm-stats FILE.json] [--device cpu|cuda] "
-    "[--loss-scale-power P] [--loss-scale-window N]\n"
+    "[--comm auto|mpi|nccl]\n"
+    "                 [--loss-scale-power P] [--loss-scale-window N]\n"
     "  --alphabet A  content tokens of the synthetic reversal task "
     "(default 32; 0 = whole vocabulary)\n"
     "  --resume F    continue from checkpoint F (same plan and --seed) up to "
@@ -66,6 +69,10 @@ const char *kUsage =
     "step and its allocated bytes to F ('{rank}' in F becomes the rank)\n"
     "  --device D    run on the CPU (default) or on a CUDA GPU (under "
     "mpirun: the GPU of the node-local rank)\n"
+    "  --comm C      collectives over MPI from host memory (mpi), or over "
+    "NCCL on the GPU's stream (nccl: needs --device cuda and libnccl.so.2; "
+    "also for a single process); auto (default): nccl for a multi-rank "
+    "CUDA job where NCCL loads, else mpi\n"
     "  --loss-scale-power P, --loss-scale-window N  fp16 plans: dynamic loss "
     "scaling starts at 2^P (default 16) and doubles after N clean steps "
     "(default 1000)\n"
@@ -99,6 +106,12 @@ bool parseOptions(int argc, char **argv, Options &options) {
       if (ok && !hal::parseBackend(options.device).ok())
         ok = cl.error("--device expects cpu or cuda, found '" +
                       options.device + "'");
+    } else if (arg == "--comm") {
+      ok = cl.value(options.comm);
+      if (ok && options.comm != "auto" && options.comm != "mpi" &&
+          options.comm != "nccl")
+        ok = cl.error("--comm expects auto, mpi or nccl, found '" +
+                      options.comm + "'");
     } else if (arg == "--comm-stats") {
       ok = cl.value(options.commStats);
     } else if (arg == "--save-every") {
@@ -270,6 +283,27 @@ int main(int argc, char **argv) {
       *hal::parseBackend(options.device), hal::DeviceOptions());
   if (!device.ok())
     return job.fail(device.takeStatus().withContext("--device " + options.device));
+  const bool useNccl =
+      options.comm == "nccl" ||
+      (options.comm == "auto" && grid &&
+       exec::deviceCommunicatorsAvailable(**device).ok());
+  if (useNccl) {
+    // NCCL on the device's stream, bootstrapped over the MPI grid (or a
+    // single-rank grid for one process).
+    std::unique_ptr<comm::GridCommunicators> bootstrap = std::move(grid);
+    if (!bootstrap) {
+      Expected<std::unique_ptr<comm::GridCommunicators>> single =
+          comm::makeSingleRankGrid(gridShape);
+      if (!single.ok())
+        return job.fail(single.status());
+      bootstrap = std::move(*single);
+    }
+    Expected<std::unique_ptr<comm::GridCommunicators>> made =
+        exec::makeDeviceGrid(std::move(bootstrap), **device, axisNames);
+    if (!made.ok())
+      return job.fail(made.takeStatus().withContext("--comm nccl"));
+    grid = std::move(*made);
+  }
   Expected<std::unique_ptr<runner::Trainer>> created = runner::Trainer::create(
       std::move(*loaded), options.seed, options.alphabet, grid.get(),
       device->get());

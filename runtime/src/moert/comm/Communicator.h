@@ -100,6 +100,9 @@ public:
   virtual Status allToAll(const void *send, void *recv, int64_t count,
                           ElementType type) = 0;
   virtual Status barrier() = 0;
+  /// Whether the buffers are device pointers of the CUDA backend, the
+  /// collectives enqueued on its stream (NCCL), rather than host memory.
+  virtual bool devicePointers() const { return false; }
 
   const CommStats &stats() const { return stats_; }
   void resetStats() { stats_ = CommStats(); }

@@ -8,10 +8,13 @@
 // the tests compare bits.
 //
 //===----------------------------------------------------------------------===//
+#include "moert/backends/cuda/ChunkCopies.h"
 #include "moert/backends/cuda/ExpertGemm.h"
+#include "moert/backends/cuda/NcclCommunicator.h"
 #include "moert/backends/cuda/MoeMath.h"
 
 #include "moert/dense/Activation.h"
+#include "moert/exec/TensorBlocks.h"
 #include "moert/kernels/DispatchCombine.h"
 #include "moert/train/ExpertFfn.h"
 #include "moert/train/Optimizer.h"
@@ -384,6 +387,79 @@ TEST(MoeMathTest, ExpertGemmMappingMatchesTheCpuExpertFfn) {
   expectNear(dW1, gW1, "dW1");
   expectNear(db1, gb1, "db1");
   expectNear(dX, gX, "dX");
+}
+
+//===----------------------------------------------------------------------===//
+// Collectives on device memory: chunk copies and NCCL group splits
+//===----------------------------------------------------------------------===//
+
+void replay(const std::vector<Copy2D> &copies, const uint8_t *src,
+            uint8_t *dst) {
+  for (const Copy2D &c : copies)
+    for (int64_t r = 0; r < c.height; ++r)
+      std::memcpy(dst + c.dstOffset + r * c.dstPitch,
+                  src + c.srcOffset + r * c.srcPitch,
+                  static_cast<size_t>(c.width));
+}
+
+// The 2-D copies the CUDA collectives issue give packChunks' and
+// unpackChunks' bytes, for every split dimension.
+TEST(ChunkCopiesTest, PackAndUnpackLikeTheHostHelpers) {
+  const std::vector<int64_t> shape = {4, 6, 4, 2};
+  const int64_t elementSize = 4, parts = 2;
+  const int64_t bytes = 4 * 6 * 4 * 2 * elementSize;
+  std::vector<uint8_t> tensor(static_cast<size_t>(bytes));
+  for (size_t i = 0; i < tensor.size(); ++i)
+    tensor[i] = static_cast<uint8_t>(i * 7 + 3);
+  for (int dim = 0; dim < 4; ++dim) {
+    SCOPED_TRACE("dim " + std::to_string(dim));
+    std::vector<uint8_t> expected(tensor.size()), actual(tensor.size(), 0);
+    exec::packChunks(tensor.data(), shape, elementSize, dim, parts,
+                     expected.data());
+    replay(packCopies(shape, elementSize, dim, parts), tensor.data(),
+           actual.data());
+    EXPECT_EQ(expected, actual);
+    std::vector<int64_t> chunkShape = shape;
+    chunkShape[dim] /= parts;
+    std::vector<uint8_t> unpacked(tensor.size()), replayed(tensor.size(), 0);
+    exec::unpackChunks(expected.data(), chunkShape, elementSize, dim, parts,
+                       unpacked.data());
+    replay(unpackCopies(chunkShape, elementSize, dim, parts), expected.data(),
+           replayed.data());
+    EXPECT_EQ(unpacked, replayed);
+    EXPECT_EQ(unpacked, tensor); // the round trip
+  }
+}
+
+// The NCCL split forms exactly the grid's groups: ranks share a color iff
+// their coordinates agree outside the group's axes.
+TEST(NcclGroupSplitTest, ColorsAreTheGridGroups) {
+  const std::vector<int64_t> shape = {2, 3, 2};
+  auto coordsOf = [&](int rank) {
+    std::vector<int64_t> coords(shape.size());
+    for (int axis = static_cast<int>(shape.size()) - 1; axis >= 0; --axis) {
+      coords[axis] = rank % shape[axis];
+      rank /= static_cast<int>(shape[axis]);
+    }
+    return coords;
+  };
+  const std::vector<std::vector<int>> axisSets = {
+      {}, {0}, {1}, {2}, {0, 1}, {0, 2}, {1, 2}, {0, 1, 2}};
+  for (const std::vector<int> &axes : axisSets)
+    for (int a = 0; a < 12; ++a)
+      for (int b = 0; b < 12; ++b) {
+        const std::vector<int64_t> ca = coordsOf(a), cb = coordsOf(b);
+        bool sameGroup = true;
+        for (int axis = 0; axis < 3; ++axis)
+          if (std::find(axes.begin(), axes.end(), axis) == axes.end())
+            sameGroup &= ca[axis] == cb[axis];
+        const GroupSplit sa = groupSplit(shape, ca, axes, a);
+        const GroupSplit sb = groupSplit(shape, cb, axes, b);
+        EXPECT_EQ(sa.color == sb.color, sameGroup)
+            << "ranks " << a << ", " << b << " over " << axes.size()
+            << " axes";
+        EXPECT_EQ(sa.key, a);
+      }
 }
 
 } // namespace

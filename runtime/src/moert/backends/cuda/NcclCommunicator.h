@@ -1,0 +1,67 @@
+//===- NcclCommunicator.h - Collectives over NCCL on the device stream -*- C++ -*-===//
+//
+// The communicator interface (comm/Communicator.h) over NCCL: buffers are
+// device pointers of the CUDA backend, every collective is enqueued on the
+// device's stream (ordered with the kernels around it, no host wait), and
+// the per-rank byte counts of CommStats are the interface's formulas, as
+// for MPI.
+//
+// A grid of NCCL communicators is built on a grid that can already talk
+// (the MPI grid of a job started by mpirun/srun, or a single-rank grid):
+// rank 0's ncclUniqueId reaches every rank through that grid's world
+// all-gather, the world communicator is ncclCommInitRank'ed, and each axis
+// group is split from it (ncclCommSplit: ranks that agree on every axis
+// outside the group share a color, keyed by world rank), in the same order
+// on every rank, as GridCommunicators::group requires. A group of one rank
+// copies on the stream.
+//
+// NCCL is loaded at run time (dlopen of libnccl.so.2) only when a NCCL grid
+// is made, so a build links no NCCL and runs without it; NCCL errors
+// become errors naming the collective, the group and the rank.
+//
+// Collectives: all-reduce (sum, mean as ncclAvg, max, min), all-gather and
+// reduce-scatter map to NCCL's; all-to-all is grouped ncclSend/ncclRecv of
+// equal chunks.
+//
+//===----------------------------------------------------------------------===//
+#ifndef MOERT_BACKENDS_CUDA_NCCLCOMMUNICATOR_H
+#define MOERT_BACKENDS_CUDA_NCCLCOMMUNICATOR_H
+
+#include "moert/comm/Communicator.h"
+#include "moert/hal/Device.h"
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace moert {
+namespace cuda {
+
+/// Whether NCCL can be loaded here (libnccl.so.2 on the library path), and
+/// why not.
+Status ncclAvailable();
+
+/// Color and key of the NCCL split that forms the group over `axes` (sorted,
+/// distinct) of a row-major grid for the rank at `coords`: the row-major
+/// index of the coordinates outside the group, and the world rank.
+struct GroupSplit {
+  int color = 0;
+  int key = 0;
+};
+GroupSplit groupSplit(const std::vector<int64_t> &shape,
+                      const std::vector<int64_t> &coords,
+                      const std::vector<int> &axes, int worldRank);
+
+/// A grid of NCCL communicators on `device` (a CUDA device), bootstrapped
+/// over `bootstrap` (same shape; kept alive by the result). Collective over
+/// the bootstrap grid's world.
+Expected<std::unique_ptr<comm::GridCommunicators>>
+makeNcclGrid(std::unique_ptr<comm::GridCommunicators> bootstrap,
+             hal::Device &device,
+             const std::vector<std::string> &axisNames = {});
+
+} // namespace cuda
+} // namespace moert
+
+#endif // MOERT_BACKENDS_CUDA_NCCLCOMMUNICATOR_H
