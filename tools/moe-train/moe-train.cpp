@@ -49,6 +49,7 @@ struct Options {
   std::string commStats; // per-rank JSON of bytes sent and memory; "{rank}"
   std::string device = "cpu"; // backend the plan runs on
   std::string comm = "auto";  // collectives: auto, mpi or nccl
+  bool offloadOptimizer = false; // AdamW moments in host memory
   int64_t lossScalePower = -1;  // fp16 plans: initial scale 2^P (-1: 16)
   int64_t lossScaleWindow = -1; // fp16 plans: clean steps to double (-1: 1000)
 };
@@ -60,6 +61,7 @@ const char *kUsage =
     "[--resume FILE.safetensors]\n"
     "                 [--comm-stats FILE.json] [--device cpu|cuda] "
     "[--comm auto|mpi|nccl]\n"
+    "                 [--offload-optimizer]\n"
     "                 [--loss-scale-power P] [--loss-scale-window N]\n"
     "  --alphabet A  content tokens of the synthetic reversal task "
     "(default 32; 0 = whole vocabulary)\n"
@@ -73,6 +75,8 @@ const char *kUsage =
     "NCCL on the GPU's stream (nccl: needs --device cuda and libnccl.so.2; "
     "also for a single process); auto (default): nccl for a multi-rank "
     "CUDA job where NCCL loads, else mpi\n"
+    "  --offload-optimizer  keep the AdamW moments in host memory and update "
+    "on the host (ZeRO-Offload; the same results, less device memory)\n"
     "  --loss-scale-power P, --loss-scale-window N  fp16 plans: dynamic loss "
     "scaling starts at 2^P (default 16) and doubles after N clean steps "
     "(default 1000)\n"
@@ -106,6 +110,8 @@ bool parseOptions(int argc, char **argv, Options &options) {
       if (ok && !hal::parseBackend(options.device).ok())
         ok = cl.error("--device expects cpu or cuda, found '" +
                       options.device + "'");
+    } else if (arg == "--offload-optimizer") {
+      options.offloadOptimizer = true;
     } else if (arg == "--comm") {
       ok = cl.value(options.comm);
       if (ok && options.comm != "auto" && options.comm != "mpi" &&
@@ -209,6 +215,7 @@ Status writeCommStats(const std::string &path, const runner::Trainer &trainer,
       << ", \"same_every_step\": " << (sameEveryStep ? "true" : "false")
       << ", \"arena_bytes\": " << executor.arenaBytes()
       << ", \"persistent_bytes\": " << executor.persistentBytes()
+      << ", \"host_bytes\": " << executor.hostBytes()
       << ", \"allocated_bytes\": "
       << executor.arenaBytes() + executor.persistentBytes() << "}\n";
   out.flush();
@@ -306,7 +313,7 @@ int main(int argc, char **argv) {
   }
   Expected<std::unique_ptr<runner::Trainer>> created = runner::Trainer::create(
       std::move(*loaded), options.seed, options.alphabet, grid.get(),
-      device->get());
+      device->get(), options.offloadOptimizer);
   if (!created.ok())
     return job.fail(created.status());
   runner::Trainer &trainer = **created;
@@ -361,6 +368,10 @@ int main(int argc, char **argv) {
                 trainer.parameters().size(),
                 executor.arenaBytes() / (1024.0 * 1024.0),
                 executor.persistentBytes() / (1024.0 * 1024.0), options.seed);
+    if (executor.hostBytes() > 0)
+      std::printf("moe-train: optimizer state offloaded to host memory: "
+                  "%.2f MiB\n",
+                  executor.hostBytes() / (1024.0 * 1024.0));
     if ((*device)->backend() != hal::Backend::Cpu)
       std::printf("moe-train: device %s\n", (*device)->description().c_str());
     if (job.size > 1)

@@ -7,6 +7,7 @@
 
 #include <cstdlib>
 #include <cstring>
+#include <new>
 #include <sstream>
 
 namespace moert {
@@ -128,6 +129,18 @@ Expected<std::unique_ptr<Executor>> Executor::create(Program program,
   MOERT_ASSIGN_OR_RETURN(
       executor->workspace_,
       device.allocate(static_cast<size_t>(workspaceBytes), "workspace"));
+  if (p.hostBytes > 0) {
+    // Zeroed like the device regions (fresh moments are zero).
+    executor->hostRegion_.reset(
+        new (std::nothrow) uint8_t[static_cast<size_t>(p.hostBytes) + 64]());
+    if (!executor->hostRegion_)
+      return failedPrecondition("cannot allocate the host region of " +
+                               std::to_string(p.hostBytes) +
+                               " bytes (offloaded optimizer state)");
+    const uintptr_t base =
+        reinterpret_cast<uintptr_t>(executor->hostRegion_.get());
+    executor->hostBase_ = executor->hostRegion_.get() + (64 - base % 64) % 64;
+  }
   executor->staging_.resize(static_cast<size_t>(stagingBytes));
   if (!device.hostAccessible()) {
     MOERT_ASSIGN_OR_RETURN(
@@ -169,6 +182,8 @@ const void *Executor::deviceAddress(int32_t id) const {
     return persistent_.bytes() + b.offset;
   case BufferKind::Constant:
     return constants_.bytes() + constantOffsets_[id];
+  case BufferKind::Host:
+    return hostBase_ + b.offset;
   }
   return nullptr;
 }
@@ -195,6 +210,10 @@ Status Executor::readBuffer(int32_t id, void *host, size_t bytes) const {
                            " bytes of buffer '" + b.name + "' (" +
                            b.type.str() + ", " +
                            std::to_string(b.type.byteSize()) + " bytes)");
+  if (b.kind == BufferKind::Host) {
+    std::memcpy(host, deviceAddress(id), bytes);
+    return Status::success();
+  }
   return device_.copyToHost(host, deviceAddress(id), bytes);
 }
 
@@ -209,6 +228,10 @@ Status Executor::writeBuffer(int32_t id, const void *host, size_t bytes) {
                            " bytes into buffer '" + b.name + "' (" +
                            b.type.str() + ", " +
                            std::to_string(b.type.byteSize()) + " bytes)");
+  if (b.kind == BufferKind::Host) {
+    std::memcpy(deviceAddress(id), host, bytes);
+    return Status::success();
+  }
   return device_.copyToDevice(deviceAddress(id), host, bytes);
 }
 
@@ -302,7 +325,8 @@ Status Executor::runInstruction(size_t i, const RunContext &context) {
   };
   for (size_t k = 0; k < inst.operands.size(); ++k) {
     int32_t id = inst.operands[k];
-    if (staging && k < 32 && (info.hostOperands >> k & 1u)) {
+    const bool inHostMemory = program_.buffers[id].kind == BufferKind::Host;
+    if (staging && !inHostMemory && k < 32 && (info.hostOperands >> k & 1u)) {
       void *host = stage(id);
       Status copied = device_.copyToHost(
           host, deviceAddress(id),
@@ -317,7 +341,8 @@ Status Executor::runInstruction(size_t i, const RunContext &context) {
   std::vector<std::pair<void *, int32_t>> stagedResults;
   for (size_t k = 0; k < inst.results.size(); ++k) {
     int32_t id = inst.results[k];
-    if (staging && k < 32 && (info.hostResults >> k & 1u)) {
+    const bool inHostMemory = program_.buffers[id].kind == BufferKind::Host;
+    if (staging && !inHostMemory && k < 32 && (info.hostResults >> k & 1u)) {
       void *host = stage(id);
       // A result updated in place starts from the buffer's contents.
       Status copied = device_.copyToHost(
@@ -333,7 +358,7 @@ Status Executor::runInstruction(size_t i, const RunContext &context) {
   }
   KernelCall call(inst, program_, context, std::move(operands),
                   std::move(results), device_, workspace_.data(),
-                  workspace_.size());
+                  workspace_.size(), errorRecord_.data());
   Status status = info.fn(call);
   if (!status.ok())
     return status.withContext(describe(i, inst));

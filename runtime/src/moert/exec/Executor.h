@@ -86,6 +86,8 @@ public:
   /// Bytes allocated for the arena and the persistent region (the plan's).
   int64_t arenaBytes() const { return program_.arenaBytes; }
   int64_t persistentBytes() const { return program_.persistentBytes; }
+  /// Offloaded state kept in host memory (0 unless offloaded).
+  int64_t hostBytes() const { return program_.hostBytes; }
   /// Scratch shared by the kernels (the largest any instruction asks for).
   int64_t workspaceBytes() const {
     return static_cast<int64_t>(workspace_.size());
@@ -98,6 +100,10 @@ private:
   hal::Device &device_;
   std::vector<const KernelInfo *> kernels_;
   hal::DeviceBuffer arena_, persistent_, constants_, workspace_;
+  /// The host region (BufferKind::Host: offloaded optimizer state), in host
+  /// memory whatever the device.
+  std::unique_ptr<uint8_t[]> hostRegion_;
+  uint8_t *hostBase_ = nullptr; // hostRegion_ aligned to 64 bytes
   /// Where device kernels record data-dependent errors (DeviceErrors.h);
   /// read at the end of each run on devices the host cannot address.
   hal::DeviceBuffer errorRecord_;

@@ -82,14 +82,16 @@ Status Program::verify() const {
                                " has a negative dimension: " + b.type.str());
     if (b.kind == BufferKind::Constant)
       continue;
-    bool arena = b.kind == BufferKind::Arena;
-    int64_t regionBytes = arena ? arenaBytes : persistentBytes;
+    const bool arena = b.kind == BufferKind::Arena;
+    const bool host = b.kind == BufferKind::Host;
+    const int64_t regionBytes =
+        arena ? arenaBytes : host ? hostBytes : persistentBytes;
     if (b.offset < 0 || b.offset + b.type.byteSize() > regionBytes)
       return invalidArgument(
           "buffer " + std::to_string(id) + " (" + b.type.str() + ", bytes [" +
           std::to_string(b.offset) + ", " +
-          std::to_string(b.offset + b.type.byteSize()) +
-          ")) lies outside the " + (arena ? "arena" : "persistent region") +
+          std::to_string(b.offset + b.type.byteSize()) + ")) lies outside the " +
+          (arena ? "arena" : host ? "host region" : "persistent region") +
           " of " + std::to_string(regionBytes) + " bytes");
   }
   for (size_t i = 0; i < instructions.size(); ++i) {
@@ -120,6 +122,62 @@ Status Program::verify() const {
     }
   }
   return Status::success();
+}
+
+Expected<int64_t> offloadOptimizerState(Program &program, int64_t alignment) {
+  if (alignment < 1)
+    return invalidArgument("offload alignment must be positive");
+  std::vector<bool> moment(program.buffers.size(), false);
+  for (size_t i = 0; i < program.instructions.size(); ++i) {
+    const Instruction &inst = program.instructions[i];
+    if (inst.kernel != "moe.adamw")
+      continue;
+    if (inst.operands.size() != 7 || inst.results.size() != 3)
+      return invalidArgument("instruction #" + std::to_string(i) +
+                             " (moe.adamw): expected 7 operands and 3 "
+                             "results");
+    for (int k : {2, 3}) {
+      const int32_t id = inst.operands[k];
+      if (id < 0 || id >= static_cast<int32_t>(program.buffers.size()))
+        return invalidArgument("instruction #" + std::to_string(i) +
+                               " (moe.adamw): operand " + std::to_string(k) +
+                               " refers to buffer " + std::to_string(id) +
+                               ", which does not exist");
+      if (program.buffers[id].kind != BufferKind::Persistent)
+        return invalidArgument(
+            "instruction #" + std::to_string(i) + " (moe.adamw): moment '" +
+            program.buffers[id].name +
+            "' is not persistent state; only persistent moments can move "
+            "to the host");
+      if (inst.results[k - 1] != id)
+        return invalidArgument("instruction #" + std::to_string(i) +
+                               " (moe.adamw): moment '" +
+                               program.buffers[id].name +
+                               "' is not updated in place");
+      moment[id] = true;
+    }
+  }
+  auto align = [alignment](int64_t value) {
+    return (value + alignment - 1) / alignment * alignment;
+  };
+  int64_t persistent = 0, host = 0, moved = 0;
+  for (size_t id = 0; id < program.buffers.size(); ++id) {
+    Buffer &b = program.buffers[id];
+    if (b.kind != BufferKind::Persistent)
+      continue;
+    if (moment[id]) {
+      b.kind = BufferKind::Host;
+      b.offset = align(host);
+      host = b.offset + b.type.byteSize();
+      moved += b.type.byteSize();
+    } else {
+      b.offset = align(persistent);
+      persistent = b.offset + b.type.byteSize();
+    }
+  }
+  program.persistentBytes = persistent;
+  program.hostBytes = host;
+  return moved;
 }
 
 } // namespace exec

@@ -45,6 +45,8 @@ enum class BufferKind : uint8_t {
   Arena,      // at `offset` in the arena planned by the compiler
   Persistent, // at `offset` in the persistent region: lives across steps
   Constant,   // every element equals `splat`; read-only
+  Host,       // at `offset` in the host region: persistent state kept in
+              // host memory on any device (offloaded optimizer moments)
 };
 
 struct Buffer {
@@ -84,6 +86,9 @@ struct Program {
   std::vector<Instruction> instructions;
   int64_t arenaBytes = 0;
   int64_t persistentBytes = 0;
+  /// Bytes of the host region (BufferKind::Host buffers; 0 unless state was
+  /// offloaded, see offloadOptimizerState).
+  int64_t hostBytes = 0;
   /// The device grid the program was partitioned for (one size per axis;
   /// empty = one process). Collectives and `shard_axes` refer to its axes.
   std::vector<int64_t> gridShape;
@@ -93,6 +98,15 @@ struct Program {
   /// and increasing.
   Status verify() const;
 };
+
+/// ZeRO-Offload's placement of the optimizer state: the AdamW moments
+/// (operands 2 and 3 of every moe.adamw, updated in place) move from the
+/// persistent region to the host region, and both regions are laid out
+/// again (same order, `alignment`-byte boundaries). The CPU backend runs
+/// the same kernels on them; the CUDA backend's AdamW then updates on the
+/// host (backends/cuda/OptimizerKernels.cu). Returns the bytes moved.
+Expected<int64_t> offloadOptimizerState(Program &program,
+                                        int64_t alignment = 256);
 
 } // namespace exec
 } // namespace moert

@@ -94,7 +94,8 @@ int64_t ParameterState::numElements() const {
 
 Expected<std::unique_ptr<Trainer>>
 Trainer::create(plan::LoadedPlan loaded, uint64_t seed, int64_t alphabet,
-                comm::GridCommunicators *grid, hal::Device *device) {
+                comm::GridCommunicators *grid, hal::Device *device,
+                bool offloadOptimizerState) {
   std::unique_ptr<Trainer> trainer(new Trainer(std::move(loaded), seed));
   const fb::Plan &plan = trainer->plan_.plan();
   std::vector<int64_t> gridShape = gridShapeOf(plan);
@@ -118,6 +119,13 @@ Trainer::create(plan::LoadedPlan loaded, uint64_t seed, int64_t alphabet,
   trainer->grid_ = grid;
 
   MOERT_ASSIGN_OR_RETURN(exec::Program program, programFromPlan(plan));
+  if (offloadOptimizerState) {
+    MOERT_ASSIGN_OR_RETURN(
+        int64_t moved,
+        exec::offloadOptimizerState(
+            program, std::max<int64_t>(plan.arena_alignment(), 1)));
+    (void)moved;
+  }
   if (device) {
     MOERT_ASSIGN_OR_RETURN(trainer->executor_,
                            exec::Executor::create(std::move(program), *device));

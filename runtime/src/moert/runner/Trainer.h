@@ -81,10 +81,12 @@ public:
   /// a single process, which then runs only plans of one rank. `device`:
   /// where the plan runs (kept by the caller for the trainer's lifetime);
   /// null = the host CPU.
+  /// `offloadOptimizerState`: keep the AdamW moments in host memory
+  /// (ZeRO-Offload; exec::offloadOptimizerState), same results.
   static Expected<std::unique_ptr<Trainer>>
   create(plan::LoadedPlan plan, uint64_t seed, int64_t alphabet = 0,
          comm::GridCommunicators *grid = nullptr,
-         hal::Device *device = nullptr);
+         hal::Device *device = nullptr, bool offloadOptimizerState = false);
 
   /// Draws every parameter from its initializer; moments start at zero.
   Status initializeParameters();

@@ -11,15 +11,20 @@
 //     blocks' sums in order;
 //   - AdamW: the per-step constants once per thread block, the update per
 //     element; a clipping factor of 0 (a non-finite gradient norm) skips
-//     the update, as on the CPU.
+//     the update, as on the CPU;
+//   - with the moments offloaded to host memory (ZeRO-Offload), the update
+//     runs on the host with the CPU backend's AdamW.
 //
 //===----------------------------------------------------------------------===//
 #include "moert/backends/cuda/CudaKernels.h"
 #include "moert/backends/cuda/DenseDeviceUtils.cuh"
 #include "moert/backends/cuda/MoeMath.h"
 #include "moert/exec/Executor.h"
+#include "moert/train/Optimizer.h"
 
+#include <cstring>
 #include <string>
+#include <vector>
 
 namespace moert {
 namespace cuda {
@@ -175,6 +180,50 @@ __global__ void adamwKernel(AdamWHyper h, int64_t count, float *param,
     mm::adamwElement(s, param[i], grad[i], expAvg[i], expAvgSq[i]);
 }
 
+/// ZeRO-Offload: the moments live in host memory (exec::BufferKind::Host,
+/// exec::offloadOptimizerState). The parameter and its gradient come to the
+/// host, the CPU backend's AdamW (vectorized, multithreaded) updates them
+/// and the moments in place, and the parameter goes back: the same bits as
+/// the update on the device.
+Status runAdamWOnHost(KernelCall &call, const AdamWHyper &h) {
+  hal::Device &device = call.device();
+  const TensorType &type = call.operandType(0);
+  const int64_t count = type.numElements();
+  const size_t bytes = static_cast<size_t>(type.byteSize());
+  std::vector<float> param(static_cast<size_t>(count)),
+      grad(static_cast<size_t>(count));
+  float lr = 0.0f, scale = 0.0f;
+  int64_t step = 0;
+  MOERT_RETURN_IF_ERROR(
+      device.copyToHost(param.data(), call.operand<float>(0), bytes));
+  MOERT_RETURN_IF_ERROR(
+      device.copyToHost(grad.data(), call.operand<float>(1), bytes));
+  MOERT_RETURN_IF_ERROR(
+      device.copyToHost(&lr, call.operand<float>(4), sizeof(lr)));
+  MOERT_RETURN_IF_ERROR(
+      device.copyToHost(&scale, call.operand<float>(5), sizeof(scale)));
+  MOERT_RETURN_IF_ERROR(
+      device.copyToHost(&step, call.operand<int64_t>(6), sizeof(step)));
+  float *expAvg = call.result<float>(1), *expAvgSq = call.result<float>(2);
+  if (expAvg != call.operand<float>(2))
+    std::memcpy(expAvg, call.operand<float>(2), bytes);
+  if (expAvgSq != call.operand<float>(3))
+    std::memcpy(expAvgSq, call.operand<float>(3), bytes);
+  train::AdamWConfig config;
+  config.beta1 = h.beta1;
+  config.beta2 = h.beta2;
+  config.epsilon = h.epsilon;
+  config.weightDecay = h.weightDecay;
+  train::adamwUpdate(config, count, param.data(), grad.data(), expAvg,
+                     expAvgSq, lr, scale, step);
+  return device.copyToDevice(call.result<float>(0), param.data(), bytes);
+}
+
+bool inHostMemory(const KernelCall &call, size_t operand) {
+  return call.program().buffers[call.instruction().operands[operand]].kind ==
+         exec::BufferKind::Host;
+}
+
 Status runAdamW(KernelCall &call) {
   // Operands: param, grad, exp_avg, exp_avg_sq, lr, clip scale, step;
   // results: param, exp_avg, exp_avg_sq (usually the operands' buffers).
@@ -183,6 +232,11 @@ Status runAdamW(KernelCall &call) {
   MOERT_ASSIGN_OR_RETURN(h.beta2, call.floatAttr("beta2"));
   MOERT_ASSIGN_OR_RETURN(h.epsilon, call.floatAttr("epsilon"));
   MOERT_ASSIGN_OR_RETURN(h.weightDecay, call.floatAttr("weight_decay"));
+  if (inHostMemory(call, 2) != inHostMemory(call, 3))
+    return invalidArgument("AdamW's moments must both be on the device or "
+                           "both in host memory");
+  if (inHostMemory(call, 2))
+    return runAdamWOnHost(call, h);
   const TensorType &param = call.operandType(0);
   const int64_t count = param.numElements();
   cudaStream_t stream = streamOf(call);

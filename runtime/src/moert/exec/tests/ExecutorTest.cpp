@@ -234,6 +234,61 @@ TEST(Executor, RunsOnADeviceTheHostCannotAddress) {
   EXPECT_FALSE((*onDevice)->writeBuffer(9999, &one, 4).ok());
 }
 
+// ZeRO-Offload's placement: the moments move to the host region, the
+// persistent region shrinks by them, and training is bit-identical.
+TEST(Executor, OffloadedMomentsLiveInHostMemoryWithTheSameResults) {
+  LinearClassifier model;
+  Program offloaded = model.b.program;
+  Expected<int64_t> moved = offloadOptimizerState(offloaded, 64);
+  ASSERT_TRUE(moved.ok()) << moved.status().toString();
+  const int64_t momentBytes =
+      2 * LinearClassifier::kIn * LinearClassifier::kClasses * 4;
+  EXPECT_EQ(*moved, momentBytes);
+  EXPECT_EQ(offloaded.buffers[model.m].kind, BufferKind::Host);
+  EXPECT_EQ(offloaded.buffers[model.v].kind, BufferKind::Host);
+  EXPECT_EQ(offloaded.buffers[model.w].kind, BufferKind::Persistent);
+  EXPECT_EQ(offloaded.hostBytes, 2 * 128);
+  EXPECT_LT(offloaded.persistentBytes, model.b.program.persistentBytes);
+  auto plain = Executor::create(model.b.program);
+  auto onHost = Executor::create(offloaded);
+  ASSERT_TRUE(plain.ok() && onHost.ok()) << onHost.status().toString();
+  std::vector<float> x(LinearClassifier::kTokens * LinearClassifier::kIn);
+  std::vector<int32_t> labels(LinearClassifier::kTokens);
+  for (size_t i = 0; i < x.size(); ++i)
+    x[i] = std::cos(0.29f * static_cast<float>(i));
+  for (size_t i = 0; i < labels.size(); ++i)
+    labels[i] = static_cast<int32_t>((i * 3) % LinearClassifier::kClasses);
+  std::vector<float> m[2];
+  int k = 0;
+  for (Executor *exec : {plain->get(), onHost->get()}) {
+    ASSERT_TRUE(exec->writeBuffer(model.x, x.data(), x.size() * 4).ok());
+    ASSERT_TRUE(
+        exec->writeBuffer(model.labels, labels.data(), labels.size() * 4).ok());
+    for (int64_t step = 1; step <= 3; ++step) {
+      ASSERT_TRUE(exec->writeBuffer(model.step, &step, sizeof(step)).ok());
+      ASSERT_TRUE(exec->run({1, static_cast<uint32_t>(step), true}).ok());
+    }
+    m[k].resize(LinearClassifier::kIn * LinearClassifier::kClasses);
+    ASSERT_TRUE(exec->readBuffer(model.m, m[k].data(), m[k].size() * 4).ok());
+    ++k;
+  }
+  EXPECT_EQ(m[0], m[1]);
+  EXPECT_NE(m[0], std::vector<float>(m[0].size(), 0.0f)) << "moments moved";
+
+  // Moments that are not persistent state updated in place cannot move.
+  ProgramBuilder bad;
+  int32_t w = bad.persistent(DType::F32, {4}),
+          g = bad.arena(DType::F32, {4}), mo = bad.arena(DType::F32, {4}),
+          vo = bad.persistent(DType::F32, {4}), lr = bad.arena(DType::F32, {}),
+          sc = bad.arena(DType::F32, {}), st = bad.persistent(DType::I64, {});
+  bad.add("moe.adamw", {w, g, mo, vo, lr, sc, st}, {w, mo, vo});
+  Expected<int64_t> refused = offloadOptimizerState(bad.program);
+  ASSERT_FALSE(refused.ok());
+  EXPECT_NE(refused.status().message().find("is not persistent state"),
+            std::string::npos)
+      << refused.status().toString();
+}
+
 TEST(Executor, RejectsMalformedPrograms) {
   {
     LinearClassifier model;
