@@ -48,6 +48,11 @@ using dense_math::addRn;
 using dense_math::mulRn;
 using dense_math::subRn;
 
+/// Tokens per counting chunk (see countChunk), and the device gate's
+/// largest top-k (counts per choice are kept per chunk).
+constexpr int64_t kGateChunk = 256;
+constexpr int64_t kGateMaxTopK = 8;
+
 /// Everything a gate thread needs to know about the call.
 struct GateParams {
   RandomStream source;
@@ -60,6 +65,7 @@ struct GateParams {
   bool jitter;           // multiplicative jitter of x in training
   bool useRts, dropTokens;
   float jitterLow, jitterHigh;
+  int64_t chunkTokens; // tokens per counting chunk (kGateChunk)
 };
 
 /// The parameters of a call with `config` over `shape`.
@@ -83,6 +89,7 @@ inline GateParams gateParams(const GateConfig &config, const GateShape &shape,
   p.dropTokens = config.dropTokens;
   p.jitterLow = 1.0f - config.jitterEps;
   p.jitterHigh = 1.0f + config.jitterEps;
+  p.chunkTokens = kGateChunk;
   return p;
 }
 
@@ -160,33 +167,139 @@ MOERT_HOST_DEVICE inline void routeToken(const GateParams &p, int64_t s,
     row[e] = mulRn(row[e], inverse);
 }
 
-/// Per (group g, expert e), over the group's tokens in order: the tokens
-/// whose first choice is e (group-local ids into `firstTokens`), their
-/// count, the count of all choices of e, and sum_s gates[s, e] in double.
-struct ExpertGroupStats {
-  int32_t firstCount, allCount;
+/// Counting and slot assignment run over chunks of a group's tokens: one
+/// thread per (group, expert, chunk) counts, one per (group, expert) scans
+/// the chunks' counts in order, one per (group, expert, chunk) assigns, so
+/// no thread walks a whole group. Every count is exact, so the slots are
+/// those of the CPU's walk over the group in token order.
+MOERT_HOST_DEVICE inline int64_t gateChunks(const GateParams &p) {
+  return (p.groupTokens + p.chunkTokens - 1) / p.chunkTokens;
+}
+
+/// What chunk c of group g holds for expert e, or (as an exclusive scan)
+/// what the chunks before it hold: tokens whose choice j is e, first
+/// choices kept by Random Token Selection, and sum_s gates[s, e] (double).
+struct ChunkCounts {
+  int32_t choice[kGateMaxTopK];
+  int32_t kept;
   double gateSum;
 };
 
-MOERT_HOST_DEVICE inline ExpertGroupStats
-expertGroupStats(const GateParams &p, int64_t g, int32_t e,
-                 const int32_t *experts, const float *gates,
-                 int32_t *firstTokens) {
-  ExpertGroupStats stats{0, 0, 0.0};
+MOERT_HOST_DEVICE inline ChunkCounts
+countChunk(const GateParams &p, int64_t g, int32_t e, int64_t chunk,
+           const int32_t *experts, const float *gates,
+           const uint8_t *keptFirst) {
+  ChunkCounts counts{};
   const int64_t k = p.topK, E = p.numExperts;
-  for (int64_t local = 0; local < p.groupTokens; ++local) {
-    const int64_t s = g * p.groupTokens + local;
-    if (experts[s * k] == e) {
-      if (firstTokens)
-        firstTokens[stats.firstCount] = static_cast<int32_t>(local);
-      ++stats.firstCount;
-    }
+  const int64_t begin = g * p.groupTokens + chunk * p.chunkTokens;
+  const int64_t end = begin + p.chunkTokens < (g + 1) * p.groupTokens
+                          ? begin + p.chunkTokens
+                          : (g + 1) * p.groupTokens;
+  for (int64_t s = begin; s < end; ++s) {
     for (int64_t j = 0; j < k; ++j)
-      stats.allCount += experts[s * k + j] == e;
+      counts.choice[j] += experts[s * k + j] == e;
+    if (keptFirst)
+      counts.kept += experts[s * k] == e && keptFirst[s] != 0;
     if (gates)
-      stats.gateSum += gates[s * E + e];
+      counts.gateSum += gates[s * E + e];
   }
+  return counts;
+}
+
+/// Per (group, expert): the totals over the group's chunks, the count of
+/// first choices (RTS's candidates) and of all choices, and sum_s
+/// gates[s, e].
+struct ExpertGroupStats {
+  int32_t firstCount, allCount;
+  int32_t choiceTotal[kGateMaxTopK];
+  double gateSum;
+};
+
+/// Replaces counts[0 .. chunks) of one (group, expert) by their exclusive
+/// prefix sums (chunk order) and returns the totals.
+MOERT_HOST_DEVICE inline ExpertGroupStats scanChunks(const GateParams &p,
+                                                     ChunkCounts *counts,
+                                                     int64_t chunks) {
+  ExpertGroupStats stats{};
+  ChunkCounts running{};
+  for (int64_t c = 0; c < chunks; ++c) {
+    const ChunkCounts here = counts[c];
+    counts[c] = running;
+    for (int64_t j = 0; j < p.topK; ++j)
+      running.choice[j] += here.choice[j];
+    running.kept += here.kept;
+    running.gateSum += here.gateSum;
+  }
+  stats.firstCount = running.choice[0];
+  for (int64_t j = 0; j < p.topK; ++j) {
+    stats.choiceTotal[j] = running.choice[j];
+    stats.allCount += running.choice[j];
+  }
+  stats.gateSum = running.gateSum;
   return stats;
+}
+
+/// Writes chunk c's tokens whose first choice is e (group-local ids) at
+/// their places in the expert's first-choice list (token order), given the
+/// chunk's exclusive prefix `before`.
+MOERT_HOST_DEVICE inline void listFirstChoices(const GateParams &p, int64_t g,
+                                               int32_t e, int64_t chunk,
+                                               const int32_t *experts,
+                                               const ChunkCounts &before,
+                                               int32_t *firstTokens) {
+  const int64_t k = p.topK, first = g * p.groupTokens;
+  const int64_t begin = first + chunk * p.chunkTokens;
+  const int64_t end = begin + p.chunkTokens < first + p.groupTokens
+                          ? begin + p.chunkTokens
+                          : first + p.groupTokens;
+  int32_t position = before.choice[0];
+  for (int64_t s = begin; s < end; ++s)
+    if (experts[s * k] == e)
+      firstTokens[position++] = static_cast<int32_t>(s - first);
+}
+
+/// Slots of chunk c's choices of expert e (per-group capacity `capacity`,
+/// the group's slots starting at g * capacity): first choices in token
+/// order among the kept ones (`keptFirst` for RTS; the first `capacity`
+/// otherwise), each later choice j behind all choices < j of e (counted
+/// before dropping), dropped positionally. `before`: the chunk's exclusive
+/// prefix, counted with `keptFirst`.
+MOERT_HOST_DEVICE inline void assignChunkSlots(
+    const GateParams &p, int64_t g, int32_t e, int64_t chunk,
+    const int32_t *experts, const uint8_t *keptFirst,
+    const ChunkCounts &before, const ExpertGroupStats &stats,
+    int64_t capacity, int32_t *slots) {
+  const int64_t k = p.topK, first = g * p.groupTokens;
+  const int64_t firstSlot = g * capacity;
+  const int64_t begin = first + chunk * p.chunkTokens;
+  const int64_t end = begin + p.chunkTokens < first + p.groupTokens
+                          ? begin + p.chunkTokens
+                          : first + p.groupTokens;
+  int64_t kept = before.kept, position = before.choice[0];
+  for (int64_t s = begin; s < end; ++s) {
+    if (experts[s * k] != e)
+      continue;
+    if (keptFirst)
+      slots[s * k] =
+          keptFirst[s] ? static_cast<int32_t>(firstSlot + kept++) : -1;
+    else
+      slots[s * k] = position < capacity
+                         ? static_cast<int32_t>(firstSlot + position)
+                         : -1;
+    ++position;
+  }
+  int64_t queued = stats.firstCount;
+  for (int64_t j = 1; j < k; ++j) {
+    int64_t at = queued + before.choice[j];
+    for (int64_t s = begin; s < end; ++s) {
+      if (experts[s * k + j] != e)
+        continue;
+      slots[s * k + j] =
+          at < capacity ? static_cast<int32_t>(firstSlot + at) : -1;
+      ++at;
+    }
+    queued += stats.choiceTotal[j];
+  }
 }
 
 /// E times the aux loss of group g from its stats [E] (the CPU's order).
@@ -227,36 +340,6 @@ MOERT_HOST_DEVICE inline bool keptByRts(int64_t local, const int32_t *tokens,
     higher += priority[other] > mine || (priority[other] == mine && other < local);
   }
   return higher < capacity;
-}
-
-/// Slots of expert e in group g (per-group capacity `capacity`, the group's
-/// slots starting at g * capacity): first choices in token order among the
-/// kept ones (`keptFirst[s]` for RTS; the first `capacity` otherwise), then
-/// each later choice j behind all choices < j of e, dropped positionally.
-MOERT_HOST_DEVICE inline void assignExpertSlots(const GateParams &p, int64_t g,
-                                                int32_t e,
-                                                const int32_t *experts,
-                                                const uint8_t *keptFirst,
-                                                int64_t capacity,
-                                                int32_t *slots) {
-  const int64_t k = p.topK, first = g * p.groupTokens;
-  const int64_t firstSlot = g * capacity;
-  int64_t kept = 0, queued = 0;
-  for (int64_t s = first; s < first + p.groupTokens; ++s) {
-    if (experts[s * k] != e)
-      continue;
-    ++queued;
-    const bool keep = keptFirst ? keptFirst[s] != 0 : kept < capacity;
-    slots[s * k] = keep ? static_cast<int32_t>(firstSlot + kept++) : -1;
-  }
-  for (int64_t j = 1; j < k; ++j)
-    for (int64_t s = first; s < first + p.groupTokens; ++s) {
-      if (experts[s * k + j] != e)
-        continue;
-      const int64_t position = queued++;
-      slots[s * k + j] =
-          position < capacity ? static_cast<int32_t>(firstSlot + position) : -1;
-    }
 }
 
 /// The combine weights of one token from its gates row [E].

@@ -103,6 +103,7 @@ namespace gm = gate_math;
 struct GateScratch {
   float *gates = nullptr, *input = nullptr, *logitsGrad = nullptr;
   int32_t *choices = nullptr, *firstTokens = nullptr, *firstCounts = nullptr;
+  gm::ChunkCounts *counts = nullptr;
   gm::ExpertGroupStats *stats = nullptr;
   int64_t *capacity = nullptr;
   uint32_t *priority = nullptr;
@@ -112,6 +113,11 @@ struct GateScratch {
 struct GateLayout {
   int64_t S = 0, M = 0, E = 0, k = 1, groups = 1;
   bool jitter = false, rts = false;
+  /// Counting chunks per group.
+  int64_t chunks() const {
+    const int64_t perGroup = groups > 0 ? S / groups : 0;
+    return (perGroup + gm::kGateChunk - 1) / gm::kGateChunk;
+  }
 };
 
 Scratch gateScratch(void *base, const GateLayout &l, bool backward,
@@ -120,13 +126,14 @@ Scratch gateScratch(void *base, const GateLayout &l, bool backward,
   GateScratch g;
   g.gates = scratch.take<float>(l.S * l.E);
   g.input = scratch.take<float>(l.jitter ? l.S * l.M : 0);
+  g.counts = scratch.take<gm::ChunkCounts>(l.groups * l.E * l.chunks());
+  g.stats = scratch.take<gm::ExpertGroupStats>(l.groups * l.E);
   if (backward) {
     g.choices = scratch.take<int32_t>(l.S * l.k);
     g.firstCounts = scratch.take<int32_t>(l.groups * l.E);
     g.logitsGrad = scratch.take<float>(l.S * l.E);
   } else {
     g.firstTokens = scratch.take<int32_t>(l.E * l.S);
-    g.stats = scratch.take<gm::ExpertGroupStats>(l.groups * l.E);
     g.capacity = scratch.take<int64_t>(1);
     g.priority = scratch.take<uint32_t>(l.rts ? l.S : 0);
     g.kept = scratch.take<uint8_t>(l.rts ? l.S : 0);
@@ -195,23 +202,64 @@ __global__ void routeTokensKernel(gm::GateParams p, float *gates,
     gm::routeToken(p, s, gates + s * p.numExperts, experts + s * p.topK);
 }
 
-__global__ void expertStatsKernel(gm::GateParams p, const int32_t *experts,
-                                  const float *gates, int32_t *firstTokens,
-                                  gm::ExpertGroupStats *stats,
-                                  int32_t *firstCounts) {
+__global__ void countChunksKernel(gm::GateParams p, const int32_t *experts,
+                                  const float *gates, const uint8_t *kept,
+                                  gm::ChunkCounts *counts) {
+  const int64_t chunks = gm::gateChunks(p);
+  const int64_t total = p.groups * p.numExperts * chunks;
+  for (int64_t i = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; i < total;
+       i += int64_t{gridDim.x} * blockDim.x) {
+    const int64_t pair = i / chunks;
+    counts[i] = gm::countChunk(p, pair / p.numExperts,
+                               static_cast<int32_t>(pair % p.numExperts),
+                               i % chunks, experts, gates, kept);
+  }
+}
+
+__global__ void scanChunksKernel(gm::GateParams p, gm::ChunkCounts *counts,
+                                 gm::ExpertGroupStats *stats,
+                                 int32_t *firstCounts) {
+  const int64_t chunks = gm::gateChunks(p);
   const int64_t pairs = p.groups * p.numExperts;
   for (int64_t i = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; i < pairs;
        i += int64_t{gridDim.x} * blockDim.x) {
-    const int64_t g = i / p.numExperts;
-    const int32_t e = static_cast<int32_t>(i % p.numExperts);
-    const gm::ExpertGroupStats st = gm::expertGroupStats(
-        p, g, e, experts, gates,
-        firstTokens ? firstTokens + i * p.groupTokens : nullptr);
+    const gm::ExpertGroupStats st = gm::scanChunks(p, counts + i * chunks,
+                                                   chunks);
     if (stats)
       stats[i] = st;
     if (firstCounts)
       firstCounts[i] = st.firstCount;
   }
+}
+
+__global__ void listFirstChoicesKernel(gm::GateParams p,
+                                       const int32_t *experts,
+                                       const gm::ChunkCounts *counts,
+                                       int32_t *firstTokens) {
+  const int64_t chunks = gm::gateChunks(p);
+  const int64_t total = p.groups * p.numExperts * chunks;
+  for (int64_t i = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; i < total;
+       i += int64_t{gridDim.x} * blockDim.x) {
+    const int64_t pair = i / chunks;
+    gm::listFirstChoices(p, pair / p.numExperts,
+                         static_cast<int32_t>(pair % p.numExperts), i % chunks,
+                         experts, counts[i], firstTokens + pair * p.groupTokens);
+  }
+}
+
+/// Counts per chunk, then their prefixes per (group, expert).
+Status countAndScan(const KernelCall &call, const gm::GateParams &p,
+                    const int32_t *experts, const float *gates,
+                    const uint8_t *kept, gm::ChunkCounts *counts,
+                    gm::ExpertGroupStats *stats, int32_t *firstCounts) {
+  cudaStream_t stream = streamOf(call);
+  const int64_t pairs = p.groups * p.numExperts;
+  countChunksKernel<<<gridFor(pairs * gm::gateChunks(p)), kThreads, 0,
+                      stream>>>(p, experts, gates, kept, counts);
+  MOERT_RETURN_IF_ERROR(launched());
+  scanChunksKernel<<<gridFor(pairs), kThreads, 0, stream>>>(p, counts, stats,
+                                                            firstCounts);
+  return launched();
 }
 
 /// Expert counts (all groups), the aux loss (mean over groups) and the
@@ -263,14 +311,20 @@ __global__ void rtsKeptKernel(gm::GateParams p, const int32_t *experts,
 }
 
 __global__ void assignSlotsKernel(gm::GateParams p, const int32_t *experts,
-                                  const uint8_t *kept, const int64_t *capacity,
-                                  int32_t *slots) {
-  const int64_t pairs = p.groups * p.numExperts;
-  for (int64_t i = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; i < pairs;
-       i += int64_t{gridDim.x} * blockDim.x)
-    gm::assignExpertSlots(p, i / p.numExperts,
-                          static_cast<int32_t>(i % p.numExperts), experts,
-                          kept, *capacity, slots);
+                                  const uint8_t *kept,
+                                  const gm::ChunkCounts *counts,
+                                  const gm::ExpertGroupStats *stats,
+                                  const int64_t *capacity, int32_t *slots) {
+  const int64_t chunks = gm::gateChunks(p);
+  const int64_t total = p.groups * p.numExperts * chunks;
+  for (int64_t i = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; i < total;
+       i += int64_t{gridDim.x} * blockDim.x) {
+    const int64_t pair = i / chunks;
+    gm::assignChunkSlots(p, pair / p.numExperts,
+                         static_cast<int32_t>(pair % p.numExperts), i % chunks,
+                         experts, kept, counts[i], stats[pair], *capacity,
+                         slots);
+  }
 }
 
 __global__ void combineWeightsKernel(gm::GateParams p, const float *gates,
@@ -375,6 +429,10 @@ Expected<GateSetup> gateSetup(const KernelCall &call, size_t inputOperand) {
       gateRandomnessOf(call, leadingElements(call.operandType(inputOperand))));
   // Validates the configuration against the shape as the CPU gate does.
   MOERT_RETURN_IF_ERROR(gateConfiguredCapacity(g.config, g.shape).status());
+  if (g.config.topK > gm::kGateMaxTopK)
+    return unimplemented("the CUDA gate routes up to top-" +
+                         std::to_string(gm::kGateMaxTopK) + ", found top_k " +
+                         std::to_string(g.config.topK));
   g.params = gm::gateParams(g.config, g.shape, randomness);
   g.layout = gateLayout(call.instruction(), call.program(), inputOperand);
   // The attributes decide the workspace; the run (evaluation turns noise
@@ -432,8 +490,11 @@ Status runGate(KernelCall &call) {
                                                          experts);
   MOERT_RETURN_IF_ERROR(launched());
   const int64_t pairs = p.groups * E;
-  expertStatsKernel<<<gridFor(pairs), kThreads, 0, stream>>>(
-      p, experts, scratch.gates, scratch.firstTokens, scratch.stats, nullptr);
+  MOERT_RETURN_IF_ERROR(countAndScan(call, p, experts, scratch.gates, nullptr,
+                                     scratch.counts, scratch.stats, nullptr));
+  listFirstChoicesKernel<<<gridFor(pairs * gm::gateChunks(p)), kThreads, 0,
+                           stream>>>(p, experts, scratch.counts,
+                                     scratch.firstTokens);
   MOERT_RETURN_IF_ERROR(launched());
   gateTotalsKernel<<<1, 1, 0, stream>>>(p, scratch.stats,
                                         configured / p.groups,
@@ -449,10 +510,16 @@ Status runGate(KernelCall &call) {
         p, experts, scratch.firstTokens, scratch.stats, scratch.priority,
         scratch.capacity, scratch.kept);
     MOERT_RETURN_IF_ERROR(launched());
+    // The kept first choices' prefixes per chunk.
+    MOERT_RETURN_IF_ERROR(countAndScan(call, p, experts, nullptr,
+                                       scratch.kept, scratch.counts,
+                                       scratch.stats, nullptr));
   }
-  assignSlotsKernel<<<gridFor(pairs), kThreads, 0, stream>>>(
-      p, experts, g.config.useRts ? scratch.kept : nullptr, scratch.capacity,
-      slots);
+  assignSlotsKernel<<<gridFor(pairs * gm::gateChunks(p)), kThreads, 0,
+                      stream>>>(p, experts,
+                                g.config.useRts ? scratch.kept : nullptr,
+                                scratch.counts, scratch.stats,
+                                scratch.capacity, slots);
   MOERT_RETURN_IF_ERROR(launched());
   combineWeightsKernel<<<gridFor(S), kThreads, 0, stream>>>(
       p, scratch.gates, experts, slots, weights);
@@ -489,10 +556,10 @@ Status runGateGrad(KernelCall &call) {
                                                          scratch.choices);
   MOERT_RETURN_IF_ERROR(launched());
   // First-choice counts of the routing the forward pass used; a bad entry
-  // counts nowhere (expertGroupStats compares ids).
-  expertStatsKernel<<<gridFor(p.groups * E), kThreads, 0, stream>>>(
-      p, experts, nullptr, nullptr, nullptr, scratch.firstCounts);
-  MOERT_RETURN_IF_ERROR(launched());
+  // counts nowhere (the counts compare ids).
+  MOERT_RETURN_IF_ERROR(countAndScan(call, p, experts, nullptr, nullptr,
+                                     scratch.counts, scratch.stats,
+                                     scratch.firstCounts));
   logitsGradKernel<<<gridFor(S), kThreads, 0, stream>>>(
       p, call.operand<float>(1), scratch.firstCounts, scratch.gates, experts,
       slots, call.operand<float>(0), scratch.logitsGrad);

@@ -44,13 +44,12 @@ struct Emulated {
 };
 
 /// The CUDA gate's forward pass, kernel by kernel, on the CPU.
-Emulated emulateForward(const GateConfig &config, const GateShape &shape,
-                        const GateRandomness &randomness,
-                        const std::vector<float> &x,
+Emulated emulateForward(const gm::GateParams &p, const GateConfig &config,
+                        const GateShape &shape, const std::vector<float> &x,
                         const std::vector<float> &wg) {
-  const gm::GateParams p = gm::gateParams(config, shape, randomness);
   const int64_t S = shape.numTokens, M = shape.modelDim, E = shape.numExperts,
                 k = config.topK, G = config.groups, Sg = p.groupTokens;
+  const int64_t chunks = gm::gateChunks(p);
   std::vector<float> input(x.size());
   for (int64_t i = 0; i < S * M; ++i)
     input[i] = p.jitter ? gm::jittered(p, i, x[i]) : x[i];
@@ -66,13 +65,27 @@ Emulated emulateForward(const GateConfig &config, const GateShape &shape,
   out.experts.assign(static_cast<size_t>(S * k), -1);
   for (int64_t s = 0; s < S; ++s) // kernel: one thread per token
     gm::routeToken(p, s, out.gates.data() + s * E, out.experts.data() + s * k);
-  std::vector<int32_t> firstTokens(static_cast<size_t>(G * E * Sg));
+  // kernels: per (group, expert, chunk) counts, per (group, expert) scans,
+  // per (group, expert, chunk) first-choice lists.
+  std::vector<gm::ChunkCounts> counts(static_cast<size_t>(G * E * chunks));
   std::vector<gm::ExpertGroupStats> stats(static_cast<size_t>(G * E));
-  for (int64_t g = 0; g < G; ++g) // kernel: one thread per (group, expert)
+  auto countAll = [&](const uint8_t *kept) {
+    for (int64_t g = 0; g < G; ++g)
+      for (int32_t e = 0; e < E; ++e)
+        for (int64_t c = 0; c < chunks; ++c)
+          counts[(g * E + e) * chunks + c] = gm::countChunk(
+              p, g, e, c, out.experts.data(), out.gates.data(), kept);
+    for (int64_t pair = 0; pair < G * E; ++pair)
+      stats[pair] = gm::scanChunks(p, counts.data() + pair * chunks, chunks);
+  };
+  countAll(nullptr);
+  std::vector<int32_t> firstTokens(static_cast<size_t>(G * E * Sg), -1);
+  for (int64_t g = 0; g < G; ++g)
     for (int32_t e = 0; e < E; ++e)
-      stats[g * E + e] = gm::expertGroupStats(
-          p, g, e, out.experts.data(), out.gates.data(),
-          firstTokens.data() + (g * E + e) * Sg);
+      for (int64_t c = 0; c < chunks; ++c)
+        gm::listFirstChoices(p, g, e, c, out.experts.data(),
+                             counts[(g * E + e) * chunks + c],
+                             firstTokens.data() + (g * E + e) * Sg);
   // kernel: one thread for the totals
   double auxSum = 0.0;
   int64_t largest = 0;
@@ -100,13 +113,17 @@ Emulated emulateForward(const GateConfig &config, const GateShape &shape,
                               stats[g * E + e].firstCount,
                               priority.data() + g * Sg, out.capacity);
     }
+    countAll(kept.data()); // the kept first choices' prefixes
   }
   out.slots.assign(static_cast<size_t>(S * k), -2);
-  for (int64_t g = 0; g < G; ++g) // kernel: one thread per (group, expert)
+  for (int64_t g = 0; g < G; ++g) // kernel: per (group, expert, chunk)
     for (int32_t e = 0; e < E; ++e)
-      gm::assignExpertSlots(p, g, e, out.experts.data(),
-                            config.useRts ? kept.data() : nullptr,
-                            out.capacity, out.slots.data());
+      for (int64_t c = 0; c < chunks; ++c)
+        gm::assignChunkSlots(p, g, e, c, out.experts.data(),
+                             config.useRts ? kept.data() : nullptr,
+                             counts[(g * E + e) * chunks + c],
+                             stats[g * E + e], out.capacity,
+                             out.slots.data());
   out.weights.assign(static_cast<size_t>(S * k), -1.0f);
   for (int64_t s = 0; s < S; ++s) // kernel: one thread per token
     gm::combineWeights(p, out.gates.data() + s * E, out.experts.data() + s * k,
@@ -119,6 +136,7 @@ struct Config {
   int64_t topK, groups;
   bool rts, drop;
   double capacityFactor;
+  int64_t chunkTokens; // the counting chunk (small: several per group)
 };
 
 std::string describe(const Config &c) {
@@ -128,7 +146,8 @@ std::string describe(const Config &c) {
   return std::string(noise) + " top" + std::to_string(c.topK) + " groups " +
          std::to_string(c.groups) + (c.rts ? " rts" : " in-order") +
          (c.drop ? " dropping" : " dropless") + " factor " +
-         std::to_string(c.capacityFactor);
+         std::to_string(c.capacityFactor) + " chunk " +
+         std::to_string(c.chunkTokens);
 }
 
 class GateMathTest : public ::testing::TestWithParam<Config> {};
@@ -164,7 +183,9 @@ TEST_P(GateMathTest, RoutesAndDifferentiatesLikeTheCpuGate) {
   GateOutputs out = expected.outputs();
   ASSERT_TRUE(
       gateForward(config, shape, randomness, x.data(), wg.data(), out).ok());
-  const Emulated actual = emulateForward(config, shape, randomness, x, wg);
+  gm::GateParams p = gm::gateParams(config, shape, randomness);
+  p.chunkTokens = c.chunkTokens;
+  const Emulated actual = emulateForward(p, config, shape, x, wg);
 
   EXPECT_EQ(expected.experts, actual.experts);
   EXPECT_EQ(expected.slots, actual.slots);
@@ -179,7 +200,6 @@ TEST_P(GateMathTest, RoutesAndDifferentiatesLikeTheCpuGate) {
     EXPECT_NE(std::count(actual.slots.begin(), actual.slots.end(), -1), 0);
 
   // Backward: the logits' gradient per token, then the two GEMMs.
-  const gm::GateParams p = gm::gateParams(config, shape, randomness);
   const std::vector<float> weightsGrad =
       randomValues(static_cast<size_t>(S * k), 43, 1.0f);
   const float auxGrad = 0.7f;
@@ -194,12 +214,16 @@ TEST_P(GateMathTest, RoutesAndDifferentiatesLikeTheCpuGate) {
                   .ok());
   const int64_t Sg = p.groupTokens;
   std::vector<int32_t> firstCounts(static_cast<size_t>(c.groups * E));
+  const int64_t chunks = gm::gateChunks(p);
   for (int64_t g = 0; g < c.groups; ++g)
-    for (int32_t e = 0; e < E; ++e)
+    for (int32_t e = 0; e < E; ++e) {
+      std::vector<gm::ChunkCounts> counts(static_cast<size_t>(chunks));
+      for (int64_t chunk = 0; chunk < chunks; ++chunk)
+        counts[chunk] = gm::countChunk(p, g, e, chunk, actual.experts.data(),
+                                       nullptr, nullptr);
       firstCounts[g * E + e] =
-          gm::expertGroupStats(p, g, e, actual.experts.data(), nullptr,
-                               nullptr)
-              .firstCount;
+          gm::scanChunks(p, counts.data(), chunks).firstCount;
+    }
   std::vector<float> logitsGrad(static_cast<size_t>(S * E));
   const double groupAuxGrad = static_cast<double>(auxGrad) / c.groups;
   for (int64_t s = 0; s < S; ++s)
@@ -234,15 +258,16 @@ TEST_P(GateMathTest, RoutesAndDifferentiatesLikeTheCpuGate) {
 
 INSTANTIATE_TEST_SUITE_P(
     Configs, GateMathTest,
-    ::testing::Values(Config{GateNoise::None, 1, 1, true, true, 1.0},
-                      Config{GateNoise::None, 1, 1, true, true, 0.5},
-                      Config{GateNoise::None, 1, 1, false, true, 0.5},
-                      Config{GateNoise::RSample, 1, 2, true, true, 0.75},
-                      Config{GateNoise::Jitter, 2, 1, true, true, 0.6},
-                      Config{GateNoise::None, 2, 2, true, true, 0.5},
-                      Config{GateNoise::None, 2, 3, false, true, 0.8},
-                      Config{GateNoise::None, 2, 1, true, false, 1.0},
-                      Config{GateNoise::RSample, 3, 2, true, false, 1.0}));
+    ::testing::Values(Config{GateNoise::None, 1, 1, true, true, 1.0, 256},
+                      Config{GateNoise::None, 1, 1, true, true, 0.5, 7},
+                      Config{GateNoise::None, 1, 1, false, true, 0.5, 10},
+                      Config{GateNoise::RSample, 1, 2, true, true, 0.75, 5},
+                      Config{GateNoise::Jitter, 2, 1, true, true, 0.6, 13},
+                      Config{GateNoise::None, 2, 2, true, true, 0.5, 256},
+                      Config{GateNoise::None, 2, 2, true, true, 0.5, 3},
+                      Config{GateNoise::None, 2, 3, false, true, 0.8, 4},
+                      Config{GateNoise::None, 2, 1, true, false, 1.0, 9},
+                      Config{GateNoise::RSample, 3, 2, true, false, 1.0, 8}));
 
 } // namespace
 } // namespace cuda
