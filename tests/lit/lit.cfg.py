@@ -36,6 +36,16 @@ if getattr(config, "moe_have_cuda", False):
         except (OSError, subprocess.TimeoutExpired):
             pass
 
+# ptxas (the CUDA toolkit's PTX assembler) checks the generated kernels'
+# PTX; found on PATH or under CUDA_HOME / /usr/local/cuda.
+ptxas = shutil.which("ptxas")
+for home in (os.environ.get("CUDA_HOME"), "/usr/local/cuda"):
+    if not ptxas and home and os.path.exists(os.path.join(home, "bin", "ptxas")):
+        ptxas = os.path.join(home, "bin", "ptxas")
+if ptxas:
+    config.available_features.add("ptxas")
+    config.substitutions.append(("%ptxas", ptxas))
+
 # Checkpoint hashes depend on the BLAS kernels OpenBLAS picks for this CPU:
 # "openblas-core-<name>" lets a golden test say where it was recorded.
 try:
@@ -54,6 +64,7 @@ tools = [
     ToolSubst("moe-model-gen", unresolved="ignore"),
     ToolSubst("moe-train", unresolved="ignore"),
     ToolSubst("moe-step-dump", unresolved="ignore"),
+    ToolSubst("moe-kernel-check", unresolved="ignore"),
 ]
 llvm_config.add_tool_substitutions(tools, [config.moe_tools_dir, config.llvm_tools_dir])
 # Absolute tool paths, for scripts that start the tools themselves.
