@@ -9,6 +9,7 @@
 //
 //===----------------------------------------------------------------------===//
 #include "compiler/PlanEmitter.h"
+#include "compiler/KernelCodegen.h"
 
 #include "compiler/MemoryPlan.h"
 #include "dialects/Moe/MoeOps.h"
@@ -521,5 +522,20 @@ mlir::moe::emitTrainingPlan(ModuleOp module,
                                      update.getWeightDecay().convertToDouble());
   });
   writer.setTrainingConfig(training);
+  // Generated device code for the MoE layers' token movement.
+  bool hasMoeLayer = false;
+  func.walk([&](DispatchOp) { hasMoeLayer = true; });
+  if (hasMoeLayer)
+    for (int sm : options.gpuKernels) {
+      std::string error;
+      FailureOr<std::string> ptx = moeKernelPtx(sm, &error);
+      if (failed(ptx)) {
+        func.emitError() << "generating the MoE kernels: " << error;
+        return failure();
+      }
+      writer.addExecutable(sm, "ptx",
+                           std::vector<uint8_t>(ptx->begin(), ptx->end()),
+                           moeKernelNames());
+    }
   return writer.finish();
 }

@@ -18,6 +18,9 @@ struct PlanEmitterOptions {
   std::string function = "train_step";
   uint64_t seed = 0;
   int64_t alignment = 64;
+  /// GPU architectures (10 * major + minor) to generate the MoE
+  /// data-movement kernels for (compiler/KernelCodegen.h); empty: none.
+  std::vector<int> gpuKernels;
 };
 
 /// Serializes the training step of `module` into plan bytes: one persistent

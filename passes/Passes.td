@@ -176,6 +176,13 @@ def MoeEmitPlan : Pass<"moe-emit-plan", "::mlir::ModuleOp"> {
            "Random seed recorded in the plan's training configuration">,
     Option<"alignment", "alignment", "int64_t", "64",
            "Byte alignment of the arena buffers">,
+    Option<"gpuKernels", "gpu-kernels", "std::string", "\"80,90\"",
+           "GPU architectures (comma-separated 10 * major + minor) to "
+           "generate the MoE dispatch/combine kernels for, as PTX in the "
+           "plan (docs/codegen.md); 'none' for no device code">,
+    Option<"dumpKernels", "dump-kernels", "std::string", "\"\"",
+           "Directory to write the generated kernels' PTX to "
+           "(moe_kernels.sm_XX.ptx), for inspection">,
   ];
 }
 

@@ -180,5 +180,21 @@ Expected<int64_t> offloadOptimizerState(Program &program, int64_t alignment) {
   return moved;
 }
 
+const Executable *Program::selectExecutable(int computeCapability,
+                                            const std::string &kernel) const {
+  const Executable *best = nullptr;
+  for (const Executable &executable : executables) {
+    if (executable.sm > computeCapability ||
+        (best && executable.sm <= best->sm))
+      continue;
+    for (const std::string &name : executable.kernels)
+      if (name == kernel) {
+        best = &executable;
+        break;
+      }
+  }
+  return best;
+}
+
 } // namespace exec
 } // namespace moert

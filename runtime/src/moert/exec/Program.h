@@ -81,6 +81,15 @@ struct Instruction {
   std::optional<CollectiveInfo> collective;
 };
 
+/// Device code the compiler generated (the plan's executables): PTX of
+/// the MoE data-movement kernels for GPUs of compute capability `sm` and up.
+struct Executable {
+  int sm = 0;
+  std::string format; // "ptx"
+  std::vector<uint8_t> image;
+  std::vector<std::string> kernels;
+};
+
 struct Program {
   std::vector<Buffer> buffers;
   std::vector<Instruction> instructions;
@@ -92,6 +101,12 @@ struct Program {
   /// The device grid the program was partitioned for (one size per axis;
   /// empty = one process). Collectives and `shard_axes` refer to its axes.
   std::vector<int64_t> gridShape;
+  std::vector<Executable> executables;
+
+  /// The executable holding `kernel` with the highest `sm` that is at most
+  /// `computeCapability` (10 * major + minor); null when there is none.
+  const Executable *selectExecutable(int computeCapability,
+                                     const std::string &kernel) const;
 
   /// Structural checks: ids in range, every buffer inside its region,
   /// no instruction writing a constant, grid axes of collectives in range

@@ -104,6 +104,19 @@ void printPlan(const fb::Plan &plan, std::ostream &out) {
                training->warmup_steps(), training->clip_norm(),
                training->aux_loss_coefficient(), training->steps());
 
+  if (plan.executables())
+    for (const fb::Executable *executable : *plan.executables()) {
+      std::string kernels;
+      if (executable->kernels())
+        for (const flatbuffers::String *name : *executable->kernels())
+          kernels += (kernels.empty() ? "" : ", ") + name->str();
+      fmt::print(out, "executable: sm_{} {} ({} bytes): {}\n",
+                 executable->sm(),
+                 executable->format() ? executable->format()->str() : "?",
+                 executable->image() ? executable->image()->size() : 0,
+                 kernels);
+    }
+
   uint32_t numParameters = plan.parameters() ? plan.parameters()->size() : 0;
   fmt::print(out, "parameters ({}):\n", numParameters);
   for (uint32_t i = 0; i < numParameters; ++i) {

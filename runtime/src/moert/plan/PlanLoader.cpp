@@ -59,6 +59,7 @@ public:
     MOERT_RETURN_IF_ERROR(checkParameters());
     MOERT_RETURN_IF_ERROR(checkBatchInputs());
     MOERT_RETURN_IF_ERROR(checkInstructions());
+    MOERT_RETURN_IF_ERROR(checkExecutables());
     return checkTraining();
   }
 
@@ -110,6 +111,7 @@ private:
   Status checkShardAxes(const std::string &where,
                         const fb::Instruction &instruction);
   Status checkTraining();
+  Status checkExecutables();
 
   const fb::Plan &plan_;
 };
@@ -786,6 +788,38 @@ Status PlanChecker::checkCollective(const std::string &where,
         "group of {} ranks",
         where, formatShape(outShape), formatShape(expected),
         formatShape(inShape), groupSize));
+  return Status::success();
+}
+
+Status PlanChecker::checkExecutables() {
+  if (!plan_.executables())
+    return Status::success();
+  for (uint32_t i = 0; i < plan_.executables()->size(); ++i) {
+    const fb::Executable *executable = plan_.executables()->Get(i);
+    const std::string where = fmt::format("executable #{}", i);
+    if (executable->sm() < 50 || executable->sm() > 200)
+      return invalidArgument(fmt::format(
+          "{}: expected a compute capability (10 * major + minor) in [50, "
+          "200], found sm {}",
+          where, executable->sm()));
+    if (!executable->format() || executable->format()->str() != "ptx")
+      return invalidArgument(fmt::format(
+          "{} (sm_{}): expected format 'ptx', found '{}'", where,
+          executable->sm(),
+          executable->format() ? executable->format()->str() : ""));
+    if (!executable->image() || executable->image()->size() == 0)
+      return invalidArgument(
+          fmt::format("{} (sm_{}): the image is empty", where,
+                      executable->sm()));
+    if (!executable->kernels() || executable->kernels()->size() == 0)
+      return invalidArgument(fmt::format(
+          "{} (sm_{}): expected the names of its kernels, found none", where,
+          executable->sm()));
+    for (const flatbuffers::String *name : *executable->kernels())
+      if (!name || name->size() == 0)
+        return invalidArgument(fmt::format(
+            "{} (sm_{}): a kernel without a name", where, executable->sm()));
+  }
   return Status::success();
 }
 

@@ -222,6 +222,17 @@ void PlanWriter::setTrainingConfig(const fb::TrainingConfigT &config) {
   plan_.training = std::make_unique<fb::TrainingConfigT>(config);
 }
 
+void PlanWriter::addExecutable(int sm, std::string format,
+                               std::vector<uint8_t> image,
+                               std::vector<std::string> kernels) {
+  auto executable = std::make_unique<fb::ExecutableT>();
+  executable->sm = sm;
+  executable->format = std::move(format);
+  executable->image = std::move(image);
+  executable->kernels = std::move(kernels);
+  plan_.executables.push_back(std::move(executable));
+}
+
 std::vector<uint8_t> PlanWriter::finish() const { return serializePlan(plan_); }
 
 std::vector<uint8_t> serializePlan(const fb::PlanT &plan) {

@@ -111,6 +111,10 @@ public:
   /// Replaces the training configuration (absent until set).
   void setTrainingConfig(const fb::TrainingConfigT &config);
 
+  /// Device code for GPUs of compute capability `sm` and up (format "ptx").
+  void addExecutable(int sm, std::string format, std::vector<uint8_t> image,
+                     std::vector<std::string> kernels);
+
   /// Overrides the derived arena size (e.g. the compiler's own peak).
   void setArenaBytes(uint64_t bytes) { plan_.arena_bytes = bytes; }
   void setArenaAlignment(uint32_t alignment) {

@@ -89,6 +89,19 @@ Expected<exec::Program> programFromPlan(const fb::Plan &plan) {
   if (plan.grid() && plan.grid()->axes())
     for (const fb::GridAxis *axis : *plan.grid()->axes())
       program.gridShape.push_back(axis->size());
+  if (const auto *executables = plan.executables())
+    for (const fb::Executable *e : *executables) {
+      exec::Executable executable;
+      executable.sm = e->sm();
+      if (e->format())
+        executable.format = e->format()->str();
+      if (e->image())
+        executable.image.assign(e->image()->begin(), e->image()->end());
+      if (e->kernels())
+        for (const flatbuffers::String *name : *e->kernels())
+          executable.kernels.push_back(name->str());
+      program.executables.push_back(std::move(executable));
+    }
   if (const auto *buffers = plan.buffers()) {
     for (const fb::Buffer *b : *buffers) {
       std::string where = "buffer " + std::to_string(b->id());

@@ -20,6 +20,10 @@
 //     of the plan's device memory). compute_type bf16 / f16 runs the GEMMs
 //     on bf16 / f16 copies of their inputs with fp32 accumulation
 //     (cublasGemmStridedBatchedEx), the rounding the CPU backend emulates.
+//   - dispatch, combine and the dispatch gradient run the compiler's
+//     generated kernels when the plan carries them for this device
+//     (compiler/KernelCodegen.h: PTX loaded through the driver API), after
+//     the same routing check; otherwise the kernels of this file.
 //   - the gate computes its logits with cuBLAS and routes on the device
 //     with GateMath.h's thread functions (per token, per (group, expert)),
 //     the CPU gate's semantics step by step: routing is the CPU's wherever
@@ -44,6 +48,7 @@
 #include <cuda_fp16.h>
 
 #include <climits>
+#include <cstdlib>
 #include <string>
 #include <vector>
 
@@ -656,6 +661,53 @@ unsigned rowGrid(int64_t rows) {
 }
 
 //===----------------------------------------------------------------------===//
+// The compiler's generated kernels (the plan's executables)
+//===----------------------------------------------------------------------===//
+
+/// The plan's generated kernel `name` for this device (the executable of the
+/// highest architecture the device runs), or null: then this file's own
+/// kernel runs. MOERT_GENERATED_KERNELS=0 turns the generated ones off (to
+/// compare the two).
+Expected<void *> generatedKernel(const KernelCall &call, const char *name) {
+  static const bool enabled = [] {
+    const char *value = std::getenv("MOERT_GENERATED_KERNELS");
+    return !(value && std::string(value) == "0");
+  }();
+  if (!enabled)
+    return nullptr;
+  CudaDevice &dev = cudaDeviceOf(call.device());
+  const exec::Executable *executable =
+      call.program().selectExecutable(dev.computeCapability(), name);
+  if (!executable)
+    return nullptr;
+  Expected<void *> function = dev.loadFunction(executable->image, name);
+  if (!function.ok())
+    return function.takeStatus().withContext(
+        std::string("loading the plan's generated kernel ") + name +
+        " (sm_" + std::to_string(executable->sm) + ")");
+  return function;
+}
+
+/// Launches a generated kernel: pointer arguments, then S, k, M, E, C; one
+/// block per routing entry or token (grid-strided), 256 threads over M.
+Status launchGenerated(const KernelCall &call, void *function,
+                       std::initializer_list<const void *> pointers,
+                       const RoutingCall &r, int64_t rows) {
+  int64_t sizes[5] = {r.numTokens, r.view.topK, r.view.modelDim,
+                      r.view.numExperts, r.view.capacity};
+  std::vector<const void *> values(pointers);
+  std::vector<void *> args;
+  for (const void *&pointer : values)
+    args.push_back(static_cast<void *>(&pointer));
+  for (int64_t &size : sizes)
+    args.push_back(static_cast<void *>(&size));
+  const uint32_t grid[3] = {rowGrid(rows), 1, 1};
+  const uint32_t block[3] = {kRowThreads, 1, 1};
+  return cudaDeviceOf(call.device())
+      .launchFunction(function, grid, block, 0, args.data());
+}
+
+//===----------------------------------------------------------------------===//
 // dispatch: buffer[e, c] = x[s] for each kept (s, j); other slots zero
 //===----------------------------------------------------------------------===//
 
@@ -694,6 +746,11 @@ Status runDispatch(KernelCall &call) {
   if (entries == 0 || r.view.modelDim == 0)
     return Status::success();
   const float *x = call.operand<float>(0);
+  MOERT_ASSIGN_OR_RETURN(void *generated,
+                         generatedKernel(call, "moe_dispatch"));
+  if (generated)
+    return launchGenerated(call, generated,
+                           {x, r.view.experts, r.view.slots, out}, r, entries);
   dispatchKernel<<<rowGrid(entries), kRowThreads, 0, stream>>>(
       r.view, entries, rowsVectorizable(r.view.modelDim, {x, out}), x, out);
   return launched();
@@ -725,6 +782,13 @@ Status runCombine(KernelCall &call) {
   MOERT_RETURN_IF_ERROR(checkRouting(call, r));
   if (r.numTokens == 0 || r.view.modelDim == 0)
     return Status::success();
+  MOERT_ASSIGN_OR_RETURN(void *generated, generatedKernel(call, "moe_combine"));
+  if (generated)
+    return launchGenerated(call, generated,
+                           {call.operand<float>(0), r.view.experts,
+                            r.view.slots, call.operand<float>(3),
+                            call.result<float>(0)},
+                           r, r.numTokens);
   combineKernel<<<rowGrid(r.numTokens), kRowThreads, 0, streamOf(call)>>>(
       r.view, r.numTokens, call.operand<float>(3), call.operand<float>(0),
       call.result<float>(0));
@@ -743,6 +807,13 @@ Status runDispatchGrad(KernelCall &call) {
   MOERT_RETURN_IF_ERROR(checkRouting(call, r));
   if (r.numTokens == 0 || r.view.modelDim == 0)
     return Status::success();
+  MOERT_ASSIGN_OR_RETURN(void *generated,
+                         generatedKernel(call, "moe_dispatch_grad"));
+  if (generated)
+    return launchGenerated(call, generated,
+                           {call.operand<float>(0), r.view.experts,
+                            r.view.slots, call.result<float>(0)},
+                           r, r.numTokens);
   combineKernel<<<rowGrid(r.numTokens), kRowThreads, 0, streamOf(call)>>>(
       r.view, r.numTokens, nullptr, call.operand<float>(0),
       call.result<float>(0));

@@ -33,6 +33,42 @@ void expectLoadError(const PlanWriter &writer, const std::string &fragment) {
   expectLoadError(writer.finish(), StatusCode::InvalidArgument, fragment);
 }
 
+// Generated device code (schema 1.2): each executable names its target,
+// format and kernels, and is not empty.
+TEST(PlanLoaderErrors, MalformedExecutables) {
+  const std::vector<uint8_t> ptx = {'.', 'v', 'e', 'r'};
+  {
+    PlanWriter writer = makeSmallPlan();
+    writer.addExecutable(90, "ptx", ptx, {"moe_dispatch"});
+    EXPECT_TRUE(loadPlanFromBytes(writer.finish()).ok());
+  }
+  {
+    PlanWriter writer = makeSmallPlan();
+    writer.addExecutable(9, "ptx", ptx, {"moe_dispatch"});
+    expectLoadError(writer, "executable #0: expected a compute capability "
+                            "(10 * major + minor) in [50, 200], found sm 9");
+  }
+  {
+    PlanWriter writer = makeSmallPlan();
+    writer.addExecutable(80, "ptx", ptx, {"moe_dispatch"});
+    writer.addExecutable(90, "cubin", ptx, {"moe_dispatch"});
+    expectLoadError(writer,
+                    "executable #1 (sm_90): expected format 'ptx', found "
+                    "'cubin'");
+  }
+  {
+    PlanWriter writer = makeSmallPlan();
+    writer.addExecutable(90, "ptx", {}, {"moe_dispatch"});
+    expectLoadError(writer, "executable #0 (sm_90): the image is empty");
+  }
+  {
+    PlanWriter writer = makeSmallPlan();
+    writer.addExecutable(90, "ptx", ptx, {});
+    expectLoadError(writer, "executable #0 (sm_90): expected the names of "
+                            "its kernels, found none");
+  }
+}
+
 TEST(PlanLoaderErrors, TooShortForAHeader) {
   expectLoadError({0x08, 0, 0}, StatusCode::DataLoss,
                   "the file has 3 bytes, expected at least 8");
