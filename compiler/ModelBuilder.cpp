@@ -37,8 +37,11 @@ private:
     ++numParams;
     return arg;
   }
+  /// A projection matrix (the last two dimensions are fan-in x fan-out).
   Value weight(const std::string &name, ArrayRef<int64_t> shape) {
-    return param(name, shape, moe::InitKind::normal, kWeightStd);
+    if (config.init == "small_normal")
+      return param(name, shape, moe::InitKind::normal, kWeightStd);
+    return param(name, shape, moe::InitKind::xavier_uniform, 1.0);
   }
   Value zeros(const std::string &name, ArrayRef<int64_t> shape) {
     return param(name, shape, moe::InitKind::zeros);
@@ -138,7 +141,13 @@ Value ModelBuilder::feedForward(const std::string &prefix, int64_t layer,
       llvm::APFloat(g.evalCapacityFactor), g.minCapacity, g.dropTokens,
       g.useRts, *moe::symbolizeNoisePolicy(g.noise), llvm::APFloat(g.jitterEps),
       g.secondSampling, g.groups);
-  Value gate = weight(prefix + ".gate.weight", {m, e});
+  // The router as DeepSpeed's and fairseq's TopKGate build it: a
+  // bias-free torch.nn.Linear with its default U(-1/sqrt(m), 1/sqrt(m)).
+  Value gate = config.init == "small_normal"
+                   ? weight(prefix + ".gate.weight", {m, e})
+                   : param(prefix + ".gate.weight", {m, e},
+                           moe::InitKind::uniform,
+                           1.0 / std::sqrt(static_cast<double>(m)));
   Value w1 = weight(prefix + ".experts.fc1.weight", {e, m, hidden});
   Value b1 = zeros(prefix + ".experts.fc1.bias", {e, hidden});
   Value w2 = weight(prefix + ".experts.fc2.weight", {e, hidden, m});
@@ -227,7 +236,8 @@ OwningOpRef<ModuleOp> ModelBuilder::build() {
     int64_t maxLen = config.maxPositions > 0
                          ? config.maxPositions
                          : std::max(config.srcLen, config.tgtLen);
-    positions = weight("embed.positions", {maxLen, m});
+    positions = param("embed.positions", {maxLen, m}, moe::InitKind::normal,
+                      1.0 / std::sqrt(static_cast<double>(m)));
   }
   auto srcMaskType =
       RankedTensorType::get({b, config.srcLen}, builder.getI1Type());

@@ -161,6 +161,7 @@ mlir::moe::parseModelConfig(llvm::StringRef text, llvm::StringRef sourceName) {
              {"relu", "gelu", "gelu_tanh", "silu"});
   top.choice("position", config.position, {"none", "sinusoidal", "learned"});
   top.integer("max_positions", config.maxPositions);
+  top.choice("init", config.init, {"xavier", "small_normal"});
   top.boolean("tie_embeddings", config.tieEmbeddings);
   top.number("dropout", config.dropout);
   top.number("label_smoothing", config.labelSmoothing);

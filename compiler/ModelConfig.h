@@ -45,6 +45,11 @@ struct ModelConfig {
   std::string activation = "gelu";
   std::string position = "sinusoidal";
   int64_t maxPositions = 0; // learned positions only; 0 means the max length
+  /// Initialization of the projection matrices (attention, FFN, experts,
+  /// gate, untied output): "xavier" = Xavier-uniform (fairseq / Z-code /
+  /// torch.nn.Transformer), "small_normal" = N(0, 0.02^2) (GPT-style).
+  /// Embeddings are N(0, d_model^-1/2), biases 0, layer norms 1 / 0.
+  std::string init = "xavier";
   bool tieEmbeddings = true;
   double dropout = 0.1;
   double labelSmoothing = 0.1;

@@ -95,6 +95,7 @@ class ModelConfig:
     activation: str = "gelu"
     position: str = "sinusoidal"
     max_positions: int = 0  # learned positions only; 0 means the max length
+    init: str = "xavier"  # projections: "xavier" | "small_normal"
     tie_embeddings: bool = True
     dropout: float = 0.1
     label_smoothing: float = 0.1
@@ -213,6 +214,7 @@ def parse_config(data: Mapping, source: str = "<config>") -> ModelConfig:
         decoder_layers=top.integer("decoder_layers", d.decoder_layers),
         activation=top.string("activation", d.activation, _ACTIVATIONS),
         position=top.string("position", d.position, _POSITIONS),
+        init=top.string("init", d.init, ("xavier", "small_normal")),
         max_positions=top.integer("max_positions", d.max_positions),
         tie_embeddings=top.boolean("tie_embeddings", d.tie_embeddings),
         dropout=top.number("dropout", d.dropout),
@@ -330,8 +332,8 @@ WEIGHT_STD = 0.02  # ModelBuilder::kWeightStd
 class ParamSpec:
     name: str
     shape: Tuple[int, ...]
-    init: str  # "normal" | "zeros" | "ones"
-    scale: float = 1.0  # standard deviation of "normal"
+    init: str  # "normal" | "uniform" | "xavier_uniform" | "zeros" | "ones"
+    scale: float = 1.0  # standard deviation of "normal"; gain of xavier
 
     @property
     def numel(self) -> int:
@@ -354,12 +356,18 @@ def param_specs(c: ModelConfig) -> List[ParamSpec]:
     def normal(name, shape, scale=WEIGHT_STD):
         specs.append(ParamSpec(name, tuple(shape), "normal", scale))
 
+    def projection(name, shape):  # ModelBuilder::weight
+        if c.init == "small_normal":
+            normal(name, shape)
+        else:
+            specs.append(ParamSpec(name, tuple(shape), "xavier_uniform", 1.0))
+
     def norm(prefix):  # layer norm: scale then bias
         specs.append(ParamSpec(prefix + ".weight", (m,), "ones"))
         specs.append(ParamSpec(prefix + ".bias", (m,), "zeros"))
 
     def linear(prefix, fan_in, fan_out):  # weight [in, out] then bias
-        normal(prefix + ".weight", (fan_in, fan_out))
+        projection(prefix + ".weight", (fan_in, fan_out))
         specs.append(ParamSpec(prefix + ".bias", (fan_out,), "zeros"))
 
     def attention(prefix):
@@ -372,15 +380,19 @@ def param_specs(c: ModelConfig) -> List[ParamSpec]:
             linear(prefix + ".fc2", c.ffn_hidden, m)
             return
         e, h = c.num_experts, c.expert_hidden_dim()
-        normal(prefix + ".gate.weight", (m, e))
-        normal(prefix + ".experts.fc1.weight", (e, m, h))
+        if c.init == "small_normal":
+            normal(prefix + ".gate.weight", (m, e))
+        else:  # torch.nn.Linear's default, as DeepSpeed's TopKGate
+            specs.append(ParamSpec(prefix + ".gate.weight", (m, e), "uniform",
+                                   1.0 / math.sqrt(m)))
+        projection(prefix + ".experts.fc1.weight", (e, m, h))
         specs.append(ParamSpec(prefix + ".experts.fc1.bias", (e, h), "zeros"))
-        normal(prefix + ".experts.fc2.weight", (e, h, m))
+        projection(prefix + ".experts.fc2.weight", (e, h, m))
         specs.append(ParamSpec(prefix + ".experts.fc2.bias", (e, m), "zeros"))
 
     normal("embed.weight", (c.vocab_size, m), 1.0 / math.sqrt(m))
     if c.position == "learned":
-        normal("embed.positions", (c.num_positions(), m))
+        normal("embed.positions", (c.num_positions(), m), 1.0 / math.sqrt(m))
     for layer in range(c.encoder_layers):
         p = f"encoder.layers.{layer}"
         norm(p + ".self_attn_norm")
@@ -398,7 +410,7 @@ def param_specs(c: ModelConfig) -> List[ParamSpec]:
         ffn(p + ".ffn", layer)
     norm("decoder.final_norm")
     if not c.tie_embeddings:
-        normal("output.weight", (m, c.vocab_size))
+        projection("output.weight", (m, c.vocab_size))
     return specs
 
 
@@ -935,6 +947,14 @@ class MoEModel(torch.nn.Module):
             t = torch.ones(spec.shape, dtype=dtype)
         elif spec.init == "zeros":
             t = torch.zeros(spec.shape, dtype=dtype)
+        elif spec.init == "uniform":
+            t = torch.empty(spec.shape, dtype=dtype).uniform_(
+                -spec.scale, spec.scale, generator=gen)
+        elif spec.init == "xavier_uniform":  # over the last two dimensions
+            fan_in, fan_out = spec.shape[-2], spec.shape[-1]
+            bound = spec.scale * math.sqrt(6.0 / (fan_in + fan_out))
+            t = torch.empty(spec.shape, dtype=dtype).uniform_(-bound, bound,
+                                                              generator=gen)
         else:  # the runtime draws its own values; cross-checks load_state()
             t = torch.empty(spec.shape, dtype=dtype).normal_(0.0, spec.scale,
                                                              generator=gen)

@@ -105,7 +105,7 @@ class IrMixin:
         for (name, shape, init, scale), (_, ir_shape, ir_init, ir_scale) in zip(ours, ir):
             self.assertEqual(shape, ir_shape, name)
             self.assertEqual(init, ir_init, name)
-            if init == "normal":
+            if init in ("normal", "uniform", "xavier_uniform"):
                 self.assertAlmostEqual(scale, ir_scale, places=12, msg=name)
         # The torch module exposes exactly these names, shapes and order.
         torch_params = [(n, tuple(p.shape)) for n, p in model.named_parameters()]
@@ -831,9 +831,11 @@ class ModelTest(unittest.TestCase):
         config = R.load_config(os.path.join(MODELS, "demo.json"))
         src, tgt, labels = random_batch(config, 16)
         log_v = math.log(config.vocab_size)
-        # Untied output: logits are ~0 at init, so the loss is ~log V.
+        # Untied output: Xavier-uniform [M, V] gives logits of standard
+        # deviation ~sqrt(2 M / (M + V)) (0.47 for the demo) on unit-scale
+        # inputs, so the loss is ~log V + var / 2 (about log V + 0.11).
         untied = R.MoEModel(replace(config, tie_embeddings=False), dropout=0.0).eval()
-        self.assertLess(abs(float(untied(src, tgt, labels)[0]) - log_v), 0.1)
+        self.assertLess(abs(float(untied(src, tgt, labels)[0]) - log_v), 0.25)
         # Tied (the demo): the output shares the sqrt(M)-scaled input table,
         # so at init the input token's own logit is ~sqrt(M) * |e|^2 / rms
         # (~9) and takes most probability mass; next-token labels then cost
@@ -846,9 +848,12 @@ class ModelTest(unittest.TestCase):
         self.assertLess(out["loss"], log_v + 5.0)
         copy_loss = float(model.eval()(src, tgt, tgt)[0])
         self.assertLess(copy_loss, log_v)
-        # Near-uniform gates at init make each layer's aux loss
-        # E * sum_e mean(gates[:, e]) * f_e ~ E * sum_e f_e / E = 1.
-        self.assertLess(abs(out["aux_loss"] - 2.0), 0.3)
+        # Each layer's aux loss E * sum_e mean(gates[:, e]) * f_e is 1 for
+        # uniform gates; the router's stock init (U(+-1/sqrt(M)), logits of
+        # standard deviation ~0.6) makes the gates mildly peaked, so the two
+        # layers start somewhat above 2.
+        self.assertGreater(out["aux_loss"], 1.9)
+        self.assertLess(out["aux_loss"], 3.2)
         S = config.batch_size * config.tgt_len
         for counts in out["expert_counts"]:
             self.assertEqual(int(counts.sum()), S * config.gating.top_k)
