@@ -65,6 +65,7 @@ tools = [
     ToolSubst("moe-train", unresolved="ignore"),
     ToolSubst("moe-step-dump", unresolved="ignore"),
     ToolSubst("moe-kernel-check", unresolved="ignore"),
+    ToolSubst("moe-bleu", unresolved="ignore"),
 ]
 llvm_config.add_tool_substitutions(tools, [config.moe_tools_dir, config.llvm_tools_dir])
 # Absolute tool paths, for scripts that start the tools themselves.
