@@ -103,7 +103,7 @@ TEST(PlanLoaderErrors, NewerMajorVersionNamesBothVersions) {
   *writer.mutablePlan().version = fb::SchemaVersion(kSchemaMajorVersion + 1, 3);
   expectLoadError(writer.finish(), StatusCode::FailedPrecondition,
                   "plan schema version 2.3 is not supported: this runtime "
-                  "reads schema 1.x (it was built with 1.1); the plan comes "
+                  "reads schema 1.x (it was built with 1." + std::to_string(kSchemaMinorVersion) + "); the plan comes "
                   "from a newer compiler");
 }
 

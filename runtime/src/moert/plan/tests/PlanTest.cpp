@@ -114,8 +114,10 @@ TEST(PlanDump, ListsEveryPart) {
   Expected<LoadedPlan> loaded = loadPlanFromBytes(makeSmallPlan().finish());
   ASSERT_TRUE(loaded.ok()) << loaded.status().toString();
   std::string dump = dumpPlan(loaded->plan());
+  const std::string header = "plan 'small-test-model' (schema 1." +
+                             std::to_string(kSchemaMinorVersion) + ")";
   for (const char *expected :
-       {"plan 'small-test-model' (schema 1.1)",
+       {header.c_str(),
         "grid: dp=2 (data) x ep=2 (expert) x tp=1 (tensor) = 4 ranks, ZeRO "
         "stage 1",
         "#1 encoder.layers.0.moe.w1 [4, 16, 32] f32 [ep, -, -] init "

@@ -1,0 +1,207 @@
+//===- CorpusTest.cpp - gettext catalogs to a cleaned parallel corpus ------===//
+#include "moert/data/Corpus.h"
+
+#include <gtest/gtest.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <set>
+#include <sstream>
+
+namespace moert {
+namespace data {
+namespace {
+
+namespace fs = std::filesystem;
+
+/// A .mo catalog of (original, translation) pairs in either byte order,
+/// laid out as msgfmt does (header, two tables, then the strings).
+std::string moBytes(const std::vector<std::pair<std::string, std::string>> &entries,
+                    bool bigEndian) {
+  std::string out;
+  auto word = [&](uint32_t v) {
+    for (int i = 0; i < 4; ++i) {
+      const int shift = bigEndian ? 24 - 8 * i : 8 * i;
+      out.push_back(static_cast<char>((v >> shift) & 0xFF));
+    }
+  };
+  const uint32_t n = static_cast<uint32_t>(entries.size());
+  const uint32_t originals = 28, translations = originals + 8 * n;
+  uint32_t strings = translations + 8 * n;
+  word(0x950412de);
+  word(0);
+  word(n);
+  word(originals);
+  word(translations);
+  word(0);
+  word(0);
+  std::string data;
+  std::vector<std::pair<uint32_t, uint32_t>> table[2];
+  for (int side = 0; side < 2; ++side)
+    for (const auto &entry : entries) {
+      const std::string &text = side == 0 ? entry.first : entry.second;
+      table[side].push_back({static_cast<uint32_t>(text.size()),
+                             strings + static_cast<uint32_t>(data.size())});
+      data += text;
+      data.push_back('\0');
+    }
+  for (int side = 0; side < 2; ++side)
+    for (auto [length, offset] : table[side]) {
+      word(length);
+      word(offset);
+    }
+  return out + data;
+}
+
+const std::vector<std::pair<std::string, std::string>> kEntries = {
+    {"", "Content-Type: text/plain; charset=UTF-8\n"}, // header
+    {"_Open", "Ö_ffnen"},
+    {"menu\x04Save", "Speichern"},
+    {std::string("One file\0%d files", 17), std::string("Eine Datei\0%d Dateien", 21)},
+    {"Copied %s to %s", "%s nach %s kopiert"},
+    {"Delete %s?", "Löschen?"},
+    {"<b>Bold</b> text", "Fetter Text"},
+    {"Untranslated", "Untranslated"},
+    {"Two\nlines", "Zwei\nZeilen"},
+    {"Open", "Öffnen"}, // after accelerator removal: a duplicate of _Open
+};
+
+TEST(CorpusTest, ParsesBothByteOrdersContextsAndPlurals) {
+  for (bool bigEndian : {false, true}) {
+    Expected<std::vector<CatalogEntry>> entries =
+        parseMoCatalog(moBytes(kEntries, bigEndian), "test.mo");
+    ASSERT_TRUE(entries.ok()) << entries.status().toString();
+    ASSERT_EQ(entries->size(), kEntries.size());
+    EXPECT_EQ((*entries)[2].context, "menu");
+    EXPECT_EQ((*entries)[2].source, "Save");
+    EXPECT_EQ((*entries)[3].source, "One file");
+    EXPECT_EQ((*entries)[3].translation, "Eine Datei");
+  }
+}
+
+TEST(CorpusTest, MalformedCatalogsAreErrorsNamingTheFile) {
+  Expected<std::vector<CatalogEntry>> shortFile =
+      parseMoCatalog("abc", "short.mo");
+  ASSERT_FALSE(shortFile.ok());
+  EXPECT_NE(shortFile.status().message().find(
+                "short.mo: not a valid .mo catalog: expected a header"),
+            std::string::npos);
+  std::string bytes = moBytes(kEntries, false);
+  bytes[0] = 'X';
+  Expected<std::vector<CatalogEntry>> badMagic = parseMoCatalog(bytes, "m.mo");
+  ASSERT_FALSE(badMagic.ok());
+  EXPECT_NE(badMagic.status().message().find("expected the magic number"),
+            std::string::npos);
+  bytes = moBytes(kEntries, false);
+  bytes.resize(bytes.size() - 30); // the last strings are cut off
+  Expected<std::vector<CatalogEntry>> truncated =
+      parseMoCatalog(bytes, "t.mo");
+  ASSERT_FALSE(truncated.ok());
+  EXPECT_NE(truncated.status().message().find("lies outside the file"),
+            std::string::npos)
+      << truncated.status().toString();
+}
+
+TEST(CorpusTest, CleaningKeepsConsistentPairsAndSaysWhyOthersGo) {
+  CleaningOptions options;
+  Pair pair;
+  auto verdict = [&](const std::string &source, const std::string &target) {
+    return clean({"", source, target}, options, pair);
+  };
+  EXPECT_EQ(verdict("_Open", "Ö_ffnen"), Verdict::Kept);
+  EXPECT_EQ(pair.source, "Open");
+  EXPECT_EQ(pair.target, "Öffnen");
+  EXPECT_EQ(verdict("_Open", "開く(_O)"), Verdict::Kept);
+  EXPECT_EQ(pair.target, "開く");
+  EXPECT_EQ(verdict("&File", "&Datei"), Verdict::Kept);
+  EXPECT_EQ(pair.source, "File");
+  EXPECT_EQ(verdict("Copied %s to %s", "%s nach %s kopiert"), Verdict::Kept);
+  EXPECT_EQ(verdict("%1$s of %2$d", "%2$d von %1$s"), Verdict::Kept);
+  EXPECT_EQ(verdict("100%% done", "100 %% fertig"), Verdict::Kept);
+  EXPECT_EQ(verdict("Delete %s?", "Löschen?"), Verdict::FormatMismatch);
+  EXPECT_EQ(verdict("Hello {name}", "Hallo"), Verdict::FormatMismatch);
+  EXPECT_EQ(verdict("Path ${HOME}", "Pfad"), Verdict::FormatMismatch);
+  EXPECT_EQ(verdict("<b>Bold</b> text", "Fetter Text"),
+            Verdict::MarkupMismatch);
+  EXPECT_EQ(verdict("<b>Bold</b>", "<b>Fett</b>"), Verdict::Kept);
+  EXPECT_EQ(verdict("Untranslated", "Untranslated"), Verdict::Untranslated);
+  EXPECT_EQ(verdict("Two\nlines", "Zwei\nZeilen"), Verdict::MultiLine);
+  EXPECT_EQ(verdict("", "x"), Verdict::Empty);
+  EXPECT_EQ(verdict("A rather long English sentence here",
+                    "Kurz"),
+            Verdict::LengthRatio);
+  EXPECT_EQ(verdict(std::string(300, 'a'), std::string(300, 'b')),
+            Verdict::TooLong);
+  EXPECT_EQ(verdict("file_name", "Dateiname"), Verdict::Kept);
+  EXPECT_EQ(pair.source, "file_name"); // not an accelerator
+}
+
+TEST(CorpusTest, BuildsDeterministicDisjointSplitsAndSkipsBadCatalogs) {
+  const fs::path root =
+      fs::temp_directory_path() / ("moe-corpus-" + std::to_string(::getpid()));
+  fs::remove_all(root);
+  auto write = [&](const std::string &language, const std::string &file,
+                   const std::string &bytes) {
+    fs::create_directories(root / language / "LC_MESSAGES");
+    std::ofstream(root / language / "LC_MESSAGES" / file, std::ios::binary)
+        << bytes;
+  };
+  std::vector<std::pair<std::string, std::string>> many = {{"", "header"}};
+  for (int i = 0; i < 400; ++i)
+    many.push_back({"Message number " + std::to_string(i),
+                    "Nachricht Nummer " + std::to_string(i)});
+  write("de", "a.mo", moBytes(kEntries, false));
+  write("de", "b.mo", moBytes(many, true));
+  write("de", "broken.mo", "not a catalog at all, but long enough");
+  write("fr", "a.mo", moBytes({{"", "h"}, {"Open", "Ouvrir"}}, false));
+  write("en_GB", "a.mo", moBytes({{"", "h"}, {"Color", "Colour"}}, false));
+  CorpusOptions options;
+  options.minPairs = 1;
+  options.languages = 0;
+  CorpusReport report;
+  Expected<std::vector<LanguageCorpus>> corpus =
+      buildCorpus(root.string(), options, report);
+  ASSERT_TRUE(corpus.ok()) << corpus.status().toString();
+  EXPECT_EQ(report.catalogs, 4); // en_GB skipped
+  EXPECT_EQ(report.malformed, 1);
+  ASSERT_EQ(report.problems.size(), 1u);
+  EXPECT_NE(report.problems[0].find("broken.mo"), std::string::npos);
+  ASSERT_EQ(corpus->size(), 2u);
+  const LanguageCorpus &de = (*corpus)[0];
+  EXPECT_EQ(de.language, "de"); // the larger language first
+  // 400 numbered + Open, Save, One file, Copied (the duplicate Open once).
+  EXPECT_EQ(de.size(), 404u);
+  EXPECT_GT(de.train.size(), 350u);
+  std::set<std::string> train, held;
+  for (const Pair &p : de.train)
+    train.insert(p.source);
+  for (const auto *split : {&de.valid, &de.test})
+    for (const Pair &p : *split)
+      held.insert(p.source);
+  for (const std::string &source : held)
+    EXPECT_EQ(train.count(source), 0u) << source;
+  EXPECT_FALSE(held.empty());
+  // Deterministic: the same seed gives the same splits, another seed others.
+  CorpusReport again;
+  Expected<std::vector<LanguageCorpus>> same =
+      buildCorpus(root.string(), options, again);
+  ASSERT_TRUE(same.ok());
+  EXPECT_EQ((*same)[0].test.size(), de.test.size());
+  // Files.
+  ASSERT_TRUE(writeCorpus(*corpus, (root / "out").string()).ok());
+  std::ifstream index(root / "out" / "languages.tsv");
+  std::stringstream text;
+  text << index.rdbuf();
+  EXPECT_NE(text.str().find("de\t" + std::to_string(de.train.size())),
+            std::string::npos)
+      << text.str();
+  EXPECT_TRUE(fs::exists(root / "out" / "test.fr.tsv"));
+  // A missing locale tree is an error.
+  EXPECT_FALSE(buildCorpus((root / "none").string(), options, again).ok());
+  fs::remove_all(root);
+}
+
+} // namespace
+} // namespace data
+} // namespace moert
