@@ -13,6 +13,7 @@
 //
 //===----------------------------------------------------------------------===//
 #include "moert/data/Corpus.h"
+#include "moert/data/Tokenizer.h"
 
 #include <cstdio>
 #include <cstdlib>
@@ -22,7 +23,9 @@ namespace {
 
 const char *kUsage =
     "usage: moe-data corpus --out DIR [--locales DIR] [--languages N]\n"
-    "                       [--min-pairs N] [--seed S] [--max-chars N]\n";
+    "                       [--min-pairs N] [--seed S] [--max-chars N]\n"
+    "       moe-data spm DIR [--vocab N] [--lines-per-language N] [--seed S]\n"
+    "       moe-data encode DIR\n";
 
 int usage(const std::string &why) {
   std::fprintf(stderr, "moe-data: %s\n%s", why.c_str(), kUsage);
@@ -48,8 +51,44 @@ int main(int argc, char **argv) {
     std::fputs(kUsage, stdout);
     return 0;
   }
+  if (command == "spm" || command == "encode") {
+    if (argc < 3 || argv[2][0] == '-')
+      return usage(command + " expects the corpus directory");
+    const std::string dir = argv[2];
+    moert::data::TokenizerOptions options;
+    for (int i = 3; i < argc; ++i) {
+      const std::string arg = argv[i];
+      if (command != "spm" || i + 1 >= argc)
+        return usage("unexpected argument '" + arg + "'");
+      int64_t number = 0;
+      if (!parseCount(argv[++i], 1, number))
+        return usage(arg + " expects a positive number, found '" + argv[i] +
+                     "'");
+      if (arg == "--vocab")
+        options.vocabSize = static_cast<int>(number);
+      else if (arg == "--lines-per-language")
+        options.linesPerLanguage = number;
+      else if (arg == "--seed")
+        options.seed = static_cast<uint64_t>(number);
+      else
+        return usage("unknown option '" + arg + "'");
+    }
+    moert::Status status = command == "spm"
+                               ? moert::data::trainTokenizer(dir, options)
+                               : moert::data::encodeCorpus(dir);
+    if (!status.ok()) {
+      std::fprintf(stderr, "moe-data: error: %s\n", status.message().c_str());
+      return 1;
+    }
+    std::printf("moe-data: %s\n",
+                command == "spm"
+                    ? ("wrote " + dir + "/spm.model").c_str()
+                    : ("wrote the id shards of " + dir).c_str());
+    return 0;
+  }
   if (command != "corpus")
-    return usage("unknown command '" + command + "' (expected corpus)");
+    return usage("unknown command '" + command +
+                 "' (expected corpus, spm or encode)");
   std::string out, locales = "/usr/share/locale";
   moert::data::CorpusOptions options;
   for (int i = 2; i < argc; ++i) {

@@ -1,5 +1,6 @@
 //===- CorpusTest.cpp - gettext catalogs to a cleaned parallel corpus ------===//
 #include "moert/data/Corpus.h"
+#include "moert/data/Tokenizer.h"
 
 #include <gtest/gtest.h>
 
@@ -200,6 +201,70 @@ TEST(CorpusTest, BuildsDeterministicDisjointSplitsAndSkipsBadCatalogs) {
   // A missing locale tree is an error.
   EXPECT_FALSE(buildCorpus((root / "none").string(), options, again).ok());
   fs::remove_all(root);
+}
+
+// The shared SentencePiece model: trained on a small two-language corpus,
+// with the tags as single pieces; encoding writes id shards that read back.
+TEST(TokenizerTest, TrainsEncodesAndReadsShards) {
+  const fs::path dir = fs::temp_directory_path() /
+                       ("moe-spm-" + std::to_string(::getpid()));
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  const char *words[] = {"open", "close", "file", "window", "save", "print",
+                         "help", "about", "edit", "view", "tools", "search"};
+  const char *german[] = {"öffnen", "schließen", "Datei", "Fenster",
+                          "speichern", "drucken", "Hilfe", "über",
+                          "bearbeiten", "Ansicht", "Werkzeuge", "suchen"};
+  const char *french[] = {"ouvrir", "fermer", "fichier", "fenêtre",
+                          "enregistrer", "imprimer", "aide", "à propos",
+                          "éditer", "vue", "outils", "chercher"};
+  for (auto [language, target] :
+       {std::pair<const char *, const char **>{"de", german}, {"fr", french}})
+    for (const char *split : {"train", "valid", "test"}) {
+      std::ofstream out(dir / (std::string(split) + "." + language + ".tsv"));
+      for (int i = 0; i < 300; ++i)
+        out << words[i % 12] << " " << words[(i / 12) % 12] << "\t"
+            << target[i % 12] << " " << target[(i / 12) % 12] << "\n";
+    }
+  std::ofstream(dir / "languages.tsv")
+      << "language\ttrain\tvalid\ttest\nde\t300\t300\t300\nfr\t300\t300\t300\n";
+  TokenizerOptions options;
+  options.vocabSize = 120;
+  Status trained = trainTokenizer(dir.string(), options);
+  ASSERT_TRUE(trained.ok()) << trained.toString();
+  ASSERT_TRUE(fs::exists(dir / "spm.model"));
+  Status encoded = encodeCorpus(dir.string());
+  ASSERT_TRUE(encoded.ok()) << encoded.toString();
+  Expected<std::vector<EncodedPair>> shard =
+      readIdShard((dir / "train.de.ids").string());
+  ASSERT_TRUE(shard.ok()) << shard.status().toString();
+  ASSERT_EQ(shard->size(), 300u);
+  for (const EncodedPair &pair : *shard) {
+    EXPECT_FALSE(pair.source.empty());
+    EXPECT_FALSE(pair.target.empty());
+    for (int32_t id : pair.source)
+      EXPECT_GT(id, 3); // no pad/unk/bos/eos inside text
+  }
+  // A truncated shard is an error naming the pair.
+  {
+    std::ifstream in(dir / "train.de.ids", std::ios::binary);
+    std::string bytes((std::istreambuf_iterator<char>(in)), {});
+    bytes.resize(bytes.size() - 6);
+    std::ofstream(dir / "cut.ids", std::ios::binary) << bytes;
+  }
+  Expected<std::vector<EncodedPair>> cut =
+      readIdShard((dir / "cut.ids").string());
+  ASSERT_FALSE(cut.ok());
+  EXPECT_NE(cut.status().message().find("pair 299 of 300 is truncated"),
+            std::string::npos)
+      << cut.status().toString();
+  EXPECT_FALSE(readIdShard((dir / "languages.tsv").string()).ok());
+  // No corpus index: a clear error.
+  EXPECT_NE(trainTokenizer((dir / "none").string(), options)
+                .message()
+                .find("languages.tsv' is missing"),
+            std::string::npos);
+  fs::remove_all(dir);
 }
 
 } // namespace

@@ -1,0 +1,220 @@
+//===- Tokenizer.cpp - The shared SentencePiece vocabulary ----------------===//
+#include "moert/data/Tokenizer.h"
+
+#include <sentencepiece_processor.h>
+#include <sentencepiece_trainer.h>
+
+#include <algorithm>
+#include <cstring>
+#include <filesystem>
+#include <functional>
+#include <fstream>
+#include <random>
+#include <sstream>
+
+namespace moert {
+namespace data {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+constexpr char kShardMagic[8] = {'M', 'O', 'E', 'I', 'D', 'S', '1', '\0'};
+
+Expected<std::vector<std::string>> languagesOf(const std::string &dir) {
+  std::ifstream index(fs::path(dir) / "languages.tsv");
+  if (!index)
+    return invalidArgument("'" + dir +
+                           "/languages.tsv' is missing (run moe-data corpus "
+                           "first)");
+  std::vector<std::string> languages;
+  std::string line;
+  std::getline(index, line); // header
+  for (int number = 2; std::getline(index, line); ++number) {
+    const size_t tab = line.find('\t');
+    if (tab == 0 || tab == std::string::npos)
+      return invalidArgument(dir + "/languages.tsv:" + std::to_string(number) +
+                             ": expected 'language<TAB>train<TAB>valid<TAB>"
+                             "test', found '" +
+                             line + "'");
+    languages.push_back(line.substr(0, tab));
+  }
+  if (languages.empty())
+    return invalidArgument(dir + "/languages.tsv lists no language");
+  return languages;
+}
+
+Status forEachPair(const fs::path &path,
+                   const std::function<Status(const std::string &,
+                                              const std::string &)> &visit) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in)
+    return invalidArgument("cannot open '" + path.string() + "'");
+  std::string line;
+  for (int64_t number = 1; std::getline(in, line); ++number) {
+    const size_t tab = line.find('\t');
+    if (tab == std::string::npos || line.find('\t', tab + 1) != std::string::npos)
+      return invalidArgument(path.string() + ":" + std::to_string(number) +
+                             ": expected 'source<TAB>target', found " +
+                             std::to_string(std::count(line.begin(),
+                                                       line.end(), '\t')) +
+                             " tabs");
+    MOERT_RETURN_IF_ERROR(visit(line.substr(0, tab), line.substr(tab + 1)));
+  }
+  return Status::success();
+}
+
+} // namespace
+
+std::string languageTag(const std::string &language) {
+  return "<2" + language + ">";
+}
+
+Status trainTokenizer(const std::string &corpusDir,
+                      const TokenizerOptions &options) {
+  MOERT_ASSIGN_OR_RETURN(std::vector<std::string> languages,
+                         languagesOf(corpusDir));
+  // A balanced sample: up to linesPerLanguage pairs of every language.
+  const fs::path sample = fs::path(corpusDir) / "spm-sample.txt";
+  {
+    std::ofstream out(sample, std::ios::binary | std::ios::trunc);
+    std::mt19937_64 rng(options.seed);
+    for (const std::string &language : languages) {
+      std::vector<std::pair<std::string, std::string>> pairs;
+      MOERT_RETURN_IF_ERROR(forEachPair(
+          fs::path(corpusDir) / ("train." + language + ".tsv"),
+          [&](const std::string &s, const std::string &t) {
+            pairs.emplace_back(s, t);
+            return Status::success();
+          }));
+      std::shuffle(pairs.begin(), pairs.end(), rng);
+      if (static_cast<int64_t>(pairs.size()) > options.linesPerLanguage)
+        pairs.resize(static_cast<size_t>(options.linesPerLanguage));
+      const size_t englishLines =
+          std::max<size_t>(1, pairs.size() / languages.size());
+      for (size_t i = 0; i < pairs.size(); ++i) {
+        out << pairs[i].second << '\n';
+        if (i < englishLines)
+          out << pairs[i].first << '\n';
+      }
+    }
+    if (!out)
+      return dataLoss("cannot write '" + sample.string() + "'");
+  }
+  std::string symbols = "<mt>,<dae>,<mask>," + languageTag("en");
+  for (const std::string &language : languages)
+    symbols += "," + languageTag(language);
+  std::ostringstream args;
+  args << "--input=" << sample.string()
+       << " --model_prefix=" << (fs::path(corpusDir) / "spm").string()
+       << " --vocab_size=" << options.vocabSize
+       << " --model_type=unigram --character_coverage=0.9995"
+       << " --pad_id=0 --unk_id=1 --bos_id=2 --eos_id=3"
+       << " --user_defined_symbols=" << symbols
+       << " --input_sentence_size=2000000 --shuffle_input_sentence=true"
+       << " --hard_vocab_limit=false --minloglevel=2";
+  // Sampling and shuffling in the trainer draw from this seed.
+  sentencepiece::SetRandomGeneratorSeed(static_cast<unsigned>(options.seed));
+  const sentencepiece::util::Status status =
+      sentencepiece::SentencePieceTrainer::Train(args.str());
+  std::error_code ignored;
+  fs::remove(sample, ignored);
+  if (!status.ok())
+    return invalidArgument("training the SentencePiece model failed: " +
+                           std::string(status.ToString()));
+  return Status::success();
+}
+
+Status encodeCorpus(const std::string &corpusDir) {
+  MOERT_ASSIGN_OR_RETURN(std::vector<std::string> languages,
+                         languagesOf(corpusDir));
+  sentencepiece::SentencePieceProcessor processor;
+  const std::string model = (fs::path(corpusDir) / "spm.model").string();
+  if (!processor.Load(model).ok())
+    return invalidArgument("cannot load the SentencePiece model '" + model +
+                           "' (run moe-data spm first)");
+  for (const std::string &language : languages)
+    for (const char *split : {"train", "valid", "test"}) {
+      std::vector<EncodedPair> pairs;
+      MOERT_RETURN_IF_ERROR(forEachPair(
+          fs::path(corpusDir) /
+              (std::string(split) + "." + language + ".tsv"),
+          [&](const std::string &s, const std::string &t) {
+            EncodedPair pair;
+            std::vector<int> ids;
+            if (!processor.Encode(s, &ids).ok())
+              return invalidArgument("cannot encode '" + s + "'");
+            pair.source.assign(ids.begin(), ids.end());
+            if (!processor.Encode(t, &ids).ok())
+              return invalidArgument("cannot encode '" + t + "'");
+            pair.target.assign(ids.begin(), ids.end());
+            pairs.push_back(std::move(pair));
+            return Status::success();
+          }));
+      const fs::path path =
+          fs::path(corpusDir) / (std::string(split) + "." + language + ".ids");
+      const fs::path temporary = path.string() + ".tmp";
+      {
+        std::ofstream out(temporary, std::ios::binary | std::ios::trunc);
+        out.write(kShardMagic, sizeof(kShardMagic));
+        const uint64_t count = pairs.size();
+        out.write(reinterpret_cast<const char *>(&count), sizeof(count));
+        for (const EncodedPair &pair : pairs) {
+          const uint32_t lengths[2] = {
+              static_cast<uint32_t>(pair.source.size()),
+              static_cast<uint32_t>(pair.target.size())};
+          out.write(reinterpret_cast<const char *>(lengths), sizeof(lengths));
+          out.write(reinterpret_cast<const char *>(pair.source.data()),
+                    static_cast<std::streamsize>(pair.source.size() * 4));
+          out.write(reinterpret_cast<const char *>(pair.target.data()),
+                    static_cast<std::streamsize>(pair.target.size() * 4));
+        }
+        if (!out)
+          return dataLoss("cannot write '" + temporary.string() + "'");
+      }
+      std::error_code ec;
+      fs::rename(temporary, path, ec);
+      if (ec)
+        return dataLoss("cannot rename '" + temporary.string() + "'");
+    }
+  return Status::success();
+}
+
+Expected<std::vector<EncodedPair>> readIdShard(const std::string &path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in)
+    return invalidArgument("cannot open the id shard '" + path + "'");
+  char magic[8] = {};
+  uint64_t count = 0;
+  in.read(magic, sizeof(magic));
+  in.read(reinterpret_cast<char *>(&count), sizeof(count));
+  if (!in || std::memcmp(magic, kShardMagic, sizeof(magic)) != 0)
+    return invalidArgument(path + ": not an id shard (expected the magic "
+                                  "'MOEIDS1' and a pair count)");
+  in.seekg(0, std::ios::end);
+  const uint64_t size = static_cast<uint64_t>(in.tellg());
+  in.seekg(16);
+  if (count > size / 8)
+    return invalidArgument(path + ": claims " + std::to_string(count) +
+                           " pairs in " + std::to_string(size) + " bytes");
+  std::vector<EncodedPair> pairs(static_cast<size_t>(count));
+  for (uint64_t i = 0; i < count; ++i) {
+    uint32_t lengths[2] = {};
+    in.read(reinterpret_cast<char *>(lengths), sizeof(lengths));
+    const uint64_t at = static_cast<uint64_t>(in.tellg());
+    if (!in || at + (uint64_t(lengths[0]) + lengths[1]) * 4 > size)
+      return invalidArgument(path + ": pair " + std::to_string(i) + " of " +
+                             std::to_string(count) +
+                             " is truncated (the file ends first)");
+    pairs[i].source.resize(lengths[0]);
+    pairs[i].target.resize(lengths[1]);
+    in.read(reinterpret_cast<char *>(pairs[i].source.data()),
+            static_cast<std::streamsize>(lengths[0]) * 4);
+    in.read(reinterpret_cast<char *>(pairs[i].target.data()),
+            static_cast<std::streamsize>(lengths[1]) * 4);
+  }
+  return pairs;
+}
+
+} // namespace data
+} // namespace moert

@@ -1,0 +1,56 @@
+//===- Tokenizer.h - The shared SentencePiece vocabulary -------*- C++ -*-===//
+//
+// One SentencePiece model (Debian's libsentencepiece) for every language of
+// the corpus, trained on a balanced sample of its training pairs (both
+// sides), with the special pieces the multitask data path needs: pad 0,
+// unk 1, bos 2, eos 3, the language tags <2xx> (the target language of a
+// translation, as in multilingual NMT), the task tags <mt> and <dae>, and
+// <mask> for the denoising task's masked spans.
+//
+// Encoded corpora are id shards: "MOEIDS1\0", the pair count (u64), then
+// per pair its source and target lengths (u32 each) and their ids (i32).
+//
+//===----------------------------------------------------------------------===//
+#ifndef MOERT_DATA_TOKENIZER_H
+#define MOERT_DATA_TOKENIZER_H
+
+#include "moert/Status.h"
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace moert {
+namespace data {
+
+struct TokenizerOptions {
+  int vocabSize = 8000;
+  /// Lines of the training sample per language (target side); the English
+  /// side gets as many in all.
+  int64_t linesPerLanguage = 3000;
+  uint64_t seed = 1;
+};
+
+/// Trains <corpusDir>/spm.model (and spm.vocab) from the train.<lang>.tsv
+/// files listed in <corpusDir>/languages.tsv.
+Status trainTokenizer(const std::string &corpusDir,
+                      const TokenizerOptions &options);
+
+/// The language tag piece of a language ("<2de>").
+std::string languageTag(const std::string &language);
+
+struct EncodedPair {
+  std::vector<int32_t> source, target;
+};
+
+/// Encodes <corpusDir>/<split>.<lang>.tsv with <corpusDir>/spm.model into
+/// <corpusDir>/<split>.<lang>.ids for every language and split.
+Status encodeCorpus(const std::string &corpusDir);
+
+/// Reads an id shard; errors name the file and the pair.
+Expected<std::vector<EncodedPair>> readIdShard(const std::string &path);
+
+} // namespace data
+} // namespace moert
+
+#endif // MOERT_DATA_TOKENIZER_H
