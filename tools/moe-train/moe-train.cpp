@@ -13,6 +13,7 @@
 //
 //===----------------------------------------------------------------------===//
 #include "moert/comm/MpiCommunicator.h"
+#include "moert/data/MultitaskSource.h"
 #include "moert/exec/DeviceCommunicators.h"
 #include "moert/hal/Device.h"
 #include "moert/runner/CommandLine.h"
@@ -50,6 +51,7 @@ struct Options {
   std::string device = "cpu"; // backend the plan runs on
   std::string comm = "auto";  // collectives: auto, mpi or nccl
   bool offloadOptimizer = false; // AdamW moments in host memory
+  std::string data;               // encoded multilingual corpus directory
   int64_t lossScalePower = -1;  // fp16 plans: initial scale 2^P (-1: 16)
   int64_t lossScaleWindow = -1; // fp16 plans: clean steps to double (-1: 1000)
 };
@@ -61,7 +63,7 @@ const char *kUsage =
     "[--resume FILE.safetensors]\n"
     "                 [--comm-stats FILE.json] [--device cpu|cuda] "
     "[--comm auto|mpi|nccl]\n"
-    "                 [--offload-optimizer]\n"
+    "                 [--offload-optimizer] [--data CORPUS_DIR]\n"
     "                 [--loss-scale-power P] [--loss-scale-window N]\n"
     "  --alphabet A  content tokens of the synthetic reversal task "
     "(default 32; 0 = whole vocabulary)\n"
@@ -75,6 +77,9 @@ const char *kUsage =
     "NCCL on the GPU's stream (nccl: needs --device cuda and libnccl.so.2; "
     "also for a single process); auto (default): nccl for a multi-rank "
     "CUDA job where NCCL loads, else mpi\n"
+    "  --data D      train on the multilingual multitask batches of the "
+    "encoded corpus D (moe-data corpus/spm/encode) instead of the synthetic "
+    "task\n"
     "  --offload-optimizer  keep the AdamW moments in host memory and update "
     "on the host (ZeRO-Offload; the same results, less device memory)\n"
     "  --loss-scale-power P, --loss-scale-window N  fp16 plans: dynamic loss "
@@ -110,6 +115,8 @@ bool parseOptions(int argc, char **argv, Options &options) {
       if (ok && !hal::parseBackend(options.device).ok())
         ok = cl.error("--device expects cpu or cuda, found '" +
                       options.device + "'");
+    } else if (arg == "--data") {
+      ok = cl.value(options.data);
     } else if (arg == "--offload-optimizer") {
       options.offloadOptimizer = true;
     } else if (arg == "--comm") {
@@ -317,6 +324,16 @@ int main(int argc, char **argv) {
   if (!created.ok())
     return job.fail(created.status());
   runner::Trainer &trainer = **created;
+  if (!options.data.empty()) {
+    Expected<std::unique_ptr<data::MultitaskSource>> source =
+        data::MultitaskSource::create(options.data, trainer.task().config());
+    if (!source.ok())
+      return job.fail(source.takeStatus().withContext("--data " +
+                                                      options.data));
+    if (rankZero)
+      std::printf("moe-train: %s\n", (*source)->describe().c_str());
+    trainer.setBatchSource(std::move(*source));
+  }
   if (options.lossScalePower >= 0 || options.lossScaleWindow >= 0) {
     train::LossScalerConfig scaling;
     if (options.lossScalePower >= 0)

@@ -262,7 +262,26 @@ Status Trainer::initializeParameters() {
 
 Expected<StepMetrics> Trainer::runStep(int64_t step) {
   auto start = std::chrono::steady_clock::now();
-  SeqBatch batch = task_->batch(seed_, step);
+  SeqBatch batch;
+  if (source_) {
+    MOERT_ASSIGN_OR_RETURN(batch, source_->batch(seed_, step));
+    const SyntheticTaskConfig &shape = task_->config();
+    if (batch.srcTokens.size() !=
+            static_cast<size_t>(shape.batchSize * shape.srcLen) ||
+        batch.tgtTokens.size() !=
+            static_cast<size_t>(shape.batchSize * shape.tgtLen) ||
+        batch.labels.size() != batch.tgtTokens.size())
+      return internalError("the batch source made a batch of " +
+                           std::to_string(batch.srcTokens.size()) + " / " +
+                           std::to_string(batch.tgtTokens.size()) +
+                           " tokens, the plan takes [" +
+                           std::to_string(shape.batchSize) + ", " +
+                           std::to_string(shape.srcLen) + "] / [" +
+                           std::to_string(shape.batchSize) + ", " +
+                           std::to_string(shape.tgtLen) + "]");
+  } else {
+    batch = task_->batch(seed_, step);
+  }
   // With loss scaling, the plan's step input counts the applied steps: a
   // skipped step advances neither the schedule nor AdamW's bias correction.
   int64_t optimizerStep =

@@ -31,6 +31,7 @@
 #include "moert/plan/PlanLoader.h"
 #include "moert/runner/Sharding.h"
 #include "moert/runner/StepIO.h"
+#include "moert/runner/BatchSource.h"
 #include "moert/runner/SyntheticTask.h"
 #include "moert/train/LossScaler.h"
 
@@ -111,6 +112,11 @@ public:
 
   std::vector<ParameterState> &parameters() { return parameters_; }
   const SyntheticTask &task() const { return *task_; }
+  /// Trains on `source`'s batches instead of the synthetic task's (its
+  /// batch shape must be the plan's; checked on every batch).
+  void setBatchSource(std::unique_ptr<BatchSource> source) {
+    source_ = std::move(source);
+  }
   const plan::LoadedPlan &plan() const { return plan_; }
   const exec::Executor &executor() const { return *executor_; }
   uint64_t seed() const { return seed_; }
@@ -137,6 +143,7 @@ private:
   GridLocation location_;
   std::unique_ptr<exec::Executor> executor_;
   std::unique_ptr<SyntheticTask> task_;
+  std::unique_ptr<BatchSource> source_;
   std::vector<ParameterState> parameters_;
   BatchBuffers batchBuffers_;
   int32_t lossBuffer_ = -1, auxBuffer_ = -1, normBuffer_ = -1, lrBuffer_ = -1;

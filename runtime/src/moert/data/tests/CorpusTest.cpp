@@ -1,5 +1,6 @@
 //===- CorpusTest.cpp - gettext catalogs to a cleaned parallel corpus ------===//
 #include "moert/data/Corpus.h"
+#include "moert/data/MultitaskSource.h"
 #include "moert/data/Tokenizer.h"
 
 #include <gtest/gtest.h>
@@ -245,6 +246,67 @@ TEST(TokenizerTest, TrainsEncodesAndReadsShards) {
     for (int32_t id : pair.source)
       EXPECT_GT(id, 3); // no pad/unk/bos/eos inside text
   }
+  // Multitask batches from the encoded corpus.
+  runner::SyntheticTaskConfig shape;
+  shape.batchSize = 32;
+  shape.srcLen = 12;
+  shape.tgtLen = 10;
+  shape.vocabSize = 200;
+  shape.padId = 0;
+  MultitaskOptions tasks;
+  tasks.denoising = 0.4;
+  Expected<std::unique_ptr<MultitaskSource>> source =
+      MultitaskSource::create(dir.string(), shape, tasks);
+  ASSERT_TRUE(source.ok()) << source.status().toString();
+  EXPECT_EQ((*source)->languages(), (std::vector<std::string>{"de", "fr"}));
+  EXPECT_NEAR((*source)->languageProbabilities()[0], 0.5, 1e-12);
+  Expected<runner::SeqBatch> a = (*source)->batch(7, 3);
+  Expected<runner::SeqBatch> again = (*source)->batch(7, 3);
+  Expected<runner::SeqBatch> other = (*source)->batch(7, 4);
+  ASSERT_TRUE(a.ok() && again.ok() && other.ok());
+  EXPECT_EQ(a->srcTokens, again->srcTokens); // a function of (seed, step)
+  EXPECT_EQ(a->labels, again->labels);
+  EXPECT_NE(a->srcTokens, other->srcTokens);
+  int denoisingRows = 0;
+  for (int64_t b = 0; b < shape.batchSize; ++b) {
+    const int32_t *src = a->srcTokens.data() + b * shape.srcLen;
+    const int32_t *tgt = a->tgtTokens.data() + b * shape.tgtLen;
+    const int32_t *labels = a->labels.data() + b * shape.tgtLen;
+    // The source ends with </s> (3) before its pads; the decoder input is
+    // <s> (2) and the labels shifted by one.
+    int64_t length = 0;
+    while (length < shape.srcLen && src[length] != 0)
+      ++length;
+    ASSERT_GT(length, 1);
+    EXPECT_EQ(src[length - 1], 3) << "row " << b;
+    EXPECT_EQ(tgt[0], 2);
+    for (int64_t i = 1; i < shape.tgtLen && labels[i] != 0; ++i)
+      EXPECT_EQ(tgt[i], labels[i - 1]);
+    // The pieces after pad, unk, <s>, </s>: <mt> 4, <dae> 5, <mask> 6,
+    // <2en> 7, <2de> 8, <2fr> 9. Rows start with a target-language tag
+    // (translation) or <dae> and the text's language tag (denoising).
+    if (src[0] == 5) {
+      ++denoisingRows;
+      EXPECT_TRUE(src[1] == 8 || src[1] == 9) << "row " << b;
+      EXPECT_GT(std::count(src, src + length, 6), 0) << "row " << b;
+    } else {
+      EXPECT_TRUE(src[0] == 7 || src[0] == 8 || src[0] == 9) << "row " << b;
+      EXPECT_EQ(std::count(src, src + length, 6), 0) << "row " << b;
+    }
+  }
+  EXPECT_GT(denoisingRows, 0);
+  EXPECT_LT(denoisingRows, shape.batchSize);
+  // A plan vocabulary smaller than the tokenizer's is a clear error.
+  runner::SyntheticTaskConfig small = shape;
+  small.vocabSize = 50;
+  Expected<std::unique_ptr<MultitaskSource>> tooSmall =
+      MultitaskSource::create(dir.string(), small);
+  ASSERT_FALSE(tooSmall.ok());
+  EXPECT_NE(tooSmall.status().message().find("compile a model with "
+                                             "vocab_size >="),
+            std::string::npos)
+      << tooSmall.status().toString();
+
   // A truncated shard is an error naming the pair.
   {
     std::ifstream in(dir / "train.de.ids", std::ios::binary);
