@@ -337,7 +337,8 @@ void MoePartitionReport::runOnOperation() {
   PartitionNumbers numbers;
   if (failed(collect(module, func, numbers)))
     return signalPassFailure();
-  print(func, numbers);
+  if (!quiet)
+    print(func, numbers);
   if (!json.empty() && failed(writeJson(func, numbers)))
     return signalPassFailure();
   markAllAnalysesPreserved();

@@ -454,6 +454,8 @@ def MoePartitionReport : Pass<"moe-partition-report", "::mlir::ModuleOp"> {
            "Also write the numbers as JSON to this path">,
     Option<"alignment", "alignment", "int64_t", "64",
            "Byte alignment of the plan's buffers (as moe-emit-plan)">,
+    Option<"quiet", "quiet", "bool", "false",
+           "Write only the JSON (for tools such as moe-plan)">,
   ];
 }
 

@@ -66,6 +66,7 @@ tools = [
     ToolSubst("moe-step-dump", unresolved="ignore"),
     ToolSubst("moe-kernel-check", unresolved="ignore"),
     ToolSubst("moe-bleu", unresolved="ignore"),
+    ToolSubst("moe-plan", unresolved="ignore"),
 ]
 llvm_config.add_tool_substitutions(tools, [config.moe_tools_dir, config.llvm_tools_dir])
 # Absolute tool paths, for scripts that start the tools themselves.
