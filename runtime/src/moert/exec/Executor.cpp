@@ -4,6 +4,7 @@
 #include "moert/backends/cpu/CpuDevice.h"
 #include "moert/comm/Communicator.h"
 #include "moert/exec/DeviceErrors.h"
+#include "moert/exec/ShapeRules.h"
 
 #include <cstdlib>
 #include <cstring>
@@ -107,6 +108,8 @@ Expected<std::unique_ptr<Executor>> Executor::create(Program program,
                              std::to_string(opInfo.numResults) +
                              " results, found " +
                              std::to_string(inst.results.size()));
+    if (Status shapes = checkInstructionShapes(inst, p); !shapes.ok())
+      return invalidArgument(describe(i, inst) + ": " + shapes.message());
     const KernelInfo *info = registry.find(*op);
     if (!info)
       return unimplemented(describe(i, inst) + ": the " + backend +

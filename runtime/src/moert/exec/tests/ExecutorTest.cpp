@@ -289,6 +289,67 @@ TEST(Executor, OffloadedMomentsLiveInHostMemoryWithTheSameResults) {
       << refused.status().toString();
 }
 
+// Plans are untrusted: shapes that would make a kernel read or write past
+// a buffer are rejected before anything runs, naming the instruction, what
+// was found and what was expected.
+TEST(Executor, RejectsShapesThatDoNotFitTheOp) {
+  auto expectRejected = [](const Program &program, const std::string &part) {
+    Expected<std::unique_ptr<Executor>> made = Executor::create(program);
+    ASSERT_FALSE(made.ok()) << "expected an error containing " << part;
+    EXPECT_EQ(made.status().code(), StatusCode::InvalidArgument);
+    EXPECT_NE(made.status().message().find(part), std::string::npos)
+        << made.status().message();
+  };
+  {
+    ProgramBuilder b;
+    int32_t x = b.arena(DType::F32, {4, 16}), w = b.persistent(DType::F32, {8, 5});
+    int32_t y = b.arena(DType::F32, {4, 5});
+    b.add("moe.linear", {x, w}, {y});
+    expectRejected(b.program, "instruction #0 (moe.linear) at test: the input "
+                              "f32[4x16] has 16 features, the weight f32[8x5] "
+                              "expects 8");
+  }
+  {
+    ProgramBuilder b;
+    int32_t x = b.arena(DType::F32, {4, 8}), w = b.persistent(DType::F32, {8, 5});
+    int32_t y = b.arena(DType::F32, {4, 6});
+    b.add("moe.linear", {x, w}, {y});
+    expectRejected(b.program, "the result is f32[4x6], expected f32[4x5]");
+  }
+  {
+    ProgramBuilder b;
+    int32_t in = b.arena(DType::F32, {2, 3, 8}),
+            w1 = b.persistent(DType::F32, {2, 8, 16}),
+            b1 = b.persistent(DType::F32, {2, 16}),
+            w2 = b.persistent(DType::F32, {2, 8, 16}),
+            b2 = b.persistent(DType::F32, {2, 8});
+    int32_t out = b.arena(DType::F32, {2, 3, 8});
+    b.add("moe.expert_ffn", {in, w1, b1, w2, b2}, {out},
+          {{"activation", std::string("gelu")}});
+    expectRejected(b.program, "the second expert weight is f32[2x8x16], "
+                              "expected [2, 16, 8]");
+  }
+  {
+    ProgramBuilder b;
+    int32_t p = b.persistent(DType::F32, {4}), g = b.arena(DType::F32, {5}),
+            m = b.persistent(DType::F32, {4}), v = b.persistent(DType::F32, {4}),
+            lr = b.arena(DType::F32, {}), sc = b.arena(DType::F32, {}),
+            st = b.persistent(DType::I64, {});
+    b.add("moe.adamw", {p, g, m, v, lr, sc, st}, {p, m, v});
+    expectRejected(b.program, "the gradient is f32[5], expected the shape of "
+                              "the parameter f32[4]");
+  }
+  {
+    ProgramBuilder b;
+    int32_t x = b.arena(DType::F32, {6, 8}), wg = b.persistent(DType::F32, {8, 4});
+    int32_t experts = b.arena(DType::I32, {5, 2}), slots = b.arena(DType::I32, {5, 2}),
+            weights = b.arena(DType::F32, {5, 2}), counts = b.arena(DType::I32, {4}),
+            aux = b.arena(DType::F32, {});
+    b.add("moe.gate", {x, wg}, {experts, slots, weights, counts, aux});
+    expectRejected(b.program, "the routing i32[5x2] is not [6 tokens, k]");
+  }
+}
+
 TEST(Executor, RejectsMalformedPrograms) {
   {
     LinearClassifier model;
