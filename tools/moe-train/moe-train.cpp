@@ -52,6 +52,8 @@ struct Options {
   std::string comm = "auto";  // collectives: auto, mpi or nccl
   bool offloadOptimizer = false; // AdamW moments in host memory
   std::string data;               // encoded multilingual corpus directory
+  int64_t memoryLimit = 0;        // bytes the plan may use (0: the device's)
+  int64_t maxNonFinite = 10;      // consecutive non-finite steps before stop
   int64_t lossScalePower = -1;  // fp16 plans: initial scale 2^P (-1: 16)
   int64_t lossScaleWindow = -1; // fp16 plans: clean steps to double (-1: 1000)
 };
@@ -63,7 +65,8 @@ const char *kUsage =
     "[--resume FILE.safetensors]\n"
     "                 [--comm-stats FILE.json] [--device cpu|cuda] "
     "[--comm auto|mpi|nccl]\n"
-    "                 [--offload-optimizer] [--data CORPUS_DIR]\n"
+    "                 [--offload-optimizer] [--data CORPUS_DIR] "
+    "[--memory-limit BYTES] [--max-nonfinite-steps N]\n"
     "                 [--loss-scale-power P] [--loss-scale-window N]\n"
     "  --alphabet A  content tokens of the synthetic reversal task "
     "(default 32; 0 = whole vocabulary)\n"
@@ -80,6 +83,10 @@ const char *kUsage =
     "  --data D      train on the multilingual multitask batches of the "
     "encoded corpus D (moe-data corpus/spm/encode) instead of the synthetic "
     "task\n"
+    "  --memory-limit B  refuse to start when the plan needs more than B "
+    "bytes (default: what the device has available)\n"
+    "  --max-nonfinite-steps N  stop when the gradient norm is not finite N "
+    "steps in a row (updates are skipped meanwhile; default 10; fp32 plans)\n"
     "  --offload-optimizer  keep the AdamW moments in host memory and update "
     "on the host (ZeRO-Offload; the same results, less device memory)\n"
     "  --loss-scale-power P, --loss-scale-window N  fp16 plans: dynamic loss "
@@ -115,6 +122,10 @@ bool parseOptions(int argc, char **argv, Options &options) {
       if (ok && !hal::parseBackend(options.device).ok())
         ok = cl.error("--device expects cpu or cuda, found '" +
                       options.device + "'");
+    } else if (arg == "--memory-limit") {
+      ok = cl.integer(1, options.memoryLimit);
+    } else if (arg == "--max-nonfinite-steps") {
+      ok = cl.integer(1, options.maxNonFinite);
     } else if (arg == "--data") {
       ok = cl.value(options.data);
     } else if (arg == "--offload-optimizer") {
@@ -318,6 +329,9 @@ int main(int argc, char **argv) {
       return job.fail(made.takeStatus().withContext("--comm nccl"));
     grid = std::move(*made);
   }
+  if (options.memoryLimit > 0)
+    ::setenv("MOERT_MEMORY_LIMIT", std::to_string(options.memoryLimit).c_str(),
+             1);
   Expected<std::unique_ptr<runner::Trainer>> created = runner::Trainer::create(
       std::move(*loaded), options.seed, options.alphabet, grid.get(),
       device->get(), options.offloadOptimizer);
@@ -401,8 +415,22 @@ int main(int argc, char **argv) {
   int64_t tokens = 0;
   comm::CommStats lastComm;
   bool sameCommEveryStep = true;
+  int64_t nonFiniteRun = 0;
   for (int64_t step = firstStep; step <= options.steps; ++step) {
     Expected<runner::StepMetrics> result = trainer.runStep(step);
+    // fp32 plans: a non-finite gradient norm skips the update (the clipping
+    // factor is 0); a run of them is divergence, not a passing overflow
+    // (fp16 plans rescale instead, see the loss scaler).
+    if (result.ok() && result->lossScale <= 0) {
+      nonFiniteRun = std::isfinite(result->gradNorm) ? 0 : nonFiniteRun + 1;
+      if (nonFiniteRun >= options.maxNonFinite)
+        return job.fail(failedPrecondition(
+            "training diverged: the gradient norm was not finite for " +
+            std::to_string(nonFiniteRun) + " steps in a row (last at step " +
+            std::to_string(step) +
+            "; those updates were skipped); lower the learning rate or "
+            "resume from an earlier checkpoint"));
+    }
     if (!result.ok())
       return job.fail(result.status());
     const runner::StepMetrics &m = *result;

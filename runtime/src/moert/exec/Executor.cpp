@@ -6,6 +6,7 @@
 #include "moert/exec/DeviceErrors.h"
 #include "moert/exec/ShapeRules.h"
 
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <new>
@@ -119,6 +120,47 @@ Expected<std::unique_ptr<Executor>> Executor::create(Program program,
       workspaceBytes = std::max(workspaceBytes, info->workspace(inst, p));
     if (!device.hostAccessible())
       stagingBytes = std::max(stagingBytes, stagedBytes(*info, inst, p));
+  }
+  // The plan's memory against what the device has, before allocating: a
+  // clear error instead of an allocation failure midway (or the host's OOM
+  // killer later).
+  int64_t constantBytesNeeded = 0;
+  for (const Buffer &b : p.buffers)
+    if (b.kind == BufferKind::Constant)
+      constantBytesNeeded += alignUp(b.type.byteSize());
+  const uint64_t needed =
+      static_cast<uint64_t>(p.arenaBytes + p.persistentBytes + workspaceBytes +
+                            constantBytesNeeded +
+                            (device.hostAccessible() ? p.hostBytes : 0));
+  // MOERT_MEMORY_LIMIT (bytes) caps what the device reports: a job that
+  // must stay below its share of a shared machine (moe-train
+  // --memory-limit).
+  uint64_t available = device.availableMemory();
+  if (const char *limit = std::getenv("MOERT_MEMORY_LIMIT")) {
+    char *end = nullptr;
+    const unsigned long long cap = std::strtoull(limit, &end, 10);
+    if (end && *end == '\0' && cap > 0)
+      available = available > 0 ? std::min<uint64_t>(available, cap) : cap;
+  }
+  if (available > 0 && needed > available) {
+    auto gib = [](uint64_t bytes) {
+      char text[32];
+      if (bytes >= (1ull << 30))
+        std::snprintf(text, sizeof(text), "%.2f GiB",
+                      static_cast<double>(bytes) / (1ull << 30));
+      else
+        std::snprintf(text, sizeof(text), "%.2f MiB",
+                      static_cast<double>(bytes) / (1ull << 20));
+      return std::string(text);
+    };
+    return failedPrecondition(
+        "the plan needs " + gib(needed) + " on " + device.description() +
+        " (arena " + gib(static_cast<uint64_t>(p.arenaBytes)) +
+        ", persistent " + gib(static_cast<uint64_t>(p.persistentBytes)) +
+        ", workspace " + gib(static_cast<uint64_t>(workspaceBytes)) +
+        "), but only " + gib(available) +
+        " are available; partition it over more ranks, offload the "
+        "optimizer state or use a smaller batch");
   }
   // Every region starts zeroed: a kernel reading a buffer nobody wrote (a
   // bug) sees zeros rather than stale data, and fresh optimizer moments are

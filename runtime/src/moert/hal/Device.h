@@ -85,6 +85,10 @@ public:
   /// True when device addresses are host addresses (the CPU).
   virtual bool hostAccessible() const = 0;
 
+  /// Bytes this device can still allocate (the CPU: the host's
+  /// MemAvailable; CUDA: the free device memory); 0 when unknown.
+  virtual uint64_t availableMemory() const { return 0; }
+
   /// `bytes` of device memory aligned to at least 256 bytes, zero-filled.
   virtual Expected<DeviceBuffer> allocate(size_t bytes,
                                           const char *what) = 0;

@@ -1,6 +1,9 @@
 //===- CpuDevice.cpp - The host as a device -------------------------------===//
 #include "moert/backends/cpu/CpuDevice.h"
 
+#include <fstream>
+#include <string>
+
 #include <cstdlib>
 #include <cstring>
 #include <string>
@@ -73,6 +76,19 @@ Status CpuDevice::fill(void *device, uint8_t value, size_t bytes) {
 CpuDevice &hostDevice() {
   static CpuDevice device;
   return device;
+}
+
+uint64_t CpuDevice::availableMemory() const {
+  // MemAvailable of /proc/meminfo (kB): what the kernel can give without
+  // swapping. Unknown (0) where the file is missing.
+  std::ifstream meminfo("/proc/meminfo");
+  std::string key;
+  uint64_t value = 0;
+  std::string unit;
+  while (meminfo >> key >> value >> unit)
+    if (key == "MemAvailable:")
+      return value * 1024;
+  return 0;
 }
 
 } // namespace cpu

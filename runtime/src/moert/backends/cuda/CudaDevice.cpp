@@ -112,6 +112,13 @@ Status resolve(const char *symbol, Fn &out) {
 }
 } // namespace
 
+uint64_t CudaDevice::availableMemory() const {
+  size_t free = 0, total = 0;
+  if (cudaMemGetInfo(&free, &total) != cudaSuccess)
+    return 0;
+  return free;
+}
+
 Expected<void *> CudaDevice::loadFunction(const std::vector<uint8_t> &image,
                                           const std::string &entry) {
   if (!driver_) {
