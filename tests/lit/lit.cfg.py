@@ -67,6 +67,7 @@ tools = [
     ToolSubst("moe-kernel-check", unresolved="ignore"),
     ToolSubst("moe-bleu", unresolved="ignore"),
     ToolSubst("moe-plan", unresolved="ignore"),
+    ToolSubst("moe-prune", unresolved="ignore"),
 ]
 llvm_config.add_tool_substitutions(tools, [config.moe_tools_dir, config.llvm_tools_dir])
 # Absolute tool paths, for scripts that start the tools themselves.
