@@ -70,13 +70,15 @@ struct Options {
   const DeviceSpec *device = &kDevices[1];
   double mfu = 0.4, usable = 0.9, hostAdamGBs = 100;
   std::vector<int64_t> zero = {0, 1, 2};
+  std::vector<int64_t> tp = {1, 2, 4, 8}, ep; // ep empty: every divisor
   bool offload = false;
 };
 
 const char *kUsage =
     "usage: moe-plan MODEL.json --devices N [--device NAME] [--gpus-per-node "
     "G] [--mfu F]\n"
-    "                [--zero 0,1,2] [--offload] [--top K] [--json FILE]\n"
+    "                [--zero 0,1,2] [--tp 1,2,4,8] [--ep LIST] [--offload] "
+    "[--top K] [--json FILE]\n"
     "devices: v100-32g, a100-40g, a100-80g, h100-80g, h200-141g\n";
 
 int usage(const std::string &why) {
@@ -254,6 +256,17 @@ int main(int argc, char **argv) {
                        item.str() + "'");
         o.zero.push_back(stage);
       }
+    } else if (arg == "--tp" || arg == "--ep") {
+      const char *v = value();
+      std::vector<int64_t> &list = arg == "--tp" ? o.tp : o.ep;
+      list.clear();
+      for (llvm::StringRef item : llvm::split(v ? v : "", ',')) {
+        long long size = 0;
+        if (!llvm::to_integer(item, size, 10) || size < 1)
+          return usage(arg + " expects positive sizes such as 1,2,4, found '" +
+                       item.str() + "'");
+        list.push_back(size);
+      }
     } else if (arg == "--offload") {
       o.offload = true;
     } else if (arg == "--json") {
@@ -298,8 +311,8 @@ int main(int argc, char **argv) {
   }
 
   std::vector<Candidate> candidates;
-  for (int64_t ep : divisorsOf(o.devices))
-    for (int64_t tp : {1, 2, 4, 8}) {
+  for (int64_t ep : o.ep.empty() ? divisorsOf(o.devices) : o.ep)
+    for (int64_t tp : o.tp) {
       if (o.devices % (ep * tp) != 0)
         continue;
       const int64_t dp = o.devices / (ep * tp);
