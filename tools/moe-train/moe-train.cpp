@@ -53,6 +53,7 @@ struct Options {
   bool offloadOptimizer = false; // AdamW moments in host memory
   std::string data;               // encoded multilingual corpus directory
   int64_t memoryLimit = 0;        // bytes the plan may use (0: the device's)
+  int64_t evalBatches = 0;        // held-out synthetic batches to decode
   int64_t maxNonFinite = 10;      // consecutive non-finite steps before stop
   int64_t lossScalePower = -1;  // fp16 plans: initial scale 2^P (-1: 16)
   int64_t lossScaleWindow = -1; // fp16 plans: clean steps to double (-1: 1000)
@@ -66,7 +67,7 @@ const char *kUsage =
     "                 [--comm-stats FILE.json] [--device cpu|cuda] "
     "[--comm auto|mpi|nccl]\n"
     "                 [--offload-optimizer] [--data CORPUS_DIR] "
-    "[--memory-limit BYTES] [--max-nonfinite-steps N]\n"
+    "[--memory-limit BYTES] [--max-nonfinite-steps N] [--eval-batches N]\n"
     "                 [--loss-scale-power P] [--loss-scale-window N]\n"
     "  --alphabet A  content tokens of the synthetic reversal task "
     "(default 32; 0 = whole vocabulary)\n"
@@ -83,6 +84,8 @@ const char *kUsage =
     "  --data D      train on the multilingual multitask batches of the "
     "encoded corpus D (moe-data corpus/spm/encode) instead of the synthetic "
     "task\n"
+    "  --eval-batches N  after training, decode N held-out batches of the "
+    "synthetic task greedily and report exact matches and token accuracy\n"
     "  --memory-limit B  refuse to start when the plan needs more than B "
     "bytes (default: what the device has available)\n"
     "  --max-nonfinite-steps N  stop when the gradient norm is not finite N "
@@ -122,6 +125,8 @@ bool parseOptions(int argc, char **argv, Options &options) {
       if (ok && !hal::parseBackend(options.device).ok())
         ok = cl.error("--device expects cpu or cuda, found '" +
                       options.device + "'");
+    } else if (arg == "--eval-batches") {
+      ok = cl.integer(1, options.evalBatches);
     } else if (arg == "--memory-limit") {
       ok = cl.integer(1, options.memoryLimit);
     } else if (arg == "--max-nonfinite-steps") {
@@ -502,5 +507,26 @@ int main(int argc, char **argv) {
     std::printf("moe-train: %" PRId64 " steps in %s, %.0f target tokens/s\n",
                 options.steps - firstStep + 1, formatDuration(elapsed).c_str(),
                 elapsed > 0 ? tokens / elapsed : 0.0);
+  if (options.evalBatches > 0) {
+    if (!options.data.empty())
+      return job.fail(unimplemented("--eval-batches decodes the synthetic "
+                                    "task; not with --data yet"));
+    Expected<runner::Trainer::GreedyEval> eval =
+        trainer.evaluateGreedy(options.evalBatches);
+    if (!eval.ok())
+      return job.fail(eval.takeStatus().withContext("--eval-batches"));
+    const int64_t alphabet = options.alphabet > 0 ? options.alphabet : 0;
+    std::printf("moe-train: greedy decoding of %" PRId64
+                " held-out sequences: %" PRId64 " reversed exactly (%.1f %%), "
+                "token accuracy %.1f %%%s\n",
+                eval->sequences, eval->exact,
+                eval->sequences ? 100.0 * eval->exact / eval->sequences : 0.0,
+                eval->tokens ? 100.0 * eval->correct / eval->tokens : 0.0,
+                alphabet > 0 ? (" (chance " +
+                                std::to_string(100.0 / alphabet).substr(0, 4) +
+                                " %)")
+                                   .c_str()
+                             : "");
+  }
   return 0;
 }

@@ -29,6 +29,8 @@ Expected<GateConfig> gateConfigOf(const exec::KernelCall &call) {
   MOERT_ASSIGN_OR_RETURN(double jitter, call.floatAttr("jitter_eps"));
   config.jitterEps = static_cast<float>(jitter);
   config.training = call.context().training && !call.flag("eval");
+  if (!config.training && call.context().trainingCapacity)
+    config.evalCapacityFactor = config.capacityFactor;
   // Plans written before gating groups existed have no "groups": one group.
   if (call.hasAttr("groups")) {
     MOERT_ASSIGN_OR_RETURN(config.groups, call.intAttr("groups"));

@@ -33,6 +33,10 @@ struct RunContext {
   uint64_t seed = 0;    // the run's random seed
   uint32_t step = 0;    // the training step (keys dropout and gate noise)
   bool training = true; // dropout active, gate noise drawn
+  /// Evaluation on a plan compiled for training: its dispatch buffers hold
+  /// the training capacity, so gates keep the training capacity factor
+  /// (noise and dropout still off).
+  bool trainingCapacity = false;
   /// This process's communicators on the program's grid (its shape must be
   /// Program::gridShape). Null for a single process: then collectives may
   /// only span axes of size 1 (they copy) and the process sits at

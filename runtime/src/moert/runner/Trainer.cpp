@@ -1,6 +1,8 @@
 //===- Trainer.cpp - Runs a compiled training plan step by step -----------===//
 #include "moert/runner/Trainer.h"
 
+#include "moert/eval/Decode.h"
+
 #include "moert/checkpoint/Safetensors.h"
 #include "moert/runner/PlanProgram.h"
 #include "moert/runner/StepIO.h"
@@ -494,6 +496,100 @@ Expected<int64_t> Trainer::loadCheckpoint(const std::string &path) {
   if (scaler)
     lossScaler_ = std::move(scaler);
   return step;
+}
+
+Expected<Trainer::GreedyEval> Trainer::evaluateGreedy(int64_t batches) {
+  if (grid_ && grid_->worldSize() > 1)
+    return unimplemented("greedy evaluation runs in one process");
+  const exec::Program &program = executor_->program();
+  // The forward part of the step: everything up to the first loss.
+  size_t lossAt = program.instructions.size();
+  for (size_t i = 0; i < program.instructions.size(); ++i)
+    if (program.instructions[i].kernel == "moe.cross_entropy") {
+      lossAt = i;
+      break;
+    }
+  if (lossAt == program.instructions.size())
+    return failedPrecondition("the plan has no moe.cross_entropy: nothing "
+                              "gives the decoder's logits");
+  const int32_t logitsId = program.instructions[lossAt].operands[0];
+  const exec::TensorType &logitsType = program.buffers[logitsId].type;
+  const SyntheticTaskConfig &c = task_->config();
+  if (logitsType.shape.size() != 3 || logitsType.shape[0] != c.batchSize ||
+      logitsType.shape[1] != c.tgtLen)
+    return failedPrecondition("the logits are " + logitsType.str() +
+                              ", expected [batch, target length, vocabulary]");
+  const int64_t vocab = logitsType.shape[2];
+  GreedyEval result;
+  std::vector<float> logits(static_cast<size_t>(logitsType.numElements()));
+  for (int64_t k = 0; k < batches; ++k) {
+    // Held out: batches of steps no training run reaches.
+    SeqBatch batch = task_->batch(seed_ ^ 0x5EEDull, 1000000000 + k);
+    SeqBatch input = batch;
+    eval::NextTokenFn next =
+        [&](const std::vector<int64_t> &rows,
+            const std::vector<std::vector<int32_t>> &prefixes)
+        -> Expected<std::vector<std::vector<float>>> {
+      for (size_t i = 0; i < rows.size(); ++i) {
+        int32_t *tgt = input.tgtTokens.data() + rows[i] * c.tgtLen;
+        std::fill(tgt, tgt + c.tgtLen, c.padId);
+        for (size_t t = 0; t < prefixes[i].size() &&
+                           static_cast<int64_t>(t) < c.tgtLen;
+             ++t)
+          tgt[t] = prefixes[i][t];
+      }
+      MOERT_RETURN_IF_ERROR(
+          writeBatch(*executor_, batchBuffers_, input, 1, &location_));
+      exec::RunContext context;
+      context.seed = seed_;
+      context.step = 1;
+      context.training = false;
+      context.trainingCapacity = true; // the plan's buffers
+      for (size_t i = 0; i <= lossAt; ++i)
+        MOERT_RETURN_IF_ERROR(executor_->runInstruction(i, context));
+      MOERT_RETURN_IF_ERROR(executor_->readBuffer(
+          logitsId, logits.data(), logits.size() * sizeof(float)));
+      std::vector<std::vector<float>> out;
+      for (size_t i = 0; i < rows.size(); ++i) {
+        const int64_t position = std::min<int64_t>(
+            static_cast<int64_t>(prefixes[i].size()) - 1, c.tgtLen - 1);
+        const float *row =
+            logits.data() + (rows[i] * c.tgtLen + position) * vocab;
+        // Log-softmax (argmax and beam scores need only relative values).
+        const float largest = *std::max_element(row, row + vocab);
+        double sum = 0.0;
+        for (int64_t v = 0; v < vocab; ++v)
+          sum += std::exp(static_cast<double>(row[v] - largest));
+        const float logSum = static_cast<float>(std::log(sum)) + largest;
+        std::vector<float> logProbs(row, row + vocab);
+        for (float &value : logProbs)
+          value -= logSum;
+        out.push_back(std::move(logProbs));
+      }
+      return out;
+    };
+    eval::DecodeOptions options;
+    options.bos = task_->bosId();
+    options.eos = task_->eosId();
+    options.maxLength = c.tgtLen;
+    MOERT_ASSIGN_OR_RETURN(std::vector<std::vector<int32_t>> decoded,
+                           eval::greedyDecode(c.batchSize, next, options));
+    for (int64_t b = 0; b < c.batchSize; ++b) {
+      std::vector<int32_t> reference;
+      for (int64_t t = 0; t < c.tgtLen; ++t) {
+        const int32_t label = batch.labels[b * c.tgtLen + t];
+        if (label == c.padId || label == task_->eosId())
+          break;
+        reference.push_back(label);
+      }
+      ++result.sequences;
+      result.exact += decoded[b] == reference;
+      result.tokens += static_cast<int64_t>(reference.size());
+      for (size_t t = 0; t < reference.size() && t < decoded[b].size(); ++t)
+        result.correct += decoded[b][t] == reference[t];
+    }
+  }
+  return result;
 }
 
 } // namespace runner

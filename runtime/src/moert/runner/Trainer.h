@@ -128,6 +128,18 @@ public:
     return lossScaler_ ? &*lossScaler_ : nullptr;
   }
 
+  /// Greedy decoding of held-out batches of the synthetic task with the
+  /// current parameters: the plan's forward instructions (up to the loss)
+  /// run in evaluation mode (no dropout, no gate noise; the training
+  /// capacity factor, for which the plan's buffers are sized) once per
+  /// generated token, the decoder re-run on the whole prefix. One process
+  /// only.
+  struct GreedyEval {
+    int64_t sequences = 0, exact = 0; // reversed exactly, </s> included
+    int64_t tokens = 0, correct = 0;  // reference tokens, matched in place
+  };
+  Expected<GreedyEval> evaluateGreedy(int64_t batches);
+
 private:
   Trainer(plan::LoadedPlan plan, uint64_t seed)
       : plan_(std::move(plan)), seed_(seed) {}
