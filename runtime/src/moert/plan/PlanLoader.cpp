@@ -110,6 +110,8 @@ private:
                          const fb::Instruction &instruction);
   Status checkShardAxes(const std::string &where,
                         const fb::Instruction &instruction);
+  Status checkShapeRules(const std::string &where,
+                         const fb::Instruction &instruction);
   Status checkTraining();
   Status checkExecutables();
 
@@ -558,6 +560,7 @@ Status PlanChecker::checkInstruction(uint32_t index,
                                        role, position, dtypeName(buf.dtype()),
                                        dtypeName(dtype)));
   };
+  MOERT_RETURN_IF_ERROR(checkShapeRules(where, instruction));
   switch (instruction.opcode()) {
   case fb::Opcode::token_count: {
     MOERT_RETURN_IF_ERROR(
@@ -601,6 +604,104 @@ Status PlanChecker::checkInstruction(uint32_t index,
     }
     MOERT_RETURN_IF_ERROR(
         expectDType("result", 0, resultBuffer(0), fb::DType::f32));
+    break;
+  }
+  default:
+    break;
+  }
+  return Status::success();
+}
+
+/// The shape rules of the dense forward ops whose kernels derive their
+/// loop bounds from operand shapes: an operand too small for the shapes the
+/// kernel reads from another would be read or written out of bounds.
+/// Shapes are the rank-local buffer shapes, which are what kernels see.
+Status PlanChecker::checkShapeRules(const std::string &where,
+                                    const fb::Instruction &instruction) {
+  auto shapeAt = [&](const flatbuffers::Vector<int32_t> *ids,
+                     uint32_t position) {
+    return toShape(buffer(ids->Get(position)).shape());
+  };
+  auto operand = [&](uint32_t position) {
+    return shapeAt(instruction.operands(), position);
+  };
+  auto result = [&](uint32_t position) {
+    return shapeAt(instruction.results(), position);
+  };
+  auto mismatch = [&](const char *role, uint32_t position,
+                      const std::vector<int64_t> &found,
+                      const std::string &expected) {
+    return invalidArgument(fmt::format("{}: {} {} has shape {}, expected {}",
+                                       where, role, position,
+                                       formatShape(found), expected));
+  };
+  uint32_t numOperands = instruction.operands()->size();
+  switch (instruction.opcode()) {
+  case fb::Opcode::linear: {
+    // x [..., K] * w [K, N] (w [N, K] with transpose_weight) + b [N]
+    //   -> [..., N].
+    bool transpose = false;
+    if (instruction.attributes())
+      for (const fb::Attribute *attribute : *instruction.attributes())
+        if (attribute->name()->str() == "transpose_weight" &&
+            attribute->value_as_BoolValue())
+          transpose = attribute->value_as_BoolValue()->value();
+    std::vector<int64_t> x = operand(0), w = operand(1);
+    if (x.empty())
+      return mismatch("operand", 0, x, "an input [..., K] of rank >= 1");
+    int64_t k = x.back();
+    if (w.size() != 2 || (transpose ? w[1] : w[0]) != k)
+      return mismatch("operand", 1, w,
+                      fmt::format("a weight {} with K = {} from operand 0",
+                                  transpose ? "[N, K]" : "[K, N]", k));
+    int64_t n = transpose ? w[0] : w[1];
+    if (numOperands == 3 && operand(2) != std::vector<int64_t>{n})
+      return mismatch("operand", 2, operand(2), fmt::format("a bias [{}]", n));
+    std::vector<int64_t> y = x;
+    y.back() = n;
+    if (result(0) != y)
+      return mismatch("result", 0, result(0), formatShape(y));
+    break;
+  }
+  case fb::Opcode::layer_norm: {
+    // x [..., D], gamma [D], beta [D] -> [..., D].
+    std::vector<int64_t> x = operand(0);
+    if (x.empty())
+      return mismatch("operand", 0, x, "an input [..., D] of rank >= 1");
+    for (uint32_t position = 1; position < 3; ++position)
+      if (operand(position) != std::vector<int64_t>{x.back()})
+        return mismatch("operand", position, operand(position),
+                        fmt::format("[{}] (the last dimension of operand 0)",
+                                    x.back()));
+    if (result(0) != x)
+      return mismatch("result", 0, result(0), formatShape(x));
+    break;
+  }
+  case fb::Opcode::attention: {
+    // q [B, Lq, D], k [B, Lk, D], v [B, Lk, D] -> [B, Lq, D]; D divisible
+    // by num_heads.
+    std::vector<int64_t> q = operand(0), k = operand(1);
+    if (q.size() != 3)
+      return mismatch("operand", 0, q, "a query [B, Lq, D]");
+    if (k.size() != 3 || k[0] != q[0] || k[2] != q[2])
+      return mismatch("operand", 1, k,
+                      fmt::format("a key [{}, Lk, {}]", q[0], q[2]));
+    if (operand(2) != k)
+      return mismatch("operand", 2, operand(2),
+                      formatShape(k) + " (the key's shape)");
+    if (result(0) != q)
+      return mismatch("result", 0, result(0), formatShape(q));
+    if (instruction.attributes())
+      for (const fb::Attribute *attribute : *instruction.attributes())
+        if (attribute->name()->str() == "num_heads" &&
+            attribute->value_as_IntValue()) {
+          int64_t heads = attribute->value_as_IntValue()->value();
+          if (heads > 0 && q[2] % heads != 0)
+            return invalidArgument(fmt::format(
+                "{}: num_heads = {} does not divide the model dimension {} "
+                "of operand 0",
+                where, heads, q[2]));
+        }
     break;
   }
   default:
@@ -664,6 +765,25 @@ Status PlanChecker::checkAttributes(const std::string &where,
             fmt::format("{}: attribute '{}' is of type {}, expected {}", where,
                         name, attributeTypeName(attribute->value_type()),
                         attributeTypeName(expected->type)));
+      if (attribute->value_type() == fb::AttrValue::IntValue) {
+        int64_t value = attribute->value_as_IntValue()->value();
+        if (!expected->inRange(static_cast<double>(value)))
+          return invalidArgument(
+              fmt::format("{}: attribute '{}' is {}, expected a value in {}",
+                          where, name, value, expected->rangeText()));
+      }
+      if (attribute->value_type() == fb::AttrValue::FloatValue) {
+        double value = attribute->value_as_FloatValue()->value();
+        if (expected->finite && !std::isfinite(value))
+          return invalidArgument(
+              fmt::format("{}: attribute '{}' is {}, expected a finite value "
+                          "in {}",
+                          where, name, value, expected->rangeText()));
+        if (std::isfinite(value) && !expected->inRange(value))
+          return invalidArgument(
+              fmt::format("{}: attribute '{}' is {}, expected a value in {}",
+                          where, name, value, expected->rangeText()));
+      }
       if (!expected->allowedValues.empty()) {
         const flatbuffers::String *text =
             attribute->value_as_StringValue()->value();
