@@ -54,6 +54,7 @@ struct Options {
   std::string data;               // encoded multilingual corpus directory
   int64_t lossScalePower = -1;  // fp16 plans: initial scale 2^P (-1: 16)
   int64_t lossScaleWindow = -1; // fp16 plans: clean steps to double (-1: 1000)
+  std::string onNonFinite = "stop"; // f32 plans: stop or skip
 };
 
 const char *kUsage =
@@ -64,7 +65,8 @@ const char *kUsage =
     "                 [--comm-stats FILE.json] [--device cpu|cuda] "
     "[--comm auto|mpi|nccl]\n"
     "                 [--offload-optimizer] [--data CORPUS_DIR]\n"
-    "                 [--loss-scale-power P] [--loss-scale-window N]\n"
+    "                 [--loss-scale-power P] [--loss-scale-window N] "
+    "[--on-nonfinite stop|skip]\n"
     "  --alphabet A  content tokens of the synthetic reversal task "
     "(default 32; 0 = whole vocabulary)\n"
     "  --resume F    continue from checkpoint F (same plan and --seed) up to "
@@ -85,6 +87,12 @@ const char *kUsage =
     "  --loss-scale-power P, --loss-scale-window N  fp16 plans: dynamic loss "
     "scaling starts at 2^P (default 16) and doubles after N clean steps "
     "(default 1000)\n"
+    "  --on-nonfinite P  a step whose loss or gradient norm is NaN or "
+    "infinite (plans without loss scaling): stop (default) with an error "
+    "naming the step and the first parameter with a non-finite gradient, "
+    "or skip (the plan's optimizer leaves parameters and moments unchanged "
+    "on a non-finite gradient norm); a checkpoint with non-finite values is "
+    "never written\n"
     "A plan partitioned for a device grid of N ranks runs under "
     "mpirun -np N.\n";
 
@@ -133,6 +141,12 @@ bool parseOptions(int argc, char **argv, Options &options) {
       ok = cl.integer(0, options.lossScalePower, 100);
     } else if (arg == "--loss-scale-window") {
       ok = cl.integer(1, options.lossScaleWindow);
+    } else if (arg == "--on-nonfinite") {
+      ok = cl.value(options.onNonFinite);
+      if (ok && options.onNonFinite != "stop" &&
+          options.onNonFinite != "skip")
+        ok = cl.error("--on-nonfinite expects stop or skip, found '" +
+                      options.onNonFinite + "'");
     } else if (arg == "-h" || arg == "--help") {
       std::fputs(kUsage, stdout);
       std::exit(0);
@@ -150,6 +164,57 @@ bool parseOptions(int argc, char **argv, Options &options) {
   if (options.plan.empty())
     return cl.error("no plan file given");
   return true;
+}
+
+/// The first parameter (in plan order) whose gradient (or, failing that,
+/// value) holds a non-finite element on this rank; "" when none does.
+std::string firstNonFinite(const runner::Trainer &trainer, bool gradient) {
+  const exec::Executor &executor = trainer.executor();
+  const plan::fb::Plan &plan = trainer.plan().plan();
+  if (!plan.parameters())
+    return "";
+  for (const plan::fb::Parameter *param : *plan.parameters()) {
+    int32_t id = gradient ? param->grad_buffer() : param->buffer();
+    if (id < 0 || size_t(id) >= executor.program().buffers.size() ||
+        executor.program().buffers[id].type.dtype != exec::DType::F32)
+      continue;
+    std::vector<float> values(static_cast<size_t>(
+        executor.program().buffers[id].type.numElements()));
+    if (!executor.readBuffer(id, values.data(), values.size() * sizeof(float))
+             .ok())
+      continue;
+    for (float value : values)
+      if (!std::isfinite(value))
+        return param->name()->str();
+  }
+  return "";
+}
+
+/// The error for a step whose loss or gradient norm is not finite: names
+/// the step, both values, the first parameter whose gradient is not
+/// finite and whether any parameter value became non-finite.
+Status nonFiniteStepError(const runner::Trainer &trainer,
+                          const runner::StepMetrics &m) {
+  auto text = [](float value) {
+    char buffer[32];
+    std::snprintf(buffer, sizeof(buffer), "%g", value);
+    return std::string(buffer);
+  };
+  std::string message = "step " + std::to_string(m.step) + ": the loss is " +
+                        text(m.loss) + " and the gradient norm is " +
+                        text(m.gradNorm) + "; ";
+  std::string gradient = firstNonFinite(trainer, /*gradient=*/true);
+  if (!gradient.empty())
+    message += "the first parameter with a non-finite gradient is '" +
+               gradient + "'; ";
+  std::string value = firstNonFinite(trainer, /*gradient=*/false);
+  if (!value.empty())
+    message += "parameter '" + value + "' has non-finite values; ";
+  else
+    message += "the update was skipped (parameters stay finite); ";
+  message += "stopping without writing a checkpoint (a lower learning rate "
+             "or the plan's clip_norm may help; --on-nonfinite skip goes on)";
+  return failedPrecondition(message);
 }
 
 std::string formatDuration(double seconds) {
@@ -351,8 +416,11 @@ int main(int argc, char **argv) {
     Expected<int64_t> resumed = trainer.loadCheckpoint(options.resume);
     if (!resumed.ok())
       return job.fail(resumed.status());
-    firstStep = *resumed + 1;
-    if (firstStep > options.steps)
+    // A step at or past --steps (up to INT64_MAX) leaves nothing to do; it
+    // is compared before adding one, which could overflow.
+    if (*resumed < options.steps)
+      firstStep = *resumed + 1;
+    if (*resumed < 0 || *resumed >= options.steps)
       return job.fail(invalidArgument(
           "checkpoint '" + options.resume + "' is at step " +
           std::to_string(*resumed) + ", --steps " +
@@ -441,6 +509,12 @@ int main(int argc, char **argv) {
       metrics << "]}\n";
       metrics.flush();
     }
+    // The loss and the gradient norm are reduced over the grid, so every
+    // rank takes the same decision. fp16 plans skip such steps (loss
+    // scaling) and are not stopped.
+    if (options.onNonFinite == "stop" && m.lossScale == 0 &&
+        (!std::isfinite(m.loss) || !std::isfinite(m.gradNorm)))
+      return job.fail(nonFiniteStepError(trainer, m));
     bool last = step == options.steps;
     if (!options.save.empty() &&
         (last || (options.saveEvery > 0 && step % options.saveEvery == 0)))

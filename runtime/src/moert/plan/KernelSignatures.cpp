@@ -139,7 +139,7 @@ std::map<Opcode, KernelSignature> buildSignatures() {
   add(Opcode::combine_grad, {});
   // Optimizer.
   add(Opcode::sum_squares, {requiredEnum("group", kParamGroups)});
-  add(Opcode::clip_by_global_norm, {range(required("max_norm", AttrValue::FloatValue), 0)});
+  add(Opcode::clip_by_global_norm, {anyFloat(range(required("max_norm", AttrValue::FloatValue), 0))});
   add(Opcode::lr_schedule, {range(required("peak_lr", AttrValue::FloatValue), 0),
        range(required("warmup_steps", AttrValue::IntValue), 0)});
   add(Opcode::adamw, {requiredEnum("group", kParamGroups),

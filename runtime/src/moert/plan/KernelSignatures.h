@@ -34,7 +34,9 @@ struct AttributeSignature {
   double minValue = -std::numeric_limits<double>::infinity();
   double maxValue = std::numeric_limits<double>::infinity();
   bool maxExclusive = false;
-  /// For float attributes: NaN and +-inf are refused.
+  /// For float attributes: +-inf are refused (NaN always is); off where
+  /// infinity means something (clip_by_global_norm's max_norm = inf: no
+  /// clipping).
   bool finite = true;
 
   /// "[0, 1)", "[1, inf)", ...

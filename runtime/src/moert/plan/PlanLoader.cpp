@@ -635,7 +635,10 @@ Status PlanChecker::checkShapeRules(const std::string &where,
                                        where, role, position,
                                        formatShape(found), expected));
   };
-  uint32_t numOperands = instruction.operands()->size();
+  // Operand and result counts are checked before: the ops below have
+  // their minimum of each.
+  uint32_t numOperands =
+      instruction.operands() ? instruction.operands()->size() : 0;
   switch (instruction.opcode()) {
   case fb::Opcode::linear: {
     // x [..., K] * w [K, N] (w [N, K] with transpose_weight) + b [N]
@@ -779,7 +782,7 @@ Status PlanChecker::checkAttributes(const std::string &where,
               fmt::format("{}: attribute '{}' is {}, expected a finite value "
                           "in {}",
                           where, name, value, expected->rangeText()));
-        if (std::isfinite(value) && !expected->inRange(value))
+        if (!expected->inRange(value))
           return invalidArgument(
               fmt::format("{}: attribute '{}' is {}, expected a value in {}",
                           where, name, value, expected->rangeText()));

@@ -380,6 +380,28 @@ Status Trainer::gatherLogical(const ParameterState &param, bool state,
                         shards.data(), logical.data());
 }
 
+namespace {
+/// A checkpoint with non-finite values would replace the last good one (and
+/// resume to garbage): refuse to write it, naming the first bad tensor.
+Status checkFinite(const std::string &name, const std::vector<float> &values,
+                   const std::string &consequence) {
+  for (size_t i = 0; i < values.size(); ++i) {
+    if (std::isfinite(values[i]))
+      continue;
+    size_t count = 0;
+    for (float value : values)
+      count += std::isfinite(value) ? 0 : 1;
+    return failedPrecondition(
+        "tensor '" + name + "' has " + std::to_string(count) + " of " +
+        std::to_string(values.size()) + " values non-finite (the first at " +
+        "element " + std::to_string(i) + " is " +
+        (std::isnan(values[i]) ? "nan" : values[i] > 0 ? "inf" : "-inf") +
+        "); " + consequence);
+  }
+  return Status::success();
+}
+} // namespace
+
 Status Trainer::saveCheckpoint(const std::string &path, int64_t step) const {
   // Gathering is collective: every rank walks the same tensors in the same
   // order; only rank 0 keeps the logical tensors and writes.
@@ -401,6 +423,11 @@ Status Trainer::saveCheckpoint(const std::string &path, int64_t step) const {
       logical.emplace_back();
       MOERT_RETURN_IF_ERROR(
           gatherLogical(p, tensor.state, tensor.buffer, logical.back()));
+      if (isRankZero() && status.ok())
+        status = checkFinite(p.name + tensor.suffix, logical.back(),
+                             "not writing a non-finite checkpoint to '" +
+                                 path + "' (an earlier checkpoint there is "
+                                        "kept)");
       if (isRankZero() && status.ok())
         status = writer.addF32(p.name + tensor.suffix, p.shape,
                                logical.back().data());
@@ -478,6 +505,9 @@ Expected<int64_t> Trainer::loadCheckpoint(const std::string &path) {
       std::vector<float> shard(static_cast<size_t>(block.numElements()));
       exec::copyBlockOut(view.data, p.shape, sizeof(float), block,
                          shard.data());
+      MOERT_RETURN_IF_ERROR(checkFinite(
+          p.name + suffix, shard,
+          "checkpoint '" + path + "' cannot be resumed from"));
       shards.push_back(std::move(shard));
     }
   }
