@@ -12,6 +12,7 @@
 // checkpoints (logical tensors gathered from every rank).
 //
 //===----------------------------------------------------------------------===//
+#include "moert/checkpoint/AtomicFile.h"
 #include "moert/comm/MpiCommunicator.h"
 #include "moert/data/MultitaskSource.h"
 #include "moert/exec/DeviceCommunicators.h"
@@ -20,12 +21,15 @@
 #include "moert/runner/Trainer.h"
 
 #include <mpi.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <chrono>
 #include <cinttypes>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <cerrno>
 #include <cstring>
 #include <fstream>
 #include <iomanip>
@@ -260,10 +264,7 @@ std::string perRankPath(std::string pattern, int rank) {
 Status writeCommStats(const std::string &path, const runner::Trainer &trainer,
                       int worldSize, int64_t steps,
                       const comm::CommStats &lastStep, bool sameEveryStep) {
-  std::ofstream out(path, std::ios::out | std::ios::trunc);
-  if (!out)
-    return invalidArgument("cannot open the comm-stats file '" + path +
-                           "' for writing");
+  std::ostringstream out;
   const plan::fb::Plan &plan = trainer.plan().plan();
   const runner::GridLocation &location = trainer.location();
   out << "{\"rank\": " << location.rank() << ", \"world_size\": " << worldSize
@@ -290,10 +291,79 @@ Status writeCommStats(const std::string &path, const runner::Trainer &trainer,
       << ", \"host_bytes\": " << executor.hostBytes()
       << ", \"allocated_bytes\": "
       << executor.arenaBytes() + executor.persistentBytes() << "}\n";
-  out.flush();
-  if (!out)
-    return dataLoss("writing the comm-stats file '" + path + "' failed");
+  std::string text = out.str();
+  Status status = checkpoint::writeFileAtomically(path, text.data(),
+                                                  text.size());
+  if (!status.ok())
+    status.withContext("writing the comm-stats file '" + path + "'");
+  return status;
+}
+
+/// Before anything runs: an output file `path` (of option `flag`) must be
+/// creatable, so that a missing or read-only directory is reported now and
+/// not at the first save, hours later, and it must not be the plan.
+Status checkOutputFile(const std::string &flag, const std::string &path,
+                       const std::string &planPath) {
+  struct stat target {};
+  if (::stat(path.c_str(), &target) == 0) {
+    if (S_ISDIR(target.st_mode))
+      return invalidArgument(flag + " '" + path +
+                             "' is a directory, expected a file name");
+    // Character devices (/dev/null, /dev/stdout) are fine outputs.
+    if (!S_ISREG(target.st_mode) && !S_ISCHR(target.st_mode))
+      return invalidArgument(flag + " '" + path +
+                             "' exists and is neither a regular file nor a "
+                             "character device");
+    struct stat plan {};
+    if (::stat(planPath.c_str(), &plan) == 0 &&
+        plan.st_dev == target.st_dev && plan.st_ino == target.st_ino)
+      return invalidArgument(flag + " '" + path +
+                             "' is the plan file; writing it would replace "
+                             "the plan");
+  }
+  size_t slash = path.find_last_of('/');
+  std::string directory = slash == std::string::npos ? "."
+                          : slash == 0               ? "/"
+                                                     : path.substr(0, slash);
+  struct stat dir {};
+  if (::stat(directory.c_str(), &dir) != 0)
+    return invalidArgument(flag + " '" + path + "': the directory '" +
+                           directory + "' does not exist (" +
+                           std::strerror(errno) + ")");
+  if (!S_ISDIR(dir.st_mode))
+    return invalidArgument(flag + " '" + path + "': '" + directory +
+                           "' is not a directory");
+  if (::access(directory.c_str(), W_OK | X_OK) != 0)
+    return invalidArgument(flag + " '" + path + "': the directory '" +
+                           directory + "' is not writable (" +
+                           std::strerror(errno) + ")");
   return Status::success();
+}
+
+/// A resumed run continues the metrics of the run it resumes: rows of
+/// steps >= `firstStep` (written after the checkpoint, by the run that was
+/// stopped) and a partial last row (of a killed run) are dropped, so every
+/// step appears once. The file is rewritten atomically.
+Status trimMetrics(const std::string &path, int64_t firstStep) {
+  std::ifstream in(path);
+  if (!in)
+    return Status::success(); // nothing to continue: a new file
+  std::string kept, line;
+  while (std::getline(in, line)) {
+    if (in.eof())
+      break; // no newline: a partial row
+    const std::string prefix = "{\"step\": ";
+    if (line.compare(0, prefix.size(), prefix) != 0)
+      continue;
+    long long step = std::atoll(line.c_str() + prefix.size());
+    if (step >= 1 && step < firstStep)
+      kept += line + "\n";
+  }
+  Status status =
+      checkpoint::writeFileAtomically(path, kept.data(), kept.size());
+  if (!status.ok())
+    status.withContext("rewriting the metrics file '" + path + "'");
+  return status;
 }
 
 bool sameStats(const comm::CommStats &a, const comm::CommStats &b) {
@@ -330,6 +400,22 @@ int main(int argc, char **argv) {
   Expected<plan::LoadedPlan> loaded = plan::loadPlan(options.plan);
   if (!loaded.ok())
     return job.fail(loaded.status());
+  {
+    // Outputs are checked before anything runs (every rank: rank 0 writes
+    // the checkpoint and metrics, each rank its comm stats).
+    std::vector<std::pair<std::string, std::string>> outputs;
+    if (!options.save.empty())
+      outputs.emplace_back("--save", options.save);
+    if (!options.metrics.empty() && rankZero)
+      outputs.emplace_back("--metrics", options.metrics);
+    if (!options.commStats.empty())
+      outputs.emplace_back("--comm-stats",
+                           perRankPath(options.commStats, job.rank));
+    for (const auto &[flag, path] : outputs)
+      if (Status status = checkOutputFile(flag, path, options.plan);
+          !status.ok())
+        return job.fail(status);
+  }
   const plan::fb::Plan &planView = loaded->plan();
   std::vector<int64_t> gridShape = runner::gridShapeOf(planView);
   int64_t ranks = plan::numRanks(*planView.grid());
@@ -433,6 +519,10 @@ int main(int argc, char **argv) {
   std::ofstream metrics;
   if (!options.metrics.empty() && rankZero) {
     // A resumed run appends to the metrics of the run it continues.
+    if (!options.resume.empty())
+      if (Status status = trimMetrics(options.metrics, firstStep);
+          !status.ok())
+        return job.fail(status);
     metrics.open(options.metrics, options.resume.empty()
                                       ? std::ios::out | std::ios::trunc
                                       : std::ios::out | std::ios::app);
@@ -508,6 +598,11 @@ int main(int argc, char **argv) {
       }
       metrics << "]}\n";
       metrics.flush();
+      if (!metrics)
+        return job.fail(dataLoss("writing the metrics file '" +
+                                 options.metrics + "' failed at step " +
+                                 std::to_string(step) + " (" +
+                                 std::strerror(errno) + ")"));
     }
     // The loss and the gradient norm are reduced over the grid, so every
     // rank takes the same decision. fp16 plans skip such steps (loss
