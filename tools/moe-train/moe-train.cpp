@@ -59,6 +59,7 @@ struct Options {
   int64_t lossScalePower = -1;  // fp16 plans: initial scale 2^P (-1: 16)
   int64_t lossScaleWindow = -1; // fp16 plans: clean steps to double (-1: 1000)
   std::string onNonFinite = "stop"; // f32 plans: stop or skip
+  uint64_t memoryLimit = 0; // bytes per rank; 0: what the device reports
 };
 
 const char *kUsage =
@@ -71,6 +72,7 @@ const char *kUsage =
     "                 [--offload-optimizer] [--data CORPUS_DIR]\n"
     "                 [--loss-scale-power P] [--loss-scale-window N] "
     "[--on-nonfinite stop|skip]\n"
+    "                 [--memory-limit BYTES[K|M|G]]\n"
     "  --alphabet A  content tokens of the synthetic reversal task "
     "(default 32; 0 = whole vocabulary)\n"
     "  --resume F    continue from checkpoint F (same plan and --seed) up to "
@@ -97,6 +99,9 @@ const char *kUsage =
     "or skip (the plan's optimizer leaves parameters and moments unchanged "
     "on a non-finite gradient norm); a checkpoint with non-finite values is "
     "never written\n"
+    "  --memory-limit B  refuse to start when the plan's arena and "
+    "persistent bytes exceed B per rank (default: the device's available "
+    "memory; on the CPU MemAvailable, lowered to the cgroup's headroom)\n"
     "A plan partitioned for a device grid of N ranks runs under "
     "mpirun -np N.\n";
 
@@ -145,6 +150,26 @@ bool parseOptions(int argc, char **argv, Options &options) {
       ok = cl.integer(0, options.lossScalePower, 100);
     } else if (arg == "--loss-scale-window") {
       ok = cl.integer(1, options.lossScaleWindow);
+    } else if (arg == "--memory-limit") {
+      std::string text;
+      ok = cl.value(text);
+      if (ok) {
+        uint64_t scale = 1;
+        std::string digits = text;
+        if (!digits.empty() && std::strchr("KMG", digits.back())) {
+          scale = digits.back() == 'K'   ? uint64_t(1) << 10
+                  : digits.back() == 'M' ? uint64_t(1) << 20
+                                         : uint64_t(1) << 30;
+          digits.pop_back();
+        }
+        bool valid = !digits.empty() && digits.size() <= 15 &&
+                     digits.find_first_not_of("0123456789") ==
+                         std::string::npos;
+        options.memoryLimit = valid ? std::stoull(digits) * scale : 0;
+        if (options.memoryLimit == 0)
+          ok = cl.error("--memory-limit expects a byte count > 0 with an "
+                        "optional K, M or G suffix, found '" + text + "'");
+      }
     } else if (arg == "--on-nonfinite") {
       ok = cl.value(options.onNonFinite);
       if (ok && options.onNonFinite != "stop" &&
@@ -468,6 +493,35 @@ int main(int argc, char **argv) {
     if (!made.ok())
       return job.fail(made.takeStatus().withContext("--comm nccl"));
     grid = std::move(*made);
+  }
+  {
+    // Before any allocation: a plan that does not fit is refused with the
+    // numbers instead of being killed by the OOM killer part way through
+    // zero-filling its regions. (With --offload-optimizer on a GPU the
+    // moments live in host memory; the device check is then skipped.)
+    uint64_t arena = planView.arena_bytes();
+    uint64_t persistent = planView.persistent_bytes();
+    auto mib = [](uint64_t bytes) {
+      char text[32];
+      std::snprintf(text, sizeof(text), "%.1f MiB", bytes / 1048576.0);
+      return std::string(text);
+    };
+    std::string detail = "arena " + mib(arena) + " + persistent " +
+                         mib(persistent) + " per rank";
+    Status fits = Status::success();
+    if (options.memoryLimit > 0) {
+      fits = hal::checkMemoryFits(arena + persistent, detail,
+                                  options.memoryLimit,
+                                  "this rank (--memory-limit)");
+    } else if (!(options.offloadOptimizer &&
+                 (*device)->backend() != hal::Backend::Cpu)) {
+      Expected<uint64_t> available = (*device)->availableMemory();
+      if (available.ok())
+        fits = hal::checkMemoryFits(arena + persistent, detail, *available,
+                                    (*device)->description());
+    }
+    if (!fits.ok())
+      return job.fail(fits);
   }
   Expected<std::unique_ptr<runner::Trainer>> created = runner::Trainer::create(
       std::move(*loaded), options.seed, options.alphabet, grid.get(),

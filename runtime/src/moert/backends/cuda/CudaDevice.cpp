@@ -207,6 +207,12 @@ Expected<hal::DeviceBuffer> CudaDevice::allocate(size_t bytes,
   return buffer;
 }
 
+Expected<uint64_t> CudaDevice::availableMemory() const {
+  size_t free = 0, total = 0;
+  MOERT_CUDA_RETURN_IF_ERROR(cudaMemGetInfo(&free, &total));
+  return uint64_t(free);
+}
+
 void CudaDevice::deallocate(void *data, size_t) {
   // Work still reading the buffer must finish first.
   cudaStreamSynchronize(stream_);
