@@ -474,6 +474,17 @@ Expected<int64_t> Trainer::loadCheckpoint(const std::string &path) {
                            seed->second + ", this run uses seed " +
                            std::to_string(seed_) +
                            " (resume with the same --seed)");
+  // A checkpoint of another model is refused by name before any tensor is
+  // compared (a checkpoint without the key predates it and is compared by
+  // tensors only).
+  auto model = file.metadata().find("moert.model");
+  const fb::Plan &planView = plan_.plan();
+  std::string planModel =
+      planView.model_name() ? planView.model_name()->str() : "";
+  if (model != file.metadata().end() && model->second != planModel)
+    return invalidArgument("checkpoint '" + path + "' is of model '" +
+                           model->second + "', the plan is of model '" +
+                           planModel + "'");
   MOERT_ASSIGN_OR_RETURN(int64_t step, file.step());
   // The loss scaler continues where it was (a checkpoint without one, e.g.
   // of an fp32 run, starts a fresh scaler).

@@ -2,6 +2,7 @@
 
   edit_checkpoint.py IN OUT nan TENSOR   element 0 of TENSOR becomes NaN
   edit_checkpoint.py IN OUT step VALUE   the "moert.step" metadata is VALUE
+  edit_checkpoint.py IN OUT model NAME   the "moert.model" metadata is NAME
 """
 import json
 import struct
@@ -17,6 +18,8 @@ if what == "nan":
     body[begin:begin + 4] = struct.pack("<f", float("nan"))
 elif what == "step":
     header["__metadata__"]["moert.step"] = arg
+elif what == "model":
+    header["__metadata__"]["moert.model"] = arg
 else:
     sys.exit("unknown edit " + what)
 text = json.dumps(header).encode()
