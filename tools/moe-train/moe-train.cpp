@@ -14,6 +14,7 @@
 //===----------------------------------------------------------------------===//
 #include "moert/checkpoint/AtomicFile.h"
 #include "moert/comm/MpiCommunicator.h"
+#include "moert/comm/Watchdog.h"
 #include "moert/data/MultitaskSource.h"
 #include "moert/exec/DeviceCommunicators.h"
 #include "moert/hal/Device.h"
@@ -60,6 +61,7 @@ struct Options {
   int64_t lossScaleWindow = -1; // fp16 plans: clean steps to double (-1: 1000)
   std::string onNonFinite = "stop"; // f32 plans: stop or skip
   uint64_t memoryLimit = 0; // bytes per rank; 0: what the device reports
+  int64_t collectiveTimeout = 1800; // seconds a rank waits in a collective
 };
 
 const char *kUsage =
@@ -72,7 +74,7 @@ const char *kUsage =
     "                 [--offload-optimizer] [--data CORPUS_DIR]\n"
     "                 [--loss-scale-power P] [--loss-scale-window N] "
     "[--on-nonfinite stop|skip]\n"
-    "                 [--memory-limit BYTES[K|M|G]]\n"
+    "                 [--memory-limit BYTES[K|M|G]] [--collective-timeout S]\n"
     "  --alphabet A  content tokens of the synthetic reversal task "
     "(default 32; 0 = whole vocabulary)\n"
     "  --resume F    continue from checkpoint F (same plan and --seed) up to "
@@ -102,6 +104,9 @@ const char *kUsage =
     "  --memory-limit B  refuse to start when the plan's arena and "
     "persistent bytes exceed B per rank (default: the device's available "
     "memory; on the CPU MemAvailable, lowered to the cgroup's headroom)\n"
+    "  --collective-timeout S  multi-rank jobs: a rank that waits more than "
+    "S seconds in one collective (another rank stopped or hung) ends the job "
+    "naming the collective, rank and step (default 1800; 0: wait forever)\n"
     "A plan partitioned for a device grid of N ranks runs under "
     "mpirun -np N.\n";
 
@@ -170,6 +175,8 @@ bool parseOptions(int argc, char **argv, Options &options) {
           ok = cl.error("--memory-limit expects a byte count > 0 with an "
                         "optional K, M or G suffix, found '" + text + "'");
       }
+    } else if (arg == "--collective-timeout") {
+      ok = cl.integer(0, options.collectiveTimeout);
     } else if (arg == "--on-nonfinite") {
       ok = cl.value(options.onNonFinite);
       if (ok && options.onNonFinite != "stop" &&
@@ -419,6 +426,10 @@ int main(int argc, char **argv) {
     }
     job.rank = mpi->worldRank();
     job.size = mpi->worldSize();
+    if (job.size > 1 && options.collectiveTimeout > 0)
+      comm::configureCollectiveWatchdog(
+          static_cast<double>(options.collectiveTimeout), "moe-train",
+          job.rank);
   }
   const bool rankZero = job.rank == 0;
 
@@ -614,6 +625,7 @@ int main(int argc, char **argv) {
   comm::CommStats lastComm;
   bool sameCommEveryStep = true;
   for (int64_t step = firstStep; step <= options.steps; ++step) {
+    comm::setWatchdogStep(step);
     Expected<runner::StepMetrics> result = trainer.runStep(step);
     if (!result.ok())
       return job.fail(result.status());
