@@ -12,6 +12,11 @@
 #include <limits>
 #include <set>
 
+#include <sys/stat.h>
+
+#include <cerrno>
+#include <cstring>
+
 namespace moert::plan {
 namespace {
 
@@ -1135,6 +1140,26 @@ Expected<LoadedPlan> loadPlanFromBytes(std::vector<uint8_t> bytes,
 }
 
 Expected<LoadedPlan> loadPlan(const std::string &path) {
+  // Only a regular file: a directory, a FIFO (which would block) or a
+  // device such as /dev/zero (read without end) is refused by type, and a
+  // file over the FlatBuffers limit of 2 GiB by size, before reading.
+  struct stat info {};
+  if (::stat(path.c_str(), &info) != 0)
+    return Status(errno == ENOENT ? StatusCode::NotFound
+                                  : StatusCode::FailedPrecondition,
+                  "plan '" + path + "': cannot open the file (" +
+                      std::strerror(errno) + ")");
+  if (!S_ISREG(info.st_mode))
+    return failedPrecondition(
+        "plan '" + path + "': expected a regular file, found " +
+        (S_ISDIR(info.st_mode)    ? "a directory"
+         : S_ISFIFO(info.st_mode) ? "a FIFO"
+         : S_ISCHR(info.st_mode)  ? "a character device"
+                                  : "another kind of file"));
+  if (static_cast<uint64_t>(info.st_size) > (uint64_t(1) << 31))
+    return dataLoss(fmt::format("plan '{}': the file has {} bytes, more "
+                                "than a plan can have (2 GiB)",
+                                path, static_cast<uint64_t>(info.st_size)));
   std::ifstream file(path, std::ios::binary);
   if (!file)
     return Status(StatusCode::NotFound,
