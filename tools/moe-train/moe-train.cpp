@@ -12,7 +12,9 @@
 // checkpoints (logical tensors gathered from every rank).
 //
 //===----------------------------------------------------------------------===//
+#include "moert/checkpoint/AtomicFile.h"
 #include "moert/comm/MpiCommunicator.h"
+#include "moert/comm/Watchdog.h"
 #include "moert/data/MultitaskSource.h"
 #include "moert/exec/DeviceCommunicators.h"
 #include "moert/hal/Device.h"
@@ -20,12 +22,15 @@
 #include "moert/runner/Trainer.h"
 
 #include <mpi.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <chrono>
 #include <cinttypes>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <cerrno>
 #include <cstring>
 #include <fstream>
 #include <iomanip>
@@ -52,11 +57,13 @@ struct Options {
   std::string comm = "auto";  // collectives: auto, mpi or nccl
   bool offloadOptimizer = false; // AdamW moments in host memory
   std::string data;               // encoded multilingual corpus directory
-  int64_t memoryLimit = 0;        // bytes the plan may use (0: the device's)
   int64_t evalBatches = 0;        // held-out synthetic batches to decode
   int64_t maxNonFinite = 10;      // consecutive non-finite steps before stop
   int64_t lossScalePower = -1;  // fp16 plans: initial scale 2^P (-1: 16)
   int64_t lossScaleWindow = -1; // fp16 plans: clean steps to double (-1: 1000)
+  std::string onNonFinite = "stop"; // f32 plans: stop or skip
+  uint64_t memoryLimit = 0; // bytes per rank; 0: what the device reports
+  int64_t collectiveTimeout = 1800; // seconds a rank waits in a collective
 };
 
 const char *kUsage =
@@ -67,8 +74,11 @@ const char *kUsage =
     "                 [--comm-stats FILE.json] [--device cpu|cuda] "
     "[--comm auto|mpi|nccl]\n"
     "                 [--offload-optimizer] [--data CORPUS_DIR] "
-    "[--memory-limit BYTES] [--max-nonfinite-steps N] [--eval-batches N]\n"
-    "                 [--loss-scale-power P] [--loss-scale-window N]\n"
+    "[--eval-batches N]\n"
+    "                 [--loss-scale-power P] [--loss-scale-window N] "
+    "[--on-nonfinite stop|skip]\n"
+    "                 [--max-nonfinite-steps N] [--memory-limit BYTES[K|M|G]] "
+    "[--collective-timeout S]\n"
     "  --alphabet A  content tokens of the synthetic reversal task "
     "(default 32; 0 = whole vocabulary)\n"
     "  --resume F    continue from checkpoint F (same plan and --seed) up to "
@@ -86,15 +96,25 @@ const char *kUsage =
     "task\n"
     "  --eval-batches N  after training, decode N held-out batches of the "
     "synthetic task greedily and report exact matches and token accuracy\n"
-    "  --memory-limit B  refuse to start when the plan needs more than B "
-    "bytes (default: what the device has available)\n"
-    "  --max-nonfinite-steps N  stop when the gradient norm is not finite N "
-    "steps in a row (updates are skipped meanwhile; default 10; fp32 plans)\n"
+    "  --max-nonfinite-steps N  with --on-nonfinite skip: stop when the "
+    "gradient norm is not finite N steps in a row (default 10)\n"
     "  --offload-optimizer  keep the AdamW moments in host memory and update "
     "on the host (ZeRO-Offload; the same results, less device memory)\n"
     "  --loss-scale-power P, --loss-scale-window N  fp16 plans: dynamic loss "
     "scaling starts at 2^P (default 16) and doubles after N clean steps "
     "(default 1000)\n"
+    "  --on-nonfinite P  a step whose loss or gradient norm is NaN or "
+    "infinite (plans without loss scaling): stop (default) with an error "
+    "naming the step and the first parameter with a non-finite gradient, "
+    "or skip (the plan's optimizer leaves parameters and moments unchanged "
+    "on a non-finite gradient norm); a checkpoint with non-finite values is "
+    "never written\n"
+    "  --memory-limit B  refuse to start when the plan's arena and "
+    "persistent bytes exceed B per rank (default: the device's available "
+    "memory; on the CPU MemAvailable, lowered to the cgroup's headroom)\n"
+    "  --collective-timeout S  multi-rank jobs: a rank that waits more than "
+    "S seconds in one collective (another rank stopped or hung) ends the job "
+    "naming the collective, rank and step (default 1800; 0: wait forever)\n"
     "A plan partitioned for a device grid of N ranks runs under "
     "mpirun -np N.\n";
 
@@ -127,8 +147,6 @@ bool parseOptions(int argc, char **argv, Options &options) {
                       options.device + "'");
     } else if (arg == "--eval-batches") {
       ok = cl.integer(1, options.evalBatches);
-    } else if (arg == "--memory-limit") {
-      ok = cl.integer(1, options.memoryLimit);
     } else if (arg == "--max-nonfinite-steps") {
       ok = cl.integer(1, options.maxNonFinite);
     } else if (arg == "--data") {
@@ -149,6 +167,34 @@ bool parseOptions(int argc, char **argv, Options &options) {
       ok = cl.integer(0, options.lossScalePower, 100);
     } else if (arg == "--loss-scale-window") {
       ok = cl.integer(1, options.lossScaleWindow);
+    } else if (arg == "--memory-limit") {
+      std::string text;
+      ok = cl.value(text);
+      if (ok) {
+        uint64_t scale = 1;
+        std::string digits = text;
+        if (!digits.empty() && std::strchr("KMG", digits.back())) {
+          scale = digits.back() == 'K'   ? uint64_t(1) << 10
+                  : digits.back() == 'M' ? uint64_t(1) << 20
+                                         : uint64_t(1) << 30;
+          digits.pop_back();
+        }
+        bool valid = !digits.empty() && digits.size() <= 15 &&
+                     digits.find_first_not_of("0123456789") ==
+                         std::string::npos;
+        options.memoryLimit = valid ? std::stoull(digits) * scale : 0;
+        if (options.memoryLimit == 0)
+          ok = cl.error("--memory-limit expects a byte count > 0 with an "
+                        "optional K, M or G suffix, found '" + text + "'");
+      }
+    } else if (arg == "--collective-timeout") {
+      ok = cl.integer(0, options.collectiveTimeout);
+    } else if (arg == "--on-nonfinite") {
+      ok = cl.value(options.onNonFinite);
+      if (ok && options.onNonFinite != "stop" &&
+          options.onNonFinite != "skip")
+        ok = cl.error("--on-nonfinite expects stop or skip, found '" +
+                      options.onNonFinite + "'");
     } else if (arg == "-h" || arg == "--help") {
       std::fputs(kUsage, stdout);
       std::exit(0);
@@ -166,6 +212,57 @@ bool parseOptions(int argc, char **argv, Options &options) {
   if (options.plan.empty())
     return cl.error("no plan file given");
   return true;
+}
+
+/// The first parameter (in plan order) whose gradient (or, failing that,
+/// value) holds a non-finite element on this rank; "" when none does.
+std::string firstNonFinite(const runner::Trainer &trainer, bool gradient) {
+  const exec::Executor &executor = trainer.executor();
+  const plan::fb::Plan &plan = trainer.plan().plan();
+  if (!plan.parameters())
+    return "";
+  for (const plan::fb::Parameter *param : *plan.parameters()) {
+    int32_t id = gradient ? param->grad_buffer() : param->buffer();
+    if (id < 0 || size_t(id) >= executor.program().buffers.size() ||
+        executor.program().buffers[id].type.dtype != exec::DType::F32)
+      continue;
+    std::vector<float> values(static_cast<size_t>(
+        executor.program().buffers[id].type.numElements()));
+    if (!executor.readBuffer(id, values.data(), values.size() * sizeof(float))
+             .ok())
+      continue;
+    for (float value : values)
+      if (!std::isfinite(value))
+        return param->name()->str();
+  }
+  return "";
+}
+
+/// The error for a step whose loss or gradient norm is not finite: names
+/// the step, both values, the first parameter whose gradient is not
+/// finite and whether any parameter value became non-finite.
+Status nonFiniteStepError(const runner::Trainer &trainer,
+                          const runner::StepMetrics &m) {
+  auto text = [](float value) {
+    char buffer[32];
+    std::snprintf(buffer, sizeof(buffer), "%g", value);
+    return std::string(buffer);
+  };
+  std::string message = "step " + std::to_string(m.step) + ": the loss is " +
+                        text(m.loss) + " and the gradient norm is " +
+                        text(m.gradNorm) + "; ";
+  std::string gradient = firstNonFinite(trainer, /*gradient=*/true);
+  if (!gradient.empty())
+    message += "the first parameter with a non-finite gradient is '" +
+               gradient + "'; ";
+  std::string value = firstNonFinite(trainer, /*gradient=*/false);
+  if (!value.empty())
+    message += "parameter '" + value + "' has non-finite values; ";
+  else
+    message += "the update was skipped (parameters stay finite); ";
+  message += "stopping without writing a checkpoint (a lower learning rate "
+             "or the plan's clip_norm may help; --on-nonfinite skip goes on)";
+  return failedPrecondition(message);
 }
 
 std::string formatDuration(double seconds) {
@@ -211,10 +308,7 @@ std::string perRankPath(std::string pattern, int rank) {
 Status writeCommStats(const std::string &path, const runner::Trainer &trainer,
                       int worldSize, int64_t steps,
                       const comm::CommStats &lastStep, bool sameEveryStep) {
-  std::ofstream out(path, std::ios::out | std::ios::trunc);
-  if (!out)
-    return invalidArgument("cannot open the comm-stats file '" + path +
-                           "' for writing");
+  std::ostringstream out;
   const plan::fb::Plan &plan = trainer.plan().plan();
   const runner::GridLocation &location = trainer.location();
   out << "{\"rank\": " << location.rank() << ", \"world_size\": " << worldSize
@@ -241,10 +335,79 @@ Status writeCommStats(const std::string &path, const runner::Trainer &trainer,
       << ", \"host_bytes\": " << executor.hostBytes()
       << ", \"allocated_bytes\": "
       << executor.arenaBytes() + executor.persistentBytes() << "}\n";
-  out.flush();
-  if (!out)
-    return dataLoss("writing the comm-stats file '" + path + "' failed");
+  std::string text = out.str();
+  Status status = checkpoint::writeFileAtomically(path, text.data(),
+                                                  text.size());
+  if (!status.ok())
+    status.withContext("writing the comm-stats file '" + path + "'");
+  return status;
+}
+
+/// Before anything runs: an output file `path` (of option `flag`) must be
+/// creatable, so that a missing or read-only directory is reported now and
+/// not at the first save, hours later, and it must not be the plan.
+Status checkOutputFile(const std::string &flag, const std::string &path,
+                       const std::string &planPath) {
+  struct stat target {};
+  if (::stat(path.c_str(), &target) == 0) {
+    if (S_ISDIR(target.st_mode))
+      return invalidArgument(flag + " '" + path +
+                             "' is a directory, expected a file name");
+    // Character devices (/dev/null, /dev/stdout) are fine outputs.
+    if (!S_ISREG(target.st_mode) && !S_ISCHR(target.st_mode))
+      return invalidArgument(flag + " '" + path +
+                             "' exists and is neither a regular file nor a "
+                             "character device");
+    struct stat plan {};
+    if (::stat(planPath.c_str(), &plan) == 0 &&
+        plan.st_dev == target.st_dev && plan.st_ino == target.st_ino)
+      return invalidArgument(flag + " '" + path +
+                             "' is the plan file; writing it would replace "
+                             "the plan");
+  }
+  size_t slash = path.find_last_of('/');
+  std::string directory = slash == std::string::npos ? "."
+                          : slash == 0               ? "/"
+                                                     : path.substr(0, slash);
+  struct stat dir {};
+  if (::stat(directory.c_str(), &dir) != 0)
+    return invalidArgument(flag + " '" + path + "': the directory '" +
+                           directory + "' does not exist (" +
+                           std::strerror(errno) + ")");
+  if (!S_ISDIR(dir.st_mode))
+    return invalidArgument(flag + " '" + path + "': '" + directory +
+                           "' is not a directory");
+  if (::access(directory.c_str(), W_OK | X_OK) != 0)
+    return invalidArgument(flag + " '" + path + "': the directory '" +
+                           directory + "' is not writable (" +
+                           std::strerror(errno) + ")");
   return Status::success();
+}
+
+/// A resumed run continues the metrics of the run it resumes: rows of
+/// steps >= `firstStep` (written after the checkpoint, by the run that was
+/// stopped) and a partial last row (of a killed run) are dropped, so every
+/// step appears once. The file is rewritten atomically.
+Status trimMetrics(const std::string &path, int64_t firstStep) {
+  std::ifstream in(path);
+  if (!in)
+    return Status::success(); // nothing to continue: a new file
+  std::string kept, line;
+  while (std::getline(in, line)) {
+    if (in.eof())
+      break; // no newline: a partial row
+    const std::string prefix = "{\"step\": ";
+    if (line.compare(0, prefix.size(), prefix) != 0)
+      continue;
+    long long step = std::atoll(line.c_str() + prefix.size());
+    if (step >= 1 && step < firstStep)
+      kept += line + "\n";
+  }
+  Status status =
+      checkpoint::writeFileAtomically(path, kept.data(), kept.size());
+  if (!status.ok())
+    status.withContext("rewriting the metrics file '" + path + "'");
+  return status;
 }
 
 bool sameStats(const comm::CommStats &a, const comm::CommStats &b) {
@@ -275,12 +438,32 @@ int main(int argc, char **argv) {
     }
     job.rank = mpi->worldRank();
     job.size = mpi->worldSize();
+    if (job.size > 1 && options.collectiveTimeout > 0)
+      comm::configureCollectiveWatchdog(
+          static_cast<double>(options.collectiveTimeout), "moe-train",
+          job.rank);
   }
   const bool rankZero = job.rank == 0;
 
   Expected<plan::LoadedPlan> loaded = plan::loadPlan(options.plan);
   if (!loaded.ok())
     return job.fail(loaded.status());
+  {
+    // Outputs are checked before anything runs (every rank: rank 0 writes
+    // the checkpoint and metrics, each rank its comm stats).
+    std::vector<std::pair<std::string, std::string>> outputs;
+    if (!options.save.empty())
+      outputs.emplace_back("--save", options.save);
+    if (!options.metrics.empty() && rankZero)
+      outputs.emplace_back("--metrics", options.metrics);
+    if (!options.commStats.empty())
+      outputs.emplace_back("--comm-stats",
+                           perRankPath(options.commStats, job.rank));
+    for (const auto &[flag, path] : outputs)
+      if (Status status = checkOutputFile(flag, path, options.plan);
+          !status.ok())
+        return job.fail(status);
+  }
   const plan::fb::Plan &planView = loaded->plan();
   std::vector<int64_t> gridShape = runner::gridShapeOf(planView);
   int64_t ranks = plan::numRanks(*planView.grid());
@@ -370,8 +553,11 @@ int main(int argc, char **argv) {
     Expected<int64_t> resumed = trainer.loadCheckpoint(options.resume);
     if (!resumed.ok())
       return job.fail(resumed.status());
-    firstStep = *resumed + 1;
-    if (firstStep > options.steps)
+    // A step at or past --steps (up to INT64_MAX) leaves nothing to do; it
+    // is compared before adding one, which could overflow.
+    if (*resumed < options.steps)
+      firstStep = *resumed + 1;
+    if (*resumed < 0 || *resumed >= options.steps)
       return job.fail(invalidArgument(
           "checkpoint '" + options.resume + "' is at step " +
           std::to_string(*resumed) + ", --steps " +
@@ -384,6 +570,10 @@ int main(int argc, char **argv) {
   std::ofstream metrics;
   if (!options.metrics.empty() && rankZero) {
     // A resumed run appends to the metrics of the run it continues.
+    if (!options.resume.empty())
+      if (Status status = trimMetrics(options.metrics, firstStep);
+          !status.ok())
+        return job.fail(status);
     metrics.open(options.metrics, options.resume.empty()
                                       ? std::ios::out | std::ios::trunc
                                       : std::ios::out | std::ios::app);
@@ -422,6 +612,7 @@ int main(int argc, char **argv) {
   bool sameCommEveryStep = true;
   int64_t nonFiniteRun = 0;
   for (int64_t step = firstStep; step <= options.steps; ++step) {
+    comm::setWatchdogStep(step);
     Expected<runner::StepMetrics> result = trainer.runStep(step);
     // fp32 plans: a non-finite gradient norm skips the update (the clipping
     // factor is 0); a run of them is divergence, not a passing overflow
@@ -473,7 +664,18 @@ int main(int argc, char **argv) {
       }
       metrics << "]}\n";
       metrics.flush();
+      if (!metrics)
+        return job.fail(dataLoss("writing the metrics file '" +
+                                 options.metrics + "' failed at step " +
+                                 std::to_string(step) + " (" +
+                                 std::strerror(errno) + ")"));
     }
+    // The loss and the gradient norm are reduced over the grid, so every
+    // rank takes the same decision. fp16 plans skip such steps (loss
+    // scaling) and are not stopped.
+    if (options.onNonFinite == "stop" && m.lossScale == 0 &&
+        (!std::isfinite(m.loss) || !std::isfinite(m.gradNorm)))
+      return job.fail(nonFiniteStepError(trainer, m));
     bool last = step == options.steps;
     if (!options.save.empty() &&
         (last || (options.saveEvery > 0 && step % options.saveEvery == 0)))

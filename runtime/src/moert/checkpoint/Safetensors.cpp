@@ -242,7 +242,9 @@ private:
 };
 
 Expected<Checkpoint> Checkpoint::open(const std::string &path) {
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  // O_NONBLOCK: opening a FIFO must not wait for a writer (it is then
+  // refused as not a regular file); no effect on a regular file.
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
   if (fd < 0)
     return Status(errno == ENOENT ? StatusCode::NotFound
                                   : StatusCode::FailedPrecondition,

@@ -14,6 +14,7 @@
 #include <cstdlib>
 
 #include "moert/comm/CommInternal.h"
+#include "moert/comm/Watchdog.h"
 
 #include <fmt/format.h>
 #include <mpi.h>
@@ -118,6 +119,7 @@ Status MpiCommunicator::exchange(CollectiveKind kind, const void *sendBuffer,
     int piece = static_cast<int>(std::min<int64_t>(
         {bytes - offset, maxMessageBytes, static_cast<int64_t>(INT_MAX)}));
     MPI_Status status;
+    CollectiveWatch watch(where(kind));
     int code = MPI_Sendrecv(sendBytes + offset, piece, MPI_BYTE, destination,
                             tag, recvBytes + offset, piece, MPI_BYTE, source,
                             tag, comm_, &status);
@@ -294,6 +296,7 @@ Status MpiCommunicator::allToAll(const void *send, void *recv, int64_t count,
 }
 
 Status MpiCommunicator::barrier() {
+  CollectiveWatch watch("barrier on " + description_);
   int code = MPI_Barrier(comm_);
   if (code != MPI_SUCCESS)
     return mpiFailure("barrier on " + description_, "MPI_Barrier", code);

@@ -8,6 +8,7 @@
 
 #include <cstdio>
 #include <cstdlib>
+#include <optional>
 #include <cstring>
 #include <new>
 #include <sstream>
@@ -132,35 +133,37 @@ Expected<std::unique_ptr<Executor>> Executor::create(Program program,
       static_cast<uint64_t>(p.arenaBytes + p.persistentBytes + workspaceBytes +
                             constantBytesNeeded +
                             (device.hostAccessible() ? p.hostBytes : 0));
-  // MOERT_MEMORY_LIMIT (bytes) caps what the device reports: a job that
-  // must stay below its share of a shared machine (moe-train
-  // --memory-limit).
-  uint64_t available = device.availableMemory();
+  // MOERT_MEMORY_LIMIT (bytes) replaces what the device reports: a job
+  // that must stay below its share of a shared machine (moe-train
+  // --memory-limit). A device that cannot say what it has is not checked.
+  std::optional<uint64_t> available;
+  std::string where = device.description();
+  if (Expected<uint64_t> reported = device.availableMemory(); reported.ok())
+    available = *reported;
   if (const char *limit = std::getenv("MOERT_MEMORY_LIMIT")) {
     char *end = nullptr;
     const unsigned long long cap = std::strtoull(limit, &end, 10);
-    if (end && *end == '\0' && cap > 0)
-      available = available > 0 ? std::min<uint64_t>(available, cap) : cap;
+    if (end && end != limit && *end == '\0' && cap > 0) {
+      available = cap;
+      where = "this rank (--memory-limit)";
+    }
   }
-  if (available > 0 && needed > available) {
-    auto gib = [](uint64_t bytes) {
+  if (available) {
+    auto mib = [](int64_t bytes) {
       char text[32];
-      if (bytes >= (1ull << 30))
-        std::snprintf(text, sizeof(text), "%.2f GiB",
-                      static_cast<double>(bytes) / (1ull << 30));
-      else
-        std::snprintf(text, sizeof(text), "%.2f MiB",
-                      static_cast<double>(bytes) / (1ull << 20));
+      std::snprintf(text, sizeof(text), "%.1f MiB",
+                    static_cast<double>(bytes) / (1 << 20));
       return std::string(text);
     };
-    return failedPrecondition(
-        "the plan needs " + gib(needed) + " on " + device.description() +
-        " (arena " + gib(static_cast<uint64_t>(p.arenaBytes)) +
-        ", persistent " + gib(static_cast<uint64_t>(p.persistentBytes)) +
-        ", workspace " + gib(static_cast<uint64_t>(workspaceBytes)) +
-        "), but only " + gib(available) +
-        " are available; partition it over more ranks, offload the "
-        "optimizer state or use a smaller batch");
+    std::string detail = "arena " + mib(p.arenaBytes) + " + persistent " +
+                         mib(p.persistentBytes) + " + workspace " +
+                         mib(workspaceBytes);
+    if (constantBytesNeeded > 0)
+      detail += " + constants " + mib(constantBytesNeeded);
+    if (device.hostAccessible() && p.hostBytes > 0)
+      detail += " + host " + mib(p.hostBytes);
+    MOERT_RETURN_IF_ERROR(hal::checkMemoryFits(needed, detail + " per rank",
+                                               *available, where));
   }
   // Every region starts zeroed: a kernel reading a buffer nobody wrote (a
   // bug) sees zeros rather than stale data, and fresh optimizer moments are

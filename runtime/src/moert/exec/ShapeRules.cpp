@@ -65,6 +65,13 @@ public:
     const int64_t *v = std::get_if<int64_t>(&it->second);
     return !v || *v != 0;
   }
+  std::optional<int64_t> intAttr(const char *name) const {
+    auto it = inst_.attrs.find(name);
+    if (it == inst_.attrs.end())
+      return std::nullopt;
+    const int64_t *v = std::get_if<int64_t>(&it->second);
+    return v ? std::optional<int64_t>(*v) : std::nullopt;
+  }
   const std::string &error() const { return error_; }
 
 private:
@@ -192,6 +199,12 @@ Status checkInstructionShapes(const Instruction &inst, const Program &program) {
                     query.shape[2] == key.shape[2],
                 "the queries " + query.str() + " and keys " + key.str() +
                     " differ in batch or width");
+    if (auto heads = c.intAttr("num_heads");
+        heads && *heads > 0 && query.shape.size() == 3)
+      c.require(query.shape[2] % *heads == 0,
+                "num_heads = " + std::to_string(*heads) +
+                    " does not divide the model width of the queries " +
+                    query.str());
     if (c.numOperands() == q + 4 && key.shape.size() == 3)
       c.require(c.operand(q + 3).shape ==
                     std::vector<int64_t>{key.shape[0], key.shape[1]},

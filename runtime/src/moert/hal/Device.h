@@ -85,10 +85,6 @@ public:
   /// True when device addresses are host addresses (the CPU).
   virtual bool hostAccessible() const = 0;
 
-  /// Bytes this device can still allocate (the CPU: the host's
-  /// MemAvailable; CUDA: the free device memory); 0 when unknown.
-  virtual uint64_t availableMemory() const { return 0; }
-
   /// `bytes` of device memory aligned to at least 256 bytes, zero-filled.
   virtual Expected<DeviceBuffer> allocate(size_t bytes,
                                           const char *what) = 0;
@@ -106,6 +102,10 @@ public:
   /// Waits until everything enqueued on the stream has finished and
   /// reports the first asynchronous error.
   virtual Status synchronize() = 0;
+  /// Bytes this process can still allocate on the device: for the CPU the
+  /// host's available memory (cgroup-aware, see hostAvailableMemory), for
+  /// CUDA the GPU's free memory. Unimplemented where unknown.
+  virtual Expected<uint64_t> availableMemory() const;
   /// The backend's native stream (a cudaStream_t for CUDA; null on the CPU).
   virtual void *nativeStream() { return nullptr; }
 
@@ -113,6 +113,19 @@ protected:
   friend class DeviceBuffer;
   virtual void deallocate(void *data, size_t bytes) = 0;
 };
+
+/// Host memory this process can still allocate: MemAvailable of
+/// /proc/meminfo, lowered to the headroom of the process's cgroup (v2
+/// memory.max - memory.current, or v1 limit - usage) when that is smaller.
+/// `meminfo` and `cgroupRoot` are overridable for tests.
+Expected<uint64_t> hostAvailableMemory(
+    const std::string &meminfo = "/proc/meminfo",
+    const std::string &cgroupRoot = "/sys/fs/cgroup");
+
+/// Refuses a plan whose allocation (`needed` bytes, itemised in `detail`)
+/// exceeds `available` bytes on `where`, with the numbers in the message.
+Status checkMemoryFits(uint64_t needed, const std::string &detail,
+                       uint64_t available, const std::string &where);
 
 /// Opens a device of `backend`. CUDA without a GPU, without a driver, or in
 /// a build without the toolkit is a FailedPrecondition / Unimplemented

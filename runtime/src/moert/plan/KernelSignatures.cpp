@@ -11,6 +11,8 @@
 
 #include "moert/Ops.h"
 
+#include <cmath>
+#include <cstdio>
 #include <map>
 
 namespace moert::plan {
@@ -34,6 +36,20 @@ AttributeSignature optionalEnum(const char *name,
   return {name, AttrValue::StringValue, false, std::move(values)};
 }
 
+/// `signature` restricted to [low, high] (high open when `openHigh`).
+AttributeSignature range(AttributeSignature signature, double low,
+                         double high = std::numeric_limits<double>::infinity(),
+                         bool openHigh = false) {
+  signature.minValue = low;
+  signature.maxValue = high;
+  signature.maxExclusive = openHigh;
+  return signature;
+}
+AttributeSignature anyFloat(AttributeSignature signature) {
+  signature.finite = false;
+  return signature;
+}
+
 const std::vector<std::string> kActivationKinds = {"relu", "gelu", "gelu_tanh",
                                                    "silu"};
 const std::vector<std::string> kPositionKinds = {"none", "sinusoidal",
@@ -51,18 +67,18 @@ AttributeSignature shardAxes() {
 /// The fields of `#moe.gating` plus the gate op's own attributes.
 std::vector<AttributeSignature> gateAttributes() {
   return {
-      required("top_k", AttrValue::IntValue),
-      optional("capacity_factor", AttrValue::FloatValue),
-      optional("eval_capacity_factor", AttrValue::FloatValue),
-      optional("min_capacity", AttrValue::IntValue),
+      range(required("top_k", AttrValue::IntValue), 1),
+      range(optional("capacity_factor", AttrValue::FloatValue), 0),
+      range(optional("eval_capacity_factor", AttrValue::FloatValue), 0),
+      range(optional("min_capacity", AttrValue::IntValue), 0),
       optional("drop_tokens", AttrValue::BoolValue),
       optional("use_rts", AttrValue::BoolValue),
       optionalEnum("noise", {"none", "jitter", "rsample"}),
-      optional("jitter_eps", AttrValue::FloatValue),
+      range(optional("jitter_eps", AttrValue::FloatValue), 0, 1),
       optional("second_sampling", AttrValue::BoolValue),
-      optional("groups", AttrValue::IntValue),
-      required("capacity", AttrValue::IntValue),
-      required("stream", AttrValue::IntValue),
+      range(optional("groups", AttrValue::IntValue), 1),
+      range(required("capacity", AttrValue::IntValue), 0),
+      range(required("stream", AttrValue::IntValue), 0),
       optional("eval", AttrValue::BoolValue),
       shardAxes(),
   };
@@ -83,16 +99,16 @@ std::map<Opcode, KernelSignature> buildSignatures() {
        optional("scaled", AttrValue::BoolValue)});
   add(Opcode::linear, {optional("transpose_weight", AttrValue::BoolValue),
                       optionalEnum("compute_type", kComputeTypes)});
-  add(Opcode::layer_norm, {optional("epsilon", AttrValue::FloatValue)});
+  add(Opcode::layer_norm, {range(optional("epsilon", AttrValue::FloatValue), 0)});
   add(Opcode::activation, {requiredEnum("kind", kActivationKinds)});
   add(Opcode::add, {});
-  add(Opcode::dropout, {required("rate", AttrValue::FloatValue),
-       required("stream", AttrValue::IntValue), shardAxes()});
+  add(Opcode::dropout, {range(required("rate", AttrValue::FloatValue), 0, 1, true),
+       range(required("stream", AttrValue::IntValue), 0), shardAxes()});
   add(Opcode::padding_mask, {required("pad_id", AttrValue::IntValue)});
-  add(Opcode::attention, {required("num_heads", AttrValue::IntValue),
+  add(Opcode::attention, {range(required("num_heads", AttrValue::IntValue), 1),
        optional("causal", AttrValue::BoolValue),
        optionalEnum("compute_type", kComputeTypes)});
-  add(Opcode::cross_entropy, {optional("label_smoothing", AttrValue::FloatValue),
+  add(Opcode::cross_entropy, {range(optional("label_smoothing", AttrValue::FloatValue), 0, 1),
        optional("ignore_index", AttrValue::IntValue)});
   add(Opcode::gate, gateAttributes());
   add(Opcode::dispatch, {});
@@ -106,14 +122,14 @@ std::map<Opcode, KernelSignature> buildSignatures() {
       {optional("transpose_weight", AttrValue::BoolValue),
        optionalEnum("compute_type", kComputeTypes)});
   add(Opcode::bias_grad, {});
-  add(Opcode::layer_norm_grad, {optional("epsilon", AttrValue::FloatValue)});
+  add(Opcode::layer_norm_grad, {range(optional("epsilon", AttrValue::FloatValue), 0)});
   add(Opcode::activation_grad, {requiredEnum("kind", kActivationKinds)});
-  add(Opcode::dropout_grad, {required("rate", AttrValue::FloatValue),
-       required("stream", AttrValue::IntValue), shardAxes()});
-  add(Opcode::attention_grad, {required("num_heads", AttrValue::IntValue),
+  add(Opcode::dropout_grad, {range(required("rate", AttrValue::FloatValue), 0, 1, true),
+       range(required("stream", AttrValue::IntValue), 0), shardAxes()});
+  add(Opcode::attention_grad, {range(required("num_heads", AttrValue::IntValue), 1),
        optional("causal", AttrValue::BoolValue),
        optionalEnum("compute_type", kComputeTypes)});
-  add(Opcode::cross_entropy_grad, {optional("label_smoothing", AttrValue::FloatValue),
+  add(Opcode::cross_entropy_grad, {range(optional("label_smoothing", AttrValue::FloatValue), 0, 1),
        optional("ignore_index", AttrValue::IntValue)});
   add(Opcode::gate_grad, gateAttributes());
   add(Opcode::dispatch_grad, {});
@@ -123,16 +139,16 @@ std::map<Opcode, KernelSignature> buildSignatures() {
   add(Opcode::combine_grad, {});
   // Optimizer.
   add(Opcode::sum_squares, {requiredEnum("group", kParamGroups)});
-  add(Opcode::clip_by_global_norm, {required("max_norm", AttrValue::FloatValue)});
-  add(Opcode::lr_schedule, {required("peak_lr", AttrValue::FloatValue),
-       required("warmup_steps", AttrValue::IntValue)});
+  add(Opcode::clip_by_global_norm, {anyFloat(range(required("max_norm", AttrValue::FloatValue), 0))});
+  add(Opcode::lr_schedule, {range(required("peak_lr", AttrValue::FloatValue), 0),
+       range(required("warmup_steps", AttrValue::IntValue), 0)});
   add(Opcode::adamw, {requiredEnum("group", kParamGroups),
-       required("beta1", AttrValue::FloatValue),
-       required("beta2", AttrValue::FloatValue),
-       required("epsilon", AttrValue::FloatValue),
-       required("weight_decay", AttrValue::FloatValue)});
+       range(required("beta1", AttrValue::FloatValue), 0, 1, true),
+       range(required("beta2", AttrValue::FloatValue), 0, 1, true),
+       range(required("epsilon", AttrValue::FloatValue), 0),
+       range(required("weight_decay", AttrValue::FloatValue), 0)});
   // Data movement.
-  add(Opcode::fill, {required("value", AttrValue::FloatValue)});
+  add(Opcode::fill, {anyFloat(required("value", AttrValue::FloatValue))});
   // Introduced by partitioning (schema 1.1).
   add(Opcode::token_count, {required("ignore_index", AttrValue::IntValue)});
   add(Opcode::bias_add, {});
@@ -161,6 +177,26 @@ const KernelSignature *kernelSignature(fb::Opcode opcode) {
   static const std::map<Opcode, KernelSignature> signatures = buildSignatures();
   auto it = signatures.find(opcode);
   return it == signatures.end() ? nullptr : &it->second;
+}
+
+std::string AttributeSignature::rangeText() const {
+  auto bound = [](double value) -> std::string {
+    if (std::isinf(value))
+      return value < 0 ? "-inf" : "inf";
+    char text[32];
+    std::snprintf(text, sizeof(text), "%g", value);
+    return text;
+  };
+  return "[" + bound(minValue) + ", " + bound(maxValue) +
+         (maxExclusive || std::isinf(maxValue) ? ")" : "]");
+}
+
+bool AttributeSignature::inRange(double value) const {
+  if (std::isnan(value))
+    return false;
+  if (value < minValue)
+    return false;
+  return maxExclusive ? value < maxValue : value <= maxValue;
 }
 
 std::string attributeTypeName(fb::AttrValue type) {

@@ -15,6 +15,7 @@
 
 #include "moert/plan/Plan.h"
 
+#include <limits>
 #include <string>
 #include <vector>
 
@@ -26,6 +27,21 @@ struct AttributeSignature {
   bool required = false;
   /// For string attributes that encode an enum: the valid spellings.
   std::vector<std::string> allowedValues;
+  /// For int and float attributes: the closed range [minValue, maxValue]
+  /// (the upper end open when maxExclusive). A plan is untrusted input, and
+  /// a value outside the range (num_heads = 0, a dropout rate of 1, a
+  /// negative epsilon) would divide by zero or run to garbage.
+  double minValue = -std::numeric_limits<double>::infinity();
+  double maxValue = std::numeric_limits<double>::infinity();
+  bool maxExclusive = false;
+  /// For float attributes: +-inf are refused (NaN always is); off where
+  /// infinity means something (clip_by_global_norm's max_norm = inf: no
+  /// clipping).
+  bool finite = true;
+
+  /// "[0, 1)", "[1, inf)", ...
+  std::string rangeText() const;
+  bool inRange(double value) const;
 };
 
 struct KernelSignature {

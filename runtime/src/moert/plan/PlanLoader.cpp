@@ -12,6 +12,11 @@
 #include <limits>
 #include <set>
 
+#include <sys/stat.h>
+
+#include <cerrno>
+#include <cstring>
+
 namespace moert::plan {
 namespace {
 
@@ -664,6 +669,25 @@ Status PlanChecker::checkAttributes(const std::string &where,
             fmt::format("{}: attribute '{}' is of type {}, expected {}", where,
                         name, attributeTypeName(attribute->value_type()),
                         attributeTypeName(expected->type)));
+      if (attribute->value_type() == fb::AttrValue::IntValue) {
+        int64_t value = attribute->value_as_IntValue()->value();
+        if (!expected->inRange(static_cast<double>(value)))
+          return invalidArgument(
+              fmt::format("{}: attribute '{}' is {}, expected a value in {}",
+                          where, name, value, expected->rangeText()));
+      }
+      if (attribute->value_type() == fb::AttrValue::FloatValue) {
+        double value = attribute->value_as_FloatValue()->value();
+        if (expected->finite && !std::isfinite(value))
+          return invalidArgument(
+              fmt::format("{}: attribute '{}' is {}, expected a finite value "
+                          "in {}",
+                          where, name, value, expected->rangeText()));
+        if (!expected->inRange(value))
+          return invalidArgument(
+              fmt::format("{}: attribute '{}' is {}, expected a value in {}",
+                          where, name, value, expected->rangeText()));
+      }
       if (!expected->allowedValues.empty()) {
         const flatbuffers::String *text =
             attribute->value_as_StringValue()->value();
@@ -1012,6 +1036,26 @@ Expected<LoadedPlan> loadPlanFromBytes(std::vector<uint8_t> bytes,
 }
 
 Expected<LoadedPlan> loadPlan(const std::string &path) {
+  // Only a regular file: a directory, a FIFO (which would block) or a
+  // device such as /dev/zero (read without end) is refused by type, and a
+  // file over the FlatBuffers limit of 2 GiB by size, before reading.
+  struct stat info {};
+  if (::stat(path.c_str(), &info) != 0)
+    return Status(errno == ENOENT ? StatusCode::NotFound
+                                  : StatusCode::FailedPrecondition,
+                  "plan '" + path + "': cannot open the file (" +
+                      std::strerror(errno) + ")");
+  if (!S_ISREG(info.st_mode))
+    return failedPrecondition(
+        "plan '" + path + "': expected a regular file, found " +
+        (S_ISDIR(info.st_mode)    ? "a directory"
+         : S_ISFIFO(info.st_mode) ? "a FIFO"
+         : S_ISCHR(info.st_mode)  ? "a character device"
+                                  : "another kind of file"));
+  if (static_cast<uint64_t>(info.st_size) > (uint64_t(1) << 31))
+    return dataLoss(fmt::format("plan '{}': the file has {} bytes, more "
+                                "than a plan can have (2 GiB)",
+                                path, static_cast<uint64_t>(info.st_size)));
   std::ifstream file(path, std::ios::binary);
   if (!file)
     return Status(StatusCode::NotFound,

@@ -382,6 +382,28 @@ Status Trainer::gatherLogical(const ParameterState &param, bool state,
                         shards.data(), logical.data());
 }
 
+namespace {
+/// A checkpoint with non-finite values would replace the last good one (and
+/// resume to garbage): refuse to write it, naming the first bad tensor.
+Status checkFinite(const std::string &name, const std::vector<float> &values,
+                   const std::string &consequence) {
+  for (size_t i = 0; i < values.size(); ++i) {
+    if (std::isfinite(values[i]))
+      continue;
+    size_t count = 0;
+    for (float value : values)
+      count += std::isfinite(value) ? 0 : 1;
+    return failedPrecondition(
+        "tensor '" + name + "' has " + std::to_string(count) + " of " +
+        std::to_string(values.size()) + " values non-finite (the first at " +
+        "element " + std::to_string(i) + " is " +
+        (std::isnan(values[i]) ? "nan" : values[i] > 0 ? "inf" : "-inf") +
+        "); " + consequence);
+  }
+  return Status::success();
+}
+} // namespace
+
 Status Trainer::saveCheckpoint(const std::string &path, int64_t step) const {
   // Gathering is collective: every rank walks the same tensors in the same
   // order; only rank 0 keeps the logical tensors and writes.
@@ -403,6 +425,11 @@ Status Trainer::saveCheckpoint(const std::string &path, int64_t step) const {
       logical.emplace_back();
       MOERT_RETURN_IF_ERROR(
           gatherLogical(p, tensor.state, tensor.buffer, logical.back()));
+      if (isRankZero() && status.ok())
+        status = checkFinite(p.name + tensor.suffix, logical.back(),
+                             "not writing a non-finite checkpoint to '" +
+                                 path + "' (an earlier checkpoint there is "
+                                        "kept)");
       if (isRankZero() && status.ok())
         status = writer.addF32(p.name + tensor.suffix, p.shape,
                                logical.back().data());
@@ -449,6 +476,17 @@ Expected<int64_t> Trainer::loadCheckpoint(const std::string &path) {
                            seed->second + ", this run uses seed " +
                            std::to_string(seed_) +
                            " (resume with the same --seed)");
+  // A checkpoint of another model is refused by name before any tensor is
+  // compared (a checkpoint without the key predates it and is compared by
+  // tensors only).
+  auto model = file.metadata().find("moert.model");
+  const fb::Plan &planView = plan_.plan();
+  std::string planModel =
+      planView.model_name() ? planView.model_name()->str() : "";
+  if (model != file.metadata().end() && model->second != planModel)
+    return invalidArgument("checkpoint '" + path + "' is of model '" +
+                           model->second + "', the plan is of model '" +
+                           planModel + "'");
   MOERT_ASSIGN_OR_RETURN(int64_t step, file.step());
   // The loss scaler continues where it was (a checkpoint without one, e.g.
   // of an fp32 run, starts a fresh scaler).
@@ -480,6 +518,9 @@ Expected<int64_t> Trainer::loadCheckpoint(const std::string &path) {
       std::vector<float> shard(static_cast<size_t>(block.numElements()));
       exec::copyBlockOut(view.data, p.shape, sizeof(float), block,
                          shard.data());
+      MOERT_RETURN_IF_ERROR(checkFinite(
+          p.name + suffix, shard,
+          "checkpoint '" + path + "' cannot be resumed from"));
       shards.push_back(std::move(shard));
     }
   }

@@ -78,18 +78,5 @@ CpuDevice &hostDevice() {
   return device;
 }
 
-uint64_t CpuDevice::availableMemory() const {
-  // MemAvailable of /proc/meminfo (kB): what the kernel can give without
-  // swapping. Unknown (0) where the file is missing.
-  std::ifstream meminfo("/proc/meminfo");
-  std::string key;
-  uint64_t value = 0;
-  std::string unit;
-  while (meminfo >> key >> value >> unit)
-    if (key == "MemAvailable:")
-      return value * 1024;
-  return 0;
-}
-
 } // namespace cpu
 } // namespace moert

@@ -18,7 +18,9 @@ public:
   hal::Backend backend() const override { return hal::Backend::Cpu; }
   std::string description() const override;
   bool hostAccessible() const override { return true; }
-  uint64_t availableMemory() const override;
+  Expected<uint64_t> availableMemory() const override {
+    return hal::hostAvailableMemory();
+  }
 
   Expected<hal::DeviceBuffer> allocate(size_t bytes,
                                        const char *what) override;

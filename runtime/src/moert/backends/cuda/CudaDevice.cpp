@@ -112,13 +112,6 @@ Status resolve(const char *symbol, Fn &out) {
 }
 } // namespace
 
-uint64_t CudaDevice::availableMemory() const {
-  size_t free = 0, total = 0;
-  if (cudaMemGetInfo(&free, &total) != cudaSuccess)
-    return 0;
-  return free;
-}
-
 Expected<void *> CudaDevice::loadFunction(const std::vector<uint8_t> &image,
                                           const std::string &entry) {
   if (!driver_) {
@@ -212,6 +205,12 @@ Expected<hal::DeviceBuffer> CudaDevice::allocate(size_t bytes,
   hal::DeviceBuffer buffer(this, data, bytes);
   MOERT_CUDA_RETURN_IF_ERROR(cudaMemsetAsync(data, 0, bytes, stream_));
   return buffer;
+}
+
+Expected<uint64_t> CudaDevice::availableMemory() const {
+  size_t free = 0, total = 0;
+  MOERT_CUDA_RETURN_IF_ERROR(cudaMemGetInfo(&free, &total));
+  return uint64_t(free);
 }
 
 void CudaDevice::deallocate(void *data, size_t) {

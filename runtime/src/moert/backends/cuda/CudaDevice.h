@@ -32,7 +32,7 @@ public:
   hal::Backend backend() const override { return hal::Backend::Cuda; }
   std::string description() const override;
   bool hostAccessible() const override { return false; }
-  uint64_t availableMemory() const override;
+  Expected<uint64_t> availableMemory() const override;
 
   Expected<hal::DeviceBuffer> allocate(size_t bytes,
                                        const char *what) override;

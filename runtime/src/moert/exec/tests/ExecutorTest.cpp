@@ -331,6 +331,24 @@ TEST(Executor, RejectsShapesThatDoNotFitTheOp) {
   }
   {
     ProgramBuilder b;
+    int32_t q = b.arena(DType::F32, {2, 10, 16}),
+            k = b.arena(DType::F32, {2, 12, 16}),
+            v = b.arena(DType::F32, {2, 6, 16});
+    int32_t y = b.arena(DType::F32, {2, 10, 16});
+    b.add("moe.attention", {q, k, v}, {y}, {{"num_heads", int64_t(4)}});
+    expectRejected(b.program, "the values is f32[2x6x16], expected the shape "
+                              "of the keys f32[2x12x16]");
+    ProgramBuilder h;
+    q = h.arena(DType::F32, {2, 10, 16});
+    k = h.arena(DType::F32, {2, 12, 16});
+    v = h.arena(DType::F32, {2, 12, 16});
+    y = h.arena(DType::F32, {2, 10, 16});
+    h.add("moe.attention", {q, k, v}, {y}, {{"num_heads", int64_t(3)}});
+    expectRejected(h.program, "num_heads = 3 does not divide the model width "
+                              "of the queries f32[2x10x16]");
+  }
+  {
+    ProgramBuilder b;
     int32_t p = b.persistent(DType::F32, {4}), g = b.arena(DType::F32, {5}),
             m = b.persistent(DType::F32, {4}), v = b.persistent(DType::F32, {4}),
             lr = b.arena(DType::F32, {}), sc = b.arena(DType::F32, {}),
