@@ -7,7 +7,7 @@ its model FLOP utilization.
         [--warmup 10] [--rounds 2] [--threads 2] [--sgemm-peak GFLOPS]
         [--workdir DIR] [--json OUT.json] [--quick]
 
-1. Compiles the model as scripts/run.sh does (moe-model-gen, then moe-opt
+1. Compiles the model as scripts/demo.sh does (moe-model-gen, then moe-opt
    --moe-training-pipeline="lr=0.003 warmup-steps=20" --moe-emit-plan).
 2. In each of ``rounds`` rounds: trains it with ``moe-train`` for
    warmup + steps steps (per-step seconds from its JSONL metrics: the whole
@@ -89,7 +89,7 @@ import torch  # noqa: E402
 sys.path.insert(0, os.path.join(REPO, "tests", "reference"))
 import moe_reference as ref  # noqa: E402
 
-# The training pipeline of scripts/run.sh and the optimizer defaults of
+# The training pipeline of scripts/demo.sh and the optimizer defaults of
 # moe-training-pipeline (passes/Passes.td).
 LR, WARMUP_STEPS = 0.003, 20
 BETAS, EPS, WEIGHT_DECAY, CLIP_NORM, AUX_COEF = (0.9, 0.98), 1e-8, 0.0, 1.0, 0.01

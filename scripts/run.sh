@@ -1,52 +1,187 @@
 #!/usr/bin/env bash
-# The main job on the embedded default (CPU, small demo model, no network):
-# installs dependencies (idempotent), builds, generates the demo model from
-# its configuration, compiles its training step (MoE layers expanded into
-# gate / dispatch / expert_ffn / combine, differentiated, AdamW update) into
-# an execution plan, prints what the compiler made of it, and trains it on
-# the CPU runtime.
+# The main job: multitask multilingual translation with a Mixture-of-Experts
+# model on the CPU, end to end, without network:
 #
-#   ./scripts/run.sh [config.json] [steps]     (defaults: models/demo.json 200)
+#   1. installs dependencies (idempotent) and builds the tools;
+#   2. builds the English<->X corpus from the machine's gettext catalogs,
+#      trains the shared SentencePiece vocabulary and encodes the corpus
+#      (cached in build/run/corpus after the first run);
+#   3. generates the model (models/mt-demo.json), compiles its training step
+#      partitioned over 2 ranks with the experts split between them (ep=2),
+#      and prints the partitioning the compiler chose;
+#   4. trains it under mpirun (1 rank if MPI cannot start 2) on batches that
+#      mix English->X, X->English and denoising rows, for a bounded time,
+#      evaluating held-out BLEU along the way (moe-eval);
+#   5. prints the final BLEU / chrF2 table next to the copy-the-source
+#      baseline and draws loss, BLEU and expert-load pictures.
+#
+#   ./scripts/run.sh [--minutes M] [--ranks 1|2] [--config FILE]
+#                    [--languages de,fr,...] [--sentences N] [--fresh]
+#
+# Defaults: 6 minutes of training and evaluation on 2 ranks, the 8 languages
+# of the corpus, 50 test sentences per direction during training and 200 at
+# the end (both directions).
+# --fresh rebuilds the corpus and restarts training from scratch (otherwise
+# a previous run's checkpoint is continued when the model is unchanged).
+# The synthetic reversal demo with the compiler's IR at every stage is
+# scripts/demo.sh.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-config=${1:-models/demo.json}
-steps=${2:-200}
+minutes=6
+ranks=2
+config=models/mt-demo.json
+languages=fr,uk,sv,es,de,ru,it,pl
+sentences=50
+final_sentences=200
+fresh=0
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --minutes) minutes=$2; shift 2 ;;
+    --ranks) ranks=$2; shift 2 ;;
+    --config) config=$2; shift 2 ;;
+    --languages) languages=$2; shift 2 ;;
+    --sentences) sentences=$2; shift 2 ;;
+    --fresh) fresh=1; shift ;;
+    *) echo "run.sh: unknown argument '$1' (see the header of $0)" >&2; exit 2 ;;
+  esac
+done
+case "$minutes" in
+  ''|*[!0-9.]*) echo "run.sh: --minutes expects a number, found '$minutes'" >&2; exit 2 ;;
+esac
+case "$ranks" in
+  1|2) ;;
+  *) echo "run.sh: --ranks expects 1 or 2, found '$ranks'" >&2; exit 2 ;;
+esac
 
 bash scripts/setup.sh >&2
 cmake --preset default >/dev/null
 cmake --build --preset default --target moe-opt moe-model-gen moe-train \
-  -- -j"$(nproc)" >&2
-
+  moe-data moe-eval moe-bleu -- -j"$(nproc)" >&2
+bin=build/bin
+py=/usr/bin/python3
 out=build/run
 mkdir -p "$out"
-name=$(basename "$config" .json)
-build/bin/moe-model-gen "$config" -o "$out/$name.mlir"
-build/bin/moe-opt "$out/$name.mlir" --moe-expand-moe-layer -o "$out/$name.expanded.mlir"
-build/bin/moe-opt "$out/$name.mlir" \
-  --moe-training-pipeline="lr=0.003 warmup-steps=20" -o "$out/$name.train.mlir" \
-  --moe-emit-plan="output=$out/$name.moeplan seed=1"
+corpus=$out/corpus
+[ "$fresh" = 1 ] && rm -rf "$corpus" "$out/mt"
 
-echo "== $name: IR of every stage is in $out/"
-echo "   $name.mlir           the model (@forward, composite moe.moe_layer)"
-echo "   $name.expanded.mlir  MoE layers as gate/dispatch/expert_ffn/combine"
-echo "   $name.train.mlir     @forward_grad and @train_step"
-echo "   $name.moeplan        the execution plan the runtime runs"
+setting() { "$py" -c "import json,sys; c=json.load(open(sys.argv[1])); print(eval(sys.argv[2], {}, c))" "$config" "$1"; }
+name=$(setting name)
+vocab=$(setting vocab_size)
+corpus_languages=$(setting "len(set('$languages'.split(',')))")
+corpus_languages=$(( corpus_languages > 8 ? corpus_languages : 8 ))
+
+echo "== 1. corpus and tokenizer ($corpus)"
+if [ ! -f "$corpus/.complete-$vocab" ]; then
+  rm -rf "$corpus"
+  "$bin/moe-data" corpus --out "$corpus" --languages "$corpus_languages"
+  "$bin/moe-data" spm "$corpus" --vocab "$vocab"
+  "$bin/moe-data" encode "$corpus"
+  touch "$corpus/.complete-$vocab"
+else
+  echo "(cached; --fresh rebuilds it)"
+fi
+column -t "$corpus/languages.tsv" | head -n 20
+
 echo
-echo "== $name: one expanded MoE layer"
-grep -m1 -A3 "moe.gate " "$out/$name.expanded.mlir" | cut -c1-200
+echo "== 2. model and plans"
+work=$out/mt
+mkdir -p "$work"
+"$bin/moe-model-gen" "$config" -o "$work/$name.mlir"
+# Evaluation: the same parameters in one process, with the evaluation
+# capacity factor (no token of a held-out sentence dropped for capacity).
+"$py" - "$config" "$work/$name-eval.json" <<'EOF'
+import json, sys
+c = json.load(open(sys.argv[1]))
+moe = c.get("moe")
+if moe and "eval_capacity_factor" in moe:
+    moe["capacity_factor"] = moe["eval_capacity_factor"]
+json.dump(c, open(sys.argv[2], "w"), indent=1)
+EOF
+"$bin/moe-model-gen" "$work/$name-eval.json" -o "$work/$name-eval.mlir"
+pipeline="lr=0.003 warmup-steps=1000"
+# OpenMPI refuses to start as root unless told (containers, CI machines).
+if [ "$(id -u)" = 0 ]; then
+  export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
+fi
+partition=()
+if [ "$ranks" = 2 ]; then
+  if mpirun --oversubscribe -np 2 true >/dev/null 2>&1; then
+    partition=(--moe-partition="ep=2")
+  else
+    echo "run.sh: mpirun cannot start 2 processes here; training in 1 process"
+    ranks=1
+  fi
+fi
+"$bin/moe-opt" "$work/$name.mlir" --moe-training-pipeline="$pipeline" \
+  "${partition[@]}" \
+  --moe-emit-plan="output=$work/$name.moeplan seed=1 gpu-kernels=none" \
+  -o /dev/null
+"$bin/moe-opt" "$work/$name-eval.mlir" --moe-training-pipeline="$pipeline" \
+  --moe-emit-plan="output=$work/$name-eval.moeplan seed=1 gpu-kernels=none" \
+  -o /dev/null
+if [ "$ranks" = 2 ]; then
+  echo "-- the partitioning (per rank; moe-partition-report)"
+  "$bin/moe-opt" "$work/$name.mlir" --moe-training-pipeline="$pipeline" \
+    "${partition[@]}" --moe-partition-report -o /dev/null 2>&1 | head -n 30
+fi
+
+launch=("$bin/moe-train")
+[ "$ranks" = 2 ] && launch=(mpirun --oversubscribe -np 2 --bind-to none \
+  -x OMP_NUM_THREADS=1 "$bin/moe-train")
+checkpoint=$work/checkpoint.safetensors
+metrics=$work/metrics.jsonl
+bleu=$work/bleu.jsonl
+
+train_to() { # train (or continue) up to step $1
+  local resume=()
+  [ -f "$checkpoint" ] && resume=(--resume "$checkpoint")
+  "${launch[@]}" "$work/$name.moeplan" --data "$corpus" --steps "$1" \
+    "${resume[@]}" --save "$checkpoint" --metrics "$metrics" --log-every 100
+}
+evaluate() { # held-out BLEU of the checkpoint: evaluate SENTENCES JSON ...
+  "$bin/moe-eval" "$work/$name-eval.moeplan" --checkpoint "$checkpoint" \
+    --data "$corpus" --languages "$languages" --sentences "$1" \
+    --json "$2" "${@:3}"
+}
+last_step() { "$py" -c "import json,sys; rows=[json.loads(l) for l in open(sys.argv[1])]; print(rows[-1]['step'] if rows else 0)" "$metrics" 2>/dev/null || echo 0; }
+seconds_per_step() { "$py" -c "
+import json,sys
+rows=[json.loads(l) for l in open(sys.argv[1])][-50:]
+print(sum(r['seconds'] for r in rows)/max(1,len(rows)))" "$metrics"; }
+
 echo
-echo "== $name: ops of @train_step"
-sed -n '/func.func @train_step/,$p' "$out/$name.train.mlir" |
-  grep -o "= moe\.[a-z_0-9]*" | sed 's/= //' | sort | uniq -c | sort -rn
+echo "== 3. training for $minutes minutes on $ranks rank(s), evaluating as it goes"
+start=$(last_step)
+[ "$start" -gt 0 ] && echo "(continuing the previous run from step $start; --fresh starts over)"
+rm -f "$bleu"
+budget=$("$py" -c "print(int(float('$minutes') * 60))")
+began=$(date +%s)
+step=$start
+# 50 steps measure the speed; then 4 segments, each an equal share of the
+# time left (evaluations included) at the measured speed, each followed by
+# an evaluation.
+train_to $((step + 50))
+step=$((step + 50))
+segments=4
+for k in $(seq 1 $segments); do
+  left=$(( budget - ($(date +%s) - began) ))
+  steps=$("$py" -c "print(max(10, int($left / ($segments - $k + 1) / $(seconds_per_step))))")
+  train_to $((step + steps))
+  step=$((step + steps))
+  echo "-- held-out BLEU at step $step"
+  evaluate "$sentences" "$work/eval.json"
+  cat "$work/eval.json" >> "$bleu"
+done
+trained=$(( $(date +%s) - began ))
+
 echo
-echo "== $name: parameters"
-build/bin/moe-opt "$out/$name.mlir" --moe-param-report -o /dev/null
+echo "== 4. final evaluation ($final_sentences test sentences per direction)"
+evaluate "$final_sentences" "$work/final.json" \
+  --hypotheses "$work/translations" --direction both
+"$py" scripts/plot_run.py "$metrics" "$bleu" "$work"
 echo
-echo "== $name: static memory plan of @train_step"
-build/bin/moe-opt "$out/$name.train.mlir" --moe-memory-plan-report=function=train_step -o /dev/null
-echo
-echo "== $name: training $steps steps on the synthetic reversal task (CPU)"
-build/bin/moe-train "$out/$name.moeplan" --steps "$steps" --log-every 20 \
-  --metrics "$out/$name.metrics.jsonl"
-echo "metrics: $out/$name.metrics.jsonl"
+echo "trained $((step - start)) steps in $((trained / 60)) min $((trained % 60)) s (with evaluations);"
+echo "translations: $work/translations/ (score again: $bin/moe-bleu REF -i HYP -m bleu chrf)"
+echo "metrics: $metrics, BLEU over training: $bleu, final table: $work/final.json,"
+echo "checkpoint: $checkpoint"

@@ -15,6 +15,8 @@ PACKAGES=(
   libopenmpi-dev openmpi-bin libopenblas-dev libsentencepiece-dev sentencepiece
   # Independent numerical reference for tests (Debian's /usr/bin/python3).
   python3-numpy python3-torch
+  # The main job's pictures (loss, BLEU, expert load).
+  python3-matplotlib
 )
 
 missing=()

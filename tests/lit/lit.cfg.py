@@ -68,6 +68,8 @@ tools = [
     ToolSubst("moe-bleu", unresolved="ignore"),
     ToolSubst("moe-plan", unresolved="ignore"),
     ToolSubst("moe-prune", unresolved="ignore"),
+    ToolSubst("moe-eval", unresolved="ignore"),
+    ToolSubst("moe-data", unresolved="ignore"),
 ]
 llvm_config.add_tool_substitutions(tools, [config.moe_tools_dir, config.llvm_tools_dir])
 # Absolute tool paths, for scripts that start the tools themselves.

@@ -253,8 +253,14 @@ int main(int argc, char **argv) {
   checkpoint::CheckpointWriter writer;
   std::vector<std::vector<uint8_t>> storage;
   storage.reserve(ck->tensorNames().size());
+  // The pruned model has its own name (the configuration's name with
+  // "-pruned<K>", below): a run refuses a checkpoint of another model.
   for (const auto &[key, value] : ck->metadata())
-    if (Status s = writer.setMetadata(key, value); !s.ok())
+    if (Status s = writer.setMetadata(
+            key, key == "moert.model"
+                     ? value + "-pruned" + std::to_string(keep)
+                     : value);
+        !s.ok())
       return fail(s.message());
   for (const std::string &name : ck->tensorNames()) {
     Expected<checkpoint::TensorView> view = ck->tensor(name);

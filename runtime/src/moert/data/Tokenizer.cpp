@@ -216,5 +216,91 @@ Expected<std::vector<EncodedPair>> readIdShard(const std::string &path) {
   return pairs;
 }
 
+Expected<std::vector<std::string>>
+corpusLanguages(const std::string &corpusDir) {
+  return languagesOf(corpusDir);
+}
+
+Expected<std::vector<std::pair<std::string, std::string>>>
+readTextPairs(const std::string &path, int64_t limit) {
+  std::vector<std::pair<std::string, std::string>> pairs;
+  MOERT_RETURN_IF_ERROR(forEachPair(
+      path, [&](const std::string &source, const std::string &target) {
+        if (limit <= 0 || static_cast<int64_t>(pairs.size()) < limit)
+          pairs.emplace_back(source, target);
+        return Status::success();
+      }));
+  return pairs;
+}
+
+namespace {
+/// The task and language tags moe-data spm adds as user-defined pieces.
+bool isSpecialPiece(const std::string &piece) {
+  return piece == "<mt>" || piece == "<dae>" || piece == "<mask>" ||
+         (piece.size() > 3 && piece.compare(0, 2, "<2") == 0 &&
+          piece.back() == '>');
+}
+} // namespace
+
+struct SentencePieceModel::Impl {
+  sentencepiece::SentencePieceProcessor processor;
+};
+
+SentencePieceModel::SentencePieceModel() : impl_(std::make_unique<Impl>()) {}
+SentencePieceModel::~SentencePieceModel() = default;
+
+Expected<std::unique_ptr<SentencePieceModel>>
+SentencePieceModel::load(const std::string &path) {
+  std::unique_ptr<SentencePieceModel> model(new SentencePieceModel());
+  const sentencepiece::util::Status status = model->impl_->processor.Load(path);
+  if (!status.ok())
+    return invalidArgument("cannot load the SentencePiece model '" + path +
+                           "': " + status.ToString());
+  return model;
+}
+
+Expected<std::vector<int32_t>>
+SentencePieceModel::encode(const std::string &text) const {
+  std::vector<int> ids;
+  if (!impl_->processor.Encode(text, &ids).ok())
+    return invalidArgument("cannot encode '" + text + "'");
+  return std::vector<int32_t>(ids.begin(), ids.end());
+}
+
+Expected<std::string>
+SentencePieceModel::decode(const std::vector<int32_t> &ids) const {
+  std::vector<int> pieces;
+  pieces.reserve(ids.size());
+  for (int32_t id : ids) {
+    if (id < 0 || id >= impl_->processor.GetPieceSize())
+      return invalidArgument("token " + std::to_string(id) +
+                             " is outside the vocabulary of " +
+                             std::to_string(impl_->processor.GetPieceSize()));
+    // Control pieces (<s>, </s>) and the tags (<2de>, <mask>) are not text.
+    if (impl_->processor.IsControl(id) || isSpecialPiece(impl_->processor.IdToPiece(id)))
+      continue;
+    pieces.push_back(id);
+  }
+  std::string text;
+  if (!impl_->processor.Decode(pieces, &text).ok())
+    return invalidArgument("cannot decode " + std::to_string(ids.size()) +
+                           " tokens");
+  return text;
+}
+
+Expected<int32_t> SentencePieceModel::pieceId(const std::string &piece) const {
+  const int id = impl_->processor.PieceToId(piece);
+  if (id == impl_->processor.unk_id() && piece != "<unk>")
+    return invalidArgument("the SentencePiece model has no piece '" + piece +
+                           "'");
+  return static_cast<int32_t>(id);
+}
+
+int32_t SentencePieceModel::bos() const { return impl_->processor.bos_id(); }
+int32_t SentencePieceModel::eos() const { return impl_->processor.eos_id(); }
+int64_t SentencePieceModel::size() const {
+  return impl_->processor.GetPieceSize();
+}
+
 } // namespace data
 } // namespace moert

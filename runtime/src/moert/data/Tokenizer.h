@@ -17,7 +17,9 @@
 #include "moert/Status.h"
 
 #include <cstdint>
+#include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace moert {
@@ -49,6 +51,36 @@ Status encodeCorpus(const std::string &corpusDir);
 
 /// Reads an id shard; errors name the file and the pair.
 Expected<std::vector<EncodedPair>> readIdShard(const std::string &path);
+
+/// The languages of <corpusDir>/languages.tsv, in its order.
+Expected<std::vector<std::string>> corpusLanguages(const std::string &corpusDir);
+
+/// The (English, X) text pairs of a corpus split file
+/// (<corpusDir>/<split>.<lang>.tsv); at most `limit` (0: all).
+Expected<std::vector<std::pair<std::string, std::string>>>
+readTextPairs(const std::string &path, int64_t limit = 0);
+
+/// A loaded SentencePiece model: text to ids and back, special pieces.
+class SentencePieceModel {
+public:
+  static Expected<std::unique_ptr<SentencePieceModel>>
+  load(const std::string &path);
+  ~SentencePieceModel();
+
+  Expected<std::vector<int32_t>> encode(const std::string &text) const;
+  /// Ids to text; special pieces (<s>, </s>, tags) are dropped.
+  Expected<std::string> decode(const std::vector<int32_t> &ids) const;
+  /// The id of a piece such as "<2de>"; an error naming it if unknown.
+  Expected<int32_t> pieceId(const std::string &piece) const;
+  int32_t bos() const;
+  int32_t eos() const;
+  int64_t size() const;
+
+private:
+  SentencePieceModel();
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
 
 } // namespace data
 } // namespace moert

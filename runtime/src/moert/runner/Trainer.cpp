@@ -1,17 +1,17 @@
 //===- Trainer.cpp - Runs a compiled training plan step by step -----------===//
 #include "moert/runner/Trainer.h"
 
-#include "moert/eval/Decode.h"
-
 #include "moert/checkpoint/Safetensors.h"
 #include "moert/runner/PlanProgram.h"
 #include "moert/runner/StepIO.h"
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
+#include <memory>
 #include <sstream>
 
 namespace moert {
@@ -539,9 +539,12 @@ Expected<int64_t> Trainer::loadCheckpoint(const std::string &path) {
   return step;
 }
 
-Expected<Trainer::GreedyEval> Trainer::evaluateGreedy(int64_t batches) {
+Expected<eval::NextTokenFn>
+Trainer::nextTokenFunction(std::vector<std::vector<int32_t>> sources) {
   if (grid_ && grid_->worldSize() > 1)
-    return unimplemented("greedy evaluation runs in one process");
+    return unimplemented("decoding runs in one process (compile the model "
+                         "without --moe-partition to evaluate a checkpoint "
+                         "of a partitioned run)");
   const exec::Program &program = executor_->program();
   // The forward part of the step: everything up to the first loss.
   size_t lossAt = program.instructions.size();
@@ -555,60 +558,115 @@ Expected<Trainer::GreedyEval> Trainer::evaluateGreedy(int64_t batches) {
                               "gives the decoder's logits");
   const int32_t logitsId = program.instructions[lossAt].operands[0];
   const exec::TensorType &logitsType = program.buffers[logitsId].type;
-  const SyntheticTaskConfig &c = task_->config();
+  const SyntheticTaskConfig c = task_->config();
   if (logitsType.shape.size() != 3 || logitsType.shape[0] != c.batchSize ||
       logitsType.shape[1] != c.tgtLen)
     return failedPrecondition("the logits are " + logitsType.str() +
                               ", expected [batch, target length, vocabulary]");
   const int64_t vocab = logitsType.shape[2];
+  for (size_t s = 0; s < sources.size(); ++s) {
+    if (sources[s].empty())
+      return invalidArgument("source " + std::to_string(s) + " is empty");
+    for (int32_t id : sources[s])
+      if (id < 0 || id >= vocab)
+        return invalidArgument("source " + std::to_string(s) + " has token " +
+                               std::to_string(id) +
+                               ", outside the vocabulary of " +
+                               std::to_string(vocab));
+    // Cut to the plan's source length, keeping the last token (</s>).
+    if (static_cast<int64_t>(sources[s].size()) > c.srcLen) {
+      const int32_t last = sources[s].back();
+      sources[s].resize(static_cast<size_t>(c.srcLen));
+      sources[s].back() = last;
+    }
+  }
+  auto logits = std::make_shared<std::vector<float>>(
+      static_cast<size_t>(logitsType.numElements()));
+  return eval::NextTokenFn(
+      [this, sources = std::move(sources), logits, lossAt, logitsId, vocab,
+       c](const std::vector<int64_t> &rows,
+          const std::vector<std::vector<int32_t>> &prefixes)
+          -> Expected<std::vector<std::vector<float>>> {
+        std::vector<std::vector<float>> out;
+        out.reserve(rows.size());
+        // The plan's batch is fixed: rows go through it B at a time; unused
+        // rows repeat the chunk's first row (a real sentence, so that the
+        // gates see tokens like those of training rather than all pads).
+        for (size_t first = 0; first < rows.size();
+             first += static_cast<size_t>(c.batchSize)) {
+          const size_t count = std::min<size_t>(
+              static_cast<size_t>(c.batchSize), rows.size() - first);
+          SeqBatch input;
+          input.srcTokens.assign(static_cast<size_t>(c.batchSize * c.srcLen),
+                                 c.padId);
+          input.tgtTokens.assign(static_cast<size_t>(c.batchSize * c.tgtLen),
+                                 c.padId);
+          input.labels.assign(static_cast<size_t>(c.batchSize * c.tgtLen),
+                              c.padId);
+          for (int64_t b = 0; b < c.batchSize; ++b) {
+            const size_t i = first + (static_cast<size_t>(b) < count
+                                          ? static_cast<size_t>(b)
+                                          : 0);
+            if (rows[i] < 0 || rows[i] >= static_cast<int64_t>(sources.size()))
+              return invalidArgument("decoding asked for source " +
+                                     std::to_string(rows[i]) + " of " +
+                                     std::to_string(sources.size()));
+            const std::vector<int32_t> &source = sources[rows[i]];
+            std::copy(source.begin(), source.end(),
+                      input.srcTokens.begin() + b * c.srcLen);
+            const std::vector<int32_t> &prefix = prefixes[i];
+            for (size_t t = 0;
+                 t < prefix.size() && static_cast<int64_t>(t) < c.tgtLen; ++t)
+              input.tgtTokens[b * c.tgtLen + t] = prefix[t];
+          }
+          MOERT_RETURN_IF_ERROR(
+              writeBatch(*executor_, batchBuffers_, input, 1, &location_));
+          exec::RunContext context;
+          context.seed = seed_;
+          context.step = 1;
+          context.training = false;
+          context.trainingCapacity = true; // the plan's buffers
+          for (size_t i = 0; i <= lossAt; ++i)
+            MOERT_RETURN_IF_ERROR(executor_->runInstruction(i, context));
+          MOERT_RETURN_IF_ERROR(executor_->readBuffer(
+              logitsId, logits->data(), logits->size() * sizeof(float)));
+          for (size_t b = 0; b < count; ++b) {
+            // The prediction after the prefix's last token; a prefix as
+            // long as the plan's target has no room for another token.
+            const int64_t position = std::min<int64_t>(
+                static_cast<int64_t>(prefixes[first + b].size()) - 1,
+                c.tgtLen - 1);
+            const float *row =
+                logits->data() +
+                (static_cast<int64_t>(b) * c.tgtLen + position) * vocab;
+            const float largest = *std::max_element(row, row + vocab);
+            double sum = 0.0;
+            for (int64_t v = 0; v < vocab; ++v)
+              sum += std::exp(static_cast<double>(row[v] - largest));
+            const float logSum = static_cast<float>(std::log(sum)) + largest;
+            std::vector<float> logProbs(row, row + vocab);
+            for (float &value : logProbs)
+              value -= logSum;
+            out.push_back(std::move(logProbs));
+          }
+        }
+        return out;
+      });
+}
+
+Expected<Trainer::GreedyEval> Trainer::evaluateGreedy(int64_t batches) {
+  const SyntheticTaskConfig &c = task_->config();
   GreedyEval result;
-  std::vector<float> logits(static_cast<size_t>(logitsType.numElements()));
   for (int64_t k = 0; k < batches; ++k) {
     // Held out: batches of steps no training run reaches.
     SeqBatch batch = task_->batch(seed_ ^ 0x5EEDull, 1000000000 + k);
-    SeqBatch input = batch;
-    eval::NextTokenFn next =
-        [&](const std::vector<int64_t> &rows,
-            const std::vector<std::vector<int32_t>> &prefixes)
-        -> Expected<std::vector<std::vector<float>>> {
-      for (size_t i = 0; i < rows.size(); ++i) {
-        int32_t *tgt = input.tgtTokens.data() + rows[i] * c.tgtLen;
-        std::fill(tgt, tgt + c.tgtLen, c.padId);
-        for (size_t t = 0; t < prefixes[i].size() &&
-                           static_cast<int64_t>(t) < c.tgtLen;
-             ++t)
-          tgt[t] = prefixes[i][t];
-      }
-      MOERT_RETURN_IF_ERROR(
-          writeBatch(*executor_, batchBuffers_, input, 1, &location_));
-      exec::RunContext context;
-      context.seed = seed_;
-      context.step = 1;
-      context.training = false;
-      context.trainingCapacity = true; // the plan's buffers
-      for (size_t i = 0; i <= lossAt; ++i)
-        MOERT_RETURN_IF_ERROR(executor_->runInstruction(i, context));
-      MOERT_RETURN_IF_ERROR(executor_->readBuffer(
-          logitsId, logits.data(), logits.size() * sizeof(float)));
-      std::vector<std::vector<float>> out;
-      for (size_t i = 0; i < rows.size(); ++i) {
-        const int64_t position = std::min<int64_t>(
-            static_cast<int64_t>(prefixes[i].size()) - 1, c.tgtLen - 1);
-        const float *row =
-            logits.data() + (rows[i] * c.tgtLen + position) * vocab;
-        // Log-softmax (argmax and beam scores need only relative values).
-        const float largest = *std::max_element(row, row + vocab);
-        double sum = 0.0;
-        for (int64_t v = 0; v < vocab; ++v)
-          sum += std::exp(static_cast<double>(row[v] - largest));
-        const float logSum = static_cast<float>(std::log(sum)) + largest;
-        std::vector<float> logProbs(row, row + vocab);
-        for (float &value : logProbs)
-          value -= logSum;
-        out.push_back(std::move(logProbs));
-      }
-      return out;
-    };
+    std::vector<std::vector<int32_t>> sources(
+        static_cast<size_t>(c.batchSize));
+    for (int64_t b = 0; b < c.batchSize; ++b)
+      sources[b].assign(batch.srcTokens.begin() + b * c.srcLen,
+                        batch.srcTokens.begin() + (b + 1) * c.srcLen);
+    MOERT_ASSIGN_OR_RETURN(eval::NextTokenFn next,
+                           nextTokenFunction(std::move(sources)));
     eval::DecodeOptions options;
     options.bos = task_->bosId();
     options.eos = task_->eosId();

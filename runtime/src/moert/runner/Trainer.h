@@ -27,6 +27,7 @@
 #define MOERT_RUNNER_TRAINER_H
 
 #include "moert/comm/Communicator.h"
+#include "moert/eval/Decode.h"
 #include "moert/exec/Executor.h"
 #include "moert/plan/PlanLoader.h"
 #include "moert/runner/Sharding.h"
@@ -139,6 +140,15 @@ public:
     int64_t tokens = 0, correct = 0;  // reference tokens, matched in place
   };
   Expected<GreedyEval> evaluateGreedy(int64_t batches);
+
+  /// A next-token function (moert/eval/Decode.h) over `sources` (token ids,
+  /// each ending with </s>; cut to the plan's source length) backed by the
+  /// plan: the forward instructions up to the loss run in evaluation mode on
+  /// the plan's batch, B prefixes at a time, the encoder and the decoder
+  /// re-run on every call (no cache of keys and values). One process only;
+  /// the trainer must outlive the function.
+  Expected<eval::NextTokenFn>
+  nextTokenFunction(std::vector<std::vector<int32_t>> sources);
 
 private:
   Trainer(plan::LoadedPlan plan, uint64_t seed)
