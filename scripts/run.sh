@@ -132,6 +132,12 @@ launch=("$bin/moe-train")
 checkpoint=$work/checkpoint.safetensors
 metrics=$work/metrics.jsonl
 bleu=$work/bleu.jsonl
+# A previous run continues only with the same model and training recipe.
+signature=$(cat "$config" <(echo "$pipeline") | sha256sum | cut -c1-16)
+if [ "$(cat "$work/.signature" 2>/dev/null)" != "$signature" ]; then
+  rm -f "$checkpoint" "$metrics"
+  echo "$signature" > "$work/.signature"
+fi
 
 train_to() { # train (or continue) up to step $1
   local resume=()
