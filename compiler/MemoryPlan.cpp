@@ -12,6 +12,7 @@
 #include "dialects/Moe/MoeOps.h"
 
 #include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "dialects/Moe/MoeDialect.h"
 #include "mlir/IR/BuiltinTypes.h"
 #include "llvm/ADT/DenseMap.h"
 
@@ -25,9 +26,9 @@ int64_t mlir::moe::tensorBytes(Type type) {
   auto tensor = dyn_cast<RankedTensorType>(type);
   if (!tensor || !tensor.hasStaticShape())
     return 0;
-  int64_t bits = tensor.getElementTypeBitWidth();
-  int64_t elementBytes = std::max<int64_t>(1, (bits + 7) / 8);
-  return tensor.getNumElements() * elementBytes;
+  // Saturates at the compiler's limit: the verifier and the plan emitter
+  // refuse such tensors, the sums here must merely not overflow.
+  return boundedTensorBytes(tensor).value_or(kMaxTensorBytes);
 }
 
 static int64_t alignUp(int64_t value, int64_t alignment) {

@@ -10,6 +10,7 @@
 #include "llvm/ADT/DenseSet.h"
 #include "llvm/ADT/StringSwitch.h"
 #include "llvm/ADT/TypeSwitch.h"
+#include "llvm/Support/MathExtras.h"
 
 #include <algorithm>
 #include <charconv>
@@ -76,6 +77,19 @@ FailureOr<bool> mlir::moe::parseBoolParameter(AsmParser &parser) {
 //===----------------------------------------------------------------------===//
 // GatingAttr
 //===----------------------------------------------------------------------===//
+
+std::optional<int64_t> mlir::moe::boundedTensorBytes(Type type) {
+  auto tensor = dyn_cast<RankedTensorType>(type);
+  if (!tensor || !tensor.hasStaticShape())
+    return std::nullopt;
+  int64_t bits = tensor.getElementTypeBitWidth();
+  int64_t bytes = std::max<int64_t>(1, (bits + 7) / 8);
+  for (int64_t dim : tensor.getShape())
+    if (dim < 0 || llvm::MulOverflow(bytes, dim, bytes) ||
+        bytes > kMaxTensorBytes)
+      return std::nullopt;
+  return bytes;
+}
 
 LogicalResult GatingAttr::verify(
     function_ref<InFlightDiagnostic()> emitError, int64_t topK,
