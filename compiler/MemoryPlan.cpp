@@ -90,27 +90,33 @@ MemoryPlan mlir::moe::planMemory(func::FuncOp func, int64_t alignment,
       return x.size > y.size;
     return x.firstUse < y.firstUse;
   });
-  SmallVector<unsigned> placed;
+  // Each buffer goes to the lowest offset where it overlaps no placed buffer
+  // that is live at the same time. The placed buffers are kept sorted by
+  // offset, so one sweep in that order finds the first gap without
+  // collecting and sorting the live ones for every buffer (which made
+  // planning quadratic-times-log in the depth of the model).
+  struct Placed {
+    int64_t offset, end, firstUse, lastUse;
+  };
+  std::vector<Placed> byOffset; // contiguous: the sweep is a linear scan
+  byOffset.reserve(plan.buffers.size());
   for (unsigned i : order) {
     BufferAssignment &buffer = plan.buffers[i];
-    // Ranges taken by placed buffers that are live at the same time.
-    SmallVector<std::pair<int64_t, int64_t>> taken;
-    for (unsigned j : placed) {
-      const BufferAssignment &other = plan.buffers[j];
+    int64_t offset = 0;
+    for (const Placed &other : byOffset) {
       if (other.lastUse < buffer.firstUse || buffer.lastUse < other.firstUse)
         continue;
-      taken.push_back({other.offset, other.offset + other.size});
-    }
-    llvm::sort(taken);
-    int64_t offset = 0;
-    for (auto [begin, finish] : taken) {
-      if (offset + buffer.size <= begin)
+      if (offset + buffer.size <= other.offset)
         break;
-      offset = std::max(offset, finish);
+      offset = std::max(offset, other.end);
     }
     buffer.offset = offset;
     plan.arenaBytes = std::max(plan.arenaBytes, offset + buffer.size);
-    placed.push_back(i);
+    auto at = std::upper_bound(
+        byOffset.begin(), byOffset.end(), offset,
+        [](int64_t value, const Placed &p) { return value < p.offset; });
+    byOffset.insert(at, Placed{offset, offset + buffer.size, buffer.firstUse,
+                               buffer.lastUse});
   }
   return plan;
 }
@@ -133,6 +139,18 @@ mlir::moe::stepArgumentAliases(func::FuncOp func) {
   auto argAttr = [&](BlockArgument arg, StringRef name) {
     return func.getArgAttrOfType<StringAttr>(arg.getArgNumber(), name);
   };
+  // Arguments by parameter name and by (parameter, moment): one pass, so
+  // matching the results stays linear in the number of parameters.
+  llvm::DenseMap<StringAttr, BlockArgument> paramArg;
+  llvm::DenseMap<std::pair<StringAttr, StringAttr>, BlockArgument> stateArg;
+  for (BlockArgument arg : body.getArguments()) {
+    if (StringAttr name = argAttr(arg, MoeDialect::kParamAttrName))
+      paramArg[name] = arg; // the last wins, as the scan it replaces
+    StringAttr of = argAttr(arg, MoeDialect::kStateOfAttrName);
+    StringAttr state = argAttr(arg, MoeDialect::kOptStateAttrName);
+    if (of && state)
+      stateArg[{of, state}] = arg;
+  }
   for (auto [index, value] : llvm::enumerate(ret.getOperands())) {
     if (aliases.count(value) || isa<BlockArgument>(value))
       continue;
@@ -144,16 +162,14 @@ mlir::moe::stepArgumentAliases(func::FuncOp func) {
       continue;
     if (role.getValue() == "new_param") {
       StringAttr name = resultAttr(MoeDialect::kParamAttrName);
-      for (BlockArgument arg : body.getArguments())
-        if (name && argAttr(arg, MoeDialect::kParamAttrName) == name)
-          aliases[value] = arg;
+      if (auto it = paramArg.find(name); name && it != paramArg.end())
+        aliases[value] = it->second;
     } else if (role.getValue() == "new_state") {
       StringAttr of = resultAttr(MoeDialect::kStateOfAttrName);
       StringAttr state = resultAttr(MoeDialect::kOptStateAttrName);
-      for (BlockArgument arg : body.getArguments())
-        if (of && state && argAttr(arg, MoeDialect::kStateOfAttrName) == of &&
-            argAttr(arg, MoeDialect::kOptStateAttrName) == state)
-          aliases[value] = arg;
+      if (auto it = stateArg.find({of, state});
+          of && state && it != stateArg.end())
+        aliases[value] = it->second;
     }
   }
   return aliases;

@@ -219,6 +219,33 @@ static LogicalResult verifySharding(Operation *op, StringRef where,
   return success();
 }
 
+std::pair<int, int> MoeDialect::findDuplicateParam(ArrayAttr argAttrs) {
+  {
+    std::lock_guard<std::mutex> lock(duplicateParamsMutex);
+    auto it = duplicateParams.find(argAttrs);
+    if (it != duplicateParams.end())
+      return it->second;
+  }
+  std::pair<int, int> result = {-1, -1};
+  llvm::DenseMap<Attribute, int> firstUse;
+  for (auto [index, entry] : llvm::enumerate(argAttrs)) {
+    auto dict = dyn_cast_or_null<DictionaryAttr>(entry);
+    if (!dict)
+      continue;
+    auto name = dyn_cast_or_null<StringAttr>(dict.get(kParamAttrName));
+    if (!name)
+      continue;
+    auto [it, inserted] = firstUse.try_emplace(name, static_cast<int>(index));
+    if (!inserted) {
+      result = {static_cast<int>(index), it->second};
+      break;
+    }
+  }
+  std::lock_guard<std::mutex> lock(duplicateParamsMutex);
+  duplicateParams[argAttrs] = result;
+  return result;
+}
+
 LogicalResult MoeDialect::verifyRegionArgAttribute(Operation *op,
                                                    unsigned regionIndex,
                                                    unsigned argIndex,
@@ -239,9 +266,9 @@ LogicalResult MoeDialect::verifyRegionArgAttribute(Operation *op,
       return op->emitError()
              << "argument #" << argIndex
              << ": a parameter must be a ranked tensor, found " << argType;
-    for (unsigned other = 0; other < argIndex; ++other) {
-      auto otherName = func.getArgAttrOfType<StringAttr>(other, kParamAttrName);
-      if (otherName == paramName)
+    if (ArrayAttr argAttrs = func.getArgAttrsAttr()) {
+      auto [duplicate, other] = findDuplicateParam(argAttrs);
+      if (duplicate == static_cast<int>(argIndex))
         return op->emitError() << "argument #" << argIndex
                                << ": parameter name '" << paramName.getValue()
                                << "' is already used by argument #" << other;

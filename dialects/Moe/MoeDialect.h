@@ -4,7 +4,12 @@
 
 #include "mlir/IR/Attributes.h"
 #include "mlir/IR/Dialect.h"
+#include "mlir/IR/BuiltinAttributes.h"
 #include "mlir/IR/DialectImplementation.h"
+#include "llvm/ADT/DenseMap.h"
+
+#include <mutex>
+#include <utility>
 
 #include "dialects/Moe/MoeDialect.h.inc"
 #include "dialects/Moe/MoeEnums.h.inc"
