@@ -9,6 +9,7 @@
 #include "compiler/InitAll.h"
 #include "compiler/InputLimits.h"
 
+#include "mlir/Bytecode/BytecodeReader.h"
 #include "mlir/IR/DialectRegistry.h"
 #include "mlir/Support/FileUtilities.h"
 #include "mlir/Tools/mlir-opt/MlirOptMain.h"
@@ -40,11 +41,13 @@ int main(int argc, char **argv) {
       mlir::openInputFile(inputFilename, &errorMessage);
   if (!file)
     return error(errorMessage);
-  if (llvm::Error nesting = mlir::moe::checkIrNesting(
-          file->getBuffer(),
-          inputFilename == "-" ? llvm::StringRef("<stdin>")
-                               : llvm::StringRef(inputFilename)))
-    return error(llvm::toString(std::move(nesting)));
+  // Textual IR only: the bytecode reader keeps its region stack on the heap.
+  if (!mlir::isBytecode(file->getMemBufferRef()))
+    if (llvm::Error nesting = mlir::moe::checkIrNesting(
+            file->getBuffer(),
+            inputFilename == "-" ? llvm::StringRef("<stdin>")
+                                 : llvm::StringRef(inputFilename)))
+      return error(llvm::toString(std::move(nesting)));
   std::unique_ptr<llvm::ToolOutputFile> output =
       mlir::openOutputFile(outputFilename, &errorMessage);
   if (!output)
