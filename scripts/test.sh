@@ -27,8 +27,8 @@ cmake --build --preset runtime-only -- -j"$jobs"
 ctest --preset runtime-only -j"$jobs"
 
 # Sanitizers and fuzzers (skipped with MOE_SKIP_SANITIZE=1). Measured on a
-# 2-core machine without a warm compiler cache: about 6 minutes (the ASan
-# build of the three test binaries dominates).
+# 2-core machine with the compiler cache off: 334 s (ASan build of the three
+# test binaries 207 s, their run 1 s, fuzz build 36 s, fuzzing 3 x 30 s).
 if [[ "${MOE_SKIP_SANITIZE:-0}" != 1 ]]; then
   echo "== ASan+UBSan: plan, checkpoint and HAL unit tests (runtime only)"
   cmake --preset asan >/dev/null
