@@ -98,25 +98,52 @@ MemoryPlan mlir::moe::planMemory(func::FuncOp func, int64_t alignment,
   struct Placed {
     int64_t offset, end, firstUse, lastUse;
   };
-  std::vector<Placed> byOffset; // contiguous: the sweep is a linear scan
-  byOffset.reserve(plan.buffers.size());
+  // Sorted by offset, in chunks of at most 2 * kChunk records: the sweep
+  // reads contiguous memory and an insertion moves one chunk, not the whole
+  // list.
+  constexpr size_t kChunk = 256;
+  std::vector<std::vector<Placed>> chunks;
   for (unsigned i : order) {
     BufferAssignment &buffer = plan.buffers[i];
     int64_t offset = 0;
-    for (const Placed &other : byOffset) {
-      if (other.lastUse < buffer.firstUse || buffer.lastUse < other.firstUse)
-        continue;
-      if (offset + buffer.size <= other.offset)
+    bool found = false;
+    for (const std::vector<Placed> &chunk : chunks) {
+      for (const Placed &other : chunk) {
+        if (other.lastUse < buffer.firstUse || buffer.lastUse < other.firstUse)
+          continue;
+        if (offset + buffer.size <= other.offset) {
+          found = true;
+          break;
+        }
+        offset = std::max(offset, other.end);
+      }
+      if (found)
         break;
-      offset = std::max(offset, other.end);
     }
     buffer.offset = offset;
     plan.arenaBytes = std::max(plan.arenaBytes, offset + buffer.size);
+
+    Placed record{offset, offset + buffer.size, buffer.firstUse,
+                  buffer.lastUse};
+    if (chunks.empty())
+      chunks.emplace_back();
+    // The first chunk holding an offset above this one (else the last).
+    auto chunk = std::upper_bound(
+        chunks.begin(), chunks.end(), offset,
+        [](int64_t value, const std::vector<Placed> &c) {
+          return !c.empty() && value < c.back().offset;
+        });
+    if (chunk == chunks.end())
+      --chunk;
     auto at = std::upper_bound(
-        byOffset.begin(), byOffset.end(), offset,
+        chunk->begin(), chunk->end(), offset,
         [](int64_t value, const Placed &p) { return value < p.offset; });
-    byOffset.insert(at, Placed{offset, offset + buffer.size, buffer.firstUse,
-                               buffer.lastUse});
+    chunk->insert(at, record);
+    if (chunk->size() > 2 * kChunk) {
+      std::vector<Placed> upper(chunk->begin() + kChunk, chunk->end());
+      chunk->resize(kChunk);
+      chunks.insert(chunk + 1, std::move(upper));
+    }
   }
   return plan;
 }
