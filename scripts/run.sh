@@ -20,7 +20,7 @@
 #   ./scripts/run.sh [--minutes M] [--ranks 1|2] [--config FILE]
 #                    [--languages de,fr,...] [--sentences N] [--fresh]
 #
-# Defaults: 6 minutes of training and evaluation on 2 ranks, the 8 languages
+# Defaults: 10 minutes of training and evaluation on 2 ranks, the 8 languages
 # of the corpus, 50 test sentences per direction during training and 200 at
 # the end (both directions).
 # --fresh rebuilds the corpus and restarts training from scratch (otherwise
@@ -30,7 +30,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-minutes=6
+minutes=10
 ranks=2
 config=models/mt-demo.json
 languages=fr,uk,sv,es,de,ru,it,pl
