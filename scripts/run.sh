@@ -13,12 +13,14 @@
 #      mix English->X, X->English and denoising rows, for a bounded time,
 #      evaluating held-out BLEU along the way (moe-eval);
 #   5. prints the final BLEU / chrF2 table next to the copy-the-source
-#      baseline and draws loss, BLEU and expert-load pictures.
+#      baseline, prunes half the experts of every MoE layer (the least used)
+#      and evaluates the pruned model, and draws loss, BLEU and expert-load
+#      pictures.
 #
 #   ./scripts/run.sh [--minutes M] [--ranks 1|2] [--config FILE]
 #                    [--languages de,fr,...] [--sentences N] [--fresh]
 #
-# Defaults: 6 minutes of training and evaluation on 2 ranks, the 8 languages
+# Defaults: 10 minutes of training and evaluation on 2 ranks, the 8 languages
 # of the corpus, 50 test sentences per direction during training and 200 at
 # the end (both directions).
 # --fresh rebuilds the corpus and restarts training from scratch (otherwise
@@ -28,7 +30,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-minutes=6
+minutes=10
 ranks=2
 config=models/mt-demo.json
 languages=fr,uk,sv,es,de,ru,it,pl
@@ -185,6 +187,34 @@ echo
 echo "== 4. final evaluation ($final_sentences test sentences per direction)"
 evaluate "$final_sentences" "$work/final.json" \
   --hypotheses "$work/translations" --direction both
+
+experts=$(setting "moe['num_experts']")
+keep=$((experts / 2))
+echo
+echo "== 5. expert pruning for inference: the $keep most used of $experts experts per MoE layer"
+"$bin/moe-prune" --checkpoint "$checkpoint" --metrics "$metrics" \
+  --keep "$keep" --config "$work/$name-eval.json" \
+  --out "$work/pruned.safetensors" --out-config "$work/pruned.json"
+"$bin/moe-model-gen" "$work/pruned.json" -o "$work/pruned.mlir"
+"$bin/moe-opt" "$work/pruned.mlir" --moe-training-pipeline="$pipeline" \
+  --moe-emit-plan="output=$work/pruned.moeplan seed=1 gpu-kernels=none" \
+  -o /dev/null
+"$bin/moe-eval" "$work/pruned.moeplan" --checkpoint "$work/pruned.safetensors" \
+  --data "$corpus" --languages "$languages" --sentences "$final_sentences" \
+  --json "$work/pruned-eval.json"
+"$py" - "$work/final.json" "$work/pruned-eval.json" <<'EOF2'
+import json, sys
+full, pruned = (json.load(open(p)) for p in sys.argv[1:])
+def summary(e):
+    rows = [r for r in e["rows"] if r["source"] == "en"]
+    bleu = sum(r["bleu"] for r in rows) / len(rows)
+    speed = sum(r["sentences"] for r in rows) / sum(r["seconds"] for r in rows)
+    return bleu, speed
+(b0, s0), (b1, s1) = summary(full), summary(pruned)
+print(f"English->X average BLEU {b0:.2f} with every expert, {b1:.2f} pruned; "
+      f"decoding {s0:.1f} -> {s1:.1f} sentences/s")
+EOF2
+
 "$py" scripts/plot_run.py "$metrics" "$bleu" "$work"
 echo
 echo "trained $((step - start)) steps in $((trained / 60)) min $((trained % 60)) s (with evaluations);"

@@ -75,8 +75,8 @@ bool parseOptions(int argc, char **argv, Options &options) {
     } else if (arg == "--split") {
       ok = cl.value(options.split);
       if (ok && options.split != "test" && options.split != "valid")
-        ok = cl.error("--split expects test or valid, found '" +
-                      options.split + "'");
+        ok = cl.error("--split expects test or valid, found '" + options.split +
+                      "'");
     } else if (arg == "--languages") {
       ok = cl.value(options.languages);
     } else if (arg == "--sentences") {
@@ -98,7 +98,8 @@ bool parseOptions(int argc, char **argv, Options &options) {
         if (end == text.c_str() || *end != '\0' ||
             !(options.lengthPenalty >= 0.0 && options.lengthPenalty <= 10.0))
           ok = cl.error("--length-penalty expects a number in [0, 10], "
-                        "found '" + text + "'");
+                        "found '" +
+                        text + "'");
       }
     } else if (arg == "--json") {
       ok = cl.value(options.json);
@@ -183,9 +184,9 @@ int main(int argc, char **argv) {
     for (const std::string &language : languages)
       if (std::find(corpusLanguages->begin(), corpusLanguages->end(),
                     language) == corpusLanguages->end())
-        return fail(invalidArgument(
-            "--languages: '" + language + "' is not a language of " +
-            options.data + "/languages.tsv"));
+        return fail(invalidArgument("--languages: '" + language +
+                                    "' is not a language of " + options.data +
+                                    "/languages.tsv"));
     if (languages.empty())
       return fail(invalidArgument("--languages names no language"));
   }
@@ -229,22 +230,21 @@ int main(int argc, char **argv) {
   std::printf("moe-eval: %s at step %lld, %s split, up to %lld sentences per "
               "direction, %s\n",
               options.checkpoint.c_str(), static_cast<long long>(*step),
-              options.split.c_str(),
-              static_cast<long long>(options.sentences),
+              options.split.c_str(), static_cast<long long>(options.sentences),
               options.beam > 1
                   ? ("beam " + std::to_string(options.beam)).c_str()
                   : "greedy");
-  std::printf("%-9s %5s %7s %7s %10s %10s %9s\n", "direction", "sents",
-              "BLEU", "chrF2", "copy BLEU", "copy chrF2", "sent/s");
+  std::printf("%-9s %5s %7s %7s %10s %10s %9s\n", "direction", "sents", "BLEU",
+              "chrF2", "copy BLEU", "copy chrF2", "sent/s");
   std::fflush(stdout);
 
   std::vector<Row> rows;
   for (const std::string &language : languages) {
     Expected<std::vector<std::pair<std::string, std::string>>> pairs =
-        data::readTextPairs((fs::path(options.data) /
-                             (options.split + "." + language + ".tsv"))
-                                .string(),
-                            options.sentences);
+        data::readTextPairs(
+            (fs::path(options.data) / (options.split + "." + language + ".tsv"))
+                .string(),
+            options.sentences);
     if (!pairs.ok())
       return fail(pairs.status());
     if (pairs->empty())
@@ -258,8 +258,7 @@ int main(int argc, char **argv) {
       Row row;
       row.source = intoEnglish ? language : "en";
       row.target = intoEnglish ? "en" : language;
-      Expected<int32_t> tag =
-          (*spm)->pieceId(data::languageTag(row.target));
+      Expected<int32_t> tag = (*spm)->pieceId(data::languageTag(row.target));
       if (!tag.ok())
         return fail(tag.status());
       std::vector<std::vector<int32_t>> sources;
@@ -289,9 +288,8 @@ int main(int argc, char **argv) {
       decoding.lengthPenalty = options.lengthPenalty;
       const auto start = std::chrono::steady_clock::now();
       Expected<std::vector<std::vector<int32_t>>> decoded =
-          options.beam > 1
-              ? eval::beamSearch(row.sentences, *next, decoding)
-              : eval::greedyDecode(row.sentences, *next, decoding);
+          options.beam > 1 ? eval::beamSearch(row.sentences, *next, decoding)
+                           : eval::greedyDecode(row.sentences, *next, decoding);
       if (!decoded.ok())
         return fail(decoded.status());
       row.seconds = std::chrono::duration<double>(
@@ -305,14 +303,16 @@ int main(int argc, char **argv) {
           return fail(text.status());
         hypotheses.push_back(*text);
       }
-      Expected<eval::BleuScore> bleu = eval::corpusBleu(hypotheses, {references});
-      Expected<eval::ChrfScore> chrf = eval::corpusChrf(hypotheses, {references});
+      Expected<eval::BleuScore> bleu =
+          eval::corpusBleu(hypotheses, {references});
+      Expected<eval::ChrfScore> chrf =
+          eval::corpusChrf(hypotheses, {references});
       Expected<eval::BleuScore> copyBleu =
           eval::corpusBleu(sourceText, {references});
       Expected<eval::ChrfScore> copyChrf =
           eval::corpusChrf(sourceText, {references});
-      for (const Status &status : {bleu.status(), chrf.status(),
-                                   copyBleu.status(), copyChrf.status()})
+      for (const Status &status :
+           {bleu.status(), chrf.status(), copyBleu.status(), copyChrf.status()})
         if (!status.ok())
           return fail(status);
       row.bleu = *bleu;
@@ -356,7 +356,8 @@ int main(int argc, char **argv) {
   const double n = static_cast<double>(rows.size());
   std::printf("%-9s %5lld %7.2f %7.2f %10.2f %10.2f %9.1f\n", "average",
               static_cast<long long>(sentences), bleu / n, chrf / n,
-              copyBleu / n, copyChrf / n, seconds > 0 ? sentences / seconds : 0);
+              copyBleu / n, copyChrf / n,
+              seconds > 0 ? sentences / seconds : 0);
   int64_t better = 0;
   for (const Row &row : rows)
     better += row.bleu.score > row.copyBleu.score;
@@ -369,9 +370,9 @@ int main(int argc, char **argv) {
     {
       std::ofstream out(temporary, std::ios::binary | std::ios::trunc);
       out << "{\"checkpoint\": " << jsonString(options.checkpoint)
-          << ", \"step\": " << *step << ", \"split\": "
-          << jsonString(options.split) << ", \"beam\": " << options.beam
-          << ", \"rows\": [";
+          << ", \"step\": " << *step
+          << ", \"split\": " << jsonString(options.split)
+          << ", \"beam\": " << options.beam << ", \"rows\": [";
       for (size_t i = 0; i < rows.size(); ++i) {
         const Row &row = rows[i];
         out << (i ? ", " : "") << "{\"source\": " << jsonString(row.source)

@@ -5,6 +5,7 @@
 
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -326,6 +327,130 @@ TEST(TokenizerTest, TrainsEncodesAndReadsShards) {
                 .message()
                 .find("languages.tsv' is missing"),
             std::string::npos);
+  fs::remove_all(dir);
+}
+
+// Every single-byte corruption of a catalog (each byte XOR 0xFF, and every
+// truncation length) is either parsed or reported as an error naming the
+// file: never a crash, never an endless loop.
+TEST(CorpusTest, ByteFlippedAndTruncatedCatalogsNeverCrash) {
+  const std::string good = moBytes(kEntries, false);
+  int64_t rejected = 0;
+  for (size_t i = 0; i < good.size(); ++i) {
+    std::string bytes = good;
+    bytes[i] = static_cast<char>(bytes[i] ^ 0xFF);
+    Expected<std::vector<CatalogEntry>> parsed =
+        parseMoCatalog(bytes, "flipped.mo");
+    if (!parsed.ok()) {
+      ++rejected;
+      EXPECT_NE(parsed.status().message().find("flipped.mo"),
+                std::string::npos);
+    }
+  }
+  for (size_t length = 0; length < good.size(); ++length) {
+    Expected<std::vector<CatalogEntry>> parsed =
+        parseMoCatalog(good.substr(0, length), "cut.mo");
+    EXPECT_FALSE(parsed.ok() && length < 28) << "length " << length;
+  }
+  // Flips of the header's offsets and counts are caught.
+  EXPECT_GT(rejected, 0);
+}
+
+// Temperature sampling and text infilling with exact expectations: two
+// languages with 400 and 25 training pairs; p_l = n_l^(1/T) / sum, and every
+// denoising row masks round(0.35 |x|) tokens of its text.
+TEST(MultitaskTest, TemperatureSamplingAndSpanMaskingAreExact) {
+  const fs::path dir = fs::temp_directory_path() /
+                       ("moe-mt-" + std::to_string(::getpid()));
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  const char *words[] = {"alpha", "beta", "gamma", "delta", "epsilon", "zeta",
+                         "eta", "theta", "iota", "kappa", "lambda", "mu"};
+  const std::pair<const char *, int> sizes[] = {{"aa", 400}, {"bb", 25}};
+  for (auto [language, count] : sizes)
+    for (const char *split : {"train", "valid", "test"}) {
+      std::ofstream out(dir / (std::string(split) + "." + language + ".tsv"));
+      for (int i = 0; i < count; ++i)
+        out << words[i % 12] << " " << words[(i / 12) % 12] << " "
+            << words[(i / 7) % 12] << "\t" << language << words[i % 12]
+            << " " << language << words[(i / 12) % 12] << " " << language
+            << words[(i / 5) % 12] << " " << words[(i / 3) % 12] << "\n";
+    }
+  std::ofstream(dir / "languages.tsv")
+      << "language\ttrain\tvalid\ttest\naa\t400\t400\t400\nbb\t25\t25\t25\n";
+  TokenizerOptions options;
+  options.vocabSize = 100;
+  ASSERT_TRUE(trainTokenizer(dir.string(), options).ok());
+  ASSERT_TRUE(encodeCorpus(dir.string()).ok());
+  Expected<std::unique_ptr<SentencePieceModel>> spm =
+      SentencePieceModel::load((dir / "spm.model").string());
+  ASSERT_TRUE(spm.ok()) << spm.status().toString();
+
+  runner::SyntheticTaskConfig shape;
+  shape.batchSize = 64;
+  shape.srcLen = 40;
+  shape.tgtLen = 40;
+  shape.vocabSize = (*spm)->size();
+  shape.padId = 0;
+  for (double temperature : {1.0, 5.0}) {
+    MultitaskOptions tasks;
+    tasks.temperature = temperature;
+    Expected<std::unique_ptr<MultitaskSource>> source =
+        MultitaskSource::create(dir.string(), shape, tasks);
+    ASSERT_TRUE(source.ok()) << source.status().toString();
+    const double a = std::pow(400.0, 1.0 / temperature),
+                 b = std::pow(25.0, 1.0 / temperature);
+    EXPECT_NEAR((*source)->languageProbabilities()[0], a / (a + b), 1e-12);
+    EXPECT_NEAR((*source)->languageProbabilities()[1], b / (a + b), 1e-12);
+  }
+  MultitaskOptions tasks; // T = 5: p(aa) = 400^0.2 / (400^0.2 + 25^0.2)
+  Expected<std::unique_ptr<MultitaskSource>> source =
+      MultitaskSource::create(dir.string(), shape, tasks);
+  ASSERT_TRUE(source.ok());
+  const int32_t dae = *(*spm)->pieceId("<dae>");
+  const int32_t mask = *(*spm)->pieceId("<mask>");
+  const int32_t tagA = *(*spm)->pieceId("<2aa>");
+  const int32_t tagB = *(*spm)->pieceId("<2bb>");
+  const int32_t tagEn = *(*spm)->pieceId("<2en>");
+  int64_t rows = 0, rowsA = 0, denoising = 0, toEnglish = 0;
+  for (int64_t step = 1; step <= 60; ++step) {
+    Expected<runner::SeqBatch> batch = (*source)->batch(11, step);
+    ASSERT_TRUE(batch.ok());
+    for (int64_t r = 0; r < shape.batchSize; ++r, ++rows) {
+      const int32_t *src = batch->srcTokens.data() + r * shape.srcLen;
+      const int32_t *labels = batch->labels.data() + r * shape.tgtLen;
+      int64_t srcLength = 0, tgtLength = 0;
+      while (srcLength < shape.srcLen && src[srcLength] != 0)
+        ++srcLength;
+      while (tgtLength < shape.tgtLen && labels[tgtLength] != 0)
+        ++tgtLength;
+      const int64_t text = tgtLength - 1; // without </s>
+      if (src[0] == dae) {
+        ++denoising;
+        rowsA += src[1] == tagA;
+        // <dae> <2xx> kept-or-<mask>... </s>: the kept tokens plus the
+        // masked ones are the text, and round(0.35 |x|) are masked.
+        int64_t kept = 0;
+        for (int64_t i = 2; i + 1 < srcLength; ++i)
+          kept += src[i] != mask;
+        EXPECT_EQ(text - kept, std::llround(0.35 * static_cast<double>(text)))
+            << "step " << step << " row " << r;
+      } else if (src[0] == tagEn) {
+        ++toEnglish;
+      } else {
+        EXPECT_TRUE(src[0] == tagA || src[0] == tagB);
+        rowsA += src[0] == tagA;
+      }
+    }
+  }
+  // 3840 rows: X->English rows name no language in their tag, so the
+  // language share is measured on the others (about 0.6 of the rows).
+  const double others = static_cast<double>(rows - toEnglish);
+  const double pA = std::pow(400.0, 0.2) /
+                    (std::pow(400.0, 0.2) + std::pow(25.0, 0.2)); // 0.635
+  EXPECT_NEAR(rowsA / others, pA, 0.035);
+  EXPECT_NEAR(denoising / static_cast<double>(rows), 0.2, 0.03);
+  EXPECT_NEAR(toEnglish / static_cast<double>(rows), 0.4, 0.03);
   fs::remove_all(dir);
 }
 
