@@ -12,6 +12,7 @@
 #include "dialects/Moe/MoeOps.h"
 
 #include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "dialects/Moe/MoeDialect.h"
 #include "mlir/IR/BuiltinTypes.h"
 #include "llvm/ADT/DenseMap.h"
 
@@ -25,9 +26,9 @@ int64_t mlir::moe::tensorBytes(Type type) {
   auto tensor = dyn_cast<RankedTensorType>(type);
   if (!tensor || !tensor.hasStaticShape())
     return 0;
-  int64_t bits = tensor.getElementTypeBitWidth();
-  int64_t elementBytes = std::max<int64_t>(1, (bits + 7) / 8);
-  return tensor.getNumElements() * elementBytes;
+  // Saturates at the compiler's limit: the verifier and the plan emitter
+  // refuse such tensors, the sums here must merely not overflow.
+  return boundedTensorBytes(tensor).value_or(kMaxTensorBytes);
 }
 
 static int64_t alignUp(int64_t value, int64_t alignment) {
@@ -89,27 +90,60 @@ MemoryPlan mlir::moe::planMemory(func::FuncOp func, int64_t alignment,
       return x.size > y.size;
     return x.firstUse < y.firstUse;
   });
-  SmallVector<unsigned> placed;
+  // Each buffer goes to the lowest offset where it overlaps no placed buffer
+  // that is live at the same time. The placed buffers are kept sorted by
+  // offset, so one sweep in that order finds the first gap without
+  // collecting and sorting the live ones for every buffer (which made
+  // planning quadratic-times-log in the depth of the model).
+  struct Placed {
+    int64_t offset, end, firstUse, lastUse;
+  };
+  // Sorted by offset, in chunks of at most 2 * kChunk records: the sweep
+  // reads contiguous memory and an insertion moves one chunk, not the whole
+  // list.
+  constexpr size_t kChunk = 256;
+  std::vector<std::vector<Placed>> chunks;
   for (unsigned i : order) {
     BufferAssignment &buffer = plan.buffers[i];
-    // Ranges taken by placed buffers that are live at the same time.
-    SmallVector<std::pair<int64_t, int64_t>> taken;
-    for (unsigned j : placed) {
-      const BufferAssignment &other = plan.buffers[j];
-      if (other.lastUse < buffer.firstUse || buffer.lastUse < other.firstUse)
-        continue;
-      taken.push_back({other.offset, other.offset + other.size});
-    }
-    llvm::sort(taken);
     int64_t offset = 0;
-    for (auto [begin, finish] : taken) {
-      if (offset + buffer.size <= begin)
+    bool found = false;
+    for (const std::vector<Placed> &chunk : chunks) {
+      for (const Placed &other : chunk) {
+        if (other.lastUse < buffer.firstUse || buffer.lastUse < other.firstUse)
+          continue;
+        if (offset + buffer.size <= other.offset) {
+          found = true;
+          break;
+        }
+        offset = std::max(offset, other.end);
+      }
+      if (found)
         break;
-      offset = std::max(offset, finish);
     }
     buffer.offset = offset;
     plan.arenaBytes = std::max(plan.arenaBytes, offset + buffer.size);
-    placed.push_back(i);
+
+    Placed record{offset, offset + buffer.size, buffer.firstUse,
+                  buffer.lastUse};
+    if (chunks.empty())
+      chunks.emplace_back();
+    // The first chunk holding an offset above this one (else the last).
+    auto chunk = std::upper_bound(
+        chunks.begin(), chunks.end(), offset,
+        [](int64_t value, const std::vector<Placed> &c) {
+          return !c.empty() && value < c.back().offset;
+        });
+    if (chunk == chunks.end())
+      --chunk;
+    auto at = std::upper_bound(
+        chunk->begin(), chunk->end(), offset,
+        [](int64_t value, const Placed &p) { return value < p.offset; });
+    chunk->insert(at, record);
+    if (chunk->size() > 2 * kChunk) {
+      std::vector<Placed> upper(chunk->begin() + kChunk, chunk->end());
+      chunk->resize(kChunk);
+      chunks.insert(chunk + 1, std::move(upper));
+    }
   }
   return plan;
 }
@@ -132,6 +166,18 @@ mlir::moe::stepArgumentAliases(func::FuncOp func) {
   auto argAttr = [&](BlockArgument arg, StringRef name) {
     return func.getArgAttrOfType<StringAttr>(arg.getArgNumber(), name);
   };
+  // Arguments by parameter name and by (parameter, moment): one pass, so
+  // matching the results stays linear in the number of parameters.
+  llvm::DenseMap<StringAttr, BlockArgument> paramArg;
+  llvm::DenseMap<std::pair<StringAttr, StringAttr>, BlockArgument> stateArg;
+  for (BlockArgument arg : body.getArguments()) {
+    if (StringAttr name = argAttr(arg, MoeDialect::kParamAttrName))
+      paramArg[name] = arg; // the last wins, as the scan it replaces
+    StringAttr of = argAttr(arg, MoeDialect::kStateOfAttrName);
+    StringAttr state = argAttr(arg, MoeDialect::kOptStateAttrName);
+    if (of && state)
+      stateArg[{of, state}] = arg;
+  }
   for (auto [index, value] : llvm::enumerate(ret.getOperands())) {
     if (aliases.count(value) || isa<BlockArgument>(value))
       continue;
@@ -143,16 +189,14 @@ mlir::moe::stepArgumentAliases(func::FuncOp func) {
       continue;
     if (role.getValue() == "new_param") {
       StringAttr name = resultAttr(MoeDialect::kParamAttrName);
-      for (BlockArgument arg : body.getArguments())
-        if (name && argAttr(arg, MoeDialect::kParamAttrName) == name)
-          aliases[value] = arg;
+      if (auto it = paramArg.find(name); name && it != paramArg.end())
+        aliases[value] = it->second;
     } else if (role.getValue() == "new_state") {
       StringAttr of = resultAttr(MoeDialect::kStateOfAttrName);
       StringAttr state = resultAttr(MoeDialect::kOptStateAttrName);
-      for (BlockArgument arg : body.getArguments())
-        if (of && state && argAttr(arg, MoeDialect::kStateOfAttrName) == of &&
-            argAttr(arg, MoeDialect::kOptStateAttrName) == state)
-          aliases[value] = arg;
+      if (auto it = stateArg.find({of, state});
+          of && state && it != stateArg.end())
+        aliases[value] = it->second;
     }
   }
   return aliases;

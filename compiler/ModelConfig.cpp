@@ -6,6 +6,9 @@
 #include "llvm/ADT/StringSet.h"
 #include "llvm/Support/FormatVariadic.h"
 #include "llvm/Support/JSON.h"
+#include "llvm/Support/MathExtras.h"
+
+#include <cmath>
 
 #include <tuple>
 
@@ -135,10 +138,117 @@ llvm::Error makeError(const llvm::Twine &message) {
   return llvm::createStringError(llvm::inconvertibleErrorCode(), message);
 }
 
+/// One open object or array of the structure scan.
+struct OpenScope {
+  bool isObject;
+  bool expectKey;
+  llvm::StringSet<> keys;
+};
+
 } // namespace
+
+/// A single non-recursive pass over the text before the (recursive) JSON
+/// parser sees it: refuses nesting deeper than `maxDepth` (so no input can
+/// exhaust the stack) and a key that appears twice in one object (JSON
+/// leaves duplicates undefined; a parser keeping the last one would hide a
+/// typo'd override). Malformed text is left to the parser's diagnostics.
+llvm::Error mlir::moe::checkJsonStructure(llvm::StringRef text,
+                                          llvm::StringRef sourceName,
+                                          unsigned maxDepth) {
+  llvm::SmallVector<OpenScope, 8> scopes;
+  unsigned line = 1, column = 1;
+  size_t i = 0;
+  auto advance = [&](size_t n) {
+    for (size_t end = std::min(text.size(), i + n); i < end; ++i) {
+      if (text[i] == '\n') {
+        ++line;
+        column = 1;
+      } else if ((static_cast<unsigned char>(text[i]) & 0xC0) != 0x80) {
+        ++column;
+      }
+    }
+  };
+  while (i < text.size()) {
+    char c = text[i];
+    unsigned startLine = line, startColumn = column;
+    switch (c) {
+    case '{':
+    case '[':
+      if (scopes.size() >= maxDepth)
+        return makeError(llvm::formatv(
+            "{0}:{1}:{2}: JSON nested deeper than {3} levels (objects and "
+            "arrays); a model configuration needs 2",
+            sourceName, startLine, startColumn, maxDepth));
+      scopes.push_back({c == '{', c == '{', {}});
+      advance(1);
+      break;
+    case '}':
+    case ']':
+      if (!scopes.empty())
+        scopes.pop_back();
+      advance(1);
+      break;
+    case ',':
+      if (!scopes.empty() && scopes.back().isObject)
+        scopes.back().expectKey = true;
+      advance(1);
+      break;
+    case '"': {
+      // The raw text of the string; escapes are decoded only as far as
+      // needed to compare keys ("\u0061" and "a" name the same key).
+      std::string value;
+      size_t j = i + 1;
+      bool closed = false;
+      while (j < text.size()) {
+        char d = text[j];
+        if (d == '"') {
+          closed = true;
+          break;
+        }
+        if (d == '\\' && j + 1 < text.size()) {
+          char e = text[j + 1];
+          if (e == 'u' && j + 5 < text.size()) {
+            unsigned code = 0;
+            if (!text.substr(j + 2, 4).getAsInteger(16, code) && code < 0x80) {
+              value.push_back(static_cast<char>(code));
+              j += 6;
+              continue;
+            }
+          }
+          value.push_back('\\');
+          value.push_back(e);
+          j += 2;
+          continue;
+        }
+        value.push_back(d);
+        ++j;
+      }
+      if (!closed)
+        return llvm::Error::success(); // the parser reports it
+      if (!scopes.empty() && scopes.back().isObject &&
+          scopes.back().expectKey) {
+        scopes.back().expectKey = false;
+        if (!scopes.back().keys.insert(value).second)
+          return makeError(llvm::formatv(
+              "{0}:{1}:{2}: duplicate key \"{3}\" (each key may appear once "
+              "per object)",
+              sourceName, startLine, startColumn, value));
+      }
+      advance(j + 1 - i);
+      break;
+    }
+    default:
+      advance(1);
+      break;
+    }
+  }
+  return llvm::Error::success();
+}
 
 llvm::Expected<ModelConfig>
 mlir::moe::parseModelConfig(llvm::StringRef text, llvm::StringRef sourceName) {
+  if (llvm::Error error = checkJsonStructure(text, sourceName))
+    return std::move(error);
   llvm::Expected<json::Value> parsed = json::parse(text);
   if (!parsed)
     return makeError(sourceName +
@@ -172,7 +282,6 @@ mlir::moe::parseModelConfig(llvm::StringRef text, llvm::StringRef sourceName) {
   const json::Object *moeObject = top.object_("moe");
   if (llvm::Error error = top.finish())
     return std::move(error);
-
   if (moeObject) {
     FieldReader moeReader(*moeObject, (sourceName + ": moe").str());
     moeReader.integer("num_experts", config.numExperts);
@@ -193,6 +302,19 @@ mlir::moe::parseModelConfig(llvm::StringRef text, llvm::StringRef sourceName) {
     if (llvm::Error error = moeReader.finish())
       return std::move(error);
   }
+  // Sizes without a useful default must be given.
+  llvm::SmallVector<llvm::StringRef> missing;
+  for (llvm::StringRef key :
+       {"vocab_size", "d_model", "num_heads", "ffn_hidden", "encoder_layers",
+        "decoder_layers", "batch_size", "src_len", "tgt_len"})
+    if (!root->get(key))
+      missing.push_back(key);
+  if (!missing.empty())
+    return makeError(llvm::formatv(
+        "{0}: missing required key{1} \"{2}\"", sourceName,
+        missing.size() > 1 ? "s" : "",
+        llvm::join(missing.begin(), missing.end(), "\", \"")));
+
   if (llvm::Error error = validateModelConfig(config, sourceName))
     return std::move(error);
   return config;
@@ -218,6 +340,53 @@ llvm::Error mlir::moe::validateModelConfig(const ModelConfig &c,
         {"tgt_len", c.tgtLen}})
     if (llvm::Error error = positive(key, value))
       return error;
+  // The largest tensors of the generated model, each of which must have a
+  // byte size the compiler accepts (int64 without overflow, at most 2^48).
+  {
+    constexpr int64_t kMaxBytes = int64_t(1) << 48;
+    int64_t maxLen = std::max(c.srcLen, c.tgtLen);
+    int64_t experts = std::max<int64_t>(c.numExperts, 1);
+    int64_t hidden = c.numExperts > 0 && c.expertHidden > 0 ? c.expertHidden
+                                                            : c.ffnHidden;
+    struct Product {
+      const char *what;
+      std::initializer_list<std::pair<const char *, int64_t>> factors;
+    };
+    for (const Product &p :
+         {Product{"the embedding table",
+                  {{"vocab_size", c.vocabSize}, {"d_model", c.modelDim}}},
+          Product{"the logits",
+                  {{"batch_size", c.batchSize},
+                   {"tgt_len", c.tgtLen},
+                   {"vocab_size", c.vocabSize}}},
+          Product{"the attention probabilities",
+                  {{"batch_size", c.batchSize},
+                   {"num_heads", c.numHeads},
+                   {"max(src_len, tgt_len)", maxLen},
+                   {"max(src_len, tgt_len)", maxLen}}},
+          Product{"the feed-forward activations",
+                  {{"batch_size", c.batchSize},
+                   {"max(src_len, tgt_len)", maxLen},
+                   {"ffn_hidden", c.ffnHidden}}},
+          Product{"the expert weights",
+                  {{"num_experts", experts},
+                   {"d_model", c.modelDim},
+                   {"expert_hidden", hidden}}}}) {
+      int64_t bytes = 4;
+      bool overflow = false;
+      std::string formula;
+      for (auto [key, value] : p.factors) {
+        formula += llvm::formatv("{0} {1} x ", key, value).str();
+        overflow = overflow || llvm::MulOverflow(bytes, value, bytes) ||
+                   bytes > kMaxBytes;
+      }
+      if (overflow)
+        return makeError(llvm::formatv(
+            "{0}: sizes too large: {1} ({2}4 bytes) overflows int64 or "
+            "exceeds 2^48 bytes (256 TiB)",
+            sourceName, p.what, formula));
+    }
+  }
   if (c.modelDim % c.numHeads != 0)
     return makeError(llvm::formatv(
         "{0}: \"d_model\" ({1}) must be divisible by \"num_heads\" ({2})",
@@ -234,9 +403,9 @@ llvm::Error mlir::moe::validateModelConfig(const ModelConfig &c,
     return makeError(
         llvm::formatv("{0}: \"label_smoothing\" must be in [0, 1), found {1}",
                       sourceName, c.labelSmoothing));
-  if (!(c.layerNormEps > 0.0))
+  if (!(c.layerNormEps > 0.0 && std::isfinite(c.layerNormEps)))
     return makeError(
-        llvm::formatv("{0}: \"layer_norm_eps\" must be > 0, found {1}",
+        llvm::formatv("{0}: \"layer_norm_eps\" must be finite and > 0, found {1}",
                       sourceName, c.layerNormEps));
   int64_t maxLen = std::max(c.srcLen, c.tgtLen);
   if (c.position == "learned" && c.maxPositions != 0 && c.maxPositions < maxLen)
@@ -262,9 +431,10 @@ llvm::Error mlir::moe::validateModelConfig(const ModelConfig &c,
       return makeError(llvm::formatv(
           "{0}: moe \"top_k\" must be in [1, num_experts = {1}], found {2}",
           sourceName, c.numExperts, g.topK));
-    if (!(g.capacityFactor > 0.0) || !(g.evalCapacityFactor > 0.0))
+    if (!(g.capacityFactor > 0.0 && std::isfinite(g.capacityFactor)) ||
+        !(g.evalCapacityFactor > 0.0 && std::isfinite(g.evalCapacityFactor)))
       return makeError(llvm::formatv(
-          "{0}: moe capacity factors must be > 0, found capacity_factor = "
+          "{0}: moe capacity factors must be finite and > 0, found capacity_factor = "
           "{1}, eval_capacity_factor = {2}",
           sourceName, g.capacityFactor, g.evalCapacityFactor));
     if (g.minCapacity < 0)

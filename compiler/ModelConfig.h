@@ -79,6 +79,13 @@ struct ModelConfig {
 llvm::Expected<ModelConfig> parseModelConfig(llvm::StringRef json,
                                              llvm::StringRef sourceName);
 
+/// Refuses JSON nested deeper than `maxDepth` objects/arrays and objects
+/// with a duplicate key, naming line and column; a non-recursive scan run
+/// before the parser, so arbitrarily deep input cannot overflow the stack.
+/// Text that is not JSON passes (the parser reports it).
+llvm::Error checkJsonStructure(llvm::StringRef text, llvm::StringRef sourceName,
+                               unsigned maxDepth = 64);
+
 /// Checks the cross-field rules (divisibility, ranges) of a configuration.
 llvm::Error validateModelConfig(const ModelConfig &config,
                                 llvm::StringRef sourceName);

@@ -35,6 +35,12 @@ FailureOr<fb::DType> planDType(Operation *where, Type type) {
                        << type;
     return failure();
   }
+  if (!boundedTensorBytes(tensor)) {
+    where->emitError() << "tensor " << type
+                       << " is too large: its byte size overflows int64 or "
+                          "exceeds 2^48 bytes (256 TiB)";
+    return failure();
+  }
   Type element = tensor.getElementType();
   if (element.isF32())
     return fb::DType::f32;

@@ -17,7 +17,9 @@
 #include "mlir/IR/Builders.h"
 #include "mlir/IR/IRMapping.h"
 #include "llvm/ADT/DenseSet.h"
+#include "llvm/Support/FormatVariadic.h"
 
+#include <cmath>
 #include <limits>
 
 namespace mlir::moe {
@@ -61,18 +63,24 @@ struct MoeBuildTrainStep
     auto fail = [&](StringRef what) {
       return gradFn.emitError() << "moe-build-train-step: " << what;
     };
-    if (!(learningRate > 0.0))
-      return fail("lr must be > 0");
+    // Every value must be finite: an infinite learning rate or norm bound
+    // passes a "> 0" test but makes every step's update non-finite.
+    auto value = [](double v) { return llvm::formatv("{0}", v).str(); };
+    if (!(learningRate > 0.0 && std::isfinite(learningRate)))
+      return fail("lr must be finite and > 0, found " + value(learningRate));
     if (warmupSteps < 0)
       return fail("warmup-steps must be >= 0");
     if (!(beta1 >= 0.0 && beta1 < 1.0) || !(beta2 >= 0.0 && beta2 < 1.0))
       return fail("beta1 and beta2 must be in [0, 1)");
-    if (!(epsilon > 0.0))
-      return fail("epsilon must be > 0");
-    if (!(weightDecay >= 0.0))
-      return fail("weight-decay must be >= 0");
-    if (clipNorm < 0.0)
-      return fail("clip-norm must be >= 0 (0 disables clipping)");
+    if (!(epsilon > 0.0 && std::isfinite(epsilon)))
+      return fail("epsilon must be finite and > 0, found " + value(epsilon));
+    if (!(weightDecay >= 0.0 && std::isfinite(weightDecay)))
+      return fail("weight-decay must be finite and >= 0, found " +
+                  value(weightDecay));
+    if (!(clipNorm >= 0.0 && std::isfinite(clipNorm)))
+      return fail("clip-norm must be finite and >= 0 (0 disables clipping), "
+                  "found " +
+                  value(clipNorm));
     return success();
   }
 

@@ -22,6 +22,8 @@ namespace mlir::moe {
 #include "passes/Passes.h.inc"
 } // namespace mlir::moe
 
+#include <cmath>
+
 using namespace mlir;
 using namespace mlir::moe;
 
@@ -69,6 +71,12 @@ struct MoeDifferentiate
     if (!forward) {
       module.emitError() << "moe-differentiate: no function @" << functionName
                          << " to differentiate";
+      return signalPassFailure();
+    }
+    if (!std::isfinite(auxLossCoef.getValue())) {
+      module.emitError() << "moe-differentiate: aux-loss-coef must be finite, "
+                            "found "
+                         << auxLossCoef.getValue();
       return signalPassFailure();
     }
     std::string gradName = functionName + "_grad";

@@ -17,6 +17,9 @@ PACKAGES=(
   python3-numpy python3-torch
   # The main job's pictures (loss, BLEU, expert load).
   python3-matplotlib
+  # libFuzzer and the sanitizer runtimes for clang (scripts/fuzz.sh; the
+  # main build keeps g++).
+  clang-22 libclang-rt-22-dev
 )
 
 missing=()

@@ -88,6 +88,19 @@ def Moe_Dialect : Dialect {
     /// dimension, the grid axes that split it (major to minor), e.g.
     /// `[array<i16>, array<i16: 1>]`; the type is the local shard's.
     static constexpr ::llvm::StringLiteral kShardingAttrName = "moe.sharding";
+
+    /// The first argument of `argAttrs` (a function's uniqued argument
+    /// attribute array) whose parameter name an earlier argument already
+    /// has, and that earlier argument; {-1, -1} when the names are unique.
+    /// Computed once per array and remembered (verifying each argument
+    /// against all earlier ones made verification quadratic in depth).
+    std::pair<int, int> findDuplicateParam(::mlir::ArrayAttr argAttrs);
+
+  private:
+    ::llvm::DenseMap<::mlir::Attribute, std::pair<int, int>> duplicateParams;
+    std::mutex duplicateParamsMutex;
+
+  public:
   }];
 }
 

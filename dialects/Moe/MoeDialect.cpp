@@ -10,6 +10,7 @@
 #include "llvm/ADT/DenseSet.h"
 #include "llvm/ADT/StringSwitch.h"
 #include "llvm/ADT/TypeSwitch.h"
+#include "llvm/Support/MathExtras.h"
 
 #include <algorithm>
 #include <charconv>
@@ -76,6 +77,19 @@ FailureOr<bool> mlir::moe::parseBoolParameter(AsmParser &parser) {
 //===----------------------------------------------------------------------===//
 // GatingAttr
 //===----------------------------------------------------------------------===//
+
+std::optional<int64_t> mlir::moe::boundedTensorBytes(Type type) {
+  auto tensor = dyn_cast<RankedTensorType>(type);
+  if (!tensor || !tensor.hasStaticShape())
+    return std::nullopt;
+  int64_t bits = tensor.getElementTypeBitWidth();
+  int64_t bytes = std::max<int64_t>(1, (bits + 7) / 8);
+  for (int64_t dim : tensor.getShape())
+    if (dim < 0 || llvm::MulOverflow(bytes, dim, bytes) ||
+        bytes > kMaxTensorBytes)
+      return std::nullopt;
+  return bytes;
+}
 
 LogicalResult GatingAttr::verify(
     function_ref<InFlightDiagnostic()> emitError, int64_t topK,
@@ -205,6 +219,33 @@ static LogicalResult verifySharding(Operation *op, StringRef where,
   return success();
 }
 
+std::pair<int, int> MoeDialect::findDuplicateParam(ArrayAttr argAttrs) {
+  {
+    std::lock_guard<std::mutex> lock(duplicateParamsMutex);
+    auto it = duplicateParams.find(argAttrs);
+    if (it != duplicateParams.end())
+      return it->second;
+  }
+  std::pair<int, int> result = {-1, -1};
+  llvm::DenseMap<Attribute, int> firstUse;
+  for (auto [index, entry] : llvm::enumerate(argAttrs)) {
+    auto dict = dyn_cast_or_null<DictionaryAttr>(entry);
+    if (!dict)
+      continue;
+    auto name = dyn_cast_or_null<StringAttr>(dict.get(kParamAttrName));
+    if (!name)
+      continue;
+    auto [it, inserted] = firstUse.try_emplace(name, static_cast<int>(index));
+    if (!inserted) {
+      result = {static_cast<int>(index), it->second};
+      break;
+    }
+  }
+  std::lock_guard<std::mutex> lock(duplicateParamsMutex);
+  duplicateParams[argAttrs] = result;
+  return result;
+}
+
 LogicalResult MoeDialect::verifyRegionArgAttribute(Operation *op,
                                                    unsigned regionIndex,
                                                    unsigned argIndex,
@@ -225,9 +266,9 @@ LogicalResult MoeDialect::verifyRegionArgAttribute(Operation *op,
       return op->emitError()
              << "argument #" << argIndex
              << ": a parameter must be a ranked tensor, found " << argType;
-    for (unsigned other = 0; other < argIndex; ++other) {
-      auto otherName = func.getArgAttrOfType<StringAttr>(other, kParamAttrName);
-      if (otherName == paramName)
+    if (ArrayAttr argAttrs = func.getArgAttrsAttr()) {
+      auto [duplicate, other] = findDuplicateParam(argAttrs);
+      if (duplicate == static_cast<int>(argIndex))
         return op->emitError() << "argument #" << argIndex
                                << ": parameter name '" << paramName.getValue()
                                << "' is already used by argument #" << other;

@@ -4,7 +4,12 @@
 
 #include "mlir/IR/Attributes.h"
 #include "mlir/IR/Dialect.h"
+#include "mlir/IR/BuiltinAttributes.h"
 #include "mlir/IR/DialectImplementation.h"
+#include "llvm/ADT/DenseMap.h"
+
+#include <mutex>
+#include <utility>
 
 #include "dialects/Moe/MoeDialect.h.inc"
 #include "dialects/Moe/MoeEnums.h.inc"
@@ -16,6 +21,16 @@ FailureOr<llvm::APFloat> parseDoubleParameter(AsmParser &parser);
 void printDoubleParameter(AsmPrinter &printer, const llvm::APFloat &value);
 /// Parses `true` or `false`.
 FailureOr<bool> parseBoolParameter(AsmParser &parser);
+
+/// The largest byte size of one tensor the compiler accepts: 2^48 bytes
+/// (256 TiB), far beyond any device, and small enough that the sums of
+/// buffer sizes in a plan cannot overflow int64.
+inline constexpr int64_t kMaxTensorBytes = int64_t(1) << 48;
+
+/// The byte size of a statically shaped tensor type (element bits rounded
+/// up to whole bytes), or nullopt when the element count or the byte count
+/// overflows int64 or exceeds kMaxTensorBytes.
+std::optional<int64_t> boundedTensorBytes(Type type);
 } // namespace mlir::moe
 
 #define GET_ATTRDEF_CLASSES

@@ -49,6 +49,11 @@ LogicalResult requireStaticShapes(Operation *op) {
       if (tensor && !tensor.hasStaticShape())
         return op->emitOpError() << kind << " #" << index
                                  << " must have a static shape, found " << type;
+      if (tensor && !boundedTensorBytes(tensor))
+        return op->emitOpError()
+               << kind << " #" << index << " (" << type
+               << ") is too large: its byte size overflows int64 or exceeds "
+                  "2^48 bytes (256 TiB)";
     }
   }
   return success();
@@ -280,6 +285,26 @@ LogicalResult DropoutOp::verify() {
 LogicalResult PaddingMaskOp::verify() {
   if (failed(requireStaticShapes(*this)))
     return failure();
+  int64_t padId = getPadIdAttr().getInt();
+  if (padId < 0)
+    return emitOpError() << "expects pad_id >= 0 (a token id), found "
+                         << padId;
+  // A pad id outside the vocabulary masks nothing: every padded position
+  // would be attended to. The vocabulary is the row count of the embedding
+  // table the same tokens are looked up in.
+  for (Operation *user : getTokens().getUsers()) {
+    auto embedding = dyn_cast<EmbeddingOp>(user);
+    if (!embedding || embedding.getTokens() != getTokens())
+      continue;
+    auto table = dyn_cast<RankedTensorType>(embedding.getTable().getType());
+    if (!table || table.getRank() != 2 || table.isDynamicDim(0))
+      continue;
+    if (padId >= table.getDimSize(0))
+      return emitOpError() << "expects pad_id in [0, " << table.getDimSize(0)
+                           << ") (the vocabulary of the embedding table these "
+                              "tokens index), found "
+                           << padId;
+  }
   return requireShape(*this, "result", getResult(), dims(getTokens()));
 }
 

@@ -17,6 +17,7 @@
 #include "mlir/IR/Verifier.h"
 #include "mlir/Pass/PassManager.h"
 #include "moert/GateCapacity.h"
+#include "llvm/Support/FileSystem.h"
 #include "llvm/Support/MemoryBuffer.h"
 
 #include <gtest/gtest.h>
@@ -192,6 +193,38 @@ TEST(ModelConfigTest, ErrorsNameKeyExpectationAndFinding) {
         << c.json << " gave: " << message;
     EXPECT_EQ(message.rfind("test.json", 0), 0u) << message;
   }
+}
+
+// The model-config fuzzer's seeds (fuzz/corpus/model-config) parse; every
+// committed regression input (fuzz/regressions/model-config) gives an error
+// or a configuration that validates. Replayed in every build.
+TEST(ModelConfigTest, FuzzCorpusReplays) {
+  std::error_code ec;
+  int seeds = 0;
+  for (const char *kind : {"corpus", "regressions"}) {
+    std::string directory =
+        std::string(MOE_SOURCE_DIR) + "/fuzz/" + kind + "/model-config";
+    for (llvm::sys::fs::directory_iterator it(directory, ec), end;
+         !ec && it != end; it.increment(ec)) {
+      auto buffer = llvm::MemoryBuffer::getFile(it->path());
+      ASSERT_TRUE(static_cast<bool>(buffer)) << it->path();
+      auto config = parseModelConfig((*buffer)->getBuffer(), it->path());
+      if (std::string(kind) == "corpus") {
+        ++seeds;
+        EXPECT_TRUE(static_cast<bool>(config))
+            << it->path() << ": " << llvm::toString(config.takeError());
+      } else if (config) {
+        EXPECT_FALSE(static_cast<bool>(
+            validateModelConfig(*config, it->path())))
+            << it->path();
+      } else {
+        EXPECT_FALSE(llvm::toString(config.takeError()).empty());
+      }
+      if (!config)
+        llvm::consumeError(config.takeError());
+    }
+  }
+  EXPECT_GE(seeds, 5);
 }
 
 } // namespace

@@ -445,6 +445,33 @@ func.func @padding_mask_result_element_type(%tok: tensor<2x8xi32>) {
 
 // -----
 
+func.func @padding_mask_negative_pad(%tok: tensor<2x8xi32>) {
+  // expected-error @+1 {{'moe.padding_mask' op expects pad_id >= 0 (a token id), found -1}}
+  %0 = moe.padding_mask %tok {pad_id = -1 : i64} : tensor<2x8xi32> -> tensor<2x8xi1>
+  return
+}
+
+// -----
+
+func.func @padding_mask_pad_outside_vocabulary(%tok: tensor<2x8xi32>, %table: tensor<16x4xf32>) {
+  // expected-error @+1 {{'moe.padding_mask' op expects pad_id in [0, 16) (the vocabulary of the embedding table these tokens index), found 16}}
+  %0 = moe.padding_mask %tok {pad_id = 16 : i64} : tensor<2x8xi32> -> tensor<2x8xi1>
+  %1 = moe.embedding sinusoidal %tok, %table : (tensor<2x8xi32>, tensor<16x4xf32>) -> tensor<2x8x4xf32>
+  return
+}
+
+// -----
+
+// The byte size of every tensor must fit int64 (and 2^48 bytes): a
+// vocabulary of 2^62 rows would otherwise give a buffer of size 0.
+func.func @embedding_table_too_large(%tok: tensor<2x8xi32>, %table: tensor<4611686018427387904x4xf32>) {
+  // expected-error @+1 {{'moe.embedding' op operand #1 ('tensor<4611686018427387904x4xf32>') is too large: its byte size overflows int64 or exceeds 2^48 bytes (256 TiB)}}
+  %1 = moe.embedding sinusoidal %tok, %table : (tensor<2x8xi32>, tensor<4611686018427387904x4xf32>) -> tensor<2x8x4xf32>
+  return
+}
+
+// -----
+
 //===----------------------------------------------------------------------===//
 // moe.attention
 //===----------------------------------------------------------------------===//

@@ -2,7 +2,18 @@
 // RUN: not moe-opt %s --split-input-file --moe-differentiate --moe-build-train-step="lr=0" 2>&1 | FileCheck %s --check-prefix=LR
 // RUN: not moe-opt %s --split-input-file --moe-differentiate --moe-build-train-step="beta2=1.0" 2>&1 | FileCheck %s --check-prefix=BETA
 
-// LR: error: moe-build-train-step: lr must be > 0
+// RUN: not moe-opt %s --split-input-file --moe-differentiate --moe-build-train-step="lr=inf" 2>&1 | FileCheck %s --check-prefix=LR-INF
+// RUN: not moe-opt %s --split-input-file --moe-differentiate --moe-build-train-step="lr=nan" 2>&1 | FileCheck %s --check-prefix=LR-NAN
+// RUN: not moe-opt %s --split-input-file --moe-differentiate --moe-build-train-step="clip-norm=inf" 2>&1 | FileCheck %s --check-prefix=CLIP-INF
+// RUN: not moe-opt %s --split-input-file --moe-differentiate --moe-build-train-step="epsilon=inf" 2>&1 | FileCheck %s --check-prefix=EPS-INF
+// RUN: not moe-opt %s --split-input-file --moe-differentiate="aux-loss-coef=nan" 2>&1 | FileCheck %s --check-prefix=AUX-NAN
+
+// LR: error: moe-build-train-step: lr must be finite and > 0, found 0
+// LR-INF: error: moe-build-train-step: lr must be finite and > 0, found INF
+// LR-NAN: error: moe-build-train-step: lr must be finite and > 0, found {{-?}}{{[nN]a[nN]}}
+// CLIP-INF: error: moe-build-train-step: clip-norm must be finite and >= 0 (0 disables clipping), found INF
+// EPS-INF: error: moe-build-train-step: epsilon must be finite and > 0, found INF
+// AUX-NAN: error: moe-differentiate: aux-loss-coef must be finite, found {{-?}}nan
 // BETA: error: moe-build-train-step: beta1 and beta2 must be in [0, 1)
 
 // expected-error @+1 {{no function @forward_grad (run --moe-differentiate first)}}

@@ -3,8 +3,12 @@
 #include "moert/checkpoint/AtomicFile.h"
 
 #include <cerrno>
+#include <csignal>
 #include <cstring>
+#include <ctime>
+#include <dirent.h>
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <vector>
 
@@ -36,9 +40,50 @@ Status ioError(const std::string &what, const std::string &path, int error) {
 
 } // namespace
 
+size_t removeStaleTemporaries(const std::string &path, long quietSeconds) {
+  if (path.empty() || path.back() == '/')
+    return 0;
+  std::string directory = directoryOf(path);
+  size_t slash = path.rfind('/');
+  std::string prefix =
+      (slash == std::string::npos ? path : path.substr(slash + 1)) + ".tmp.";
+  DIR *dir = ::opendir(directory.c_str());
+  if (!dir)
+    return 0;
+  std::vector<std::string> stale;
+  time_t now = ::time(nullptr);
+  constexpr long kDay = 24 * 3600;
+  while (dirent *entry = ::readdir(dir)) {
+    std::string name = entry->d_name;
+    if (name.size() <= prefix.size() || name.compare(0, prefix.size(), prefix))
+      continue;
+    std::string digits = name.substr(prefix.size());
+    if (digits.size() > 9 ||
+        digits.find_first_not_of("0123456789") != std::string::npos)
+      continue;
+    pid_t pid = static_cast<pid_t>(std::stol(digits));
+    if (pid == ::getpid())
+      continue; // create() replaces our own
+    std::string full = directory + "/" + name;
+    struct stat info;
+    if (::lstat(full.c_str(), &info) != 0 || !S_ISREG(info.st_mode))
+      continue;
+    long age = static_cast<long>(now - info.st_mtime);
+    bool running = pid > 0 && (::kill(pid, 0) == 0 || errno == EPERM);
+    if ((!running && age >= quietSeconds) || age >= kDay)
+      stale.push_back(full);
+  }
+  ::closedir(dir);
+  size_t removed = 0;
+  for (const std::string &file : stale)
+    removed += ::unlink(file.c_str()) == 0;
+  return removed;
+}
+
 Expected<AtomicFileWriter> AtomicFileWriter::create(const std::string &path) {
   if (path.empty() || path.back() == '/')
     return invalidArgument("cannot write to '" + path + "': not a file path");
+  removeStaleTemporaries(path);
   std::string temporary = path + ".tmp." + std::to_string(::getpid());
   int flags = O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC;
   int fd = ::open(temporary.c_str(), flags, 0644);

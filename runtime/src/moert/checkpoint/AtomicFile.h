@@ -6,7 +6,9 @@
 // writes to `<path>.tmp.<pid>` in the target's directory (same file system,
 // so the final rename is atomic), fsyncs it, renames it over `path` and
 // fsyncs the directory so the rename itself is durable. Any failure removes
-// the temporary file.
+// the temporary file. A process killed during a save cannot remove its
+// temporary; the next writer of the same target does
+// (removeStaleTemporaries).
 //
 //===----------------------------------------------------------------------===//
 #ifndef MOERT_CHECKPOINT_ATOMICFILE_H
@@ -55,6 +57,16 @@ private:
   bool finished_ = false; // committed or discarded
   size_t bytesWritten_ = 0;
 };
+
+/// Removes `<path>.tmp.<pid>` files that writers of `path` killed during a
+/// save left behind. One is stale when its process is not running on this
+/// host and the file has not been modified for `quietSeconds` (a writer on
+/// another host sharing the directory keeps its file's time current), or when
+/// it has not been modified for a day (a pid reused by another process).
+/// Returns the number removed; AtomicFileWriter::create calls it, so every
+/// save of a target cleans up after the killed saves of that target.
+size_t removeStaleTemporaries(const std::string &path,
+                              long quietSeconds = 600);
 
 /// Writes `size` bytes to `path` with an AtomicFileWriter.
 Status writeFileAtomically(const std::string &path, const void *data,

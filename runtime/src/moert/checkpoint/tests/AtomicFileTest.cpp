@@ -17,7 +17,12 @@
 
 #include <csignal>
 #include <fstream>
+#include <algorithm>
+#include <fcntl.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <ctime>
 #include <unistd.h>
 
 namespace moert::checkpoint {
@@ -161,6 +166,69 @@ TEST(AtomicFile, StaleTemporaryOfTheSamePidIsReplaced) {
   EXPECT_EQ(readFileBytes(path),
             (std::vector<uint8_t>{'f', 'r', 'e', 's', 'h'}));
   EXPECT_EQ(dir.entries(), std::vector<std::string>{"x"});
+}
+
+/// Sets a file's modification time `seconds` into the past.
+void age(const std::string &path, long seconds) {
+  struct timespec times[2];
+  ::clock_gettime(CLOCK_REALTIME, &times[0]);
+  times[0].tv_sec -= seconds;
+  times[1] = times[0];
+  ASSERT_EQ(::utimensat(AT_FDCWD, path.c_str(), times, 0), 0) << path;
+}
+
+/// The pid of a process that has exited (reaped): no process has it now
+/// (unless reused in the microseconds since, which the test tolerates by
+/// picking a fresh child each time).
+pid_t deadPid() {
+  pid_t child = ::fork();
+  if (child == 0)
+    ::_exit(0);
+  int status = 0;
+  ::waitpid(child, &status, 0);
+  return child;
+}
+
+TEST(AtomicFile, TemporariesOfKilledSavesAreRemovedByTheNextSave) {
+  TempDir dir;
+  std::string path = dir.file("ckpt.safetensors");
+  // Two saves killed earlier (their processes are gone), one save of
+  // another target, one in progress in a live process (our parent), one
+  // just written by a process that may live on another host, and files
+  // that only look similar.
+  std::string killed1 = path + ".tmp." + std::to_string(deadPid());
+  std::string killed2 = path + ".tmp." + std::to_string(deadPid());
+  std::string otherTarget = dir.file("other.safetensors") + ".tmp." +
+                            std::to_string(deadPid());
+  std::string live = path + ".tmp." + std::to_string(::getppid());
+  std::string recent = path + ".tmp." + std::to_string(deadPid());
+  std::string notPid = path + ".tmp.backup";
+  for (const std::string &file :
+       {killed1, killed2, otherTarget, live, recent, notPid})
+    std::ofstream(file) << "partial";
+  for (const std::string &file : {killed1, killed2, otherTarget, live, notPid})
+    age(file, 3600);
+
+  ASSERT_TRUE(writeFileAtomically(path, "fresh", 5).ok());
+  std::vector<std::string> expected = {
+      "ckpt.safetensors",
+      "ckpt.safetensors.tmp." + recent.substr(recent.rfind('.') + 1),
+      "ckpt.safetensors.tmp." + live.substr(live.rfind('.') + 1),
+      "ckpt.safetensors.tmp.backup",
+      "other.safetensors.tmp." +
+          otherTarget.substr(otherTarget.rfind('.') + 1)};
+  std::sort(expected.begin(), expected.end());
+  std::vector<std::string> entries = dir.entries();
+  std::sort(entries.begin(), entries.end());
+  EXPECT_EQ(entries, expected);
+
+  // A day without a change: removed even if the pid is in use again.
+  age(live, 2 * 24 * 3600);
+  EXPECT_EQ(removeStaleTemporaries(path), 1u);
+  // Once quiet long enough, the recent one of a finished process goes too.
+  age(recent, 3600);
+  EXPECT_EQ(removeStaleTemporaries(path), 1u);
+  EXPECT_EQ(removeStaleTemporaries(path), 0u);
 }
 
 TEST(AtomicFile, UseAfterCommitIsAnError) {

@@ -1,0 +1,5 @@
+func.func @layer_norm_negative_epsilon(%x: tensor<4x16xf32>, %g: tensor<16xf32>) {
+  // expected-error @+1 {{'moe.layer_norm' op expects epsilon > 0, found -1.000000e-05}}
+  %0 = moe.layer_norm %x, %g, %g {epsilon = -1.0e-5 : f64} : (tensor<4x16xf32>, tensor<16xf32>, tensor<16xf32>) -> tensor<4x16xf32>
+  return
+}

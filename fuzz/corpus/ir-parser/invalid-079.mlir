@@ -1,0 +1,9 @@
+//===----------------------------------------------------------------------===//
+// moe.gate
+//===----------------------------------------------------------------------===//
+
+func.func @gate_dynamic(%x: tensor<?x16xf32>, %wg: tensor<16x4xf32>) {
+  // expected-error @+1 {{'moe.gate' op operand #0 must have a static shape, found 'tensor<?x16xf32>'}}
+  %i, %l, %w, %c, %a = moe.gate %x, %wg {capacity = 8 : i64, config = #moe.gating<>, stream = 0 : i64} : (tensor<?x16xf32>, tensor<16x4xf32>) -> (tensor<32x1xi32>, tensor<32x1xi32>, tensor<32x1xf32>, tensor<4xi32>, tensor<f32>)
+  return
+}

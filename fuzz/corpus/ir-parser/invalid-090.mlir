@@ -1,0 +1,5 @@
+func.func @gate_weights_shape(%x: tensor<32x16xf32>, %wg: tensor<16x4xf32>) {
+  // expected-error @+1 {{'moe.gate' op expects weights of shape 32x1, found 32}}
+  %i, %l, %w, %c, %a = moe.gate %x, %wg {capacity = 8 : i64, config = #moe.gating<>, stream = 0 : i64} : (tensor<32x16xf32>, tensor<16x4xf32>) -> (tensor<32x1xi32>, tensor<32x1xi32>, tensor<32xf32>, tensor<4xi32>, tensor<f32>)
+  return
+}

@@ -1,0 +1,6 @@
+func.func @dispatch_experts_vs_gate(%x: tensor<32x16xf32>, %wg: tensor<16x4xf32>) {
+  %i, %l, %w, %c, %a = moe.gate %x, %wg {capacity = 8 : i64, config = #moe.gating<>, stream = 0 : i64} : (tensor<32x16xf32>, tensor<16x4xf32>) -> (tensor<32x1xi32>, tensor<32x1xi32>, tensor<32x1xf32>, tensor<4xi32>, tensor<f32>)
+  // expected-error @+1 {{'moe.dispatch' op expects result with 4 experts (from its moe.gate), found 8}}
+  %0 = moe.dispatch %x, %i, %l : (tensor<32x16xf32>, tensor<32x1xi32>, tensor<32x1xi32>) -> tensor<8x8x16xf32>
+  return
+}

@@ -1,0 +1,9 @@
+//===----------------------------------------------------------------------===//
+// moe.expert_ffn
+//===----------------------------------------------------------------------===//
+
+func.func @expert_ffn_dynamic(%x: tensor<4x?x16xf32>, %w1: tensor<4x16x64xf32>, %b1: tensor<4x64xf32>, %w2: tensor<4x64x16xf32>, %b2: tensor<4x16xf32>) {
+  // expected-error @+1 {{'moe.expert_ffn' op operand #0 must have a static shape, found 'tensor<4x?x16xf32>'}}
+  %0 = moe.expert_ffn gelu %x, %w1, %b1, %w2, %b2 : (tensor<4x?x16xf32>, tensor<4x16x64xf32>, tensor<4x64xf32>, tensor<4x64x16xf32>, tensor<4x16xf32>) -> tensor<4x8x16xf32>
+  return
+}

@@ -1,0 +1,5 @@
+func.func @expert_ffn_result_type(%x: tensor<4x8x16xf32>, %w1: tensor<4x16x64xf32>, %b1: tensor<4x64xf32>, %w2: tensor<4x64x16xf32>, %b2: tensor<4x16xf32>) {
+  // expected-error @+1 {{'moe.expert_ffn' op expects the result type 'tensor<32x16xf32>' to equal the input type 'tensor<4x8x16xf32>'}}
+  %0 = moe.expert_ffn gelu %x, %w1, %b1, %w2, %b2 : (tensor<4x8x16xf32>, tensor<4x16x64xf32>, tensor<4x64xf32>, tensor<4x64x16xf32>, tensor<4x16xf32>) -> tensor<32x16xf32>
+  return
+}

@@ -1,0 +1,2 @@
+// expected-error @+1 {{gating eval_capacity_factor must be a finite value > 0, found 0.000000e+00}}
+func.func private @gating_eval_capacity_factor_zero() attributes {config = #moe.gating<eval_capacity_factor = 0.0>}
