@@ -59,7 +59,7 @@ esac
 bash scripts/setup.sh >&2
 cmake --preset default >/dev/null
 cmake --build --preset default --target moe-opt moe-model-gen moe-train \
-  moe-data moe-eval moe-bleu -- -j"$(nproc)" >&2
+  moe-data moe-eval moe-bleu moe-prune -- -j"$(nproc)" >&2
 bin=build/bin
 py=/usr/bin/python3
 out=build/run
