@@ -53,11 +53,15 @@ for target in "${targets[@]}"; do
   # manual poisoning (heap overflows and use-after-free are still caught).
   extra=""
   [[ "$target" == ir-parser ]] && extra=":allow_user_poisoning=0"
+  # libFuzzer stops when a named input directory is missing; a target
+  # without committed regression inputs has no fuzz/regressions/<target>.
+  inputs=("$scratch/$target" "fuzz/corpus/$target")
+  [[ -d "fuzz/regressions/$target" ]] && inputs+=("fuzz/regressions/$target")
   if ! ASAN_OPTIONS="$ASAN_OPTIONS$extra" "$build/fuzz/fuzz-$target" \
       -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 \
       -malloc_limit_mb=1024 -print_final_stats=1 \
       -artifact_prefix="$artifacts/$target-" \
-      "$scratch/$target" "fuzz/corpus/$target" "fuzz/regressions/$target" \
+      "${inputs[@]}" \
       > "$scratch/$target.log" 2>&1; then
     failed+=("$target")
     tail -n 60 "$scratch/$target.log"
