@@ -313,6 +313,17 @@ LogicalResult MoePartitionReport::writeJson(func::FuncOp func,
           out.attribute("bytes_sent", numbers.collectives[kind].bytesSent);
         });
     });
+    // The same traffic split by the grid axes the ops span (a planner
+    // needs to know which groups stay inside a node).
+    out.attributeArray("by_axes", [&] {
+      for (const auto &[key, entry] : numbers.byAxes)
+        out.object([&] {
+          out.attribute("kind", kCollectiveKinds[key.first]);
+          out.attribute("axes", key.second);
+          out.attribute("count", entry.count);
+          out.attribute("bytes_sent", entry.bytesSent);
+        });
+    });
   });
   file << "\n";
   file.close();

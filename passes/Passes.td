@@ -435,7 +435,9 @@ def MoePartitionReport : Pass<"moe-partition-report", "::mlir::ModuleOp"> {
     numbers are also written as JSON (`parameter_bytes`, `gradient_bytes`,
     `optimizer_state_bytes`, `batch_bytes`, `activation_bytes`,
     `persistent_bytes`, `flops`, `collectives.<kind>.count` and
-    `.bytes_sent`, `grid.dp/ep/tp`, `zero`). The IR is left unchanged.
+    `.bytes_sent`, `grid.dp/ep/tp`, `zero`, and `by_axes`: one entry per
+    collective kind and grid axes, `{kind, axes, count, bytes_sent}` with
+    `axes` as printed, e.g. "[0, 1]"). The IR is left unchanged.
 
     ```
     partition report of @train_step: grid dp=2 ep=2 tp=1 (4 ranks), zero=1

@@ -1,7 +1,10 @@
 //===- moe-plan.cpp - Which grid fits, and how fast, before launch --------===//
 //
 //   moe-plan MODEL.json --devices N [--device a100-40g] [--gpus-per-node 8]
-//            [--mfu 0.4] [--zero 0,1,2] [--offload] [--top K] [--json FILE]
+//            [--efficiency 0.4] [--overlap 0] [--zero 0,1,2] [--tp LIST]
+//            [--ep LIST] [--offload] [--top K] [--json FILE]
+//            [--device-memory GIB] [--host-memory GIB]
+//            [--largest experts|layers]
 //
 // Enumerates the partitionings of MODEL over N devices (dp x ep x tp with
 // dp*ep*tp = N, ZeRO stages, with and without optimizer-state offload),
@@ -9,23 +12,41 @@
 // its per-rank numbers from moe-partition-report (the bytes the runtime
 // allocates and the bytes each collective sends: exact), then:
 //   - memory: device bytes = persistent region + arena, minus the optimizer
-//     state when it is offloaded (then host bytes); a grid fits when that
-//     is at most the device's memory times the usable fraction (0.9), else
-//     the report names the largest term;
-//   - step time (no overlap assumed, so an upper bound): matrix FLOPs /
-//     (peak x MFU) + each collective kind's bytes over NVLink when its
-//     group fits in a node, else over the inter-node link + with offload
-//     the gradient and parameter copies over PCIe and the host AdamW pass.
+//     state when it is offloaded (then host bytes); a grid fits when both
+//     are at most the device's (host's) memory times the usable fraction
+//     (0.9), else the report names the largest term;
+//   - step time: matrix FLOPs / (peak x efficiency) + the communication
+//     not hidden behind compute (each collective's bytes, per grid-axes
+//     group, over NVLink when the group lies inside a node, else over the
+//     inter-node link, minus overlap x compute) + with offload the gradient
+//     and parameter copies over PCIe and the host AdamW pass;
+//   - predicted MFU: the model FLOPs of the step (the unpartitioned
+//     program's matrix FLOPs, so redundant work of a grid does not count)
+//     per device / (step time x peak).
 // Grids the partitioner rejects (experts not divisible by ep, heads by tp,
-// batch by dp*ep, ...) are listed with its reason. The assumptions are
-// printed with every answer. Exit status 1 when nothing fits, 2 on a bad
-// command line.
+// batch by dp*ep, ...) are listed with its reason.
+//
+// With --largest experts|layers the model is a family: the number of experts
+// per MoE layer (a multiple of ep) or the depth (encoder and decoder layers
+// in the base model's proportion) is scaled, and for each of E+D (ZeRO 0),
+// E+Z (ZeRO 1/2) and E+Z-Offload, with tp = 1 and with tp > 1, the planner
+// finds the largest model (parameters) that fits. Per grid, per-rank memory
+// is affine in the scaled quantity in the regime that matters, so a secant
+// search compiles a handful of sizes (the prediction from the last two
+// compiles, falling back to bisection), and every answer is verified: the
+// size found was compiled and fits, the next size was compiled and does
+// not.
+//
+// The assumptions are printed with every answer. Exit status 1 when nothing
+// fits, 2 on a bad command line.
 //
 //===----------------------------------------------------------------------===//
 #include "compiler/InitAll.h"
 #include "compiler/ModelBuilder.h"
 #include "compiler/ModelConfig.h"
+#include "compiler/ModelStats.h"
 
+#include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/IR/BuiltinOps.h"
 #include "mlir/IR/Diagnostics.h"
 #include "mlir/IR/DialectRegistry.h"
@@ -41,34 +62,40 @@
 #include "llvm/Support/raw_ostream.h"
 
 #include <algorithm>
+#include <chrono>
 #include <cstdio>
 #include <map>
+#include <numeric>
+#include <optional>
 #include <string>
+#include <tuple>
 #include <vector>
 
 namespace {
 
 struct DeviceSpec {
-  const char *name;
-  double memoryGiB, peakTflops, nvlinkGBs, interGBs, pcieGBs;
+  std::string name;
+  double memoryGiB, peakTflops, nvlinkGBs, interGBs, pcieGBs, hostGiB;
 };
 
 // Dense bf16/fp16 tensor-core peaks and per-GPU link bandwidths (one
 // direction) from the vendors' data sheets; inter-node: one HDR/NDR
-// InfiniBand adapter per GPU.
-constexpr DeviceSpec kDevices[] = {
-    {"v100-32g", 32, 125, 150, 12.5, 16},
-    {"a100-40g", 40, 312, 300, 25, 32},
-    {"a100-80g", 80, 312, 300, 25, 32},
-    {"h100-80g", 80, 989, 450, 50, 64},
-    {"h200-141g", 141, 989, 450, 50, 64},
+// InfiniBand adapter per GPU; host memory: the DGX system's memory divided
+// by its GPUs (DGX-2 1.5 TB / 16, DGX A100 320 GB 1 TB / 8, DGX A100 640 GB
+// 2 TB / 8, DGX H100 and H200 2 TB / 8).
+const DeviceSpec kDevices[] = {
+    {"v100-32g", 32, 125, 150, 12.5, 16, 96},
+    {"a100-40g", 40, 312, 300, 25, 32, 128},
+    {"a100-80g", 80, 312, 300, 25, 32, 256},
+    {"h100-80g", 80, 989, 450, 50, 64, 256},
+    {"h200-141g", 141, 989, 450, 50, 64, 256},
 };
 
 struct Options {
-  std::string model, json;
+  std::string model, json, largest;
   int64_t devices = 0, gpusPerNode = 8, top = 10;
-  const DeviceSpec *device = &kDevices[1];
-  double mfu = 0.4, usable = 0.9, hostAdamGBs = 100;
+  DeviceSpec device = kDevices[1];
+  double efficiency = 0.4, overlap = 0.0, usable = 0.9, hostAdamGBs = 100;
   std::vector<int64_t> zero = {0, 1, 2};
   std::vector<int64_t> tp = {1, 2, 4, 8}, ep; // ep empty: every divisor
   bool offload = false;
@@ -76,9 +103,11 @@ struct Options {
 
 const char *kUsage =
     "usage: moe-plan MODEL.json --devices N [--device NAME] [--gpus-per-node "
-    "G] [--mfu F]\n"
-    "                [--zero 0,1,2] [--tp 1,2,4,8] [--ep LIST] [--offload] "
-    "[--top K] [--json FILE]\n"
+    "G]\n"
+    "                [--efficiency F] [--overlap F] [--zero 0,1,2] [--tp "
+    "1,2,4,8] [--ep LIST]\n"
+    "                [--offload] [--device-memory GIB] [--host-memory GIB]\n"
+    "                [--largest experts|layers] [--top K] [--json FILE]\n"
     "devices: v100-32g, a100-40g, a100-80g, h100-80g, h200-141g\n";
 
 int usage(const std::string &why) {
@@ -86,21 +115,42 @@ int usage(const std::string &why) {
   return 2;
 }
 
-struct Candidate {
+struct Grid {
   int64_t dp = 1, ep = 1, tp = 1, zero = 0;
-  bool offload = false;
+  int64_t ranks() const { return dp * ep * tp; }
+};
+
+/// One collective kind over one set of grid axes, from the partition report.
+struct Traffic {
+  std::string kind;
+  std::vector<int> axes;
+  int64_t bytes = 0;
+};
+
+/// What the partition report says about one compiled grid.
+struct Report {
   std::string rejected; // the partitioner's reason, when it rejects
-  // From the partition report.
   int64_t parameterBytes = 0, gradientBytes = 0, optimizerBytes = 0,
           batchBytes = 0, activationBytes = 0, persistentBytes = 0;
   double flops = 0;
-  std::map<std::string, int64_t> bytesSent;
+  std::vector<Traffic> traffic;
+};
+
+struct Candidate {
+  Grid grid;
+  bool offload = false;
+  Report report;
+  double modelFlops = 0; // of the whole step, all devices
   // Derived.
   int64_t deviceBytes = 0, hostBytes = 0;
   bool fits = false;
   std::string largestTerm;
-  double computeS = 0, commS = 0, offloadS = 0;
-  double stepS() const { return computeS + commS + offloadS; }
+  double computeS = 0, commS = 0, exposedCommS = 0, offloadS = 0;
+  double stepS() const { return computeS + exposedCommS + offloadS; }
+  double mfu(const DeviceSpec &d) const {
+    return modelFlops / static_cast<double>(grid.ranks()) /
+           (stepS() * d.peakTflops * 1e12);
+  }
 };
 
 std::string gib(int64_t bytes) {
@@ -109,9 +159,36 @@ std::string gib(int64_t bytes) {
   return text;
 }
 
-/// Compiles the model for one grid and reads the partition report.
-void evaluate(mlir::MLIRContext &context, const mlir::moe::ModelConfig &config,
-              const std::string &reportPath, Candidate &c) {
+std::vector<int> parseAxes(llvm::StringRef text) {
+  std::vector<int> axes;
+  text = text.trim().trim("[]");
+  for (llvm::StringRef item : llvm::split(text, ',')) {
+    int axis = 0;
+    if (!item.trim().getAsInteger(10, axis))
+      axes.push_back(axis);
+  }
+  return axes;
+}
+
+/// Compiles configurations for grids through the real pipeline and reads
+/// the partition report; remembers what it compiled.
+class Compiler {
+public:
+  Compiler(mlir::MLIRContext &context, std::string reportPath)
+      : context(context), reportPath(std::move(reportPath)) {}
+
+  Report compile(const mlir::moe::ModelConfig &config, const Grid &g);
+  int64_t parameterCount(const mlir::moe::ModelConfig &config);
+  int64_t compiles = 0;
+
+private:
+  mlir::MLIRContext &context;
+  std::string reportPath;
+};
+
+Report Compiler::compile(const mlir::moe::ModelConfig &config, const Grid &g) {
+  Report r;
+  ++compiles;
   mlir::OwningOpRef<mlir::ModuleOp> module =
       mlir::moe::buildModel(context, config);
   std::string diagnostics;
@@ -122,80 +199,109 @@ void evaluate(mlir::MLIRContext &context, const mlir::moe::ModelConfig &config,
   });
   mlir::PassManager pm(&context);
   const std::string pipeline =
-      "moe-training-pipeline{dp=" + std::to_string(c.dp) +
-      " ep=" + std::to_string(c.ep) + " tp=" + std::to_string(c.tp) +
-      " zero=" + std::to_string(c.zero) +
+      "moe-training-pipeline{dp=" + std::to_string(g.dp) +
+      " ep=" + std::to_string(g.ep) + " tp=" + std::to_string(g.tp) +
+      " zero=" + std::to_string(g.zero) +
       "},moe-partition-report{quiet=true json=" + reportPath + "}";
   if (mlir::failed(mlir::parsePassPipeline(pipeline, pm))) {
-    c.rejected = "cannot build the pipeline '" + pipeline + "'";
-    return;
+    r.rejected = "cannot build the pipeline '" + pipeline + "'";
+    return r;
   }
   if (mlir::failed(pm.run(*module))) {
-    c.rejected = diagnostics.empty() ? "the pipeline failed" : diagnostics;
-    return;
+    r.rejected = diagnostics.empty() ? "the pipeline failed" : diagnostics;
+    return r;
   }
   auto buffer = llvm::MemoryBuffer::getFile(reportPath);
   if (!buffer) {
-    c.rejected = "the partition report was not written";
-    return;
+    r.rejected = "the partition report was not written";
+    return r;
   }
   llvm::Expected<llvm::json::Value> parsed =
       llvm::json::parse((*buffer)->getBuffer());
   if (!parsed) {
-    c.rejected = "the partition report is not JSON: " +
+    r.rejected = "the partition report is not JSON: " +
                  llvm::toString(parsed.takeError()) + " in '" +
                  (*buffer)->getBuffer().substr(0, 80).str() + "'";
-    return;
+    return r;
   }
   const llvm::json::Object *report = parsed->getAsObject();
+  if (!report) {
+    r.rejected = "the partition report is not a JSON object";
+    return r;
+  }
   auto integer = [&](const char *key) {
     return report->getInteger(key).value_or(0);
   };
-  c.parameterBytes = integer("parameter_bytes");
-  c.gradientBytes = integer("gradient_bytes");
-  c.optimizerBytes = integer("optimizer_state_bytes");
-  c.batchBytes = integer("batch_bytes");
-  c.activationBytes = integer("activation_bytes");
-  c.persistentBytes = integer("persistent_bytes");
-  c.flops = static_cast<double>(integer("flops"));
-  if (const llvm::json::Object *collectives = report->getObject("collectives"))
-    for (const auto &[kind, value] : *collectives)
-      if (const llvm::json::Object *entry = value.getAsObject())
-        c.bytesSent[kind.str()] = entry->getInteger("bytes_sent").value_or(0);
+  r.parameterBytes = integer("parameter_bytes");
+  r.gradientBytes = integer("gradient_bytes");
+  r.optimizerBytes = integer("optimizer_state_bytes");
+  r.batchBytes = integer("batch_bytes");
+  r.activationBytes = integer("activation_bytes");
+  r.persistentBytes = integer("persistent_bytes");
+  r.flops = static_cast<double>(integer("flops"));
+  if (const llvm::json::Array *byAxes = report->getArray("by_axes"))
+    for (const llvm::json::Value &value : *byAxes)
+      if (const llvm::json::Object *entry = value.getAsObject()) {
+        Traffic t;
+        t.kind = entry->getString("kind").value_or("").str();
+        t.axes = parseAxes(entry->getString("axes").value_or(""));
+        t.bytes = entry->getInteger("bytes_sent").value_or(0);
+        r.traffic.push_back(std::move(t));
+      }
+  return r;
+}
+
+int64_t Compiler::parameterCount(const mlir::moe::ModelConfig &config) {
+  mlir::OwningOpRef<mlir::ModuleOp> module =
+      mlir::moe::buildModel(context, config);
+  auto forward = module->lookupSymbol<mlir::func::FuncOp>("forward");
+  return forward ? mlir::moe::computeParamStats(forward).totalElements : 0;
 }
 
 void model(const Options &o, Candidate &c) {
-  const DeviceSpec &d = *o.device;
-  c.deviceBytes = c.persistentBytes + c.activationBytes;
+  const DeviceSpec &d = o.device;
+  const Report &r = c.report;
+  c.deviceBytes = r.persistentBytes + r.activationBytes;
+  c.hostBytes = 0;
   if (c.offload) {
-    c.deviceBytes -= c.optimizerBytes;
-    c.hostBytes = c.optimizerBytes;
+    c.deviceBytes -= r.optimizerBytes;
+    c.hostBytes = r.optimizerBytes;
   }
   const double capacity = d.memoryGiB * double(1ull << 30) * o.usable;
-  c.fits = static_cast<double>(c.deviceBytes) <= capacity;
+  const double hostCapacity = d.hostGiB * double(1ull << 30) * o.usable;
+  c.fits = static_cast<double>(c.deviceBytes) <= capacity &&
+           static_cast<double>(c.hostBytes) <= hostCapacity;
   std::vector<std::pair<int64_t, std::string>> terms = {
-      {c.parameterBytes, "parameters"},
-      {c.offload ? 0 : c.optimizerBytes, "optimizer state"},
-      {c.activationBytes, "activations and gradients (arena)"},
-      {c.batchBytes, "batch"}};
+      {r.parameterBytes, "parameters"},
+      {c.offload ? 0 : r.optimizerBytes, "optimizer state"},
+      {r.activationBytes, "activations and gradients (arena)"},
+      {r.batchBytes, "batch"}};
   c.largestTerm = std::max_element(terms.begin(), terms.end())->second;
-  c.computeS = c.flops / (d.peakTflops * 1e12 * o.mfu);
-  const int64_t ranks = c.dp * c.ep * c.tp;
-  // Groups of the expert all-to-all span ep x tp consecutive ranks; the
-  // reductions span the data-parallel (and expert) ranks.
-  const bool a2aInNode = c.ep * c.tp <= o.gpusPerNode;
-  const bool reduceInNode = ranks <= o.gpusPerNode;
+  if (static_cast<double>(c.deviceBytes) <= capacity && !c.fits)
+    c.largestTerm = "host memory (offloaded optimizer state)";
+  c.computeS = r.flops / (d.peakTflops * 1e12 * o.efficiency);
+  // Ranks are numbered dp-major, tp fastest: a group over the axes A spans
+  // the product of the grid sizes from the outermost axis of A inwards, and
+  // lies inside a node when that span does.
+  const int64_t sizes[3] = {c.grid.dp, c.grid.ep, c.grid.tp};
   c.commS = 0;
-  for (const auto &[kind, bytes] : c.bytesSent) {
-    const bool inNode = kind == "all_to_all" ? a2aInNode : reduceInNode;
-    c.commS += static_cast<double>(bytes) /
+  for (const Traffic &t : r.traffic) {
+    int outer = 3;
+    for (int axis : t.axes)
+      outer = std::min(outer, axis);
+    int64_t span = 1;
+    for (int axis = std::max(outer, 0); axis < 3; ++axis)
+      span *= sizes[axis];
+    const bool inNode = outer == 3 || span <= o.gpusPerNode;
+    c.commS += static_cast<double>(t.bytes) /
                ((inNode ? d.nvlinkGBs : d.interGBs) * 1e9);
   }
+  c.exposedCommS = std::max(0.0, c.commS - o.overlap * c.computeS);
+  c.offloadS = 0;
   if (c.offload)
-    c.offloadS = 2.0 * static_cast<double>(c.parameterBytes) /
-                     (d.pcieGBs * 1e9) +
-                 2.0 * static_cast<double>(c.optimizerBytes) /
-                     (o.hostAdamGBs * 1e9);
+    c.offloadS =
+        2.0 * static_cast<double>(r.parameterBytes) / (d.pcieGBs * 1e9) +
+        2.0 * static_cast<double>(r.optimizerBytes) / (o.hostAdamGBs * 1e9);
 }
 
 std::vector<int64_t> divisorsOf(int64_t n) {
@@ -206,10 +312,400 @@ std::vector<int64_t> divisorsOf(int64_t n) {
   return out;
 }
 
+void printAssumptions(const Options &o, const std::string &model) {
+  const DeviceSpec &d = o.device;
+  std::printf("moe-plan: %s on %lld x %s (%.4g GiB, %.0f TFLOP/s bf16 peak, host "
+              "%.4g GiB per device), %lld GPUs per node\n",
+              model.c_str(), (long long)o.devices, d.name.c_str(), d.memoryGiB,
+              d.peakTflops,
+              d.hostGiB, (long long)o.gpusPerNode);
+  std::printf("assumptions: usable memory %.0f %%, matrix FLOPs at %.0f %% of "
+              "peak (--efficiency), %.0f %% of compute time overlapped with "
+              "communication (--overlap), NVLink %.0f GB/s, inter-node %.4g "
+              "GB/s, PCIe %.0f GB/s, host AdamW %.0f GB/s; per-rank bytes "
+              "from the compiled plan\n",
+              100 * o.usable, 100 * o.efficiency, 100 * o.overlap, d.nvlinkGBs,
+              d.interGBs, d.pcieGBs, o.hostAdamGBs);
+}
+
+//===----------------------------------------------------------------------===//
+// --largest: the largest model of a family per combination
+//===----------------------------------------------------------------------===//
+
+/// A model family: the base configuration with one quantity scaled by x.
+struct Family {
+  std::string what; // "experts" or "layers"
+  mlir::moe::ModelConfig base;
+  int64_t unitEncoder = 0, unitDecoder = 0; // layers per unit of x
+  int64_t limit = 0;                        // largest x tried
+
+  mlir::moe::ModelConfig at(int64_t x, const Grid &g) const {
+    mlir::moe::ModelConfig c = base;
+    if (what == "experts") {
+      c.numExperts = x * g.ep;
+    } else {
+      c.encoderLayers = x * unitEncoder;
+      c.decoderLayers = x * unitDecoder;
+    }
+    return c;
+  }
+  std::string describe(int64_t x, const Grid &g) const {
+    mlir::moe::ModelConfig c = at(x, g);
+    return std::to_string(c.numExperts) + " experts, " +
+           std::to_string(c.encoderLayers) + "+" +
+           std::to_string(c.decoderLayers) + " layers";
+  }
+};
+
+struct Largest {
+  std::string combination;
+  bool slicing = false; // tp > 1
+  bool found = false;
+  int64_t x = 0, parameters = 0, experts = 0, encoderLayers = 0,
+          decoderLayers = 0, compiles = 0, grids = 0, rejected = 0;
+  bool atLimit = false;
+  Candidate best;     // at x, fits
+  Candidate nextSize; // at x + 1, does not fit (empty at the limit)
+  std::string why;    // when nothing fits
+};
+
+class LargestSearch {
+public:
+  LargestSearch(const Options &o, const Family &family, Compiler &compiler)
+      : o(o), family(family), compiler(compiler) {}
+
+  struct Found {
+    int64_t x = 0;
+    Candidate fit, next; // at x (fits) and x + 1 (does not; empty at limit)
+  };
+  /// The largest x of the family that fits grid g (with or without
+  /// offload); nullopt when even x = 1 does not fit or is rejected, with
+  /// `why` set.
+  std::optional<Found>
+  search(const Grid &g, bool offload, std::string &why, bool &atLimit);
+
+private:
+  Candidate probe(const Grid &g, bool offload, int64_t x) {
+    auto key = std::make_tuple(g.dp, g.ep, g.tp, g.zero, x);
+    auto it = cache.find(key);
+    if (it == cache.end())
+      it = cache.emplace(key, compiler.compile(family.at(x, g), g)).first;
+    Candidate c;
+    c.grid = g;
+    c.offload = offload;
+    c.report = it->second;
+    if (c.report.rejected.empty())
+      model(o, c);
+    return c;
+  }
+
+  const Options &o;
+  const Family &family;
+  Compiler &compiler;
+  std::map<std::tuple<int64_t, int64_t, int64_t, int64_t, int64_t>, Report>
+      cache;
+};
+
+std::optional<LargestSearch::Found>
+LargestSearch::search(const Grid &g, bool offload, std::string &why,
+                      bool &atLimit) {
+  atLimit = false;
+  Candidate first = probe(g, offload, 1);
+  if (!first.report.rejected.empty()) {
+    why = "rejected: " +
+          first.report.rejected.substr(0, first.report.rejected.find('\n'));
+    return std::nullopt;
+  }
+  if (!first.fits) {
+    why = "the smallest size does not fit: largest term " + first.largestTerm;
+    return std::nullopt;
+  }
+  const double capacity = o.device.memoryGiB * double(1ull << 30) * o.usable;
+  const double hostCapacity = o.device.hostGiB * double(1ull << 30) * o.usable;
+  std::vector<std::pair<int64_t, Candidate>> points = {{1, first}};
+  std::pair<int64_t, Candidate> lo = {1, first};
+  std::optional<std::pair<int64_t, Candidate>> hi;
+  for (int iteration = 0;; ++iteration) {
+    if (hi && hi->first == lo.first + 1)
+      break;
+    if (!hi && lo.first >= family.limit) {
+      atLimit = true;
+      break;
+    }
+    const int64_t top = hi ? hi->first - 1 : family.limit;
+    int64_t x = 0;
+    if (points.size() >= 2 && iteration < 8) {
+      // Affine through the last two sizes compiled.
+      const auto &[xa, a] = points[points.size() - 2];
+      const auto &[xb, b] = points.back();
+      double predicted = static_cast<double>(top);
+      auto limitBy = [&](double va, double vb, double cap) {
+        const double slope = (vb - va) / static_cast<double>(xb - xa);
+        if (slope > 0)
+          predicted = std::min(predicted,
+                               static_cast<double>(xb) + (cap - vb) / slope);
+      };
+      limitBy(static_cast<double>(a.deviceBytes),
+              static_cast<double>(b.deviceBytes), capacity);
+      if (offload)
+        limitBy(static_cast<double>(a.hostBytes),
+                static_cast<double>(b.hostBytes), hostCapacity);
+      x = predicted < 1 ? 1 : static_cast<int64_t>(predicted);
+    } else {
+      x = hi ? lo.first + (hi->first - lo.first) / 2 : 2 * lo.first;
+    }
+    x = std::clamp<int64_t>(x, lo.first + 1, top);
+    Candidate c = probe(g, offload, x);
+    if (!c.report.rejected.empty()) {
+      // A size the partitioner rejects (e.g. experts not dividing a
+      // group count): treat as not fitting, with the reason kept.
+      why = "rejected at " + family.describe(x, g) + ": " +
+            c.report.rejected.substr(0, c.report.rejected.find('\n'));
+      c.fits = false;
+    }
+    if (c.report.rejected.empty())
+      points.push_back({x, c});
+    if (c.fits)
+      lo = {x, c};
+    else
+      hi = std::make_pair(x, c);
+  }
+  Found found;
+  found.x = lo.first;
+  found.fit = lo.second;
+  if (hi)
+    found.next = hi->second;
+  return found;
+}
+
+int runLargest(const Options &o, const mlir::moe::ModelConfig &config,
+               Compiler &compiler) {
+  const auto started = std::chrono::steady_clock::now();
+  Family family;
+  family.what = o.largest;
+  family.base = config;
+  if (o.largest == "experts") {
+    if (config.numExperts == 0) {
+      std::fprintf(stderr,
+                   "moe-plan: error: --largest experts scales the experts of "
+                   "the MoE layers, but '%s' has none (moe.num_experts = 0)\n",
+                   o.model.c_str());
+      return 2;
+    }
+    family.limit = 1 << 16; // experts per expert-parallel rank and layer
+  } else {
+    // The smallest (encoder, decoder) step in the base model's proportion
+    // that keeps every unit's MoE layers the same (multiples of `every`).
+    const int64_t g = std::gcd(config.encoderLayers, config.decoderLayers);
+    int64_t a = config.encoderLayers / g, b = config.decoderLayers / g;
+    const int64_t every = config.numExperts > 0 ? config.moeEvery : 1;
+    int64_t m = 1;
+    while ((a * m) % every != 0 || (b * m) % every != 0)
+      ++m;
+    family.unitEncoder = a * m;
+    family.unitDecoder = b * m;
+    family.limit = 4096 / (a * m + b * m) + 1; // up to about 4096 layers
+  }
+
+  struct Row {
+    const char *name;
+    std::vector<int64_t> zeros;
+    bool offload;
+  };
+  std::vector<int64_t> zeroed, sharded;
+  for (int64_t z : o.zero)
+    (z == 0 ? zeroed : sharded).push_back(z);
+  std::vector<Row> rows;
+  if (!zeroed.empty())
+    rows.push_back({"E+D", zeroed, false});
+  if (!sharded.empty()) {
+    rows.push_back({"E+Z", sharded, false});
+    rows.push_back({"E+Z-Offload", sharded, true});
+  }
+  std::vector<int64_t> tpOne, tpMany;
+  for (int64_t t : o.tp)
+    (t == 1 ? tpOne : tpMany).push_back(t);
+
+  LargestSearch search(o, family, compiler);
+  std::vector<Largest> answers;
+  for (const Row &row : rows)
+    for (bool slicing : {false, true}) {
+      const std::vector<int64_t> &tps = slicing ? tpMany : tpOne;
+      if (tps.empty())
+        continue;
+      Largest answer;
+      answer.combination = row.name;
+      answer.slicing = slicing;
+      const int64_t before = compiler.compiles;
+      for (int64_t tp : tps) {
+        if (o.devices % tp != 0)
+          continue;
+        for (int64_t ep : o.ep.empty() ? divisorsOf(o.devices / tp) : o.ep) {
+          if (o.devices % (ep * tp) != 0)
+            continue;
+          const int64_t dp = o.devices / (ep * tp);
+          for (int64_t zero : row.zeros) {
+            if (zero > 0 && dp * ep == 1)
+              continue; // nothing to shard
+            Grid g{dp, ep, tp, zero};
+            ++answer.grids;
+            std::string why;
+            bool atLimit = false;
+            auto found = search.search(g, row.offload, why, atLimit);
+            if (!found) {
+              answer.rejected += why.rfind("rejected", 0) == 0;
+              if (answer.why.empty() || why.rfind("rejected", 0) != 0)
+                answer.why = why;
+              continue;
+            }
+            const int64_t foundX = found->x;
+            mlir::moe::ModelConfig c = family.at(foundX, g);
+            const int64_t parameters = compiler.parameterCount(c);
+            const bool better =
+                !answer.found || parameters > answer.parameters ||
+                (parameters == answer.parameters &&
+                 found->fit.stepS() < answer.best.stepS());
+            if (!better)
+              continue;
+            answer.found = true;
+            answer.x = foundX;
+            answer.parameters = parameters;
+            answer.experts = c.numExperts;
+            answer.encoderLayers = c.encoderLayers;
+            answer.decoderLayers = c.decoderLayers;
+            answer.best = found->fit;
+            answer.nextSize = found->next;
+            answer.atLimit = atLimit;
+          }
+        }
+      }
+      if (answer.found) {
+        // Model FLOPs of the step: the unpartitioned program's.
+        Report whole =
+            compiler.compile(family.at(answer.x, answer.best.grid), Grid{});
+        answer.best.modelFlops = whole.flops;
+      }
+      answer.compiles = compiler.compiles - before;
+      answers.push_back(answer);
+    }
+  const double seconds = std::chrono::duration<double>(
+                             std::chrono::steady_clock::now() - started)
+                             .count();
+
+  printAssumptions(o, config.name);
+  std::printf("largest %s of %s (the family scales %s), verified: the size "
+              "found fits, the next size does not\n",
+              "model", config.name.c_str(),
+              o.largest == "experts"
+                  ? "the experts per MoE layer, a multiple of ep"
+                  : "the encoder and decoder layers in proportion");
+  std::printf("%-12s %-6s %-4s %-4s %-3s %-4s %9s %9s %16s %8s %10s %9s %9s "
+              "%6s\n",
+              "combination", "tp", "dp", "ep", "tp", "zero", "experts",
+              "layers", "parameters", "x E+D", "device GiB", "host GiB",
+              "step s", "MFU %");
+  const Largest *reference = nullptr;
+  for (const Largest &a : answers)
+    if (a.combination == std::string("E+D") && !a.slicing && a.found)
+      reference = &a;
+  bool any = false;
+  for (const Largest &a : answers) {
+    if (!a.found) {
+      std::printf("%-12s %-6s nothing fits (%lld grids, %lld rejected): %s\n",
+                  a.combination.c_str(), a.slicing ? ">1" : "1",
+                  (long long)a.grids, (long long)a.rejected, a.why.c_str());
+      continue;
+    }
+    any = true;
+    const Grid &g = a.best.grid;
+    char ratio[16] = "-";
+    if (reference)
+      std::snprintf(ratio, sizeof(ratio), "%.2f",
+                    double(a.parameters) / double(reference->parameters));
+    std::printf("%-12s %-6s %-4lld %-4lld %-3lld %-4lld %9lld %4lld+%-4lld "
+                "%16lld %8s %10s %9s %9.3f %6.1f%s\n",
+                a.combination.c_str(), a.slicing ? ">1" : "1",
+                (long long)g.dp, (long long)g.ep, (long long)g.tp,
+                (long long)g.zero, (long long)a.experts,
+                (long long)a.encoderLayers, (long long)a.decoderLayers,
+                (long long)a.parameters, ratio, gib(a.best.deviceBytes).c_str(),
+                gib(a.best.hostBytes).c_str(), a.best.stepS(),
+                100 * a.best.mfu(o.device),
+                a.atLimit ? "  (search limit reached)" : "");
+  }
+  int64_t total = 0;
+  for (const Largest &a : answers)
+    total += a.compiles;
+  std::printf("moe-plan: %lld compiles in %.1f s\n", (long long)total,
+              seconds);
+
+  if (!o.json.empty()) {
+    std::error_code ec;
+    llvm::raw_fd_ostream out(o.json, ec);
+    if (ec) {
+      std::fprintf(stderr, "moe-plan: error: cannot write '%s': %s\n",
+                   o.json.c_str(), ec.message().c_str());
+      return 1;
+    }
+    llvm::json::OStream json(out, 1);
+    json.array([&] {
+      for (const Largest &a : answers)
+        json.object([&] {
+          json.attribute("combination", a.combination);
+          json.attribute("tensor_slicing", a.slicing);
+          json.attribute("found", a.found);
+          json.attribute("grids", a.grids);
+          json.attribute("compiles", a.compiles);
+          if (!a.found) {
+            json.attribute("why", a.why);
+            return;
+          }
+          const Candidate &c = a.best;
+          json.attribute("dp", c.grid.dp);
+          json.attribute("ep", c.grid.ep);
+          json.attribute("tp", c.grid.tp);
+          json.attribute("zero", c.grid.zero);
+          json.attribute("offload", c.offload);
+          json.attribute("scale", a.x);
+          json.attribute("num_experts", a.experts);
+          json.attribute("encoder_layers", a.encoderLayers);
+          json.attribute("decoder_layers", a.decoderLayers);
+          json.attribute("parameters", a.parameters);
+          json.attribute("at_search_limit", a.atLimit);
+          json.attribute("parameter_bytes", c.report.parameterBytes);
+          json.attribute("gradient_bytes", c.report.gradientBytes);
+          json.attribute("optimizer_state_bytes", c.report.optimizerBytes);
+          json.attribute("activation_bytes", c.report.activationBytes);
+          json.attribute("persistent_bytes", c.report.persistentBytes);
+          json.attribute("device_bytes", c.deviceBytes);
+          json.attribute("host_bytes", c.hostBytes);
+          json.attribute("flops", c.report.flops);
+          json.attribute("model_flops", c.modelFlops);
+          json.attribute("step_seconds", c.stepS());
+          json.attribute("mfu", c.mfu(o.device));
+          if (!a.atLimit && a.nextSize.report.rejected.empty()) {
+            json.attribute("next_device_bytes", a.nextSize.deviceBytes);
+            json.attribute("next_host_bytes", a.nextSize.hostBytes);
+          }
+        });
+    });
+    out << "\n";
+  }
+  std::fflush(stdout);
+  if (!any) {
+    std::fprintf(stderr, "moe-plan: no size of %s fits %lld x %s\n",
+                 config.name.c_str(), (long long)o.devices,
+                 o.device.name.c_str());
+    return 1;
+  }
+  return 0;
+}
+
 } // namespace
 
 int main(int argc, char **argv) {
   Options o;
+  std::optional<double> deviceMemory, hostMemory;
   for (int i = 1; i < argc; ++i) {
     const std::string arg = argv[i];
     auto value = [&]() -> const char * {
@@ -223,6 +719,13 @@ int main(int argc, char **argv) {
       out = parsed;
       return true;
     };
+    auto real = [&](double &out) {
+      const char *v = value();
+      return v && llvm::to_float(v, out);
+    };
+    auto found = [&]() -> std::string {
+      return i < argc && i > 0 ? std::string(argv[i]) : std::string();
+    };
     if (arg == "--devices") {
       if (!number(1, o.devices))
         return usage("--devices expects a positive count");
@@ -234,18 +737,37 @@ int main(int argc, char **argv) {
         return usage("--top expects a positive count");
     } else if (arg == "--device") {
       const char *v = value();
-      o.device = nullptr;
+      bool known = false;
       for (const DeviceSpec &d : kDevices)
-        if (v && d.name == std::string(v))
-          o.device = &d;
-      if (!o.device)
+        if (v && d.name == v) {
+          o.device = d;
+          known = true;
+        }
+      if (!known)
         return usage(std::string("--device expects one of the devices "
                                  "below, found '") +
                      (v ? v : "") + "'");
-    } else if (arg == "--mfu") {
+    } else if (arg == "--efficiency" || arg == "--mfu") {
+      if (!real(o.efficiency) || !(o.efficiency > 0 && o.efficiency <= 1))
+        return usage(arg + " expects the fraction of peak the matrix "
+                           "products reach, in (0, 1]");
+    } else if (arg == "--overlap") {
+      if (!real(o.overlap) || !(o.overlap >= 0 && o.overlap <= 1))
+        return usage("--overlap expects the fraction of compute time that "
+                     "hides communication, in [0, 1]");
+    } else if (arg == "--device-memory" || arg == "--host-memory") {
+      double gibs = 0;
+      if (!real(gibs) || !(gibs > 0 && gibs < 1e9))
+        return usage(arg + " expects a positive size in GiB, found '" +
+                     found() + "'");
+      (arg == "--device-memory" ? deviceMemory : hostMemory) = gibs;
+    } else if (arg == "--largest") {
       const char *v = value();
-      if (!v || !llvm::to_float(v, o.mfu) || !(o.mfu > 0 && o.mfu <= 1))
-        return usage("--mfu expects a fraction in (0, 1]");
+      o.largest = v ? v : "";
+      if (o.largest != "experts" && o.largest != "layers")
+        return usage("--largest expects 'experts' or 'layers' (the quantity "
+                     "to scale), found '" +
+                     o.largest + "'");
     } else if (arg == "--zero") {
       const char *v = value();
       o.zero.clear();
@@ -286,6 +808,12 @@ int main(int argc, char **argv) {
     return usage("no model file given");
   if (o.devices == 0)
     return usage("--devices N is required");
+  if (deviceMemory)
+    o.device.memoryGiB = *deviceMemory;
+  if (hostMemory)
+    o.device.hostGiB = *hostMemory;
+  if (deviceMemory || hostMemory)
+    o.device.name += " (memory given)";
 
   auto text = llvm::MemoryBuffer::getFile(o.model);
   if (!text)
@@ -309,7 +837,17 @@ int main(int argc, char **argv) {
     std::fprintf(stderr, "moe-plan: error: cannot create a temporary file\n");
     return 1;
   }
+  struct Remove {
+    llvm::SmallString<128> &path;
+    ~Remove() { llvm::sys::fs::remove(path); }
+  } remove{reportPath};
+  Compiler compiler(context, reportPath.str().str());
 
+  if (!o.largest.empty())
+    return runLargest(o, *config, compiler);
+
+  // Model FLOPs of one step: the unpartitioned program's matrix FLOPs.
+  const Report whole = compiler.compile(*config, Grid{});
   std::vector<Candidate> candidates;
   for (int64_t ep : o.ep.empty() ? divisorsOf(o.devices) : o.ep)
     for (int64_t tp : o.tp) {
@@ -317,74 +855,69 @@ int main(int argc, char **argv) {
         continue;
       const int64_t dp = o.devices / (ep * tp);
       for (int64_t zero : o.zero) {
-        if (zero > 0 && dp == 1)
+        if (zero > 0 && dp * ep == 1)
           continue; // nothing to shard
         Candidate c;
-        c.dp = dp;
-        c.ep = ep;
-        c.tp = tp;
-        c.zero = zero;
-        evaluate(context, *config, reportPath.str().str(), c);
+        c.grid = Grid{dp, ep, tp, zero};
+        c.report = compiler.compile(*config, c.grid);
+        c.modelFlops = whole.flops;
         for (bool offload : {false, true}) {
           if (offload && !o.offload)
             continue;
           Candidate v = c;
           v.offload = offload;
-          if (v.rejected.empty())
+          if (v.report.rejected.empty())
             model(o, v);
           candidates.push_back(v);
         }
       }
     }
-  llvm::sys::fs::remove(reportPath);
 
   std::stable_sort(candidates.begin(), candidates.end(),
                    [](const Candidate &a, const Candidate &b) {
-                     const int ra = !a.rejected.empty() ? 2 : a.fits ? 0 : 1;
-                     const int rb = !b.rejected.empty() ? 2 : b.fits ? 0 : 1;
+                     const int ra = !a.report.rejected.empty() ? 2
+                                    : a.fits                   ? 0
+                                                               : 1;
+                     const int rb = !b.report.rejected.empty() ? 2
+                                    : b.fits                   ? 0
+                                                               : 1;
                      if (ra != rb)
                        return ra < rb;
                      if (ra == 0)
                        return a.stepS() < b.stepS();
                      return a.deviceBytes < b.deviceBytes;
                    });
-  const DeviceSpec &d = *o.device;
-  std::printf("moe-plan: %s on %lld x %s (%.0f GiB, %.0f TFLOP/s bf16 peak), "
-              "%lld GPUs per node\n",
-              config->name.c_str(), (long long)o.devices, d.name, d.memoryGiB,
-              d.peakTflops, (long long)o.gpusPerNode);
-  std::printf("assumptions: usable memory %.0f %%, MFU %.0f %%, NVLink %.0f "
-              "GB/s, inter-node %.0f GB/s, PCIe %.0f GB/s, host AdamW %.0f "
-              "GB/s; no overlap (upper bound); per-rank bytes from the "
-              "compiled plan\n",
-              100 * o.usable, 100 * o.mfu, d.nvlinkGBs, d.interGBs, d.pcieGBs,
-              o.hostAdamGBs);
-  std::printf("%-4s %-4s %-3s %-4s %-7s %10s %9s %10s %10s %10s  %s\n",
+  const DeviceSpec &d = o.device;
+  printAssumptions(o, config->name);
+  std::printf("%-4s %-4s %-3s %-4s %-7s %10s %9s %10s %10s %10s %6s  %s\n",
               "dp", "ep", "tp", "zero", "offload", "device GiB", "host GiB",
-              "step ms", "compute", "comm", "verdict");
+              "step ms", "compute", "comm", "MFU %", "verdict");
   int64_t fitting = 0, rejected = 0, shown = 0;
   for (const Candidate &c : candidates) {
-    fitting += c.rejected.empty() && c.fits;
-    rejected += !c.rejected.empty();
+    fitting += c.report.rejected.empty() && c.fits;
+    rejected += !c.report.rejected.empty();
   }
   for (const Candidate &c : candidates) {
     if (shown++ >= o.top)
       break;
-    if (!c.rejected.empty()) {
-      std::string reason = c.rejected.substr(0, c.rejected.find('\n'));
-      std::printf("%-4lld %-4lld %-3lld %-4lld %-7s %10s %9s %10s %10s %10s  "
-                  "rejected: %s\n",
-                  (long long)c.dp, (long long)c.ep, (long long)c.tp,
-                  (long long)c.zero, c.offload ? "yes" : "no", "-", "-", "-",
-                  "-", "-", reason.c_str());
+    const Grid &g = c.grid;
+    if (!c.report.rejected.empty()) {
+      std::string reason =
+          c.report.rejected.substr(0, c.report.rejected.find('\n'));
+      std::printf("%-4lld %-4lld %-3lld %-4lld %-7s %10s %9s %10s %10s %10s "
+                  "%6s  rejected: %s\n",
+                  (long long)g.dp, (long long)g.ep, (long long)g.tp,
+                  (long long)g.zero, c.offload ? "yes" : "no", "-", "-", "-",
+                  "-", "-", "-", reason.c_str());
       continue;
     }
-    std::printf("%-4lld %-4lld %-3lld %-4lld %-7s %10s %9s %10.2f %10.2f %10.2f  "
-                "%s\n",
-                (long long)c.dp, (long long)c.ep, (long long)c.tp,
-                (long long)c.zero, c.offload ? "yes" : "no",
+    std::printf("%-4lld %-4lld %-3lld %-4lld %-7s %10s %9s %10.2f %10.2f "
+                "%10.2f %6.1f  %s\n",
+                (long long)g.dp, (long long)g.ep, (long long)g.tp,
+                (long long)g.zero, c.offload ? "yes" : "no",
                 gib(c.deviceBytes).c_str(), gib(c.hostBytes).c_str(),
                 1e3 * c.stepS(), 1e3 * c.computeS, 1e3 * c.commS,
+                100 * c.mfu(d),
                 c.fits ? "fits"
                        : ("does not fit: largest term " + c.largestTerm)
                              .c_str());
@@ -401,31 +934,42 @@ int main(int argc, char **argv) {
     std::error_code ec;
     llvm::raw_fd_ostream out(o.json, ec);
     if (ec) {
-      std::fprintf(stderr, "moe-plan: error: cannot write '%s'\n",
-                   o.json.c_str());
+      std::fprintf(stderr, "moe-plan: error: cannot write '%s': %s\n",
+                   o.json.c_str(), ec.message().c_str());
       return 1;
     }
     llvm::json::OStream json(out, 1);
     json.array([&] {
       for (const Candidate &c : candidates)
         json.object([&] {
-          json.attribute("dp", c.dp);
-          json.attribute("ep", c.ep);
-          json.attribute("tp", c.tp);
-          json.attribute("zero", c.zero);
+          json.attribute("dp", c.grid.dp);
+          json.attribute("ep", c.grid.ep);
+          json.attribute("tp", c.grid.tp);
+          json.attribute("zero", c.grid.zero);
           json.attribute("offload", c.offload);
-          if (!c.rejected.empty()) {
-            json.attribute("rejected", c.rejected);
+          if (!c.report.rejected.empty()) {
+            json.attribute("rejected", c.report.rejected);
             return;
           }
           json.attribute("device_bytes", c.deviceBytes);
           json.attribute("host_bytes", c.hostBytes);
           json.attribute("fits", c.fits);
           json.attribute("largest_term", c.largestTerm);
+          json.attribute("flops", c.report.flops);
+          json.attribute("model_flops", c.modelFlops);
           json.attribute("step_seconds", c.stepS());
           json.attribute("compute_seconds", c.computeS);
           json.attribute("comm_seconds", c.commS);
+          json.attribute("exposed_comm_seconds", c.exposedCommS);
           json.attribute("offload_seconds", c.offloadS);
+          json.attribute("mfu", c.mfu(d));
+          json.attributeObject("bytes_sent", [&] {
+            std::map<std::string, int64_t> byKind;
+            for (const Traffic &t : c.report.traffic)
+              byKind[t.kind] += t.bytes;
+            for (const auto &[kind, bytes] : byKind)
+              json.attribute(kind, bytes);
+          });
         });
     });
     out << "\n";
@@ -433,7 +977,7 @@ int main(int argc, char **argv) {
   std::fflush(stdout);
   if (fitting == 0) {
     std::fprintf(stderr, "moe-plan: no grid of %lld x %s fits %s\n",
-                 (long long)o.devices, d.name, config->name.c_str());
+                 (long long)o.devices, d.name.c_str(), config->name.c_str());
     return 1;
   }
   return 0;

@@ -107,7 +107,25 @@
 // JSON-NEXT: "count": 2,
 // JSON-NEXT: "bytes_sent": 0
 // JSON-NEXT: }
-// JSON-NEXT: }
+// JSON-NEXT: },
+// JSON-NEXT: "by_axes": [
+// JSON-NEXT: {
+// JSON-NEXT: "kind": "all_reduce",
+// JSON-NEXT: "axes": "[0, 1]",
+// JSON-NEXT: "count": 2,
+// JSON-NEXT: "bytes_sent": 360
+// JSON-NEXT: },
+// JSON-NEXT: {
+// JSON-NEXT: "kind": "all_reduce",
+// JSON-NEXT: "axes": "[2]",
+// JSON-NEXT: "count": 1,
+// JSON-NEXT: "bytes_sent": 0
+// JSON-NEXT: },
+// JSON:      "kind": "all_to_all",
+// JSON-NEXT: "axes": "[1]",
+// JSON-NEXT: "count": 1,
+// JSON-NEXT: "bytes_sent": 160
+// JSON: {{^ ]$}}
 // JSON-NEXT: }
 
 // ALIGN: persistent (arguments) 1288 bytes
