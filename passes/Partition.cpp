@@ -645,8 +645,11 @@ LogicalResult MoePartition::assignArguments() {
     }
     dist[arg] = d;
   }
-  // Local argument types and their sharding annotations.
+  // Local argument types and their sharding annotations, set all at once:
+  // setting one argument's attribute rebuilds (and uniques) the array of
+  // every argument's dictionary, quadratic in the argument count.
   SmallVector<Type> argTypes;
+  SmallVector<DictionaryAttr> argAttrs;
   Builder b(func.getContext());
   for (BlockArgument arg : body.getArguments()) {
     const Dist &d = dist[arg];
@@ -655,9 +658,11 @@ LogicalResult MoePartition::assignArguments() {
     SmallVector<Attribute> dims;
     for (const Axes &axes : d.split)
       dims.push_back(b.getDenseI16ArrayAttr(axes));
-    func.setArgAttr(arg.getArgNumber(), MoeDialect::kShardingAttrName,
-                    b.getArrayAttr(dims));
+    NamedAttrList attrs(func.getArgAttrDict(arg.getArgNumber()));
+    attrs.set(MoeDialect::kShardingAttrName, b.getArrayAttr(dims));
+    argAttrs.push_back(attrs.getDictionary(func.getContext()));
   }
+  func.setAllArgAttrs(argAttrs);
   func.setType(FunctionType::get(func.getContext(), argTypes,
                                  func.getFunctionType().getResults()));
   return success(!hadError);
@@ -761,7 +766,14 @@ void MoePartition::partitionAdamW(AdamWOp op) {
 
 void MoePartition::partitionReturn(func::ReturnOp op) {
   Builder b(op->getContext());
+  // The parameter arguments by name, for the updated parameters below.
+  llvm::DenseMap<StringAttr, BlockArgument> paramArgs;
+  for (BlockArgument arg : func.getArguments())
+    if (auto name = func.getArgAttrOfType<StringAttr>(
+            arg.getArgNumber(), MoeDialect::kParamAttrName))
+      paramArgs.try_emplace(name, arg);
   SmallVector<Type> resultTypes;
+  SmallVector<DictionaryAttr> resultAttrs;
   for (OpOperand &operand : op->getOpOperands()) {
     Value v = operand.get();
     unsigned index = operand.getOperandNumber();
@@ -772,10 +784,8 @@ void MoePartition::partitionReturn(func::ReturnOp op) {
       auto role = func.getResultAttrOfType<StringAttr>(
           index, MoeDialect::kRoleAttrName);
       if (role && role.getValue() == "new_param")
-        for (BlockArgument arg : func.getArguments())
-          if (func.getArgAttrOfType<StringAttr>(
-                  arg.getArgNumber(), MoeDialect::kParamAttrName) == name)
-            target = dist[arg];
+        if (auto it = paramArgs.find(name); it != paramArgs.end())
+          target = dist[it->second];
     }
     Value local = reshard(v, target);
     operand.set(local);
@@ -783,9 +793,11 @@ void MoePartition::partitionReturn(func::ReturnOp op) {
     SmallVector<Attribute> dims;
     for (const Axes &axes : target.split)
       dims.push_back(b.getDenseI16ArrayAttr(axes));
-    func.setResultAttr(index, MoeDialect::kShardingAttrName,
-                       b.getArrayAttr(dims));
+    NamedAttrList attrs(func.getResultAttrDict(index));
+    attrs.set(MoeDialect::kShardingAttrName, b.getArrayAttr(dims));
+    resultAttrs.push_back(attrs.getDictionary(func.getContext()));
   }
+  func.setAllResultAttrs(resultAttrs);
   func.setType(FunctionType::get(
       func.getContext(), func.getFunctionType().getInputs(), resultTypes));
 }
