@@ -3,7 +3,7 @@
 //   moe-plan MODEL.json --devices N [--device a100-40g] [--gpus-per-node 8]
 //            [--efficiency 0.4] [--overlap 0] [--zero 0,1,2] [--tp LIST]
 //            [--ep LIST] [--offload] [--top K] [--json FILE]
-//            [--device-memory GIB] [--host-memory GIB]
+//            [--device-memory GIB] [--host-memory GIB] [--latency-us IN,OUT]
 //            [--largest experts|layers]
 //
 // Enumerates the partitionings of MODEL over N devices (dp x ep x tp with
@@ -18,7 +18,8 @@
 //   - step time: matrix FLOPs / (peak x efficiency) + the communication
 //     not hidden behind compute (each collective's bytes, per grid-axes
 //     group, over NVLink when the group lies inside a node, else over the
-//     inter-node link, minus overlap x compute) + with offload the gradient
+//     inter-node link, plus a fixed latency per collective call, minus
+//     overlap x compute) + with offload the gradient
 //     and parameter copies over PCIe and the host AdamW pass;
 //   - predicted MFU: the model FLOPs of the step (the unpartitioned
 //     program's matrix FLOPs, so redundant work of a grid does not count)
@@ -96,6 +97,9 @@ struct Options {
   int64_t devices = 0, gpusPerNode = 8, top = 10;
   DeviceSpec device = kDevices[1];
   double efficiency = 0.4, overlap = 0.0, usable = 0.9, hostAdamGBs = 100;
+  // Fixed cost of one collective call (launch, synchronization, the first
+  // hop), in microseconds, inside a node and across nodes.
+  double latencyInUs = 15, latencyOutUs = 60;
   std::vector<int64_t> zero = {0, 1, 2};
   std::vector<int64_t> tp = {1, 2, 4, 8}, ep; // ep empty: every divisor
   bool offload = false;
@@ -107,6 +111,7 @@ const char *kUsage =
     "                [--efficiency F] [--overlap F] [--zero 0,1,2] [--tp "
     "1,2,4,8] [--ep LIST]\n"
     "                [--offload] [--device-memory GIB] [--host-memory GIB]\n"
+    "                [--latency-us IN,OUT]\n"
     "                [--largest experts|layers] [--top K] [--json FILE]\n"
     "devices: v100-32g, a100-40g, a100-80g, h100-80g, h200-141g\n";
 
@@ -125,6 +130,7 @@ struct Traffic {
   std::string kind;
   std::vector<int> axes;
   int64_t bytes = 0;
+  int64_t calls = 0;
 };
 
 /// What the partition report says about one compiled grid.
@@ -246,6 +252,7 @@ Report Compiler::compile(const mlir::moe::ModelConfig &config, const Grid &g) {
         t.kind = entry->getString("kind").value_or("").str();
         t.axes = parseAxes(entry->getString("axes").value_or(""));
         t.bytes = entry->getInteger("bytes_sent").value_or(0);
+        t.calls = entry->getInteger("count").value_or(0);
         r.traffic.push_back(std::move(t));
       }
   return r;
@@ -294,7 +301,9 @@ void model(const Options &o, Candidate &c) {
       span *= sizes[axis];
     const bool inNode = outer == 3 || span <= o.gpusPerNode;
     c.commS += static_cast<double>(t.bytes) /
-               ((inNode ? d.nvlinkGBs : d.interGBs) * 1e9);
+                   ((inNode ? d.nvlinkGBs : d.interGBs) * 1e9) +
+               static_cast<double>(t.calls) *
+                   (inNode ? o.latencyInUs : o.latencyOutUs) * 1e-6;
   }
   c.exposedCommS = std::max(0.0, c.commS - o.overlap * c.computeS);
   // Offload, as the runtime does it: each AdamW (a ZeRO shard with ZeRO,
@@ -340,10 +349,13 @@ void printAssumptions(const Options &o, const std::string &model) {
   std::printf("assumptions: usable memory %.0f %%, matrix FLOPs at %.0f %% of "
               "peak (--efficiency), %.0f %% of compute time overlapped with "
               "communication (--overlap), NVLink %.0f GB/s, inter-node %.4g "
-              "GB/s, PCIe %.0f GB/s, host AdamW %.0f GB/s; per-rank bytes "
-              "from the compiled plan\n",
+              "GB/s, PCIe %.0f GB/s, host AdamW %.0f GB/s, %.4g us per "
+              "collective call in a node and %.4g us across nodes "
+              "(--latency-us); per-rank bytes and calls from the compiled "
+              "plan\n",
               100 * o.usable, 100 * o.efficiency, 100 * o.overlap, d.nvlinkGBs,
-              d.interGBs, d.pcieGBs, o.hostAdamGBs);
+              d.interGBs, d.pcieGBs, o.hostAdamGBs, o.latencyInUs,
+              o.latencyOutUs);
 }
 
 //===----------------------------------------------------------------------===//
@@ -769,6 +781,17 @@ int main(int argc, char **argv) {
       if (!real(o.overlap) || !(o.overlap >= 0 && o.overlap <= 1))
         return usage("--overlap expects the fraction of compute time that "
                      "hides communication, in [0, 1]");
+    } else if (arg == "--latency-us") {
+      const char *v = value();
+      auto [in, out] = llvm::StringRef(v ? v : "").split(',');
+      if (in.empty() || out.empty() || !llvm::to_float(in, o.latencyInUs) ||
+          !llvm::to_float(out, o.latencyOutUs) || !(o.latencyInUs >= 0) ||
+          !(o.latencyOutUs >= 0) || o.latencyInUs > 1e6 ||
+          o.latencyOutUs > 1e6)
+        return usage("--latency-us expects two non-negative numbers IN,OUT "
+                     "(microseconds per collective call inside a node and "
+                     "across nodes), found '" +
+                     std::string(v ? v : "") + "'");
     } else if (arg == "--device-memory" || arg == "--host-memory") {
       double gibs = 0;
       if (!real(gibs) || !(gibs > 0 && gibs < 1e9))
@@ -992,6 +1015,7 @@ int main(int argc, char **argv) {
                     json.value(axis);
                 });
                 json.attribute("bytes", t.bytes);
+                json.attribute("calls", t.calls);
               });
           });
         });
