@@ -32,6 +32,11 @@ void mlir::moe::buildTrainingPipeline(OpPassManager &pm,
     partition.tp = options.tp;
     partition.zero = options.zero;
     pm.addPass(createMoePartition(partition));
+    if (options.bucketMb != 0) { // the pass refuses negative or NaN sizes
+      MoeBucketGradientsOptions buckets;
+      buckets.bucketMb = options.bucketMb;
+      pm.addPass(createMoeBucketGradients(buckets));
+    }
   }
   if (options.precision != ComputePrecision::fp32) {
     MoeMixedPrecisionOptions mixed;

@@ -48,6 +48,12 @@ struct TrainingPipelineOptions
   Option<int64_t> zero{*this, "zero",
                        llvm::cl::desc("ZeRO stage 0, 1 or 2 (moe-partition)"),
                        llvm::cl::init(0)};
+  Option<double> bucketMb{
+      *this, "bucket-mb",
+      llvm::cl::desc("Reduce gradients in buckets of this many MiB, one "
+                     "all-reduce per bucket (moe-bucket-gradients; 0: one "
+                     "all-reduce per tensor)"),
+      llvm::cl::init(0.0)};
   Option<ComputePrecision> precision{
       *this, "precision",
       llvm::cl::desc("Input precision of GEMMs, attention and experts "
@@ -62,7 +68,8 @@ struct TrainingPipelineOptions
 
 /// expand composite MoE layers -> differentiate -> AdamW train step ->
 /// canonicalize + CSE -> partition (when a grid option or zero is set) ->
-/// mixed precision (when `precision` is not fp32).
+/// gradient buckets (when partitioned and `bucket-mb` > 0) -> mixed
+/// precision (when `precision` is not fp32).
 void buildTrainingPipeline(OpPassManager &pm,
                            const TrainingPipelineOptions &options);
 

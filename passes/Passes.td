@@ -355,6 +355,48 @@ def MoePartition : Pass<"moe-partition", "::mlir::ModuleOp"> {
 // Partitioning inspection
 //===----------------------------------------------------------------------===//
 
+def MoeBucketGradients : Pass<"moe-bucket-gradients", "::mlir::ModuleOp"> {
+  let summary = "reduce gradients in buckets: one all-reduce per bucket";
+  let description = [{
+    Replaces the f32 `shard.all_reduce` ops of a partitioned step that run
+    over the same grid axes with the same reduction, taken in program
+    order, by one all-reduce per bucket of up to `bucket-mb` MiB: the
+    members' operands are packed into one 1-D buffer (`moe.pack`), reduced
+    once, and unpacked (`moe.unpack`) into the values the members produced.
+    A tensor of at least `bucket-mb` MiB keeps its own all-reduce (packing
+    would only copy it). The bucket's reduction runs where its last member
+    was; a bucket closes
+    early when a member's result is used before the next candidate, so the
+    forward pass's tensor-parallel partial sums, used at once, stay as they
+    are, and the gradients, used by the optimizer at the end of the step,
+    are bucketed. The collective count per step drops from one per gradient
+    tensor to one per bucket (`moe-partition-report` counts them); the
+    bytes sent stay those of the same elements (a ring all-reduce sends
+    2 (n-1)/n of its buffer). The values equal the per-tensor reductions up
+    to the summation order of the collective's algorithm. Part of
+    `moe-training-pipeline` with `bucket-mb=M`.
+
+    ```mlir
+    %flat = moe.pack %g0, %g1 : tensor<128x512xf32>, tensor<512xf32>
+        -> tensor<66048xf32>
+    %sum = shard.all_reduce %flat on @grid grid_axes = [0, 1]
+        : tensor<66048xf32> -> tensor<66048xf32>
+    %r0 = moe.unpack %sum {offset = 0 : i64}
+        : tensor<66048xf32> -> tensor<128x512xf32>
+    %r1 = moe.unpack %sum {offset = 65536 : i64}
+        : tensor<66048xf32> -> tensor<512xf32>
+    ```
+  }];
+  let options = [
+    Option<"functionName", "function", "std::string", "\"train_step\"",
+           "Function whose all-reduces are bucketed">,
+    Option<"bucketMb", "bucket-mb", "double", "25.0",
+           "Bucket size in MiB (a bucket closes once it holds this much)">,
+  ];
+  let dependentDialects = ["::mlir::moe::MoeDialect",
+                           "::mlir::shard::ShardDialect"];
+}
+
 def MoePartitionGraph : Pass<"moe-partition-graph", "::mlir::ModuleOp"> {
   let summary = "Draw one partitioned MoE layer and its backward as Graphviz";
   let description = [{

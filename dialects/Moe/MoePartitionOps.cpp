@@ -20,3 +20,50 @@ LogicalResult BiasAddOp::verify() {
                          << input.getElementType();
   return success();
 }
+
+LogicalResult PackOp::verify() {
+  auto result = cast<RankedTensorType>(getResult().getType());
+  if (result.getRank() != 1)
+    return emitOpError() << "result must be 1-D, found " << result;
+  if (getInputs().empty())
+    return emitOpError() << "expects at least one operand";
+  int64_t elements = 0;
+  for (auto [i, input] : llvm::enumerate(getInputs())) {
+    auto type = cast<RankedTensorType>(input.getType());
+    if (!type.hasStaticShape())
+      return emitOpError() << "operand #" << i << " must have a static shape, "
+                           << "found " << type;
+    if (type.getElementType() != result.getElementType())
+      return emitOpError() << "operand #" << i << " element type "
+                           << type.getElementType() << " differs from the "
+                           << "result's " << result.getElementType();
+    elements += type.getNumElements();
+  }
+  if (result.getDimSize(0) != elements)
+    return emitOpError() << "result must hold the " << elements
+                         << " elements of the operands, found " << result;
+  return success();
+}
+
+LogicalResult UnpackOp::verify() {
+  auto input = cast<RankedTensorType>(getInput().getType());
+  auto result = cast<RankedTensorType>(getResult().getType());
+  if (input.getRank() != 1 || !input.hasStaticShape())
+    return emitOpError() << "input must be a static 1-D tensor, found "
+                         << input;
+  if (!result.hasStaticShape())
+    return emitOpError() << "result must have a static shape, found "
+                         << result;
+  if (result.getElementType() != input.getElementType())
+    return emitOpError() << "result element type " << result.getElementType()
+                         << " differs from the input's "
+                         << input.getElementType();
+  const int64_t offset = getOffset();
+  if (offset < 0 || offset > input.getDimSize(0) ||
+      result.getNumElements() > input.getDimSize(0) - offset)
+    return emitOpError() << "elements [" << offset << ", "
+                         << offset + result.getNumElements()
+                         << ") are not inside the input's "
+                         << input.getDimSize(0);
+  return success();
+}

@@ -2,8 +2,8 @@
 //
 // Local computations that only exist in a partitioned (per-rank) program:
 // the loss normalizer of a token-sharded cross entropy and the bias of a
-// row-parallel linear, added once after its all-reduce. Collectives are ops
-// of the upstream `shard` dialect.
+// row-parallel linear, added once after its all-reduce; the packing of
+// gradient buckets. Collectives are ops of the upstream `shard` dialect.
 //
 //===----------------------------------------------------------------------===//
 #ifndef MOE_PARTITION_OPS_TD
@@ -49,6 +49,46 @@ def Moe_BiasAddOp : Moe_Op<"bias_add", [Pure, AllTypesMatch<["input", "result"]>
   let results = (outs Moe_FloatTensor:$result);
   let assemblyFormat = [{
     $input `,` $bias attr-dict `:` type($input) `,` type($bias)
+  }];
+  let hasVerifier = 1;
+}
+
+def Moe_PackOp : Moe_Op<"pack", [Pure]> {
+  let summary = "concatenates tensors, flattened, into one 1-D buffer";
+  let description = [{
+    The elements of every operand, in order and row-major, one after the
+    other: `result[offset_i + j] = flatten(operand_i)[j]` with `offset_i` the
+    element count of the operands before it. `moe-bucket-gradients` packs
+    the gradients of a bucket so that one collective reduces them all.
+
+    ```mlir
+    %flat = moe.pack %g0, %g1 : tensor<128x512xf32>, tensor<512xf32>
+        -> tensor<66048xf32>
+    ```
+  }];
+  let arguments = (ins Variadic<Moe_FloatTensor>:$inputs);
+  let results = (outs Moe_FloatTensor:$result);
+  let assemblyFormat = [{
+    $inputs attr-dict `:` type($inputs) `->` type($result)
+  }];
+  let hasVerifier = 1;
+}
+
+def Moe_UnpackOp : Moe_Op<"unpack", [Pure]> {
+  let summary = "one tensor from a range of a 1-D buffer";
+  let description = [{
+    `flatten(result)[j] = input[offset + j]`: the inverse of `moe.pack` for
+    one of its operands (`offset` in elements).
+
+    ```mlir
+    %g1 = moe.unpack %flat {offset = 65536 : i64}
+        : tensor<66048xf32> -> tensor<512xf32>
+    ```
+  }];
+  let arguments = (ins Moe_FloatTensor:$input, I64Attr:$offset);
+  let results = (outs Moe_FloatTensor:$result);
+  let assemblyFormat = [{
+    $input attr-dict `:` type($input) `->` type($result)
   }];
   let hasVerifier = 1;
 }

@@ -4,6 +4,7 @@
 //            [--efficiency 0.4] [--overlap 0] [--zero 0,1,2] [--tp LIST]
 //            [--ep LIST] [--offload] [--top K] [--json FILE]
 //            [--device-memory GIB] [--host-memory GIB] [--latency-us IN,OUT]
+//            [--bucket-mb MB]
 //            [--largest experts|layers]
 //
 // Enumerates the partitionings of MODEL over N devices (dp x ep x tp with
@@ -100,6 +101,9 @@ struct Options {
   // Fixed cost of one collective call (launch, synchronization, the first
   // hop), in microseconds, inside a node and across nodes.
   double latencyInUs = 15, latencyOutUs = 60;
+  // Gradient buckets of the compiled plans (moe-bucket-gradients), MiB;
+  // 0: one all-reduce per tensor.
+  double bucketMb = 0;
   std::vector<int64_t> zero = {0, 1, 2};
   std::vector<int64_t> tp = {1, 2, 4, 8}, ep; // ep empty: every divisor
   bool offload = false;
@@ -111,7 +115,7 @@ const char *kUsage =
     "                [--efficiency F] [--overlap F] [--zero 0,1,2] [--tp "
     "1,2,4,8] [--ep LIST]\n"
     "                [--offload] [--device-memory GIB] [--host-memory GIB]\n"
-    "                [--latency-us IN,OUT]\n"
+    "                [--latency-us IN,OUT] [--bucket-mb MB]\n"
     "                [--largest experts|layers] [--top K] [--json FILE]\n"
     "devices: v100-32g, a100-40g, a100-80g, h100-80g, h200-141g\n";
 
@@ -180,8 +184,15 @@ std::vector<int> parseAxes(llvm::StringRef text) {
 /// the partition report; remembers what it compiled.
 class Compiler {
 public:
-  Compiler(mlir::MLIRContext &context, std::string reportPath)
-      : context(context), reportPath(std::move(reportPath)) {}
+  Compiler(mlir::MLIRContext &context, std::string reportPath,
+           double bucketMb)
+      : context(context), reportPath(std::move(reportPath)) {
+    if (bucketMb > 0) {
+      char text[64];
+      std::snprintf(text, sizeof(text), " bucket-mb=%.17g", bucketMb);
+      bucketOption = text;
+    }
+  }
 
   Report compile(const mlir::moe::ModelConfig &config, const Grid &g);
   int64_t parameterCount(const mlir::moe::ModelConfig &config);
@@ -190,6 +201,7 @@ public:
 private:
   mlir::MLIRContext &context;
   std::string reportPath;
+  std::string bucketOption; // pipeline option, empty without buckets
 };
 
 Report Compiler::compile(const mlir::moe::ModelConfig &config, const Grid &g) {
@@ -207,7 +219,7 @@ Report Compiler::compile(const mlir::moe::ModelConfig &config, const Grid &g) {
   const std::string pipeline =
       "moe-training-pipeline{dp=" + std::to_string(g.dp) +
       " ep=" + std::to_string(g.ep) + " tp=" + std::to_string(g.tp) +
-      " zero=" + std::to_string(g.zero) +
+      " zero=" + std::to_string(g.zero) + bucketOption +
       "},moe-partition-report{quiet=true json=" + reportPath + "}";
   if (mlir::failed(mlir::parsePassPipeline(pipeline, pm))) {
     r.rejected = "cannot build the pipeline '" + pipeline + "'";
@@ -341,6 +353,8 @@ std::vector<int64_t> divisorsOf(int64_t n) {
 
 void printAssumptions(const Options &o, const std::string &model) {
   const DeviceSpec &d = o.device;
+  char buckets[32];
+  std::snprintf(buckets, sizeof(buckets), "%g", o.bucketMb);
   std::printf("moe-plan: %s on %lld x %s (%.4g GiB, %.0f TFLOP/s bf16 peak, host "
               "%.4g GiB per device), %lld GPUs per node\n",
               model.c_str(), (long long)o.devices, d.name.c_str(), d.memoryGiB,
@@ -351,11 +365,17 @@ void printAssumptions(const Options &o, const std::string &model) {
               "communication (--overlap), NVLink %.0f GB/s, inter-node %.4g "
               "GB/s, PCIe %.0f GB/s, host AdamW %.0f GB/s, %.4g us per "
               "collective call in a node and %.4g us across nodes "
-              "(--latency-us); per-rank bytes and calls from the compiled "
-              "plan\n",
+              "(--latency-us), %s; per-rank bytes and calls from the "
+              "compiled plan\n",
               100 * o.usable, 100 * o.efficiency, 100 * o.overlap, d.nvlinkGBs,
               d.interGBs, d.pcieGBs, o.hostAdamGBs, o.latencyInUs,
-              o.latencyOutUs);
+              o.latencyOutUs,
+              o.bucketMb > 0
+                  ? ("gradients reduced in buckets of " +
+                     std::string(llvm::StringRef(buckets)) +
+                     " MiB (--bucket-mb)")
+                        .c_str()
+                  : "one all-reduce per gradient (--bucket-mb)");
 }
 
 //===----------------------------------------------------------------------===//
@@ -781,6 +801,11 @@ int main(int argc, char **argv) {
       if (!real(o.overlap) || !(o.overlap >= 0 && o.overlap <= 1))
         return usage("--overlap expects the fraction of compute time that "
                      "hides communication, in [0, 1]");
+    } else if (arg == "--bucket-mb") {
+      if (!real(o.bucketMb) || !(o.bucketMb >= 0 && o.bucketMb <= 1048576))
+        return usage("--bucket-mb expects a bucket size in MiB in [0, "
+                     "1048576] (0: one all-reduce per gradient), found '" +
+                     found() + "'");
     } else if (arg == "--latency-us") {
       const char *v = value();
       auto [in, out] = llvm::StringRef(v ? v : "").split(',');
@@ -878,7 +903,7 @@ int main(int argc, char **argv) {
     llvm::SmallString<128> &path;
     ~Remove() { llvm::sys::fs::remove(path); }
   } remove{reportPath};
-  Compiler compiler(context, reportPath.str().str());
+  Compiler compiler(context, reportPath.str().str(), o.bucketMb);
 
   if (!o.largest.empty())
     return runLargest(o, *config, compiler);

@@ -617,6 +617,35 @@ TEST_P(Conformance, PartitioningKernels) {
   check(c);
 }
 
+TEST_P(Conformance, GradientBucketPackAndUnpack) {
+  Case c;
+  int32_t x = c.in(DType::F32, {4, 6}), bias = c.in(DType::F32, {6});
+  int32_t flat = c.out(DType::F32, {30}), first = c.out(DType::F32, {4, 6}),
+          second = c.out(DType::F32, {6}), middle = c.out(DType::F32, {2, 3});
+  c.t.add("moe.pack", {x, bias}, {flat});
+  c.t.add("moe.unpack", {flat}, {first}, {{"offset", int64_t{0}}});
+  c.t.add("moe.unpack", {flat}, {second}, {{"offset", int64_t{24}}});
+  c.t.add("moe.unpack", {flat}, {middle}, {{"offset", int64_t{21}}});
+  c.outputs = {{flat, 0}, {first, 0}, {second, 0}, {middle, 0}};
+  check(c);
+  // Independently of the CPU backend: the bucket holds the operands' bytes
+  // in order and unpacking gives them back exactly.
+  auto e = make(c, *device_);
+  ASSERT_TRUE(e);
+  Status s = e->run(context());
+  ASSERT_TRUE(s.ok()) << s.toString();
+  std::vector<uint8_t> packed = readBytes(*e, flat), a = readBytes(*e, x),
+                       b = readBytes(*e, bias);
+  std::vector<uint8_t> concatenated = a;
+  concatenated.insert(concatenated.end(), b.begin(), b.end());
+  EXPECT_EQ(packed, concatenated);
+  EXPECT_EQ(readBytes(*e, first), a);
+  EXPECT_EQ(readBytes(*e, second), b);
+  std::vector<uint8_t> middleBytes(packed.begin() + 21 * 4,
+                                   packed.begin() + 27 * 4);
+  EXPECT_EQ(readBytes(*e, middle), middleBytes);
+}
+
 std::vector<hal::Backend> allBackends() {
   return {hal::Backend::Cpu, hal::Backend::Cuda};
 }

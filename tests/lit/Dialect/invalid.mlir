@@ -1651,3 +1651,55 @@ func.func private @role_not_string() -> (tensor<f32> {moe.role = 0 : i64})
 
 // expected-error @+1 {{must be one of "loss", "aux_loss", "expert_counts", "metric"}}
 func.func private @role_case() -> (tensor<f32> {moe.role = "loss"}, tensor<f32> {moe.role = "metric"}, tensor<f32> {moe.role = "Loss"})
+
+//===----------------------------------------------------------------------===//
+// moe.pack, moe.unpack (gradient buckets)
+//===----------------------------------------------------------------------===//
+
+// -----
+
+func.func @pack_wrong_size(%a: tensor<4x8xf32>, %b: tensor<8xf32>) {
+  // expected-error @+1 {{'moe.pack' op result must hold the 40 elements of the operands, found 'tensor<39xf32>'}}
+  %0 = moe.pack %a, %b : tensor<4x8xf32>, tensor<8xf32> -> tensor<39xf32>
+  return
+}
+
+// -----
+
+func.func @pack_not_flat(%a: tensor<4x8xf32>) {
+  // expected-error @+1 {{'moe.pack' op result must be 1-D, found 'tensor<4x8xf32>'}}
+  %0 = moe.pack %a : tensor<4x8xf32> -> tensor<4x8xf32>
+  return
+}
+
+// -----
+
+func.func @pack_mixed_types(%a: tensor<4xf32>, %b: tensor<4xbf16>) {
+  // expected-error @+1 {{'moe.pack' op operand #1 element type 'bf16' differs from the result's 'f32'}}
+  %0 = moe.pack %a, %b : tensor<4xf32>, tensor<4xbf16> -> tensor<8xf32>
+  return
+}
+
+// -----
+
+func.func @unpack_out_of_range(%flat: tensor<40xf32>) {
+  // expected-error @+1 {{'moe.unpack' op elements [36, 44) are not inside the input's 40}}
+  %0 = moe.unpack %flat {offset = 36 : i64} : tensor<40xf32> -> tensor<8xf32>
+  return
+}
+
+// -----
+
+func.func @unpack_negative_offset(%flat: tensor<40xf32>) {
+  // expected-error @+1 {{'moe.unpack' op elements [-1, 7) are not inside the input's 40}}
+  %0 = moe.unpack %flat {offset = -1 : i64} : tensor<40xf32> -> tensor<8xf32>
+  return
+}
+
+// -----
+
+func.func @unpack_from_2d(%flat: tensor<5x8xf32>) {
+  // expected-error @+1 {{'moe.unpack' op input must be a static 1-D tensor, found 'tensor<5x8xf32>'}}
+  %0 = moe.unpack %flat {offset = 0 : i64} : tensor<5x8xf32> -> tensor<8xf32>
+  return
+}

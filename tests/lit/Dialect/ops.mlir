@@ -465,3 +465,16 @@ func.func @annotations(
 // CHECK-LABEL: func.func private @declaration(tensor<4xf32> {moe.init = #moe.init<ones>, moe.param = "p"}) -> (tensor<f32> {moe.role = "loss"})
 func.func private @declaration(tensor<4xf32> {moe.param = "p", moe.init = #moe.init<ones>})
     -> (tensor<f32> {moe.role = "loss"})
+
+// Gradient buckets: pack two tensors, take them back out.
+// CHECK-LABEL: func.func @bucket
+// CHECK: %[[FLAT:.*]] = moe.pack %{{.*}}, %{{.*}} : tensor<4x8xf32>, tensor<8xf32> -> tensor<40xf32>
+// CHECK: moe.unpack %[[FLAT]] {offset = 0 : i64} : tensor<40xf32> -> tensor<4x8xf32>
+// CHECK: moe.unpack %[[FLAT]] {offset = 32 : i64} : tensor<40xf32> -> tensor<8xf32>
+func.func @bucket(%a: tensor<4x8xf32>, %b: tensor<8xf32>)
+    -> (tensor<4x8xf32>, tensor<8xf32>) {
+  %flat = moe.pack %a, %b : tensor<4x8xf32>, tensor<8xf32> -> tensor<40xf32>
+  %x = moe.unpack %flat {offset = 0 : i64} : tensor<40xf32> -> tensor<4x8xf32>
+  %y = moe.unpack %flat {offset = 32 : i64} : tensor<40xf32> -> tensor<8xf32>
+  return %x, %y : tensor<4x8xf32>, tensor<8xf32>
+}

@@ -39,6 +39,12 @@ GRIDS = [
     "ep=4",
     "dp=2 zero=1",
     "dp=2 ep=2 zero=2",
+    # Gradients reduced in buckets (moe-bucket-gradients): one bucket, and
+    # buckets of 64 KiB (many, some holding a single tensor) with tensor
+    # parallelism, whose forward all-reduces must stay where they are.
+    "dp=2 ep=2 bucket-mb=25",
+    "ep=2 tp=2 bucket-mb=0.0625",
+    "dp=2 zero=1 bucket-mb=0.0625",
 ]
 LOSS_RTOL = 1e-4
 PEAK_LR = 0.003
@@ -121,7 +127,12 @@ def main():
         plan = os.path.join(args.workdir, name + ".moeplan")
         cmd = [args.moe_opt, args.model, pipeline]
         if partition:
-            cmd.append("--moe-partition=" + partition)
+            items = partition.split()
+            buckets = [i for i in items if i.startswith("bucket-mb=")]
+            grid = " ".join(i for i in items if not i.startswith("bucket-mb="))
+            cmd.append("--moe-partition=" + grid)
+            if buckets:
+                cmd.append("--moe-bucket-gradients=" + buckets[0])
         cmd += ["--moe-emit-plan=output=%s seed=%d" % (plan, args.seed), "-o", os.devnull]
         run(cmd, env)
         return plan

@@ -371,6 +371,38 @@ Status checkInstructionShapes(const Instruction &inst, const Program &program) {
       c.sameShape(c.result(r), "an updated tensor", c.operand(0),
                   "the parameter");
     break;
+  case Op::pack: {
+    c.rank(c.result(0), 1, "the packed result");
+    int64_t elements = 0;
+    for (size_t i = 0; i < c.numOperands(); ++i) {
+      c.require(c.operand(i).dtype == c.result(0).dtype,
+                "operand #" + std::to_string(i) + " is " + c.operand(i).str() +
+                    ", expected the result's element type " +
+                    c.result(0).str());
+      elements += c.operand(i).numElements();
+    }
+    c.require(c.result(0).numElements() == elements,
+              "the packed result is " + c.result(0).str() + ", expected " +
+                  std::to_string(elements) +
+                  " elements (the operands' sum)");
+    break;
+  }
+  case Op::unpack: {
+    c.rank(c.operand(0), 1, "the packed operand");
+    c.require(c.operand(0).dtype == c.result(0).dtype,
+              "the result is " + c.result(0).str() +
+                  ", expected the operand's element type " +
+                  c.operand(0).str());
+    const int64_t offset = c.intAttr("offset").value_or(-1);
+    const int64_t size = c.operand(0).numElements();
+    c.require(offset >= 0 && offset <= size &&
+                  c.result(0).numElements() <= size - offset,
+              "elements [" + std::to_string(offset) + ", " +
+                  std::to_string(offset + c.result(0).numElements()) +
+                  ") are not inside the packed operand " +
+                  c.operand(0).str());
+    break;
+  }
   default:
     break;
   }

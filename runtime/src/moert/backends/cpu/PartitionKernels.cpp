@@ -4,7 +4,9 @@
 // pieces and collectives: the loss is normalized by a token count that is
 // all-reduced (token_count, div), the bias of a row-parallel linear is added
 // once after the all-reduce of the partial products (bias_add), scalars are
-// rescaled (mul). Plus fill, which materializes splat constants per step.
+// rescaled (mul), gradients of a bucket are packed into one buffer for one
+// collective and unpacked after it (pack, unpack). Plus fill, which
+// materializes splat constants per step.
 //
 //===----------------------------------------------------------------------===//
 #include "moert/backends/cpu/CpuKernels.h"
@@ -113,9 +115,40 @@ Status runFill(KernelCall &call) {
   return Status::success();
 }
 
+/// The operands, flattened, one after the other (a gradient bucket).
+Status runPack(KernelCall &call) {
+  char *out = call.result<char>(0);
+  int64_t bytes = 0;
+  for (size_t i = 0; i < call.numOperands(); ++i) {
+    const int64_t size = call.operandType(i).byteSize();
+    if (bytes + size > call.resultType(0).byteSize())
+      return invalidArgument("the operands do not fit the packed result " +
+                             call.resultType(0).str());
+    std::memcpy(out + bytes, call.operand<char>(i), size);
+    bytes += size;
+  }
+  return Status::success();
+}
+
+/// Elements [offset, offset + n) of the packed operand.
+Status runUnpack(KernelCall &call) {
+  MOERT_ASSIGN_OR_RETURN(int64_t offset, call.intAttr("offset"));
+  const int64_t element = exec::dtypeSize(call.resultType(0).dtype);
+  const int64_t bytes = call.resultType(0).byteSize();
+  if (offset < 0 || (offset * element) + bytes > call.operandType(0).byteSize())
+    return invalidArgument("elements from " + std::to_string(offset) +
+                           " of " + call.resultType(0).str() +
+                           " are not inside " + call.operandType(0).str());
+  std::memcpy(call.result<char>(0), call.operand<char>(0) + offset * element,
+              bytes);
+  return Status::success();
+}
+
 } // namespace
 
 void registerPartitionKernels(exec::KernelRegistry &registry) {
+  registry.add(Op::pack, {runPack});
+  registry.add(Op::unpack, {runUnpack});
   registry.add(Op::token_count, {runTokenCount});
   registry.add(Op::bias_add, {runBiasAdd});
   registry.add(Op::mul, {runMul});

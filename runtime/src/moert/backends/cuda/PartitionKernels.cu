@@ -3,7 +3,8 @@
 // The CUDA side of backends/cpu/PartitionKernels.cpp: the token count that
 // normalizes a partitioned loss (token_count, div), the bias of a
 // row-parallel linear added once after the all-reduce (bias_add), scalar
-// rescaling (mul), and the splat constants of a step (fill). The same shape
+// rescaling (mul), gradient buckets (pack, unpack: device-to-device copies)
+// and the splat constants of a step (fill). The same shape
 // and type checks as the CPU, on the host; the data never leaves the
 // device (the token count is counted there and stays there).
 //
@@ -166,9 +167,49 @@ Status runFill(KernelCall &call) {
   return invalidArgument("fill of an unknown element type");
 }
 
+/// The operands, flattened, one after the other: one device-to-device copy
+/// each on the stream (a gradient bucket).
+Status runPack(KernelCall &call) {
+  char *out = call.result<char>(0);
+  cudaStream_t stream = streamOf(call);
+  int64_t bytes = 0;
+  for (size_t i = 0; i < call.numOperands(); ++i) {
+    const int64_t size = call.operandType(i).byteSize();
+    if (bytes + size > call.resultType(0).byteSize())
+      return invalidArgument("the operands do not fit the packed result " +
+                             call.resultType(0).str());
+    if (size > 0)
+      MOERT_CUDA_RETURN_IF_ERROR(
+          cudaMemcpyAsync(out + bytes, call.operand<char>(i),
+                          static_cast<size_t>(size),
+                          cudaMemcpyDeviceToDevice, stream));
+    bytes += size;
+  }
+  return Status::success();
+}
+
+/// Elements [offset, offset + n) of the packed operand.
+Status runUnpack(KernelCall &call) {
+  MOERT_ASSIGN_OR_RETURN(int64_t offset, call.intAttr("offset"));
+  const int64_t element = exec::dtypeSize(call.resultType(0).dtype);
+  const int64_t bytes = call.resultType(0).byteSize();
+  if (offset < 0 || (offset * element) + bytes > call.operandType(0).byteSize())
+    return invalidArgument("elements from " + std::to_string(offset) +
+                           " of " + call.resultType(0).str() +
+                           " are not inside " + call.operandType(0).str());
+  if (bytes > 0)
+    MOERT_CUDA_RETURN_IF_ERROR(cudaMemcpyAsync(
+        call.result<char>(0), call.operand<char>(0) + offset * element,
+        static_cast<size_t>(bytes), cudaMemcpyDeviceToDevice,
+        streamOf(call)));
+  return Status::success();
+}
+
 } // namespace
 
 void registerPartitionKernels(exec::KernelRegistry &registry) {
+  registry.add(Op::pack, {runPack, 0, 0, nullptr});
+  registry.add(Op::unpack, {runUnpack, 0, 0, nullptr});
   registry.add(Op::token_count, {runTokenCount, 0, 0, nullptr});
   registry.add(Op::bias_add, {runBiasAdd, 0, 0, nullptr});
   registry.add(Op::mul, {runMul, 0, 0, nullptr});

@@ -1,0 +1,69 @@
+// RUN: moe-opt %s --split-input-file --moe-bucket-gradients | FileCheck %s
+// RUN: moe-opt %s --split-input-file --moe-bucket-gradients="bucket-mb=0.0001" | FileCheck %s --check-prefix=SMALL
+// RUN: not moe-opt %s --split-input-file --moe-bucket-gradients="bucket-mb=0" 2>&1 | FileCheck %s --check-prefix=ZERO
+// RUN: not moe-opt %s --split-input-file --moe-bucket-gradients="function=nope" 2>&1 | FileCheck %s --check-prefix=NOFUNC
+
+// Three gradient all-reduces over the same axes, used only at the end of the
+// step, become one bucket reduced where the last of them was; the
+// all-reduce over other axes, the one with another reduction and the i32
+// one stay as they are. A tensor-parallel partial sum used at once (%t)
+// closes nothing: it is a bucket of its own, left alone.
+// CHECK-LABEL: func.func @train_step
+// CHECK: %[[T:.*]] = shard.all_reduce %arg4 on @grid grid_axes = [2]
+// CHECK-NEXT: moe.add %[[T]], %[[T]]
+// CHECK: shard.all_reduce %arg3 on @grid grid_axes = [0]
+// CHECK: shard.all_reduce %arg5 on @grid grid_axes = [0, 1] reduction = max
+// CHECK: shard.all_reduce %arg6 on @grid grid_axes = [0, 1] : tensor<4xi32>
+// CHECK: %[[FLAT:.*]] = moe.pack %arg0, %arg1, %arg2 : tensor<4x8xf32>, tensor<8xf32>, tensor<f32> -> tensor<41xf32>
+// CHECK-NEXT: %[[SUM:.*]] = shard.all_reduce %[[FLAT]] on @grid grid_axes = [0, 1] : tensor<41xf32> -> tensor<41xf32>
+// CHECK-NEXT: %[[A:.*]] = moe.unpack %[[SUM]] {offset = 0 : i64} : tensor<41xf32> -> tensor<4x8xf32>
+// CHECK-NEXT: %[[B:.*]] = moe.unpack %[[SUM]] {offset = 32 : i64} : tensor<41xf32> -> tensor<8xf32>
+// CHECK-NEXT: %[[C:.*]] = moe.unpack %[[SUM]] {offset = 40 : i64} : tensor<41xf32> -> tensor<f32>
+// CHECK-NOT: shard.all_reduce %arg{{[012]}}
+// CHECK: return %[[A]], %[[B]], %[[C]]
+// With buckets of 104 bytes the 128-byte gradient fills one on its own;
+// the next two share one.
+// SMALL-LABEL: func.func @train_step
+// SMALL: shard.all_reduce %arg0 on @grid grid_axes = [0, 1] : tensor<4x8xf32>
+// SMALL: moe.pack %arg1, %arg2 : tensor<8xf32>, tensor<f32> -> tensor<9xf32>
+// ZERO: moe-bucket-gradients: bucket-mb must be in (0, 1048576] MiB, found 0
+// NOFUNC: moe-bucket-gradients: no function @nope
+module {
+  shard.grid @grid(shape = 2x2x2)
+  func.func @train_step(%g0: tensor<4x8xf32>, %g1: tensor<8xf32>,
+                        %g2: tensor<f32>, %e: tensor<8xf32>,
+                        %p: tensor<8xf32>, %m: tensor<8xf32>,
+                        %c: tensor<4xi32>)
+      -> (tensor<4x8xf32>, tensor<8xf32>, tensor<f32>, tensor<8xf32>,
+          tensor<8xf32>, tensor<8xf32>, tensor<4xi32>) {
+    %r0 = shard.all_reduce %g0 on @grid grid_axes = [0, 1] : tensor<4x8xf32> -> tensor<4x8xf32>
+    %t = shard.all_reduce %p on @grid grid_axes = [2] : tensor<8xf32> -> tensor<8xf32>
+    %u = moe.add %t, %t : tensor<8xf32>
+    %r1 = shard.all_reduce %g1 on @grid grid_axes = [0, 1] : tensor<8xf32> -> tensor<8xf32>
+    %re = shard.all_reduce %e on @grid grid_axes = [0] : tensor<8xf32> -> tensor<8xf32>
+    %rm = shard.all_reduce %m on @grid grid_axes = [0, 1] reduction = max : tensor<8xf32> -> tensor<8xf32>
+    %rc = shard.all_reduce %c on @grid grid_axes = [0, 1] : tensor<4xi32> -> tensor<4xi32>
+    %r2 = shard.all_reduce %g2 on @grid grid_axes = [0, 1] : tensor<f32> -> tensor<f32>
+    return %r0, %r1, %r2, %re, %u, %rm, %rc
+        : tensor<4x8xf32>, tensor<8xf32>, tensor<f32>, tensor<8xf32>,
+          tensor<8xf32>, tensor<8xf32>, tensor<4xi32>
+  }
+}
+
+// -----
+
+// A member used before the next candidate closes its bucket: %r0 is read
+// by moe.add before %g1 is reduced, so each stays a bucket of one.
+// CHECK-LABEL: func.func @train_step
+// CHECK-NOT: moe.pack
+// CHECK: return
+module {
+  shard.grid @grid(shape = 2x2x1)
+  func.func @train_step(%g0: tensor<8xf32>, %g1: tensor<8xf32>)
+      -> (tensor<8xf32>, tensor<8xf32>) {
+    %r0 = shard.all_reduce %g0 on @grid grid_axes = [0, 1] : tensor<8xf32> -> tensor<8xf32>
+    %s = moe.add %r0, %g1 : tensor<8xf32>
+    %r1 = shard.all_reduce %s on @grid grid_axes = [0, 1] : tensor<8xf32> -> tensor<8xf32>
+    return %r0, %r1 : tensor<8xf32>, tensor<8xf32>
+  }
+}
