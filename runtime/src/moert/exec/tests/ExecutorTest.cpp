@@ -366,6 +366,27 @@ TEST(Executor, RejectsShapesThatDoNotFitTheOp) {
     b.add("moe.gate", {x, wg}, {experts, slots, weights, counts, aux});
     expectRejected(b.program, "the routing i32[5x2] is not [6 tokens, k]");
   }
+  {
+    ProgramBuilder b;
+    int32_t g0 = b.arena(DType::F32, {4, 8}), g1 = b.arena(DType::F32, {8});
+    int32_t flat = b.arena(DType::F32, {39});
+    b.add("moe.pack", {g0, g1}, {flat});
+    expectRejected(b.program, "the packed result is f32[39], expected 40 "
+                              "elements (the operands' sum)");
+  }
+  {
+    ProgramBuilder b;
+    int32_t flat = b.arena(DType::F32, {40}), piece = b.arena(DType::F32, {8});
+    b.add("moe.unpack", {flat}, {piece}, {{"offset", int64_t(36)}});
+    expectRejected(b.program, "elements [36, 44) are not inside the packed "
+                              "operand f32[40]");
+    ProgramBuilder n;
+    flat = n.arena(DType::F32, {40});
+    piece = n.arena(DType::F32, {8});
+    n.add("moe.unpack", {flat}, {piece}, {{"offset", int64_t(-4)}});
+    expectRejected(n.program, "elements [-4, 4) are not inside the packed "
+                              "operand f32[40]");
+  }
 }
 
 TEST(Executor, RejectsMalformedPrograms) {
