@@ -60,6 +60,7 @@
 #include "llvm/Support/FileSystem.h"
 #include "llvm/Support/JSON.h"
 #include "llvm/Support/MemoryBuffer.h"
+#include "llvm/Support/Path.h"
 #include "llvm/Support/Program.h"
 #include "llvm/Support/raw_ostream.h"
 
@@ -341,6 +342,25 @@ void writeMemory(llvm::json::OStream &json, const Candidate &c) {
   json.attribute("persistent_bytes", c.report.persistentBytes);
   json.attribute("device_bytes", c.deviceBytes);
   json.attribute("host_bytes", c.hostBytes);
+}
+
+/// Writes `body`'s JSON to `path` through a temporary file renamed over it,
+/// so a failed or interrupted write leaves no partial file; false (with a
+/// message) when the file cannot be written.
+bool writeJson(const std::string &path,
+               llvm::function_ref<void(llvm::json::OStream &)> body) {
+  llvm::Error error =
+      llvm::writeToOutput(path, [&](llvm::raw_ostream &out) -> llvm::Error {
+        llvm::json::OStream json(out, 1);
+        body(json);
+        out << "\n";
+        return llvm::Error::success();
+      });
+  if (!error)
+    return true;
+  std::fprintf(stderr, "moe-plan: error: --json: %s\n",
+               llvm::toString(std::move(error)).c_str());
+  return false;
 }
 
 std::vector<int64_t> divisorsOf(int64_t n) {
@@ -691,15 +711,7 @@ int runLargest(const Options &o, const mlir::moe::ModelConfig &config,
   std::printf("moe-plan: %lld compiles in %.1f s\n", (long long)total,
               seconds);
 
-  if (!o.json.empty()) {
-    std::error_code ec;
-    llvm::raw_fd_ostream out(o.json, ec);
-    if (ec) {
-      std::fprintf(stderr, "moe-plan: error: cannot write '%s': %s\n",
-                   o.json.c_str(), ec.message().c_str());
-      return 1;
-    }
-    llvm::json::OStream json(out, 1);
+  if (!o.json.empty() && !writeJson(o.json, [&](llvm::json::OStream &json) {
     json.array([&] {
       for (const Largest &a : answers)
         json.object([&] {
@@ -735,8 +747,8 @@ int runLargest(const Options &o, const mlir::moe::ModelConfig &config,
           }
         });
     });
-    out << "\n";
-  }
+  }))
+    return 1;
   std::fflush(stdout);
   if (!any) {
     std::fprintf(stderr, "moe-plan: no size of %s fits %lld x %s\n",
@@ -870,6 +882,22 @@ int main(int argc, char **argv) {
     return usage("no model file given");
   if (o.devices == 0)
     return usage("--devices N is required");
+  if (!o.json.empty()) {
+    // Checked before minutes of compiling, not after.
+    llvm::SmallString<256> directory(o.json);
+    llvm::sys::path::remove_filename(directory);
+    if (directory.empty())
+      directory = ".";
+    if (llvm::sys::fs::is_directory(o.json) ||
+        !llvm::sys::fs::is_directory(directory) ||
+        llvm::sys::fs::access(directory, llvm::sys::fs::AccessMode::Write)) {
+      std::fprintf(stderr,
+                   "moe-plan: error: --json: cannot write '%s' (expected a "
+                   "file in an existing, writable directory)\n",
+                   o.json.c_str());
+      return 2;
+    }
+  }
   if (deviceMemory)
     o.device.memoryGiB = *deviceMemory;
   if (hostMemory)
@@ -992,15 +1020,7 @@ int main(int argc, char **argv) {
               static_cast<int64_t>(candidates.size()) > o.top
                   ? " (--top shows more)"
                   : "");
-  if (!o.json.empty()) {
-    std::error_code ec;
-    llvm::raw_fd_ostream out(o.json, ec);
-    if (ec) {
-      std::fprintf(stderr, "moe-plan: error: cannot write '%s': %s\n",
-                   o.json.c_str(), ec.message().c_str());
-      return 1;
-    }
-    llvm::json::OStream json(out, 1);
+  if (!o.json.empty() && !writeJson(o.json, [&](llvm::json::OStream &json) {
     json.array([&] {
       for (const Candidate &c : candidates)
         json.object([&] {
@@ -1045,8 +1065,8 @@ int main(int argc, char **argv) {
           });
         });
     });
-    out << "\n";
-  }
+  }))
+    return 1;
   std::fflush(stdout);
   if (fitting == 0) {
     std::fprintf(stderr, "moe-plan: no grid of %lld x %s fits %s\n",
