@@ -18,8 +18,10 @@ PACKAGES=(
   # The main job's pictures (loss, BLEU, expert load).
   python3-matplotlib
   # libFuzzer and the sanitizer runtimes for clang (scripts/fuzz.sh; the
-  # main build keeps g++).
-  clang-22 libclang-rt-22-dev
+  # main build keeps g++); LLVM's OpenMP runtime with libarcher, which tells
+  # ThreadSanitizer about OpenMP's synchronization
+  # (scripts/sanitize-threads.sh).
+  clang-22 libclang-rt-22-dev libomp-22-dev
 )
 
 missing=()

@@ -28,8 +28,9 @@ ctest --preset runtime-only -j"$jobs"
 
 # Sanitizers and fuzzers (skipped with MOE_SKIP_SANITIZE=1). Measured on a
 # 2-core machine with the compiler cache off: ASan build of the three test
-# binaries 207 s, their run 1 s, build of the four fuzz targets (the moe
-# dialect included) 132 s, fuzzing 4 x 30 s: about 460 s.
+# binaries 207 s, their run 1 s, TSan build of six test binaries about 70 s,
+# their run 8 s, build of the four fuzz targets (the moe dialect included)
+# 132 s, fuzzing 4 x 30 s: about 540 s.
 if [[ "${MOE_SKIP_SANITIZE:-0}" != 1 ]]; then
   echo "== ASan+UBSan: plan, checkpoint and HAL unit tests (runtime only)"
   cmake --preset asan >/dev/null
@@ -40,6 +41,9 @@ if [[ "${MOE_SKIP_SANITIZE:-0}" != 1 ]]; then
     "build-asan/runtime/src/moert/$suite/tests/moert-$suite-tests" --gtest_brief=1
   done
   unset ASAN_OPTIONS UBSAN_OPTIONS
+
+  echo "== ThreadSanitizer: OpenMP kernels, AdamW, communicator and watchdog (runtime only)"
+  scripts/sanitize-threads.sh
 
   echo "== fuzzers: ${FUZZ_SECONDS:-30} s per target on the committed inputs"
   FUZZ_IR=1 scripts/fuzz.sh "${FUZZ_SECONDS:-30}"

@@ -6,11 +6,15 @@
 //
 //===----------------------------------------------------------------------===//
 #include "moert/comm/Communicator.h"
+#include "moert/comm/Watchdog.h"
 
 #include <gtest/gtest.h>
 
+#include <atomic>
+#include <chrono>
 #include <cstring>
 #include <numeric>
+#include <thread>
 
 namespace moert::comm {
 namespace {
@@ -208,6 +212,32 @@ TEST(SingleRankGrid, ValidatesTheShape) {
   Expected<std::unique_ptr<GridCommunicators>> negative =
       makeSingleRankGrid({-1});
   EXPECT_FALSE(negative.ok());
+}
+
+// The collective watchdog's state is written by the thread that runs
+// collectives (and the step updates) while the watchdog thread reads it: an
+// armed watchdog polling every 100 ms (timeout 2 s) and two threads entering
+// and leaving watched collectives for a little longer than a second. Under
+// ThreadSanitizer (scripts/sanitize-threads.sh) any unsynchronized access is
+// a report; in every build the watchdog must not fire while no collective
+// lasts anywhere near its timeout.
+TEST(CollectiveWatchdog, ArmedWatchdogAndBusyCollectivesShareItsState) {
+  configureCollectiveWatchdog(2.0, "moert-comm-tests", 0);
+  std::atomic<int64_t> entered{0};
+  auto busy = [&entered](int64_t first) {
+    const auto end = std::chrono::steady_clock::now() + std::chrono::milliseconds(1200);
+    for (int64_t i = first; std::chrono::steady_clock::now() < end; ++i) {
+      CollectiveWatch outer("all_reduce on group 'dp'");
+      CollectiveWatch inner("nested piece");
+      setWatchdogStep(i);
+      entered.fetch_add(1, std::memory_order_relaxed);
+    }
+  };
+  std::thread other(busy, 1000000);
+  busy(0);
+  other.join();
+  configureCollectiveWatchdog(0.0, "moert-comm-tests", 0); // disarmed again
+  EXPECT_GT(entered.load(), 100);
 }
 
 } // namespace
