@@ -454,6 +454,53 @@ TEST(MultitaskTest, TemperatureSamplingAndSpanMaskingAreExact) {
   fs::remove_all(dir);
 }
 
+// The .mo reader fuzzer's seeds (fuzz/corpus/mo-reader, written by
+// fuzz/make_mo_seeds.py) are valid catalogs, in both byte orders, that the
+// reader takes apart as written; every committed regression input
+// (fuzz/regressions/mo-reader: minimized crashers) gives an entry list or a
+// Status naming the file, never a crash.
+TEST(CorpusTest, FuzzCorpusReplays) {
+  namespace fs = std::filesystem;
+  auto read = [](const fs::path &path) {
+    std::ifstream in(path, std::ios::binary);
+    return std::string(std::istreambuf_iterator<char>(in), {});
+  };
+  const fs::path corpus = fs::path(MOE_FUZZ_DIR) / "corpus" / "mo-reader";
+  Expected<std::vector<CatalogEntry>> little =
+      parseMoCatalog(read(corpus / "simple-le.mo"), "simple-le.mo");
+  Expected<std::vector<CatalogEntry>> big =
+      parseMoCatalog(read(corpus / "simple-be.mo"), "simple-be.mo");
+  Expected<std::vector<CatalogEntry>> features =
+      parseMoCatalog(read(corpus / "features.mo"), "features.mo");
+  ASSERT_TRUE(little.ok()) << little.status().toString();
+  ASSERT_TRUE(big.ok()) << big.status().toString();
+  ASSERT_TRUE(features.ok()) << features.status().toString();
+  ASSERT_EQ(little->size(), 3u);
+  EXPECT_EQ((*little)[1].source, "Open file");
+  EXPECT_EQ((*little)[1].translation, "Datei \xc3\xb6" "ffnen");
+  ASSERT_EQ(big->size(), 3u);
+  EXPECT_EQ((*big)[2].translation, "Quitter");
+  ASSERT_EQ(features->size(), 7u);
+  bool context = false, plural = false;
+  for (const CatalogEntry &entry : *features) {
+    context |= entry.context == "menu" && entry.source == "_Open";
+    plural |= entry.source == "%d file" && entry.translation == "%d Datei";
+  }
+  EXPECT_TRUE(context);
+  EXPECT_TRUE(plural);
+  const fs::path regressions =
+      fs::path(MOE_FUZZ_DIR) / "regressions" / "mo-reader";
+  if (fs::is_directory(regressions))
+    for (const fs::directory_entry &file : fs::directory_iterator(regressions)) {
+      Expected<std::vector<CatalogEntry>> parsed =
+          parseMoCatalog(read(file.path()), file.path().filename().string());
+      if (!parsed.ok())
+        EXPECT_NE(parsed.status().message().find(
+                      file.path().filename().string()),
+                  std::string::npos);
+    }
+}
+
 } // namespace
 } // namespace data
 } // namespace moert
