@@ -49,6 +49,8 @@ using namespace mlir::moe;
 
 namespace {
 
+constexpr size_t kMaxMembers = 4096;
+
 struct Bucket {
   SmallVector<shard::AllReduceOp> members;
   int64_t bytes = 0;
@@ -111,7 +113,9 @@ struct MoeBucketGradients
       bucket.bytes += bytes;
       for (Operation *user : reduce.getResult().getUsers())
         bucket.firstUse = std::min(bucket.firstUse, position.lookup(user));
-      if (static_cast<double>(bucket.bytes) >= limit)
+      // The plan's pack instruction takes at most 65535 operands.
+      if (static_cast<double>(bucket.bytes) >= limit ||
+          bucket.members.size() >= kMaxMembers)
         flush(bucket);
     }
     for (auto &[key, bucket] : open)
