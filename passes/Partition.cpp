@@ -562,6 +562,19 @@ void MoePartition::findTensorParallelLinears() {
   });
 }
 
+/// Where an error about a step argument points: its first use in the step
+/// (the function's own location would echo the signature, every argument
+/// on one line for a generated model), else the function.
+static Location argumentLoc(func::FuncOp func, BlockArgument arg) {
+  Operation *first = nullptr;
+  for (Operation *user : arg.getUsers()) {
+    Operation *inBody = func.getBody().front().findAncestorOpInBlock(*user);
+    if (inBody && (!first || inBody->isBeforeInBlock(first)))
+      first = inBody;
+  }
+  return first ? first->getLoc() : func.getLoc();
+}
+
 LogicalResult MoePartition::assignArguments() {
   Block &body = func.getBody().front();
   // Parameter groups (from the updates) and ZeRO shards.
@@ -585,7 +598,7 @@ LogicalResult MoePartition::assignArguments() {
       if (g != group.end() && g->second == ParamGroup::expert) {
         if (sizes[kEp] > 1) {
           if (type.getDimSize(0) % sizes[kEp] != 0)
-            return emitError(func.getLoc())
+            return emitError(argumentLoc(func, arg))
                    << "moe-partition: expected the experts of '"
                    << name.getValue() << "' (dimension 0 of " << type
                    << ") to be divisible by ep = " << sizes[kEp] << ", found "
@@ -595,7 +608,7 @@ LogicalResult MoePartition::assignArguments() {
       } else if (auto role = tpRole.lookup(arg); role != TpRole::None) {
         int dim = role == TpRole::Column ? type.getRank() - 1 : 0;
         if (type.getDimSize(dim) % sizes[kTp] != 0)
-          return emitError(func.getLoc())
+          return emitError(argumentLoc(func, arg))
                  << "moe-partition: expected dimension " << dim << " of '"
                  << name.getValue() << "' (" << type << ", the "
                  << (role == TpRole::Column ? "output" : "input")
@@ -608,7 +621,7 @@ LogicalResult MoePartition::assignArguments() {
     } else if (func.getArgAttr(i, MoeDialect::kInputAttrName)) {
       if (type.getRank() >= 1 && !tokenAxes.empty()) {
         if (type.getDimSize(0) % size(tokenAxes) != 0)
-          return emitError(func.getLoc())
+          return emitError(argumentLoc(func, arg))
                  << "moe-partition: expected the batch size of input '"
                  << func.getArgAttrOfType<StringAttr>(
                             i, MoeDialect::kInputAttrName)

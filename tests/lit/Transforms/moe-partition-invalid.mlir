@@ -53,13 +53,14 @@ module {
 
 // -----
 
-// 3 experts cannot be split over ep = 2.
-// expected-error @+1 {{moe-partition: expected the experts of 'experts.w1' (dimension 0 of 'tensor<3x4x8xf32>') to be divisible by ep = 2, found 3 experts}}
+// 3 experts cannot be split over ep = 2 (the error points at the
+// parameter's first use).
 func.func @train_step(%w: tensor<3x4x8xf32> {moe.param = "experts.w1"},
                       %m: tensor<3x4x8xf32> {moe.opt_state = "exp_avg", moe.state_of = "experts.w1"},
                       %v: tensor<3x4x8xf32> {moe.opt_state = "exp_avg_sq", moe.state_of = "experts.w1"},
                       %lr: tensor<f32>, %step: tensor<i64> {moe.input = "step"})
     -> tensor<3x4x8xf32> {
+  // expected-error @+1 {{moe-partition: expected the experts of 'experts.w1' (dimension 0 of 'tensor<3x4x8xf32>') to be divisible by ep = 2, found 3 experts}}
   %p, %m2, %v2 = moe.adamw expert %w, %w, %m, %v, %lr, %lr, %step
       {beta1 = 0.9 : f64, beta2 = 0.98 : f64, epsilon = 1.0e-8 : f64, weight_decay = 0.0 : f64}
       : tensor<3x4x8xf32>, tensor<f32>, tensor<i64>
@@ -87,10 +88,10 @@ func.func @train_step(%x: tensor<4x2x6xf32> {moe.input = "x"},
 // -----
 
 // A column-parallel FFN whose hidden size 5 cannot be split over tp = 2.
-// expected-error @+1 {{moe-partition: expected dimension 1 of 'fc1' ('tensor<4x5xf32>', the output features of a column-parallel linear) to be divisible by tp = 2, found 5}}
 func.func @train_step(%x: tensor<4x2x4xf32> {moe.input = "x"},
                       %w1: tensor<4x5xf32> {moe.param = "fc1"},
                       %w2: tensor<5x4xf32> {moe.param = "fc2"}) -> tensor<4x2x4xf32> {
+  // expected-error @+1 {{moe-partition: expected dimension 1 of 'fc1' ('tensor<4x5xf32>', the output features of a column-parallel linear) to be divisible by tp = 2, found 5}}
   %h = moe.linear %x, %w1 : (tensor<4x2x4xf32>, tensor<4x5xf32>) -> tensor<4x2x5xf32>
   %a = moe.activation relu %h : tensor<4x2x5xf32>
   %y = moe.linear %a, %w2 : (tensor<4x2x5xf32>, tensor<5x4xf32>) -> tensor<4x2x4xf32>
@@ -100,8 +101,8 @@ func.func @train_step(%x: tensor<4x2x4xf32> {moe.input = "x"},
 // -----
 
 // A batch of 6 sequences cannot be split over dp x ep = 4 token shards.
-// expected-error @+1 {{moe-partition: expected the batch size of input 'src_tokens' to be divisible by the 4 token shards (dp x ep = 2 x 2), found 6}}
 func.func @train_step(%tokens: tensor<6x4xi32> {moe.input = "src_tokens"}) -> tensor<6x4xi32> {
+  // expected-error @+1 {{moe-partition: expected the batch size of input 'src_tokens' to be divisible by the 4 token shards (dp x ep = 2 x 2), found 6}}
   return %tokens : tensor<6x4xi32>
 }
 
