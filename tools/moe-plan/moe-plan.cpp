@@ -373,8 +373,11 @@ std::vector<int64_t> divisorsOf(int64_t n) {
 
 void printAssumptions(const Options &o, const std::string &model) {
   const DeviceSpec &d = o.device;
-  char buckets[32];
-  std::snprintf(buckets, sizeof(buckets), "%g", o.bucketMb);
+  char buckets[96] = "one all-reduce per gradient (--bucket-mb)";
+  if (o.bucketMb > 0)
+    std::snprintf(buckets, sizeof(buckets),
+                  "gradients reduced in buckets of %g MiB (--bucket-mb)",
+                  o.bucketMb);
   std::printf("moe-plan: %s on %lld x %s (%.4g GiB, %.0f TFLOP/s bf16 peak, host "
               "%.4g GiB per device), %lld GPUs per node\n",
               model.c_str(), (long long)o.devices, d.name.c_str(), d.memoryGiB,
@@ -389,13 +392,7 @@ void printAssumptions(const Options &o, const std::string &model) {
               "compiled plan\n",
               100 * o.usable, 100 * o.efficiency, 100 * o.overlap, d.nvlinkGBs,
               d.interGBs, d.pcieGBs, o.hostAdamGBs, o.latencyInUs,
-              o.latencyOutUs,
-              o.bucketMb > 0
-                  ? ("gradients reduced in buckets of " +
-                     std::string(llvm::StringRef(buckets)) +
-                     " MiB (--bucket-mb)")
-                        .c_str()
-                  : "one all-reduce per gradient (--bucket-mb)");
+              o.latencyOutUs, buckets);
 }
 
 //===----------------------------------------------------------------------===//

@@ -11,6 +11,7 @@
 //===----------------------------------------------------------------------===//
 #include "moert/backends/cpu/CpuKernels.h"
 #include "moert/backends/cpu/KernelUtil.h"
+#include "moert/exec/BucketCopies.h"
 
 #include <algorithm>
 #include <cstring>
@@ -117,30 +118,17 @@ Status runFill(KernelCall &call) {
 
 /// The operands, flattened, one after the other (a gradient bucket).
 Status runPack(KernelCall &call) {
-  char *out = call.result<char>(0);
-  int64_t bytes = 0;
-  for (size_t i = 0; i < call.numOperands(); ++i) {
-    const int64_t size = call.operandType(i).byteSize();
-    if (bytes + size > call.resultType(0).byteSize())
-      return invalidArgument("the operands do not fit the packed result " +
-                             call.resultType(0).str());
-    std::memcpy(out + bytes, call.operand<char>(i), size);
-    bytes += size;
-  }
+  MOERT_ASSIGN_OR_RETURN(std::vector<exec::ByteCopy> copies,
+                         exec::packCopies(call));
+  for (const exec::ByteCopy &copy : copies)
+    std::memcpy(copy.to, copy.from, static_cast<size_t>(copy.bytes));
   return Status::success();
 }
 
 /// Elements [offset, offset + n) of the packed operand.
 Status runUnpack(KernelCall &call) {
-  MOERT_ASSIGN_OR_RETURN(int64_t offset, call.intAttr("offset"));
-  const int64_t element = exec::dtypeSize(call.resultType(0).dtype);
-  const int64_t bytes = call.resultType(0).byteSize();
-  if (offset < 0 || (offset * element) + bytes > call.operandType(0).byteSize())
-    return invalidArgument("elements from " + std::to_string(offset) +
-                           " of " + call.resultType(0).str() +
-                           " are not inside " + call.operandType(0).str());
-  std::memcpy(call.result<char>(0), call.operand<char>(0) + offset * element,
-              bytes);
+  MOERT_ASSIGN_OR_RETURN(exec::ByteCopy copy, exec::unpackCopy(call));
+  std::memcpy(copy.to, copy.from, static_cast<size_t>(copy.bytes));
   return Status::success();
 }
 

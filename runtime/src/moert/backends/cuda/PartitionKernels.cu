@@ -12,6 +12,7 @@
 #include "moert/backends/cuda/CudaDevice.h"
 #include "moert/backends/cuda/CudaKernels.h"
 #include "moert/backends/cuda/DenseDeviceUtils.cuh"
+#include "moert/exec/BucketCopies.h"
 #include "moert/exec/Executor.h"
 
 namespace moert {
@@ -170,38 +171,22 @@ Status runFill(KernelCall &call) {
 /// The operands, flattened, one after the other: one device-to-device copy
 /// each on the stream (a gradient bucket).
 Status runPack(KernelCall &call) {
-  char *out = call.result<char>(0);
-  cudaStream_t stream = streamOf(call);
-  int64_t bytes = 0;
-  for (size_t i = 0; i < call.numOperands(); ++i) {
-    const int64_t size = call.operandType(i).byteSize();
-    if (bytes + size > call.resultType(0).byteSize())
-      return invalidArgument("the operands do not fit the packed result " +
-                             call.resultType(0).str());
-    if (size > 0)
-      MOERT_CUDA_RETURN_IF_ERROR(
-          cudaMemcpyAsync(out + bytes, call.operand<char>(i),
-                          static_cast<size_t>(size),
-                          cudaMemcpyDeviceToDevice, stream));
-    bytes += size;
-  }
+  MOERT_ASSIGN_OR_RETURN(std::vector<exec::ByteCopy> copies,
+                         exec::packCopies(call));
+  for (const exec::ByteCopy &copy : copies)
+    MOERT_CUDA_RETURN_IF_ERROR(cudaMemcpyAsync(
+        copy.to, copy.from, static_cast<size_t>(copy.bytes),
+        cudaMemcpyDeviceToDevice, streamOf(call)));
   return Status::success();
 }
 
 /// Elements [offset, offset + n) of the packed operand.
 Status runUnpack(KernelCall &call) {
-  MOERT_ASSIGN_OR_RETURN(int64_t offset, call.intAttr("offset"));
-  const int64_t element = exec::dtypeSize(call.resultType(0).dtype);
-  const int64_t bytes = call.resultType(0).byteSize();
-  if (offset < 0 || (offset * element) + bytes > call.operandType(0).byteSize())
-    return invalidArgument("elements from " + std::to_string(offset) +
-                           " of " + call.resultType(0).str() +
-                           " are not inside " + call.operandType(0).str());
-  if (bytes > 0)
+  MOERT_ASSIGN_OR_RETURN(exec::ByteCopy copy, exec::unpackCopy(call));
+  if (copy.bytes > 0)
     MOERT_CUDA_RETURN_IF_ERROR(cudaMemcpyAsync(
-        call.result<char>(0), call.operand<char>(0) + offset * element,
-        static_cast<size_t>(bytes), cudaMemcpyDeviceToDevice,
-        streamOf(call)));
+        copy.to, copy.from, static_cast<size_t>(copy.bytes),
+        cudaMemcpyDeviceToDevice, streamOf(call)));
   return Status::success();
 }
 

@@ -8,11 +8,10 @@
 //===----------------------------------------------------------------------===//
 #include "moert/checkpoint/Safetensors.h"
 
+#include "FuzzInputs.h"
+
 #include <gtest/gtest.h>
 
-#include <dirent.h>
-#include <fstream>
-#include <iterator>
 #include <string>
 #include <vector>
 
@@ -20,21 +19,8 @@ namespace {
 
 using namespace moert::checkpoint;
 
-std::vector<std::string> filesIn(const std::string &directory) {
-  std::vector<std::string> files;
-  if (DIR *dir = ::opendir(directory.c_str())) {
-    while (dirent *entry = ::readdir(dir))
-      if (entry->d_name[0] != '.')
-        files.push_back(directory + "/" + entry->d_name);
-    ::closedir(dir);
-  }
-  return files;
-}
-
-std::vector<uint8_t> readBytes(const std::string &path) {
-  std::ifstream in(path, std::ios::binary);
-  return std::vector<uint8_t>(std::istreambuf_iterator<char>(in), {});
-}
+using moe::fuzz::filesIn;
+using moe::fuzz::readBytes;
 
 void checkTensorsInside(const Checkpoint &checkpoint, size_t fileSize,
                         const std::string &path) {

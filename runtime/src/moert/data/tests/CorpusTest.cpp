@@ -3,6 +3,8 @@
 #include "moert/data/MultitaskSource.h"
 #include "moert/data/Tokenizer.h"
 
+#include "FuzzInputs.h"
+
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -462,8 +464,8 @@ TEST(MultitaskTest, TemperatureSamplingAndSpanMaskingAreExact) {
 TEST(CorpusTest, FuzzCorpusReplays) {
   namespace fs = std::filesystem;
   auto read = [](const fs::path &path) {
-    std::ifstream in(path, std::ios::binary);
-    return std::string(std::istreambuf_iterator<char>(in), {});
+    std::vector<uint8_t> bytes = moe::fuzz::readBytes(path.string());
+    return std::string(bytes.begin(), bytes.end());
   };
   const fs::path corpus = fs::path(MOE_FUZZ_DIR) / "corpus" / "mo-reader";
   Expected<std::vector<CatalogEntry>> little =
@@ -488,17 +490,14 @@ TEST(CorpusTest, FuzzCorpusReplays) {
   }
   EXPECT_TRUE(context);
   EXPECT_TRUE(plural);
-  const fs::path regressions =
-      fs::path(MOE_FUZZ_DIR) / "regressions" / "mo-reader";
-  if (fs::is_directory(regressions))
-    for (const fs::directory_entry &file : fs::directory_iterator(regressions)) {
-      Expected<std::vector<CatalogEntry>> parsed =
-          parseMoCatalog(read(file.path()), file.path().filename().string());
-      if (!parsed.ok())
-        EXPECT_NE(parsed.status().message().find(
-                      file.path().filename().string()),
-                  std::string::npos);
-    }
+  for (const std::string &path : moe::fuzz::filesIn(
+           std::string(MOE_FUZZ_DIR) + "/regressions/mo-reader")) {
+    const std::string name = fs::path(path).filename().string();
+    Expected<std::vector<CatalogEntry>> parsed =
+        parseMoCatalog(read(path), name);
+    if (!parsed.ok())
+      EXPECT_NE(parsed.status().message().find(name), std::string::npos);
+  }
 }
 
 } // namespace
