@@ -1,4 +1,5 @@
-//===- InputLimits.h - Nesting limits for untrusted textual input ----------===//
+//===- InputLimits.h - Nesting limits for untrusted textual input
+//----------===//
 //
 // MLIR's textual parser, verifier and printer recurse once per nesting level
 // (region, attribute array, type parameter list), so a file with tens of

@@ -11,8 +11,8 @@
 
 #include "dialects/Moe/MoeOps.h"
 
-#include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "dialects/Moe/MoeDialect.h"
+#include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/IR/BuiltinTypes.h"
 #include "llvm/ADT/DenseMap.h"
 
@@ -128,11 +128,11 @@ MemoryPlan mlir::moe::planMemory(func::FuncOp func, int64_t alignment,
     if (chunks.empty())
       chunks.emplace_back();
     // The first chunk holding an offset above this one (else the last).
-    auto chunk = std::upper_bound(
-        chunks.begin(), chunks.end(), offset,
-        [](int64_t value, const std::vector<Placed> &c) {
-          return !c.empty() && value < c.back().offset;
-        });
+    auto chunk =
+        std::upper_bound(chunks.begin(), chunks.end(), offset,
+                         [](int64_t value, const std::vector<Placed> &c) {
+                           return !c.empty() && value < c.back().offset;
+                         });
     if (chunk == chunks.end())
       --chunk;
     auto at = std::upper_bound(

@@ -310,10 +310,10 @@ mlir::moe::parseModelConfig(llvm::StringRef text, llvm::StringRef sourceName) {
     if (!root->get(key))
       missing.push_back(key);
   if (!missing.empty())
-    return makeError(llvm::formatv(
-        "{0}: missing required key{1} \"{2}\"", sourceName,
-        missing.size() > 1 ? "s" : "",
-        llvm::join(missing.begin(), missing.end(), "\", \"")));
+    return makeError(
+        llvm::formatv("{0}: missing required key{1} \"{2}\"", sourceName,
+                      missing.size() > 1 ? "s" : "",
+                      llvm::join(missing.begin(), missing.end(), "\", \"")));
 
   if (llvm::Error error = validateModelConfig(config, sourceName))
     return std::move(error);
@@ -346,8 +346,8 @@ llvm::Error mlir::moe::validateModelConfig(const ModelConfig &c,
     constexpr int64_t kMaxBytes = int64_t(1) << 48;
     int64_t maxLen = std::max(c.srcLen, c.tgtLen);
     int64_t experts = std::max<int64_t>(c.numExperts, 1);
-    int64_t hidden = c.numExperts > 0 && c.expertHidden > 0 ? c.expertHidden
-                                                            : c.ffnHidden;
+    int64_t hidden =
+        c.numExperts > 0 && c.expertHidden > 0 ? c.expertHidden : c.ffnHidden;
     struct Product {
       const char *what;
       std::initializer_list<std::pair<const char *, int64_t>> factors;
@@ -404,9 +404,9 @@ llvm::Error mlir::moe::validateModelConfig(const ModelConfig &c,
         llvm::formatv("{0}: \"label_smoothing\" must be in [0, 1), found {1}",
                       sourceName, c.labelSmoothing));
   if (!(c.layerNormEps > 0.0 && std::isfinite(c.layerNormEps)))
-    return makeError(
-        llvm::formatv("{0}: \"layer_norm_eps\" must be finite and > 0, found {1}",
-                      sourceName, c.layerNormEps));
+    return makeError(llvm::formatv(
+        "{0}: \"layer_norm_eps\" must be finite and > 0, found {1}", sourceName,
+        c.layerNormEps));
   int64_t maxLen = std::max(c.srcLen, c.tgtLen);
   if (c.position == "learned" && c.maxPositions != 0 && c.maxPositions < maxLen)
     return makeError(llvm::formatv(
@@ -433,10 +433,11 @@ llvm::Error mlir::moe::validateModelConfig(const ModelConfig &c,
           sourceName, c.numExperts, g.topK));
     if (!(g.capacityFactor > 0.0 && std::isfinite(g.capacityFactor)) ||
         !(g.evalCapacityFactor > 0.0 && std::isfinite(g.evalCapacityFactor)))
-      return makeError(llvm::formatv(
-          "{0}: moe capacity factors must be finite and > 0, found capacity_factor = "
-          "{1}, eval_capacity_factor = {2}",
-          sourceName, g.capacityFactor, g.evalCapacityFactor));
+      return makeError(llvm::formatv("{0}: moe capacity factors must be finite "
+                                     "and > 0, found capacity_factor = "
+                                     "{1}, eval_capacity_factor = {2}",
+                                     sourceName, g.capacityFactor,
+                                     g.evalCapacityFactor));
     if (g.minCapacity < 0)
       return makeError(
           llvm::formatv("{0}: moe \"min_capacity\" must be >= 0, found {1}",

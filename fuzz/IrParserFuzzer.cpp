@@ -1,4 +1,5 @@
-//===- IrParserFuzzer.cpp - libFuzzer target: textual IR -------------------===//
+//===- IrParserFuzzer.cpp - libFuzzer target: textual IR
+//-------------------===//
 //
 // moe-opt's front end on any text: the nesting scan, then MLIR's parser and
 // verifier with the dialects moe-opt registers (moe, func, arith, tensor,
@@ -35,8 +36,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
               mlir::shard::ShardDialect>();
     return r;
   }();
-  mlir::MLIRContext context(*registry,
-                            mlir::MLIRContext::Threading::DISABLED);
+  mlir::MLIRContext context(*registry, mlir::MLIRContext::Threading::DISABLED);
   context.loadAllAvailableDialects();
   // Diagnostics are expected; they are not printed.
   context.getDiagEngine().registerHandler([](mlir::Diagnostic &) {});

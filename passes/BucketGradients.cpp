@@ -133,12 +133,11 @@ struct MoeBucketGradients
       int64_t elements = 0;
       for (shard::AllReduceOp member : bucket.members) {
         inputs.push_back(member.getInput());
-        elements +=
-            cast<RankedTensorType>(member.getInput().getType()).getNumElements();
+        elements += cast<RankedTensorType>(member.getInput().getType())
+                        .getNumElements();
       }
       Location loc = last.getLoc();
-      auto flatType =
-          RankedTensorType::get({elements}, builder.getF32Type());
+      auto flatType = RankedTensorType::get({elements}, builder.getF32Type());
       Value flat = PackOp::create(builder, loc, flatType, inputs);
       Operation *reduced = builder.clone(*last.getOperation());
       reduced->setOperand(0, flat);

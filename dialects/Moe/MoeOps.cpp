@@ -287,8 +287,7 @@ LogicalResult PaddingMaskOp::verify() {
     return failure();
   int64_t padId = getPadIdAttr().getInt();
   if (padId < 0)
-    return emitOpError() << "expects pad_id >= 0 (a token id), found "
-                         << padId;
+    return emitOpError() << "expects pad_id >= 0 (a token id), found " << padId;
   // A pad id outside the vocabulary masks nothing: every padded position
   // would be attended to. The vocabulary is the row count of the embedding
   // table the same tokens are looked up in.

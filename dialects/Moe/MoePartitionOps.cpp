@@ -52,8 +52,7 @@ LogicalResult UnpackOp::verify() {
     return emitOpError() << "input must be a static 1-D tensor, found "
                          << input;
   if (!result.hasStaticShape())
-    return emitOpError() << "result must have a static shape, found "
-                         << result;
+    return emitOpError() << "result must have a static shape, found " << result;
   if (result.getElementType() != input.getElementType())
     return emitOpError() << "result element type " << result.getElementType()
                          << " differs from the input's "

@@ -1,6 +1,6 @@
 //===- InputLimitsTest.cpp - Nesting and duplicate-key scans --------------===//
-#include "compiler/InitAll.h"
 #include "compiler/InputLimits.h"
+#include "compiler/InitAll.h"
 #include "compiler/ModelConfig.h"
 
 #include "mlir/IR/BuiltinOps.h"

@@ -214,8 +214,8 @@ TEST(ModelConfigTest, FuzzCorpusReplays) {
         EXPECT_TRUE(static_cast<bool>(config))
             << it->path() << ": " << llvm::toString(config.takeError());
       } else if (config) {
-        EXPECT_FALSE(static_cast<bool>(
-            validateModelConfig(*config, it->path())))
+        EXPECT_FALSE(
+            static_cast<bool>(validateModelConfig(*config, it->path())))
             << it->path();
       } else {
         EXPECT_FALSE(llvm::toString(config.takeError()).empty());

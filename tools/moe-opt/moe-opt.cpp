@@ -26,11 +26,12 @@ int main(int argc, char **argv) {
   const char *description = "MoE compiler: Mixture-of-Experts training plans\n";
   auto [inputFilename, outputFilename] =
       mlir::registerAndParseCLIOptions(argc, argv, description, registry);
-  mlir::MlirOptMainConfig config = mlir::MlirOptMainConfig::createFromCLOptions();
+  mlir::MlirOptMainConfig config =
+      mlir::MlirOptMainConfig::createFromCLOptions();
   // Listing dialects or passes reads no input: upstream's driver as is.
   if (config.shouldShowDialects() || config.shouldListPasses())
-    return mlir::asMainReturnCode(mlir::MlirOptMain(
-        argc, argv, inputFilename, outputFilename, registry));
+    return mlir::asMainReturnCode(
+        mlir::MlirOptMain(argc, argv, inputFilename, outputFilename, registry));
 
   auto error = [](const llvm::Twine &message) {
     llvm::WithColor::error(llvm::errs(), "moe-opt") << message << "\n";
@@ -44,16 +45,16 @@ int main(int argc, char **argv) {
   // Textual IR only: the bytecode reader keeps its region stack on the heap.
   if (!mlir::isBytecode(file->getMemBufferRef()))
     if (llvm::Error nesting = mlir::moe::checkIrNesting(
-            file->getBuffer(),
-            inputFilename == "-" ? llvm::StringRef("<stdin>")
-                                 : llvm::StringRef(inputFilename)))
+            file->getBuffer(), inputFilename == "-"
+                                   ? llvm::StringRef("<stdin>")
+                                   : llvm::StringRef(inputFilename)))
       return error(llvm::toString(std::move(nesting)));
   std::unique_ptr<llvm::ToolOutputFile> output =
       mlir::openOutputFile(outputFilename, &errorMessage);
   if (!output)
     return error(errorMessage);
-  if (failed(mlir::MlirOptMain(output->os(), std::move(file), registry,
-                               config)))
+  if (failed(
+          mlir::MlirOptMain(output->os(), std::move(file), registry, config)))
     return EXIT_FAILURE;
   // Like mlir-opt: the output is kept only when everything succeeded.
   output->keep();

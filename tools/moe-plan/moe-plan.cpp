@@ -185,8 +185,7 @@ std::vector<int> parseAxes(llvm::StringRef text) {
 /// the partition report; remembers what it compiled.
 class Compiler {
 public:
-  Compiler(mlir::MLIRContext &context, std::string reportPath,
-           double bucketMb)
+  Compiler(mlir::MLIRContext &context, std::string reportPath, double bucketMb)
       : context(context), reportPath(std::move(reportPath)) {
     if (bucketMb > 0) {
       char text[64];
@@ -709,42 +708,42 @@ int runLargest(const Options &o, const mlir::moe::ModelConfig &config,
               seconds);
 
   if (!o.json.empty() && !writeJson(o.json, [&](llvm::json::OStream &json) {
-    json.array([&] {
-      for (const Largest &a : answers)
-        json.object([&] {
-          json.attribute("combination", a.combination);
-          json.attribute("tensor_slicing", a.slicing);
-          json.attribute("found", a.found);
-          json.attribute("grids", a.grids);
-          json.attribute("compiles", a.compiles);
-          if (!a.found) {
-            json.attribute("why", a.why);
-            return;
-          }
-          const Candidate &c = a.best;
-          json.attribute("dp", c.grid.dp);
-          json.attribute("ep", c.grid.ep);
-          json.attribute("tp", c.grid.tp);
-          json.attribute("zero", c.grid.zero);
-          json.attribute("offload", c.offload);
-          json.attribute("scale", a.x);
-          json.attribute("num_experts", a.experts);
-          json.attribute("encoder_layers", a.encoderLayers);
-          json.attribute("decoder_layers", a.decoderLayers);
-          json.attribute("parameters", a.parameters);
-          json.attribute("at_search_limit", a.atLimit);
-          writeMemory(json, c);
-          json.attribute("flops", c.report.flops);
-          json.attribute("model_flops", c.modelFlops);
-          json.attribute("step_seconds", c.stepS());
-          json.attribute("mfu", c.mfu(o.device));
-          if (!a.atLimit && a.nextSize.report.rejected.empty()) {
-            json.attribute("next_device_bytes", a.nextSize.deviceBytes);
-            json.attribute("next_host_bytes", a.nextSize.hostBytes);
-          }
+        json.array([&] {
+          for (const Largest &a : answers)
+            json.object([&] {
+              json.attribute("combination", a.combination);
+              json.attribute("tensor_slicing", a.slicing);
+              json.attribute("found", a.found);
+              json.attribute("grids", a.grids);
+              json.attribute("compiles", a.compiles);
+              if (!a.found) {
+                json.attribute("why", a.why);
+                return;
+              }
+              const Candidate &c = a.best;
+              json.attribute("dp", c.grid.dp);
+              json.attribute("ep", c.grid.ep);
+              json.attribute("tp", c.grid.tp);
+              json.attribute("zero", c.grid.zero);
+              json.attribute("offload", c.offload);
+              json.attribute("scale", a.x);
+              json.attribute("num_experts", a.experts);
+              json.attribute("encoder_layers", a.encoderLayers);
+              json.attribute("decoder_layers", a.decoderLayers);
+              json.attribute("parameters", a.parameters);
+              json.attribute("at_search_limit", a.atLimit);
+              writeMemory(json, c);
+              json.attribute("flops", c.report.flops);
+              json.attribute("model_flops", c.modelFlops);
+              json.attribute("step_seconds", c.stepS());
+              json.attribute("mfu", c.mfu(o.device));
+              if (!a.atLimit && a.nextSize.report.rejected.empty()) {
+                json.attribute("next_device_bytes", a.nextSize.deviceBytes);
+                json.attribute("next_host_bytes", a.nextSize.hostBytes);
+              }
+            });
         });
-    });
-  }))
+      }))
     return 1;
   std::fflush(stdout);
   if (!any) {
@@ -820,8 +819,7 @@ int main(int argc, char **argv) {
       auto [in, out] = llvm::StringRef(v ? v : "").split(',');
       if (in.empty() || out.empty() || !llvm::to_float(in, o.latencyInUs) ||
           !llvm::to_float(out, o.latencyOutUs) || !(o.latencyInUs >= 0) ||
-          !(o.latencyOutUs >= 0) || o.latencyInUs > 1e6 ||
-          o.latencyOutUs > 1e6)
+          !(o.latencyOutUs >= 0) || o.latencyInUs > 1e6 || o.latencyOutUs > 1e6)
         return usage("--latency-us expects two non-negative numbers IN,OUT "
                      "(microseconds per collective call inside a node and "
                      "across nodes), found '" +
@@ -1018,51 +1016,51 @@ int main(int argc, char **argv) {
                   ? " (--top shows more)"
                   : "");
   if (!o.json.empty() && !writeJson(o.json, [&](llvm::json::OStream &json) {
-    json.array([&] {
-      for (const Candidate &c : candidates)
-        json.object([&] {
-          json.attribute("dp", c.grid.dp);
-          json.attribute("ep", c.grid.ep);
-          json.attribute("tp", c.grid.tp);
-          json.attribute("zero", c.grid.zero);
-          json.attribute("offload", c.offload);
-          if (!c.report.rejected.empty()) {
-            json.attribute("rejected", c.report.rejected);
-            return;
-          }
-          writeMemory(json, c);
-          json.attribute("fits", c.fits);
-          json.attribute("largest_term", c.largestTerm);
-          json.attribute("flops", c.report.flops);
-          json.attribute("model_flops", c.modelFlops);
-          json.attribute("step_seconds", c.stepS());
-          json.attribute("compute_seconds", c.computeS);
-          json.attribute("comm_seconds", c.commS);
-          json.attribute("exposed_comm_seconds", c.exposedCommS);
-          json.attribute("offload_seconds", c.offloadS);
-          json.attribute("mfu", c.mfu(d));
-          json.attributeObject("bytes_sent", [&] {
-            std::map<std::string, int64_t> byKind;
-            for (const Traffic &t : c.report.traffic)
-              byKind[t.kind] += t.bytes;
-            for (const auto &[kind, bytes] : byKind)
-              json.attribute(kind, bytes);
-          });
-          json.attributeArray("bytes_sent_by_axes", [&] {
-            for (const Traffic &t : c.report.traffic)
-              json.object([&] {
-                json.attribute("kind", t.kind);
-                json.attributeArray("axes", [&] {
-                  for (int axis : t.axes)
-                    json.value(axis);
-                });
-                json.attribute("bytes", t.bytes);
-                json.attribute("calls", t.calls);
+        json.array([&] {
+          for (const Candidate &c : candidates)
+            json.object([&] {
+              json.attribute("dp", c.grid.dp);
+              json.attribute("ep", c.grid.ep);
+              json.attribute("tp", c.grid.tp);
+              json.attribute("zero", c.grid.zero);
+              json.attribute("offload", c.offload);
+              if (!c.report.rejected.empty()) {
+                json.attribute("rejected", c.report.rejected);
+                return;
+              }
+              writeMemory(json, c);
+              json.attribute("fits", c.fits);
+              json.attribute("largest_term", c.largestTerm);
+              json.attribute("flops", c.report.flops);
+              json.attribute("model_flops", c.modelFlops);
+              json.attribute("step_seconds", c.stepS());
+              json.attribute("compute_seconds", c.computeS);
+              json.attribute("comm_seconds", c.commS);
+              json.attribute("exposed_comm_seconds", c.exposedCommS);
+              json.attribute("offload_seconds", c.offloadS);
+              json.attribute("mfu", c.mfu(d));
+              json.attributeObject("bytes_sent", [&] {
+                std::map<std::string, int64_t> byKind;
+                for (const Traffic &t : c.report.traffic)
+                  byKind[t.kind] += t.bytes;
+                for (const auto &[kind, bytes] : byKind)
+                  json.attribute(kind, bytes);
               });
-          });
+              json.attributeArray("bytes_sent_by_axes", [&] {
+                for (const Traffic &t : c.report.traffic)
+                  json.object([&] {
+                    json.attribute("kind", t.kind);
+                    json.attributeArray("axes", [&] {
+                      for (int axis : t.axes)
+                        json.value(axis);
+                    });
+                    json.attribute("bytes", t.bytes);
+                    json.attribute("calls", t.calls);
+                  });
+              });
+            });
         });
-    });
-  }))
+      }))
     return 1;
   std::fflush(stdout);
   if (fitting == 0) {

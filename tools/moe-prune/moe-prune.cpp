@@ -257,9 +257,8 @@ int main(int argc, char **argv) {
   // "-pruned<K>", below): a run refuses a checkpoint of another model.
   for (const auto &[key, value] : ck->metadata())
     if (Status s = writer.setMetadata(
-            key, key == "moert.model"
-                     ? value + "-pruned" + std::to_string(keep)
-                     : value);
+            key, key == "moert.model" ? value + "-pruned" + std::to_string(keep)
+                                      : value);
         !s.ok())
       return fail(s.message());
   for (const std::string &name : ck->tensorNames()) {

@@ -65,8 +65,7 @@ private:
 /// it has not been modified for a day (a pid reused by another process).
 /// Returns the number removed; AtomicFileWriter::create calls it, so every
 /// save of a target cleans up after the killed saves of that target.
-size_t removeStaleTemporaries(const std::string &path,
-                              long quietSeconds = 600);
+size_t removeStaleTemporaries(const std::string &path, long quietSeconds = 600);
 
 /// Writes `size` bytes to `path` with an AtomicFileWriter.
 Status writeFileAtomically(const std::string &path, const void *data,

@@ -277,7 +277,8 @@ SentencePieceModel::decode(const std::vector<int32_t> &ids) const {
                              " is outside the vocabulary of " +
                              std::to_string(impl_->processor.GetPieceSize()));
     // Control pieces (<s>, </s>) and the tags (<2de>, <mask>) are not text.
-    if (impl_->processor.IsControl(id) || isSpecialPiece(impl_->processor.IdToPiece(id)))
+    if (impl_->processor.IsControl(id) ||
+        isSpecialPiece(impl_->processor.IdToPiece(id)))
       continue;
     pieces.push_back(id);
   }

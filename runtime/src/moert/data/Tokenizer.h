@@ -53,7 +53,8 @@ Status encodeCorpus(const std::string &corpusDir);
 Expected<std::vector<EncodedPair>> readIdShard(const std::string &path);
 
 /// The languages of <corpusDir>/languages.tsv, in its order.
-Expected<std::vector<std::string>> corpusLanguages(const std::string &corpusDir);
+Expected<std::vector<std::string>>
+corpusLanguages(const std::string &corpusDir);
 
 /// The (English, X) text pairs of a corpus split file
 /// (<corpusDir>/<split>.<lang>.tsv); at most `limit` (0: all).

@@ -30,11 +30,11 @@ Expected<ByteCopy> unpackCopy(const KernelCall &call) {
   const int64_t element = dtypeSize(call.resultType(0).dtype);
   const int64_t bytes = call.resultType(0).byteSize();
   if (offset < 0 || (offset * element) + bytes > call.operandType(0).byteSize())
-    return invalidArgument("elements from " + std::to_string(offset) +
-                           " of " + call.resultType(0).str() +
-                           " are not inside " + call.operandType(0).str());
-  return ByteCopy{call.result<char>(0), call.operand<char>(0) + offset * element,
-                  bytes};
+    return invalidArgument("elements from " + std::to_string(offset) + " of " +
+                           call.resultType(0).str() + " are not inside " +
+                           call.operandType(0).str());
+  return ByteCopy{call.result<char>(0),
+                  call.operand<char>(0) + offset * element, bytes};
 }
 
 } // namespace exec

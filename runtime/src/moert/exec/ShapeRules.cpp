@@ -383,8 +383,7 @@ Status checkInstructionShapes(const Instruction &inst, const Program &program) {
     }
     c.require(c.result(0).numElements() == elements,
               "the packed result is " + c.result(0).str() + ", expected " +
-                  std::to_string(elements) +
-                  " elements (the operands' sum)");
+                  std::to_string(elements) + " elements (the operands' sum)");
     break;
   }
   case Op::unpack: {
@@ -399,8 +398,7 @@ Status checkInstructionShapes(const Instruction &inst, const Program &program) {
                   c.result(0).numElements() <= size - offset,
               "elements [" + std::to_string(offset) + ", " +
                   std::to_string(offset + c.result(0).numElements()) +
-                  ") are not inside the packed operand " +
-                  c.operand(0).str());
+                  ") are not inside the packed operand " + c.operand(0).str());
     break;
   }
   default:

@@ -569,10 +569,9 @@ Trainer::nextTokenFunction(std::vector<std::vector<int32_t>> sources) {
       return invalidArgument("source " + std::to_string(s) + " is empty");
     for (int32_t id : sources[s])
       if (id < 0 || id >= vocab)
-        return invalidArgument("source " + std::to_string(s) + " has token " +
-                               std::to_string(id) +
-                               ", outside the vocabulary of " +
-                               std::to_string(vocab));
+        return invalidArgument(
+            "source " + std::to_string(s) + " has token " + std::to_string(id) +
+            ", outside the vocabulary of " + std::to_string(vocab));
     // Cut to the plan's source length, keeping the last token (</s>).
     if (static_cast<int64_t>(sources[s].size()) > c.srcLen) {
       const int32_t last = sources[s].back();
@@ -604,9 +603,9 @@ Trainer::nextTokenFunction(std::vector<std::vector<int32_t>> sources) {
           input.labels.assign(static_cast<size_t>(c.batchSize * c.tgtLen),
                               c.padId);
           for (int64_t b = 0; b < c.batchSize; ++b) {
-            const size_t i = first + (static_cast<size_t>(b) < count
-                                          ? static_cast<size_t>(b)
-                                          : 0);
+            const size_t i =
+                first +
+                (static_cast<size_t>(b) < count ? static_cast<size_t>(b) : 0);
             if (rows[i] < 0 || rows[i] >= static_cast<int64_t>(sources.size()))
               return invalidArgument("decoding asked for source " +
                                      std::to_string(rows[i]) + " of " +
@@ -660,8 +659,7 @@ Expected<Trainer::GreedyEval> Trainer::evaluateGreedy(int64_t batches) {
   for (int64_t k = 0; k < batches; ++k) {
     // Held out: batches of steps no training run reaches.
     SeqBatch batch = task_->batch(seed_ ^ 0x5EEDull, 1000000000 + k);
-    std::vector<std::vector<int32_t>> sources(
-        static_cast<size_t>(c.batchSize));
+    std::vector<std::vector<int32_t>> sources(static_cast<size_t>(c.batchSize));
     for (int64_t b = 0; b < c.batchSize; ++b)
       sources[b].assign(batch.srcTokens.begin() + b * c.srcLen,
                         batch.srcTokens.begin() + (b + 1) * c.srcLen);

@@ -30,9 +30,9 @@
 #include "moert/eval/Decode.h"
 #include "moert/exec/Executor.h"
 #include "moert/plan/PlanLoader.h"
+#include "moert/runner/BatchSource.h"
 #include "moert/runner/Sharding.h"
 #include "moert/runner/StepIO.h"
-#include "moert/runner/BatchSource.h"
 #include "moert/runner/SyntheticTask.h"
 #include "moert/train/LossScaler.h"
 

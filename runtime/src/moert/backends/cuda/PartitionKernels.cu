@@ -174,9 +174,9 @@ Status runPack(KernelCall &call) {
   MOERT_ASSIGN_OR_RETURN(std::vector<exec::ByteCopy> copies,
                          exec::packCopies(call));
   for (const exec::ByteCopy &copy : copies)
-    MOERT_CUDA_RETURN_IF_ERROR(cudaMemcpyAsync(
-        copy.to, copy.from, static_cast<size_t>(copy.bytes),
-        cudaMemcpyDeviceToDevice, streamOf(call)));
+    MOERT_CUDA_RETURN_IF_ERROR(
+        cudaMemcpyAsync(copy.to, copy.from, static_cast<size_t>(copy.bytes),
+                        cudaMemcpyDeviceToDevice, streamOf(call)));
   return Status::success();
 }
 
@@ -184,9 +184,9 @@ Status runPack(KernelCall &call) {
 Status runUnpack(KernelCall &call) {
   MOERT_ASSIGN_OR_RETURN(exec::ByteCopy copy, exec::unpackCopy(call));
   if (copy.bytes > 0)
-    MOERT_CUDA_RETURN_IF_ERROR(cudaMemcpyAsync(
-        copy.to, copy.from, static_cast<size_t>(copy.bytes),
-        cudaMemcpyDeviceToDevice, streamOf(call)));
+    MOERT_CUDA_RETURN_IF_ERROR(
+        cudaMemcpyAsync(copy.to, copy.from, static_cast<size_t>(copy.bytes),
+                        cudaMemcpyDeviceToDevice, streamOf(call)));
   return Status::success();
 }
 

@@ -15,14 +15,14 @@
 
 #include <gtest/gtest.h>
 
-#include <csignal>
-#include <fstream>
 #include <algorithm>
+#include <csignal>
+#include <ctime>
 #include <fcntl.h>
+#include <fstream>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
-#include <ctime>
 #include <unistd.h>
 
 namespace moert::checkpoint {
@@ -198,8 +198,8 @@ TEST(AtomicFile, TemporariesOfKilledSavesAreRemovedByTheNextSave) {
   // that only look similar.
   std::string killed1 = path + ".tmp." + std::to_string(deadPid());
   std::string killed2 = path + ".tmp." + std::to_string(deadPid());
-  std::string otherTarget = dir.file("other.safetensors") + ".tmp." +
-                            std::to_string(deadPid());
+  std::string otherTarget =
+      dir.file("other.safetensors") + ".tmp." + std::to_string(deadPid());
   std::string live = path + ".tmp." + std::to_string(::getppid());
   std::string recent = path + ".tmp." + std::to_string(deadPid());
   std::string notPid = path + ".tmp.backup";

@@ -27,8 +27,7 @@ void checkTensorsInside(const Checkpoint &checkpoint, size_t fileSize,
   for (const std::string &name : checkpoint.tensorNames()) {
     auto view = checkpoint.tensor(name);
     ASSERT_TRUE(view.ok()) << path << ": " << name;
-    EXPECT_EQ(static_cast<size_t>(view->numElements()) *
-                  dtypeSize(view->dtype),
+    EXPECT_EQ(static_cast<size_t>(view->numElements()) * dtypeSize(view->dtype),
               view->bytes)
         << path << ": " << name;
     EXPECT_LE(view->bytes, fileSize) << path << ": " << name;
@@ -43,8 +42,8 @@ TEST(SafetensorsFuzzCorpus, SeedCheckpointsOpen) {
     std::vector<uint8_t> bytes = readBytes(path);
     size_t size = bytes.size();
     auto checkpoint = Checkpoint::fromBytes(std::move(bytes), path);
-    ASSERT_TRUE(checkpoint.ok()) << path << ": "
-                                 << checkpoint.status().toString();
+    ASSERT_TRUE(checkpoint.ok())
+        << path << ": " << checkpoint.status().toString();
     checkTensorsInside(*checkpoint, size, path);
   }
 }

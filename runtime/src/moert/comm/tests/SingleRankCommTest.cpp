@@ -225,7 +225,8 @@ TEST(CollectiveWatchdog, ArmedWatchdogAndBusyCollectivesShareItsState) {
   configureCollectiveWatchdog(2.0, "moert-comm-tests", 0);
   std::atomic<int64_t> entered{0};
   auto busy = [&entered](int64_t first) {
-    const auto end = std::chrono::steady_clock::now() + std::chrono::milliseconds(1200);
+    const auto end =
+        std::chrono::steady_clock::now() + std::chrono::milliseconds(1200);
     for (int64_t i = first; std::chrono::steady_clock::now() < end; ++i) {
       CollectiveWatch outer("all_reduce on group 'dp'");
       CollectiveWatch inner("nested piece");

@@ -362,20 +362,20 @@ TEST(CorpusTest, ByteFlippedAndTruncatedCatalogsNeverCrash) {
 // languages with 400 and 25 training pairs; p_l = n_l^(1/T) / sum, and every
 // denoising row masks round(0.35 |x|) tokens of its text.
 TEST(MultitaskTest, TemperatureSamplingAndSpanMaskingAreExact) {
-  const fs::path dir = fs::temp_directory_path() /
-                       ("moe-mt-" + std::to_string(::getpid()));
+  const fs::path dir =
+      fs::temp_directory_path() / ("moe-mt-" + std::to_string(::getpid()));
   fs::remove_all(dir);
   fs::create_directories(dir);
-  const char *words[] = {"alpha", "beta", "gamma", "delta", "epsilon", "zeta",
-                         "eta", "theta", "iota", "kappa", "lambda", "mu"};
+  const char *words[] = {"alpha", "beta",  "gamma", "delta", "epsilon", "zeta",
+                         "eta",   "theta", "iota",  "kappa", "lambda",  "mu"};
   const std::pair<const char *, int> sizes[] = {{"aa", 400}, {"bb", 25}};
   for (auto [language, count] : sizes)
     for (const char *split : {"train", "valid", "test"}) {
       std::ofstream out(dir / (std::string(split) + "." + language + ".tsv"));
       for (int i = 0; i < count; ++i)
         out << words[i % 12] << " " << words[(i / 12) % 12] << " "
-            << words[(i / 7) % 12] << "\t" << language << words[i % 12]
-            << " " << language << words[(i / 12) % 12] << " " << language
+            << words[(i / 7) % 12] << "\t" << language << words[i % 12] << " "
+            << language << words[(i / 12) % 12] << " " << language
             << words[(i / 5) % 12] << " " << words[(i / 3) % 12] << "\n";
     }
   std::ofstream(dir / "languages.tsv")
@@ -479,7 +479,8 @@ TEST(CorpusTest, FuzzCorpusReplays) {
   ASSERT_TRUE(features.ok()) << features.status().toString();
   ASSERT_EQ(little->size(), 3u);
   EXPECT_EQ((*little)[1].source, "Open file");
-  EXPECT_EQ((*little)[1].translation, "Datei \xc3\xb6" "ffnen");
+  EXPECT_EQ((*little)[1].translation, "Datei \xc3\xb6"
+                                      "ffnen");
   ASSERT_EQ(big->size(), 3u);
   EXPECT_EQ((*big)[2].translation, "Quitter");
   ASSERT_EQ(features->size(), 7u);
@@ -490,8 +491,8 @@ TEST(CorpusTest, FuzzCorpusReplays) {
   }
   EXPECT_TRUE(context);
   EXPECT_TRUE(plural);
-  for (const std::string &path : moe::fuzz::filesIn(
-           std::string(MOE_FUZZ_DIR) + "/regressions/mo-reader")) {
+  for (const std::string &path : moe::fuzz::filesIn(std::string(MOE_FUZZ_DIR) +
+                                                    "/regressions/mo-reader")) {
     const std::string name = fs::path(path).filename().string();
     Expected<std::vector<CatalogEntry>> parsed =
         parseMoCatalog(read(path), name);
