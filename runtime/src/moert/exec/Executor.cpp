@@ -4,6 +4,7 @@
 #include "moert/backends/cpu/CpuDevice.h"
 #include "moert/comm/Communicator.h"
 #include "moert/exec/DeviceErrors.h"
+#include "moert/exec/GradientPairs.h"
 #include "moert/exec/ShapeRules.h"
 
 #include <cstdio>
@@ -122,6 +123,7 @@ Expected<std::unique_ptr<Executor>> Executor::create(Program program,
     if (!device.hostAccessible())
       stagingBytes = std::max(stagingBytes, stagedBytes(*info, inst, p));
   }
+  MOERT_RETURN_IF_ERROR(checkGradientPairs(p));
   // The plan's memory against what the device has, before allocating: a
   // clear error instead of an allocation failure midway (or the host's OOM
   // killer later).

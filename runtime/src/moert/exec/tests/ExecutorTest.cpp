@@ -475,3 +475,119 @@ TEST(Executor, MissingAttributeIsAnError) {
 }
 
 } // namespace
+
+TEST(Executor, RejectsAGradientWhoseAttributesDifferFromItsForwardOp) {
+  auto create = [](const Program &program) {
+    return Executor::create(program);
+  };
+  // Dropout and its gradient drawing the same stream: the gradient
+  // redraws the forward mask, so the rates must agree.
+  auto dropout = [](double gradRate, int64_t gradStream) {
+    ProgramBuilder b;
+    int32_t x = b.arena(DType::F32, {4, 8}), y = b.arena(DType::F32, {4, 8});
+    int32_t gy = b.arena(DType::F32, {4, 8}), gx = b.arena(DType::F32, {4, 8});
+    b.add("moe.dropout", {x}, {y},
+          {{"rate", 0.1}, {"stream", int64_t{3}}});
+    b.add("moe.dropout_grad", {gy}, {gx},
+          {{"rate", gradRate}, {"stream", gradStream}});
+    return b.program;
+  };
+  EXPECT_TRUE(create(dropout(0.1, 3)).ok());
+  EXPECT_TRUE(create(dropout(0.2, 4)).ok()) << "another stream: no pair";
+  Expected<std::unique_ptr<Executor>> made = create(dropout(0.2, 3));
+  ASSERT_FALSE(made.ok());
+  EXPECT_EQ(made.status().code(), StatusCode::InvalidArgument);
+  EXPECT_EQ(made.status().message(),
+            "instruction #1 (moe.dropout_grad) at test: rate = 0.2 differs "
+            "from rate = 0.1 of instruction #0 (moe.dropout) at test, which "
+            "draws the same random stream 3; a gradient must be computed "
+            "with its forward op's attributes");
+
+  // Attention and its gradient over the same queries, keys and values.
+  auto attention = [](int64_t gradHeads) {
+    ProgramBuilder b;
+    int32_t q = b.arena(DType::F32, {2, 10, 16}),
+            k = b.arena(DType::F32, {2, 10, 16}),
+            v = b.arena(DType::F32, {2, 10, 16}),
+            y = b.arena(DType::F32, {2, 10, 16}),
+            gy = b.arena(DType::F32, {2, 10, 16}),
+            gq = b.arena(DType::F32, {2, 10, 16}),
+            gk = b.arena(DType::F32, {2, 10, 16}),
+            gv = b.arena(DType::F32, {2, 10, 16});
+    b.add("moe.attention", {q, k, v}, {y}, {{"num_heads", int64_t{2}}});
+    b.add("moe.attention_grad", {gy, q, k, v}, {gq, gk, gv},
+          {{"num_heads", gradHeads}});
+    return b.program;
+  };
+  EXPECT_TRUE(create(attention(2)).ok());
+  made = create(attention(4));
+  ASSERT_FALSE(made.ok());
+  EXPECT_NE(made.status().message().find(
+                "instruction #1 (moe.attention_grad) at test: num_heads = 4 "
+                "differs from num_heads = 2 of instruction #0 (moe.attention) "
+                "at test, whose operands it differentiates"),
+            std::string::npos)
+      << made.status().message();
+
+  // A flag absent on one side means false: a transposed weight in the
+  // gradient only is a mismatch, absent on both sides is not.
+  auto linear = [](bool gradTransposed) {
+    ProgramBuilder b;
+    int32_t x = b.arena(DType::F32, {4, 8}),
+            w = b.persistent(DType::F32, {8, 8}),
+            y = b.arena(DType::F32, {4, 8}), gy = b.arena(DType::F32, {4, 8}),
+            gx = b.arena(DType::F32, {4, 8}),
+            gw = b.arena(DType::F32, {8, 8});
+    b.add("moe.linear", {x, w}, {y});
+    std::map<std::string, AttrValue> attrs;
+    if (gradTransposed)
+      attrs["transpose_weight"] = int64_t{1};
+    b.add("moe.linear_grad", {gy, x, w}, {gx, gw}, attrs);
+    return b.program;
+  };
+  EXPECT_TRUE(create(linear(false)).ok());
+  made = create(linear(true));
+  ASSERT_FALSE(made.ok());
+  EXPECT_NE(made.status().message().find(
+                "transpose_weight = 1 differs from transpose_weight = 0"),
+            std::string::npos)
+      << made.status().message();
+
+  // The gate's gradient re-derives the routing of the gate that produced
+  // its expert ids: every gating attribute must agree.
+  auto gate = [](std::string gradNoise) {
+    ProgramBuilder b;
+    const int64_t s = 6, model = 4, experts = 2;
+    int32_t in = b.arena(DType::F32, {s, model}),
+            weight = b.persistent(DType::F32, {model, experts}),
+            chosen = b.arena(DType::I32, {s, 1}),
+            slots = b.arena(DType::I32, {s, 1}),
+            weights = b.arena(DType::F32, {s, 1}),
+            counts = b.arena(DType::I32, {experts}),
+            aux = b.arena(DType::F32, {}),
+            weightsGrad = b.arena(DType::F32, {s, 1}),
+            auxGrad = b.constant(DType::F32, {}, 1.0),
+            inGrad = b.arena(DType::F32, {s, model}),
+            weightGrad = b.arena(DType::F32, {model, experts});
+    std::map<std::string, AttrValue> attrs = {
+        {"top_k", int64_t{1}}, {"noise", std::string("jitter")},
+        {"jitter_eps", 0.5},   {"capacity", int64_t{s}},
+        {"stream", int64_t{5}}};
+    b.add("moe.gate", {in, weight}, {chosen, slots, weights, counts, aux},
+          attrs);
+    attrs["noise"] = gradNoise;
+    b.add("moe.gate_grad", {weightsGrad, auxGrad, in, weight, chosen, slots},
+          {inGrad, weightGrad}, attrs);
+    return b.program;
+  };
+  made = create(gate("jitter"));
+  EXPECT_TRUE(made.ok()) << made.status().toString();
+  made = create(gate("rsample"));
+  ASSERT_FALSE(made.ok());
+  EXPECT_NE(made.status().message().find(
+                "instruction #1 (moe.gate_grad) at test: noise = \"rsample\" "
+                "differs from noise = \"jitter\" of instruction #0 (moe.gate) "
+                "at test, whose routing it differentiates"),
+            std::string::npos)
+      << made.status().message();
+}
