@@ -15,9 +15,12 @@
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/IR/BuiltinTypes.h"
 #include "llvm/ADT/DenseMap.h"
+#include "llvm/ADT/STLExtras.h"
 
 #include <algorithm>
 #include <map>
+#include <optional>
+#include <vector>
 
 using namespace mlir;
 using namespace mlir::moe;
@@ -33,6 +36,142 @@ int64_t mlir::moe::tensorBytes(Type type) {
 
 static int64_t alignUp(int64_t value, int64_t alignment) {
   return (value + alignment - 1) / alignment * alignment;
+}
+
+namespace {
+
+/// Byte ranges, sorted and coalesced (ranges that touch or overlap are
+/// one): where a set of buffers lies, without which buffer is where.
+class RangeSet {
+public:
+  bool empty() const { return ranges_.empty(); }
+
+  void insert(int64_t begin, int64_t end) {
+    auto byBegin = [](int64_t value, const Range &r) { return value < r.begin; };
+    auto next = std::upper_bound(ranges_.begin(), ranges_.end(), begin, byBegin);
+    auto first = next;
+    if (next != ranges_.begin() && std::prev(next)->end >= begin) {
+      first = std::prev(next);
+      begin = first->begin;
+      end = std::max(end, first->end);
+    }
+    auto last = next;
+    for (; last != ranges_.end() && last->begin <= end; ++last)
+      end = std::max(end, last->end);
+    if (first == last) {
+      ranges_.insert(first, Range{begin, end});
+      return;
+    }
+    *first = Range{begin, end};
+    ranges_.erase(first + 1, last);
+  }
+
+  /// The end of the range that [offset, offset + size) meets, if any.
+  std::optional<int64_t> blockedUntil(int64_t offset, int64_t size) const {
+    auto it = std::lower_bound(
+        ranges_.begin(), ranges_.end(), offset + size,
+        [](const Range &r, int64_t value) { return r.begin < value; });
+    if (it == ranges_.begin() || std::prev(it)->end <= offset)
+      return std::nullopt;
+    return std::prev(it)->end;
+  }
+
+private:
+  struct Range {
+    int64_t begin, end;
+  };
+  std::vector<Range> ranges_;
+};
+
+/// The placed buffers, indexed by lifetime for first-fit placement: a
+/// segment tree over op positions. A buffer live over [first, last] is
+/// stored at the canonical nodes of that interval (`own`), and its byte
+/// range is added to the subtree occupancy (`below`) of those nodes and of
+/// all their ancestors. For a new lifetime [first, last], the buffers live
+/// at some position of it are exactly those in `below` of its canonical
+/// nodes (stored within their subtrees, so live inside the interval) and
+/// those in `own` of the canonical nodes' proper ancestors (live over all
+/// of an ancestor's range). The lowest offset free in all these range sets
+/// is the first-fit offset, the offset a sweep over every placed buffer in
+/// offset order finds; ranges coalesce, so a stack of buffers live at the
+/// same time is passed in one step instead of one buffer at a time (the
+/// sweep made planning quadratic in the depth of the model).
+class PlacedBuffers {
+public:
+  explicit PlacedBuffers(int64_t positions) {
+    while (leaves_ < positions)
+      leaves_ *= 2;
+    own_.resize(2 * leaves_);
+    below_.resize(2 * leaves_);
+  }
+
+  /// Places a buffer live over op positions [first, last] at the lowest
+  /// free offset and returns it.
+  int64_t place(int64_t first, int64_t last, int64_t size) {
+    canonical_.clear();
+    for (int64_t lo = first + leaves_, hi = last + leaves_ + 1; lo < hi;
+         lo /= 2, hi /= 2) {
+      if (lo & 1)
+        canonical_.push_back(lo++);
+      if (hi & 1)
+        canonical_.push_back(--hi);
+    }
+    // Proper ancestors of the canonical nodes (they share paths).
+    ancestors_.clear();
+    for (int64_t node : canonical_)
+      for (int64_t up = node / 2; up >= 1; up /= 2) {
+        if (llvm::is_contained(ancestors_, up))
+          break;
+        ancestors_.push_back(up);
+      }
+    sets_.clear();
+    for (int64_t node : canonical_)
+      if (!below_[node].empty())
+        sets_.push_back(&below_[node]);
+    for (int64_t node : ancestors_)
+      if (!own_[node].empty())
+        sets_.push_back(&own_[node]);
+    // Move past every range the buffer meets until all sets in a row meet
+    // none (after a move, the same set is asked again: its next range may
+    // begin within the buffer).
+    int64_t offset = 0;
+    for (size_t at = 0, clear = 0; clear < sets_.size();) {
+      if (std::optional<int64_t> until =
+              sets_[at]->blockedUntil(offset, size)) {
+        offset = *until;
+        clear = 0;
+        continue;
+      }
+      ++clear;
+      at = (at + 1) % sets_.size();
+    }
+    for (int64_t node : canonical_) {
+      own_[node].insert(offset, offset + size);
+      below_[node].insert(offset, offset + size);
+    }
+    for (int64_t node : ancestors_)
+      below_[node].insert(offset, offset + size);
+    return offset;
+  }
+
+private:
+  int64_t leaves_ = 1;
+  std::vector<RangeSet> own_, below_;
+  SmallVector<int64_t, 64> canonical_, ancestors_;
+  SmallVector<const RangeSet *, 64> sets_;
+};
+
+} // namespace
+
+void mlir::moe::placeFirstFit(MutableArrayRef<BufferAssignment> buffers,
+                              ArrayRef<unsigned> order) {
+  int64_t positions = 0;
+  for (const BufferAssignment &buffer : buffers)
+    positions = std::max(positions, buffer.lastUse + 1);
+  PlacedBuffers placed(positions);
+  for (unsigned i : order)
+    buffers[i].offset =
+        placed.place(buffers[i].firstUse, buffers[i].lastUse, buffers[i].size);
 }
 
 MemoryPlan mlir::moe::planMemory(func::FuncOp func, int64_t alignment,
@@ -90,61 +229,9 @@ MemoryPlan mlir::moe::planMemory(func::FuncOp func, int64_t alignment,
       return x.size > y.size;
     return x.firstUse < y.firstUse;
   });
-  // Each buffer goes to the lowest offset where it overlaps no placed buffer
-  // that is live at the same time. The placed buffers are kept sorted by
-  // offset, so one sweep in that order finds the first gap without
-  // collecting and sorting the live ones for every buffer (which made
-  // planning quadratic-times-log in the depth of the model).
-  struct Placed {
-    int64_t offset, end, firstUse, lastUse;
-  };
-  // Sorted by offset, in chunks of at most 2 * kChunk records: the sweep
-  // reads contiguous memory and an insertion moves one chunk, not the whole
-  // list.
-  constexpr size_t kChunk = 256;
-  std::vector<std::vector<Placed>> chunks;
-  for (unsigned i : order) {
-    BufferAssignment &buffer = plan.buffers[i];
-    int64_t offset = 0;
-    bool found = false;
-    for (const std::vector<Placed> &chunk : chunks) {
-      for (const Placed &other : chunk) {
-        if (other.lastUse < buffer.firstUse || buffer.lastUse < other.firstUse)
-          continue;
-        if (offset + buffer.size <= other.offset) {
-          found = true;
-          break;
-        }
-        offset = std::max(offset, other.end);
-      }
-      if (found)
-        break;
-    }
-    buffer.offset = offset;
-    plan.arenaBytes = std::max(plan.arenaBytes, offset + buffer.size);
-
-    Placed record{offset, offset + buffer.size, buffer.firstUse,
-                  buffer.lastUse};
-    if (chunks.empty())
-      chunks.emplace_back();
-    // The first chunk holding an offset above this one (else the last).
-    auto chunk =
-        std::upper_bound(chunks.begin(), chunks.end(), offset,
-                         [](int64_t value, const std::vector<Placed> &c) {
-                           return !c.empty() && value < c.back().offset;
-                         });
-    if (chunk == chunks.end())
-      --chunk;
-    auto at = std::upper_bound(
-        chunk->begin(), chunk->end(), offset,
-        [](int64_t value, const Placed &p) { return value < p.offset; });
-    chunk->insert(at, record);
-    if (chunk->size() > 2 * kChunk) {
-      std::vector<Placed> upper(chunk->begin() + kChunk, chunk->end());
-      chunk->resize(kChunk);
-      chunks.insert(chunk + 1, std::move(upper));
-    }
-  }
+  placeFirstFit(plan.buffers, order);
+  for (const BufferAssignment &buffer : plan.buffers)
+    plan.arenaBytes = std::max(plan.arenaBytes, buffer.offset + buffer.size);
   return plan;
 }
 

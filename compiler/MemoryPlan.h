@@ -10,6 +10,7 @@
 #define MOE_COMPILER_MEMORYPLAN_H
 
 #include "mlir/IR/Value.h"
+#include "llvm/ADT/ArrayRef.h"
 #include "llvm/ADT/DenseMap.h"
 #include "llvm/ADT/STLFunctionalExtras.h"
 #include "llvm/ADT/SmallVector.h"
@@ -47,6 +48,15 @@ int64_t tensorBytes(Type type);
 /// state) and get no arena buffer.
 MemoryPlan planMemory(func::FuncOp func, int64_t alignment = 64,
                       llvm::function_ref<bool(Value)> external = {});
+
+/// Sets the offset of every buffer, in `order` (indices into `buffers`):
+/// each goes to the lowest offset where it shares no byte with an earlier
+/// placed buffer whose lifetime [firstUse, lastUse] overlaps its own (first
+/// fit). `planMemory` calls it largest first. Each placement queries and
+/// updates O(log n) coalesced range sets (a segment tree over lifetimes)
+/// instead of sweeping every placed buffer.
+void placeFirstFit(MutableArrayRef<BufferAssignment> buffers,
+                   ArrayRef<unsigned> order);
 
 /// The op results of a training step that live in the persistent buffer of
 /// an argument rather than in the arena, mapped to that argument: AdamW

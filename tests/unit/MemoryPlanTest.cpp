@@ -12,6 +12,10 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <random>
+#include <vector>
+
 using namespace mlir;
 using namespace mlir::moe;
 
@@ -95,6 +99,100 @@ TEST_F(MemoryPlanTest, ArgumentsAreNotInTheArena) {
   EXPECT_EQ(plan.argumentBytes, expected);
   for (const BufferAssignment &b : plan.buffers)
     EXPECT_FALSE(isa<BlockArgument>(b.value));
+}
+
+/// First fit by its definition, independent of the planner's index: for
+/// each buffer in order, the placed buffers whose lifetimes overlap its own,
+/// sorted by offset, swept for the first gap that holds it.
+std::vector<int64_t> referenceFirstFit(ArrayRef<BufferAssignment> buffers,
+                                       ArrayRef<unsigned> order) {
+  std::vector<int64_t> offsets(buffers.size(), -1);
+  std::vector<unsigned> placed;
+  for (unsigned i : order) {
+    const BufferAssignment &b = buffers[i];
+    std::vector<std::pair<int64_t, int64_t>> busy; // [offset, end)
+    for (unsigned j : placed)
+      if (!(buffers[j].lastUse < b.firstUse || b.lastUse < buffers[j].firstUse))
+        busy.push_back({offsets[j], offsets[j] + buffers[j].size});
+    std::sort(busy.begin(), busy.end());
+    int64_t offset = 0;
+    for (auto [begin, end] : busy) {
+      if (offset + b.size <= begin)
+        break;
+      offset = std::max(offset, end);
+    }
+    offsets[i] = offset;
+    placed.push_back(i);
+  }
+  return offsets;
+}
+
+/// Largest first, then by first use: the order planMemory places in.
+std::vector<unsigned> largestFirst(ArrayRef<BufferAssignment> buffers) {
+  std::vector<unsigned> order(buffers.size());
+  for (unsigned i = 0; i < order.size(); ++i)
+    order[i] = i;
+  std::stable_sort(order.begin(), order.end(), [&](unsigned a, unsigned b) {
+    if (buffers[a].size != buffers[b].size)
+      return buffers[a].size > buffers[b].size;
+    return buffers[a].firstUse < buffers[b].firstUse;
+  });
+  return order;
+}
+
+TEST_F(MemoryPlanTest, PlacementIsFirstFitOnTheTrainingStep) {
+  OwningOpRef<ModuleOp> module = compileDemo();
+  auto trainStep = module->lookupSymbol<func::FuncOp>("train_step");
+  MemoryPlan plan = planMemory(trainStep, 64);
+  std::vector<int64_t> want =
+      referenceFirstFit(plan.buffers, largestFirst(plan.buffers));
+  for (size_t i = 0; i < plan.buffers.size(); ++i)
+    ASSERT_EQ(plan.buffers[i].offset, want[i]) << "buffer " << i;
+}
+
+TEST(FirstFit, EqualsTheDefinitionOnRandomLifetimes) {
+  // Layered lifetimes as a training step has them (activations live from
+  // the forward to the backward pass, nested; short temporaries), plus
+  // arbitrary intervals, over several size classes and placement orders.
+  std::mt19937_64 rng(7);
+  for (int trial = 0; trial < 20; ++trial) {
+    const int64_t positions = 50 + trial * 40;
+    std::vector<BufferAssignment> buffers;
+    std::uniform_int_distribution<int64_t> at(0, positions - 1),
+        sizeClass(0, 4), shortLife(0, 3);
+    for (int i = 0; i < 15 * (trial + 2); ++i) {
+      BufferAssignment b;
+      b.size = int64_t{64} << sizeClass(rng);
+      if (i % 4 == 0) {
+        b.size += 64 * shortLife(rng); // sizes that are not powers of two
+      }
+      int64_t f = at(rng);
+      switch (i % 3) {
+      case 0: // nested: forward to the mirrored backward position
+        b.firstUse = std::min(f, positions - 1 - f);
+        b.lastUse = std::max(f, positions - 1 - f);
+        break;
+      case 1: // short
+        b.firstUse = f;
+        b.lastUse = std::min(positions - 1, f + shortLife(rng));
+        break;
+      default: // anything
+        b.firstUse = std::min(f, at(rng));
+        b.lastUse = std::max(f, at(rng));
+        if (b.lastUse < b.firstUse)
+          std::swap(b.firstUse, b.lastUse);
+      }
+      buffers.push_back(b);
+    }
+    std::vector<unsigned> order = largestFirst(buffers);
+    if (trial % 2) // also an order that is not by size
+      std::shuffle(order.begin(), order.end(), rng);
+    placeFirstFit(buffers, order);
+    std::vector<int64_t> want = referenceFirstFit(buffers, order);
+    for (size_t i = 0; i < buffers.size(); ++i)
+      ASSERT_EQ(buffers[i].offset, want[i])
+          << "trial " << trial << ", buffer " << i;
+  }
 }
 
 } // namespace
