@@ -38,6 +38,7 @@
 #include <cstdio>
 #include <cstring>
 #include <fstream>
+#include <functional>
 #include <random>
 #include <sstream>
 #include <string>
@@ -169,8 +170,11 @@ int check(const Options &o) {
   }
   llvm::InitializeNativeTarget();
   llvm::InitializeNativeTargetAsmPrinter();
+  // The options hold a function_ref: the transformer must outlive them.
+  std::function<llvm::Error(llvm::Module *)> optimize =
+      mlir::makeOptimizingTransformer(2, 0, nullptr);
   mlir::ExecutionEngineOptions engineOptions;
-  engineOptions.transformer = mlir::makeOptimizingTransformer(2, 0, nullptr);
+  engineOptions.transformer = optimize;
   auto engine = mlir::ExecutionEngine::create(*module, engineOptions);
   if (!engine) {
     std::fprintf(stderr, "moe-kernel-check: JIT: %s\n",
