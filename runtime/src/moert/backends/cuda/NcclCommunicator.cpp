@@ -16,6 +16,7 @@
 #include <cstring>
 #include <deque>
 #include <functional>
+#include <future>
 #include <map>
 #include <mutex>
 #include <thread>
@@ -318,14 +319,28 @@ public:
 
   /// Aborts every communicator (NCCL stops their kernels and frees them);
   /// later collectives fail naming `reason`. Also for a communicator whose
-  /// creation failed (ncclCommDestroy is not for those).
-  void abortAll(const std::string &reason) {
+  /// creation failed (ncclCommDestroy is not for those). With
+  /// `graceSeconds` >= 0 the aborts run on a thread of their own and this
+  /// returns after at most that long (ncclCommAbort has been seen to hang
+  /// in some NCCL versions; a job that is about to end must not).
+  void abortAll(const std::string &reason, double graceSeconds = -1) {
     if (aborted_)
       return;
     aborted_ = true;
     abortReason_ = reason;
-    for (auto it = comms_.rbegin(); it != comms_.rend(); ++it)
-      ncclApi().commAbort(*it);
+    std::vector<ncclComm_t> newestFirst(comms_.rbegin(), comms_.rend());
+    auto abortThem = [newestFirst] {
+      for (ncclComm_t comm : newestFirst)
+        ncclApi().commAbort(comm);
+    };
+    if (graceSeconds < 0) {
+      abortThem();
+    } else {
+      std::packaged_task<void()> task(abortThem);
+      std::future<void> finished = task.get_future();
+      std::thread(std::move(task)).detach();
+      finished.wait_for(std::chrono::duration<double>(graceSeconds));
+    }
     // The events stay valid (freed by release()); what they follow was
     // aborted, so nothing waits for them any more.
     for (const Pending &p : pending_)
@@ -339,6 +354,9 @@ private:
     ncclComm_t comm;
     std::string what;
   };
+
+  /// How long a job that timed out waits for ncclCommAbort before it ends.
+  static constexpr double kAbortGraceSeconds = 10;
 
   static Status asyncError(ncclComm_t comm) {
     ncclResult_t state = ncclSuccess;
@@ -395,7 +413,7 @@ private:
       // The message first: aborting may take a moment.
       std::fprintf(stderr, "%s\n", result.status.message().c_str());
       std::fflush(stderr);
-      abortAll("collective timeout");
+      abortAll("collective timeout", kAbortGraceSeconds);
       comm::endJobAfterCollectiveTimeout();
     }
     return result.status;

@@ -166,19 +166,22 @@ TEST_F(NcclGpuTest, ASlowCollectiveWithinTheTimeoutCompletes) {
 TEST_F(NcclGpuTest, AStalledCollectiveTimesOutAndEndsTheJob) {
   // A fresh process runs the statement (CUDA does not survive a fork).
   GTEST_FLAG_SET(death_test_style, "threadsafe");
-  static double stall = 5.0; // ncclCommAbort may wait for the stream
+  // The timeout leaves NCCL's initialization (under the same timeout) time
+  // to finish; the stall outlasts it. ncclCommAbort may wait for the stream
+  // (at most 10 s before the job ends anyway).
+  static double stall = 12.0;
   EXPECT_EXIT(
       {
         comm::configureCollectiveWatchdog(0.0, "moert-cuda-nccl-tests", 0);
         comm::setWatchdogStep(7);
-        Status status = stalledAllReduce(*device_, 1.0, &stall);
+        Status status = stalledAllReduce(*device_, 5.0, &stall);
         std::fprintf(stderr, "not timed out: %s\n", status.toString().c_str());
         std::_Exit(status.ok() ? 0 : 3);
       },
       ::testing::ExitedWithCode(124),
       "moert-cuda-nccl-tests: rank 0: error: collective timeout: all_reduce "
       "over the NCCL group over axes .* \\(rank 0 of 1\\) has not "
-      "completed after 1\\.[0-9] s at training step 7 \\(another rank "
+      "completed after 5\\.[0-9] s at training step 7 \\(another rank "
       "stopped, hung or lost its connection\\); aborting the job");
 }
 
