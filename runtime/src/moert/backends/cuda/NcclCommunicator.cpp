@@ -174,9 +174,13 @@ public:
       : timeoutSeconds_(timeoutSeconds), worldRank_(worldRank) {}
   ~NcclState() override { release(); }
 
-  /// Takes `comm` (non-null) into the grid: aborted with the others,
-  /// destroyed by release(), in reverse order of adoption.
-  void adopt(ncclComm_t comm) { comms_.push_back(comm); }
+  /// Takes `comm` (non-null; `description` names it) into the grid:
+  /// watched for asynchronous errors and aborted with the others, destroyed
+  /// by release(), in reverse order of adoption.
+  void adopt(ncclComm_t comm, std::string description) {
+    comms_.push_back(comm);
+    descriptions_.push_back(std::move(description));
+  }
 
   /// An error once the communicators were aborted after a failure.
   Status usable(const std::string &where) const {
@@ -250,11 +254,12 @@ public:
   }
 
   /// Waits for every collective enqueued so far, oldest first, each with
-  /// the full timeout from the moment the host starts waiting for it.
+  /// the full timeout from the moment the host starts waiting for it. An
+  /// asynchronous error of any communicator of the grid ends the wait (a
+  /// peer lost by one group leaves the others waiting).
   Status waitPending() override {
     while (!pending_.empty()) {
       const Pending next = pending_.front();
-      const ncclComm_t comm = next.comm;
       MOERT_RETURN_IF_ERROR(wait(
           next.what,
           [event = next.event]() -> Expected<bool> {
@@ -266,7 +271,7 @@ public:
             return internalError(std::string("cudaEventQuery failed: ") +
                                  cudaGetErrorString(e));
           },
-          [comm] { return asyncError(comm); }));
+          [this] { return anyAsyncError(); }));
       freeEvents_.push_back(next.event);
       pending_.pop_front();
     }
@@ -288,6 +293,7 @@ public:
     while (!comms_.empty()) {
       ncclComm_t comm = comms_.back();
       comms_.pop_back();
+      descriptions_.pop_back();
       if (aborted_)
         continue; // abortAll freed it
       const NcclApi &api = ncclApi();
@@ -358,20 +364,27 @@ private:
   /// How long a job that timed out waits for ncclCommAbort before it ends.
   static constexpr double kAbortGraceSeconds = 10;
 
-  static Status asyncError(ncclComm_t comm) {
-    ncclResult_t state = ncclSuccess;
-    const ncclResult_t r = ncclApi().commGetAsyncError(comm, &state);
-    if (r != ncclSuccess)
-      return internalError(ncclErrorText("ncclCommGetAsyncError", r, comm));
-    if (state == ncclSuccess || state == ncclInProgress)
-      return Status::success();
-    const char *words = ncclApi().errorString(state);
-    std::string message = std::string("NCCL reported an asynchronous error: ") +
-                          (words ? words : "?");
-    const char *detail = ncclApi().lastError(comm);
-    if (detail && *detail)
-      message += " (" + std::string(detail) + ")";
-    return Status(StatusCode::Unavailable, message);
+  /// The first asynchronous error of the grid's communicators, naming the
+  /// one that has it when it is not `comm`.
+  Status anyAsyncError() const {
+    for (size_t i = 0; i < comms_.size(); ++i) {
+      ncclComm_t comm = comms_[i];
+      ncclResult_t state = ncclSuccess;
+      const ncclResult_t r = ncclApi().commGetAsyncError(comm, &state);
+      if (r != ncclSuccess)
+        return internalError(descriptions_[i] + ": " +
+                             ncclErrorText("ncclCommGetAsyncError", r, comm));
+      if (state == ncclSuccess || state == ncclInProgress)
+        continue;
+      const char *words = ncclApi().errorString(state);
+      std::string message = "NCCL reported an asynchronous error on " +
+                            descriptions_[i] + ": " + (words ? words : "?");
+      const char *detail = ncclApi().lastError(comm);
+      if (detail && *detail)
+        message += " (" + std::string(detail) + ")";
+      return Status(StatusCode::Unavailable, message);
+    }
+    return Status::success();
   }
 
   comm::WaitContext context() const {
@@ -422,6 +435,7 @@ private:
   double timeoutSeconds_;
   int worldRank_;
   std::vector<ncclComm_t> comms_;
+  std::vector<std::string> descriptions_; // of comms_
   bool aborted_ = false;
   std::string abortReason_;
   std::deque<Pending> pending_;
@@ -539,7 +553,11 @@ public:
         // a group only queue; ncclGroupEnd issues them (and may still be in
         // progress on a non-blocking communicator).
         const ncclResult_t closed = ncclApi().groupEnd();
-        MOERT_RETURN_IF_ERROR(status);
+        if (!status.ok()) {
+          // No NCCL call may follow one still in progress.
+          (void)state_->settle(where, "ncclGroupEnd", closed, comm_);
+          return status;
+        }
         MOERT_RETURN_IF_ERROR(enqueued(where, "ncclGroupEnd", closed));
       }
     } else {
@@ -657,6 +675,9 @@ public:
     MOERT_RETURN_IF_ERROR(bootstrap_->world().allGather(
         &id, ids.data(), sizeof(id), comm::ElementType::U8));
     std::memcpy(&id, ids.data(), sizeof(id));
+    std::vector<int> all(shape_.size());
+    for (size_t axis = 0; axis < all.size(); ++axis)
+      all[axis] = static_cast<int>(axis);
     // Non-blocking: initialization (which waits for every rank) is polled
     // with the timeout, and so is every later call; groups split from the
     // world inherit the setting.
@@ -666,7 +687,7 @@ public:
     const ncclResult_t r =
         ncclApi().commInitRankConfig(&worldComm, size, id, rank, &config);
     if (worldComm)
-      state_->adopt(worldComm);
+      state_->adopt(worldComm, describe(all));
     if (Status status =
             state_->settle(where, "ncclCommInitRankConfig", r, worldComm);
         !status.ok()) {
@@ -674,9 +695,6 @@ public:
       return status;
     }
     worldComm_ = worldComm;
-    std::vector<int> all(shape_.size());
-    for (size_t axis = 0; axis < all.size(); ++axis)
-      all[axis] = static_cast<int>(axis);
     // The world uses NCCL even with one rank (a 1-rank job still exercises
     // the library); groups split from its handle.
     world_ = remember(
@@ -710,7 +728,7 @@ public:
     const ncclResult_t r = ncclApi().commSplit(worldComm_, split.color,
                                                split.key, &groupComm, nullptr);
     if (groupComm)
-      state_->adopt(groupComm);
+      state_->adopt(groupComm, description);
     if (Status status = state_->settle(where, "ncclCommSplit", r,
                                        groupComm ? groupComm : worldComm_);
         !status.ok()) {
