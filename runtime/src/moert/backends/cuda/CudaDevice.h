@@ -58,8 +58,8 @@ public:
 
   cudaStream_t stream() const { return stream_; }
   /// Installs `watch` (null: none), consulted before every host wait on the
-  /// stream; shared, so that either of the device and its installer may go
-  /// first.
+  /// stream; one per device (a second replaces the first). Shared, so that
+  /// either of the device and its installer may go first.
   void setStreamWatch(std::shared_ptr<StreamWatch> watch) {
     streamWatch_ = std::move(watch);
   }
