@@ -16,7 +16,10 @@
 #
 # `run` unpacks the bundle and, in well under 8 minutes on one H200:
 #   1. device and registry tests (the CUDA device opens, every op has a
-#      kernel, the GPU unit tests of the kernels);
+#      kernel, the GPU unit tests of the kernels; moert-cuda-nccl-tests
+#      also checks the NCCL collective timeout: a collective stalled on the
+#      stream past a 5 s timeout ends its process with exit code 124 and
+#      the timeout message, under 30 s);
 #   2. the conformance suite on CUDA (each op forward/backward and the MoE
 #      layer's routing against the CPU backend, finite differences);
 #   3. the demo plan trained 20 steps on the CPU and on the GPU, loss curves

@@ -112,9 +112,10 @@ const char *kUsage =
     "  --memory-limit B  refuse to start when the plan's arena and "
     "persistent bytes exceed B per rank (default: the device's available "
     "memory; on the CPU MemAvailable, lowered to the cgroup's headroom)\n"
-    "  --collective-timeout S  multi-rank jobs: a rank that waits more than "
-    "S seconds in one collective (another rank stopped or hung) ends the job "
-    "naming the collective, rank and step (default 1800; 0: wait forever)\n"
+    "  --collective-timeout S  a rank that waits more than S seconds in one "
+    "collective (another rank stopped or hung; MPI in multi-rank jobs, NCCL "
+    "on GPUs) ends the job naming the collective, rank and step (default "
+    "1800; 0: wait forever)\n"
     "A plan partitioned for a device grid of N ranks runs under "
     "mpirun -np N.\n";
 
@@ -438,11 +439,12 @@ int main(int argc, char **argv) {
     }
     job.rank = mpi->worldRank();
     job.size = mpi->worldSize();
-    if (job.size > 1 && options.collectiveTimeout > 0)
-      comm::configureCollectiveWatchdog(
-          static_cast<double>(options.collectiveTimeout), "moe-train",
-          job.rank);
   }
+  // The MPI watchdog runs for multi-rank jobs; the program and rank are
+  // set in every job, for the NCCL collectives' timeout messages too.
+  comm::configureCollectiveWatchdog(
+      job.size > 1 ? static_cast<double>(options.collectiveTimeout) : 0.0,
+      "moe-train", job.rank);
   const bool rankZero = job.rank == 0;
 
   Expected<plan::LoadedPlan> loaded = plan::loadPlan(options.plan);
@@ -512,7 +514,8 @@ int main(int argc, char **argv) {
       bootstrap = std::move(*single);
     }
     Expected<std::unique_ptr<comm::GridCommunicators>> made =
-        exec::makeDeviceGrid(std::move(bootstrap), **device, axisNames);
+        exec::makeDeviceGrid(std::move(bootstrap), **device, axisNames,
+                             {static_cast<double>(options.collectiveTimeout)});
     if (!made.ok())
       return job.fail(made.takeStatus().withContext("--comm nccl"));
     grid = std::move(*made);

@@ -46,20 +46,14 @@ struct Watchdog {
           std::chrono::duration<double>(Clock::now() - since).count();
       if (waited < timeoutSeconds)
         continue;
-      std::string stepText =
-          step >= 0 ? " at training step " + std::to_string(step) : "";
-      std::fprintf(stderr,
-                   "%s: rank %d: error: collective timeout: %s has not "
-                   "completed after %.1f s%s (another rank stopped, hung or "
-                   "lost its connection); aborting the job\n",
-                   program.c_str(), rank, current.c_str(), waited,
-                   stepText.c_str());
+      WaitContext context;
+      context.program = program;
+      context.rank = rank;
+      context.step = step;
+      std::fprintf(stderr, "%s\n",
+                   collectiveTimeoutMessage(context, current, waited).c_str());
       std::fflush(stderr);
-      int initialized = 0;
-      MPI_Initialized(&initialized);
-      if (initialized)
-        MPI_Abort(MPI_COMM_WORLD, 124);
-      std::_Exit(124);
+      endJobAfterCollectiveTimeout();
     }
   }
 };
@@ -83,6 +77,25 @@ void configureCollectiveWatchdog(double timeoutSeconds,
     std::thread([&dog] { dog.run(); }).detach();
   }
   dog.wake.notify_all();
+}
+
+WaitContext watchdogContext() {
+  Watchdog &dog = watchdog();
+  std::lock_guard<std::mutex> lock(dog.mutex);
+  WaitContext context;
+  context.program = dog.program;
+  context.rank = dog.rank;
+  context.step = dog.step;
+  return context;
+}
+
+void endJobAfterCollectiveTimeout() {
+  int initialized = 0, finalized = 0;
+  MPI_Initialized(&initialized);
+  MPI_Finalized(&finalized);
+  if (initialized && !finalized)
+    MPI_Abort(MPI_COMM_WORLD, 124);
+  std::_Exit(124);
 }
 
 void setWatchdogStep(int64_t step) {

@@ -10,9 +10,17 @@
 //
 // Off (timeout 0) until configure() is called with a positive timeout.
 //
+// Collectives that run asynchronously on a GPU (NCCL) are not waited for in
+// a blocking call; their wait polls with the same timeout
+// (comm/CollectiveWait.h), names the program, rank and step this module
+// keeps (watchdogContext), and ends the job the same way
+// (endJobAfterCollectiveTimeout).
+//
 //===----------------------------------------------------------------------===//
 #ifndef MOERT_COMM_WATCHDOG_H
 #define MOERT_COMM_WATCHDOG_H
+
+#include "moert/comm/CollectiveWait.h"
 
 #include <cstdint>
 #include <string>
@@ -25,6 +33,15 @@ void configureCollectiveWatchdog(double timeoutSeconds,
                                  const std::string &program, int rank);
 /// The training step that messages name (-1: none yet).
 void setWatchdogStep(int64_t step);
+
+/// The program, rank and step the messages name (the last configured;
+/// "moert", rank 0 and step -1 before).
+WaitContext watchdogContext();
+
+/// Ends the job after a collective timeout whose message was printed:
+/// MPI_Abort(124) when MPI is initialized (every rank ends), else exit
+/// code 124.
+[[noreturn]] void endJobAfterCollectiveTimeout();
 
 /// While alive, `what` (e.g. "all-reduce on group 'dp'") is the collective
 /// this thread waits in. Nesting keeps the outermost.

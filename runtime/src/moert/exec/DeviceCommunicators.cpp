@@ -22,13 +22,16 @@ Status deviceCommunicatorsAvailable(hal::Device &device) {
 
 Expected<std::unique_ptr<comm::GridCommunicators>>
 makeDeviceGrid(std::unique_ptr<comm::GridCommunicators> bootstrap,
-               hal::Device &device, const std::vector<std::string> &axisNames) {
+               hal::Device &device, const std::vector<std::string> &axisNames,
+               const DeviceGridOptions &options) {
   MOERT_RETURN_IF_ERROR(deviceCommunicatorsAvailable(device));
 #if defined(MOERT_HAVE_CUDA)
-  return cuda::makeNcclGrid(std::move(bootstrap), device, axisNames);
+  return cuda::makeNcclGrid(std::move(bootstrap), device, axisNames,
+                            options.collectiveTimeoutSeconds);
 #else
   (void)bootstrap;
   (void)axisNames;
+  (void)options;
   return failedPrecondition("this build has no CUDA backend");
 #endif
 }

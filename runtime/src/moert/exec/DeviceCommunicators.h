@@ -24,13 +24,21 @@ namespace exec {
 /// loads); the reason when not.
 Status deviceCommunicatorsAvailable(hal::Device &device);
 
+struct DeviceGridOptions {
+  /// Seconds a host wait may spend on one collective (another rank stopped
+  /// or hung) before the communicators are aborted and the job ends with a
+  /// message naming the collective, group, rank and step; 0: no limit.
+  double collectiveTimeoutSeconds = 0;
+};
+
 /// Grid communicators on `device`'s memory and stream, bootstrapped over
 /// `bootstrap` (an MPI grid, or a single-rank grid for one process) of the
 /// same shape. Collective over the job.
 Expected<std::unique_ptr<comm::GridCommunicators>>
 makeDeviceGrid(std::unique_ptr<comm::GridCommunicators> bootstrap,
                hal::Device &device,
-               const std::vector<std::string> &axisNames = {});
+               const std::vector<std::string> &axisNames = {},
+               const DeviceGridOptions &options = {});
 
 } // namespace exec
 } // namespace moert

@@ -168,7 +168,7 @@ Status CudaDevice::launchFunction(void *function, const uint32_t grid[3],
 
 CudaDevice::~CudaDevice() {
   if (stream_)
-    cudaStreamSynchronize(stream_);
+    (void)waitForStream();
   if (driver_)
     for (auto &[image, module] : modules_)
       driver_->moduleUnload(static_cast<CUmodule>(module));
@@ -215,7 +215,7 @@ Expected<uint64_t> CudaDevice::availableMemory() const {
 
 void CudaDevice::deallocate(void *data, size_t) {
   // Work still reading the buffer must finish first.
-  cudaStreamSynchronize(stream_);
+  (void)waitForStream();
   cudaFree(data);
 }
 
@@ -226,7 +226,7 @@ Status CudaDevice::copyToDevice(void *device, const void *host,
   MOERT_CUDA_RETURN_IF_ERROR(cudaMemcpyAsync(device, host, bytes,
                                              cudaMemcpyHostToDevice, stream_));
   // The host memory may be reused as soon as this returns.
-  MOERT_CUDA_RETURN_IF_ERROR(cudaStreamSynchronize(stream_));
+  MOERT_RETURN_IF_ERROR(waitForStream());
   return Status::success();
 }
 
@@ -235,7 +235,7 @@ Status CudaDevice::copyToHost(void *host, const void *device, size_t bytes) {
     return Status::success();
   MOERT_CUDA_RETURN_IF_ERROR(cudaMemcpyAsync(host, device, bytes,
                                              cudaMemcpyDeviceToHost, stream_));
-  MOERT_CUDA_RETURN_IF_ERROR(cudaStreamSynchronize(stream_));
+  MOERT_RETURN_IF_ERROR(waitForStream());
   return Status::success();
 }
 
@@ -254,7 +254,11 @@ Status CudaDevice::fill(void *device, uint8_t value, size_t bytes) {
   return Status::success();
 }
 
-Status CudaDevice::synchronize() {
+Status CudaDevice::synchronize() { return waitForStream(); }
+
+Status CudaDevice::waitForStream() {
+  if (streamWatch_)
+    MOERT_RETURN_IF_ERROR(streamWatch_->waitPending());
   MOERT_CUDA_RETURN_IF_ERROR(cudaStreamSynchronize(stream_));
   return Status::success();
 }

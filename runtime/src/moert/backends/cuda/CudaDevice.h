@@ -22,6 +22,19 @@
 namespace moert {
 namespace cuda {
 
+/// Work on the stream that waits for other processes (NCCL collectives):
+/// before every host wait on the stream, the device lets it wait for that
+/// work first (polling, with a deadline and its error checks) so that a
+/// peer that stopped does not leave the host blocked in
+/// cudaStreamSynchronize forever.
+class StreamWatch {
+public:
+  virtual ~StreamWatch() = default;
+  /// Returns once the watched work enqueued so far has completed; an error
+  /// when it failed. May end the process (a collective timeout).
+  virtual Status waitPending() = 0;
+};
+
 class CudaDevice final : public hal::Device {
 public:
   /// Opens GPU `ordinal` (see hal::DeviceOptions for -1). No GPU or no
@@ -44,6 +57,15 @@ public:
   void *nativeStream() override { return stream_; }
 
   cudaStream_t stream() const { return stream_; }
+  /// Installs `watch` (null: none), consulted before every host wait on the
+  /// stream; one per device (a second replaces the first). Shared, so that
+  /// either of the device and its installer may go first.
+  void setStreamWatch(std::shared_ptr<StreamWatch> watch) {
+    streamWatch_ = std::move(watch);
+  }
+  /// Waits on the host for everything enqueued on the stream, the watched
+  /// work first (what synchronize() and the copies to the host do).
+  Status waitForStream();
   cublasHandle_t cublas() const { return cublas_; }
   cublasLtHandle_t cublasLt() const { return cublasLt_; }
   const cudaDeviceProp &properties() const { return properties_; }
@@ -80,6 +102,7 @@ private:
   std::unique_ptr<DriverApi> driver_;
   std::map<const void *, void *> modules_; // image -> CUmodule
   std::map<std::pair<void *, std::string>, void *> functions_;
+  std::shared_ptr<StreamWatch> streamWatch_;
 };
 
 /// The CUDA device a kernel call runs on (the executor only calls CUDA

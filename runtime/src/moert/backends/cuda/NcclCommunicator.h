@@ -1,4 +1,5 @@
-//===- NcclCommunicator.h - Collectives over NCCL on the device stream -*- C++ -*-===//
+//===- NcclCommunicator.h - Collectives over NCCL on the device stream -*- C++
+//-*-===//
 //
 // The communicator interface (comm/Communicator.h) over NCCL: buffers are
 // device pointers of the CUDA backend, every collective is enqueued on the
@@ -18,6 +19,20 @@
 // NCCL is loaded at run time (dlopen of libnccl.so.2) only when a NCCL grid
 // is made, so a build links no NCCL and runs without it; NCCL errors
 // become errors naming the collective, the group and the rank.
+//
+// Hangs: the communicators are non-blocking (ncclConfig_t::blocking = 0)
+// and nothing waits for NCCL in a blocking call. Each collective records an
+// event after it on the stream; before every host wait on the stream the
+// device (CudaDevice::setStreamWatch) polls those events, oldest first,
+// together with the communicator's asynchronous error
+// (ncclCommGetAsyncError), and so do NCCL calls that answer ncclInProgress
+// (initialization, splits, a group's end). The decision is
+// comm::waitForCollective (comm/CollectiveWait.h). An asynchronous error
+// aborts the communicators (ncclCommAbort) and becomes an error naming the
+// collective, its group and rank; a collective not completed after the
+// timeout (moe-train --collective-timeout; 0: wait forever) prints the MPI
+// watchdog's message (collective, group, rank, step), aborts the
+// communicators and ends the job (MPI_Abort, exit code 124).
 //
 // Collectives: all-reduce (sum, mean as ncclAvg, max, min), all-gather and
 // reduce-scatter map to NCCL's; all-to-all is grouped ncclSend/ncclRecv of
@@ -55,11 +70,14 @@ GroupSplit groupSplit(const std::vector<int64_t> &shape,
 
 /// A grid of NCCL communicators on `device` (a CUDA device), bootstrapped
 /// over `bootstrap` (same shape; kept alive by the result). Collective over
-/// the bootstrap grid's world.
+/// the bootstrap grid's world. A collective (or the grid's creation) that
+/// has not completed after `collectiveTimeoutSeconds` (> 0; 0: no limit)
+/// ends the job, see above.
 Expected<std::unique_ptr<comm::GridCommunicators>>
 makeNcclGrid(std::unique_ptr<comm::GridCommunicators> bootstrap,
              hal::Device &device,
-             const std::vector<std::string> &axisNames = {});
+             const std::vector<std::string> &axisNames = {},
+             double collectiveTimeoutSeconds = 0);
 
 } // namespace cuda
 } // namespace moert

@@ -2,18 +2,27 @@
 //
 // A NCCL grid of one rank on the first GPU (what one GPU can run: NCCL
 // refuses two ranks on one device): every collective on device buffers,
-// its results and byte counts. Without a GPU or without libnccl.so.2 the
-// GPU cases skip with the reason; the error cases run everywhere.
+// its results and byte counts, and the collective timeout: a collective
+// held up on the stream (a host function that sleeps stands in for a peer
+// that stopped) ends the process with exit code 124 and the watchdog's
+// message, one that is merely slow completes. Without a GPU or without
+// libnccl.so.2 the GPU cases skip with the reason; the error cases run
+// everywhere.
 //
 //===----------------------------------------------------------------------===//
 #include "moert/backends/cpu/CpuDevice.h"
+#include "moert/comm/Watchdog.h"
 #include "moert/exec/DeviceCommunicators.h"
 #include "moert/hal/Device.h"
 
+#include <cuda_runtime.h>
 #include <gtest/gtest.h>
 
+#include <chrono>
+#include <cstdlib>
 #include <cstring>
 #include <numeric>
+#include <thread>
 #include <vector>
 
 namespace moert {
@@ -108,6 +117,72 @@ TEST_F(NcclGpuTest, OneRankWorldRunsEveryCollectiveOnTheDevice) {
   EXPECT_NE(bad.message().find("all_reduce over the NCCL group"),
             std::string::npos)
       << bad.toString();
+}
+
+/// A host function on the stream that sleeps *seconds: the work after it
+/// waits, as a collective waits for a peer that stopped.
+void CUDART_CB sleepOnStream(void *seconds) {
+  std::this_thread::sleep_for(
+      std::chrono::duration<double>(*static_cast<double *>(seconds)));
+}
+
+/// An all-reduce of 256 floats on a one-rank NCCL world with `timeout`
+/// seconds, enqueued behind `stall` seconds of sleep on the stream, then a
+/// host wait; the result of that wait.
+Status stalledAllReduce(hal::Device &device, double timeout, double *stall) {
+  MOERT_ASSIGN_OR_RETURN(std::unique_ptr<comm::GridCommunicators> single,
+                         comm::makeSingleRankGrid({1}));
+  exec::DeviceGridOptions options;
+  options.collectiveTimeoutSeconds = timeout;
+  MOERT_ASSIGN_OR_RETURN(
+      std::unique_ptr<comm::GridCommunicators> grid,
+      exec::makeDeviceGrid(std::move(single), device, {}, options));
+  std::vector<float> host(256, 1.5f);
+  MOERT_ASSIGN_OR_RETURN(hal::DeviceBuffer buffer,
+                         device.allocate(host.size() * sizeof(float), "x"));
+  MOERT_RETURN_IF_ERROR(device.copyToDevice(buffer.data(), host.data(),
+                                            host.size() * sizeof(float)));
+  if (cudaLaunchHostFunc(static_cast<cudaStream_t>(device.nativeStream()),
+                         sleepOnStream, stall) != cudaSuccess)
+    return internalError("cudaLaunchHostFunc failed");
+  MOERT_RETURN_IF_ERROR(
+      grid->world().allReduce(buffer.data(), static_cast<int64_t>(host.size()),
+                              comm::ElementType::F32, comm::ReduceOp::Sum));
+  MOERT_RETURN_IF_ERROR(device.synchronize());
+  MOERT_RETURN_IF_ERROR(device.copyToHost(host.data(), buffer.data(),
+                                          host.size() * sizeof(float)));
+  for (float x : host)
+    if (x != 1.5f)
+      return internalError("the all-reduce of one rank changed the data");
+  return Status::success();
+}
+
+TEST_F(NcclGpuTest, ASlowCollectiveWithinTheTimeoutCompletes) {
+  static double stall = 0.3;
+  Status status = stalledAllReduce(*device_, 20.0, &stall);
+  EXPECT_TRUE(status.ok()) << status.toString();
+}
+
+TEST_F(NcclGpuTest, AStalledCollectiveTimesOutAndEndsTheJob) {
+  // A fresh process runs the statement (CUDA does not survive a fork).
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  // The timeout leaves NCCL's initialization (under the same timeout) time
+  // to finish; the stall outlasts it. ncclCommAbort may wait for the stream
+  // (at most 10 s before the job ends anyway).
+  static double stall = 12.0;
+  EXPECT_EXIT(
+      {
+        comm::configureCollectiveWatchdog(0.0, "moert-cuda-nccl-tests", 0);
+        comm::setWatchdogStep(7);
+        Status status = stalledAllReduce(*device_, 5.0, &stall);
+        std::fprintf(stderr, "not timed out: %s\n", status.toString().c_str());
+        std::_Exit(status.ok() ? 0 : 3);
+      },
+      ::testing::ExitedWithCode(124),
+      "moert-cuda-nccl-tests: rank 0: error: collective timeout: all_reduce "
+      "over the NCCL group over axes .* \\(rank 0 of 1\\) has not "
+      "completed after 5\\.[0-9] s at training step 7 \\(another rank "
+      "stopped, hung or lost its connection\\); aborting the job");
 }
 
 } // namespace
