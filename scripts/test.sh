@@ -43,6 +43,9 @@ if [[ "${MOE_SKIP_SANITIZE:-0}" != 1 ]]; then
   done
   unset ASAN_OPTIONS UBSAN_OPTIONS
 
+  echo "== ASan+UBSan: compiler unit tests and compiler lit suites"
+  scripts/sanitize-compiler.sh
+
   echo "== ThreadSanitizer: OpenMP kernels, AdamW, communicator and watchdog (runtime only)"
   scripts/sanitize-threads.sh
 
