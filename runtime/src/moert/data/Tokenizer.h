@@ -52,6 +52,12 @@ Status encodeCorpus(const std::string &corpusDir);
 /// Reads an id shard; errors name the file and the pair.
 Expected<std::vector<EncodedPair>> readIdShard(const std::string &path);
 
+/// The same from the bytes of a shard (`name` in errors): a pair count the
+/// bytes cannot hold is refused before anything is allocated, every pair
+/// must lie inside the bytes and nothing may follow the last one.
+Expected<std::vector<EncodedPair>> parseIdShard(const std::string &bytes,
+                                                const std::string &name);
+
 /// The languages of <corpusDir>/languages.tsv, in its order.
 Expected<std::vector<std::string>>
 corpusLanguages(const std::string &corpusDir);
@@ -60,6 +66,12 @@ corpusLanguages(const std::string &corpusDir);
 /// (<corpusDir>/<split>.<lang>.tsv); at most `limit` (0: all).
 Expected<std::vector<std::pair<std::string, std::string>>>
 readTextPairs(const std::string &path, int64_t limit = 0);
+
+/// The same from the bytes of a split file (`name` in errors): one
+/// 'source<TAB>target' pair per line.
+Expected<std::vector<std::pair<std::string, std::string>>>
+parseTextPairs(const std::string &bytes, const std::string &name,
+               int64_t limit = 0);
 
 /// A loaded SentencePiece model: text to ids and back, special pieces.
 class SentencePieceModel {
