@@ -612,6 +612,71 @@ TEST(CorpusTest, FuzzCorpusReplays) {
   }
 }
 
+// The tokenizer fuzzer's inputs (fuzz/corpus/tokenizer, written by
+// fuzz/make_tokenizer_seeds.py with the committed model fuzz/tokenizer/
+// spm.model): its id shards are what that model makes of its split files,
+// and every committed input (seeds and fuzz/regressions/tokenizer) gives,
+// as text, ids of the model that decode; as a shard and as a split file,
+// pairs or a Status naming the file, never a crash.
+TEST(TokenizerTest, FuzzCorpusReplays) {
+  auto read = [](const fs::path &path) {
+    std::vector<uint8_t> bytes = moe::fuzz::readBytes(path.string());
+    return std::string(bytes.begin(), bytes.end());
+  };
+  const fs::path fuzzDir(MOE_FUZZ_DIR);
+  Expected<std::unique_ptr<SentencePieceModel>> spm =
+      SentencePieceModel::load((fuzzDir / "tokenizer" / "spm.model").string());
+  ASSERT_TRUE(spm.ok()) << spm.status().toString();
+  ASSERT_EQ((*spm)->size(), 200);
+  const fs::path corpus = fuzzDir / "corpus" / "tokenizer";
+  for (auto [split, count] :
+       {std::pair<std::string, size_t>{"test.xa", 100}, {"valid.xb", 50}}) {
+    Expected<std::vector<EncodedPair>> shard =
+        readIdShard((corpus / (split + ".ids")).string());
+    Expected<std::vector<std::pair<std::string, std::string>>> text =
+        readTextPairs((corpus / (split + ".tsv")).string());
+    ASSERT_TRUE(shard.ok()) << shard.status().toString();
+    ASSERT_TRUE(text.ok()) << text.status().toString();
+    ASSERT_EQ(shard->size(), count);
+    ASSERT_EQ(text->size(), count);
+    for (size_t i = 0; i < count; ++i) {
+      EXPECT_EQ(*(*spm)->encode((*text)[i].first), (*shard)[i].source)
+          << split << " pair " << i;
+      EXPECT_EQ(*(*spm)->encode((*text)[i].second), (*shard)[i].target)
+          << split << " pair " << i;
+      EXPECT_EQ(*(*spm)->decode((*shard)[i].target), (*text)[i].second);
+    }
+  }
+  Expected<std::vector<EncodedPair>> empty =
+      readIdShard((corpus / "empty.ids").string());
+  ASSERT_TRUE(empty.ok()) << empty.status().toString();
+  EXPECT_TRUE(empty->empty());
+
+  std::vector<std::string> inputs = moe::fuzz::filesIn(corpus.string());
+  for (const std::string &path :
+       moe::fuzz::filesIn((fuzzDir / "regressions" / "tokenizer").string()))
+    inputs.push_back(path);
+  EXPECT_GE(inputs.size(), 10u);
+  for (const std::string &path : inputs) {
+    const std::string name = fs::path(path).filename().string();
+    const std::string bytes = read(path);
+    Expected<std::vector<int32_t>> ids = (*spm)->encode(bytes);
+    ASSERT_TRUE(ids.ok()) << name << ": " << ids.status().toString();
+    for (int32_t id : *ids)
+      ASSERT_TRUE(id >= 0 && id < (*spm)->size()) << name << ": id " << id;
+    EXPECT_TRUE((*spm)->decode(*ids).ok()) << name;
+    Expected<std::vector<EncodedPair>> shard = parseIdShard(bytes, name);
+    if (!shard.ok())
+      EXPECT_EQ(shard.status().message().rfind(name + ": ", 0), 0u)
+          << shard.status().toString();
+    Expected<std::vector<std::pair<std::string, std::string>>> pairs =
+        parseTextPairs(bytes, name);
+    if (!pairs.ok())
+      EXPECT_EQ(pairs.status().message().rfind(name + ":", 0), 0u)
+          << pairs.status().toString();
+  }
+}
+
 } // namespace
 } // namespace data
 } // namespace moert
