@@ -6,7 +6,8 @@ made-up languages) is written to a scratch directory and encoded by
 `moe-data encode` with the committed model fuzz/tokenizer/spm.model; its
 smallest id shards and split files become seeds, with a few texts the
 corpus lacks (non-ASCII and NFKC-normalized characters, the tag pieces,
-invalid UTF-8, NUL bytes, a long line) and an id shard of no pairs.
+invalid UTF-8, NUL bytes, a run of characters outside the vocabulary, a
+long line) and an id shard of no pairs.
 
 With --train the model is first trained anew (`moe-data spm --vocab 200`,
 as the moe-eval test does) and replaces fuzz/tokenizer/spm.{model,vocab};
@@ -45,6 +46,9 @@ TEXTS = {
         b"Open \xff\xfe file \xc3\x28 \xe2\x82 \xed\xa0\x80 \xc0\xaf \xf8\x88"
         b"\x80\x80\x80 \xf4\x90\x80\x80 save\n",
     "text-nul.bin": b"Open\x00file\tFyl\x00nam\n\x00\x00\x00\n",
+    # A run of characters outside the model's vocabulary: the encoder's
+    # time grows with the square of its length (Tokenizer.h, kMaxTextBytes).
+    "text-unknown-run.bin": b"Open " + b"x" * 3000 + b"\0" * 1000 + b" file\n",
     "text-long-line.txt":
         (" ".join(["Open file close window save print help quit"] * 180)
          + "\tUfna fyl klos wind sepa prin hulp kwit\n").encode("utf-8"),

@@ -64,6 +64,19 @@ Status forEachPairIn(std::istream &in, const std::string &name,
   return Status::success();
 }
 
+/// Encodes `text` into `ids`; `what` names it in errors.
+Status encodeText(const sentencepiece::SentencePieceProcessor &processor,
+                  const std::string &text, const std::string &what,
+                  std::vector<int> &ids) {
+  if (text.size() > kMaxTextBytes)
+    return invalidArgument(what + " of " + std::to_string(text.size()) +
+                           " bytes is longer than the tokenizer takes (" +
+                           std::to_string(kMaxTextBytes) + " bytes)");
+  if (!processor.Encode(text, &ids).ok())
+    return invalidArgument("cannot encode '" + text + "'");
+  return Status::success();
+}
+
 Status forEachPair(const fs::path &path, const PairVisitor &visit) {
   std::ifstream in(path, std::ios::binary);
   if (!in)
@@ -143,21 +156,23 @@ Status encodeCorpus(const std::string &corpusDir) {
   for (const std::string &language : languages)
     for (const char *split : {"train", "valid", "test"}) {
       std::vector<EncodedPair> pairs;
-      MOERT_RETURN_IF_ERROR(forEachPair(
-          fs::path(corpusDir) /
-              (std::string(split) + "." + language + ".tsv"),
-          [&](const std::string &s, const std::string &t) {
-            EncodedPair pair;
-            std::vector<int> ids;
-            if (!processor.Encode(s, &ids).ok())
-              return invalidArgument("cannot encode '" + s + "'");
-            pair.source.assign(ids.begin(), ids.end());
-            if (!processor.Encode(t, &ids).ok())
-              return invalidArgument("cannot encode '" + t + "'");
-            pair.target.assign(ids.begin(), ids.end());
-            pairs.push_back(std::move(pair));
-            return Status::success();
-          }));
+      const fs::path text =
+          fs::path(corpusDir) / (std::string(split) + "." + language + ".tsv");
+      int64_t line = 0;
+      MOERT_RETURN_IF_ERROR(forEachPair(text, [&](const std::string &s,
+                                                  const std::string &t) {
+        const std::string where = text.string() + ":" + std::to_string(++line);
+        EncodedPair pair;
+        std::vector<int> ids;
+        MOERT_RETURN_IF_ERROR(
+            encodeText(processor, s, where + ": the source", ids));
+        pair.source.assign(ids.begin(), ids.end());
+        MOERT_RETURN_IF_ERROR(
+            encodeText(processor, t, where + ": the target", ids));
+        pair.target.assign(ids.begin(), ids.end());
+        pairs.push_back(std::move(pair));
+        return Status::success();
+      }));
       const fs::path path =
           fs::path(corpusDir) / (std::string(split) + "." + language + ".ids");
       const fs::path temporary = path.string() + ".tmp";
@@ -304,8 +319,7 @@ SentencePieceModel::load(const std::string &path) {
 Expected<std::vector<int32_t>>
 SentencePieceModel::encode(const std::string &text) const {
   std::vector<int> ids;
-  if (!impl_->processor.Encode(text, &ids).ok())
-    return invalidArgument("cannot encode '" + text + "'");
+  MOERT_RETURN_IF_ERROR(encodeText(impl_->processor, text, "a text", ids));
   return std::vector<int32_t>(ids.begin(), ids.end());
 }
 

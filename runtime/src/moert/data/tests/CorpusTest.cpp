@@ -443,6 +443,44 @@ TEST(TokenizerTest, SplitFilesNeedOneTabPerLine) {
   EXPECT_FALSE(parseTextPairs("a\tb\n\n", "s.tsv").ok()); // an empty line
 }
 
+// SentencePiece takes time quadratic in the length of a run of characters
+// outside its vocabulary (1 MiB: 28 s): longer texts than kMaxTextBytes
+// are refused, by the model and by the corpus encoder (naming the line).
+TEST(TokenizerTest, TextsOverTheLimitAreRefused) {
+  const fs::path model = fs::path(MOE_FUZZ_DIR) / "tokenizer" / "spm.model";
+  Expected<std::unique_ptr<SentencePieceModel>> spm =
+      SentencePieceModel::load(model.string());
+  ASSERT_TRUE(spm.ok()) << spm.status().toString();
+  // 'x' is not in the toy model's vocabulary.
+  Expected<std::vector<int32_t>> longest =
+      (*spm)->encode(std::string(kMaxTextBytes, 'x'));
+  ASSERT_TRUE(longest.ok()) << longest.status().toString();
+  Expected<std::vector<int32_t>> tooLong =
+      (*spm)->encode(std::string(kMaxTextBytes + 1, 'x'));
+  ASSERT_FALSE(tooLong.ok());
+  EXPECT_EQ(tooLong.status().message(),
+            "a text of 16385 bytes is longer than the tokenizer takes (16384 "
+            "bytes)");
+
+  const fs::path dir =
+      fs::temp_directory_path() / ("moe-long-" + std::to_string(::getpid()));
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  fs::copy_file(model, dir / "spm.model");
+  std::ofstream(dir / "languages.tsv")
+      << "language\ttrain\tvalid\ttest\nxa\t2\t0\t0\n";
+  std::ofstream(dir / "train.xa.tsv")
+      << "Open file\tUfna fyl\nSave\t" << std::string(kMaxTextBytes + 1, 'x')
+      << "\n";
+  Status encoded = encodeCorpus(dir.string());
+  ASSERT_FALSE(encoded.ok());
+  EXPECT_EQ(encoded.message(),
+            (dir / "train.xa.tsv").string() +
+                ":2: the target of 16385 bytes is longer than the tokenizer "
+                "takes (16384 bytes)");
+  fs::remove_all(dir);
+}
+
 // Every single-byte corruption of a catalog (each byte XOR 0xFF, and every
 // truncation length) is either parsed or reported as an error naming the
 // file: never a crash, never an endless loop.
