@@ -22,7 +22,7 @@ cd "$(dirname "$0")/.."
 seconds="${1:-60}"
 jobs="${JOBS:-$(nproc)}"
 preset=fuzz
-default_targets="plan-loader safetensors mo-reader model-config"
+default_targets="plan-loader safetensors mo-reader tokenizer model-config"
 if [[ "${FUZZ_IR:-0}" == 1 ]]; then
   preset=fuzz-ir
   default_targets="$default_targets ir-parser"

@@ -31,7 +31,7 @@ ctest --preset runtime-only -j"$jobs"
 # binaries 207 s, their run 1 s, TSan build of six test binaries about 70 s,
 # their run 8 s, build of the first four fuzz targets (the moe dialect
 # included) 132 s (the catalog target adds the data library), fuzzing
-# 5 x 30 s.
+# 6 x 30 s.
 if [[ "${MOE_SKIP_SANITIZE:-0}" != 1 ]]; then
   echo "== ASan+UBSan: plan, checkpoint and HAL unit tests (runtime only)"
   cmake --preset asan >/dev/null

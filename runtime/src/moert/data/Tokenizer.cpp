@@ -44,24 +44,44 @@ Expected<std::vector<std::string>> languagesOf(const std::string &dir) {
   return languages;
 }
 
-Status forEachPair(const fs::path &path,
-                   const std::function<Status(const std::string &,
-                                              const std::string &)> &visit) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in)
-    return invalidArgument("cannot open '" + path.string() + "'");
+using PairVisitor =
+    std::function<Status(const std::string &, const std::string &)>;
+
+/// Visits the 'source<TAB>target' lines of `in`; errors name `name` and
+/// the line.
+Status forEachPairIn(std::istream &in, const std::string &name,
+                     const PairVisitor &visit) {
   std::string line;
   for (int64_t number = 1; std::getline(in, line); ++number) {
     const size_t tab = line.find('\t');
     if (tab == std::string::npos || line.find('\t', tab + 1) != std::string::npos)
-      return invalidArgument(path.string() + ":" + std::to_string(number) +
-                             ": expected 'source<TAB>target', found " +
-                             std::to_string(std::count(line.begin(),
-                                                       line.end(), '\t')) +
-                             " tabs");
+      return invalidArgument(
+          name + ":" + std::to_string(number) +
+          ": expected 'source<TAB>target', found " +
+          std::to_string(std::count(line.begin(), line.end(), '\t')) + " tabs");
     MOERT_RETURN_IF_ERROR(visit(line.substr(0, tab), line.substr(tab + 1)));
   }
   return Status::success();
+}
+
+/// Encodes `text` into `ids`; `what` names it in errors.
+Status encodeText(const sentencepiece::SentencePieceProcessor &processor,
+                  const std::string &text, const std::string &what,
+                  std::vector<int> &ids) {
+  if (text.size() > kMaxTextBytes)
+    return invalidArgument(what + " of " + std::to_string(text.size()) +
+                           " bytes is longer than the tokenizer takes (" +
+                           std::to_string(kMaxTextBytes) + " bytes)");
+  if (!processor.Encode(text, &ids).ok())
+    return invalidArgument("cannot encode '" + text + "'");
+  return Status::success();
+}
+
+Status forEachPair(const fs::path &path, const PairVisitor &visit) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in)
+    return invalidArgument("cannot open '" + path.string() + "'");
+  return forEachPairIn(in, path.string(), visit);
 }
 
 } // namespace
@@ -136,21 +156,23 @@ Status encodeCorpus(const std::string &corpusDir) {
   for (const std::string &language : languages)
     for (const char *split : {"train", "valid", "test"}) {
       std::vector<EncodedPair> pairs;
-      MOERT_RETURN_IF_ERROR(forEachPair(
-          fs::path(corpusDir) /
-              (std::string(split) + "." + language + ".tsv"),
-          [&](const std::string &s, const std::string &t) {
-            EncodedPair pair;
-            std::vector<int> ids;
-            if (!processor.Encode(s, &ids).ok())
-              return invalidArgument("cannot encode '" + s + "'");
-            pair.source.assign(ids.begin(), ids.end());
-            if (!processor.Encode(t, &ids).ok())
-              return invalidArgument("cannot encode '" + t + "'");
-            pair.target.assign(ids.begin(), ids.end());
-            pairs.push_back(std::move(pair));
-            return Status::success();
-          }));
+      const fs::path text =
+          fs::path(corpusDir) / (std::string(split) + "." + language + ".tsv");
+      int64_t line = 0;
+      MOERT_RETURN_IF_ERROR(forEachPair(text, [&](const std::string &s,
+                                                  const std::string &t) {
+        const std::string where = text.string() + ":" + std::to_string(++line);
+        EncodedPair pair;
+        std::vector<int> ids;
+        MOERT_RETURN_IF_ERROR(
+            encodeText(processor, s, where + ": the source", ids));
+        pair.source.assign(ids.begin(), ids.end());
+        MOERT_RETURN_IF_ERROR(
+            encodeText(processor, t, where + ": the target", ids));
+        pair.target.assign(ids.begin(), ids.end());
+        pairs.push_back(std::move(pair));
+        return Status::success();
+      }));
       const fs::path path =
           fs::path(corpusDir) / (std::string(split) + "." + language + ".ids");
       const fs::path temporary = path.string() + ".tmp";
@@ -180,40 +202,59 @@ Status encodeCorpus(const std::string &corpusDir) {
   return Status::success();
 }
 
+Expected<std::vector<EncodedPair>> parseIdShard(const std::string &bytes,
+                                                const std::string &name) {
+  const uint64_t size = bytes.size();
+  uint64_t count = 0;
+  if (size < 16 || std::memcmp(bytes.data(), kShardMagic, 8) != 0)
+    return invalidArgument(name + ": not an id shard (expected the magic "
+                                  "'MOEIDS1' and a pair count)");
+  std::memcpy(&count, bytes.data() + 8, sizeof(count));
+  // Every pair takes at least its two lengths: a count the bytes cannot
+  // hold is refused before the pairs are allocated.
+  if (count > (size - 16) / 8)
+    return invalidArgument(name + ": claims " + std::to_string(count) +
+                           " pairs in " + std::to_string(size) + " bytes");
+  std::vector<EncodedPair> pairs(static_cast<size_t>(count));
+  uint64_t at = 16;
+  auto truncated = [&](uint64_t i) {
+    return invalidArgument(name + ": pair " + std::to_string(i) + " of " +
+                           std::to_string(count) +
+                           " is truncated (the file ends first)");
+  };
+  auto take = [&](std::vector<int32_t> &ids, uint32_t length) {
+    ids.resize(length);
+    if (length != 0)
+      std::memcpy(ids.data(), bytes.data() + at, size_t(length) * 4);
+    at += uint64_t(length) * 4;
+  };
+  for (uint64_t i = 0; i < count; ++i) {
+    uint32_t lengths[2] = {};
+    if (size - at < sizeof(lengths))
+      return truncated(i);
+    std::memcpy(lengths, bytes.data() + at, sizeof(lengths));
+    at += sizeof(lengths);
+    if ((uint64_t(lengths[0]) + lengths[1]) * 4 > size - at)
+      return truncated(i);
+    take(pairs[i].source, lengths[0]);
+    take(pairs[i].target, lengths[1]);
+  }
+  if (at != size)
+    return invalidArgument(name + ": " + std::to_string(size - at) +
+                           " bytes follow the last of its " +
+                           std::to_string(count) + " pairs");
+  return pairs;
+}
+
 Expected<std::vector<EncodedPair>> readIdShard(const std::string &path) {
   std::ifstream in(path, std::ios::binary);
   if (!in)
     return invalidArgument("cannot open the id shard '" + path + "'");
-  char magic[8] = {};
-  uint64_t count = 0;
-  in.read(magic, sizeof(magic));
-  in.read(reinterpret_cast<char *>(&count), sizeof(count));
-  if (!in || std::memcmp(magic, kShardMagic, sizeof(magic)) != 0)
-    return invalidArgument(path + ": not an id shard (expected the magic "
-                                  "'MOEIDS1' and a pair count)");
-  in.seekg(0, std::ios::end);
-  const uint64_t size = static_cast<uint64_t>(in.tellg());
-  in.seekg(16);
-  if (count > size / 8)
-    return invalidArgument(path + ": claims " + std::to_string(count) +
-                           " pairs in " + std::to_string(size) + " bytes");
-  std::vector<EncodedPair> pairs(static_cast<size_t>(count));
-  for (uint64_t i = 0; i < count; ++i) {
-    uint32_t lengths[2] = {};
-    in.read(reinterpret_cast<char *>(lengths), sizeof(lengths));
-    const uint64_t at = static_cast<uint64_t>(in.tellg());
-    if (!in || at + (uint64_t(lengths[0]) + lengths[1]) * 4 > size)
-      return invalidArgument(path + ": pair " + std::to_string(i) + " of " +
-                             std::to_string(count) +
-                             " is truncated (the file ends first)");
-    pairs[i].source.resize(lengths[0]);
-    pairs[i].target.resize(lengths[1]);
-    in.read(reinterpret_cast<char *>(pairs[i].source.data()),
-            static_cast<std::streamsize>(lengths[0]) * 4);
-    in.read(reinterpret_cast<char *>(pairs[i].target.data()),
-            static_cast<std::streamsize>(lengths[1]) * 4);
-  }
-  return pairs;
+  std::ostringstream buffer;
+  buffer << in.rdbuf();
+  if (in.bad())
+    return dataLoss("cannot read the id shard '" + path + "'");
+  return parseIdShard(buffer.str(), path);
 }
 
 Expected<std::vector<std::string>>
@@ -221,15 +262,31 @@ corpusLanguages(const std::string &corpusDir) {
   return languagesOf(corpusDir);
 }
 
+namespace {
+/// A visitor that keeps at most `limit` pairs (0: all).
+PairVisitor keepPairs(std::vector<std::pair<std::string, std::string>> &pairs,
+                      int64_t limit) {
+  return [&pairs, limit](const std::string &source, const std::string &target) {
+    if (limit <= 0 || static_cast<int64_t>(pairs.size()) < limit)
+      pairs.emplace_back(source, target);
+    return Status::success();
+  };
+}
+} // namespace
+
 Expected<std::vector<std::pair<std::string, std::string>>>
 readTextPairs(const std::string &path, int64_t limit) {
   std::vector<std::pair<std::string, std::string>> pairs;
-  MOERT_RETURN_IF_ERROR(forEachPair(
-      path, [&](const std::string &source, const std::string &target) {
-        if (limit <= 0 || static_cast<int64_t>(pairs.size()) < limit)
-          pairs.emplace_back(source, target);
-        return Status::success();
-      }));
+  MOERT_RETURN_IF_ERROR(forEachPair(path, keepPairs(pairs, limit)));
+  return pairs;
+}
+
+Expected<std::vector<std::pair<std::string, std::string>>>
+parseTextPairs(const std::string &bytes, const std::string &name,
+               int64_t limit) {
+  std::istringstream in(bytes);
+  std::vector<std::pair<std::string, std::string>> pairs;
+  MOERT_RETURN_IF_ERROR(forEachPairIn(in, name, keepPairs(pairs, limit)));
   return pairs;
 }
 
@@ -262,8 +319,7 @@ SentencePieceModel::load(const std::string &path) {
 Expected<std::vector<int32_t>>
 SentencePieceModel::encode(const std::string &text) const {
   std::vector<int> ids;
-  if (!impl_->processor.Encode(text, &ids).ok())
-    return invalidArgument("cannot encode '" + text + "'");
+  MOERT_RETURN_IF_ERROR(encodeText(impl_->processor, text, "a text", ids));
   return std::vector<int32_t>(ids.begin(), ids.end());
 }
 

@@ -13,6 +13,10 @@
 #include <fstream>
 #include <set>
 #include <sstream>
+#include <thread>
+
+#include <sys/stat.h>
+#include <unistd.h>
 
 namespace moert {
 namespace data {
@@ -332,6 +336,151 @@ TEST(TokenizerTest, TrainsEncodesAndReadsShards) {
   fs::remove_all(dir);
 }
 
+/// The bytes of an id shard: the magic, `count` and the pairs.
+std::string shardBytes(uint64_t count, const std::vector<EncodedPair> &pairs) {
+  std::string out("MOEIDS1\0", 8);
+  out.append(reinterpret_cast<const char *>(&count), sizeof(count));
+  for (const EncodedPair &pair : pairs) {
+    const uint32_t lengths[2] = {static_cast<uint32_t>(pair.source.size()),
+                                 static_cast<uint32_t>(pair.target.size())};
+    out.append(reinterpret_cast<const char *>(lengths), sizeof(lengths));
+    out.append(reinterpret_cast<const char *>(pair.source.data()),
+               pair.source.size() * 4);
+    out.append(reinterpret_cast<const char *>(pair.target.data()),
+               pair.target.size() * 4);
+  }
+  return out;
+}
+
+// A shard's pair count is checked against its bytes before anything is
+// allocated, its pairs must lie inside them and nothing may follow them.
+TEST(TokenizerTest, MalformedShardsAreErrorsNamingTheShard) {
+  const std::vector<EncodedPair> two = {{{5, 6}, {7}}, {{}, {8, 9, 10}}};
+  Expected<std::vector<EncodedPair>> good =
+      parseIdShard(shardBytes(2, two), "good.ids");
+  ASSERT_TRUE(good.ok()) << good.status().toString();
+  ASSERT_EQ(good->size(), 2u);
+  EXPECT_EQ((*good)[0].source, (std::vector<int32_t>{5, 6}));
+  EXPECT_TRUE((*good)[1].source.empty());
+  EXPECT_EQ((*good)[1].target, (std::vector<int32_t>{8, 9, 10}));
+  Expected<std::vector<EncodedPair>> empty =
+      parseIdShard(shardBytes(0, {}), "empty.ids");
+  ASSERT_TRUE(empty.ok());
+  EXPECT_TRUE(empty->empty());
+
+  auto error = [](const std::string &bytes) {
+    Expected<std::vector<EncodedPair>> shard = parseIdShard(bytes, "bad.ids");
+    return shard.ok() ? std::string("accepted") : shard.status().message();
+  };
+  EXPECT_EQ(error(shardBytes(uint64_t(1) << 60, {})),
+            "bad.ids: claims 1152921504606846976 pairs in 16 bytes");
+  EXPECT_EQ(error(shardBytes(3, two)),
+            "bad.ids: pair 2 of 3 is truncated (the file ends first)");
+  std::string cut = shardBytes(2, two);
+  cut.resize(cut.size() - 4);
+  EXPECT_EQ(error(cut),
+            "bad.ids: pair 1 of 2 is truncated (the file ends first)");
+  // A length that reaches past the end (2^32 - 1 ids in a few bytes).
+  std::string huge = shardBytes(1, {{{1}, {}}});
+  huge[16] = huge[17] = huge[18] = huge[19] = '\xff';
+  EXPECT_EQ(error(huge),
+            "bad.ids: pair 0 of 1 is truncated (the file ends first)");
+  EXPECT_EQ(error(shardBytes(1, two)),
+            "bad.ids: 20 bytes follow the last of its 1 pairs");
+  EXPECT_EQ(error(shardBytes(2, two) + "x"),
+            "bad.ids: 1 bytes follow the last of its 2 pairs");
+  EXPECT_NE(error("MOEIDS1").find("bad.ids: not an id shard"),
+            std::string::npos);
+  EXPECT_NE(error(std::string(24, '\0')).find("bad.ids: not an id shard"),
+            std::string::npos);
+}
+
+// A shard read through a pipe (a FIFO, the shell's <(...)): the size of the
+// bytes read counts, not a seek position (which a pipe does not have: a
+// claim of 2^60 pairs was once taken at its word and allocated).
+TEST(TokenizerTest, ShardsReadThroughAPipe) {
+  const fs::path dir =
+      fs::temp_directory_path() / ("moe-fifo-" + std::to_string(::getpid()));
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  const fs::path fifo = dir / "shard.ids";
+  ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
+  auto throughPipe = [&](const std::string &bytes) {
+    std::thread writer([&] { std::ofstream(fifo, std::ios::binary) << bytes; });
+    Expected<std::vector<EncodedPair>> shard = readIdShard(fifo.string());
+    writer.join();
+    return shard;
+  };
+  Expected<std::vector<EncodedPair>> claims =
+      throughPipe(shardBytes(uint64_t(1) << 60, {}) + std::string(64, '\0'));
+  ASSERT_FALSE(claims.ok());
+  EXPECT_EQ(claims.status().message(),
+            fifo.string() + ": claims 1152921504606846976 pairs in 80 bytes");
+  const std::vector<EncodedPair> two = {{{5, 6}, {7}}, {{4}, {8, 9, 10}}};
+  Expected<std::vector<EncodedPair>> good = throughPipe(shardBytes(2, two));
+  ASSERT_TRUE(good.ok()) << good.status().toString();
+  ASSERT_EQ(good->size(), 2u);
+  EXPECT_EQ((*good)[1].target, (std::vector<int32_t>{8, 9, 10}));
+  fs::remove_all(dir);
+}
+
+TEST(TokenizerTest, SplitFilesNeedOneTabPerLine) {
+  Expected<std::vector<std::pair<std::string, std::string>>> pairs =
+      parseTextPairs("Open\tUfna\nSave file\tSepa fyl\nQuit\tKwit", "s.tsv");
+  ASSERT_TRUE(pairs.ok()) << pairs.status().toString();
+  ASSERT_EQ(pairs->size(), 3u);
+  EXPECT_EQ((*pairs)[1].first, "Save file");
+  EXPECT_EQ((*pairs)[2].second, "Kwit");
+  Expected<std::vector<std::pair<std::string, std::string>>> limited =
+      parseTextPairs("a\tb\nc\td\n", "s.tsv", 1);
+  ASSERT_TRUE(limited.ok());
+  EXPECT_EQ(limited->size(), 1u);
+  Expected<std::vector<std::pair<std::string, std::string>>> bad =
+      parseTextPairs("a\tb\nc\td\te\n", "s.tsv");
+  ASSERT_FALSE(bad.ok());
+  EXPECT_EQ(bad.status().message(),
+            "s.tsv:2: expected 'source<TAB>target', found 2 tabs");
+  EXPECT_FALSE(parseTextPairs("a\tb\n\n", "s.tsv").ok()); // an empty line
+}
+
+// SentencePiece takes time quadratic in the length of a run of characters
+// outside its vocabulary (1 MiB: 28 s): longer texts than kMaxTextBytes
+// are refused, by the model and by the corpus encoder (naming the line).
+TEST(TokenizerTest, TextsOverTheLimitAreRefused) {
+  const fs::path model = fs::path(MOE_FUZZ_DIR) / "tokenizer" / "spm.model";
+  Expected<std::unique_ptr<SentencePieceModel>> spm =
+      SentencePieceModel::load(model.string());
+  ASSERT_TRUE(spm.ok()) << spm.status().toString();
+  // 'x' is not in the toy model's vocabulary.
+  Expected<std::vector<int32_t>> longest =
+      (*spm)->encode(std::string(kMaxTextBytes, 'x'));
+  ASSERT_TRUE(longest.ok()) << longest.status().toString();
+  Expected<std::vector<int32_t>> tooLong =
+      (*spm)->encode(std::string(kMaxTextBytes + 1, 'x'));
+  ASSERT_FALSE(tooLong.ok());
+  EXPECT_EQ(tooLong.status().message(),
+            "a text of 16385 bytes is longer than the tokenizer takes (16384 "
+            "bytes)");
+
+  const fs::path dir =
+      fs::temp_directory_path() / ("moe-long-" + std::to_string(::getpid()));
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  fs::copy_file(model, dir / "spm.model");
+  std::ofstream(dir / "languages.tsv")
+      << "language\ttrain\tvalid\ttest\nxa\t2\t0\t0\n";
+  std::ofstream(dir / "train.xa.tsv")
+      << "Open file\tUfna fyl\nSave\t" << std::string(kMaxTextBytes + 1, 'x')
+      << "\n";
+  Status encoded = encodeCorpus(dir.string());
+  ASSERT_FALSE(encoded.ok());
+  EXPECT_EQ(encoded.message(),
+            (dir / "train.xa.tsv").string() +
+                ":2: the target of 16385 bytes is longer than the tokenizer "
+                "takes (16384 bytes)");
+  fs::remove_all(dir);
+}
+
 // Every single-byte corruption of a catalog (each byte XOR 0xFF, and every
 // truncation length) is either parsed or reported as an error naming the
 // file: never a crash, never an endless loop.
@@ -498,6 +647,71 @@ TEST(CorpusTest, FuzzCorpusReplays) {
         parseMoCatalog(read(path), name);
     if (!parsed.ok())
       EXPECT_NE(parsed.status().message().find(name), std::string::npos);
+  }
+}
+
+// The tokenizer fuzzer's inputs (fuzz/corpus/tokenizer, written by
+// fuzz/make_tokenizer_seeds.py with the committed model fuzz/tokenizer/
+// spm.model): its id shards are what that model makes of its split files,
+// and every committed input (seeds and fuzz/regressions/tokenizer) gives,
+// as text, ids of the model that decode; as a shard and as a split file,
+// pairs or a Status naming the file, never a crash.
+TEST(TokenizerTest, FuzzCorpusReplays) {
+  auto read = [](const fs::path &path) {
+    std::vector<uint8_t> bytes = moe::fuzz::readBytes(path.string());
+    return std::string(bytes.begin(), bytes.end());
+  };
+  const fs::path fuzzDir(MOE_FUZZ_DIR);
+  Expected<std::unique_ptr<SentencePieceModel>> spm =
+      SentencePieceModel::load((fuzzDir / "tokenizer" / "spm.model").string());
+  ASSERT_TRUE(spm.ok()) << spm.status().toString();
+  ASSERT_EQ((*spm)->size(), 200);
+  const fs::path corpus = fuzzDir / "corpus" / "tokenizer";
+  for (auto [split, count] :
+       {std::pair<std::string, size_t>{"test.xa", 100}, {"valid.xb", 50}}) {
+    Expected<std::vector<EncodedPair>> shard =
+        readIdShard((corpus / (split + ".ids")).string());
+    Expected<std::vector<std::pair<std::string, std::string>>> text =
+        readTextPairs((corpus / (split + ".tsv")).string());
+    ASSERT_TRUE(shard.ok()) << shard.status().toString();
+    ASSERT_TRUE(text.ok()) << text.status().toString();
+    ASSERT_EQ(shard->size(), count);
+    ASSERT_EQ(text->size(), count);
+    for (size_t i = 0; i < count; ++i) {
+      EXPECT_EQ(*(*spm)->encode((*text)[i].first), (*shard)[i].source)
+          << split << " pair " << i;
+      EXPECT_EQ(*(*spm)->encode((*text)[i].second), (*shard)[i].target)
+          << split << " pair " << i;
+      EXPECT_EQ(*(*spm)->decode((*shard)[i].target), (*text)[i].second);
+    }
+  }
+  Expected<std::vector<EncodedPair>> empty =
+      readIdShard((corpus / "empty.ids").string());
+  ASSERT_TRUE(empty.ok()) << empty.status().toString();
+  EXPECT_TRUE(empty->empty());
+
+  std::vector<std::string> inputs = moe::fuzz::filesIn(corpus.string());
+  for (const std::string &path :
+       moe::fuzz::filesIn((fuzzDir / "regressions" / "tokenizer").string()))
+    inputs.push_back(path);
+  EXPECT_GE(inputs.size(), 10u);
+  for (const std::string &path : inputs) {
+    const std::string name = fs::path(path).filename().string();
+    const std::string bytes = read(path);
+    Expected<std::vector<int32_t>> ids = (*spm)->encode(bytes);
+    ASSERT_TRUE(ids.ok()) << name << ": " << ids.status().toString();
+    for (int32_t id : *ids)
+      ASSERT_TRUE(id >= 0 && id < (*spm)->size()) << name << ": id " << id;
+    EXPECT_TRUE((*spm)->decode(*ids).ok()) << name;
+    Expected<std::vector<EncodedPair>> shard = parseIdShard(bytes, name);
+    if (!shard.ok())
+      EXPECT_EQ(shard.status().message().rfind(name + ": ", 0), 0u)
+          << shard.status().toString();
+    Expected<std::vector<std::pair<std::string, std::string>>> pairs =
+        parseTextPairs(bytes, name);
+    if (!pairs.ok())
+      EXPECT_EQ(pairs.status().message().rfind(name + ":", 0), 0u)
+          << pairs.status().toString();
   }
 }
 
