@@ -116,6 +116,8 @@ const char *verdictName(Verdict verdict) {
     return "format specifiers differ";
   case Verdict::MarkupMismatch:
     return "markup differs";
+  case Verdict::TagText:
+    return "spells a tag piece";
   }
   return "?";
 }
@@ -266,6 +268,29 @@ uint64_t fnv1a(const std::string &text, uint64_t seed) {
   return hash;
 }
 
+/// Whether `text` contains a piece the tokenizer reserves for tags: the
+/// task tags <mt>, <dae>, <mask> and the language tags <2xx> (Tokenizer.h).
+/// They are user-defined symbols of the SentencePiece model, which match
+/// raw text: a sentence spelling one would be encoded as the tag and lose
+/// the words when decoded.
+bool spellsTagPiece(const std::string &text) {
+  for (size_t at = text.find('<'); at != std::string::npos;
+       at = text.find('<', at + 1)) {
+    const size_t close = text.find('>', at);
+    if (close == std::string::npos)
+      return false;
+    const std::string inner = text.substr(at + 1, close - at - 1);
+    if (inner == "mt" || inner == "dae" || inner == "mask")
+      return true;
+    if (inner.size() >= 2 && inner.size() <= 17 && inner[0] == '2' &&
+        std::all_of(inner.begin() + 1, inner.end(), [](unsigned char c) {
+          return std::isalnum(c) || c == '_' || c == '@' || c == '-';
+        }))
+      return true;
+  }
+  return false;
+}
+
 } // namespace
 
 Verdict clean(const CatalogEntry &entry, const CleaningOptions &options,
@@ -291,6 +316,8 @@ Verdict clean(const CatalogEntry &entry, const CleaningOptions &options,
     return Verdict::LengthRatio;
   if (formatSpecifiers(pair.source) != formatSpecifiers(pair.target))
     return Verdict::FormatMismatch;
+  if (spellsTagPiece(pair.source) || spellsTagPiece(pair.target))
+    return Verdict::TagText;
   if (markupTags(pair.source) != markupTags(pair.target))
     return Verdict::MarkupMismatch;
   return Verdict::Kept;

@@ -65,6 +65,9 @@ enum class Verdict {
   LengthRatio,
   FormatMismatch,
   MarkupMismatch,
+  /// A side spells one of the tokenizer's tag pieces (<mt>, <dae>, <mask>,
+  /// a language tag <2xx>): SentencePiece would encode it as the tag.
+  TagText,
 };
 const char *verdictName(Verdict verdict);
 

@@ -144,6 +144,14 @@ TEST(CorpusTest, CleaningKeepsConsistentPairsAndSaysWhyOthersGo) {
             Verdict::TooLong);
   EXPECT_EQ(verdict("file_name", "Dateiname"), Verdict::Kept);
   EXPECT_EQ(pair.source, "file_name"); // not an accelerator
+  // Text that spells a tokenizer tag would be encoded as the tag.
+  EXPECT_EQ(verdict("Open <mask> file", "Datei <mask> öffnen"),
+            Verdict::TagText);
+  EXPECT_EQ(verdict("Use <2de> here", "Hier <2de> nutzen"), Verdict::TagText);
+  EXPECT_EQ(verdict("Mode <mt>", "Modus"), Verdict::TagText);
+  EXPECT_EQ(verdict("Language", "Sprache <2pt_BR>"), Verdict::TagText);
+  EXPECT_EQ(verdict("1 <2 and 3 > 2", "1 <2 und 3 > 2"), Verdict::Kept);
+  EXPECT_EQ(verdict("<i>Mask</i>", "<i>Maske</i>"), Verdict::Kept);
 }
 
 TEST(CorpusTest, BuildsDeterministicDisjointSplitsAndSkipsBadCatalogs) {
