@@ -38,6 +38,8 @@
 
 #include <limits>
 #include <map>
+#include <optional>
+#include <tuple>
 
 namespace mlir::moe {
 #define GEN_PASS_DEF_MOEBUCKETGRADIENTS
@@ -51,8 +53,61 @@ namespace {
 
 constexpr size_t kMaxMembers = 4096;
 
+/// A collective the pass can bucket: its input, its result, and how many
+/// ranks split dimension 0 between them (reduce-scatter: the input's rows
+/// are N shards; all-gather: the result's).
+struct Candidate {
+  Operation *op;
+  enum class Kind { AllReduce, ReduceScatter, AllGather } kind;
+  int64_t ranks = 1;
+  int64_t fullBytes = 0; // of the unsharded tensor
+};
+
+/// The f32 collectives the pass buckets: all-reduce (input and result of
+/// one static type), reduce-scatter and all-gather along dimension 0 (the
+/// ZeRO gradient shards and parameter gathers).
+std::optional<Candidate> candidateOf(Operation *op) {
+  auto staticF32 = [](Value v) -> RankedTensorType {
+    auto type = dyn_cast<RankedTensorType>(v.getType());
+    if (!type || !type.hasStaticShape() || !type.getElementType().isF32())
+      return {};
+    return type;
+  };
+  if (auto reduce = dyn_cast<shard::AllReduceOp>(op)) {
+    RankedTensorType in = staticF32(reduce.getInput());
+    if (!in || in != staticF32(reduce.getResult()))
+      return std::nullopt;
+    return Candidate{op, Candidate::Kind::AllReduce, 1,
+                     in.getNumElements() * 4};
+  }
+  if (auto scatter = dyn_cast<shard::ReduceScatterOp>(op)) {
+    RankedTensorType in = staticF32(scatter.getInput());
+    RankedTensorType out = staticF32(scatter.getResult());
+    if (!in || !out || in.getRank() < 1 || out.getRank() != in.getRank() ||
+        scatter.getScatterAxis() != 0 || out.getDimSize(0) == 0 || in.getDimSize(0) % out.getDimSize(0) != 0 ||
+        in.getShape().drop_front() != out.getShape().drop_front())
+      return std::nullopt;
+    return Candidate{op, Candidate::Kind::ReduceScatter,
+                     in.getDimSize(0) / out.getDimSize(0),
+                     in.getNumElements() * 4};
+  }
+  if (auto gather = dyn_cast<shard::AllGatherOp>(op)) {
+    RankedTensorType in = staticF32(gather.getInput());
+    RankedTensorType out = staticF32(gather.getResult());
+    if (!in || !out || in.getRank() < 1 || out.getRank() != in.getRank() ||
+        gather.getGatherAxis() != 0 || in.getDimSize(0) == 0 ||
+        out.getDimSize(0) % in.getDimSize(0) != 0 ||
+        in.getShape().drop_front() != out.getShape().drop_front())
+      return std::nullopt;
+    return Candidate{op, Candidate::Kind::AllGather,
+                     out.getDimSize(0) / in.getDimSize(0),
+                     out.getNumElements() * 4};
+  }
+  return std::nullopt;
+}
+
 struct Bucket {
-  SmallVector<shard::AllReduceOp> members;
+  SmallVector<Candidate> members;
   int64_t bytes = 0;
   // Position of the earliest use of a member's result.
   int64_t firstUse = std::numeric_limits<int64_t>::max();
@@ -86,32 +141,27 @@ struct MoeBucketGradients
     for (Operation &op : body)
       position[&op] = index++;
 
-    // Open buckets by (attributes of the all-reduce: grid, axes, reduction;
-    // element type).
-    std::map<std::pair<const void *, const void *>, Bucket> open;
+    // Open buckets by (op name, its attributes: grid, axes, reduction or
+    // split axis; ranks that split dimension 0).
+    std::map<std::tuple<const void *, const void *, int64_t>, Bucket> open;
     for (Operation &op : llvm::make_early_inc_range(body)) {
-      auto reduce = dyn_cast<shard::AllReduceOp>(&op);
-      if (!reduce)
+      std::optional<Candidate> candidate = candidateOf(&op);
+      if (!candidate)
         continue;
-      auto input = dyn_cast<RankedTensorType>(reduce.getInput().getType());
-      auto output = dyn_cast<RankedTensorType>(reduce.getResult().getType());
-      if (!input || !output || input != output || !input.hasStaticShape() ||
-          !input.getElementType().isF32())
-        continue;
-      auto key = std::make_pair(op.getAttrDictionary().getAsOpaquePointer(),
-                                input.getElementType().getAsOpaquePointer());
+      auto key = std::make_tuple(op.getName().getAsOpaquePointer(),
+                                 op.getAttrDictionary().getAsOpaquePointer(),
+                                 candidate->ranks);
       Bucket &bucket = open[key];
       const int64_t here = position[&op];
       if (!bucket.members.empty() && here >= bucket.firstUse)
         flush(bucket);
       // A tensor that fills a bucket by itself gains nothing from packing
-      // and would be copied twice: it keeps its own all-reduce.
-      const int64_t bytes = input.getNumElements() * 4;
-      if (static_cast<double>(bytes) >= limit)
+      // and would be copied twice: it keeps its own collective.
+      if (static_cast<double>(candidate->fullBytes) >= limit)
         continue;
-      bucket.members.push_back(reduce);
-      bucket.bytes += bytes;
-      for (Operation *user : reduce.getResult().getUsers())
+      bucket.members.push_back(*candidate);
+      bucket.bytes += candidate->fullBytes;
+      for (Operation *user : op.getResult(0).getUsers())
         bucket.firstUse = std::min(bucket.firstUse, position.lookup(user));
       // The plan's pack instruction takes at most 65535 operands.
       if (static_cast<double>(bucket.bytes) >= limit ||
@@ -122,37 +172,56 @@ struct MoeBucketGradients
       flush(bucket);
   }
 
-  /// Replaces the bucket's all-reduces (two or more) by pack, one
-  /// all-reduce and unpacks, placed where the last member was.
+  /// Replaces the bucket's collectives (two or more) by pack, one
+  /// collective and unpacks, placed where the last member was.
+  ///   all-reduce:     pack, all-reduce, unpack.
+  ///   reduce-scatter: pack in N rows (row r: part r of every gradient),
+  ///                   reduce-scatter (rank r keeps row r: its shard of
+  ///                   every gradient), unpack each shard.
+  ///   all-gather:     pack the shards, all-gather (row r: rank r's
+  ///                   shards), unpack each parameter from the N rows.
   void flush(Bucket &bucket) {
     if (bucket.members.size() >= 2) {
-      shard::AllReduceOp last = bucket.members.back();
+      Operation *last = bucket.members.back().op;
+      const Candidate::Kind kind = bucket.members.back().kind;
+      const int64_t ranks = bucket.members.back().ranks;
       OpBuilder builder(last);
       builder.setInsertionPointAfter(last);
       SmallVector<Value> inputs;
-      int64_t elements = 0;
-      for (shard::AllReduceOp member : bucket.members) {
-        inputs.push_back(member.getInput());
-        elements += cast<RankedTensorType>(member.getInput().getType())
-                        .getNumElements();
+      int64_t inElements = 0, outElements = 0;
+      for (const Candidate &member : bucket.members) {
+        inputs.push_back(member.op->getOperand(0));
+        inElements += cast<RankedTensorType>(member.op->getOperand(0).getType())
+                          .getNumElements();
+        outElements += cast<RankedTensorType>(member.op->getResult(0).getType())
+                           .getNumElements();
       }
-      Location loc = last.getLoc();
-      auto flatType = RankedTensorType::get({elements}, builder.getF32Type());
-      Value flat = PackOp::create(builder, loc, flatType, inputs);
-      Operation *reduced = builder.clone(*last.getOperation());
-      reduced->setOperand(0, flat);
-      reduced->getResult(0).setType(flatType);
+      Location loc = last->getLoc();
+      auto f32 = builder.getF32Type();
+      auto inType = RankedTensorType::get({inElements}, f32);
+      auto outType = RankedTensorType::get({outElements}, f32);
+      const int64_t packChunks =
+          kind == Candidate::Kind::ReduceScatter ? ranks : 1;
+      const int64_t unpackChunks =
+          kind == Candidate::Kind::AllGather ? ranks : 1;
+      Value flat = PackOp::create(builder, loc, inType, inputs,
+                                  builder.getI64IntegerAttr(packChunks));
+      Operation *collective = builder.clone(*last);
+      collective->setOperand(0, flat);
+      collective->getResult(0).setType(outType);
+      // Offsets count elements within one row of the collective's result.
       int64_t offset = 0;
-      for (shard::AllReduceOp member : bucket.members) {
-        auto type = cast<RankedTensorType>(member.getResult().getType());
-        Value piece = UnpackOp::create(builder, member.getLoc(), type,
-                                       reduced->getResult(0),
-                                       builder.getI64IntegerAttr(offset));
-        offset += type.getNumElements();
-        member.getResult().replaceAllUsesWith(piece);
+      for (const Candidate &member : bucket.members) {
+        auto type = cast<RankedTensorType>(member.op->getResult(0).getType());
+        Value piece = UnpackOp::create(
+            builder, member.op->getLoc(), type, collective->getResult(0),
+            builder.getI64IntegerAttr(offset),
+            builder.getI64IntegerAttr(unpackChunks));
+        offset += type.getNumElements() / unpackChunks;
+        member.op->getResult(0).replaceAllUsesWith(piece);
       }
-      for (shard::AllReduceOp member : bucket.members)
-        member.erase();
+      for (const Candidate &member : bucket.members)
+        member.op->erase();
     }
     bucket = Bucket();
   }

@@ -356,7 +356,7 @@ def MoePartition : Pass<"moe-partition", "::mlir::ModuleOp"> {
 //===----------------------------------------------------------------------===//
 
 def MoeBucketGradients : Pass<"moe-bucket-gradients", "::mlir::ModuleOp"> {
-  let summary = "reduce gradients in buckets: one all-reduce per bucket";
+  let summary = "reduce gradients in buckets: one collective per bucket";
   let description = [{
     Replaces the f32 `shard.all_reduce` ops of a partitioned step that run
     over the same grid axes with the same reduction, taken in program
@@ -375,6 +375,14 @@ def MoeBucketGradients : Pass<"moe-bucket-gradients", "::mlir::ModuleOp"> {
     2 (n-1)/n of its buffer). The values equal the per-tensor reductions up
     to the summation order of the collective's algorithm. Part of
     `moe-training-pipeline` with `bucket-mb=M`.
+
+    ZeRO's collectives are bucketed the same way: the f32 reduce-scatters
+    of gradient shards along dimension 0 over the same axes are packed in
+    rows (`chunks` = the ranks of the group; row r holds part r of every
+    gradient, so rank r receives its shard of each from one
+    reduce-scatter), and the all-gathers of updated parameter shards are
+    packed shard after shard, gathered once and each parameter unpacked
+    from the rows (row r: what rank r sent).
 
     ```mlir
     %flat = moe.pack %g0, %g1 : tensor<128x512xf32>, tensor<512xf32>

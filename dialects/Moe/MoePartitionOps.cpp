@@ -27,12 +27,19 @@ LogicalResult PackOp::verify() {
     return emitOpError() << "result must be 1-D, found " << result;
   if (getInputs().empty())
     return emitOpError() << "expects at least one operand";
+  const int64_t chunks = getChunks();
+  if (chunks < 1)
+    return emitOpError() << "chunks must be at least 1, found " << chunks;
   int64_t elements = 0;
   for (auto [i, input] : llvm::enumerate(getInputs())) {
     auto type = cast<RankedTensorType>(input.getType());
     if (!type.hasStaticShape())
       return emitOpError() << "operand #" << i << " must have a static shape, "
                            << "found " << type;
+    if (type.getNumElements() % chunks != 0)
+      return emitOpError() << "operand #" << i << " " << type
+                           << " does not split into " << chunks
+                           << " equal chunks";
     if (type.getElementType() != result.getElementType())
       return emitOpError() << "operand #" << i << " element type "
                            << type.getElementType() << " differs from the "
@@ -57,12 +64,21 @@ LogicalResult UnpackOp::verify() {
     return emitOpError() << "result element type " << result.getElementType()
                          << " differs from the input's "
                          << input.getElementType();
+  const int64_t chunks = getChunks();
+  if (chunks < 1)
+    return emitOpError() << "chunks must be at least 1, found " << chunks;
+  if (input.getDimSize(0) % chunks != 0 ||
+      result.getNumElements() % chunks != 0)
+    return emitOpError() << "input " << input << " and result " << result
+                         << " must both split into " << chunks
+                         << " equal chunks";
+  // Within one row of the input (the whole input without chunks).
+  const int64_t row = input.getDimSize(0) / chunks;
+  const int64_t part = result.getNumElements() / chunks;
   const int64_t offset = getOffset();
-  if (offset < 0 || offset > input.getDimSize(0) ||
-      result.getNumElements() > input.getDimSize(0) - offset)
-    return emitOpError() << "elements [" << offset << ", "
-                         << offset + result.getNumElements()
+  if (offset < 0 || offset > row || part > row - offset)
+    return emitOpError() << "elements [" << offset << ", " << offset + part
                          << ") are not inside the input's "
-                         << input.getDimSize(0);
+                         << (chunks > 1 ? "rows of " : "") << row;
   return success();
 }

@@ -61,12 +61,22 @@ def Moe_PackOp : Moe_Op<"pack", [Pure]> {
     element count of the operands before it. `moe-bucket-gradients` packs
     the gradients of a bucket so that one collective reduces them all.
 
+    With `chunks = N` (default 1) every operand is cut into N equal parts
+    and the result holds part 0 of every operand, then part 1 of every
+    operand, and so on: rank r of a reduce-scatter over N ranks along
+    dimension 0 receives part r of every operand, which is its ZeRO shard
+    of each gradient, in one collective. Each operand's element count must
+    be a multiple of N.
+
     ```mlir
     %flat = moe.pack %g0, %g1 : tensor<128x512xf32>, tensor<512xf32>
         -> tensor<66048xf32>
+    %rows = moe.pack %g0, %g1 {chunks = 2 : i64}
+        : tensor<128x512xf32>, tensor<512xf32> -> tensor<66048xf32>
     ```
   }];
-  let arguments = (ins Variadic<Moe_FloatTensor>:$inputs);
+  let arguments = (ins Variadic<Moe_FloatTensor>:$inputs,
+                       DefaultValuedAttr<I64Attr, "1">:$chunks);
   let results = (outs Moe_FloatTensor:$result);
   let assemblyFormat = [{
     $inputs attr-dict `:` type($inputs) `->` type($result)
@@ -80,12 +90,20 @@ def Moe_UnpackOp : Moe_Op<"unpack", [Pure]> {
     `flatten(result)[j] = input[offset + j]`: the inverse of `moe.pack` for
     one of its operands (`offset` in elements).
 
+    With `chunks = N` (default 1) the input is N equal rows and the result
+    is N equal parts, part c taken from row c at `offset`:
+    `flatten(result)[c * k + j] = input[c * (size(input) / N) + offset + j]`
+    with `k = size(result) / N`. This is the inverse of a pack with
+    `chunks = N`, and unpacks a parameter from the all-gather of packed
+    ZeRO shards (row r is what rank r contributed).
+
     ```mlir
     %g1 = moe.unpack %flat {offset = 65536 : i64}
         : tensor<66048xf32> -> tensor<512xf32>
     ```
   }];
-  let arguments = (ins Moe_FloatTensor:$input, I64Attr:$offset);
+  let arguments = (ins Moe_FloatTensor:$input, I64Attr:$offset,
+                       DefaultValuedAttr<I64Attr, "1">:$chunks);
   let results = (outs Moe_FloatTensor:$result);
   let assemblyFormat = [{
     $input attr-dict `:` type($input) `->` type($result)

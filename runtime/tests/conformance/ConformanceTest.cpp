@@ -646,6 +646,39 @@ TEST_P(Conformance, GradientBucketPackAndUnpack) {
   EXPECT_EQ(readBytes(*e, middle), middleBytes);
 }
 
+TEST_P(Conformance, ShardedBucketPackAndUnpackInRows) {
+  // A ZeRO bucket over 2 ranks: pack in 2 rows (row r holds part r of every
+  // operand), then unpack a row's parts and a whole operand from both rows.
+  Case c;
+  int32_t x = c.in(DType::F32, {4, 6}), bias = c.in(DType::F32, {6});
+  int32_t rows = c.out(DType::F32, {30}), shard = c.out(DType::F32, {3}),
+          whole = c.out(DType::F32, {4, 6});
+  c.t.add("moe.pack", {x, bias}, {rows}, {{"chunks", int64_t{2}}});
+  // Row 1's part of `bias` (elements 12..14 of row 1 = 27..29), and `x`
+  // gathered back from both rows.
+  c.t.add("moe.unpack", {rows}, {shard},
+          {{"offset", int64_t{27}}});
+  c.t.add("moe.unpack", {rows}, {whole},
+          {{"offset", int64_t{0}}, {"chunks", int64_t{2}}});
+  c.outputs = {{rows, 0}, {shard, 0}, {whole, 0}};
+  check(c);
+  auto e = make(c, *device_);
+  ASSERT_TRUE(e);
+  Status s = e->run(context());
+  ASSERT_TRUE(s.ok()) << s.toString();
+  std::vector<uint8_t> packed = readBytes(*e, rows), a = readBytes(*e, x),
+                       b = readBytes(*e, bias);
+  // Row 0: x[0:12], bias[0:3]; row 1: x[12:24], bias[3:6] (4-byte floats).
+  std::vector<uint8_t> want;
+  want.insert(want.end(), a.begin(), a.begin() + 48);
+  want.insert(want.end(), b.begin(), b.begin() + 12);
+  want.insert(want.end(), a.begin() + 48, a.end());
+  want.insert(want.end(), b.begin() + 12, b.end());
+  EXPECT_EQ(packed, want);
+  EXPECT_EQ(readBytes(*e, shard), std::vector<uint8_t>(b.begin() + 12, b.end()));
+  EXPECT_EQ(readBytes(*e, whole), a);
+}
+
 std::vector<hal::Backend> allBackends() {
   return {hal::Backend::Cpu, hal::Backend::Cuda};
 }

@@ -1703,3 +1703,19 @@ func.func @unpack_from_2d(%flat: tensor<5x8xf32>) {
   %0 = moe.unpack %flat {offset = 0 : i64} : tensor<5x8xf32> -> tensor<8xf32>
   return
 }
+
+// -----
+
+func.func @pack_chunks_do_not_divide(%a: tensor<3xf32>, %b: tensor<4xf32>) {
+  // expected-error @+1 {{'moe.pack' op operand #0 'tensor<3xf32>' does not split into 2 equal chunks}}
+  %0 = moe.pack %a, %b {chunks = 2 : i64} : tensor<3xf32>, tensor<4xf32> -> tensor<7xf32>
+  return
+}
+
+// -----
+
+func.func @unpack_outside_its_rows(%flat: tensor<40xf32>) {
+  // expected-error @+1 {{'moe.unpack' op elements [16, 24) are not inside the input's rows of 20}}
+  %0 = moe.unpack %flat {offset = 16 : i64, chunks = 2 : i64} : tensor<40xf32> -> tensor<16xf32>
+  return
+}

@@ -45,6 +45,10 @@ GRIDS = [
     "dp=2 ep=2 bucket-mb=25",
     "ep=2 tp=2 bucket-mb=0.0625",
     "dp=2 zero=1 bucket-mb=0.0625",
+    # ZeRO-2: the gradient shards' reduce-scatters and the parameters'
+    # all-gathers in buckets as well (packed in rows, one per rank).
+    "dp=2 ep=2 zero=2 bucket-mb=25",
+    "dp=2 zero=2 bucket-mb=0.0625",
 ]
 LOSS_RTOL = 1e-4
 PEAK_LR = 0.003

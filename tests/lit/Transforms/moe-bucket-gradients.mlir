@@ -67,3 +67,36 @@ module {
     return %r0, %r1 : tensor<8xf32>, tensor<8xf32>
   }
 }
+
+// -----
+
+// ZeRO: the reduce-scatters of gradient shards over the same axes share one
+// bucket packed in rows (one per rank: row r holds part r of every
+// gradient, so rank r receives its shard of each), and so do the
+// all-gathers of the updated parameter shards (row r: rank r's shards;
+// each parameter is unpacked from all rows). A scatter along another
+// dimension stays as it is.
+// CHECK-LABEL: func.func @train_step
+// CHECK: shard.reduce_scatter %arg3 on @grid grid_axes = [0] scatter_axis = 1
+// CHECK: %[[ROWS:.*]] = moe.pack %arg0, %arg1 {chunks = 2 : i64} : tensor<4x8xf32>, tensor<8xf32> -> tensor<40xf32>
+// CHECK-NEXT: %[[MINE:.*]] = shard.reduce_scatter %[[ROWS]] on @grid grid_axes = [0] scatter_axis = 0 : tensor<40xf32> -> tensor<20xf32>
+// CHECK-NEXT: %[[S0:.*]] = moe.unpack %[[MINE]] {offset = 0 : i64} : tensor<20xf32> -> tensor<2x8xf32>
+// CHECK-NEXT: %[[S1:.*]] = moe.unpack %[[MINE]] {offset = 16 : i64} : tensor<20xf32> -> tensor<4xf32>
+// CHECK: %[[OWN:.*]] = moe.pack %[[S0]], %[[S1]] : tensor<2x8xf32>, tensor<4xf32> -> tensor<20xf32>
+// CHECK-NEXT: %[[ALL:.*]] = shard.all_gather %[[OWN]] on @grid grid_axes = [0] gather_axis = 0 : tensor<20xf32> -> tensor<40xf32>
+// CHECK-NEXT: %[[P0:.*]] = moe.unpack %[[ALL]] {chunks = 2 : i64, offset = 0 : i64} : tensor<40xf32> -> tensor<4x8xf32>
+// CHECK-NEXT: %[[P1:.*]] = moe.unpack %[[ALL]] {chunks = 2 : i64, offset = 16 : i64} : tensor<40xf32> -> tensor<8xf32>
+// CHECK: return %[[P0]], %[[P1]]
+module {
+  shard.grid @grid(shape = 2)
+  func.func @train_step(%g0: tensor<4x8xf32>, %g1: tensor<8xf32>,
+                        %g2: tensor<4x8xf32>, %g3: tensor<4x8xf32>)
+      -> (tensor<4x8xf32>, tensor<8xf32>, tensor<4x4xf32>) {
+    %s0 = shard.reduce_scatter %g0 on @grid grid_axes = [0] scatter_axis = 0 : tensor<4x8xf32> -> tensor<2x8xf32>
+    %s3 = shard.reduce_scatter %g3 on @grid grid_axes = [0] scatter_axis = 1 : tensor<4x8xf32> -> tensor<4x4xf32>
+    %s1 = shard.reduce_scatter %g1 on @grid grid_axes = [0] scatter_axis = 0 : tensor<8xf32> -> tensor<4xf32>
+    %p0 = shard.all_gather %s0 on @grid grid_axes = [0] gather_axis = 0 : tensor<2x8xf32> -> tensor<4x8xf32>
+    %p1 = shard.all_gather %s1 on @grid grid_axes = [0] gather_axis = 0 : tensor<4xf32> -> tensor<8xf32>
+    return %p0, %p1, %s3 : tensor<4x8xf32>, tensor<8xf32>, tensor<4x4xf32>
+  }
+}

@@ -384,6 +384,12 @@ Status checkInstructionShapes(const Instruction &inst, const Program &program) {
     c.require(c.result(0).numElements() == elements,
               "the packed result is " + c.result(0).str() + ", expected " +
                   std::to_string(elements) + " elements (the operands' sum)");
+    const int64_t chunks = c.intAttr("chunks").value_or(1);
+    for (size_t i = 0; i < c.numOperands(); ++i)
+      c.require(chunks >= 1 && c.operand(i).numElements() % chunks == 0,
+                "operand #" + std::to_string(i) + " " + c.operand(i).str() +
+                    " does not split into " + std::to_string(chunks) +
+                    " equal chunks");
     break;
   }
   case Op::unpack: {
@@ -393,12 +399,26 @@ Status checkInstructionShapes(const Instruction &inst, const Program &program) {
                   ", expected the operand's element type " +
                   c.operand(0).str());
     const int64_t offset = c.intAttr("offset").value_or(-1);
-    const int64_t size = c.operand(0).numElements();
-    c.require(offset >= 0 && offset <= size &&
-                  c.result(0).numElements() <= size - offset,
+    const int64_t chunks = c.intAttr("chunks").value_or(1);
+    const bool splits = chunks >= 1 &&
+                        c.operand(0).numElements() % chunks == 0 &&
+                        c.result(0).numElements() % chunks == 0;
+    c.require(splits, "the packed operand " + c.operand(0).str() +
+                          " and the result " + c.result(0).str() +
+                          " do not split into " + std::to_string(chunks) +
+                          " equal chunks");
+    if (!splits)
+      break;
+    // Within one row of the operand (the whole operand without chunks).
+    const int64_t size = c.operand(0).numElements() / chunks;
+    const int64_t part = c.result(0).numElements() / chunks;
+    c.require(offset >= 0 && offset <= size && part <= size - offset,
               "elements [" + std::to_string(offset) + ", " +
-                  std::to_string(offset + c.result(0).numElements()) +
-                  ") are not inside the packed operand " + c.operand(0).str());
+                  std::to_string(offset + part) +
+                  ") are not inside the packed operand " + c.operand(0).str() +
+                  (chunks > 1 ? " (in each of its " + std::to_string(chunks) +
+                                    " rows)"
+                              : std::string()));
     break;
   }
   default:

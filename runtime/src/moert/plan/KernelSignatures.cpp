@@ -152,8 +152,9 @@ std::map<Opcode, KernelSignature> buildSignatures() {
   // Introduced by partitioning (schema 1.1).
   add(Opcode::token_count, {required("ignore_index", AttrValue::IntValue)});
   add(Opcode::bias_add, {});
-  add(Opcode::pack, {});
-  add(Opcode::unpack, {range(required("offset", AttrValue::IntValue), 0)});
+  add(Opcode::pack, {range(optional("chunks", AttrValue::IntValue), 1)});
+  add(Opcode::unpack, {range(required("offset", AttrValue::IntValue), 0),
+                       range(optional("chunks", AttrValue::IntValue), 1)});
   add(Opcode::mul, {});
   add(Opcode::div, {});
   // Collectives: their parameters live in Instruction.collective.

@@ -116,19 +116,27 @@ Status runFill(KernelCall &call) {
   return Status::success();
 }
 
-/// The operands, flattened, one after the other (a gradient bucket).
+void copyRows(const exec::ByteCopy &copy) {
+  for (int64_t r = 0; r < copy.rows; ++r)
+    std::memcpy(static_cast<char *>(copy.to) + r * copy.toPitch,
+                static_cast<const char *>(copy.from) + r * copy.fromPitch,
+                static_cast<size_t>(copy.bytes));
+}
+
+/// The operands, flattened, one after the other (a gradient bucket); with
+/// `chunks`, row by row.
 Status runPack(KernelCall &call) {
   MOERT_ASSIGN_OR_RETURN(std::vector<exec::ByteCopy> copies,
                          exec::packCopies(call));
   for (const exec::ByteCopy &copy : copies)
-    std::memcpy(copy.to, copy.from, static_cast<size_t>(copy.bytes));
+    copyRows(copy);
   return Status::success();
 }
 
-/// Elements [offset, offset + n) of the packed operand.
+/// Elements [offset, offset + n) of the packed operand (of each row).
 Status runUnpack(KernelCall &call) {
   MOERT_ASSIGN_OR_RETURN(exec::ByteCopy copy, exec::unpackCopy(call));
-  std::memcpy(copy.to, copy.from, static_cast<size_t>(copy.bytes));
+  copyRows(copy);
   return Status::success();
 }
 

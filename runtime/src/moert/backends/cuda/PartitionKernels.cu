@@ -168,26 +168,38 @@ Status runFill(KernelCall &call) {
   return invalidArgument("fill of an unknown element type");
 }
 
-/// The operands, flattened, one after the other: one device-to-device copy
-/// each on the stream (a gradient bucket).
+/// One device-to-device copy on the stream; rows of a chunked bucket as
+/// one 2-D copy.
+Status copyOnStream(KernelCall &call, const exec::ByteCopy &copy) {
+  if (copy.bytes == 0)
+    return Status::success();
+  if (copy.rows == 1)
+    MOERT_CUDA_RETURN_IF_ERROR(
+        cudaMemcpyAsync(copy.to, copy.from, static_cast<size_t>(copy.bytes),
+                        cudaMemcpyDeviceToDevice, streamOf(call)));
+  else
+    MOERT_CUDA_RETURN_IF_ERROR(cudaMemcpy2DAsync(
+        copy.to, static_cast<size_t>(copy.toPitch), copy.from,
+        static_cast<size_t>(copy.fromPitch), static_cast<size_t>(copy.bytes),
+        static_cast<size_t>(copy.rows), cudaMemcpyDeviceToDevice,
+        streamOf(call)));
+  return Status::success();
+}
+
+/// The operands, flattened, one after the other: one copy each on the
+/// stream (a gradient bucket).
 Status runPack(KernelCall &call) {
   MOERT_ASSIGN_OR_RETURN(std::vector<exec::ByteCopy> copies,
                          exec::packCopies(call));
   for (const exec::ByteCopy &copy : copies)
-    MOERT_CUDA_RETURN_IF_ERROR(
-        cudaMemcpyAsync(copy.to, copy.from, static_cast<size_t>(copy.bytes),
-                        cudaMemcpyDeviceToDevice, streamOf(call)));
+    MOERT_RETURN_IF_ERROR(copyOnStream(call, copy));
   return Status::success();
 }
 
-/// Elements [offset, offset + n) of the packed operand.
+/// Elements [offset, offset + n) of the packed operand (of each row).
 Status runUnpack(KernelCall &call) {
   MOERT_ASSIGN_OR_RETURN(exec::ByteCopy copy, exec::unpackCopy(call));
-  if (copy.bytes > 0)
-    MOERT_CUDA_RETURN_IF_ERROR(
-        cudaMemcpyAsync(copy.to, copy.from, static_cast<size_t>(copy.bytes),
-                        cudaMemcpyDeviceToDevice, streamOf(call)));
-  return Status::success();
+  return copyOnStream(call, copy);
 }
 
 } // namespace

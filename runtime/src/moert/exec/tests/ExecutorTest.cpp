@@ -389,6 +389,35 @@ TEST(Executor, RejectsShapesThatDoNotFitTheOp) {
   }
 }
 
+TEST(Executor, RejectsBucketRowsThatDoNotSplit) {
+  {
+    ProgramBuilder b;
+    int32_t a = b.arena(DType::F32, {3}), c = b.arena(DType::F32, {4});
+    int32_t flat = b.arena(DType::F32, {7});
+    b.add("moe.pack", {a, c}, {flat}, {{"chunks", int64_t{2}}});
+    Expected<std::unique_ptr<Executor>> made = Executor::create(b.program);
+    ASSERT_FALSE(made.ok());
+    EXPECT_NE(made.status().message().find(
+                  "instruction #0 (moe.pack) at test: operand #0 f32[3] does "
+                  "not split into 2 equal chunks"),
+              std::string::npos)
+        << made.status().message();
+  }
+  {
+    ProgramBuilder b;
+    int32_t flat = b.arena(DType::F32, {40}), out = b.arena(DType::F32, {16});
+    b.add("moe.unpack", {flat}, {out},
+          {{"offset", int64_t{16}}, {"chunks", int64_t{2}}});
+    Expected<std::unique_ptr<Executor>> made = Executor::create(b.program);
+    ASSERT_FALSE(made.ok());
+    EXPECT_NE(made.status().message().find(
+                  "elements [16, 24) are not inside the packed operand "
+                  "f32[40] (in each of its 2 rows)"),
+              std::string::npos)
+        << made.status().message();
+  }
+}
+
 TEST(Executor, RejectsMalformedPrograms) {
   {
     LinearClassifier model;
