@@ -44,6 +44,7 @@ struct Options {
   std::string direction = "en-x", json, hypotheses;
   int64_t sentences = 200, beam = 1;
   double lengthPenalty = 0.6;
+  bool recomputeSources = false;
 };
 
 const char *kUsage =
@@ -53,7 +54,7 @@ const char *kUsage =
     "[--sentences N]\n"
     "                [--direction en-x|x-en|both] [--beam K] "
     "[--length-penalty A]\n"
-    "                [--json FILE] [--hypotheses DIR]\n"
+    "                [--json FILE] [--hypotheses DIR] [--recompute-sources]\n"
     "  translates the first N pairs (default 200) of each language's split "
     "of the encoded corpus (moe-data) with the checkpoint and prints BLEU "
     "and chrF2 (sacreBLEU's defaults) per direction next to the "
@@ -61,7 +62,10 @@ const char *kUsage =
     "  --beam K      beam search with K hypotheses (default 1: greedy) and "
     "GNMT's length penalty A (default 0.6)\n"
     "  --hypotheses D  write <D>/<src>-<tgt>.{src,hyp,ref}, one segment per "
-    "line\n";
+    "line\n"
+    "  --recompute-sources  run the encoder again for every generated token "
+    "(by default it runs once per batch of sources; the translations are "
+    "the same, this is the reference that checks it)\n";
 
 bool parseOptions(int argc, char **argv, Options &options) {
   runner::CommandLine cl("moe-eval", kUsage, argc, argv);
@@ -105,6 +109,8 @@ bool parseOptions(int argc, char **argv, Options &options) {
       ok = cl.value(options.json);
     } else if (arg == "--hypotheses") {
       ok = cl.value(options.hypotheses);
+    } else if (arg == "--recompute-sources") {
+      options.recomputeSources = true;
     } else if (cl.isFlag()) {
       ok = cl.unknownOption();
     } else if (options.plan.empty()) {
@@ -277,7 +283,8 @@ int main(int argc, char **argv) {
       }
       row.sentences = static_cast<int64_t>(sources.size());
       Expected<eval::NextTokenFn> next =
-          (*trainer)->nextTokenFunction(std::move(sources));
+          (*trainer)->nextTokenFunction(std::move(sources),
+                                        options.recomputeSources);
       if (!next.ok())
         return fail(next.status());
       eval::DecodeOptions decoding;

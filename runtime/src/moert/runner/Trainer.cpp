@@ -11,7 +11,9 @@
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
+#include <map>
 #include <memory>
+#include <set>
 #include <sstream>
 
 namespace moert {
@@ -540,7 +542,8 @@ Expected<int64_t> Trainer::loadCheckpoint(const std::string &path) {
 }
 
 Expected<eval::NextTokenFn>
-Trainer::nextTokenFunction(std::vector<std::vector<int32_t>> sources) {
+Trainer::nextTokenFunction(std::vector<std::vector<int32_t>> sources,
+                           bool recomputeSources) {
   if (grid_ && grid_->worldSize() > 1)
     return unimplemented("decoding runs in one process (compile the model "
                          "without --moe-partition to evaluate a checkpoint "
@@ -579,12 +582,63 @@ Trainer::nextTokenFunction(std::vector<std::vector<int32_t>> sources) {
       sources[s].back() = last;
     }
   }
+  // Which forward instructions depend on the target tokens (the decoder
+  // and what follows it); the others depend on the sources and parameters
+  // only and give the same results for the same sources. `kept[i]`: the
+  // results of source-only instruction i that a target-dependent one reads.
+  std::vector<bool> dependsOnTarget(lossAt + 1, false);
+  std::vector<std::vector<int32_t>> kept(lossAt + 1);
+  {
+    std::set<int32_t> tainted = {batchBuffers_.tgt.buffer,
+                                 batchBuffers_.labels.buffer};
+    for (size_t i = 0; i <= lossAt; ++i) {
+      const exec::Instruction &inst = program.instructions[i];
+      for (int32_t operand : inst.operands)
+        if (tainted.count(operand))
+          dependsOnTarget[i] = true;
+      if (dependsOnTarget[i])
+        tainted.insert(inst.results.begin(), inst.results.end());
+    }
+    std::map<int32_t, size_t> producer;
+    for (size_t i = 0; i <= lossAt; ++i)
+      for (int32_t result : program.instructions[i].results)
+        producer[result] = i;
+    std::set<int32_t> seen;
+    for (size_t i = 0; i <= lossAt; ++i) {
+      if (!dependsOnTarget[i])
+        continue;
+      for (int32_t operand : program.instructions[i].operands) {
+        auto it = producer.find(operand);
+        if (it != producer.end() && !dependsOnTarget[it->second] &&
+            seen.insert(operand).second)
+          kept[it->second].push_back(operand);
+      }
+    }
+  }
+  // Each source is encoded once, in the first batch it is decoded in: the
+  // kept results are stored per source (their rows of the batch; every
+  // kept buffer must be batch-major, its first dimension a multiple of the
+  // batch), and later batches write them back instead of running the
+  // source-only instructions again. A plan whose kept buffers are not
+  // batch-major recomputes everything.
+  bool batchMajor = true;
+  for (const std::vector<int32_t> &results : kept)
+    for (int32_t buffer : results) {
+      const exec::TensorType &type = program.buffers[buffer].type;
+      if (type.shape.empty() || type.shape[0] % c.batchSize != 0)
+        batchMajor = false;
+    }
+  const bool reuse = batchMajor && !recomputeSources;
+  // Per source: per kept buffer, the bytes of its rows.
+  using Encoding = std::map<int32_t, std::vector<uint8_t>>;
+  auto encoded = std::make_shared<std::map<int64_t, Encoding>>();
   auto logits = std::make_shared<std::vector<float>>(
       static_cast<size_t>(logitsType.numElements()));
   return eval::NextTokenFn(
-      [this, sources = std::move(sources), logits, lossAt, logitsId, vocab,
-       c](const std::vector<int64_t> &rows,
-          const std::vector<std::vector<int32_t>> &prefixes)
+      [this, sources = std::move(sources), logits, lossAt, logitsId, vocab, c,
+       dependsOnTarget, kept, encoded,
+       reuse](const std::vector<int64_t> &rows,
+              const std::vector<std::vector<int32_t>> &prefixes)
           -> Expected<std::vector<std::vector<float>>> {
         std::vector<std::vector<float>> out;
         out.reserve(rows.size());
@@ -602,6 +656,7 @@ Trainer::nextTokenFunction(std::vector<std::vector<int32_t>> sources) {
                                  c.padId);
           input.labels.assign(static_cast<size_t>(c.batchSize * c.tgtLen),
                               c.padId);
+          std::vector<int64_t> batchSources;
           for (int64_t b = 0; b < c.batchSize; ++b) {
             const size_t i =
                 first +
@@ -610,6 +665,7 @@ Trainer::nextTokenFunction(std::vector<std::vector<int32_t>> sources) {
               return invalidArgument("decoding asked for source " +
                                      std::to_string(rows[i]) + " of " +
                                      std::to_string(sources.size()));
+            batchSources.push_back(rows[i]);
             const std::vector<int32_t> &source = sources[rows[i]];
             std::copy(source.begin(), source.end(),
                       input.srcTokens.begin() + b * c.srcLen);
@@ -625,8 +681,50 @@ Trainer::nextTokenFunction(std::vector<std::vector<int32_t>> sources) {
           context.step = 1;
           context.training = false;
           context.trainingCapacity = true; // the plan's buffers
-          for (size_t i = 0; i <= lossAt; ++i)
+          bool allEncoded = reuse;
+          for (int64_t source : batchSources)
+            allEncoded = allEncoded && encoded->count(source) > 0;
+          // Kept buffer `buffer` from the stored rows of every source of
+          // the batch (rows of sources not stored yet are left as computed,
+          // and stored).
+          auto restoreRows = [&](int32_t buffer, bool computed) -> Status {
+            const int64_t bytes =
+                executor_->program().buffers[buffer].type.byteSize();
+            const size_t rowBytes = static_cast<size_t>(bytes / c.batchSize);
+            std::vector<uint8_t> whole(static_cast<size_t>(bytes));
+            if (computed)
+              MOERT_RETURN_IF_ERROR(executor_->readBuffer(
+                  buffer, whole.data(), whole.size()));
+            bool changed = !computed;
+            for (size_t b = 0; b < batchSources.size(); ++b) {
+              uint8_t *row = whole.data() + b * rowBytes;
+              Encoding &encoding = (*encoded)[batchSources[b]];
+              auto stored = encoding.find(buffer);
+              if (stored == encoding.end()) {
+                encoding[buffer].assign(row, row + rowBytes);
+              } else {
+                std::copy(stored->second.begin(), stored->second.end(), row);
+                changed = true;
+              }
+            }
+            if (changed)
+              MOERT_RETURN_IF_ERROR(
+                  executor_->writeBuffer(buffer, whole.data(), whole.size()));
+            return Status::success();
+          };
+          for (size_t i = 0; i <= lossAt; ++i) {
+            if (allEncoded && !dependsOnTarget[i]) {
+              // Written where the instruction would have computed it, so
+              // the plan's buffer lifetimes hold as in a full run.
+              for (int32_t buffer : kept[i])
+                MOERT_RETURN_IF_ERROR(restoreRows(buffer, false));
+              continue;
+            }
             MOERT_RETURN_IF_ERROR(executor_->runInstruction(i, context));
+            if (reuse)
+              for (int32_t buffer : kept[i])
+                MOERT_RETURN_IF_ERROR(restoreRows(buffer, true));
+          }
           MOERT_RETURN_IF_ERROR(executor_->readBuffer(
               logitsId, logits->data(), logits->size() * sizeof(float)));
           for (size_t b = 0; b < count; ++b) {

@@ -144,11 +144,22 @@ public:
   /// A next-token function (moert/eval/Decode.h) over `sources` (token ids,
   /// each ending with </s>; cut to the plan's source length) backed by the
   /// plan: the forward instructions up to the loss run in evaluation mode on
-  /// the plan's batch, B prefixes at a time, the encoder and the decoder
-  /// re-run on every call (no cache of keys and values). One process only;
-  /// the trainer must outlive the function.
+  /// the plan's batch, B prefixes at a time. The instructions that do not
+  /// depend on the target tokens (the encoder, the source padding mask,
+  /// the cross-attention's key and value projections) run once per source:
+  /// their results that the decoder reads are stored per source (its rows)
+  /// in the first batch the source is decoded in and written back, where
+  /// they would have been computed, in every later batch holding only
+  /// stored sources, which then runs the decoder only (no cache of the
+  /// decoder's own keys and values: it is re-run over the whole prefix).
+  /// With `recomputeSources` every call runs the whole forward, the
+  /// reference the reuse is checked against (with token dropping in the
+  /// encoder's MoE layers a source's encoding could depend on its batch
+  /// mates, which then change as sentences finish). One process only; the
+  /// trainer must outlive the function.
   Expected<eval::NextTokenFn>
-  nextTokenFunction(std::vector<std::vector<int32_t>> sources);
+  nextTokenFunction(std::vector<std::vector<int32_t>> sources,
+                    bool recomputeSources = false);
 
 private:
   Trainer(plan::LoadedPlan plan, uint64_t seed)
