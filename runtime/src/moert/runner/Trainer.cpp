@@ -616,16 +616,16 @@ Trainer::nextTokenFunction(std::vector<std::vector<int32_t>> sources,
     }
   }
   // Each source is encoded once, in the first batch it is decoded in: the
-  // kept results are stored per source (their rows of the batch; every
-  // kept buffer must be batch-major, its first dimension a multiple of the
-  // batch), and later batches write them back instead of running the
-  // source-only instructions again. A plan whose kept buffers are not
-  // batch-major recomputes everything.
+  // kept results are stored per source (their rows of the batch: every
+  // kept buffer must be batch-major, its first dimension the batch), and
+  // later batches write them back instead of running the source-only
+  // instructions again. A plan whose kept buffers are not batch-major
+  // recomputes everything.
   bool batchMajor = true;
   for (const std::vector<int32_t> &results : kept)
     for (int32_t buffer : results) {
       const exec::TensorType &type = program.buffers[buffer].type;
-      if (type.shape.empty() || type.shape[0] % c.batchSize != 0)
+      if (type.shape.empty() || type.shape[0] != c.batchSize)
         batchMajor = false;
     }
   const bool reuse = batchMajor && !recomputeSources;
