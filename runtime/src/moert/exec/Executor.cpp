@@ -12,7 +12,6 @@
 #include <optional>
 #include <cstring>
 #include <new>
-#include <sstream>
 
 namespace moert {
 namespace exec {
@@ -23,14 +22,6 @@ constexpr int64_t kAlignment = 64;
 
 int64_t alignUp(int64_t bytes) {
   return (bytes + kAlignment - 1) / kAlignment * kAlignment;
-}
-
-std::string describe(size_t index, const Instruction &inst) {
-  std::ostringstream os;
-  os << "instruction #" << index << " (" << inst.kernel << ")";
-  if (!inst.location.empty())
-    os << " at " << inst.location;
-  return os.str();
 }
 
 /// Bytes of the operands / results a kernel wants on the host.
@@ -94,28 +85,28 @@ Expected<std::unique_ptr<Executor>> Executor::create(Program program,
     const Instruction &inst = p.instructions[i];
     std::optional<Op> op = opFromName(inst.kernel);
     if (!op)
-      return unimplemented(describe(i, inst) +
+      return unimplemented(describeInstruction(i, inst) +
                            ": not an op of this runtime (Ops.def)");
     const OpInfo &opInfo = moert::opInfo(*op);
     int numOperands = static_cast<int>(inst.operands.size());
     if (numOperands < opInfo.minOperands || numOperands > opInfo.maxOperands)
-      return invalidArgument(
-          describe(i, inst) + ": expected " +
-          std::to_string(opInfo.minOperands) +
-          (opInfo.maxOperands != opInfo.minOperands
-               ? " to " + std::to_string(opInfo.maxOperands)
-               : std::string()) +
-          " operands, found " + std::to_string(numOperands));
+      return invalidArgument(describeInstruction(i, inst) + ": expected " +
+                             std::to_string(opInfo.minOperands) +
+                             (opInfo.maxOperands != opInfo.minOperands
+                                  ? " to " + std::to_string(opInfo.maxOperands)
+                                  : std::string()) +
+                             " operands, found " + std::to_string(numOperands));
     if (static_cast<int>(inst.results.size()) != opInfo.numResults)
-      return invalidArgument(describe(i, inst) + ": expected " +
+      return invalidArgument(describeInstruction(i, inst) + ": expected " +
                              std::to_string(opInfo.numResults) +
                              " results, found " +
                              std::to_string(inst.results.size()));
     if (Status shapes = checkInstructionShapes(inst, p); !shapes.ok())
-      return invalidArgument(describe(i, inst) + ": " + shapes.message());
+      return invalidArgument(describeInstruction(i, inst) + ": " +
+                             shapes.message());
     const KernelInfo *info = registry.find(*op);
     if (!info)
-      return unimplemented(describe(i, inst) + ": the " + backend +
+      return unimplemented(describeInstruction(i, inst) + ": the " + backend +
                            " backend has no kernel for this op");
     executor->kernels_.push_back(info);
     if (info->workspace)
@@ -330,7 +321,7 @@ Status Executor::checkErrorRecord() {
   std::string where = "a kernel on " + device_.description();
   for (size_t i = 0; i < program_.instructions.size(); ++i)
     if (reports(program_.instructions[i].kernel)) {
-      where = describe(i, program_.instructions[i]);
+      where = describeInstruction(i, program_.instructions[i]);
       break;
     }
   std::string index = std::to_string(record.index);
@@ -382,7 +373,7 @@ Status Executor::runInstruction(size_t i, const RunContext &context) {
           host, deviceAddress(id),
           static_cast<size_t>(program_.buffers[id].type.byteSize()));
       if (!copied.ok())
-        return copied.withContext(describe(i, inst));
+        return copied.withContext(describeInstruction(i, inst));
       operands.push_back(host);
     } else {
       operands.push_back(deviceAddress(id));
@@ -399,7 +390,7 @@ Status Executor::runInstruction(size_t i, const RunContext &context) {
           host, deviceAddress(id),
           static_cast<size_t>(program_.buffers[id].type.byteSize()));
       if (!copied.ok())
-        return copied.withContext(describe(i, inst));
+        return copied.withContext(describeInstruction(i, inst));
       results.push_back(host);
       stagedResults.emplace_back(host, id);
     } else {
@@ -411,13 +402,13 @@ Status Executor::runInstruction(size_t i, const RunContext &context) {
                   workspace_.size(), errorRecord_.data());
   Status status = info.fn(call);
   if (!status.ok())
-    return status.withContext(describe(i, inst));
+    return status.withContext(describeInstruction(i, inst));
   for (auto [host, id] : stagedResults) {
     Status copied = device_.copyToDevice(
         deviceAddress(id), host,
         static_cast<size_t>(program_.buffers[id].type.byteSize()));
     if (!copied.ok())
-      return copied.withContext(describe(i, inst));
+      return copied.withContext(describeInstruction(i, inst));
   }
   return Status::success();
 }

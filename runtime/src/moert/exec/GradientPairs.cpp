@@ -55,12 +55,27 @@ const std::vector<PairRule> &pairRules() {
   return rules;
 }
 
-std::string describe(size_t index, const Instruction &inst) {
-  std::ostringstream os;
-  os << "instruction #" << index << " (" << inst.kernel << ")";
-  if (!inst.location.empty())
-    os << " at " << inst.location;
-  return os.str();
+/// What pairs a gradient with its forward op under `rule`: the random
+/// stream, or the buffers of `operands` (none when the instruction lacks
+/// them).
+std::optional<std::vector<int64_t>> pairKey(const PairRule &rule,
+                                            const Instruction &inst,
+                                            const std::vector<int> &operands) {
+  if (rule.byStream) {
+    auto it = inst.attrs.find("stream");
+    if (it == inst.attrs.end())
+      return std::nullopt;
+    if (const auto *stream = std::get_if<int64_t>(&it->second))
+      return std::vector<int64_t>{*stream};
+    return std::nullopt;
+  }
+  std::vector<int64_t> key;
+  for (int operand : operands) {
+    if (operand >= static_cast<int>(inst.operands.size()))
+      return std::nullopt;
+    key.push_back(inst.operands[operand]);
+  }
+  return key;
 }
 
 std::string valueText(const std::optional<AttrValue> &value) {
@@ -114,10 +129,11 @@ std::string firstDifference(const PairRule &rule, size_t gradIndex,
         lookup(forward, attribute.name, attribute.absent);
     if (g == f)
       continue;
-    return describe(gradIndex, grad) + ": " + attribute.name + " = " +
-           valueText(g) + " differs from " + attribute.name + " = " +
-           valueText(f) + " of " + describe(forwardIndex, forward) + ", " +
-           link + "; a gradient must be computed with its forward op's " +
+    return describeInstruction(gradIndex, grad) + ": " + attribute.name +
+           " = " + valueText(g) + " differs from " + attribute.name + " = " +
+           valueText(f) + " of " + describeInstruction(forwardIndex, forward) +
+           ", " + link +
+           "; a gradient must be computed with its forward op's " +
            "attributes";
   }
   return {};
@@ -135,14 +151,6 @@ Status checkGradientPairs(const Program &program) {
       producer.emplace(result, i);
     byKernel[insts[i].kernel].push_back(i);
   }
-  auto streamOf = [](const Instruction &inst) -> std::optional<int64_t> {
-    auto it = inst.attrs.find("stream");
-    if (it == inst.attrs.end())
-      return std::nullopt;
-    if (const auto *v = std::get_if<int64_t>(&it->second))
-      return *v;
-    return std::nullopt;
-  };
 
   for (const PairRule &rule : pairRules()) {
     auto gradients = byKernel.find(rule.gradient);
@@ -152,26 +160,11 @@ Status checkGradientPairs(const Program &program) {
     // Forward instructions keyed by what their gradients share with them.
     std::map<std::vector<int64_t>, std::vector<size_t>> forwardByKey;
     for (size_t f : forwards) {
-      const Instruction &inst = insts[f];
-      std::vector<int64_t> key;
-      if (rule.byStream) {
-        if (std::optional<int64_t> stream = streamOf(inst))
-          key.push_back(*stream);
-        else
-          continue;
-      } else {
-        bool complete = true;
-        for (int operand : rule.forwardOperands) {
-          if (operand >= static_cast<int>(inst.operands.size())) {
-            complete = false;
-            break;
-          }
-          key.push_back(inst.operands[operand]);
-        }
-        if (!complete)
-          continue;
-      }
-      forwardByKey[key].push_back(f);
+      std::optional<std::vector<int64_t>> key =
+          pairKey(rule, insts[f], rule.forwardOperands);
+      if (!key)
+        continue;
+      forwardByKey[*key].push_back(f);
     }
 
     for (size_t g : gradients->second) {
@@ -187,28 +180,14 @@ Status checkGradientPairs(const Program &program) {
             matches.push_back(it->second);
         link = "whose routing it differentiates";
       } else {
-        std::vector<int64_t> key;
-        if (rule.byStream) {
-          std::optional<int64_t> stream = streamOf(grad);
-          if (!stream)
-            continue;
-          key.push_back(*stream);
-          link = "which draws the same random stream " +
-                 std::to_string(*stream);
-        } else {
-          bool complete = true;
-          for (int operand : rule.gradOperands) {
-            if (operand >= static_cast<int>(grad.operands.size())) {
-              complete = false;
-              break;
-            }
-            key.push_back(grad.operands[operand]);
-          }
-          if (!complete)
-            continue;
-          link = "whose operands it differentiates";
-        }
-        if (auto it = forwardByKey.find(key); it != forwardByKey.end())
+        std::optional<std::vector<int64_t>> key =
+            pairKey(rule, grad, rule.gradOperands);
+        if (!key)
+          continue;
+        link = rule.byStream ? "which draws the same random stream " +
+                                   std::to_string(key->front())
+                             : "whose operands it differentiates";
+        if (auto it = forwardByKey.find(*key); it != forwardByKey.end())
           matches = it->second;
       }
       for (size_t f : matches) {

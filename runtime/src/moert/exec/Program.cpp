@@ -56,6 +56,14 @@ int64_t TensorType::numElements() const {
   return count;
 }
 
+std::string describeInstruction(size_t index, const Instruction &inst) {
+  std::ostringstream os;
+  os << "instruction #" << index << " (" << inst.kernel << ")";
+  if (!inst.location.empty())
+    os << " at " << inst.location;
+  return os.str();
+}
+
 std::string TensorType::str() const {
   std::ostringstream os;
   os << dtypeName(dtype) << "[";

@@ -81,6 +81,10 @@ struct Instruction {
   std::optional<CollectiveInfo> collective;
 };
 
+/// "instruction #<index> (<kernel>) at <location>": how errors name an
+/// instruction.
+std::string describeInstruction(size_t index, const Instruction &inst);
+
 /// Device code the compiler generated (the plan's executables): PTX of
 /// the MoE data-movement kernels for GPUs of compute capability `sm` and up.
 struct Executable {
