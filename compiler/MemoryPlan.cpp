@@ -47,8 +47,11 @@ public:
   bool empty() const { return ranges_.empty(); }
 
   void insert(int64_t begin, int64_t end) {
-    auto byBegin = [](int64_t value, const Range &r) { return value < r.begin; };
-    auto next = std::upper_bound(ranges_.begin(), ranges_.end(), begin, byBegin);
+    auto byBegin = [](int64_t value, const Range &r) {
+      return value < r.begin;
+    };
+    auto next =
+        std::upper_bound(ranges_.begin(), ranges_.end(), begin, byBegin);
     auto first = next;
     if (next != ranges_.begin() && std::prev(next)->end >= begin) {
       first = std::prev(next);

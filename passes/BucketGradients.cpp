@@ -84,7 +84,8 @@ std::optional<Candidate> candidateOf(Operation *op) {
     RankedTensorType in = staticF32(scatter.getInput());
     RankedTensorType out = staticF32(scatter.getResult());
     if (!in || !out || in.getRank() < 1 || out.getRank() != in.getRank() ||
-        scatter.getScatterAxis() != 0 || out.getDimSize(0) == 0 || in.getDimSize(0) % out.getDimSize(0) != 0 ||
+        scatter.getScatterAxis() != 0 || out.getDimSize(0) == 0 ||
+        in.getDimSize(0) % out.getDimSize(0) != 0 ||
         in.getShape().drop_front() != out.getShape().drop_front())
       return std::nullopt;
     return Candidate{op, Candidate::Kind::ReduceScatter,
@@ -213,10 +214,10 @@ struct MoeBucketGradients
       int64_t offset = 0;
       for (const Candidate &member : bucket.members) {
         auto type = cast<RankedTensorType>(member.op->getResult(0).getType());
-        Value piece = UnpackOp::create(
-            builder, member.op->getLoc(), type, collective->getResult(0),
-            builder.getI64IntegerAttr(offset),
-            builder.getI64IntegerAttr(unpackChunks));
+        Value piece = UnpackOp::create(builder, member.op->getLoc(), type,
+                                       collective->getResult(0),
+                                       builder.getI64IntegerAttr(offset),
+                                       builder.getI64IntegerAttr(unpackChunks));
         offset += type.getNumElements() / unpackChunks;
         member.op->getResult(0).replaceAllUsesWith(piece);
       }

@@ -656,8 +656,7 @@ TEST_P(Conformance, ShardedBucketPackAndUnpackInRows) {
   c.t.add("moe.pack", {x, bias}, {rows}, {{"chunks", int64_t{2}}});
   // Row 1's part of `bias` (elements 12..14 of row 1 = 27..29), and `x`
   // gathered back from both rows.
-  c.t.add("moe.unpack", {rows}, {shard},
-          {{"offset", int64_t{27}}});
+  c.t.add("moe.unpack", {rows}, {shard}, {{"offset", int64_t{27}}});
   c.t.add("moe.unpack", {rows}, {whole},
           {{"offset", int64_t{0}}, {"chunks", int64_t{2}}});
   c.outputs = {{rows, 0}, {shard, 0}, {whole, 0}};
@@ -675,7 +674,8 @@ TEST_P(Conformance, ShardedBucketPackAndUnpackInRows) {
   want.insert(want.end(), a.begin() + 48, a.end());
   want.insert(want.end(), b.begin() + 12, b.end());
   EXPECT_EQ(packed, want);
-  EXPECT_EQ(readBytes(*e, shard), std::vector<uint8_t>(b.begin() + 12, b.end()));
+  EXPECT_EQ(readBytes(*e, shard),
+            std::vector<uint8_t>(b.begin() + 12, b.end()));
   EXPECT_EQ(readBytes(*e, whole), a);
 }
 

@@ -36,10 +36,9 @@ Expected<std::vector<ByteCopy>> packCopies(const KernelCall &call) {
   for (size_t i = 0; i < call.numOperands(); ++i) {
     const int64_t size = call.operandType(i).byteSize();
     if (call.operandType(i).numElements() % chunks != 0)
-      return invalidArgument("operand #" + std::to_string(i) + " " +
-                             call.operandType(i).str() +
-                             " does not split into " +
-                             std::to_string(chunks) + " equal chunks");
+      return invalidArgument(
+          "operand #" + std::to_string(i) + " " + call.operandType(i).str() +
+          " does not split into " + std::to_string(chunks) + " equal chunks");
     const int64_t part = size / chunks;
     if (bytes + part > row)
       return invalidArgument("the operands do not fit the packed result " +

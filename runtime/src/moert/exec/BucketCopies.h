@@ -3,9 +3,9 @@
 // `pack` and `unpack` (moe-bucket-gradients) are byte copies: each operand
 // of a pack into its place in the 1-D result, an unpack's range of its
 // operand into its result; with `chunks`, the same in equal rows (the
-// buckets of ZeRO's reduce-scatter and all-gather). Which bytes go where, and the check that they
-// stay inside the buffers, are the same on every backend; a backend only
-// chooses how to copy (memcpy, cudaMemcpyAsync).
+// buckets of ZeRO's reduce-scatter and all-gather). Which bytes go where, and
+// the check that they stay inside the buffers, are the same on every backend; a
+// backend only chooses how to copy (memcpy, cudaMemcpyAsync).
 //
 //===----------------------------------------------------------------------===//
 #ifndef MOERT_EXEC_BUCKETCOPIES_H

@@ -9,9 +9,9 @@
 
 #include <cstdio>
 #include <cstdlib>
-#include <optional>
 #include <cstring>
 #include <new>
+#include <optional>
 
 namespace moert {
 namespace exec {

@@ -1,4 +1,4 @@
-//===- GradientPairs.cpp - A gradient op's attributes against its forward op ===//
+//===- GradientPairs.cpp - Gradient attributes against the forward op's ---===//
 #include "moert/exec/GradientPairs.h"
 
 #include <map>
@@ -35,22 +35,44 @@ struct PairRule {
 
 const std::vector<PairRule> &pairRules() {
   static const std::vector<PairRule> rules = {
-      {"moe.dropout", "moe.dropout_grad", {}, {}, /*byStream=*/true, false,
+      {"moe.dropout",
+       "moe.dropout_grad",
+       {},
+       {},
+       /*byStream=*/true,
+       false,
        {{"rate", std::nullopt}, {"shard_axes", std::vector<int64_t>{}}}},
-      {"moe.linear", "moe.linear_grad", {1, 2}, {0, 1}, false, false,
+      {"moe.linear",
+       "moe.linear_grad",
+       {1, 2},
+       {0, 1},
+       false,
+       false,
        {{"transpose_weight", int64_t{0}}}},
-      {"moe.layer_norm", "moe.layer_norm_grad", {1, 2}, {0, 1}, false, false,
+      {"moe.layer_norm",
+       "moe.layer_norm_grad",
+       {1, 2},
+       {0, 1},
+       false,
+       false,
        {{"epsilon", 1.0e-5}}},
-      {"moe.attention", "moe.attention_grad", {1, 2, 3}, {0, 1, 2}, false,
+      {"moe.attention",
+       "moe.attention_grad",
+       {1, 2, 3},
+       {0, 1, 2},
+       false,
        false,
        {{"num_heads", std::nullopt}, {"causal", int64_t{0}}}},
-      {"moe.cross_entropy", "moe.cross_entropy_grad", {1, 2}, {0, 1}, false,
+      {"moe.cross_entropy",
+       "moe.cross_entropy_grad",
+       {1, 2},
+       {0, 1},
+       false,
        false,
        {{"label_smoothing", 0.0}, {"ignore_index", int64_t{-100}}}},
       // The gate's gradient reads the routing the gate produced (its results
       // 0 and 1, the expert ids and slots); found through the producer.
-      {"moe.gate", "moe.gate_grad", {}, {}, false, /*allAttributes=*/true,
-       {}},
+      {"moe.gate", "moe.gate_grad", {}, {}, false, /*allAttributes=*/true, {}},
   };
   return rules;
 }

@@ -1,4 +1,4 @@
-//===- GradientPairs.h - A gradient op's attributes against its forward op -===//
+//===- GradientPairs.h - Gradient attributes against the forward op's ---===//
 //
 // The backward kernels recompute what their forward op did from their own
 // attributes: a dropout gradient redraws the mask from its stream and rate,

@@ -416,9 +416,9 @@ Status checkInstructionShapes(const Instruction &inst, const Program &program) {
               "elements [" + std::to_string(offset) + ", " +
                   std::to_string(offset + part) +
                   ") are not inside the packed operand " + c.operand(0).str() +
-                  (chunks > 1 ? " (in each of its " + std::to_string(chunks) +
-                                    " rows)"
-                              : std::string()));
+                  (chunks > 1
+                       ? " (in each of its " + std::to_string(chunks) + " rows)"
+                       : std::string()));
     break;
   }
   default:

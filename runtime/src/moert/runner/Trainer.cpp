@@ -693,8 +693,8 @@ Trainer::nextTokenFunction(std::vector<std::vector<int32_t>> sources,
             const size_t rowBytes = static_cast<size_t>(bytes / c.batchSize);
             std::vector<uint8_t> whole(static_cast<size_t>(bytes));
             if (computed)
-              MOERT_RETURN_IF_ERROR(executor_->readBuffer(
-                  buffer, whole.data(), whole.size()));
+              MOERT_RETURN_IF_ERROR(
+                  executor_->readBuffer(buffer, whole.data(), whole.size()));
             bool changed = !computed;
             for (size_t b = 0; b < batchSources.size(); ++b) {
               uint8_t *row = whole.data() + b * rowBytes;

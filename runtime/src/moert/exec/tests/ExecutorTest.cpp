@@ -515,8 +515,7 @@ TEST(Executor, RejectsAGradientWhoseAttributesDifferFromItsForwardOp) {
     ProgramBuilder b;
     int32_t x = b.arena(DType::F32, {4, 8}), y = b.arena(DType::F32, {4, 8});
     int32_t gy = b.arena(DType::F32, {4, 8}), gx = b.arena(DType::F32, {4, 8});
-    b.add("moe.dropout", {x}, {y},
-          {{"rate", 0.1}, {"stream", int64_t{3}}});
+    b.add("moe.dropout", {x}, {y}, {{"rate", 0.1}, {"stream", int64_t{3}}});
     b.add("moe.dropout_grad", {gy}, {gx},
           {{"rate", gradRate}, {"stream", gradStream}});
     return b.program;
@@ -565,8 +564,7 @@ TEST(Executor, RejectsAGradientWhoseAttributesDifferFromItsForwardOp) {
     int32_t x = b.arena(DType::F32, {4, 8}),
             w = b.persistent(DType::F32, {8, 8}),
             y = b.arena(DType::F32, {4, 8}), gy = b.arena(DType::F32, {4, 8}),
-            gx = b.arena(DType::F32, {4, 8}),
-            gw = b.arena(DType::F32, {8, 8});
+            gx = b.arena(DType::F32, {4, 8}), gw = b.arena(DType::F32, {8, 8});
     b.add("moe.linear", {x, w}, {y});
     std::map<std::string, AttrValue> attrs;
     if (gradTransposed)
@@ -598,10 +596,11 @@ TEST(Executor, RejectsAGradientWhoseAttributesDifferFromItsForwardOp) {
             auxGrad = b.constant(DType::F32, {}, 1.0),
             inGrad = b.arena(DType::F32, {s, model}),
             weightGrad = b.arena(DType::F32, {model, experts});
-    std::map<std::string, AttrValue> attrs = {
-        {"top_k", int64_t{1}}, {"noise", std::string("jitter")},
-        {"jitter_eps", 0.5},   {"capacity", int64_t{s}},
-        {"stream", int64_t{5}}};
+    std::map<std::string, AttrValue> attrs = {{"top_k", int64_t{1}},
+                                              {"noise", std::string("jitter")},
+                                              {"jitter_eps", 0.5},
+                                              {"capacity", int64_t{s}},
+                                              {"stream", int64_t{5}}};
     b.add("moe.gate", {in, weight}, {chosen, slots, weights, counts, aux},
           attrs);
     attrs["noise"] = gradNoise;
