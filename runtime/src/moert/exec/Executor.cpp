@@ -289,7 +289,16 @@ Status Executor::run(const RunContext &context) {
         shapeText(context.grid->gridShape()) +
         ", the program was partitioned for " + shapeText(program_.gridShape));
   }
-  for (size_t i = 0; i < program_.instructions.size(); ++i)
+  for (size_t i = 0; i < program_.stepEnd(); ++i)
+    MOERT_RETURN_IF_ERROR(runInstruction(i, context));
+  return checkErrorRecord();
+}
+
+Status Executor::run(const EntryPoint &entry, const RunContext &context) {
+  if (entry.begin > entry.end || entry.end > program_.instructions.size())
+    return invalidArgument("entry point '" + entry.name +
+                           "' is not a range of the program's instructions");
+  for (size_t i = entry.begin; i < entry.end; ++i)
     MOERT_RETURN_IF_ERROR(runInstruction(i, context));
   return checkErrorRecord();
 }
@@ -312,6 +321,8 @@ Status Executor::checkErrorRecord() {
       return kernel == "moe.embedding" || kernel == "moe.embedding_grad";
     if (record.code == kLabelOutOfRange)
       return kernel == "moe.cross_entropy" || kernel == "moe.cross_entropy_grad";
+    if (record.code == kPositionOutOfRange)
+      return kernel == "moe.embedding_at" || kernel == "moe.cache_update";
     if (record.code == kExpertOutOfRange || record.code == kSlotOutOfRange ||
         record.code == kSlotTakenTwice)
       return kernel == "moe.dispatch" || kernel == "moe.combine" ||
@@ -344,6 +355,11 @@ Status Executor::checkErrorRecord() {
     return invalidArgument(where + ": routing entry #" + index +
                            " (token * top_k + choice) takes an (expert, "
                            "slot) another entry already took");
+  case kPositionOutOfRange:
+    return outOfRange(where + ": position offset " +
+                      std::to_string(static_cast<int64_t>(
+                          static_cast<int32_t>(record.index))) +
+                      " is negative or leaves no room for the new positions");
   default:
     return internalError(where + ": device error code " +
                          std::to_string(record.code) + " at element " + index);

@@ -66,9 +66,12 @@ public:
   /// The same on the process's CPU device.
   static Expected<std::unique_ptr<Executor>> create(Program program);
 
-  /// Enqueues the instruction stream once on the device's stream. Errors of
-  /// asynchronous work surface here or at the next synchronizing call.
+  /// Enqueues the training step (the instructions before the first entry
+  /// point) once on the device's stream. Errors of asynchronous work
+  /// surface here or at the next synchronizing call.
   Status run(const RunContext &context);
+  /// The same for the instructions of one entry point (Program.h).
+  Status run(const EntryPoint &entry, const RunContext &context);
   /// Enqueues instruction `index` alone (run() is all of them in order;
   /// profilers time them one by one). The grid check is run()'s.
   Status runInstruction(size_t index, const RunContext &context);
