@@ -679,6 +679,72 @@ TEST_P(Conformance, ShardedBucketPackAndUnpackInRows) {
   EXPECT_EQ(readBytes(*e, whole), a);
 }
 
+TEST_P(Conformance, IncrementalDecodingOps) {
+  // moe.embedding_at of column t at offset t is column t of moe.embedding
+  // (bit for bit: the same position rows), and moe.cache_update replaces
+  // exactly the rows at its offset.
+  for (const char *position : {"sinusoidal", "learned"}) {
+    SCOPED_TRACE(position);
+    const bool learned = std::string(position) == "learned";
+    Case c;
+    int32_t tokens = c.in(DType::I32, {2, 6}, {0, Input::Integers, 0, 13});
+    int32_t table = c.in(DType::F32, {13, 8});
+    int32_t positions = c.in(DType::F32, {6, 8});
+    int32_t cache = c.in(DType::F32, {2, 6, 8});
+    int32_t column = c.out(DType::I32, {2, 1}), offset = c.out(DType::I32, {});
+    int32_t y = c.out(DType::F32, {2, 6, 8}), at = c.out(DType::F32, {2, 1, 8});
+    int32_t updated = c.out(DType::F32, {2, 6, 8});
+    std::map<std::string, AttrValue> attrs = {
+        {"position", std::string(position)}, {"scaled", int64_t{1}}};
+    std::vector<int32_t> full = {tokens, table}, step = {column, table};
+    if (learned) {
+      full.push_back(positions);
+      step.push_back(positions);
+    }
+    step.push_back(offset);
+    c.t.add("moe.embedding", full, {y}, attrs);
+    c.t.add("moe.embedding_at", step, {at}, attrs);
+    c.t.add("moe.cache_update", {cache, at, offset}, {updated});
+    auto e = make(c, *device_);
+    ASSERT_TRUE(e);
+    std::vector<int32_t> ids(12);
+    ASSERT_TRUE(e->readBuffer(tokens, ids.data(), 48).ok());
+    std::vector<float> before = readF32(*e, cache);
+    for (int32_t t : {0, 3, 5}) {
+      SCOPED_TRACE(t);
+      std::vector<int32_t> col = {ids[t], ids[6 + t]};
+      ASSERT_TRUE(e->writeBuffer(column, col.data(), 8).ok());
+      ASSERT_TRUE(e->writeBuffer(offset, &t, 4).ok());
+      Status s = e->run(context());
+      ASSERT_TRUE(s.ok()) << s.toString();
+      std::vector<float> whole = readF32(*e, y), one = readF32(*e, at),
+                         after = readF32(*e, updated);
+      for (int b = 0; b < 2; ++b)
+        for (int d = 0; d < 8; ++d) {
+          EXPECT_EQ(one[b * 8 + d], whole[(b * 6 + t) * 8 + d]);
+          for (int p = 0; p < 6; ++p)
+            EXPECT_EQ(after[(b * 6 + p) * 8 + d],
+                      p == t ? one[b * 8 + d] : before[(b * 6 + p) * 8 + d]);
+        }
+    }
+    // An offset with no room for the new position (past the learned table,
+    // past the cache, or negative) is an error naming the instruction; good
+    // offsets run again afterwards.
+    for (int32_t bad : {6, -1}) {
+      ASSERT_TRUE(e->writeBuffer(offset, &bad, 4).ok());
+      Status s = e->run(context());
+      ASSERT_FALSE(s.ok()) << bad;
+      EXPECT_EQ(s.code(), StatusCode::OutOfRange) << s.toString();
+      const char *culprit =
+          learned || bad < 0 ? "moe.embedding_at" : "moe.cache_update";
+      EXPECT_NE(s.message().find(culprit), std::string::npos) << s.toString();
+    }
+    int32_t good = 2;
+    ASSERT_TRUE(e->writeBuffer(offset, &good, 4).ok());
+    EXPECT_TRUE(e->run(context()).ok());
+  }
+}
+
 std::vector<hal::Backend> allBackends() {
   return {hal::Backend::Cpu, hal::Backend::Cuda};
 }

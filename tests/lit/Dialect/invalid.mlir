@@ -1719,3 +1719,53 @@ func.func @unpack_outside_its_rows(%flat: tensor<40xf32>) {
   %0 = moe.unpack %flat {offset = 16 : i64, chunks = 2 : i64} : tensor<40xf32> -> tensor<16xf32>
   return
 }
+
+// -----
+
+// moe.embedding_at, moe.cache_update (incremental decoding)
+
+func.func @embedding_at_wrong_result(%t: tensor<2x1xi32>, %w: tensor<16x8xf32>, %p: tensor<i32>) {
+  // expected-error @+1 {{'moe.embedding_at' op expects result of shape 2x1x8, found 2x1x4}}
+  %0 = moe.embedding_at sinusoidal %t, %w offset %p : (tensor<2x1xi32>, tensor<16x8xf32>, tensor<i32>) -> tensor<2x1x4xf32>
+  return
+}
+
+// -----
+
+func.func @embedding_at_learned_without_table(%t: tensor<2x1xi32>, %w: tensor<16x8xf32>, %p: tensor<i32>) {
+  // expected-error @+1 {{'moe.embedding_at' op with learned positions expects a 'positions' table}}
+  %0 = moe.embedding_at learned %t, %w offset %p : (tensor<2x1xi32>, tensor<16x8xf32>, tensor<i32>) -> tensor<2x1x8xf32>
+  return
+}
+
+// -----
+
+func.func @embedding_at_offset_not_scalar(%t: tensor<2x1xi32>, %w: tensor<16x8xf32>, %p: tensor<2xi32>) {
+  // expected-error @+1 {{'moe.embedding_at' op operand #2 must be 0D tensor of 32-bit signless integer values}}
+  %0 = moe.embedding_at sinusoidal %t, %w offset %p : (tensor<2x1xi32>, tensor<16x8xf32>, tensor<2xi32>) -> tensor<2x1x8xf32>
+  return
+}
+
+// -----
+
+func.func @cache_update_wrong_width(%c: tensor<2x6x8xf32>, %r: tensor<2x1x4xf32>, %p: tensor<i32>) {
+  // expected-error @+1 {{'moe.cache_update' op expects rows of shape 2xLx8 (the cache's batch and width), found 2x1x4}}
+  %0 = moe.cache_update %c, %r, %p : (tensor<2x6x8xf32>, tensor<2x1x4xf32>, tensor<i32>) -> tensor<2x6x8xf32>
+  return
+}
+
+// -----
+
+func.func @cache_update_too_many_rows(%c: tensor<2x6x8xf32>, %r: tensor<2x7x8xf32>, %p: tensor<i32>) {
+  // expected-error @+1 {{'moe.cache_update' op expects at most 6 rows per sequence (the cache's length), found 7}}
+  %0 = moe.cache_update %c, %r, %p : (tensor<2x6x8xf32>, tensor<2x7x8xf32>, tensor<i32>) -> tensor<2x6x8xf32>
+  return
+}
+
+// -----
+
+func.func @cache_update_wrong_result(%c: tensor<2x6x8xf32>, %r: tensor<2x1x8xf32>, %p: tensor<i32>) {
+  // expected-error @+1 {{'moe.cache_update' op expects result of shape 2x6x8, found 2x5x8}}
+  %0 = moe.cache_update %c, %r, %p : (tensor<2x6x8xf32>, tensor<2x1x8xf32>, tensor<i32>) -> tensor<2x5x8xf32>
+  return
+}

@@ -478,3 +478,22 @@ func.func @bucket(%a: tensor<4x8xf32>, %b: tensor<8xf32>)
   %y = moe.unpack %flat {offset = 32 : i64} : tensor<40xf32> -> tensor<8xf32>
   return %x, %y : tensor<4x8xf32>, tensor<8xf32>
 }
+
+// Incremental decoding: the embedding of one new token per sequence at a
+// runtime position, its keys written into a cache.
+// CHECK-LABEL: func.func @decode_ops
+// CHECK: %[[H:.*]] = moe.embedding_at sinusoidal %{{.*}}, %{{.*}} offset %[[POS:.*]] {scaled} : (tensor<2x1xi32>, tensor<16x8xf32>, tensor<i32>) -> tensor<2x1x8xf32>
+// CHECK: moe.embedding_at learned %{{.*}}, %{{.*}} positions %{{.*}} offset %[[POS]] : (tensor<2x1xi32>, tensor<16x8xf32>, tensor<6x8xf32>, tensor<i32>) -> tensor<2x1x8xf32>
+// CHECK: moe.cache_update %{{.*}}, %[[H]], %[[POS]] : (tensor<2x6x8xf32>, tensor<2x1x8xf32>, tensor<i32>) -> tensor<2x6x8xf32>
+func.func @decode_ops(%tokens: tensor<2x1xi32>, %table: tensor<16x8xf32>,
+                      %positions: tensor<6x8xf32>, %pos: tensor<i32>,
+                      %cache: tensor<2x6x8xf32>)
+    -> (tensor<2x1x8xf32>, tensor<2x6x8xf32>) {
+  %h = moe.embedding_at sinusoidal %tokens, %table offset %pos {scaled}
+      : (tensor<2x1xi32>, tensor<16x8xf32>, tensor<i32>) -> tensor<2x1x8xf32>
+  %l = moe.embedding_at learned %tokens, %table positions %positions offset %pos
+      : (tensor<2x1xi32>, tensor<16x8xf32>, tensor<6x8xf32>, tensor<i32>) -> tensor<2x1x8xf32>
+  %c = moe.cache_update %cache, %h, %pos
+      : (tensor<2x6x8xf32>, tensor<2x1x8xf32>, tensor<i32>) -> tensor<2x6x8xf32>
+  return %l, %c : tensor<2x1x8xf32>, tensor<2x6x8xf32>
+}

@@ -69,6 +69,75 @@ TEST(PlanLoaderErrors, MalformedExecutables) {
   }
 }
 
+// Programs after the training step (schema 1.4): ranges that follow the
+// step back to back to the end, persistent inputs, outputs that live within
+// the program, no arena buffer living from one into the next.
+TEST(PlanLoaderErrors, MalformedPrograms) {
+  struct Ids {
+    int input = -1, output = -1;
+  };
+  // The small plan's step (instructions 0..3) and one program at 4: the
+  // padding mask of a persistent input.
+  auto withProgram = [](Ids *ids, SmallPlanIds *small = nullptr) {
+    SmallPlanIds local;
+    PlanWriter writer = makeSmallPlan(&local);
+    writer.mutablePlan().buffers[local.summed]->live_end = 3;
+    ids->input =
+        writer.addPersistentBuffer({2, 1}, fb::DType::i32, "decode:tokens");
+    ids->output =
+        writer.addArenaBuffer({2, 1}, fb::DType::i1, 0, 4, 4, "decode:mask");
+    writer.addInstruction(fb::Opcode::padding_mask, {ids->input}, {ids->output})
+        .intAttr("pad_id", 0);
+    if (small)
+      *small = local;
+    return writer;
+  };
+  {
+    Ids ids;
+    PlanWriter writer = withProgram(&ids);
+    writer.addProgram("decode", 4, 5, {ids.input}, {ids.output});
+    Expected<LoadedPlan> loaded = loadPlanFromBytes(writer.finish());
+    ASSERT_TRUE(loaded.ok()) << loaded.status().toString();
+  }
+  {
+    Ids ids;
+    PlanWriter writer = withProgram(&ids);
+    writer.addProgram("decode", 4, 4, {ids.input}, {});
+    expectLoadError(writer, "the last program ends at instruction 4, "
+                            "expected the end of the plan (5)");
+  }
+  {
+    Ids ids;
+    PlanWriter writer = withProgram(&ids);
+    writer.addProgram("train_step", 4, 5, {ids.input}, {ids.output});
+    expectLoadError(writer, "program #0 ('train_step'): expected a unique "
+                            "name other than 'train_step'");
+  }
+  {
+    Ids ids;
+    PlanWriter writer = withProgram(&ids);
+    writer.addProgram("decode", 4, 6, {ids.input}, {ids.output});
+    expectLoadError(writer, "program #0 ('decode'): expected instructions "
+                            "[4, end) with end <= 5");
+  }
+  {
+    Ids ids;
+    PlanWriter writer = withProgram(&ids);
+    writer.addProgram("decode", 4, 5, {ids.output}, {ids.output});
+    expectLoadError(writer, "program #0 ('decode'): input #0 is buffer");
+  }
+  {
+    // The step's last result left "until the end" (-1) lives into the
+    // program, where its bytes are reused.
+    Ids ids;
+    SmallPlanIds small;
+    PlanWriter writer = withProgram(&ids, &small);
+    writer.mutablePlan().buffers[small.summed]->live_end = -1;
+    writer.addProgram("decode", 4, 5, {ids.input}, {ids.output});
+    expectLoadError(writer, "past the end of the training step (3)");
+  }
+}
+
 TEST(PlanLoaderErrors, TooShortForAHeader) {
   expectLoadError({0x08, 0, 0}, StatusCode::DataLoss,
                   "the file has 3 bytes, expected at least 8");
