@@ -429,8 +429,8 @@ LogicalResult emitProgram(func::FuncOp fn, func::FuncOp step,
                        << "' must be computed by @" << name;
         return failure();
       }
-      FailureOr<int> id = shared(value.getDefiningOp(), result.getValue(),
-                                 value.getType());
+      FailureOr<int> id =
+          shared(value.getDefiningOp(), result.getValue(), value.getType());
       if (failed(id))
         return failure();
       bufferOf[value] = *id;
@@ -438,8 +438,8 @@ LogicalResult emitProgram(func::FuncOp fn, func::FuncOp step,
       resultNames[value] = name + ":" + result.str();
     }
   }
-  MemoryPlan memory = planMemory(fn, alignment,
-                                 [&](Value v) { return bufferOf.count(v) > 0; });
+  MemoryPlan memory =
+      planMemory(fn, alignment, [&](Value v) { return bufferOf.count(v) > 0; });
   const int base = writer.numInstructions();
   const int64_t count = static_cast<int64_t>(body.getOperations().size()) - 1;
   for (const BufferAssignment &b : memory.buffers) {

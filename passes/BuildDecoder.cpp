@@ -105,8 +105,8 @@ struct MoeBuildDecoder : mlir::moe::impl::MoeBuildDecoderBase<MoeBuildDecoder> {
     }
     for (StringRef name : {"encode", "decode_step"})
       if (module.lookupSymbol(name)) {
-        forward.emitError() << "moe-build-decoder: @" << name
-                            << " already exists";
+        forward.emitError()
+            << "moe-build-decoder: @" << name << " already exists";
         return signalPassFailure();
       }
     if (failed(build(module, forward)))
@@ -180,19 +180,19 @@ LogicalResult MoeBuildDecoder::build(ModuleOp module, func::FuncOp forward) {
   FunctionBuilder encode(ctx), decode(ctx);
   IRMapping encodeMap, decodeMap;
   auto named = [&](StringRef attr, StringRef value) {
-    return DictionaryAttr::get(
-        ctx, {NamedAttribute(StringAttr::get(ctx, attr),
-                             StringAttr::get(ctx, value))});
+    return DictionaryAttr::get(ctx,
+                               {NamedAttribute(StringAttr::get(ctx, attr),
+                                               StringAttr::get(ctx, value))});
   };
-  Value tokens = decode.addArgument(
-      RankedTensorType::get({decodeBatch, 1}, i32), loc,
-      named(MoeDialect::kInputAttrName, "tokens"));
-  Value position = decode.addArgument(RankedTensorType::get({}, i32), loc,
-                                      named(MoeDialect::kInputAttrName,
-                                            "position"));
-  Value selfMask = decode.addArgument(
-      RankedTensorType::get({decodeBatch, tgtLen}, i1), loc,
-      named(MoeDialect::kInputAttrName, "self_mask"));
+  Value tokens =
+      decode.addArgument(RankedTensorType::get({decodeBatch, 1}, i32), loc,
+                         named(MoeDialect::kInputAttrName, "tokens"));
+  Value position =
+      decode.addArgument(RankedTensorType::get({}, i32), loc,
+                         named(MoeDialect::kInputAttrName, "position"));
+  Value selfMask =
+      decode.addArgument(RankedTensorType::get({decodeBatch, tgtLen}, i1), loc,
+                         named(MoeDialect::kInputAttrName, "self_mask"));
 
   // Parameters, on demand, in each function.
   auto parameterIn = [&](FunctionBuilder &fn, IRMapping &map,
@@ -213,8 +213,8 @@ LogicalResult MoeBuildDecoder::build(ModuleOp module, func::FuncOp forward) {
     if (auto arg = dyn_cast<BlockArgument>(v)) {
       if (forward.getArgAttr(arg.getArgNumber(), MoeDialect::kParamAttrName))
         return parameterIn(decode, decodeMap, arg);
-      return fail(user, "reads input #" + Twine(arg.getArgNumber()) +
-                            " of @" + functionName +
+      return fail(user, "reads input #" + Twine(arg.getArgNumber()) + " of @" +
+                            functionName +
                             ", which incremental decoding does not provide");
     }
     std::string name = "state." + std::to_string(numStates++);
@@ -266,8 +266,7 @@ LogicalResult MoeBuildDecoder::build(ModuleOp module, func::FuncOp forward) {
       }
       auto at = EmbeddingAtOp::create(
           b, op.getLoc(), rewrite(embedding.getType(), true), tokens, *table,
-          positions, position, embedding.getPosition(),
-          embedding.getScaled());
+          positions, position, embedding.getPosition(), embedding.getScaled());
       decodeMap.map(embedding.getResult(), at.getResult());
       continue;
     }
@@ -307,9 +306,9 @@ LogicalResult MoeBuildDecoder::build(ModuleOp module, func::FuncOp forward) {
         if (failed(q) || failed(k) || failed(v))
           return failure();
         auto keyType = cast<RankedTensorType>(attention.getKey().getType());
-        auto cacheType = RankedTensorType::get(
-            {decodeBatch, tgtLen, keyType.getDimSize(2)},
-            keyType.getElementType());
+        auto cacheType =
+            RankedTensorType::get({decodeBatch, tgtLen, keyType.getDimSize(2)},
+                                  keyType.getElementType());
         std::string layer = std::to_string(newRows.size());
         Value cacheK = decode.addArgument(
             cacheType, op.getLoc(),
@@ -319,8 +318,8 @@ LogicalResult MoeBuildDecoder::build(ModuleOp module, func::FuncOp forward) {
             named(MoeDialect::kInputAttrName, "cache.v." + layer));
         Value keys = CacheUpdateOp::create(b, op.getLoc(), cacheType, cacheK,
                                            *k, position);
-        Value values = CacheUpdateOp::create(b, op.getLoc(), cacheType,
-                                             cacheV, *v, position);
+        Value values = CacheUpdateOp::create(b, op.getLoc(), cacheType, cacheV,
+                                             *v, position);
         Operation *clone = b.clone(op, decodeMap);
         clone->setOperand(1, keys);
         clone->setOperand(2, values);
@@ -346,8 +345,7 @@ LogicalResult MoeBuildDecoder::build(ModuleOp module, func::FuncOp forward) {
       if (failed(operand(v)))
         return failure();
     Operation *clone = b.clone(op, decodeMap);
-    for (auto [before, after] :
-         llvm::zip(op.getResults(), clone->getResults()))
+    for (auto [before, after] : llvm::zip(op.getResults(), clone->getResults()))
       after.setType(rewrite(before.getType(), true));
     if (auto layer = dyn_cast<MoeLayerOp>(clone))
       layer.setEval(true);
@@ -381,8 +379,7 @@ LogicalResult MoeBuildDecoder::build(ModuleOp module, func::FuncOp forward) {
       parameterIn(encode, encodeMap, arg);
     }
     if (auto dropout = dyn_cast<DropoutOp>(op)) {
-      encodeMap.map(dropout.getResult(),
-                    encodeMap.lookup(dropout.getInput()));
+      encodeMap.map(dropout.getResult(), encodeMap.lookup(dropout.getInput()));
       continue;
     }
     Operation *clone = encode.builder.clone(*op, encodeMap);

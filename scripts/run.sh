@@ -119,7 +119,8 @@ fi
   "${partition[@]}" \
   --moe-emit-plan="output=$work/$name.moeplan seed=1 gpu-kernels=none" \
   -o /dev/null
-"$bin/moe-opt" "$work/$name-eval.mlir" --moe-training-pipeline="$pipeline" \
+"$bin/moe-opt" "$work/$name-eval.mlir" \
+  --moe-training-pipeline="$pipeline decoder=true" \
   --moe-emit-plan="output=$work/$name-eval.moeplan seed=1 gpu-kernels=none" \
   -o /dev/null
 if [ "$ranks" = 2 ]; then
@@ -196,7 +197,7 @@ echo "== 5. expert pruning for inference: the $keep most used of $experts expert
   --keep "$keep" --config "$work/$name-eval.json" \
   --out "$work/pruned.safetensors" --out-config "$work/pruned.json"
 "$bin/moe-model-gen" "$work/pruned.json" -o "$work/pruned.mlir"
-"$bin/moe-opt" "$work/pruned.mlir" --moe-training-pipeline="$pipeline" \
+"$bin/moe-opt" "$work/pruned.mlir" --moe-training-pipeline="$pipeline decoder=true" \
   --moe-emit-plan="output=$work/pruned.moeplan seed=1 gpu-kernels=none" \
   -o /dev/null
 "$bin/moe-eval" "$work/pruned.moeplan" --checkpoint "$work/pruned.safetensors" \

@@ -810,8 +810,8 @@ LogicalResult CacheUpdateOp::verify() {
       failed(requireRank(*this, "cache", getCache(), 3)) ||
       failed(requireRank(*this, "rows", getRows(), 3)) ||
       failed(requireShape(*this, "result", getResult(), dims(getCache()))) ||
-      failed(requireSameElementType(*this, {getCache(), getRows(),
-                                            getResult()})))
+      failed(
+          requireSameElementType(*this, {getCache(), getRows(), getResult()})))
     return failure();
   ArrayRef<int64_t> cache = dims(getCache()), rows = dims(getRows());
   if (rows[0] != cache[0] || rows[2] != cache[2])

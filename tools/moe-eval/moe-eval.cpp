@@ -302,8 +302,8 @@ int main(int argc, char **argv) {
         references.push_back(intoEnglish ? english : other);
       }
       row.sentences = static_cast<int64_t>(sources.size());
-      Expected<eval::NextTokenFn> next = (*trainer)->nextTokenFunction(
-          std::move(sources), options.mode);
+      Expected<eval::NextTokenFn> next =
+          (*trainer)->nextTokenFunction(std::move(sources), options.mode);
       if (!next.ok())
         return fail(next.status());
       eval::DecodeOptions decoding;

@@ -226,8 +226,8 @@ Status checkInstructionShapes(const Instruction &inst, const Program &program) {
                     rows.shape[2] == cache.shape[2] &&
                     rows.shape[1] <= cache.shape[1],
                 "the rows are " + rows.str() + ", expected [" +
-                    std::to_string(cache.shape[0]) + ", L <= " +
-                    std::to_string(cache.shape[1]) + ", " +
+                    std::to_string(cache.shape[0]) +
+                    ", L <= " + std::to_string(cache.shape[1]) + ", " +
                     std::to_string(cache.shape[2]) + "] (the cache " +
                     cache.str() + ")");
     break;

@@ -98,7 +98,7 @@ std::map<Opcode, KernelSignature> buildSignatures() {
   add(Opcode::embedding, {requiredEnum("position", kPositionKinds),
        optional("scaled", AttrValue::BoolValue)});
   add(Opcode::embedding_at, {requiredEnum("position", kPositionKinds),
-       optional("scaled", AttrValue::BoolValue)});
+                             optional("scaled", AttrValue::BoolValue)});
   add(Opcode::cache_update, {});
   add(Opcode::linear, {optional("transpose_weight", AttrValue::BoolValue),
                       optionalEnum("compute_type", kComputeTypes)});

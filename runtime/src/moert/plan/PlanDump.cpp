@@ -119,7 +119,8 @@ void printPlan(const fb::Plan &plan, std::ostream &out) {
 
   if (plan.programs())
     for (const fb::Program *program : *plan.programs())
-      fmt::print(out, "program: {} instructions [{}, {}), inputs {}, outputs {}\n",
+      fmt::print(out,
+                 "program: {} instructions [{}, {}), inputs {}, outputs {}\n",
                  program->name()->str(), program->begin(), program->end(),
                  bufferList(program->inputs()), bufferList(program->outputs()));
 

@@ -889,12 +889,12 @@ Status PlanChecker::checkPrograms() {
                       liveEnd(buf) < program->end();
         if (std::string(kind) == "input" ? !persistent
                                          : !(persistent || inside))
-          return invalidArgument(fmt::format(
-              "{}: {} #{} is {}, expected a persistent buffer{}", where, kind,
-              j, bufferLabel(buf),
-              std::string(kind) == "input"
-                  ? ""
-                  : " or an arena buffer live within the program"));
+          return invalidArgument(
+              fmt::format("{}: {} #{} is {}, expected a persistent buffer{}",
+                          where, kind, j, bufferLabel(buf),
+                          std::string(kind) == "input"
+                              ? ""
+                              : " or an arena buffer live within the program"));
       }
     }
   }

@@ -29,9 +29,9 @@ int32_t bufferNamed(const exec::Program &program,
 struct Layout {
   const exec::EntryPoint *encode = nullptr, *step = nullptr;
   int32_t src = -1, tokens = -1, position = -1, selfMask = -1, logits = -1;
-  std::vector<int32_t> states;                   // persistent, [B, ...]
-  std::vector<int32_t> cacheK, cacheV;           // [B, T, D] per layer
-  std::vector<int32_t> keyRows, valueRows;       // [B, 1, D] per layer
+  std::vector<int32_t> states;             // persistent, [B, ...]
+  std::vector<int32_t> cacheK, cacheV;     // [B, T, D] per layer
+  std::vector<int32_t> keyRows, valueRows; // [B, 1, D] per layer
   int64_t batch = 0, srcLen = 0, tgtLen = 0, vocab = 0;
 };
 
@@ -60,7 +60,8 @@ Expected<Layout> layoutOf(const exec::Program &program) {
   MOERT_RETURN_IF_ERROR(need(l.step->outputs, "decode_step:logits", l.logits));
   for (size_t layer = 0;; ++layer) {
     const std::string n = std::to_string(layer);
-    int32_t k = bufferNamed(program, l.step->inputs, "decode_step:cache.k." + n);
+    int32_t k =
+        bufferNamed(program, l.step->inputs, "decode_step:cache.k." + n);
     if (k < 0)
       break;
     int32_t v = -1, kr = -1, vr = -1;
@@ -101,9 +102,9 @@ Expected<Layout> layoutOf(const exec::Program &program) {
   l.tgtLen = mask.shape[1];
   l.vocab = logits.shape[2];
   for (size_t layer = 0; layer < l.cacheK.size(); ++layer)
-    for (auto [cache, rows] : {std::make_pair(l.cacheK[layer], l.keyRows[layer]),
-                               std::make_pair(l.cacheV[layer],
-                                              l.valueRows[layer])}) {
+    for (auto [cache, rows] :
+         {std::make_pair(l.cacheK[layer], l.keyRows[layer]),
+          std::make_pair(l.cacheV[layer], l.valueRows[layer])}) {
       const exec::TensorType &c = type(cache), &r = type(rows);
       if (c.dtype != exec::DType::F32 || c.shape.size() != 3 ||
           c.shape[0] != l.batch || c.shape[1] != l.tgtLen ||
@@ -117,11 +118,10 @@ Expected<Layout> layoutOf(const exec::Program &program) {
     }
   for (int32_t state : l.states)
     if (type(state).shape.empty() || type(state).shape[0] != l.batch)
-      return failedPrecondition("encoder state " + program.buffers[state].name +
-                                " is " + type(state).str() +
-                                ", expected the batch (" +
-                                std::to_string(l.batch) +
-                                ") as its first dimension");
+      return failedPrecondition(
+          "encoder state " + program.buffers[state].name + " is " +
+          type(state).str() + ", expected the batch (" +
+          std::to_string(l.batch) + ") as its first dimension");
   return l;
 }
 
@@ -309,8 +309,8 @@ incrementalNextTokenFunction(exec::Executor &executor,
           const int32_t position = static_cast<int32_t>(length - 1);
           MOERT_RETURN_IF_ERROR(executor.writeBuffer(
               layout.tokens, tokens.data(), tokens.size() * sizeof(int32_t)));
-          MOERT_RETURN_IF_ERROR(executor.writeBuffer(
-              layout.position, &position, sizeof(position)));
+          MOERT_RETURN_IF_ERROR(executor.writeBuffer(layout.position, &position,
+                                                     sizeof(position)));
           MOERT_RETURN_IF_ERROR(
               executor.writeBuffer(layout.selfMask, mask.data(), mask.size()));
           MOERT_RETURN_IF_ERROR(executor.run(*layout.step, context));

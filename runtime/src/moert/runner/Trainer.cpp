@@ -584,8 +584,8 @@ Trainer::nextTokenFunction(std::vector<std::vector<int32_t>> sources,
     }
   }
   if (mode == DecodeMode::Incremental && hasIncrementalDecoder(program))
-    return incrementalNextTokenFunction(*executor_, std::move(sources),
-                                        c.padId, seed_);
+    return incrementalNextTokenFunction(*executor_, std::move(sources), c.padId,
+                                        seed_);
   const bool recomputeSources = mode == DecodeMode::Recompute;
   // Which forward instructions depend on the target tokens (the decoder
   // and what follows it); the others depend on the sources and parameters

@@ -156,8 +156,8 @@ public:
   /// A next-token function (moert/eval/Decode.h) over `sources` (token ids,
   /// each ending with </s>; cut to the plan's source length) backed by the
   /// plan. With the decoding programs, see DecodeMode::Incremental.
-  /// Otherwise the forward instructions up to the loss run in evaluation mode on
-  /// the plan's batch, B prefixes at a time. The instructions that do not
+  /// Otherwise the forward instructions up to the loss run in evaluation mode
+  /// on the plan's batch, B prefixes at a time. The instructions that do not
   /// depend on the target tokens (the encoder, the source padding mask,
   /// the cross-attention's key and value projections) run once per source:
   /// their results that the decoder reads are stored per source (its rows)

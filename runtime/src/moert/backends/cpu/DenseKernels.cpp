@@ -59,14 +59,12 @@ Status embedding(KernelCall &call, bool at) {
     positions = call.operand<float>(2);
   }
   if (at) {
-    shape.positionOffset =
-        *call.operand<int32_t>(call.numOperands() - 1);
+    shape.positionOffset = *call.operand<int32_t>(call.numOperands() - 1);
     if (shape.positionOffset < 0 ||
-        (positions &&
-         shape.positionOffset + shape.seqLen > shape.numPositions))
+        (positions && shape.positionOffset + shape.seqLen > shape.numPositions))
       return outOfRange(
-          "position offset " + std::to_string(shape.positionOffset) +
-          " for " + std::to_string(shape.seqLen) + " tokens: expected >= 0" +
+          "position offset " + std::to_string(shape.positionOffset) + " for " +
+          std::to_string(shape.seqLen) + " tokens: expected >= 0" +
           (positions ? " and at most " +
                            std::to_string(shape.numPositions - shape.seqLen) +
                            " (the positions table has " +
