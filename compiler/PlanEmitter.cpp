@@ -341,7 +341,8 @@ LogicalResult emitInstructions(Block &body,
 
 /// The functions a plan carries after the training step, in this order
 /// (moe-build-decoder's).
-constexpr StringLiteral kProgramFunctions[] = {"encode", "decode_step"};
+constexpr StringLiteral kProgramFunctions[] = {"encode", "decode_step",
+                                               "evaluate"};
 
 /// Appends `fn` as a program: its parameters are the step's buffers (by
 /// name), its other inputs persistent buffers of their own, except the

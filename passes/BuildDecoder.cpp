@@ -1,4 +1,4 @@
-//===- BuildDecoder.cpp - @encode and @decode_step from @forward ----------===//
+//===- BuildDecoder.cpp - @encode, @decode_step, @evaluate from @forward --===//
 //
 // Incremental decoding as the compiler's output rather than the runtime's
 // guess: the target-dependent ops of the training forward function are
@@ -103,7 +103,7 @@ struct MoeBuildDecoder : mlir::moe::impl::MoeBuildDecoderBase<MoeBuildDecoder> {
       module.emitError() << "moe-build-decoder: no function @" << functionName;
       return signalPassFailure();
     }
-    for (StringRef name : {"encode", "decode_step"})
+    for (StringRef name : {"encode", "decode_step", "evaluate"})
       if (module.lookupSymbol(name)) {
         forward.emitError()
             << "moe-build-decoder: @" << name << " already exists";
@@ -404,9 +404,42 @@ LogicalResult MoeBuildDecoder::build(ModuleOp module, func::FuncOp forward) {
   }
   encode.eraseDeadCode();
 
+  // @evaluate: the forward and its loss in evaluation mode (teacher
+  // forcing on held-out batches).
+  FunctionBuilder evaluate(ctx);
+  IRMapping evaluateMap;
+  for (BlockArgument arg : body.getArguments())
+    evaluateMap.map(
+        arg, evaluate.addArgument(arg.getType(), arg.getLoc(),
+                                  forward.getArgAttrDict(arg.getArgNumber())));
+  for (Operation &op : body.without_terminator()) {
+    if (auto dropout = dyn_cast<DropoutOp>(op)) {
+      evaluateMap.map(dropout.getResult(),
+                      evaluateMap.lookup(dropout.getInput()));
+      continue;
+    }
+    Operation *clone = evaluate.builder.clone(op, evaluateMap);
+    if (auto layer = dyn_cast<MoeLayerOp>(clone))
+      layer.setEval(true);
+  }
+  auto ret = cast<func::ReturnOp>(body.getTerminator());
+  for (auto [index, value] : llvm::enumerate(ret.getOperands())) {
+    auto role = forward.getResultAttrOfType<StringAttr>(
+        index, MoeDialect::kRoleAttrName);
+    if (role && role.getValue() == "loss")
+      evaluate.addResult(evaluateMap.lookup(value),
+                         named(MoeDialect::kNameAttrName, "loss"));
+  }
+  if (evaluate.results.size() != 1)
+    return fail(forward, "expects one result with moe.role = \"loss\", found " +
+                             Twine(evaluate.results.size()));
+  evaluate.eraseDeadCode();
+
   func::FuncOp encodeFn = encode.finish(module, "encode", loc);
   func::FuncOp decodeFn = decode.finish(module, "decode_step", loc);
-  if (failed(verify(encodeFn)) || failed(verify(decodeFn)))
+  func::FuncOp evaluateFn = evaluate.finish(module, "evaluate", loc);
+  if (failed(verify(encodeFn)) || failed(verify(decodeFn)) ||
+      failed(verify(evaluateFn)))
     return failure();
   return success();
 }

@@ -96,7 +96,7 @@ def MoeDifferentiate : Pass<"moe-differentiate", "::mlir::ModuleOp"> {
 }
 
 def MoeBuildDecoder : Pass<"moe-build-decoder", "::mlir::ModuleOp"> {
-  let summary = "Build @encode and @decode_step (incremental decoding) from @forward";
+  let summary = "Build @encode, @decode_step (incremental decoding) and @evaluate from @forward";
   let description = [{
     Derives the two inference functions of an encoder-decoder from its
     training forward function, for decoding one target token at a time:
@@ -122,6 +122,10 @@ def MoeBuildDecoder : Pass<"moe-build-decoder", "::mlir::ModuleOp"> {
     rows (`key_rows.N`, `value_rows.N`), which the caller appends to its
     caches. Both functions run in evaluation mode: no dropout, MoE layers
     with the evaluation capacity factor (`eval`).
+
+    It also builds `@evaluate(params..., batch...) -> (loss)`: `@forward`
+    in evaluation mode (no dropout, `eval` MoE layers), whose loss on
+    held-out batches is the validation loss (teacher forcing).
 
     Fails, naming the op, when a target-dependent op mixes target
     positions other than through causal self-attention (then the decoder

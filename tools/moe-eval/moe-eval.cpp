@@ -59,7 +59,10 @@ const char *kUsage =
     "  translates the first N pairs (default 200) of each language's split "
     "of the encoded corpus (moe-data) with the checkpoint and prints BLEU "
     "and chrF2 (sacreBLEU's defaults) per direction next to the "
-    "copy-the-source baseline\n"
+    "copy-the-source baseline, and the references' teacher-forced loss per "
+    "target token (the training loss, label smoothing included, without "
+    "dropout: the plan's evaluate program when compiled with decoder=true, "
+    "else the training step's forward)\n"
     "  --beam K      beam search with K hypotheses (default 1: greedy) and "
     "GNMT's length penalty A (default 0.6)\n"
     "  --hypotheses D  write <D>/<src>-<tgt>.{src,hyp,ref}, one segment per "
@@ -169,6 +172,7 @@ struct Row {
   std::string source, target; // language codes
   int64_t sentences = 0, hypothesisTokens = 0;
   double seconds = 0.0;
+  runner::HeldOutLoss loss; // with the plan's `evaluate` program
   eval::BleuScore bleu, copyBleu;
   eval::ChrfScore chrf, copyChrf;
 };
@@ -260,8 +264,10 @@ int main(int argc, char **argv) {
               options.beam > 1
                   ? ("beam " + std::to_string(options.beam)).c_str()
                   : "greedy");
-  std::printf("%-9s %5s %7s %7s %10s %10s %9s\n", "direction", "sents", "BLEU",
-              "chrF2", "copy BLEU", "copy chrF2", "sent/s");
+  // The references' teacher-forced loss: the plan's evaluate program
+  // (decoder=true), or the training step's forward.
+  std::printf("%-9s %5s %7s %7s %10s %10s %9s %8s\n", "direction", "sents",
+              "BLEU", "chrF2", "copy BLEU", "copy chrF2", "sent/s", "loss");
   std::fflush(stdout);
 
   std::vector<Row> rows;
@@ -302,6 +308,21 @@ int main(int argc, char **argv) {
         references.push_back(intoEnglish ? english : other);
       }
       row.sentences = static_cast<int64_t>(sources.size());
+      {
+        std::vector<std::vector<int32_t>> targets;
+        for (const std::string &reference : references) {
+          Expected<std::vector<int32_t>> ids = (*spm)->encode(reference);
+          if (!ids.ok())
+            return fail(ids.status());
+          ids->push_back((*spm)->eos());
+          targets.push_back(std::move(*ids));
+        }
+        Expected<runner::HeldOutLoss> loss =
+            (*trainer)->heldOutLoss(sources, targets, (*spm)->bos());
+        if (!loss.ok())
+          return fail(loss.status());
+        row.loss = *loss;
+      }
       Expected<eval::NextTokenFn> next =
           (*trainer)->nextTokenFunction(std::move(sources), options.mode);
       if (!next.ok())
@@ -357,11 +378,12 @@ int main(int argc, char **argv) {
               !status.ok())
             return fail(status);
       }
-      std::printf("%-9s %5lld %7.2f %7.2f %10.2f %10.2f %9.1f\n",
+      std::printf("%-9s %5lld %7.2f %7.2f %10.2f %10.2f %9.1f",
                   (row.source + "-" + row.target).c_str(),
                   static_cast<long long>(row.sentences), row.bleu.score,
                   row.chrf.score, row.copyBleu.score, row.copyChrf.score,
                   row.seconds > 0 ? row.sentences / row.seconds : 0.0);
+      std::printf(" %8.4f\n", row.loss.loss);
       std::fflush(stdout);
       rows.push_back(std::move(row));
     }
@@ -370,8 +392,11 @@ int main(int argc, char **argv) {
     return fail(invalidArgument("the " + options.split +
                                 " split has no pairs for the languages asked"));
   double bleu = 0, chrf = 0, copyBleu = 0, copyChrf = 0, seconds = 0;
-  int64_t sentences = 0;
+  double lossSum = 0;
+  int64_t sentences = 0, lossTokens = 0;
   for (const Row &row : rows) {
+    lossSum += row.loss.loss * static_cast<double>(row.loss.tokens);
+    lossTokens += row.loss.tokens;
     bleu += row.bleu.score;
     chrf += row.chrf.score;
     copyBleu += row.copyBleu.score;
@@ -380,10 +405,12 @@ int main(int argc, char **argv) {
     sentences += row.sentences;
   }
   const double n = static_cast<double>(rows.size());
-  std::printf("%-9s %5lld %7.2f %7.2f %10.2f %10.2f %9.1f\n", "average",
+  std::printf("%-9s %5lld %7.2f %7.2f %10.2f %10.2f %9.1f", "average",
               static_cast<long long>(sentences), bleu / n, chrf / n,
               copyBleu / n, copyChrf / n,
               seconds > 0 ? sentences / seconds : 0);
+  std::printf(" %8.4f\n",
+              lossTokens ? lossSum / static_cast<double>(lossTokens) : 0.0);
   int64_t better = 0;
   for (const Row &row : rows)
     better += row.bleu.score > row.copyBleu.score;
@@ -409,6 +436,8 @@ int main(int argc, char **argv) {
             << ", \"copy_bleu\": " << row.copyBleu.score
             << ", \"copy_chrf2\": " << row.copyChrf.score
             << ", \"hypothesis_tokens\": " << row.hypothesisTokens
+            << ", \"loss\": " << row.loss.loss
+            << ", \"loss_tokens\": " << row.loss.tokens
             << ", \"seconds\": " << row.seconds << "}";
       }
       out << "]}\n";

@@ -41,6 +41,19 @@
 // CHECK-NOT: moe.cross_entropy
 // CHECK: return %[[LOGITS]], %[[NK]], %[[NV]]
 
+// The forward in evaluation mode, for the validation loss.
+// CHECK-LABEL: func.func @evaluate(
+// CHECK-SAME: {moe.input = "src_tokens"}
+// CHECK-SAME: {moe.input = "tgt_tokens"}
+// CHECK-SAME: {moe.input = "labels"}
+// CHECK-SAME: -> (tensor<f32> {moe.name = "loss"})
+// CHECK-NOT: moe.dropout
+// CHECK: moe.moe_layer gelu {{.*}} eval
+// CHECK: moe.attention {{.*}} {causal, num_heads = 2 : i64}
+// CHECK: moe.moe_layer gelu {{.*}} eval
+// CHECK: %[[LOSS:.*]] = moe.cross_entropy
+// CHECK: return %[[LOSS]] : tensor<f32>
+
 // BATCH-LABEL: func.func @encode(
 // BATCH-SAME: tensor<4x5xi32> {moe.input = "src_tokens"}
 // BATCH: return {{.*}} : tensor<4x5x8xf32>, tensor<4x5x8xf32>, tensor<4x5xi1>

@@ -748,6 +748,58 @@ Trainer::nextTokenFunction(std::vector<std::vector<int32_t>> sources,
       });
 }
 
+Expected<HeldOutLoss>
+Trainer::heldOutLoss(const std::vector<std::vector<int32_t>> &sources,
+                     const std::vector<std::vector<int32_t>> &targets,
+                     int32_t bos) {
+  if (grid_ && grid_->worldSize() > 1)
+    return unimplemented("the held-out loss runs in one process (compile the "
+                         "model without --moe-partition)");
+  const int32_t padId = task_->config().padId;
+  if (hasEvaluateProgram(executor_->program())) {
+    MOERT_ASSIGN_OR_RETURN(auto evaluate,
+                           evaluateProgramLoss(*executor_, seed_));
+    return runner::heldOutLoss(evaluate.first, sources, targets, padId, bos,
+                               evaluate.second);
+  }
+  // Without `evaluate`: the training step's forward up to its loss, in
+  // evaluation mode with the step's capacity (for which its buffers are
+  // sized).
+  const exec::Program &program = executor_->program();
+  size_t lossAt = program.stepEnd();
+  for (size_t i = 0; i < program.stepEnd(); ++i)
+    if (program.instructions[i].kernel == "moe.cross_entropy") {
+      lossAt = i;
+      break;
+    }
+  if (lossAt == program.stepEnd() || lossBuffer_ < 0)
+    return failedPrecondition("the plan's step has no moe.cross_entropy");
+  const int32_t lossId = program.instructions[lossAt].results[0];
+  const SyntheticTaskConfig c = task_->config();
+  BatchLossFn stepLoss =
+      [&](const std::vector<int32_t> &src, const std::vector<int32_t> &tgt,
+          const std::vector<int32_t> &labels) -> Expected<float> {
+    SeqBatch batch;
+    batch.srcTokens = src;
+    batch.tgtTokens = tgt;
+    batch.labels = labels;
+    MOERT_RETURN_IF_ERROR(
+        writeBatch(*executor_, batchBuffers_, batch, 1, &location_));
+    exec::RunContext context;
+    context.seed = seed_;
+    context.step = 1;
+    context.training = false;
+    context.trainingCapacity = true;
+    for (size_t i = 0; i <= lossAt; ++i)
+      MOERT_RETURN_IF_ERROR(executor_->runInstruction(i, context));
+    float value = 0.0f;
+    MOERT_RETURN_IF_ERROR(executor_->readBuffer(lossId, &value, sizeof(value)));
+    return value;
+  };
+  return runner::heldOutLoss({c.batchSize, c.srcLen, c.tgtLen}, sources,
+                             targets, padId, bos, stepLoss);
+}
+
 Expected<Trainer::GreedyEval> Trainer::evaluateGreedy(int64_t batches) {
   const SyntheticTaskConfig &c = task_->config();
   GreedyEval result;

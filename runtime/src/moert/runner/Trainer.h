@@ -31,6 +31,7 @@
 #include "moert/exec/Executor.h"
 #include "moert/plan/PlanLoader.h"
 #include "moert/runner/BatchSource.h"
+#include "moert/runner/HeldOutLoss.h"
 #include "moert/runner/Sharding.h"
 #include "moert/runner/StepIO.h"
 #include "moert/runner/SyntheticTask.h"
@@ -173,6 +174,13 @@ public:
   Expected<eval::NextTokenFn>
   nextTokenFunction(std::vector<std::vector<int32_t>> sources,
                     DecodeMode mode = DecodeMode::Incremental);
+
+  /// The teacher-forced loss of held-out pairs through the plan's
+  /// `evaluate` program with the current parameters (HeldOutLoss.h);
+  /// decoder inputs start with `bos` (the tokenizer's). One process only.
+  Expected<HeldOutLoss>
+  heldOutLoss(const std::vector<std::vector<int32_t>> &sources,
+              const std::vector<std::vector<int32_t>> &targets, int32_t bos);
 
 private:
   Trainer(plan::LoadedPlan plan, uint64_t seed)
