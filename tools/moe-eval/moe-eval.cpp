@@ -19,6 +19,7 @@
 //
 //===----------------------------------------------------------------------===//
 #include "moert/data/Tokenizer.h"
+#include "moert/data/TranslationEval.h"
 #include "moert/eval/Bleu.h"
 #include "moert/eval/Decode.h"
 #include "moert/hal/Device.h"
@@ -168,14 +169,7 @@ std::vector<std::string> splitList(const std::string &text) {
   return items;
 }
 
-struct Row {
-  std::string source, target; // language codes
-  int64_t sentences = 0, hypothesisTokens = 0;
-  double seconds = 0.0;
-  runner::HeldOutLoss loss; // with the plan's `evaluate` program
-  eval::BleuScore bleu, copyBleu;
-  eval::ChrfScore chrf, copyChrf;
-};
+using Row = data::DirectionScore;
 
 Status writeLines(const fs::path &path, const std::vector<std::string> &lines) {
   std::ofstream out(path, std::ios::binary | std::ios::trunc);
@@ -270,127 +264,41 @@ int main(int argc, char **argv) {
               "BLEU", "chrF2", "copy BLEU", "copy chrF2", "sent/s", "loss");
   std::fflush(stdout);
 
-  std::vector<Row> rows;
-  for (const std::string &language : languages) {
-    Expected<std::vector<std::pair<std::string, std::string>>> pairs =
-        data::readTextPairs(
-            (fs::path(options.data) / (options.split + "." + language + ".tsv"))
-                .string(),
-            options.sentences);
-    if (!pairs.ok())
-      return fail(pairs.status());
-    if (pairs->empty())
-      continue;
-    std::vector<bool> toEnglish;
-    if (options.direction != "x-en")
-      toEnglish.push_back(false);
-    if (options.direction != "en-x")
-      toEnglish.push_back(true);
-    for (bool intoEnglish : toEnglish) {
-      Row row;
-      row.source = intoEnglish ? language : "en";
-      row.target = intoEnglish ? "en" : language;
-      Expected<int32_t> tag = (*spm)->pieceId(data::languageTag(row.target));
-      if (!tag.ok())
-        return fail(tag.status());
-      std::vector<std::vector<int32_t>> sources;
-      std::vector<std::string> sourceText, references;
-      for (const auto &[english, other] : *pairs) {
-        const std::string &text = intoEnglish ? other : english;
-        Expected<std::vector<int32_t>> ids = (*spm)->encode(text);
-        if (!ids.ok())
-          return fail(ids.status());
-        std::vector<int32_t> source = {*tag};
-        source.insert(source.end(), ids->begin(), ids->end());
-        source.push_back((*spm)->eos());
-        sources.push_back(std::move(source));
-        sourceText.push_back(text);
-        references.push_back(intoEnglish ? english : other);
-      }
-      row.sentences = static_cast<int64_t>(sources.size());
-      {
-        std::vector<std::vector<int32_t>> targets;
-        for (const std::string &reference : references) {
-          Expected<std::vector<int32_t>> ids = (*spm)->encode(reference);
-          if (!ids.ok())
-            return fail(ids.status());
-          ids->push_back((*spm)->eos());
-          targets.push_back(std::move(*ids));
-        }
-        Expected<runner::HeldOutLoss> loss =
-            (*trainer)->heldOutLoss(sources, targets, (*spm)->bos());
-        if (!loss.ok())
-          return fail(loss.status());
-        row.loss = *loss;
-      }
-      Expected<eval::NextTokenFn> next =
-          (*trainer)->nextTokenFunction(std::move(sources), options.mode);
-      if (!next.ok())
-        return fail(next.status());
-      eval::DecodeOptions decoding;
-      decoding.bos = (*spm)->bos();
-      decoding.eos = (*spm)->eos();
-      decoding.maxLength = (*trainer)->task().config().tgtLen;
-      decoding.beam = options.beam;
-      decoding.lengthPenalty = options.lengthPenalty;
-      const auto start = std::chrono::steady_clock::now();
-      Expected<std::vector<std::vector<int32_t>>> decoded =
-          options.beam > 1 ? eval::beamSearch(row.sentences, *next, decoding)
-                           : eval::greedyDecode(row.sentences, *next, decoding);
-      if (!decoded.ok())
-        return fail(decoded.status());
-      row.seconds = std::chrono::duration<double>(
-                        std::chrono::steady_clock::now() - start)
-                        .count();
-      std::vector<std::string> hypotheses;
-      for (const std::vector<int32_t> &ids : *decoded) {
-        row.hypothesisTokens += static_cast<int64_t>(ids.size());
-        Expected<std::string> text = (*spm)->decode(ids);
-        if (!text.ok())
-          return fail(text.status());
-        hypotheses.push_back(*text);
-      }
-      Expected<eval::BleuScore> bleu =
-          eval::corpusBleu(hypotheses, {references});
-      Expected<eval::ChrfScore> chrf =
-          eval::corpusChrf(hypotheses, {references});
-      Expected<eval::BleuScore> copyBleu =
-          eval::corpusBleu(sourceText, {references});
-      Expected<eval::ChrfScore> copyChrf =
-          eval::corpusChrf(sourceText, {references});
-      for (const Status &status :
-           {bleu.status(), chrf.status(), copyBleu.status(), copyChrf.status()})
-        if (!status.ok())
-          return fail(status);
-      row.bleu = *bleu;
-      row.chrf = *chrf;
-      row.copyBleu = *copyBleu;
-      row.copyChrf = *copyChrf;
-      if (!options.hypotheses.empty()) {
-        const fs::path base =
-            fs::path(options.hypotheses) / (row.source + "-" + row.target);
-        for (const auto &[extension, lines] :
-             {std::pair<const char *, const std::vector<std::string> *>{
-                  ".hyp", &hypotheses},
-              {".ref", &references},
-              {".src", &sourceText}})
-          if (Status status = writeLines(base.string() + extension, *lines);
-              !status.ok())
-            return fail(status);
-      }
-      std::printf("%-9s %5lld %7.2f %7.2f %10.2f %10.2f %9.1f",
-                  (row.source + "-" + row.target).c_str(),
-                  static_cast<long long>(row.sentences), row.bleu.score,
-                  row.chrf.score, row.copyBleu.score, row.copyChrf.score,
-                  row.seconds > 0 ? row.sentences / row.seconds : 0.0);
-      std::printf(" %8.4f\n", row.loss.loss);
-      std::fflush(stdout);
-      rows.push_back(std::move(row));
+  data::TranslationEvalOptions evaluation;
+  evaluation.corpus = options.data;
+  evaluation.split = options.split;
+  evaluation.languages = languages;
+  evaluation.fromEnglish = options.direction != "x-en";
+  evaluation.toEnglish = options.direction != "en-x";
+  evaluation.sentences = options.sentences;
+  evaluation.beam = options.beam;
+  evaluation.lengthPenalty = options.lengthPenalty;
+  evaluation.mode = options.mode;
+  auto report = [&](const Row &row) -> Status {
+    if (!options.hypotheses.empty()) {
+      const fs::path base =
+          fs::path(options.hypotheses) / (row.source + "-" + row.target);
+      for (const auto &[extension, lines] :
+           {std::pair<const char *, const std::vector<std::string> *>{
+                ".hyp", &row.hypotheses},
+            {".ref", &row.references},
+            {".src", &row.sourceText}})
+        MOERT_RETURN_IF_ERROR(writeLines(base.string() + extension, *lines));
     }
-  }
-  if (rows.empty())
-    return fail(invalidArgument("the " + options.split +
-                                " split has no pairs for the languages asked"));
+    std::printf("%-9s %5lld %7.2f %7.2f %10.2f %10.2f %9.1f %8.4f\n",
+                (row.source + "-" + row.target).c_str(),
+                static_cast<long long>(row.sentences), row.bleu.score,
+                row.chrf.score, row.copyBleu.score, row.copyChrf.score,
+                row.seconds > 0 ? row.sentences / row.seconds : 0.0,
+                row.loss.loss);
+    std::fflush(stdout);
+    return Status::success();
+  };
+  Expected<std::vector<Row>> scored =
+      data::evaluateTranslation(**trainer, **spm, evaluation, report);
+  if (!scored.ok())
+    return fail(scored.status());
+  const std::vector<Row> &rows = *scored;
   double bleu = 0, chrf = 0, copyBleu = 0, copyChrf = 0, seconds = 0;
   double lossSum = 0;
   int64_t sentences = 0, lossTokens = 0;
