@@ -16,6 +16,7 @@
 #include "moert/comm/MpiCommunicator.h"
 #include "moert/comm/Watchdog.h"
 #include "moert/data/MultitaskSource.h"
+#include "moert/data/TranslationEval.h"
 #include "moert/exec/DeviceCommunicators.h"
 #include "moert/hal/Device.h"
 #include "moert/runner/CommandLine.h"
@@ -64,6 +65,14 @@ struct Options {
   std::string onNonFinite = "stop"; // f32 plans: stop or skip
   uint64_t memoryLimit = 0; // bytes per rank; 0: what the device reports
   int64_t collectiveTimeout = 1800; // seconds a rank waits in a collective
+  // Translation evaluation during training (--data runs).
+  std::string evalPlan;       // one-process plan of the same model
+  int64_t evalEvery = 0;      // 0: after the last step only
+  int64_t evalSentences = 50; // first N pairs per direction
+  std::string evalLanguages = "all";
+  std::string evalDirection = "both";
+  std::string evalSplit = "valid";
+  std::string evalJson; // JSONL, one line per evaluation
 };
 
 const char *kUsage =
@@ -79,6 +88,10 @@ const char *kUsage =
     "[--on-nonfinite stop|skip]\n"
     "                 [--max-nonfinite-steps N] [--memory-limit BYTES[K|M|G]] "
     "[--collective-timeout S]\n"
+    "                 [--eval-plan PLAN --eval-json FILE.jsonl [--eval-every "
+    "K] [--eval-sentences N]\n"
+    "                  [--eval-languages L1,L2|all] [--eval-direction "
+    "en-x|x-en|both] [--eval-split valid|test]]\n"
     "  --alphabet A  content tokens of the synthetic reversal task "
     "(default 32; 0 = whole vocabulary)\n"
     "  --resume F    continue from checkpoint F (same plan and --seed) up to "
@@ -94,6 +107,15 @@ const char *kUsage =
     "  --data D      train on the multilingual multitask batches of the "
     "encoded corpus D (moe-data corpus/spm/encode) instead of the synthetic "
     "task\n"
+    "  --eval-plan P  with --data: every --eval-every K steps and after the "
+    "last, translate the first --eval-sentences N (default 50) pairs per "
+    "direction of the corpus' --eval-split (default valid) with the current "
+    "parameters and log BLEU, chrF2, the copy baseline and the teacher-"
+    "forced loss per direction to --eval-json (one line per evaluation). P "
+    "is the same model compiled for one process (best with "
+    "--moe-training-pipeline=\"decoder=true\": incremental decoding); rank "
+    "0 evaluates, with the parameters passed through a checkpoint written "
+    "next to the JSONL file, while the other ranks wait\n"
     "  --eval-batches N  after training, decode N held-out batches of the "
     "synthetic task greedily and report exact matches and token accuracy\n"
     "  --max-nonfinite-steps N  with --on-nonfinite skip: stop when the "
@@ -188,6 +210,27 @@ bool parseOptions(int argc, char **argv, Options &options) {
           ok = cl.error("--memory-limit expects a byte count > 0 with an "
                         "optional K, M or G suffix, found '" + text + "'");
       }
+    } else if (arg == "--eval-plan") {
+      ok = cl.value(options.evalPlan);
+    } else if (arg == "--eval-every") {
+      ok = cl.integer(1, options.evalEvery);
+    } else if (arg == "--eval-sentences") {
+      ok = cl.integer(1, options.evalSentences);
+    } else if (arg == "--eval-languages") {
+      ok = cl.value(options.evalLanguages);
+    } else if (arg == "--eval-json") {
+      ok = cl.value(options.evalJson);
+    } else if (arg == "--eval-direction") {
+      ok = cl.value(options.evalDirection);
+      if (ok && options.evalDirection != "en-x" &&
+          options.evalDirection != "x-en" && options.evalDirection != "both")
+        ok = cl.error("--eval-direction expects en-x, x-en or both, found '" +
+                      options.evalDirection + "'");
+    } else if (arg == "--eval-split") {
+      ok = cl.value(options.evalSplit);
+      if (ok && options.evalSplit != "valid" && options.evalSplit != "test")
+        ok = cl.error("--eval-split expects valid or test, found '" +
+                      options.evalSplit + "'");
     } else if (arg == "--collective-timeout") {
       ok = cl.integer(0, options.collectiveTimeout);
     } else if (arg == "--on-nonfinite") {
@@ -212,7 +255,89 @@ bool parseOptions(int argc, char **argv, Options &options) {
   }
   if (options.plan.empty())
     return cl.error("no plan file given");
+  const bool evalOption = options.evalEvery > 0 || !options.evalJson.empty() ||
+                          !options.evalPlan.empty();
+  if (evalOption && (options.evalPlan.empty() || options.evalJson.empty() ||
+                     options.data.empty()))
+    return cl.error("translation evaluation needs --eval-plan, --eval-json "
+                    "and --data together");
   return true;
+}
+
+/// Translation scores of the current parameters, logged by rank 0.
+struct TranslationEvaluation {
+  std::unique_ptr<runner::Trainer> trainer; // the one-process plan
+  std::unique_ptr<data::SentencePieceModel> spm;
+  data::TranslationEvalOptions options;
+};
+
+/// Where the parameters pass from the training plan to the evaluation plan.
+std::string evaluationCheckpoint(const std::string &jsonPath) {
+  return jsonPath + ".parameters.safetensors";
+}
+
+/// One evaluation at `step`: every rank joins the checkpoint (collective),
+/// rank 0 (which holds `evaluation`) loads it into the evaluation plan,
+/// scores and appends a JSON line; the others go on to the next step.
+Status evaluateTranslation(runner::Trainer &trainer,
+                           TranslationEvaluation *evaluation,
+                           const std::string &jsonPath, int64_t step) {
+  const std::string checkpoint = evaluationCheckpoint(jsonPath);
+  MOERT_RETURN_IF_ERROR(trainer.saveCheckpoint(checkpoint, step));
+  if (!evaluation)
+    return Status::success();
+  MOERT_RETURN_IF_ERROR(
+      evaluation->trainer->loadCheckpoint(checkpoint).status());
+  const auto start = std::chrono::steady_clock::now();
+  MOERT_ASSIGN_OR_RETURN(std::vector<data::DirectionScore> scores,
+                         data::evaluateTranslation(*evaluation->trainer,
+                                                   *evaluation->spm,
+                                                   evaluation->options));
+  std::remove(checkpoint.c_str());
+  const double seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start)
+          .count();
+  double bleu = 0, copy = 0, lossSum = 0;
+  int64_t lossTokens = 0, better = 0;
+  std::ostringstream line;
+  line.precision(9);
+  line << "{\"step\": " << step << ", \"split\": \""
+       << evaluation->options.split << "\", \"rows\": [";
+  for (size_t i = 0; i < scores.size(); ++i) {
+    const data::DirectionScore &score = scores[i];
+    bleu += score.bleu.score;
+    copy += score.copyBleu.score;
+    better += score.bleu.score > score.copyBleu.score;
+    lossSum += score.loss.loss * static_cast<double>(score.loss.tokens);
+    lossTokens += score.loss.tokens;
+    line << (i ? ", " : "") << "{\"source\": \"" << score.source
+         << "\", \"target\": \"" << score.target
+         << "\", \"sentences\": " << score.sentences
+         << ", \"bleu\": " << score.bleu.score
+         << ", \"chrf2\": " << score.chrf.score
+         << ", \"copy_bleu\": " << score.copyBleu.score
+         << ", \"copy_chrf2\": " << score.copyChrf.score
+         << ", \"loss\": " << score.loss.loss
+         << ", \"loss_tokens\": " << score.loss.tokens << "}";
+  }
+  const double n = static_cast<double>(scores.size());
+  const double loss =
+      lossTokens ? lossSum / static_cast<double>(lossTokens) : 0.0;
+  line << "], \"bleu\": " << bleu / n << ", \"copy_bleu\": " << copy / n
+       << ", \"loss\": " << loss << ", \"seconds\": " << seconds << "}\n";
+  std::ofstream out(jsonPath, std::ios::binary | std::ios::app);
+  out << line.str();
+  out.flush();
+  if (!out)
+    return dataLoss("writing the evaluation file '" + jsonPath +
+                    "' failed at step " + std::to_string(step) + " (" +
+                    std::strerror(errno) + ")");
+  std::printf("eval   %6" PRId64 "  BLEU %6.2f (copy %.2f, above it in %" PRId64
+              " of %zu directions)  loss %.4f  %s split, %.0f s\n",
+              step, bleu / n, copy / n, better, scores.size(), loss,
+              evaluation->options.split.c_str(), seconds);
+  std::fflush(stdout);
+  return Status::success();
 }
 
 /// The first parameter (in plan order) whose gradient (or, failing that,
@@ -458,6 +583,11 @@ int main(int argc, char **argv) {
       outputs.emplace_back("--save", options.save);
     if (!options.metrics.empty() && rankZero)
       outputs.emplace_back("--metrics", options.metrics);
+    if (!options.evalJson.empty() && rankZero) {
+      outputs.emplace_back("--eval-json", options.evalJson);
+      outputs.emplace_back("--eval-json",
+                           evaluationCheckpoint(options.evalJson));
+    }
     if (!options.commStats.empty())
       outputs.emplace_back("--comm-stats",
                            perRankPath(options.commStats, job.rank));
@@ -538,6 +668,70 @@ int main(int argc, char **argv) {
     if (rankZero)
       std::printf("moe-train: %s\n", (*source)->describe().c_str());
     trainer.setBatchSource(std::move(*source));
+  }
+  // Translation evaluation: rank 0 holds the one-process plan, checked now.
+  std::unique_ptr<TranslationEvaluation> evaluation;
+  if (!options.evalPlan.empty() && rankZero) {
+    evaluation = std::make_unique<TranslationEvaluation>();
+    auto failEval = [&](Status status) {
+      return job.fail(status.withContext("--eval-plan " + options.evalPlan));
+    };
+    Expected<plan::LoadedPlan> evalLoaded = plan::loadPlan(options.evalPlan);
+    if (!evalLoaded.ok())
+      return failEval(evalLoaded.status());
+    if (plan::numRanks(*evalLoaded->plan().grid()) != 1)
+      return failEval(invalidArgument(
+          "the evaluation plan must be of one process (compile the model "
+          "without --moe-partition), found the grid " +
+          runner::describeGrid(evalLoaded->plan())));
+    auto modelName = [](const plan::fb::Plan &p) {
+      return p.model_name() ? p.model_name()->str() : std::string();
+    };
+    if (modelName(evalLoaded->plan()) != modelName(planView))
+      return failEval(invalidArgument(
+          "the evaluation plan is of model '" + modelName(evalLoaded->plan()) +
+          "', the training plan of '" + modelName(planView) + "'"));
+    Expected<std::unique_ptr<runner::Trainer>> evalTrainer =
+        runner::Trainer::create(std::move(*evalLoaded), options.seed, 0,
+                                nullptr, device->get());
+    if (!evalTrainer.ok())
+      return failEval(evalTrainer.status());
+    evaluation->trainer = std::move(*evalTrainer);
+    Expected<std::unique_ptr<data::SentencePieceModel>> spm =
+        data::SentencePieceModel::load(options.data + "/spm.model");
+    if (!spm.ok())
+      return failEval(spm.status());
+    evaluation->spm = std::move(*spm);
+    if (evaluation->trainer->task().config().vocabSize !=
+        evaluation->spm->size())
+      return failEval(failedPrecondition(
+          "its vocabulary has " +
+          std::to_string(evaluation->trainer->task().config().vocabSize) +
+          " tokens, the corpus' SentencePiece model " +
+          std::to_string(evaluation->spm->size())));
+    data::TranslationEvalOptions &eo = evaluation->options;
+    eo.corpus = options.data;
+    eo.split = options.evalSplit;
+    eo.sentences = options.evalSentences;
+    eo.fromEnglish = options.evalDirection != "x-en";
+    eo.toEnglish = options.evalDirection != "en-x";
+    Expected<std::vector<std::string>> languages =
+        data::corpusLanguages(options.data);
+    if (!languages.ok())
+      return failEval(languages.status());
+    eo.languages = *languages;
+    if (options.evalLanguages != "all") {
+      eo.languages.clear();
+      std::stringstream list(options.evalLanguages);
+      for (std::string language; std::getline(list, language, ',');) {
+        if (std::find(languages->begin(), languages->end(), language) ==
+            languages->end())
+          return job.fail(invalidArgument("--eval-languages: '" + language +
+                                          "' is not a language of " +
+                                          options.data + "/languages.tsv"));
+        eo.languages.push_back(language);
+      }
+    }
   }
   if (options.lossScalePower >= 0 || options.lossScaleWindow >= 0) {
     train::LossScalerConfig scaling;
@@ -685,6 +879,13 @@ int main(int argc, char **argv) {
       if (Status status = trainer.saveCheckpoint(options.save, step);
           !status.ok())
         return job.fail(status);
+    if (!options.evalPlan.empty() &&
+        (last || (options.evalEvery > 0 && step % options.evalEvery == 0)))
+      if (Status status = evaluateTranslation(trainer, evaluation.get(),
+                                              options.evalJson, step);
+          !status.ok())
+        return job.fail(
+            status.withContext("evaluation at step " + std::to_string(step)));
     if (rankZero &&
         (step % options.logEvery == 0 || step == firstStep || last)) {
       double tokensPerSecond = elapsed > 0 ? tokens / elapsed : 0.0;
