@@ -127,16 +127,32 @@ beamSearch(int64_t numSources, const NextTokenFn &next,
         size_t parent;
         int32_t token;
       };
-      std::vector<Candidate> candidates;
-      for (size_t h = 0; h < beams[s].size(); ++h, ++row)
-        for (size_t t = 0; t < rows[row].size(); ++t)
-          candidates.push_back({beams[s][h].logProb + rows[row][t], h,
-                                static_cast<int32_t>(t)});
       // The 2 * beam best continuations (enough to keep `beam` alive when
       // some of them end), highest first, earlier parents / tokens first
-      // on ties.
-      const size_t take =
-          std::min(candidates.size(), static_cast<size_t>(2 * options.beam));
+      // on ties. Only a hypothesis' own 2 * beam best continuations (in
+      // that order) can be among them, so those are the candidates.
+      const size_t want = static_cast<size_t>(2 * options.beam);
+      std::vector<Candidate> candidates;
+      std::vector<int32_t> order;
+      for (size_t h = 0; h < beams[s].size(); ++h, ++row) {
+        const std::vector<float> &logProbs = rows[row];
+        const double base = beams[s][h].logProb;
+        order.resize(logProbs.size());
+        for (size_t t = 0; t < order.size(); ++t)
+          order[t] = static_cast<int32_t>(t);
+        const size_t keep = std::min(want, order.size());
+        std::partial_sort(order.begin(), order.begin() + keep, order.end(),
+                          [&](int32_t a, int32_t b) {
+                            const double x = base + logProbs[a],
+                                         y = base + logProbs[b];
+                            if (x != y)
+                              return x > y;
+                            return a < b;
+                          });
+        for (size_t i = 0; i < keep; ++i)
+          candidates.push_back({base + logProbs[order[i]], h, order[i]});
+      }
+      const size_t take = std::min(candidates.size(), want);
       std::partial_sort(candidates.begin(), candidates.begin() + take,
                         candidates.end(),
                         [](const Candidate &a, const Candidate &b) {
