@@ -46,6 +46,7 @@ struct Options {
   int64_t sentences = 200, beam = 1;
   double lengthPenalty = 0.6;
   runner::Trainer::DecodeMode mode = runner::Trainer::DecodeMode::Incremental;
+  std::string device = "cpu";
 };
 
 const char *kUsage =
@@ -56,7 +57,8 @@ const char *kUsage =
     "                [--direction en-x|x-en|both] [--beam K] "
     "[--length-penalty A]\n"
     "                [--json FILE] [--hypotheses DIR]\n"
-    "                [--decoder incremental|reuse-sources|recompute]\n"
+    "                [--decoder incremental|reuse-sources|recompute] "
+    "[--device cpu|cuda]\n"
     "  translates the first N pairs (default 200) of each language's split "
     "of the encoded corpus (moe-data) with the checkpoint and prints BLEU "
     "and chrF2 (sacreBLEU's defaults) per direction next to the "
@@ -76,7 +78,8 @@ const char *kUsage =
     "(the training step's forward, its encoder part once per source, the "
     "decoder over the whole prefix), recompute (the whole forward for "
     "every token: the reference); the translations agree\n"
-    "  --recompute-sources  the same as --decoder recompute\n";
+    "  --recompute-sources  the same as --decoder recompute\n"
+    "  --device D    run the plan on the CPU (default) or a CUDA GPU\n";
 
 bool parseOptions(int argc, char **argv, Options &options) {
   runner::CommandLine cl("moe-eval", kUsage, argc, argv);
@@ -120,6 +123,11 @@ bool parseOptions(int argc, char **argv, Options &options) {
       ok = cl.value(options.json);
     } else if (arg == "--hypotheses") {
       ok = cl.value(options.hypotheses);
+    } else if (arg == "--device") {
+      ok = cl.value(options.device);
+      if (ok && !hal::parseBackend(options.device).ok())
+        ok = cl.error("--device expects cpu or cuda, found '" + options.device +
+                      "'");
     } else if (arg == "--recompute-sources") {
       options.mode = runner::Trainer::DecodeMode::Recompute;
     } else if (arg == "--decoder") {
@@ -223,10 +231,10 @@ int main(int argc, char **argv) {
   Expected<plan::LoadedPlan> loaded = plan::loadPlan(options.plan);
   if (!loaded.ok())
     return fail(loaded.status());
-  Expected<std::unique_ptr<hal::Device>> device =
-      hal::createDevice(hal::Backend::Cpu, hal::DeviceOptions());
+  Expected<std::unique_ptr<hal::Device>> device = hal::createDevice(
+      *hal::parseBackend(options.device), hal::DeviceOptions());
   if (!device.ok())
-    return fail(device.status());
+    return fail(device.takeStatus().withContext("--device " + options.device));
   Expected<std::unique_ptr<runner::Trainer>> trainer = runner::Trainer::create(
       std::move(*loaded), /*seed=*/1, /*alphabet=*/0, nullptr, device->get());
   if (!trainer.ok())
