@@ -156,40 +156,50 @@ LogicalResult verifyExpertWeights(Operation *op, int64_t numExperts,
 // EmbeddingOp
 //===----------------------------------------------------------------------===//
 
-LogicalResult EmbeddingOp::verify() {
-  if (failed(requireStaticShapes(*this)) ||
-      failed(requireRank(*this, "table", getTable(), 2)))
+/// Rules shared by moe.embedding and moe.embedding_at: the result is the
+/// tokens' shape plus the table's width; a learned `positions` table
+/// exactly when the position kind is learned, as wide as the table and with
+/// at least a row per token position.
+static LogicalResult verifyEmbedding(Operation *op, Value tokens, Value table,
+                                     Value positions, PositionKind position,
+                                     Value result) {
+  if (failed(requireStaticShapes(op)) ||
+      failed(requireRank(op, "table", table, 2)))
     return failure();
-  if (dims(getTokens()).empty())
-    return emitOpError() << "expects tokens of rank >= 1, found a scalar";
-  int64_t modelDim = dims(getTable())[1];
-  if (failed(requireShape(*this, "result", getResult(),
-                          withLast(dims(getTokens()), modelDim))))
+  if (dims(tokens).empty())
+    return op->emitOpError() << "expects tokens of rank >= 1, found a scalar";
+  int64_t modelDim = dims(table)[1];
+  if (failed(
+          requireShape(op, "result", result, withLast(dims(tokens), modelDim))))
     return failure();
-  SmallVector<Value> floats = {getTable(), getResult()};
-  bool learned = getPosition() == PositionKind::learned;
-  if (learned != static_cast<bool>(getPositions()))
-    return emitOpError() << (learned ? "with learned positions expects a "
-                                       "'positions' table"
-                                     : "has a 'positions' table but position "
-                                       "is '")
-                         << (learned ? ""
-                                     : stringifyPositionKind(getPosition()))
-                         << (learned ? "" : "'");
-  if (Value positions = getPositions()) {
-    if (failed(requireRank(*this, "positions", positions, 2)))
+  SmallVector<Value> floats = {table, result};
+  bool learned = position == PositionKind::learned;
+  if (learned != static_cast<bool>(positions))
+    return op->emitOpError()
+           << (learned ? "with learned positions expects a 'positions' table"
+                       : "has a 'positions' table but position is '")
+           << (learned ? "" : stringifyPositionKind(position))
+           << (learned ? "" : "'");
+  if (positions) {
+    if (failed(requireRank(op, "positions", positions, 2)))
       return failure();
-    int64_t seqLen = dims(getTokens()).back();
+    int64_t seqLen = dims(tokens).back();
     if (dims(positions)[1] != modelDim)
-      return emitOpError() << "expects positions of width " << modelDim
-                           << " (the table's), found " << dims(positions)[1];
+      return op->emitOpError()
+             << "expects positions of width " << modelDim
+             << " (the table's), found " << dims(positions)[1];
     if (dims(positions)[0] < seqLen)
-      return emitOpError() << "expects at least " << seqLen
-                           << " positions (the sequence length), found "
-                           << dims(positions)[0];
+      return op->emitOpError() << "expects at least " << seqLen
+                               << " positions (the sequence length), found "
+                               << dims(positions)[0];
     floats.push_back(positions);
   }
-  return requireSameElementType(*this, floats);
+  return requireSameElementType(op, floats);
+}
+
+LogicalResult EmbeddingOp::verify() {
+  return verifyEmbedding(*this, getTokens(), getTable(), getPositions(),
+                         getPosition(), getResult());
 }
 
 //===----------------------------------------------------------------------===//
@@ -774,35 +784,8 @@ LogicalResult AdamWOp::verify() {
 //===----------------------------------------------------------------------===//
 
 LogicalResult EmbeddingAtOp::verify() {
-  if (failed(requireStaticShapes(*this)) ||
-      failed(requireRank(*this, "table", getTable(), 2)))
-    return failure();
-  if (dims(getTokens()).empty())
-    return emitOpError() << "expects tokens of rank >= 1, found a scalar";
-  int64_t modelDim = dims(getTable())[1];
-  if (failed(requireShape(*this, "result", getResult(),
-                          withLast(dims(getTokens()), modelDim))))
-    return failure();
-  SmallVector<Value> floats = {getTable(), getResult()};
-  bool learned = getPosition() == PositionKind::learned;
-  if (learned != static_cast<bool>(getPositions()))
-    return emitOpError() << (learned ? "with learned positions expects a "
-                                       "'positions' table"
-                                     : "has a 'positions' table but position "
-                                       "is not 'learned'");
-  if (Value positions = getPositions()) {
-    if (failed(requireRank(*this, "positions", positions, 2)))
-      return failure();
-    if (dims(positions)[1] != modelDim)
-      return emitOpError() << "expects positions of width " << modelDim
-                           << " (the table's), found " << dims(positions)[1];
-    if (dims(positions)[0] < dims(getTokens()).back())
-      return emitOpError() << "expects at least " << dims(getTokens()).back()
-                           << " positions (the tokens' length), found "
-                           << dims(positions)[0];
-    floats.push_back(positions);
-  }
-  return requireSameElementType(*this, floats);
+  return verifyEmbedding(*this, getTokens(), getTable(), getPositions(),
+                         getPosition(), getResult());
 }
 
 LogicalResult CacheUpdateOp::verify() {

@@ -173,7 +173,8 @@ Status checkInstructionShapes(const Instruction &inst, const Program &program) {
                 "the first operand");
     c.sameShape(c.result(0), "the result", c.operand(0), "the operand");
     break;
-  case Op::embedding: {
+  case Op::embedding:
+  case Op::embedding_at: {
     const TensorType &tokens = c.operand(0), &table = c.operand(1);
     c.dtype(tokens, DType::I32, "the tokens");
     c.rank(table, 2, "the table");
@@ -184,23 +185,13 @@ Status checkInstructionShapes(const Instruction &inst, const Program &program) {
                 "the result is " + c.result(0).str() + ", expected " +
                     TensorType{DType::F32, want}.str());
     }
-    break;
-  }
-  case Op::embedding_at: {
-    const TensorType &tokens = c.operand(0), &table = c.operand(1),
-                     &offset = c.operand(c.numOperands() - 1);
-    c.dtype(tokens, DType::I32, "the tokens");
-    c.dtype(offset, DType::I32, "the position offset");
-    c.require(offset.shape.empty(),
-              "the position offset is " + offset.str() + ", expected a scalar");
-    c.rank(table, 2, "the table");
-    if (table.shape.size() == 2) {
-      std::vector<int64_t> want = tokens.shape;
-      want.push_back(table.shape[1]);
-      c.require(c.result(0).shape == want,
-                "the result is " + c.result(0).str() + ", expected " +
-                    TensorType{DType::F32, want}.str());
-      if (c.numOperands() == 4)
+    if (*op == Op::embedding_at) {
+      // The position offset last, after the optional positions table.
+      const TensorType &offset = c.operand(c.numOperands() - 1);
+      c.dtype(offset, DType::I32, "the position offset");
+      c.require(offset.shape.empty(), "the position offset is " + offset.str() +
+                                          ", expected a scalar");
+      if (c.numOperands() == 4 && table.shape.size() == 2)
         c.require(c.operand(2).shape.size() == 2 &&
                       c.operand(2).shape[1] == table.shape[1],
                   "the positions table is " + c.operand(2).str() +

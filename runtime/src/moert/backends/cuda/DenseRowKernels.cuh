@@ -31,29 +31,50 @@ using dense_math::addRn;
 using dense_math::mulRn;
 using dense_math::subRn;
 
-__global__ void sinusoidTableKernel(int64_t seqLen, int64_t dim, float *pe) {
+/// pe[seqLen, dim]: the sinusoidal encoding of positions first ..
+/// first + seqLen - 1, with `first` read on the device (*first, clamped at
+/// 0; null: 0).
+__global__ void sinusoidTableKernel(int64_t seqLen, int64_t dim, float *pe,
+                                    const int32_t *first) {
+  const int64_t base = first && *first > 0 ? *first : 0;
   const int64_t count = seqLen * dim;
   for (int64_t i = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; i < count;
        i += int64_t{gridDim.x} * blockDim.x)
-    pe[i] = dense_math::sinusoidalPosition(i / dim, i % dim, dim);
+    pe[i] = dense_math::sinusoidalPosition(base + i / dim, i % dim, dim);
 }
 
 /// One block per token (grid-stride): the row of the table, scaled, plus
 /// the position row. A bad id writes the position row alone and is
-/// recorded (the CPU reports it and writes nothing).
+/// recorded (the CPU reports it and writes nothing). moe.embedding_at:
+/// `first` (read on the device) is the position of each sequence's first
+/// token; with `numPositions` > 0 the position rows are those of a learned
+/// table of that many rows from row *first on (else `positions` already
+/// holds the rows of the tokens' positions); an offset below 0 or past the
+/// table is recorded and nothing is written.
 __global__ void embeddingForwardKernel(int64_t numTokens, int64_t seqLen,
                                        int64_t dim, int64_t vocab, float factor,
                                        const int32_t *tokens,
                                        const float *table,
                                        const float *positions, float *output,
-                                       DeviceErrorRecord *errors) {
+                                       DeviceErrorRecord *errors,
+                                       const int32_t *first,
+                                       int64_t numPositions) {
+  const int64_t offset = first ? *first : 0;
+  if (offset < 0 || (numPositions > 0 && offset + seqLen > numPositions)) {
+    if (blockIdx.x == 0 && threadIdx.x == 0)
+      recordError(errors, kPositionOutOfRange,
+                  static_cast<uint32_t>(static_cast<int32_t>(offset)));
+    return;
+  }
+  const int64_t rowBase = numPositions > 0 ? offset : 0;
   for (int64_t t = blockIdx.x; t < numTokens; t += gridDim.x) {
     const int32_t id = tokens[t];
     const bool valid = id >= 0 && id < vocab;
     if (!valid && threadIdx.x == 0)
       recordError(errors, kTokenOutOfVocabulary, t);
     const float *row = table + (valid ? int64_t{id} * dim : 0);
-    const float *pe = positions ? positions + (t % seqLen) * dim : nullptr;
+    const float *pe =
+        positions ? positions + (rowBase + t % seqLen) * dim : nullptr;
     float *out = output + t * dim;
     for (int64_t d = threadIdx.x; d < dim; d += blockDim.x) {
       float value = valid ? mulRn(row[d], factor) : 0.0f;
@@ -61,6 +82,29 @@ __global__ void embeddingForwardKernel(int64_t numTokens, int64_t seqLen,
         value = addRn(value, pe[d]);
       out[d] = value;
     }
+  }
+}
+
+/// moe.cache_update after the copy of the cache into `cache`: rows
+/// [B, L, W] (`rowWords` 4-byte words per position) into positions *first ..
+/// *first + L - 1 of [B, T, W]; an offset with no room is recorded and
+/// nothing is written.
+__global__ void cacheUpdateKernel(int64_t batch, int64_t length, int64_t count,
+                                  int64_t rowWords, const int32_t *first,
+                                  const uint32_t *rows, uint32_t *cache,
+                                  DeviceErrorRecord *errors) {
+  const int64_t offset = *first;
+  if (offset < 0 || offset + count > length) {
+    if (blockIdx.x == 0 && threadIdx.x == 0)
+      recordError(errors, kPositionOutOfRange,
+                  static_cast<uint32_t>(static_cast<int32_t>(offset)));
+    return;
+  }
+  const int64_t total = batch * count * rowWords;
+  for (int64_t i = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; i < total;
+       i += int64_t{gridDim.x} * blockDim.x) {
+    const int64_t b = i / (count * rowWords), rest = i % (count * rowWords);
+    cache[(b * length + offset) * rowWords + rest] = rows[i];
   }
 }
 

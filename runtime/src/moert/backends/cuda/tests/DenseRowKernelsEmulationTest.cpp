@@ -54,7 +54,8 @@ TEST(RowKernelsEmulationTest, EmbeddingForwardIsTheCpuBits) {
   const std::vector<int32_t> tokens = {1, 4, 1, 0, 8, 4, 4, 2, 1, 7};
   const std::vector<float> table = randomValues(vocab * dim, 1);
   std::vector<float> pe(seq * dim);
-  launch(2, 64, 0, sinusoidTableKernel, seq, dim, pe.data());
+  launch(2, 64, 0, sinusoidTableKernel, seq, dim, pe.data(),
+         static_cast<const int32_t *>(nullptr));
   for (bool scaled : {false, true}) {
     dense::EmbeddingShape shape{batch, seq, vocab, dim, 0};
     std::vector<float> expected(batch * seq * dim), actual(expected.size());
@@ -66,11 +67,96 @@ TEST(RowKernelsEmulationTest, EmbeddingForwardIsTheCpuBits) {
     DeviceErrorRecord record = clearedRecord();
     launch(3, rowThreads(dim, 256), 0, embeddingForwardKernel, batch * seq, seq,
            dim, vocab, factor, tokens.data(), table.data(),
-           static_cast<const float *>(pe.data()), actual.data(), &record);
+           static_cast<const float *>(pe.data()), actual.data(), &record,
+           static_cast<const int32_t *>(nullptr), int64_t{0});
     for (size_t i = 0; i < expected.size(); ++i)
       ASSERT_EQ(bitsOf(actual[i]), bitsOf(expected[i])) << i;
     EXPECT_EQ(record.code, 0u);
   }
+}
+
+// moe.embedding_at: the tokens of positions offset .. offset + L - 1, with
+// the offset read on the device, are the CPU's bits, for sinusoidal and
+// learned positions; an offset with no room is recorded, nothing written.
+TEST(RowKernelsEmulationTest, EmbeddingAtAnOffsetIsTheCpuBits) {
+  const int64_t batch = 3, seq = 2, vocab = 9, dim = 24, rows = 7;
+  const std::vector<int32_t> tokens = {1, 4, 8, 0, 3, 3};
+  const std::vector<float> table = randomValues(vocab * dim, 3);
+  const std::vector<float> learned = randomValues(rows * dim, 4);
+  for (bool sinusoidal : {true, false})
+    for (int32_t offset : {0, 3, 5}) {
+      SCOPED_TRACE(std::to_string(offset) + (sinusoidal ? " sin" : " learned"));
+      dense::EmbeddingShape shape{batch, seq, vocab, dim, rows};
+      shape.positionOffset = offset;
+      std::vector<float> expected(batch * seq * dim), actual(expected.size());
+      ASSERT_EQ(dense::embeddingForward(shape,
+                                        sinusoidal
+                                            ? dense::PositionKind::Sinusoidal
+                                            : dense::PositionKind::Learned,
+                                        true, tokens.data(), table.data(),
+                                        learned.data(), expected.data()),
+                dense::kAllTokensValid);
+      std::vector<float> pe(seq * dim);
+      if (sinusoidal)
+        launch(2, 16, 0, sinusoidTableKernel, seq, dim, pe.data(),
+               static_cast<const int32_t *>(&offset));
+      DeviceErrorRecord record = clearedRecord();
+      launch(
+          2, rowThreads(dim, 256), 0, embeddingForwardKernel, batch * seq, seq,
+          dim, vocab, std::sqrt(static_cast<float>(dim)), tokens.data(),
+          table.data(),
+          static_cast<const float *>(sinusoidal ? pe.data() : learned.data()),
+          actual.data(), &record, static_cast<const int32_t *>(&offset),
+          sinusoidal ? int64_t{0} : rows);
+      EXPECT_EQ(record.code, 0u);
+      for (size_t i = 0; i < expected.size(); ++i)
+        ASSERT_EQ(bitsOf(actual[i]), bitsOf(expected[i])) << i;
+    }
+  for (int32_t bad : {-1, 6}) { // 6 + 2 positions > 7 rows
+    std::vector<float> out(batch * seq * dim, 7.0f);
+    DeviceErrorRecord record = clearedRecord();
+    launch(2, 32, 0, embeddingForwardKernel, batch * seq, seq, dim, vocab, 1.0f,
+           tokens.data(), table.data(),
+           static_cast<const float *>(learned.data()), out.data(), &record,
+           static_cast<const int32_t *>(&bad), rows);
+    EXPECT_EQ(record.code, static_cast<unsigned>(kPositionOutOfRange)) << bad;
+    EXPECT_EQ(static_cast<int32_t>(record.index), bad);
+    EXPECT_TRUE(
+        std::all_of(out.begin(), out.end(), [](float v) { return v == 7.0f; }));
+  }
+}
+
+// moe.cache_update writes the rows at the offset and nothing else.
+TEST(RowKernelsEmulationTest, CacheUpdateWritesTheRowsAtTheOffset) {
+  const int64_t batch = 2, length = 5, count = 2, width = 3;
+  std::vector<uint32_t> cache(batch * length * width),
+      rows(batch * count * width);
+  std::iota(cache.begin(), cache.end(), 1000u);
+  std::iota(rows.begin(), rows.end(), 1u);
+  const std::vector<uint32_t> before = cache;
+  int32_t offset = 3;
+  DeviceErrorRecord record = clearedRecord();
+  launch(2, 4, 0, cacheUpdateKernel, batch, length, count, width,
+         static_cast<const int32_t *>(&offset),
+         static_cast<const uint32_t *>(rows.data()), cache.data(), &record);
+  EXPECT_EQ(record.code, 0u);
+  for (int64_t b = 0; b < batch; ++b)
+    for (int64_t p = 0; p < length; ++p)
+      for (int64_t w = 0; w < width; ++w) {
+        const int64_t i = (b * length + p) * width + w;
+        const bool fresh = p >= offset && p < offset + count;
+        EXPECT_EQ(cache[i], fresh ? rows[(b * count + p - offset) * width + w]
+                                  : before[i])
+            << b << " " << p << " " << w;
+      }
+  int32_t bad = 4; // 4 + 2 > 5
+  std::vector<uint32_t> untouched = before;
+  record = clearedRecord();
+  launch(2, 4, 0, cacheUpdateKernel, batch, length, count, width,
+         static_cast<const int32_t *>(&bad),
+         static_cast<const uint32_t *>(rows.data()), untouched.data(), &record);
+  EXPECT_EQ(record.code, static_cast<unsigned>(kPositionOutOfRange));
+  EXPECT_EQ(untouched, before);
 }
 
 TEST(RowKernelsEmulationTest, EmbeddingGradientsAreTheCpuBits) {
@@ -125,7 +211,8 @@ TEST(RowKernelsEmulationTest, BadTokensAreRecordedAndSkipped) {
   DeviceErrorRecord record = clearedRecord();
   launch(2, 32, 0, embeddingForwardKernel, int64_t{4}, int64_t{4}, int64_t{4},
          int64_t{3}, 1.0f, tokens.data(), table.data(),
-         static_cast<const float *>(nullptr), out.data(), &record);
+         static_cast<const float *>(nullptr), out.data(), &record,
+         static_cast<const int32_t *>(nullptr), int64_t{0});
   EXPECT_EQ(record.code, static_cast<unsigned>(kTokenOutOfVocabulary));
   EXPECT_EQ(record.index, 1u);
   for (int d = 0; d < 4; ++d) {
