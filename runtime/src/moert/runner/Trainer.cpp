@@ -681,11 +681,7 @@ Trainer::nextTokenFunction(std::vector<std::vector<int32_t>> sources,
           }
           MOERT_RETURN_IF_ERROR(
               writeBatch(*executor_, batchBuffers_, input, 1, &location_));
-          exec::RunContext context;
-          context.seed = seed_;
-          context.step = 1;
-          context.training = false;
-          context.trainingCapacity = true; // the plan's buffers
+          const exec::RunContext context = stepEvaluationContext();
           bool allEncoded = reuse;
           for (int64_t source : batchSources)
             allEncoded = allEncoded && encoded->count(source) > 0;
@@ -748,6 +744,15 @@ Trainer::nextTokenFunction(std::vector<std::vector<int32_t>> sources,
       });
 }
 
+exec::RunContext Trainer::stepEvaluationContext() const {
+  exec::RunContext context;
+  context.seed = seed_;
+  context.step = 1;
+  context.training = false;
+  context.trainingCapacity = true; // the step's buffers hold its capacity
+  return context;
+}
+
 Expected<HeldOutLoss>
 Trainer::heldOutLoss(const std::vector<std::vector<int32_t>> &sources,
                      const std::vector<std::vector<int32_t>> &targets,
@@ -785,11 +790,7 @@ Trainer::heldOutLoss(const std::vector<std::vector<int32_t>> &sources,
     batch.labels = labels;
     MOERT_RETURN_IF_ERROR(
         writeBatch(*executor_, batchBuffers_, batch, 1, &location_));
-    exec::RunContext context;
-    context.seed = seed_;
-    context.step = 1;
-    context.training = false;
-    context.trainingCapacity = true;
+    const exec::RunContext context = stepEvaluationContext();
     for (size_t i = 0; i <= lossAt; ++i)
       MOERT_RETURN_IF_ERROR(executor_->runInstruction(i, context));
     float value = 0.0f;

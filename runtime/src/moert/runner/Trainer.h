@@ -186,6 +186,10 @@ private:
   Trainer(plan::LoadedPlan plan, uint64_t seed)
       : plan_(std::move(plan)), seed_(seed) {}
 
+  /// How the training step's forward runs for evaluation: no dropout or
+  /// gate noise, the step's capacity factor (its buffers are sized for it).
+  exec::RunContext stepEvaluationContext() const;
+
   /// The logical tensor of one parameter (or moment) on rank 0 from the
   /// `local` blocks of every rank; collective over the world.
   Status gatherLogical(const ParameterState &param, bool state,
