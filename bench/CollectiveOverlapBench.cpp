@@ -134,9 +134,9 @@ int main(int argc, char **argv) {
   auto timedStep = [&](double &seconds) -> Status {
     auto begin = std::chrono::steady_clock::now();
     Expected<runner::StepMetrics> metrics = (*trainer)->runStep(step++);
-    double mine = std::chrono::duration<double>(
-                      std::chrono::steady_clock::now() - begin)
-                      .count();
+    double mine =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - begin)
+            .count();
     if (!metrics.ok())
       return metrics.status();
     MPI_Allreduce(&mine, &seconds, 1, MPI_DOUBLE, MPI_MAX, MPI_COMM_WORLD);

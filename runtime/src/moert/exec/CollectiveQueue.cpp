@@ -99,8 +99,8 @@ private:
         try {
           status = job.work();
         } catch (const std::exception &e) {
-          status = internalError(std::string("a collective threw: ") +
-                                 e.what());
+          status =
+              internalError(std::string("a collective threw: ") + e.what());
         }
         lock.lock();
         running_ = false;

@@ -86,8 +86,9 @@ std::vector<int> sortedAxes(const Instruction &inst) {
 
 } // namespace
 
-CollectiveSchedule scheduleCollectives(const Program &program,
-                                       const CollectiveScheduleOptions &options) {
+CollectiveSchedule
+scheduleCollectives(const Program &program,
+                    const CollectiveScheduleOptions &options) {
   const size_t n = program.instructions.size();
   CollectiveSchedule schedule;
   schedule.asynchronous.assign(n, false);

@@ -349,8 +349,7 @@ Status Executor::run(const RunContext &context) {
   return checkErrorRecord();
 }
 
-Expected<CollectiveQueue *>
-Executor::queueFor(comm::GridCommunicators &grid) {
+Expected<CollectiveQueue *> Executor::queueFor(comm::GridCommunicators &grid) {
   if (queueGrid_ != &grid) {
     queue_.reset();
     queueGrid_ = nullptr;
@@ -367,8 +366,7 @@ Executor::queueFor(comm::GridCommunicators &grid) {
   return queue_.get();
 }
 
-void Executor::addresses(const Instruction &inst,
-                         std::vector<void *> &operands,
+void Executor::addresses(const Instruction &inst, std::vector<void *> &operands,
                          std::vector<void *> &results) {
   operands.clear();
   results.clear();

@@ -173,9 +173,8 @@ public:
              void *errorRecord = nullptr, void *stream = nullptr)
       : instruction_(instruction), program_(program), context_(context),
         operands_(std::move(operands)), results_(std::move(results)),
-        device_(device), workspace_(workspace),
-        workspaceBytes_(workspaceBytes), errorRecord_(errorRecord),
-        stream_(stream) {}
+        device_(device), workspace_(workspace), workspaceBytes_(workspaceBytes),
+        errorRecord_(errorRecord), stream_(stream) {}
 
   const RunContext &context() const { return context_; }
   /// The device the kernel runs on, and the native stream it enqueues its

@@ -153,8 +153,8 @@ makeStreamCollectiveQueue(hal::Device &device, comm::GridCommunicators &grid) {
     return failedPrecondition("a collective stream needs a CUDA device; the "
                               "device is " +
                               device.description());
-  auto queue = std::make_unique<StreamCollectiveQueue>(cudaDeviceOf(device),
-                                                       grid);
+  auto queue =
+      std::make_unique<StreamCollectiveQueue>(cudaDeviceOf(device), grid);
   MOERT_RETURN_IF_ERROR(queue->initialize());
   return std::unique_ptr<exec::CollectiveQueue>(std::move(queue));
 }

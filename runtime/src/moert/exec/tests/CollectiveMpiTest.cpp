@@ -275,7 +275,6 @@ TEST(CollectiveKernels, EveryCollectiveOnEveryGridAndAxisSet) {
   }
 }
 
-
 //===----------------------------------------------------------------------===//
 // Collectives overlapped with compute (Executor::setCollectiveOverlap)
 //===----------------------------------------------------------------------===//
@@ -304,16 +303,16 @@ struct OverlapProgram {
     t.program.buffers.push_back(alias);
     reused = static_cast<int32_t>(t.program.buffers.size() - 1);
     CollectiveInfo sum{{0}, Reduction::Sum, -1, -1};
-    t.add("moe.mul", {a, a}, {x});                                    // 0
-    t.add("shard.all_reduce", {x}, {reduced}, {}, sum);               // 1
-    t.add("moe.add", {a, a}, {y});                                    // 2
+    t.add("moe.mul", {a, a}, {x});                      // 0
+    t.add("shard.all_reduce", {x}, {reduced}, {}, sum); // 1
+    t.add("moe.add", {a, a}, {y});                      // 2
     t.add("shard.all_gather", {y}, {gathered}, {},
-          CollectiveInfo{{0}, Reduction::None, -1, 0});                // 3
+          CollectiveInfo{{0}, Reduction::None, -1, 0}); // 3
     t.add("moe.mul", {a, y}, {reused}); // 4: writes 1's operand bytes
     t.add("shard.all_to_all", {reused}, {exchanged}, {},
-          CollectiveInfo{{0}, Reduction::None, 0, 0});                 // 5
-    t.add("moe.add", {reduced, y}, {z});                               // 6
-    t.add("moe.add", {z, exchanged}, {out});                           // 7
+          CollectiveInfo{{0}, Reduction::None, 0, 0}); // 5
+    t.add("moe.add", {reduced, y}, {z});               // 6
+    t.add("moe.add", {z, exchanged}, {out});           // 7
   }
 };
 
@@ -349,8 +348,8 @@ TEST(CollectiveOverlap, SameBitsAndBytesAsSynchronousCollectives) {
       ASSERT_TRUE(status.ok()) << status.toString();
       EXPECT_EQ((*executor)->lastRunOverlapped(), overlap == 1);
     }
-    bytes[overlap] = (*grid)->totalStats().totalBytesSent() -
-                     before.totalBytesSent();
+    bytes[overlap] =
+        (*grid)->totalStats().totalBytesSent() - before.totalBytesSent();
     for (int32_t id : {p.reduced, p.gathered, p.exchanged, p.out})
       results[overlap].push_back(read<float>(**executor, id));
   }

@@ -6,8 +6,8 @@
 // queue (a thread) on hand-made work: order, waits, errors.
 //
 //===----------------------------------------------------------------------===//
-#include "moert/exec/CollectiveQueue.h"
 #include "moert/exec/CollectiveSchedule.h"
+#include "moert/exec/CollectiveQueue.h"
 
 #include <gtest/gtest.h>
 
@@ -68,14 +68,14 @@ TEST(CollectiveSchedule, WaitsBeforeTheFirstReaderOfTheResult) {
   Hand h;
   int32_t grad = h.arena(64, 0), reduced = h.arena(64, 256);
   int32_t x = h.arena(64, 512), y = h.arena(64, 768);
-  h.compute({x}, {grad});                                // 0
-  h.collective("shard.all_reduce", grad, reduced);       // 1
-  h.compute({x}, {y});                                   // 2: independent
-  h.compute({grad}, {x});                                // 3: reads the operand
-  h.compute({reduced}, {y});                             // 4: reads the result
+  h.compute({x}, {grad});                          // 0
+  h.collective("shard.all_reduce", grad, reduced); // 1
+  h.compute({x}, {y});                             // 2: independent
+  h.compute({grad}, {x});                          // 3: reads the operand
+  h.compute({reduced}, {y});                       // 4: reads the result
   CollectiveSchedule s = scheduleCollectives(h.program);
-  EXPECT_EQ(s.asynchronous, (std::vector<bool>{false, true, false, false,
-                                               false}));
+  EXPECT_EQ(s.asynchronous,
+            (std::vector<bool>{false, true, false, false, false}));
   EXPECT_EQ(s.waitPoint[1], 4u);
   EXPECT_EQ(s.waitBefore[4], std::vector<size_t>{1});
   for (size_t j : {0, 1, 2, 3})
@@ -105,10 +105,10 @@ TEST(CollectiveSchedule, AliasedArenaBytesUnderAnotherIdAreAConflict) {
   // (their live ranges are disjoint in the compiler's view): writing it is
   // writing the operand.
   Hand h;
-  int32_t grad = h.arena(64, 0);     // bytes [0, 256)
+  int32_t grad = h.arena(64, 0); // bytes [0, 256)
   int32_t reduced = h.arena(64, 256);
   int32_t x = h.arena(16, 1024);
-  int32_t reused = h.arena(16, 192); // bytes [192, 256): the operand's tail
+  int32_t reused = h.arena(16, 192);   // bytes [192, 256): the operand's tail
   int32_t adjacent = h.arena(16, 512); // [512, 576): touches nothing
   h.collective("shard.reduce_scatter", grad, reduced); // 0
   h.compute({x}, {adjacent});                          // 1
@@ -133,7 +133,7 @@ TEST(CollectiveSchedule, AliasedArenaBytesUnderAnotherIdAreAConflict) {
 TEST(CollectiveSchedule, TouchingOrOtherRegionBytesAreNoConflict) {
   Hand h;
   int32_t grad = h.arena(64, 0), reduced = h.arena(64, 256); // [0, 512)
-  int32_t after = h.arena(16, 512); // starts where the result ends
+  int32_t after = h.arena(16, 512);          // starts where the result ends
   int32_t samePlace = h.persistent(64, 256); // same offset, other region
   int32_t zero = h.buffer(64, BufferKind::Constant, 0);
   int32_t out = h.arena(16, 4096);
@@ -154,15 +154,14 @@ TEST(CollectiveSchedule, TouchingOrOtherRegionBytesAreNoConflict) {
   int32_t o = c.arena(64, 1024);
   c.collective("shard.all_gather", constant, gathered);
   c.compute({other}, {o});
-  EXPECT_EQ(scheduleCollectives(c.program).waitAtEnd,
-            std::vector<size_t>{0});
+  EXPECT_EQ(scheduleCollectives(c.program).waitAtEnd, std::vector<size_t>{0});
 }
 
 TEST(CollectiveSchedule, OnlyCollectivesThatCommunicateAreAsynchronous) {
   Hand h;
   int32_t a = h.arena(64, 0), b = h.arena(64, 256), c = h.arena(32, 512);
-  h.collective("shard.all_reduce", a, b, {2});  // tp has one rank: a copy
-  h.collective("shard.all_slice", a, c, {0});   // local
+  h.collective("shard.all_reduce", a, b, {2});    // tp has one rank: a copy
+  h.collective("shard.all_slice", a, c, {0});     // local
   h.collective("shard.all_reduce", a, b, {0, 1}); // 4 ranks
   CollectiveSchedule s = scheduleCollectives(h.program);
   EXPECT_EQ(s.asynchronous, (std::vector<bool>{false, false, true}));
@@ -206,9 +205,9 @@ TEST(CollectiveSchedule, OneCollectiveAtATimePerGroupWithoutAnOrderedQueue) {
   int32_t a = h.arena(64, 0), b = h.arena(64, 256);
   int32_t c = h.arena(64, 512), d = h.arena(64, 768);
   int32_t e = h.arena(64, 1024), f = h.arena(64, 1280);
-  h.collective("shard.all_reduce", a, b, {0});    // 0
-  h.collective("shard.all_reduce", c, d, {1});    // 1: other group
-  h.collective("shard.all_gather", e, f, {0});    // 2: same group as 0
+  h.collective("shard.all_reduce", a, b, {0}); // 0
+  h.collective("shard.all_reduce", c, d, {1}); // 1: other group
+  h.collective("shard.all_gather", e, f, {0}); // 2: same group as 0
   CollectiveScheduleOptions options;
   options.orderedQueue = false;
   options.oneAtATimePerGroup = true;
@@ -248,9 +247,8 @@ TEST(HostCollectiveQueue, RunsInOrderOffTheCallingThread) {
                           [&] {
                             while (!release)
                               std::this_thread::yield();
-                            otherThread =
-                                otherThread &&
-                                std::this_thread::get_id() != caller;
+                            otherThread = otherThread &&
+                                          std::this_thread::get_id() != caller;
                             order.push_back(3);
                             return Status::success();
                           })
