@@ -9,6 +9,11 @@
 
 void mlir::moe::buildTrainingPipeline(OpPassManager &pm,
                                       const TrainingPipelineOptions &options) {
+  if (options.decoder) {
+    MoeBuildDecoderOptions decoder;
+    decoder.batch = options.decodeBatch;
+    pm.addPass(createMoeBuildDecoder(decoder));
+  }
   pm.addPass(createMoeExpandMoeLayer());
   MoeDifferentiateOptions differentiate;
   differentiate.auxLossCoef = options.auxLossCoef;

@@ -64,8 +64,20 @@ struct TrainingPipelineOptions
           clEnumValN(ComputePrecision::bf16, "bf16", "bfloat16 inputs"),
           clEnumValN(ComputePrecision::fp16, "fp16",
                      "IEEE half inputs with dynamic loss scaling"))};
+  Option<bool> decoder{
+      *this, "decoder",
+      llvm::cl::desc("Also build @encode and @decode_step, incremental "
+                     "decoding of an encoder-decoder (moe-build-decoder; "
+                     "one process only)"),
+      llvm::cl::init(false)};
+  Option<int64_t> decodeBatch{
+      *this, "decode-batch",
+      llvm::cl::desc("Sequences @decode_step decodes at once (0: the "
+                     "training batch)"),
+      llvm::cl::init(0)};
 };
 
+/// [incremental decoding functions (with `decoder`)] ->
 /// expand composite MoE layers -> differentiate -> AdamW train step ->
 /// canonicalize + CSE -> partition (when a grid option or zero is set) ->
 /// gradient buckets (when partitioned and `bucket-mb` > 0) -> mixed

@@ -278,6 +278,192 @@ std::string locationText(Location loc) {
   return text;
 }
 
+/// One instruction per op of `body` (an op's position plus the number of
+/// instructions already written is its index).
+LogicalResult emitInstructions(Block &body,
+                               const llvm::DenseMap<Value, int> &bufferOf,
+                               moert::plan::PlanWriter &writer) {
+  for (Operation &op : body.without_terminator()) {
+    SmallVector<int> operands, results;
+    for (Value v : op.getOperands())
+      operands.push_back(bufferOf.lookup(v));
+    for (Value v : op.getResults())
+      results.push_back(bufferOf.lookup(v));
+    if (auto constant = dyn_cast<arith::ConstantOp>(op)) {
+      auto splat = dyn_cast<SplatElementsAttr>(constant.getValue());
+      if (!splat) {
+        op.emitOpError() << "only splat constants can be emitted to a plan";
+        return failure();
+      }
+      double value = 0.0;
+      Attribute element = splat.getSplatValue<Attribute>();
+      if (auto real = dyn_cast<FloatAttr>(element))
+        value = real.getValueAsDouble();
+      else if (auto integer = dyn_cast<IntegerAttr>(element))
+        value = static_cast<double>(integer.getValue().getSExtValue());
+      writer.addInstruction(fb::Opcode::fill, {}, {results.front()})
+          .floatAttr("value", value)
+          .location(locationText(op.getLoc()));
+      continue;
+    }
+    if (std::optional<FailureOr<CollectiveInfo>> collective =
+            collectiveOf(&op)) {
+      if (failed(*collective))
+        return failure();
+      const CollectiveInfo &info = **collective;
+      writer.addInstruction(info.opcode, {operands.front()}, {results.front()})
+          .collective(info.axes, info.reduction, info.splitDim, info.concatDim)
+          .location(locationText(op.getLoc()));
+      continue;
+    }
+    if (isa<arith::MulFOp, arith::DivFOp>(op)) {
+      writer
+          .addInstruction(isa<arith::MulFOp>(op) ? fb::Opcode::mul
+                                                 : fb::Opcode::div,
+                          std::vector<int>(operands.begin(), operands.end()),
+                          {results.front()})
+          .location(locationText(op.getLoc()));
+      continue;
+    }
+    FailureOr<fb::Opcode> opcode = opcodeOf(&op);
+    if (failed(opcode))
+      return failure();
+    moert::plan::InstructionEditor editor = writer.addInstruction(
+        *opcode, std::vector<int>(operands.begin(), operands.end()),
+        std::vector<int>(results.begin(), results.end()));
+    editor.location(locationText(op.getLoc()));
+    if (failed(convertAttributes(&op, editor)))
+      return failure();
+  }
+
+  return success();
+}
+
+/// The functions a plan carries after the training step, in this order
+/// (moe-build-decoder's).
+constexpr StringLiteral kProgramFunctions[] = {"encode", "decode_step"};
+
+/// Appends `fn` as a program: its parameters are the step's buffers (by
+/// name), its other inputs persistent buffers of their own, except the
+/// states one program returns and another reads (`moe.name` /
+/// `moe.input` "state.N"), which share one persistent buffer
+/// (`sharedBuffers`); its temporaries get a memory plan of their own in
+/// the same arena (their live ranges lie within the program).
+LogicalResult emitProgram(func::FuncOp fn, func::FuncOp step,
+                          const llvm::DenseMap<Value, int> &stepBuffers,
+                          llvm::StringMap<int> &sharedBuffers,
+                          moert::plan::PlanWriter &writer, int64_t alignment) {
+  if (!fn.getBody().hasOneBlock()) {
+    fn.emitError() << "the plan needs a single-block function";
+    return failure();
+  }
+  Block &body = fn.getBody().front();
+  const std::string name = fn.getSymName().str();
+  llvm::StringMap<std::pair<int, Type>> parameters;
+  for (BlockArgument arg : step.getBody().front().getArguments())
+    if (auto param = step.getArgAttrOfType<StringAttr>(
+            arg.getArgNumber(), MoeDialect::kParamAttrName))
+      parameters[param.getValue()] = {stepBuffers.lookup(arg), arg.getType()};
+  llvm::DenseMap<Value, int> bufferOf;
+  auto shared = [&](Operation *where, StringRef key,
+                    Type type) -> FailureOr<int> {
+    FailureOr<fb::DType> dtype = planDType(where, type);
+    if (failed(dtype))
+      return failure();
+    auto [it, inserted] = sharedBuffers.try_emplace(key, -1);
+    if (inserted)
+      it->second = writer.addPersistentBuffer(shapeOf(type), *dtype, key.str());
+    const fb::BufferT &buffer = *writer.plan().buffers[it->second];
+    if (buffer.shape != shapeOf(type) || buffer.dtype != *dtype) {
+      where->emitError() << "'" << key << "' is " << type
+                         << " here and of another type in an earlier program";
+      return failure();
+    }
+    return it->second;
+  };
+  std::vector<int> inputs, outputs;
+  for (BlockArgument arg : body.getArguments()) {
+    unsigned i = arg.getArgNumber();
+    if (auto param =
+            fn.getArgAttrOfType<StringAttr>(i, MoeDialect::kParamAttrName)) {
+      auto it = parameters.find(param.getValue());
+      if (it == parameters.end() || it->second.second != arg.getType()) {
+        fn.emitError() << "@" << name << " reads parameter '"
+                       << param.getValue() << "' as " << arg.getType()
+                       << ", which @" << step.getSymName()
+                       << (it == parameters.end() ? " does not have"
+                                                  : " holds as another type");
+        return failure();
+      }
+      bufferOf[arg] = it->second.first;
+      continue;
+    }
+    auto input = fn.getArgAttrOfType<StringAttr>(i, MoeDialect::kInputAttrName);
+    if (!input) {
+      fn.emitError() << "argument #" << i << " of @" << name
+                     << " is neither a parameter nor an input";
+      return failure();
+    }
+    std::string key = input.getValue().starts_with("state.")
+                          ? input.str()
+                          : name + ":" + input.str();
+    FailureOr<int> id = shared(fn, key, arg.getType());
+    if (failed(id))
+      return failure();
+    bufferOf[arg] = *id;
+    inputs.push_back(*id);
+  }
+  auto ret = cast<func::ReturnOp>(body.getTerminator());
+  llvm::DenseMap<Value, std::string> resultNames;
+  for (auto [index, value] : llvm::enumerate(ret.getOperands())) {
+    auto result =
+        fn.getResultAttrOfType<StringAttr>(index, MoeDialect::kNameAttrName);
+    if (!result) {
+      fn.emitError() << "result #" << index << " of @" << name
+                     << " has no moe.name";
+      return failure();
+    }
+    if (result.getValue().starts_with("state.")) {
+      if (isa<BlockArgument>(value) || bufferOf.count(value)) {
+        fn.emitError() << "state '" << result.getValue()
+                       << "' must be computed by @" << name;
+        return failure();
+      }
+      FailureOr<int> id = shared(value.getDefiningOp(), result.getValue(),
+                                 value.getType());
+      if (failed(id))
+        return failure();
+      bufferOf[value] = *id;
+    } else if (!resultNames.count(value)) {
+      resultNames[value] = name + ":" + result.str();
+    }
+  }
+  MemoryPlan memory = planMemory(fn, alignment,
+                                 [&](Value v) { return bufferOf.count(v) > 0; });
+  const int base = writer.numInstructions();
+  const int64_t count = static_cast<int64_t>(body.getOperations().size()) - 1;
+  for (const BufferAssignment &b : memory.buffers) {
+    FailureOr<fb::DType> dtype =
+        planDType(b.value.getDefiningOp(), b.value.getType());
+    if (failed(dtype))
+      return failure();
+    bufferOf[b.value] = writer.addArenaBuffer(
+        shapeOf(b.value.getType()), *dtype, static_cast<uint64_t>(b.offset),
+        base + static_cast<int>(b.firstUse),
+        base + static_cast<int>(std::min(b.lastUse, count - 1)),
+        resultNames.lookup(b.value));
+  }
+  if (static_cast<uint64_t>(memory.arenaBytes) > writer.plan().arena_bytes)
+    writer.setArenaBytes(static_cast<uint64_t>(memory.arenaBytes));
+  if (failed(emitInstructions(body, bufferOf, writer)))
+    return failure();
+  for (Value value : ret.getOperands())
+    outputs.push_back(bufferOf.lookup(value));
+  writer.addProgram(name, base, writer.numInstructions(), std::move(inputs),
+                    std::move(outputs));
+  return success();
+}
+
 } // namespace
 
 FailureOr<std::vector<uint8_t>>
@@ -441,13 +627,18 @@ mlir::moe::emitTrainingPlan(ModuleOp module,
   // returns live "until the end of the step" (-1).
   int64_t numInstructions =
       static_cast<int64_t>(body.getOperations().size()) - 1;
+  bool hasPrograms = llvm::any_of(kProgramFunctions, [&](StringRef name) {
+    return module.lookupSymbol<func::FuncOp>(name) != nullptr;
+  });
   for (const BufferAssignment &b : memory.buffers) {
     FailureOr<fb::DType> dtype =
         planDType(b.value.getDefiningOp(), b.value.getType());
     if (failed(dtype))
       return failure();
-    int liveEnd =
-        b.lastUse >= numInstructions ? -1 : static_cast<int>(b.lastUse);
+    // With programs after the step, "until the end" is the step's end.
+    int liveEnd = b.lastUse < numInstructions ? static_cast<int>(b.lastUse)
+                  : hasPrograms ? static_cast<int>(numInstructions - 1)
+                                : -1;
     bufferOf[b.value] = writer.addArenaBuffer(
         shapeOf(b.value.getType()), *dtype, static_cast<uint64_t>(b.offset),
         static_cast<int>(b.firstUse), liveEnd, resultNames.lookup(b.value));
@@ -456,56 +647,18 @@ mlir::moe::emitTrainingPlan(ModuleOp module,
 
   // Instructions, one per op (op positions are instruction indices, which
   // the live ranges above refer to).
-  for (Operation &op : body.without_terminator()) {
-    SmallVector<int> operands, results;
-    for (Value v : op.getOperands())
-      operands.push_back(bufferOf.lookup(v));
-    for (Value v : op.getResults())
-      results.push_back(bufferOf.lookup(v));
-    if (auto constant = dyn_cast<arith::ConstantOp>(op)) {
-      auto splat = dyn_cast<SplatElementsAttr>(constant.getValue());
-      if (!splat) {
-        op.emitOpError() << "only splat constants can be emitted to a plan";
-        return failure();
-      }
-      double value = 0.0;
-      Attribute element = splat.getSplatValue<Attribute>();
-      if (auto real = dyn_cast<FloatAttr>(element))
-        value = real.getValueAsDouble();
-      else if (auto integer = dyn_cast<IntegerAttr>(element))
-        value = static_cast<double>(integer.getValue().getSExtValue());
-      writer.addInstruction(fb::Opcode::fill, {}, {results.front()})
-          .floatAttr("value", value)
-          .location(locationText(op.getLoc()));
+  if (failed(emitInstructions(body, bufferOf, writer)))
+    return failure();
+
+  // The functions after the step (moe-build-decoder's), each a program of
+  // its own over the same parameters.
+  llvm::StringMap<int> sharedBuffers;
+  for (StringRef name : kProgramFunctions) {
+    auto program = module.lookupSymbol<func::FuncOp>(name);
+    if (!program)
       continue;
-    }
-    if (std::optional<FailureOr<CollectiveInfo>> collective =
-            collectiveOf(&op)) {
-      if (failed(*collective))
-        return failure();
-      const CollectiveInfo &info = **collective;
-      writer.addInstruction(info.opcode, {operands.front()}, {results.front()})
-          .collective(info.axes, info.reduction, info.splitDim, info.concatDim)
-          .location(locationText(op.getLoc()));
-      continue;
-    }
-    if (isa<arith::MulFOp, arith::DivFOp>(op)) {
-      writer
-          .addInstruction(isa<arith::MulFOp>(op) ? fb::Opcode::mul
-                                                 : fb::Opcode::div,
-                          std::vector<int>(operands.begin(), operands.end()),
-                          {results.front()})
-          .location(locationText(op.getLoc()));
-      continue;
-    }
-    FailureOr<fb::Opcode> opcode = opcodeOf(&op);
-    if (failed(opcode))
-      return failure();
-    moert::plan::InstructionEditor editor = writer.addInstruction(
-        *opcode, std::vector<int>(operands.begin(), operands.end()),
-        std::vector<int>(results.begin(), results.end()));
-    editor.location(locationText(op.getLoc()));
-    if (failed(convertAttributes(&op, editor)))
+    if (failed(emitProgram(program, func, bufferOf, sharedBuffers, writer,
+                           options.alignment)))
       return failure();
   }
 

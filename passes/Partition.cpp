@@ -1075,6 +1075,13 @@ void MoePartition::runOnOperation() {
                           "first), found none";
     return signalPassFailure();
   }
+  if (module.lookupSymbol("decode_step")) {
+    emitError(module.getLoc())
+        << "moe-partition: the module has @decode_step (moe-build-decoder): "
+           "incremental decoding runs in one process; compile it without a "
+           "grid";
+    return signalPassFailure();
+  }
   if (dp < 1 || ep < 1 || tp < 1) {
     emitError(module.getLoc()) << "moe-partition: expected grid sizes >= 1, found dp="
                        << static_cast<int64_t>(dp)

@@ -95,6 +95,48 @@ def MoeDifferentiate : Pass<"moe-differentiate", "::mlir::ModuleOp"> {
                            "::mlir::arith::ArithDialect"];
 }
 
+def MoeBuildDecoder : Pass<"moe-build-decoder", "::mlir::ModuleOp"> {
+  let summary = "Build @encode and @decode_step (incremental decoding) from @forward";
+  let description = [{
+    Derives the two inference functions of an encoder-decoder from its
+    training forward function, for decoding one target token at a time:
+
+    ```
+    @encode(params..., src_tokens) -> (states...)
+    @decode_step(params..., tokens, position, self_mask, caches..., states...)
+      -> (logits, key_rows..., value_rows...)
+    ```
+
+    The ops of `@forward` that do not depend on the target tokens (the
+    encoder, the source padding mask, the cross-attention key and value
+    projections) go to `@encode`; what the decoder reads of them are its
+    results (`moe.name = "state.N"`), which `@decode_step` takes as inputs
+    of the same names. The ops that depend on the target tokens go to
+    `@decode_step` for one new token per sequence (`tokens` is `[B, 1]`):
+    the target embedding becomes `moe.embedding_at` at `position`, every
+    causal self-attention writes its new key and value rows into the
+    caches of the earlier positions (`cache.k.N`, `cache.v.N`, `[B, T, D]`)
+    with `moe.cache_update` and attends over them under `self_mask`
+    (`[B, T]`, true for positions `0 .. position`), and the loss is dropped:
+    the logits of the new token are the first result, followed by the new
+    rows (`key_rows.N`, `value_rows.N`), which the caller appends to its
+    caches. Both functions run in evaluation mode: no dropout, MoE layers
+    with the evaluation capacity factor (`eval`).
+
+    Fails, naming the op, when a target-dependent op mixes target
+    positions other than through causal self-attention (then the decoder
+    cannot run one position at a time).
+  }];
+  let options = [
+    Option<"functionName", "function", "std::string", "\"forward\"",
+           "The training forward function">,
+    Option<"batch", "batch", "int64_t", "0",
+           "Sequences decoded at once (0: the training batch)">,
+  ];
+  let dependentDialects = ["::mlir::moe::MoeDialect",
+                           "::mlir::func::FuncDialect"];
+}
+
 def MoeBuildTrainStep : Pass<"moe-build-train-step", "::mlir::ModuleOp"> {
   let summary = "Build @train_step: clipping, LR schedule, AdamW updates";
   let description = [{

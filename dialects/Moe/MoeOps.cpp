@@ -768,3 +768,59 @@ LogicalResult AdamWOp::verify() {
                          << getWeightDecay().convertToDouble();
   return success();
 }
+
+//===----------------------------------------------------------------------===//
+// Incremental decoding
+//===----------------------------------------------------------------------===//
+
+LogicalResult EmbeddingAtOp::verify() {
+  if (failed(requireStaticShapes(*this)) ||
+      failed(requireRank(*this, "table", getTable(), 2)))
+    return failure();
+  if (dims(getTokens()).empty())
+    return emitOpError() << "expects tokens of rank >= 1, found a scalar";
+  int64_t modelDim = dims(getTable())[1];
+  if (failed(requireShape(*this, "result", getResult(),
+                          withLast(dims(getTokens()), modelDim))))
+    return failure();
+  SmallVector<Value> floats = {getTable(), getResult()};
+  bool learned = getPosition() == PositionKind::learned;
+  if (learned != static_cast<bool>(getPositions()))
+    return emitOpError() << (learned ? "with learned positions expects a "
+                                       "'positions' table"
+                                     : "has a 'positions' table but position "
+                                       "is not 'learned'");
+  if (Value positions = getPositions()) {
+    if (failed(requireRank(*this, "positions", positions, 2)))
+      return failure();
+    if (dims(positions)[1] != modelDim)
+      return emitOpError() << "expects positions of width " << modelDim
+                           << " (the table's), found " << dims(positions)[1];
+    if (dims(positions)[0] < dims(getTokens()).back())
+      return emitOpError() << "expects at least " << dims(getTokens()).back()
+                           << " positions (the tokens' length), found "
+                           << dims(positions)[0];
+    floats.push_back(positions);
+  }
+  return requireSameElementType(*this, floats);
+}
+
+LogicalResult CacheUpdateOp::verify() {
+  if (failed(requireStaticShapes(*this)) ||
+      failed(requireRank(*this, "cache", getCache(), 3)) ||
+      failed(requireRank(*this, "rows", getRows(), 3)) ||
+      failed(requireShape(*this, "result", getResult(), dims(getCache()))) ||
+      failed(requireSameElementType(*this, {getCache(), getRows(),
+                                            getResult()})))
+    return failure();
+  ArrayRef<int64_t> cache = dims(getCache()), rows = dims(getRows());
+  if (rows[0] != cache[0] || rows[2] != cache[2])
+    return emitOpError() << "expects rows of shape " << cache[0] << "xLx"
+                         << cache[2] << " (the cache's batch and width), found "
+                         << shapeOf(getRows());
+  if (rows[1] > cache[1])
+    return emitOpError() << "expects at most " << cache[1]
+                         << " rows per sequence (the cache's length), found "
+                         << rows[1];
+  return success();
+}

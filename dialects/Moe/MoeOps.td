@@ -453,5 +453,7 @@ include "dialects/Moe/MoeGradOps.td"
 include "dialects/Moe/MoeOptimOps.td"
 // The local ops that moe-partition introduces.
 include "dialects/Moe/MoePartitionOps.td"
+// The ops of incremental decoding that moe-build-decoder emits.
+include "dialects/Moe/MoeDecodeOps.td"
 
 #endif // MOE_OPS_TD

@@ -44,7 +44,7 @@ struct Options {
   std::string direction = "en-x", json, hypotheses;
   int64_t sentences = 200, beam = 1;
   double lengthPenalty = 0.6;
-  bool recomputeSources = false;
+  runner::Trainer::DecodeMode mode = runner::Trainer::DecodeMode::Incremental;
 };
 
 const char *kUsage =
@@ -54,7 +54,8 @@ const char *kUsage =
     "[--sentences N]\n"
     "                [--direction en-x|x-en|both] [--beam K] "
     "[--length-penalty A]\n"
-    "                [--json FILE] [--hypotheses DIR] [--recompute-sources]\n"
+    "                [--json FILE] [--hypotheses DIR]\n"
+    "                [--decoder incremental|reuse-sources|recompute]\n"
     "  translates the first N pairs (default 200) of each language's split "
     "of the encoded corpus (moe-data) with the checkpoint and prints BLEU "
     "and chrF2 (sacreBLEU's defaults) per direction next to the "
@@ -63,9 +64,15 @@ const char *kUsage =
     "GNMT's length penalty A (default 0.6)\n"
     "  --hypotheses D  write <D>/<src>-<tgt>.{src,hyp,ref}, one segment per "
     "line\n"
-    "  --recompute-sources  run the encoder again for every generated token "
-    "(by default it runs once per batch of sources; the translations are "
-    "the same, this is the reference that checks it)\n";
+    "  --decoder M   how the model runs: incremental (default: the plan's "
+    "encode and decode_step programs, compiled with "
+    "--moe-training-pipeline=\"decoder=true\": the encoder once per "
+    "source, the decoder one position per token over cached keys and "
+    "values; plans without them fall back to reuse-sources), reuse-sources "
+    "(the training step's forward, its encoder part once per source, the "
+    "decoder over the whole prefix), recompute (the whole forward for "
+    "every token: the reference); the translations agree\n"
+    "  --recompute-sources  the same as --decoder recompute\n";
 
 bool parseOptions(int argc, char **argv, Options &options) {
   runner::CommandLine cl("moe-eval", kUsage, argc, argv);
@@ -110,7 +117,20 @@ bool parseOptions(int argc, char **argv, Options &options) {
     } else if (arg == "--hypotheses") {
       ok = cl.value(options.hypotheses);
     } else if (arg == "--recompute-sources") {
-      options.recomputeSources = true;
+      options.mode = runner::Trainer::DecodeMode::Recompute;
+    } else if (arg == "--decoder") {
+      std::string mode;
+      ok = cl.value(mode);
+      if (ok && mode == "incremental")
+        options.mode = runner::Trainer::DecodeMode::Incremental;
+      else if (ok && mode == "reuse-sources")
+        options.mode = runner::Trainer::DecodeMode::ReuseSources;
+      else if (ok && mode == "recompute")
+        options.mode = runner::Trainer::DecodeMode::Recompute;
+      else if (ok)
+        ok = cl.error("--decoder expects incremental, reuse-sources or "
+                      "recompute, found '" +
+                      mode + "'");
     } else if (cl.isFlag()) {
       ok = cl.unknownOption();
     } else if (options.plan.empty()) {
@@ -283,7 +303,7 @@ int main(int argc, char **argv) {
       }
       row.sentences = static_cast<int64_t>(sources.size());
       Expected<eval::NextTokenFn> next = (*trainer)->nextTokenFunction(
-          std::move(sources), options.recomputeSources);
+          std::move(sources), options.mode);
       if (!next.ok())
         return fail(next.status());
       eval::DecodeOptions decoding;

@@ -26,15 +26,17 @@ int64_t findInvalidToken(int64_t count, const int32_t *tokens,
   return kAllTokensValid;
 }
 
-void sinusoidalPositions(int64_t seqLen, int64_t modelDim, float *pe) {
-  for (int64_t s = 0; s < seqLen; ++s) {
+void sinusoidalPositions(int64_t seqLen, int64_t modelDim, float *pe,
+                         int64_t first) {
+  for (int64_t row = 0; row < seqLen; ++row) {
+    const int64_t s = first + row;
     for (int64_t d = 0; d < modelDim; ++d) {
       // Columns 2i and 2i+1 share the frequency 1 / 10000^(2i / M).
       const int64_t evenIndex = d - (d % 2);
       const double angle =
           static_cast<double>(s) /
           std::pow(10000.0, static_cast<double>(evenIndex) / modelDim);
-      pe[s * modelDim + d] =
+      pe[row * modelDim + d] =
           static_cast<float>(d % 2 == 0 ? std::sin(angle) : std::cos(angle));
     }
   }
@@ -53,10 +55,11 @@ int64_t embeddingForward(const EmbeddingShape &shape, PositionKind position,
   const float *positionRows = nullptr;
   if (position == PositionKind::Sinusoidal) {
     sinusoid.resize(static_cast<size_t>(shape.seqLen * dim));
-    sinusoidalPositions(shape.seqLen, dim, sinusoid.data());
+    sinusoidalPositions(shape.seqLen, dim, sinusoid.data(),
+                        shape.positionOffset);
     positionRows = sinusoid.data();
   } else if (position == PositionKind::Learned) {
-    positionRows = positions;
+    positionRows = positions + shape.positionOffset * dim;
   }
   const float factor = scaled ? std::sqrt(static_cast<float>(dim)) : 1.0f;
 

@@ -31,6 +31,10 @@ struct EmbeddingShape {
   int64_t vocabSize = 0;    // V, rows of the table
   int64_t modelDim = 0;     // M
   int64_t numPositions = 0; // P, rows of a learned table (>= seqLen)
+  /// Position of the first token of each sequence (moe.embedding_at: the
+  /// tokens are positions offset .. offset + seqLen - 1); for a learned
+  /// table, offset + seqLen <= P.
+  int64_t positionOffset = 0;
 };
 
 /// Returned by the embedding kernels when every token id is valid.
@@ -40,9 +44,11 @@ constexpr int64_t kAllTokensValid = -1;
 int64_t findInvalidToken(int64_t count, const int32_t *tokens,
                          int64_t vocabSize);
 
-/// Fills pe[seqLen, modelDim] with the sinusoidal encoding (computed in
-/// double, then rounded).
-void sinusoidalPositions(int64_t seqLen, int64_t modelDim, float *pe);
+/// Fills pe[seqLen, modelDim] with the sinusoidal encoding of positions
+/// first .. first + seqLen - 1 (computed in double, then rounded: a
+/// position's row does not depend on `first`).
+void sinusoidalPositions(int64_t seqLen, int64_t modelDim, float *pe,
+                         int64_t first = 0);
 
 /// Forward lookup. `positions` ([P, M]) is read only for Learned. Returns
 /// kAllTokensValid, or the flat index of the first bad token (output is then

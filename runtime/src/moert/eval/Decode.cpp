@@ -39,6 +39,20 @@ double lengthNormalized(double logProb, int64_t length, double alpha) {
 
 } // namespace
 
+std::vector<float> logSoftmax(const float *logits, int64_t size) {
+  if (size <= 0)
+    return {};
+  const float largest = *std::max_element(logits, logits + size);
+  double sum = 0.0;
+  for (int64_t v = 0; v < size; ++v)
+    sum += std::exp(static_cast<double>(logits[v] - largest));
+  const float logSum = static_cast<float>(std::log(sum)) + largest;
+  std::vector<float> out(logits, logits + size);
+  for (float &value : out)
+    value -= logSum;
+  return out;
+}
+
 Expected<std::vector<std::vector<int32_t>>>
 greedyDecode(int64_t numSources, const NextTokenFn &next,
              const DecodeOptions &options) {

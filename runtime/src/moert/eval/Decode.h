@@ -33,6 +33,10 @@ using NextTokenFn = std::function<Expected<std::vector<std::vector<float>>>(
     const std::vector<int64_t> &sources,
     const std::vector<std::vector<int32_t>> &prefixes)>;
 
+/// log softmax of `size` logits (the largest subtracted first, the sum in
+/// double).
+std::vector<float> logSoftmax(const float *logits, int64_t size);
+
 struct DecodeOptions {
   int32_t bos = 2, eos = 3;
   int64_t maxLength = 64; // generated tokens, </s> included

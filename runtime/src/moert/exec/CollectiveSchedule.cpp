@@ -86,14 +86,15 @@ std::vector<int> sortedAxes(const Instruction &inst) {
 
 } // namespace
 
-CollectiveSchedule
-scheduleCollectives(const Program &program,
-                    const CollectiveScheduleOptions &options) {
-  const size_t n = program.instructions.size();
+CollectiveSchedule scheduleCollectives(const Program &program,
+                                       const CollectiveScheduleOptions &options,
+                                       size_t end) {
+  const size_t size = program.instructions.size();
+  const size_t n = std::min(end, size);
   CollectiveSchedule schedule;
-  schedule.asynchronous.assign(n, false);
-  schedule.waitBefore.assign(n, {});
-  schedule.waitPoint.assign(n, n);
+  schedule.asynchronous.assign(size, false);
+  schedule.waitBefore.assign(size, {});
+  schedule.waitPoint.assign(size, n);
   for (size_t i = 0; i < n; ++i)
     schedule.asynchronous[i] = communicates(program.instructions[i], program);
   for (size_t i = 0; i < n; ++i) {

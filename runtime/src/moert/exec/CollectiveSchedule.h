@@ -55,8 +55,8 @@ struct CollectiveSchedule {
   /// that must have completed before j starts.
   std::vector<std::vector<size_t>> waitBefore;
   /// Per instruction: for an asynchronous collective, the index of the
-  /// instruction before which it is waited for (n: the end of the step);
-  /// n for every other instruction too.
+  /// instruction before which it is waited for (the step's end index: at
+  /// the end of the step); that end index for every other instruction too.
   std::vector<size_t> waitPoint;
   /// The asynchronous collectives still running at the end of the step
   /// (increasing); run() waits for them before it returns.
@@ -86,11 +86,16 @@ struct ByteRange {
 };
 ByteRange bufferBytes(const Program &program, int32_t id);
 
-/// The wait points of `program`'s collectives (ids and offsets as verified
-/// by Program::verify).
+/// The wait points of the collectives among `program`'s instructions
+/// [0, end) (ids and offsets as verified by Program::verify): `end` is the
+/// end of the step (the training step's instructions precede the entry
+/// points, Program::stepEnd); instructions from `end` on are never
+/// asynchronous. The vectors have one entry per instruction of the
+/// program, and a wait point of `end` means the end of the step.
 CollectiveSchedule
 scheduleCollectives(const Program &program,
-                    const CollectiveScheduleOptions &options = {});
+                    const CollectiveScheduleOptions &options = {},
+                    size_t end = static_cast<size_t>(-1));
 
 } // namespace exec
 } // namespace moert

@@ -36,6 +36,9 @@ enum DeviceErrorCode : unsigned int {
   kExpertOutOfRange = 3,
   kSlotOutOfRange = 4,
   kSlotTakenTwice = 5,
+  // embedding_at, cache_update: the position offset operand is negative or
+  // leaves no room for the tokens / rows (the index is the offset).
+  kPositionOutOfRange = 6,
 };
 
 } // namespace exec

@@ -121,7 +121,7 @@ Expected<std::unique_ptr<Executor>> Executor::create(Program program,
   MOERT_RETURN_IF_ERROR(checkGradientPairs(p));
   // Where asynchronous collectives are waited for: the queues run them one
   // at a time in program order (CollectiveQueue.h).
-  executor->schedule_ = scheduleCollectives(p);
+  executor->schedule_ = scheduleCollectives(p, {}, p.stepEnd());
   for (size_t i = 0; i < p.instructions.size(); ++i)
     if (executor->schedule_.asynchronous[i] && executor->kernels_[i]->workspace)
       executor->collectiveWorkspaceBytes_ =
@@ -308,7 +308,7 @@ Status Executor::run(const RunContext &context) {
     MOERT_ASSIGN_OR_RETURN(queue, queueFor(*context.grid));
   }
   if (!queue) {
-    for (size_t i = 0; i < program_.instructions.size(); ++i)
+    for (size_t i = 0; i < program_.stepEnd(); ++i)
       MOERT_RETURN_IF_ERROR(runInstruction(i, context));
     return checkErrorRecord();
   }
@@ -318,7 +318,7 @@ Status Executor::run(const RunContext &context) {
   // collective (MPI_Comm_split), and the grid's cache of groups then only
   // is read while the queue runs.
   std::set<std::vector<int>> groups;
-  for (size_t i = 0; i < program_.instructions.size(); ++i) {
+  for (size_t i = 0; i < program_.stepEnd(); ++i) {
     const Instruction &inst = program_.instructions[i];
     if (inst.collective && isCommunicatingCollective(inst.kernel) &&
         groups.insert(inst.collective->axes).second) {
@@ -329,7 +329,7 @@ Status Executor::run(const RunContext &context) {
     }
   }
   Status status = Status::success();
-  for (size_t i = 0; i < program_.instructions.size() && status.ok(); ++i) {
+  for (size_t i = 0; i < program_.stepEnd() && status.ok(); ++i) {
     for (size_t started : schedule_.waitBefore[i]) {
       status = queue->wait(started);
       if (!status.ok())
@@ -346,6 +346,15 @@ Status Executor::run(const RunContext &context) {
   Status drained = queue->drain();
   MOERT_RETURN_IF_ERROR(drained);
   MOERT_RETURN_IF_ERROR(status);
+  return checkErrorRecord();
+}
+
+Status Executor::run(const EntryPoint &entry, const RunContext &context) {
+  if (entry.begin > entry.end || entry.end > program_.instructions.size())
+    return invalidArgument("entry point '" + entry.name +
+                           "' is not a range of the program's instructions");
+  for (size_t i = entry.begin; i < entry.end; ++i)
+    MOERT_RETURN_IF_ERROR(runInstruction(i, context));
   return checkErrorRecord();
 }
 
@@ -421,6 +430,8 @@ Status Executor::checkErrorRecord() {
       return kernel == "moe.embedding" || kernel == "moe.embedding_grad";
     if (record.code == kLabelOutOfRange)
       return kernel == "moe.cross_entropy" || kernel == "moe.cross_entropy_grad";
+    if (record.code == kPositionOutOfRange)
+      return kernel == "moe.embedding_at" || kernel == "moe.cache_update";
     if (record.code == kExpertOutOfRange || record.code == kSlotOutOfRange ||
         record.code == kSlotTakenTwice)
       return kernel == "moe.dispatch" || kernel == "moe.combine" ||
@@ -453,6 +464,11 @@ Status Executor::checkErrorRecord() {
     return invalidArgument(where + ": routing entry #" + index +
                            " (token * top_k + choice) takes an (expert, "
                            "slot) another entry already took");
+  case kPositionOutOfRange:
+    return outOfRange(where + ": position offset " +
+                      std::to_string(static_cast<int64_t>(
+                          static_cast<int32_t>(record.index))) +
+                      " is negative or leaves no room for the new positions");
   default:
     return internalError(where + ": device error code " +
                          std::to_string(record.code) + " at element " + index);

@@ -71,14 +71,18 @@ public:
 
   ~Executor();
 
-  /// Enqueues the instruction stream once on the device's stream. Errors of
-  /// asynchronous work surface here or at the next synchronizing call.
-  /// With collective overlap (the default) and a grid of more than one
-  /// rank, the collectives that communicate run on a queue of their own
+  /// Enqueues the training step (the instructions before the first entry
+  /// point) once on the device's stream. Errors of asynchronous work
+  /// surface here or at the next synchronizing call. With collective
+  /// overlap (the default) and a grid of more than one rank, the step's
+  /// collectives that communicate run on a queue of their own
   /// (CollectiveQueue.h) while the instructions after them compute, each
   /// waited for at its wait point (CollectiveSchedule.h) and all of them
   /// before run() returns; the results are the same bits as without.
   Status run(const RunContext &context);
+  /// The same for the instructions of one entry point (Program.h); its
+  /// collectives run in program order (no overlap).
+  Status run(const EntryPoint &entry, const RunContext &context);
   /// Enqueues instruction `index` alone (run() is all of them in order;
   /// profilers time them one by one), collectives included (synchronous).
   /// The grid check is run()'s.
@@ -91,7 +95,7 @@ public:
   bool collectiveOverlap() const { return overlapCollectives_; }
   /// Whether the last run() started collectives asynchronously.
   bool lastRunOverlapped() const { return lastRunOverlapped_; }
-  /// Where each collective of the program is waited for.
+  /// Where each collective of the training step is waited for.
   const CollectiveSchedule &collectiveSchedule() const { return schedule_; }
 
   /// Copies the whole of buffer `id` from / to host memory (`bytes` must be

@@ -94,9 +94,32 @@ struct Executable {
   std::vector<std::string> kernels;
 };
 
+/// A function of the model other than the training step (plan.fbs,
+/// `Program`): instructions [begin, end), the persistent buffers the caller
+/// fills before running it and the buffers it reads after.
+struct EntryPoint {
+  std::string name;
+  size_t begin = 0, end = 0;
+  std::vector<int32_t> inputs, outputs;
+};
+
 struct Program {
   std::vector<Buffer> buffers;
   std::vector<Instruction> instructions;
+  /// The functions after the training step, in instruction order; the
+  /// step is the instructions before the first of them.
+  std::vector<EntryPoint> entryPoints;
+  size_t stepEnd() const {
+    return entryPoints.empty() ? instructions.size()
+                               : entryPoints.front().begin;
+  }
+  /// The entry point called `name`, or null.
+  const EntryPoint *findEntryPoint(const std::string &name) const {
+    for (const EntryPoint &entry : entryPoints)
+      if (entry.name == name)
+        return &entry;
+    return nullptr;
+  }
   int64_t arenaBytes = 0;
   int64_t persistentBytes = 0;
   /// Bytes of the host region (BufferKind::Host buffers; 0 unless state was

@@ -186,6 +186,52 @@ Status checkInstructionShapes(const Instruction &inst, const Program &program) {
     }
     break;
   }
+  case Op::embedding_at: {
+    const TensorType &tokens = c.operand(0), &table = c.operand(1),
+                     &offset = c.operand(c.numOperands() - 1);
+    c.dtype(tokens, DType::I32, "the tokens");
+    c.dtype(offset, DType::I32, "the position offset");
+    c.require(offset.shape.empty(),
+              "the position offset is " + offset.str() + ", expected a scalar");
+    c.rank(table, 2, "the table");
+    if (table.shape.size() == 2) {
+      std::vector<int64_t> want = tokens.shape;
+      want.push_back(table.shape[1]);
+      c.require(c.result(0).shape == want,
+                "the result is " + c.result(0).str() + ", expected " +
+                    TensorType{DType::F32, want}.str());
+      if (c.numOperands() == 4)
+        c.require(c.operand(2).shape.size() == 2 &&
+                      c.operand(2).shape[1] == table.shape[1],
+                  "the positions table is " + c.operand(2).str() +
+                      ", expected [P, " + std::to_string(table.shape[1]) + "]");
+    }
+    break;
+  }
+  case Op::cache_update: {
+    const TensorType &cache = c.operand(0), &rows = c.operand(1),
+                     &offset = c.operand(2);
+    c.rank(cache, 3, "the cache");
+    c.rank(rows, 3, "the rows");
+    c.dtype(offset, DType::I32, "the position offset");
+    c.require(offset.shape.empty(),
+              "the position offset is " + offset.str() + ", expected a scalar");
+    c.sameShape(c.result(0), "the result", cache, "the cache");
+    c.require(rows.dtype == cache.dtype, "the rows are " + rows.str() +
+                                             ", expected the cache's element "
+                                             "type " +
+                                             cache.str());
+    if (cache.shape.size() == 3 && rows.shape.size() == 3)
+      c.require(rows.shape[0] == cache.shape[0] &&
+                    rows.shape[2] == cache.shape[2] &&
+                    rows.shape[1] <= cache.shape[1],
+                "the rows are " + rows.str() + ", expected [" +
+                    std::to_string(cache.shape[0]) + ", L <= " +
+                    std::to_string(cache.shape[1]) + ", " +
+                    std::to_string(cache.shape[2]) + "] (the cache " +
+                    cache.str() + ")");
+    break;
+  }
   case Op::attention:
   case Op::attention_grad: {
     const size_t q = *op == Op::attention ? 0 : 1;

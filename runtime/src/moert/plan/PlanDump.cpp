@@ -117,6 +117,12 @@ void printPlan(const fb::Plan &plan, std::ostream &out) {
                  kernels);
     }
 
+  if (plan.programs())
+    for (const fb::Program *program : *plan.programs())
+      fmt::print(out, "program: {} instructions [{}, {}), inputs {}, outputs {}\n",
+                 program->name()->str(), program->begin(), program->end(),
+                 bufferList(program->inputs()), bufferList(program->outputs()));
+
   uint32_t numParameters = plan.parameters() ? plan.parameters()->size() : 0;
   fmt::print(out, "parameters ({}):\n", numParameters);
   for (uint32_t i = 0; i < numParameters; ++i) {

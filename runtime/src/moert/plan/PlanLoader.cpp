@@ -65,6 +65,7 @@ public:
     MOERT_RETURN_IF_ERROR(checkBatchInputs());
     MOERT_RETURN_IF_ERROR(checkInstructions());
     MOERT_RETURN_IF_ERROR(checkExecutables());
+    MOERT_RETURN_IF_ERROR(checkPrograms());
     return checkTraining();
   }
 
@@ -117,6 +118,7 @@ private:
                         const fb::Instruction &instruction);
   Status checkTraining();
   Status checkExecutables();
+  Status checkPrograms();
 
   const fb::Plan &plan_;
 };
@@ -843,6 +845,86 @@ Status PlanChecker::checkExecutables() {
       if (!name || name->size() == 0)
         return invalidArgument(fmt::format(
             "{} (sm_{}): a kernel without a name", where, executable->sm()));
+  }
+  return Status::success();
+}
+
+Status PlanChecker::checkPrograms() {
+  if (!plan_.programs() || plan_.programs()->size() == 0)
+    return Status::success();
+  std::set<std::string> names;
+  int64_t next = -1; // where the next program must begin
+  for (uint32_t i = 0; i < plan_.programs()->size(); ++i) {
+    const fb::Program *program = plan_.programs()->Get(i);
+    const std::string name = program->name()->str();
+    const std::string where = fmt::format("program #{} ('{}')", i, name);
+    if (name.empty() || name == "train_step" || !names.insert(name).second)
+      return invalidArgument(fmt::format(
+          "{}: expected a unique name other than 'train_step'", where));
+    if (next < 0)
+      next = program->begin();
+    if (program->begin() != next || program->begin() < 0 ||
+        program->end() < program->begin() ||
+        program->end() > static_cast<int64_t>(numInstructions()))
+      return invalidArgument(fmt::format(
+          "{}: expected instructions [{}, end) with end <= {} (programs "
+          "follow the training step back to back), found [{}, {})",
+          where, next, numInstructions(), program->begin(), program->end()));
+    next = program->end();
+    for (const auto &[list, kind] :
+         {std::make_pair(program->inputs(), "input"),
+          std::make_pair(program->outputs(), "output")}) {
+      if (!list)
+        continue;
+      for (uint32_t j = 0; j < list->size(); ++j) {
+        int32_t id = list->Get(j);
+        if (id < 0 || static_cast<uint32_t>(id) >= numBuffers())
+          return invalidArgument(
+              fmt::format("{}: {} #{} is buffer {}, expected an id in [0, {})",
+                          where, kind, j, id, numBuffers()));
+        const fb::Buffer &buf = buffer(id);
+        bool persistent = buf.region() == fb::BufferRegion::persistent;
+        bool inside = buf.region() == fb::BufferRegion::arena &&
+                      buf.live_begin() >= program->begin() &&
+                      liveEnd(buf) < program->end();
+        if (std::string(kind) == "input" ? !persistent
+                                         : !(persistent || inside))
+          return invalidArgument(fmt::format(
+              "{}: {} #{} is {}, expected a persistent buffer{}", where, kind,
+              j, bufferLabel(buf),
+              std::string(kind) == "input"
+                  ? ""
+                  : " or an arena buffer live within the program"));
+      }
+    }
+  }
+  if (next != static_cast<int64_t>(numInstructions()))
+    return invalidArgument(fmt::format(
+        "the last program ends at instruction {}, expected the end of the "
+        "plan ({})",
+        next, numInstructions()));
+  // No arena buffer may live from one program into the next (a program's
+  // results are read before another one runs).
+  struct Range {
+    std::string name;
+    int64_t begin, end;
+  };
+  std::vector<Range> ranges = {
+      {"the training step", 0, plan_.programs()->Get(0)->begin()}};
+  for (const fb::Program *program : *plan_.programs())
+    ranges.push_back({"program '" + program->name()->str() + "'",
+                      program->begin(), program->end()});
+  for (uint32_t id = 0; id < numBuffers(); ++id) {
+    const fb::Buffer &buf = buffer(static_cast<int32_t>(id));
+    if (buf.region() != fb::BufferRegion::arena)
+      continue;
+    for (const Range &range : ranges)
+      if (buf.live_begin() >= range.begin && buf.live_begin() < range.end &&
+          liveEnd(buf) >= range.end)
+        return invalidArgument(fmt::format(
+            "{} is live over instructions [{}, {}], past the end of {} ({})",
+            bufferLabel(buf), buf.live_begin(), liveEnd(buf), range.name,
+            range.end - 1));
   }
   return Status::success();
 }

@@ -233,6 +233,17 @@ void PlanWriter::addExecutable(int sm, std::string format,
   plan_.executables.push_back(std::move(executable));
 }
 
+void PlanWriter::addProgram(std::string name, int begin, int end,
+                            std::vector<int> inputs, std::vector<int> outputs) {
+  auto program = std::make_unique<fb::ProgramT>();
+  program->name = std::move(name);
+  program->begin = begin;
+  program->end = end;
+  program->inputs = std::move(inputs);
+  program->outputs = std::move(outputs);
+  plan_.programs.push_back(std::move(program));
+}
+
 std::vector<uint8_t> PlanWriter::finish() const { return serializePlan(plan_); }
 
 std::vector<uint8_t> serializePlan(const fb::PlanT &plan) {

@@ -115,6 +115,11 @@ public:
   void addExecutable(int sm, std::string format, std::vector<uint8_t> image,
                      std::vector<std::string> kernels);
 
+  /// A program after the training step: instructions [begin, end), the
+  /// persistent buffers its caller fills and the buffers it reads after.
+  void addProgram(std::string name, int begin, int end, std::vector<int> inputs,
+                  std::vector<int> outputs);
+
   /// Overrides the derived arena size (e.g. the compiler's own peak).
   void setArenaBytes(uint64_t bytes) { plan_.arena_bytes = bytes; }
   void setArenaAlignment(uint32_t alignment) {

@@ -102,6 +102,18 @@ Expected<exec::Program> programFromPlan(const fb::Plan &plan) {
           executable.kernels.push_back(name->str());
       program.executables.push_back(std::move(executable));
     }
+  if (const auto *programs = plan.programs())
+    for (const fb::Program *p : *programs) {
+      exec::EntryPoint entry;
+      entry.name = p->name()->str();
+      entry.begin = static_cast<size_t>(p->begin());
+      entry.end = static_cast<size_t>(p->end());
+      if (p->inputs())
+        entry.inputs.assign(p->inputs()->begin(), p->inputs()->end());
+      if (p->outputs())
+        entry.outputs.assign(p->outputs()->begin(), p->outputs()->end());
+      program.entryPoints.push_back(std::move(entry));
+    }
   if (const auto *buffers = plan.buffers()) {
     for (const fb::Buffer *b : *buffers) {
       std::string where = "buffer " + std::to_string(b->id());

@@ -2,6 +2,7 @@
 #include "moert/runner/Trainer.h"
 
 #include "moert/checkpoint/Safetensors.h"
+#include "moert/runner/IncrementalDecode.h"
 #include "moert/runner/PlanProgram.h"
 #include "moert/runner/StepIO.h"
 
@@ -543,7 +544,7 @@ Expected<int64_t> Trainer::loadCheckpoint(const std::string &path) {
 
 Expected<eval::NextTokenFn>
 Trainer::nextTokenFunction(std::vector<std::vector<int32_t>> sources,
-                           bool recomputeSources) {
+                           DecodeMode mode) {
   if (grid_ && grid_->worldSize() > 1)
     return unimplemented("decoding runs in one process (compile the model "
                          "without --moe-partition to evaluate a checkpoint "
@@ -582,6 +583,10 @@ Trainer::nextTokenFunction(std::vector<std::vector<int32_t>> sources,
       sources[s].back() = last;
     }
   }
+  if (mode == DecodeMode::Incremental && hasIncrementalDecoder(program))
+    return incrementalNextTokenFunction(*executor_, std::move(sources),
+                                        c.padId, seed_);
+  const bool recomputeSources = mode == DecodeMode::Recompute;
   // Which forward instructions depend on the target tokens (the decoder
   // and what follows it); the others depend on the sources and parameters
   // only and give the same results for the same sources. `kept[i]`: the
@@ -733,18 +738,10 @@ Trainer::nextTokenFunction(std::vector<std::vector<int32_t>> sources,
             const int64_t position = std::min<int64_t>(
                 static_cast<int64_t>(prefixes[first + b].size()) - 1,
                 c.tgtLen - 1);
-            const float *row =
+            out.push_back(eval::logSoftmax(
                 logits->data() +
-                (static_cast<int64_t>(b) * c.tgtLen + position) * vocab;
-            const float largest = *std::max_element(row, row + vocab);
-            double sum = 0.0;
-            for (int64_t v = 0; v < vocab; ++v)
-              sum += std::exp(static_cast<double>(row[v] - largest));
-            const float logSum = static_cast<float>(std::log(sum)) + largest;
-            std::vector<float> logProbs(row, row + vocab);
-            for (float &value : logProbs)
-              value -= logSum;
-            out.push_back(std::move(logProbs));
+                    (static_cast<int64_t>(b) * c.tgtLen + position) * vocab,
+                vocab));
           }
         }
         return out;

@@ -142,9 +142,22 @@ public:
   };
   Expected<GreedyEval> evaluateGreedy(int64_t batches);
 
+  /// How nextTokenFunction runs the model.
+  enum class DecodeMode {
+    /// The plan's `encode` and `decode_step` programs (moe-build-decoder:
+    /// cached keys and values, one decoder position per token;
+    /// IncrementalDecode.h) when it has them, else ReuseSources.
+    Incremental,
+    /// The training step's forward, its source-only part once per source.
+    ReuseSources,
+    /// The training step's whole forward for every token (the reference).
+    Recompute,
+  };
+
   /// A next-token function (moert/eval/Decode.h) over `sources` (token ids,
   /// each ending with </s>; cut to the plan's source length) backed by the
-  /// plan: the forward instructions up to the loss run in evaluation mode on
+  /// plan. With the decoding programs, see DecodeMode::Incremental.
+  /// Otherwise the forward instructions up to the loss run in evaluation mode on
   /// the plan's batch, B prefixes at a time. The instructions that do not
   /// depend on the target tokens (the encoder, the source padding mask,
   /// the cross-attention's key and value projections) run once per source:
@@ -153,14 +166,14 @@ public:
   /// they would have been computed, in every later batch holding only
   /// stored sources, which then runs the decoder only (no cache of the
   /// decoder's own keys and values: it is re-run over the whole prefix).
-  /// With `recomputeSources` every call runs the whole forward, the
+  /// With DecodeMode::Recompute every call runs the whole forward, the
   /// reference the reuse is checked against (with token dropping in the
   /// encoder's MoE layers a source's encoding could depend on its batch
   /// mates, which then change as sentences finish). One process only; the
   /// trainer must outlive the function.
   Expected<eval::NextTokenFn>
   nextTokenFunction(std::vector<std::vector<int32_t>> sources,
-                    bool recomputeSources = false);
+                    DecodeMode mode = DecodeMode::Incremental);
 
 private:
   Trainer(plan::LoadedPlan plan, uint64_t seed)

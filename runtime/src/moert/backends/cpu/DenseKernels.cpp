@@ -28,7 +28,9 @@ namespace cpu {
 
 namespace {
 
-Status runEmbedding(KernelCall &call) {
+/// moe.embedding, and moe.embedding_at (`at`: the last operand is the
+/// position offset of the first token).
+Status embedding(KernelCall &call, bool at) {
   const TensorType &tokens = call.operandType(0);
   const TensorType &table = call.operandType(1);
   int64_t position = 0;
@@ -52,9 +54,24 @@ Status runEmbedding(KernelCall &call) {
   shape.vocabSize = table.shape[0];
   shape.modelDim = table.shape[1];
   const float *positions = nullptr;
-  if (call.numOperands() == 3) {
+  if (call.numOperands() == (at ? 4u : 3u)) {
     shape.numPositions = call.operandType(2).shape[0];
     positions = call.operand<float>(2);
+  }
+  if (at) {
+    shape.positionOffset =
+        *call.operand<int32_t>(call.numOperands() - 1);
+    if (shape.positionOffset < 0 ||
+        (positions &&
+         shape.positionOffset + shape.seqLen > shape.numPositions))
+      return outOfRange(
+          "position offset " + std::to_string(shape.positionOffset) +
+          " for " + std::to_string(shape.seqLen) + " tokens: expected >= 0" +
+          (positions ? " and at most " +
+                           std::to_string(shape.numPositions - shape.seqLen) +
+                           " (the positions table has " +
+                           std::to_string(shape.numPositions) + " rows)"
+                     : std::string()));
   }
   int64_t bad = dense::embeddingForward(
       shape, static_cast<dense::PositionKind>(position), call.flag("scaled"),
@@ -65,6 +82,34 @@ Status runEmbedding(KernelCall &call) {
                       std::to_string(call.operand<int32_t>(0)[bad]) +
                       ", outside the vocabulary [0, " +
                       std::to_string(shape.vocabSize) + ")");
+  return Status::success();
+}
+
+Status runEmbedding(KernelCall &call) { return embedding(call, false); }
+Status runEmbeddingAt(KernelCall &call) { return embedding(call, true); }
+
+Status runCacheUpdate(KernelCall &call) {
+  const TensorType &cache = call.operandType(0), &rows = call.operandType(1);
+  const int64_t batch = cache.shape[0], length = cache.shape[1],
+                width = cache.shape[2], count = rows.shape[1];
+  const int64_t offset = *call.operand<int32_t>(2);
+  if (offset < 0 || offset + count > length)
+    return outOfRange("position offset " + std::to_string(offset) + " for " +
+                      std::to_string(count) +
+                      " rows: expected >= 0 and at most " +
+                      std::to_string(length - count) + " (the cache holds " +
+                      std::to_string(length) + " positions)");
+  const size_t element = static_cast<size_t>(dtypeSize(cache.dtype));
+  const auto *from = call.operand<uint8_t>(0);
+  const auto *fresh = call.operand<uint8_t>(1);
+  auto *to = call.result<uint8_t>(0);
+  const size_t rowBytes = static_cast<size_t>(width) * element;
+  if (to != from)
+    std::memcpy(to, from, static_cast<size_t>(cache.byteSize()));
+  for (int64_t b = 0; b < batch; ++b)
+    std::memcpy(to + (b * length + offset) * rowBytes,
+                fresh + b * count * rowBytes,
+                static_cast<size_t>(count) * rowBytes);
   return Status::success();
 }
 
@@ -298,6 +343,8 @@ Status runCrossEntropyGrad(KernelCall &call) {
 
 void registerDenseKernels(exec::KernelRegistry &registry) {
   registry.add(Op::embedding, {runEmbedding});
+  registry.add(Op::embedding_at, {runEmbeddingAt});
+  registry.add(Op::cache_update, {runCacheUpdate});
   registry.add(Op::embedding_grad, {runEmbeddingGrad});
   registry.add(Op::position_grad, {runPositionGrad});
   registry.add(Op::linear, {runLinear});

@@ -28,6 +28,7 @@ namespace dense_device {
 using exec::DeviceErrorRecord;
 using exec::kLabelOutOfRange;
 using exec::kNoDeviceError;
+using exec::kPositionOutOfRange;
 using exec::kTokenOutOfVocabulary;
 
 __device__ inline void recordError(DeviceErrorRecord *record, unsigned int code,

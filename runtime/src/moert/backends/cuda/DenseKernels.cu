@@ -94,6 +94,74 @@ Status zeroFill(void *data, int64_t bytes, cudaStream_t stream) {
 // Embedding
 //===----------------------------------------------------------------------===//
 
+/// moe.embedding_at's positional rows: the sinusoidal encoding of positions
+/// *first .. *first + seqLen - 1 (the offset is read on the device).
+__global__ void sinusoidTableAtKernel(int64_t seqLen, int64_t dim,
+                                      const int32_t *first, float *pe) {
+  const int64_t base = *first < 0 ? 0 : *first;
+  const int64_t count = seqLen * dim;
+  for (int64_t i = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; i < count;
+       i += int64_t{gridDim.x} * blockDim.x)
+    pe[i] = dense_math::sinusoidalPosition(base + i / dim, i % dim, dim);
+}
+
+/// moe.embedding_at: as embeddingForwardKernel with the position rows of
+/// `rows` (sinusoidal, already at the offset) or of the learned table from
+/// row *first on; an offset that is negative or runs past the table is
+/// recorded and nothing is written.
+__global__ void embeddingAtKernel(int64_t numTokens, int64_t seqLen,
+                                  int64_t dim, int64_t vocab, float factor,
+                                  const int32_t *tokens, const float *table,
+                                  const float *rows, const float *learned,
+                                  int64_t numPositions, const int32_t *first,
+                                  float *output, DeviceErrorRecord *errors) {
+  const int64_t offset = *first;
+  if (offset < 0 || (learned && offset + seqLen > numPositions)) {
+    if (blockIdx.x == 0 && threadIdx.x == 0)
+      recordError(errors, kPositionOutOfRange,
+                  static_cast<uint32_t>(static_cast<int32_t>(offset)));
+    return;
+  }
+  for (int64_t t = blockIdx.x; t < numTokens; t += gridDim.x) {
+    const int32_t id = tokens[t];
+    const bool valid = id >= 0 && id < vocab;
+    if (!valid && threadIdx.x == 0)
+      recordError(errors, kTokenOutOfVocabulary, t);
+    const float *row = table + (valid ? int64_t{id} * dim : 0);
+    const float *pe = learned ? learned + (offset + t % seqLen) * dim
+                              : (rows ? rows + (t % seqLen) * dim : nullptr);
+    float *out = output + t * dim;
+    for (int64_t d = threadIdx.x; d < dim; d += blockDim.x) {
+      float value = valid ? mulRn(row[d], factor) : 0.0f;
+      if (pe)
+        value = addRn(value, pe[d]);
+      out[d] = value;
+    }
+  }
+}
+
+/// moe.cache_update after the copy of the cache: rows [B, L, W] (`rowWords`
+/// 4-byte words per position) into positions *first .. *first + L - 1 of
+/// the result [B, T, W]; a bad offset is recorded.
+__global__ void cacheUpdateKernel(int64_t batch, int64_t length, int64_t count,
+                                  int64_t rowWords, const int32_t *first,
+                                  const uint32_t *rows, uint32_t *cache,
+                                  DeviceErrorRecord *errors) {
+  const int64_t offset = *first;
+  if (offset < 0 || offset + count > length) {
+    if (blockIdx.x == 0 && threadIdx.x == 0)
+      recordError(errors, kPositionOutOfRange,
+                  static_cast<uint32_t>(static_cast<int32_t>(offset)));
+    return;
+  }
+  const int64_t total = batch * count * rowWords;
+  for (int64_t i = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; i < total;
+       i += int64_t{gridDim.x} * blockDim.x) {
+    const int64_t b = i / (count * rowWords), rest = i % (count * rowWords);
+    cache[(b * length + offset) * rowWords + rest] = rows[i];
+  }
+}
+
 /// The `position` attribute: "none" / "sinusoidal" / "learned" or 0 / 1 / 2.
 Expected<int>
 positionKindOf(const std::map<std::string, exec::AttrValue> &attrs) {
@@ -176,6 +244,74 @@ Status runEmbedding(KernelCall &call) {
   embeddingForwardKernel<<<blocks, rowThreads(dim, 256), 0, stream>>>(
       numTokens, seqLen, dim, vocab, factor, call.operand<int32_t>(0),
       call.operand<float>(1), positions, call.result<float>(0), errors);
+  MOERT_CUDA_RETURN_IF_ERROR(cudaGetLastError());
+  return Status::success();
+}
+
+Status runEmbeddingAt(KernelCall &call) {
+  MOERT_RETURN_IF_ERROR(call.expectOperand(0, DType::I32));
+  MOERT_ASSIGN_OR_RETURN(int kind, positionKindOf(call.instruction().attrs));
+  const TensorType &tokens = call.operandType(0);
+  const TensorType &table = call.operandType(1);
+  if (table.shape.size() != 2)
+    return invalidArgument("the table must be [V, M], found " + table.str());
+  const int64_t numTokens = tokens.numElements(), seqLen = lastDim(tokens);
+  const int64_t vocab = table.shape[0], dim = table.shape[1];
+  if (kind == 2 && call.numOperands() != 4)
+    return invalidArgument("learned positions need the position table as "
+                           "operand #2");
+  const int32_t *offset = call.operand<int32_t>(call.numOperands() - 1);
+  cudaStream_t stream = streamOf(call);
+  float *sinusoid = nullptr;
+  const Scratch scratch =
+      embeddingScratch(call.workspace(), seqLen, dim, kind == 1, &sinusoid);
+  MOERT_RETURN_IF_ERROR(needWorkspace(call, scratch.bytes()));
+  DeviceErrorRecord *errors = errorRecordOf(call);
+  if (numTokens == 0 || dim == 0)
+    return Status::success();
+  if (kind == 1) {
+    sinusoidTableAtKernel<<<gridFor(seqLen * dim), kThreads, 0, stream>>>(
+        seqLen, dim, offset, sinusoid);
+    MOERT_CUDA_RETURN_IF_ERROR(cudaGetLastError());
+  }
+  const float *learned = kind == 2 ? call.operand<float>(2) : nullptr;
+  const int64_t numPositions =
+      kind == 2 ? call.operandType(2).shape[0] : int64_t{0};
+  const float factor =
+      call.flag("scaled") ? std::sqrt(static_cast<float>(dim)) : 1.0f;
+  const unsigned blocks =
+      static_cast<unsigned>(std::min<int64_t>(numTokens, 1 << 20));
+  embeddingAtKernel<<<blocks, rowThreads(dim, 256), 0, stream>>>(
+      numTokens, seqLen, dim, vocab, factor, call.operand<int32_t>(0),
+      call.operand<float>(1), sinusoid, learned, numPositions, offset,
+      call.result<float>(0), errors);
+  MOERT_CUDA_RETURN_IF_ERROR(cudaGetLastError());
+  return Status::success();
+}
+
+Status runCacheUpdate(KernelCall &call) {
+  const TensorType &cache = call.operandType(0), &rows = call.operandType(1);
+  const int64_t batch = cache.shape[0], length = cache.shape[1],
+                count = rows.shape[1];
+  const int64_t rowBytes = cache.shape[2] * dtypeSize(cache.dtype);
+  if (rowBytes % 4 != 0)
+    return invalidArgument("the cache's rows must be whole 4-byte words, "
+                           "found " +
+                           cache.str());
+  cudaStream_t stream = streamOf(call);
+  DeviceErrorRecord *errors = errorRecordOf(call);
+  if (call.result<void>(0) != call.operand<void>(0))
+    MOERT_CUDA_RETURN_IF_ERROR(cudaMemcpyAsync(
+        call.result<void>(0), call.operand<void>(0),
+        static_cast<size_t>(cache.byteSize()), cudaMemcpyDeviceToDevice,
+        stream));
+  if (batch * count * rowBytes == 0)
+    return Status::success();
+  cacheUpdateKernel<<<gridFor(batch * count * (rowBytes / 4)), kThreads, 0,
+                      stream>>>(batch, length, count, rowBytes / 4,
+                                call.operand<int32_t>(2),
+                                call.operand<uint32_t>(1),
+                                call.result<uint32_t>(0), errors);
   MOERT_CUDA_RETURN_IF_ERROR(cudaGetLastError());
   return Status::success();
 }
@@ -1532,6 +1668,8 @@ Status runCrossEntropyGrad(KernelCall &call) {
 
 void registerDenseKernels(exec::KernelRegistry &registry) {
   registry.add(Op::embedding, {runEmbedding, 0, 0, embeddingWorkspace});
+  registry.add(Op::embedding_at, {runEmbeddingAt, 0, 0, embeddingWorkspace});
+  registry.add(Op::cache_update, {runCacheUpdate});
   registry.add(Op::embedding_grad,
                {runEmbeddingGrad, 0, 0, embeddingGradWorkspace});
   registry.add(Op::position_grad, {runPositionGrad, 0, 0, nullptr});

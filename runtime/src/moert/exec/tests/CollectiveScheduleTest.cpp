@@ -232,6 +232,27 @@ TEST(CollectiveSchedule, SeveralCollectivesCanEndAtOneInstruction) {
   EXPECT_EQ(s.waitBefore[2], (std::vector<size_t>{0, 1}));
 }
 
+TEST(CollectiveSchedule, TheStepEndsBeforeTheEntryPoints) {
+  // Instructions from `end` on (a decoder's entry points after the
+  // training step) are never asynchronous, and nothing after the step's end
+  // is a wait point: the step waits for what is left at its end.
+  Hand h;
+  int32_t a = h.arena(64, 0), b = h.arena(64, 256), o = h.arena(64, 512);
+  h.collective("shard.all_reduce", a, b); // 0
+  h.compute({a}, {o});                    // 1: the step's last instruction
+  h.compute({b}, {o});                    // 2: an entry point reads b
+  h.collective("shard.all_reduce", o, a); // 3: an entry point's collective
+  CollectiveSchedule s = scheduleCollectives(h.program, {}, 2);
+  EXPECT_EQ(s.asynchronous, (std::vector<bool>{true, false, false, false}));
+  EXPECT_EQ(s.waitPoint[0], 2u);
+  EXPECT_EQ(s.waitAtEnd, std::vector<size_t>{0});
+  EXPECT_EQ(s.waitBefore[2], none());
+  // Without an end the reader of b is the wait point.
+  EXPECT_EQ(scheduleCollectives(h.program).waitPoint[0], 2u);
+  EXPECT_EQ(scheduleCollectives(h.program).waitBefore[2],
+            std::vector<size_t>{0});
+}
+
 //===----------------------------------------------------------------------===//
 // The host queue
 //===----------------------------------------------------------------------===//
