@@ -21,8 +21,11 @@
 // aborted communicator) is reported at the collective's wait point, as on
 // the host queue, and the collectives started after it are not enqueued.
 //
-// Not yet run on a GPU: it compiles with the CUDA backend; the GPU check
-// (scripts/gpu-check.sh) trains with and without --overlap-collectives.
+// Not yet run on a GPU: it compiles with the CUDA backend. Its GPU test
+// (moert-cuda-nccl-tests, CollectiveStreamIsOrderedWithTheComputeStream,
+// run by scripts/gpu-check.sh) drives it on a one-rank NCCL world with a
+// late compute stream and a late collective stream; a training step uses
+// it only on two or more ranks, so two or more GPUs.
 //
 //===----------------------------------------------------------------------===//
 #ifndef MOERT_BACKENDS_CUDA_STREAMCOLLECTIVEQUEUE_H
