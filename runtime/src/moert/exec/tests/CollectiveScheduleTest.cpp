@@ -2,12 +2,16 @@
 //
 // scheduleCollectives on hand-made instruction lists (the analysis reads
 // buffers, regions and offsets, never runs a kernel), including arena
-// buffers that share bytes under different ids; and the host collective
-// queue (a thread) on hand-made work: order, waits, errors.
+// buffers that share bytes under different ids; the host collective queue
+// (a thread) on hand-made work: order, waits, errors; and the executor on
+// a stand-in grid whose collective only completes once the instruction
+// after it has run, which it can only do with overlap.
 //
 //===----------------------------------------------------------------------===//
 #include "moert/exec/CollectiveSchedule.h"
+#include "moert/comm/Communicator.h"
 #include "moert/exec/CollectiveQueue.h"
+#include "moert/exec/Executor.h"
 
 #include <gtest/gtest.h>
 
@@ -348,6 +352,145 @@ TEST(HostCollectiveQueue, TheDestructorWaitsForStartedWork) {
                     .ok());
   }
   EXPECT_TRUE(ran);
+}
+
+//===----------------------------------------------------------------------===//
+// The executor with overlap on a stand-in grid
+//===----------------------------------------------------------------------===//
+
+/// A grid dp=2 x ep=1 x tp=1 seen from rank 0, without MPI: the group over
+/// dp is a communicator whose all-reduce doubles the data (its peer holds
+/// the same values) but first waits, up to `patience` seconds, until the
+/// instruction after it has started (it asks for the ep group: a
+/// collective over a group of one does); the ep and tp groups have one
+/// rank.
+class StandInGrid final : public comm::GridCommunicators {
+public:
+  class DpGroup final : public comm::Communicator {
+  public:
+    explicit DpGroup(StandInGrid &grid) : grid_(grid) {}
+    int rank() const override { return 0; }
+    int size() const override { return 2; }
+    Status allReduce(void *data, int64_t count, comm::ElementType,
+                     comm::ReduceOp) override {
+      grid_.collectiveThread = std::this_thread::get_id();
+      auto deadline = std::chrono::steady_clock::now() +
+                      std::chrono::duration<double>(grid_.patience);
+      while (grid_.epRequests.load() < grid_.epRequestsAfterNext &&
+             std::chrono::steady_clock::now() < deadline)
+        std::this_thread::sleep_for(std::chrono::milliseconds(1));
+      grid_.sawNextInstruction =
+          grid_.epRequests.load() >= grid_.epRequestsAfterNext;
+      float *values = static_cast<float *>(data);
+      for (int64_t i = 0; i < count; ++i)
+        values[i] *= 2;
+      ++stats_.calls[static_cast<int>(comm::CollectiveKind::AllReduce)];
+      return Status::success();
+    }
+    Status allGather(const void *, void *, int64_t,
+                     comm::ElementType) override {
+      return unimplemented("stand-in");
+    }
+    Status reduceScatter(const void *, void *, int64_t, comm::ElementType,
+                         comm::ReduceOp) override {
+      return unimplemented("stand-in");
+    }
+    Status allToAll(const void *, void *, int64_t, comm::ElementType) override {
+      return unimplemented("stand-in");
+    }
+    Status barrier() override { return Status::success(); }
+
+  private:
+    StandInGrid &grid_;
+  };
+
+  StandInGrid() : dp_(*this), one_(comm::makeSingleRankCommunicator()) {
+    shape_ = {2, 1, 1};
+    coords_ = {0, 0, 0};
+  }
+  int worldRank() const override { return 0; }
+  int worldSize() const override { return 2; }
+  comm::Communicator &world() override { return dp_; }
+  Expected<comm::Communicator *> group(const std::vector<int> &axes) override {
+    if (axes == std::vector<int>{0})
+      return static_cast<comm::Communicator *>(&dp_);
+    if (axes == std::vector<int>{1}) {
+      ++epRequests;
+      return one_.get();
+    }
+    return invalidArgument("the stand-in grid has no such group");
+  }
+
+  std::atomic<int> epRequests{0};
+  int epRequestsAfterNext = 0;
+  double patience = 0;
+  bool sawNextInstruction = false;
+  std::thread::id collectiveThread;
+
+private:
+  DpGroup dp_;
+  std::unique_ptr<comm::Communicator> one_;
+};
+
+TEST(ExecutorOverlap, TheNextInstructionRunsWhileACollectiveIsInFlight) {
+  Program program;
+  program.gridShape = {2, 1, 1};
+  auto add = [&](BufferKind kind, int64_t offset) {
+    Buffer b;
+    b.type = {DType::F32, {4}};
+    b.kind = kind;
+    b.offset = offset;
+    program.buffers.push_back(b);
+    return static_cast<int32_t>(program.buffers.size() - 1);
+  };
+  int32_t a = add(BufferKind::Persistent, 0);
+  int32_t out = add(BufferKind::Persistent, 64);
+  int32_t x = add(BufferKind::Arena, 0), r = add(BufferKind::Arena, 64);
+  int32_t y = add(BufferKind::Arena, 128);
+  program.persistentBytes = 128;
+  program.arenaBytes = 192;
+  auto instruction = [&](const char *kernel, std::vector<int32_t> operands,
+                         int32_t result, std::vector<int> axes = {}) {
+    Instruction inst;
+    inst.kernel = kernel;
+    inst.operands = std::move(operands);
+    inst.results = {result};
+    inst.location = "test";
+    if (!axes.empty())
+      inst.collective = CollectiveInfo{axes, Reduction::Sum, -1, -1};
+    program.instructions.push_back(inst);
+  };
+  instruction("moe.add", {a, a}, x);            // 0: x = 2a
+  instruction("shard.all_reduce", {x}, r, {0}); // 1: r = 4a (dp)
+  instruction("shard.all_reduce", {a}, y, {1}); // 2: y = a (ep: copy)
+  instruction("moe.add", {r, y}, out);          // 3: waits for 1
+  for (bool overlap : {true, false}) {
+    SCOPED_TRACE(overlap ? "overlap on" : "overlap off");
+    auto executor = Executor::create(program);
+    ASSERT_TRUE(executor.ok()) << executor.status().toString();
+    EXPECT_EQ((*executor)->collectiveSchedule().waitPoint[1], 3u);
+    (*executor)->setCollectiveOverlap(overlap);
+    float values[4] = {1, 2, 3, 4};
+    ASSERT_TRUE((*executor)->writeBuffer(a, values, sizeof(values)).ok());
+    StandInGrid grid;
+    // With overlap the ep group is asked for once before the step starts
+    // (every group is made before the queue runs) and once by instruction
+    // 2; without, only by instruction 2, which then cannot start before
+    // the all-reduce returns: it waits in vain, briefly.
+    grid.epRequestsAfterNext = overlap ? 2 : 1;
+    grid.patience = overlap ? 10.0 : 0.2;
+    RunContext context;
+    context.grid = &grid;
+    Status status = (*executor)->run(context);
+    ASSERT_TRUE(status.ok()) << status.toString();
+    EXPECT_EQ((*executor)->lastRunOverlapped(), overlap);
+    EXPECT_EQ(grid.sawNextInstruction, overlap);
+    EXPECT_EQ(grid.collectiveThread != std::this_thread::get_id(), overlap);
+    float result[4] = {};
+    ASSERT_TRUE((*executor)->readBuffer(out, result, sizeof(result)).ok());
+    for (int i = 0; i < 4; ++i)
+      EXPECT_EQ(result[i], 5 * values[i]) << i;
+  }
 }
 
 } // namespace
