@@ -134,9 +134,12 @@ Expected<std::unique_ptr<Executor>> Executor::create(Program program,
   for (const Buffer &b : p.buffers)
     if (b.kind == BufferKind::Constant)
       constantBytesNeeded += alignUp(b.type.byteSize());
+  // The collectives' own workspace (overlap) counts too: a run on a grid
+  // allocates it with its collective queue.
+  const int64_t collectiveWorkspaceBytes = executor->collectiveWorkspaceBytes_;
   const uint64_t needed =
       static_cast<uint64_t>(p.arenaBytes + p.persistentBytes + workspaceBytes +
-                            constantBytesNeeded +
+                            collectiveWorkspaceBytes + constantBytesNeeded +
                             (device.hostAccessible() ? p.hostBytes : 0));
   // MOERT_MEMORY_LIMIT (bytes) replaces what the device reports: a job
   // that must stay below its share of a shared machine (moe-train
@@ -163,6 +166,8 @@ Expected<std::unique_ptr<Executor>> Executor::create(Program program,
     std::string detail = "arena " + mib(p.arenaBytes) + " + persistent " +
                          mib(p.persistentBytes) + " + workspace " +
                          mib(workspaceBytes);
+    if (collectiveWorkspaceBytes > 0)
+      detail += " + collective workspace " + mib(collectiveWorkspaceBytes);
     if (constantBytesNeeded > 0)
       detail += " + constants " + mib(constantBytesNeeded);
     if (device.hostAccessible() && p.hostBytes > 0)
@@ -365,8 +370,7 @@ Expected<CollectiveQueue *> Executor::queueFor(comm::GridCommunicators &grid) {
     MOERT_ASSIGN_OR_RETURN(queue_, makeCollectiveQueue(device_, grid));
     queueGrid_ = &grid;
   }
-  if (queue_ && queue_->stream() && collectiveWorkspaceBytes_ > 0 &&
-      !collectiveWorkspace_.data()) {
+  if (queue_ && collectiveWorkspaceBytes_ > 0 && !collectiveWorkspace_.data()) {
     MOERT_ASSIGN_OR_RETURN(
         collectiveWorkspace_,
         device_.allocate(static_cast<size_t>(collectiveWorkspaceBytes_),
@@ -391,11 +395,10 @@ Status Executor::startCollective(size_t i, const RunContext &context,
   const KernelInfo &info = *kernels_[i];
   std::vector<void *> operands, results;
   addresses(inst, operands, results);
-  // A queue with a stream of its own gets scratch of its own; the host
-  // queue's kernels take none.
-  void *workspace = queue.stream() ? collectiveWorkspace_.data() : nullptr;
-  const size_t workspaceBytes =
-      queue.stream() ? collectiveWorkspace_.size() : 0;
+  // Scratch of its own: the compute kernels run meanwhile and use the
+  // executor's workspace (the CPU's collective kernels ask for none).
+  void *workspace = collectiveWorkspace_.data();
+  const size_t workspaceBytes = collectiveWorkspace_.size();
   void *stream = queue.stream();
   auto work = [this, i, &inst, &info, &context, operands, results, workspace,
                workspaceBytes, stream]() -> Status {

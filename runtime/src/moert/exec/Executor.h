@@ -156,9 +156,9 @@ private:
   CollectiveSchedule schedule_;
   bool overlapCollectives_ = true;
   bool lastRunOverlapped_ = false;
-  /// Scratch of the collectives on a queue with its own stream (their
-  /// kernels must not share the compute kernels' workspace); allocated
-  /// with the first such queue.
+  /// Scratch of the collectives started on a queue (their kernels run
+  /// beside the compute kernels, which use workspace_): the largest any
+  /// asynchronous collective asks for, allocated with the first queue.
   int64_t collectiveWorkspaceBytes_ = 0;
   hal::DeviceBuffer collectiveWorkspace_;
   comm::GridCommunicators *queueGrid_ = nullptr;
