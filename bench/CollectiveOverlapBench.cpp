@@ -10,9 +10,10 @@
 // the machine's speed weighs on both), after W warm-up steps. Prints, on
 // rank 0, what the plan's collective schedule allows (how many collectives
 // run asynchronously, how many instructions each overlaps on average, how
-// many are only waited for at the end of the step), the median step time
-// and the fastest step time of each mode (a step's time is its slowest
-// rank's) and their ratios.
+// many are only waited for at the end of the step, which kernels wait for
+// them and why: they read the result, or write bytes the arena gave the
+// collective's operand or result), the median and the fastest step time of
+// each mode (a step's time is its slowest rank's) and their ratios.
 //
 // A benchmark, not a test: nothing fails on a slow number.
 //
@@ -28,6 +29,7 @@
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -171,6 +173,46 @@ int main(int argc, char **argv) {
                 async ? static_cast<double>(schedule.overlappedInstructions()) /
                             async
                       : 0.0);
+    // Where the plan's collectives are waited for, by the kernel that
+    // needs their bytes: what ends each overlap.
+    std::map<std::string, int> waits;
+    const auto &instructions = executor.program().instructions;
+    for (size_t j = 0; j < schedule.waitBefore.size(); ++j)
+      if (!schedule.waitBefore[j].empty())
+        waits[instructions[j].kernel] +=
+            static_cast<int>(schedule.waitBefore[j].size());
+    if (!schedule.waitAtEnd.empty())
+      waits["(end of the step)"] += static_cast<int>(schedule.waitAtEnd.size());
+    std::printf("collectives waited for before:");
+    for (const auto &[kernel, count] : waits)
+      std::printf(" %s %d;", kernel.c_str(), count);
+    std::printf("\n");
+    // Why: the instruction reads the result (a true dependency), or writes
+    // bytes of the operand or result that the arena gave another buffer
+    // once the collective's own buffer was dead in program order.
+    int readsResult = 0, reusesOperand = 0, reusesResult = 0;
+    const exec::Program &program = executor.program();
+    for (size_t j = 0; j < schedule.waitBefore.size(); ++j)
+      for (size_t i : schedule.waitBefore[j]) {
+        const exec::Instruction &c = instructions[i], &w = instructions[j];
+        auto overlapsAny = [&](const std::vector<int32_t> &ids,
+                               int32_t target) {
+          const exec::ByteRange t = exec::bufferBytes(program, target);
+          for (int32_t id : ids)
+            if (exec::bufferBytes(program, id).overlaps(t))
+              return true;
+          return false;
+        };
+        if (overlapsAny(w.operands, c.results[0]))
+          ++readsResult;
+        else if (overlapsAny(w.results, c.operands[0]))
+          ++reusesOperand;
+        else
+          ++reusesResult;
+      }
+    std::printf("the waiting instruction reads the result: %d, writes the "
+                "operand's bytes: %d, writes the result's bytes: %d\n",
+                readsResult, reusesOperand, reusesResult);
     if (!overlapped)
       std::printf("note: the collectives did not run asynchronously (MPI "
                   "without MPI_THREAD_SERIALIZED?)\n");
