@@ -6,7 +6,9 @@
 #      and index-based formulations at E = 8, 32, 64;
 #   3. demo-model training tokens/s: moe-train vs the same model in PyTorch
 #      eager, and the model FLOP utilization against the sgemm peak;
-#   4. where the demo's training step spends its time, per kernel.
+#   4. where the demo's training step spends its time, per kernel;
+#   5. the demo's step on 2 MPI ranks (dp=2, and dp=2 zero=2 with small
+#      buckets) with collective overlap off and on (moe-bench-overlap).
 #
 #   ./scripts/bench.sh [--quick] [--no-build] [--bin DIR] [--threads N]
 #
@@ -40,7 +42,8 @@ done
 if [[ $build == 1 ]]; then
   cmake --preset default >/dev/null
   cmake --build --preset default --target moe-opt moe-model-gen moe-train \
-    moe-bench-experts moe-bench-layer moe-bench-step -- -j"$(nproc)" >&2
+    moe-bench-experts moe-bench-layer moe-bench-step moe-bench-overlap \
+    -- -j"$(nproc)" >&2
 fi
 
 # Same threads for everyone. The OpenMP wait policy is left to libgomp for
@@ -107,4 +110,24 @@ if [[ $have_compiler == 1 ]]; then
   fi
 else
   echo "skipped: needs moe-opt / moe-model-gen in $bin"
+fi
+
+echo
+echo "== 5. the demo's step on 2 ranks, collective overlap off vs on (moe-bench-overlap)"
+if [[ $have_compiler == 1 && -x $bin/moe-bench-overlap ]] && command -v mpirun >/dev/null; then
+  "$bin/moe-model-gen" models/demo.json -o "$workdir/demo2.mlir"
+  for grid in "dp=2" "dp=2 zero=2 bucket-mb=0.0625"; do
+    plan=$workdir/overlap-${grid// /-}.moeplan
+    "$bin/moe-opt" "$workdir/demo2.mlir" \
+      --moe-training-pipeline="lr=0.003 warmup-steps=20 $grid" -o /dev/null \
+      --moe-emit-plan="output=$plan seed=1"
+    # One OpenMP thread per rank: the two ranks fill the two cores.
+    rounds=(--steps 10 --rounds 6 --warmup 3)
+    [[ $quick == 1 ]] && rounds=(--steps 1 --rounds 1 --warmup 0)
+    OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 OMPI_ALLOW_RUN_AS_ROOT=1 \
+      OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1 \
+      mpirun -np 2 "$bin/moe-bench-overlap" "$plan" "${rounds[@]}"
+  done
+else
+  echo "skipped: needs moe-opt / moe-model-gen / moe-bench-overlap in $bin and mpirun"
 fi

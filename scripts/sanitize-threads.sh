@@ -2,8 +2,10 @@
 # ThreadSanitizer over the runtime's threaded code (preset `tsan`: clang-22,
 # runtime only, build dir build-tsan/): the OpenMP kernels (gate, dispatch
 # and combine, experts, dense GEMMs, the multithreaded CPU AdamW), the
-# communicator with its collective watchdog thread, and the executor's
-# collectives, the MPI ones under mpirun with 2 ranks. Any report fails the
+# communicator with its collective watchdog thread, the executor's
+# collectives, the MPI ones under mpirun with 2 ranks (with the executor's
+# communication thread overlapping them with compute), and that thread's
+# queue on its own. Any report fails the
 # run (halt_on_error).
 #
 #   scripts/sanitize-threads.sh      build, check the probe, run the tests
@@ -31,6 +33,7 @@ suites=(
   runtime/src/moert/train/tests/moert-train-tests
   runtime/src/moert/dense/tests/moert-dense-tests
   runtime/src/moert/comm/tests/moert-comm-tests
+  runtime/src/moert/exec/tests/moert-exec-collective-schedule-tests
 )
 mpi_suites=(
   runtime/src/moert/comm/tests/moert-comm-mpi-tests

@@ -65,6 +65,7 @@ struct Options {
   std::string onNonFinite = "stop"; // f32 plans: stop or skip
   uint64_t memoryLimit = 0; // bytes per rank; 0: what the device reports
   int64_t collectiveTimeout = 1800; // seconds a rank waits in a collective
+  std::string overlapCollectives = "on"; // collectives beside the compute
   // Translation evaluation during training (--data runs).
   std::string evalPlan;       // one-process plan of the same model
   int64_t evalEvery = 0;      // 0: after the last step only
@@ -88,6 +89,7 @@ const char *kUsage =
     "[--on-nonfinite stop|skip]\n"
     "                 [--max-nonfinite-steps N] [--memory-limit BYTES[K|M|G]] "
     "[--collective-timeout S]\n"
+    "                 [--overlap-collectives on|off]\n"
     "                 [--eval-plan PLAN --eval-json FILE.jsonl [--eval-every "
     "K] [--eval-sentences N]\n"
     "                  [--eval-languages L1,L2|all] [--eval-direction "
@@ -138,6 +140,11 @@ const char *kUsage =
     "collective (another rank stopped or hung; MPI in multi-rank jobs, NCCL "
     "on GPUs) ends the job naming the collective, rank and step (default "
     "1800; 0: wait forever)\n"
+    "  --overlap-collectives on|off  run the collectives of a multi-rank "
+    "job beside the compute (on, default: an MPI communication thread, or a "
+    "second CUDA stream for NCCL), each waited for where an instruction "
+    "first needs its bytes; off: each in program order before the next "
+    "instruction. The results are the same bits either way\n"
     "A plan partitioned for a device grid of N ranks runs under "
     "mpirun -np N.\n";
 
@@ -233,6 +240,12 @@ bool parseOptions(int argc, char **argv, Options &options) {
                       options.evalSplit + "'");
     } else if (arg == "--collective-timeout") {
       ok = cl.integer(0, options.collectiveTimeout);
+    } else if (arg == "--overlap-collectives") {
+      ok = cl.value(options.overlapCollectives);
+      if (ok && options.overlapCollectives != "on" &&
+          options.overlapCollectives != "off")
+        ok = cl.error("--overlap-collectives expects on or off, found '" +
+                      options.overlapCollectives + "'");
     } else if (arg == "--on-nonfinite") {
       ok = cl.value(options.onNonFinite);
       if (ok && options.onNonFinite != "stop" &&
@@ -659,6 +672,11 @@ int main(int argc, char **argv) {
   if (!created.ok())
     return job.fail(created.status());
   runner::Trainer &trainer = **created;
+  trainer.executor().setCollectiveOverlap(options.overlapCollectives == "on");
+  if (options.overlapCollectives == "on" && mpi && !useNccl &&
+      !mpi->serializedThreads() && rankZero)
+    std::printf("moe-train: the MPI library does not provide "
+                "MPI_THREAD_SERIALIZED; collectives run without overlap\n");
   if (!options.data.empty()) {
     Expected<std::unique_ptr<data::MultitaskSource>> source =
         data::MultitaskSource::create(options.data, trainer.task().config());

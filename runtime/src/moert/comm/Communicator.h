@@ -27,7 +27,10 @@
 // type, sizes beyond int64 (the same on every rank, given the same
 // arguments), and overlapping buffers where not allowed (a rank-local
 // mistake: its peers then wait). Communicators are not thread-safe: one
-// thread (MPI_THREAD_FUNNELED) uses them.
+// thread at a time uses them. That is the thread that made the grid, or,
+// where GridCommunicators::collectivesFromAnyThread() says so, the
+// executor's communication thread while the other one waits for it or
+// calls no communicator (MPI_THREAD_SERIALIZED).
 //
 //===----------------------------------------------------------------------===//
 #ifndef MOERT_COMM_COMMUNICATOR_H
@@ -140,6 +143,12 @@ public:
   /// Every rank of the job, ordered by world rank; the same object as
   /// group() over all axes.
   virtual Communicator &world() = 0;
+  /// Whether the collectives may be called from a thread other than the
+  /// one that made the grid, by one thread at a time (the executor's
+  /// communication thread, exec/CollectiveQueue.h). MPI allows it from
+  /// MPI_THREAD_SERIALIZED up; the group creation of group() stays on the
+  /// thread that made the grid.
+  virtual bool collectivesFromAnyThread() const { return true; }
 
 protected:
   std::vector<int64_t> shape_, coords_;

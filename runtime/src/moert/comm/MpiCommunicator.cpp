@@ -338,6 +338,11 @@ public:
   int worldRank() const override { return worldRank_; }
   int worldSize() const override { return worldSize_; }
   Communicator &world() override { return *world_; }
+  bool collectivesFromAnyThread() const override {
+    int provided = MPI_THREAD_SINGLE;
+    return MPI_Query_thread(&provided) == MPI_SUCCESS &&
+           provided >= MPI_THREAD_SERIALIZED;
+  }
 
   Expected<Communicator *> group(const std::vector<int> &axes) override {
     Expected<std::vector<int>> sortedOr =
@@ -450,7 +455,10 @@ MpiSession::MpiSession(int *argc, char ***argv) {
   }
   int provided = MPI_THREAD_SINGLE;
   if (!initialized) {
-    int code = MPI_Init_thread(argc, argv, MPI_THREAD_FUNNELED, &provided);
+    // SERIALIZED where the library has it: the executor's communication
+    // thread then runs the collectives while this one computes (one thread
+    // in MPI at a time). FUNNELED is enough for synchronous collectives.
+    int code = MPI_Init_thread(argc, argv, MPI_THREAD_SERIALIZED, &provided);
     if (code != MPI_SUCCESS) {
       status_ = Status(StatusCode::Unavailable,
                        "MPI_Init_thread failed: " + mpiErrorText(code));
@@ -469,6 +477,7 @@ MpiSession::MpiSession(int *argc, char ***argv) {
         provided, static_cast<int>(MPI_THREAD_FUNNELED)));
     return;
   }
+  serializedThreads_ = provided >= MPI_THREAD_SERIALIZED;
   MPI_Comm_rank(MPI_COMM_WORLD, &worldRank_);
   MPI_Comm_size(MPI_COMM_WORLD, &worldSize_);
 }

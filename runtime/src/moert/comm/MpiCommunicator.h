@@ -31,9 +31,12 @@
 
 namespace moert::comm {
 
-/// Owns MPI for the lifetime of a process: initializes it (thread level
-/// MPI_THREAD_FUNNELED: only the thread that created the session calls MPI)
-/// unless something else already did, and finalizes it on destruction when
+/// Owns MPI for the lifetime of a process: initializes it (asking for
+/// thread level MPI_THREAD_SERIALIZED, so that the executor's communication
+/// thread may run collectives while the main thread computes, one thread in
+/// MPI at a time; MPI_THREAD_FUNNELED is the least it accepts, and then
+/// collectives stay on the thread that created the session) unless
+/// something else already did, and finalizes it on destruction when
 /// it was the one to initialize it. Errors on MPI_COMM_WORLD are returned,
 /// not fatal, when the session initialized MPI. Create one, early in
 /// main(), before any grid; destroy grids before it.
@@ -60,12 +63,16 @@ public:
   int worldSize() const { return worldSize_; }
   /// Whether this session called MPI_Init_thread (and will finalize).
   bool initializedMpi() const { return initializedMpi_; }
+  /// Whether MPI provides MPI_THREAD_SERIALIZED or more (collectives may
+  /// run on a communication thread).
+  bool serializedThreads() const { return serializedThreads_; }
 
 private:
   Status status_;
   int worldRank_ = 0;
   int worldSize_ = 1;
   bool initializedMpi_ = false;
+  bool serializedThreads_ = false;
 };
 
 /// The job's processes (MPI_COMM_WORLD) arranged on `gridShape`: world rank

@@ -3,6 +3,7 @@
 
 #include "moert/backends/cpu/CpuDevice.h"
 #include "moert/comm/Communicator.h"
+#include "moert/exec/CollectiveQueue.h"
 #include "moert/exec/DeviceErrors.h"
 #include "moert/exec/GradientPairs.h"
 #include "moert/exec/ShapeRules.h"
@@ -12,6 +13,7 @@
 #include <cstring>
 #include <new>
 #include <optional>
+#include <set>
 
 namespace moert {
 namespace exec {
@@ -68,6 +70,8 @@ void materializeSplat(const Buffer &b, uint8_t *out) {
 Executor::Executor(Program program, hal::Device &device)
     : program_(std::move(program)), device_(device) {}
 
+Executor::~Executor() = default;
+
 Expected<std::unique_ptr<Executor>> Executor::create(Program program) {
   return create(std::move(program), cpu::hostDevice());
 }
@@ -115,6 +119,14 @@ Expected<std::unique_ptr<Executor>> Executor::create(Program program,
       stagingBytes = std::max(stagingBytes, stagedBytes(*info, inst, p));
   }
   MOERT_RETURN_IF_ERROR(checkGradientPairs(p));
+  // Where asynchronous collectives are waited for: the queues run them one
+  // at a time in program order (CollectiveQueue.h).
+  executor->schedule_ = scheduleCollectives(p, {}, p.stepEnd());
+  for (size_t i = 0; i < p.instructions.size(); ++i)
+    if (executor->schedule_.asynchronous[i] && executor->kernels_[i]->workspace)
+      executor->collectiveWorkspaceBytes_ =
+          std::max(executor->collectiveWorkspaceBytes_,
+                   executor->kernels_[i]->workspace(p.instructions[i], p));
   // The plan's memory against what the device has, before allocating: a
   // clear error instead of an allocation failure midway (or the host's OOM
   // killer later).
@@ -122,9 +134,12 @@ Expected<std::unique_ptr<Executor>> Executor::create(Program program,
   for (const Buffer &b : p.buffers)
     if (b.kind == BufferKind::Constant)
       constantBytesNeeded += alignUp(b.type.byteSize());
+  // The collectives' own workspace (overlap) counts too: a run on a grid
+  // allocates it with its collective queue.
+  const int64_t collectiveWorkspaceBytes = executor->collectiveWorkspaceBytes_;
   const uint64_t needed =
       static_cast<uint64_t>(p.arenaBytes + p.persistentBytes + workspaceBytes +
-                            constantBytesNeeded +
+                            collectiveWorkspaceBytes + constantBytesNeeded +
                             (device.hostAccessible() ? p.hostBytes : 0));
   // MOERT_MEMORY_LIMIT (bytes) replaces what the device reports: a job
   // that must stay below its share of a shared machine (moe-train
@@ -151,6 +166,8 @@ Expected<std::unique_ptr<Executor>> Executor::create(Program program,
     std::string detail = "arena " + mib(p.arenaBytes) + " + persistent " +
                          mib(p.persistentBytes) + " + workspace " +
                          mib(workspaceBytes);
+    if (collectiveWorkspaceBytes > 0)
+      detail += " + collective workspace " + mib(collectiveWorkspaceBytes);
     if (constantBytesNeeded > 0)
       detail += " + constants " + mib(constantBytesNeeded);
     if (device.hostAccessible() && p.hostBytes > 0)
@@ -289,8 +306,51 @@ Status Executor::run(const RunContext &context) {
         shapeText(context.grid->gridShape()) +
         ", the program was partitioned for " + shapeText(program_.gridShape));
   }
-  for (size_t i = 0; i < program_.stepEnd(); ++i)
-    MOERT_RETURN_IF_ERROR(runInstruction(i, context));
+  lastRunOverlapped_ = false;
+  CollectiveQueue *queue = nullptr;
+  if (overlapCollectives_ && context.grid && context.grid->worldSize() > 1 &&
+      schedule_.numAsynchronous() > 0) {
+    MOERT_ASSIGN_OR_RETURN(queue, queueFor(*context.grid));
+  }
+  if (!queue) {
+    for (size_t i = 0; i < program_.stepEnd(); ++i)
+      MOERT_RETURN_IF_ERROR(runInstruction(i, context));
+    return checkErrorRecord();
+  }
+  lastRunOverlapped_ = true;
+  // The groups' communicators are made here, on this thread, before any
+  // collective runs on the queue: a group's first request may be
+  // collective (MPI_Comm_split), and the grid's cache of groups then only
+  // is read while the queue runs.
+  std::set<std::vector<int>> groups;
+  for (size_t i = 0; i < program_.stepEnd(); ++i) {
+    const Instruction &inst = program_.instructions[i];
+    if (inst.collective && isCommunicatingCollective(inst.kernel) &&
+        groups.insert(inst.collective->axes).second) {
+      Expected<comm::Communicator *> group =
+          context.grid->group(inst.collective->axes);
+      if (!group.ok()) // as the instruction would report it
+        return group.takeStatus().withContext(describeInstruction(i, inst));
+    }
+  }
+  Status status = Status::success();
+  for (size_t i = 0; i < program_.stepEnd() && status.ok(); ++i) {
+    for (size_t started : schedule_.waitBefore[i]) {
+      status = queue->wait(started);
+      if (!status.ok())
+        break;
+    }
+    if (!status.ok())
+      break;
+    status = schedule_.asynchronous[i] ? startCollective(i, context, *queue)
+                                       : runInstruction(i, context);
+  }
+  // Everything started is waited for, also after an error (the queue uses
+  // the executor's buffers). A collective's error comes first: it was
+  // started before any instruction that failed here.
+  Status drained = queue->drain();
+  MOERT_RETURN_IF_ERROR(drained);
+  MOERT_RETURN_IF_ERROR(status);
   return checkErrorRecord();
 }
 
@@ -301,6 +361,58 @@ Status Executor::run(const EntryPoint &entry, const RunContext &context) {
   for (size_t i = entry.begin; i < entry.end; ++i)
     MOERT_RETURN_IF_ERROR(runInstruction(i, context));
   return checkErrorRecord();
+}
+
+Expected<CollectiveQueue *> Executor::queueFor(comm::GridCommunicators &grid) {
+  if (queueGrid_ != &grid) {
+    queue_.reset();
+    queueGrid_ = nullptr;
+    MOERT_ASSIGN_OR_RETURN(queue_, makeCollectiveQueue(device_, grid));
+    queueGrid_ = &grid;
+  }
+  if (queue_ && collectiveWorkspaceBytes_ > 0 && !collectiveWorkspace_.data()) {
+    MOERT_ASSIGN_OR_RETURN(
+        collectiveWorkspace_,
+        device_.allocate(static_cast<size_t>(collectiveWorkspaceBytes_),
+                         "collective workspace"));
+  }
+  return queue_.get();
+}
+
+void Executor::addresses(const Instruction &inst, std::vector<void *> &operands,
+                         std::vector<void *> &results) {
+  operands.clear();
+  results.clear();
+  for (int32_t id : inst.operands)
+    operands.push_back(deviceAddress(id));
+  for (int32_t id : inst.results)
+    results.push_back(deviceAddress(id));
+}
+
+Status Executor::startCollective(size_t i, const RunContext &context,
+                                 CollectiveQueue &queue) {
+  const Instruction &inst = program_.instructions[i];
+  const KernelInfo &info = *kernels_[i];
+  std::vector<void *> operands, results;
+  addresses(inst, operands, results);
+  // Scratch of its own: the compute kernels run meanwhile and use the
+  // executor's workspace (the CPU's collective kernels ask for none).
+  void *workspace = collectiveWorkspace_.data();
+  const size_t workspaceBytes = collectiveWorkspace_.size();
+  void *stream = queue.stream();
+  auto work = [this, i, &inst, &info, &context, operands, results, workspace,
+               workspaceBytes, stream]() -> Status {
+    KernelCall call(inst, program_, context, operands, results, device_,
+                    workspace, workspaceBytes, errorRecord_.data(), stream);
+    Status status = info.fn(call);
+    if (!status.ok())
+      return status.withContext(describeInstruction(i, inst));
+    return Status::success();
+  };
+  Status started = queue.start(i, std::move(work));
+  if (!started.ok())
+    return started.withContext(describeInstruction(i, inst));
+  return Status::success();
 }
 
 Status Executor::checkErrorRecord() {

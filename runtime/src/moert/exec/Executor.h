@@ -14,6 +14,7 @@
 #ifndef MOERT_EXEC_EXECUTOR_H
 #define MOERT_EXEC_EXECUTOR_H
 
+#include "moert/exec/CollectiveSchedule.h"
 #include "moert/exec/KernelRegistry.h"
 #include "moert/exec/Program.h"
 #include "moert/hal/Device.h"
@@ -27,6 +28,8 @@ class GridCommunicators;
 } // namespace comm
 
 namespace exec {
+
+class CollectiveQueue;
 
 /// Per-run values every kernel may read.
 struct RunContext {
@@ -66,15 +69,34 @@ public:
   /// The same on the process's CPU device.
   static Expected<std::unique_ptr<Executor>> create(Program program);
 
+  ~Executor();
+
   /// Enqueues the training step (the instructions before the first entry
   /// point) once on the device's stream. Errors of asynchronous work
-  /// surface here or at the next synchronizing call.
+  /// surface here or at the next synchronizing call. With collective
+  /// overlap (the default) and a grid of more than one rank, the step's
+  /// collectives that communicate run on a queue of their own
+  /// (CollectiveQueue.h) while the instructions after them compute, each
+  /// waited for at its wait point (CollectiveSchedule.h) and all of them
+  /// before run() returns; the results are the same bits as without.
   Status run(const RunContext &context);
-  /// The same for the instructions of one entry point (Program.h).
+  /// The same for the instructions of one entry point (Program.h); its
+  /// collectives run in program order (no overlap).
   Status run(const EntryPoint &entry, const RunContext &context);
   /// Enqueues instruction `index` alone (run() is all of them in order;
-  /// profilers time them one by one). The grid check is run()'s.
+  /// profilers time them one by one), collectives included (synchronous).
+  /// The grid check is run()'s.
   Status runInstruction(size_t index, const RunContext &context);
+
+  /// Whether run() overlaps collectives with compute where the grid and
+  /// device allow it (see CollectiveQueue.h for where they stay
+  /// synchronous). On by default.
+  void setCollectiveOverlap(bool on) { overlapCollectives_ = on; }
+  bool collectiveOverlap() const { return overlapCollectives_; }
+  /// Whether the last run() started collectives asynchronously.
+  bool lastRunOverlapped() const { return lastRunOverlapped_; }
+  /// Where each collective of the training step is waited for.
+  const CollectiveSchedule &collectiveSchedule() const { return schedule_; }
 
   /// Copies the whole of buffer `id` from / to host memory (`bytes` must be
   /// its size). Reading waits for the work enqueued before.
@@ -120,6 +142,29 @@ private:
   /// Host copies for kernels that need operands/results on the host, when
   /// the device is not host-accessible (sized for the largest such call).
   std::vector<uint8_t> staging_;
+
+  /// The operand and result addresses of instruction `i` (no staging).
+  void addresses(const Instruction &inst, std::vector<void *> &operands,
+                 std::vector<void *> &results);
+  /// Starts collective `i` on `queue`.
+  Status startCollective(size_t i, const RunContext &context,
+                         CollectiveQueue &queue);
+  /// The queue for `grid` (made on first use, again for another grid);
+  /// null when collectives stay synchronous there.
+  Expected<CollectiveQueue *> queueFor(comm::GridCommunicators &grid);
+
+  CollectiveSchedule schedule_;
+  bool overlapCollectives_ = true;
+  bool lastRunOverlapped_ = false;
+  /// Scratch of the collectives started on a queue (their kernels run
+  /// beside the compute kernels, which use workspace_): the largest any
+  /// asynchronous collective asks for, allocated with the first queue.
+  int64_t collectiveWorkspaceBytes_ = 0;
+  hal::DeviceBuffer collectiveWorkspace_;
+  comm::GridCommunicators *queueGrid_ = nullptr;
+  /// Last: destroyed (drained, its thread joined) before the buffers its
+  /// collectives use.
+  std::unique_ptr<CollectiveQueue> queue_;
 };
 
 /// What a kernel sees of the instruction it runs.
@@ -129,17 +174,18 @@ public:
              const RunContext &context, std::vector<void *> operands,
              std::vector<void *> results, hal::Device &device,
              void *workspace = nullptr, size_t workspaceBytes = 0,
-             void *errorRecord = nullptr)
+             void *errorRecord = nullptr, void *stream = nullptr)
       : instruction_(instruction), program_(program), context_(context),
         operands_(std::move(operands)), results_(std::move(results)),
-        device_(device), workspace_(workspace),
-        workspaceBytes_(workspaceBytes), errorRecord_(errorRecord) {}
+        device_(device), workspace_(workspace), workspaceBytes_(workspaceBytes),
+        errorRecord_(errorRecord), stream_(stream) {}
 
   const RunContext &context() const { return context_; }
-  /// The device the kernel runs on, and its native stream (cudaStream_t on
-  /// CUDA, null on the CPU): a kernel enqueues its work there.
+  /// The device the kernel runs on, and the native stream it enqueues its
+  /// work on (cudaStream_t on CUDA, null on the CPU): the device's, or the
+  /// collective queue's for a collective started asynchronously.
   hal::Device &device() const { return device_; }
-  void *stream() const { return device_.nativeStream(); }
+  void *stream() const { return stream_ ? stream_ : device_.nativeStream(); }
   /// Scratch for this call: the size the kernel's WorkspaceFn returned for
   /// this instruction (or more), on the device.
   void *workspace() const { return workspace_; }
@@ -201,6 +247,7 @@ private:
   void *workspace_;
   size_t workspaceBytes_;
   void *errorRecord_;
+  void *stream_;
 };
 
 } // namespace exec

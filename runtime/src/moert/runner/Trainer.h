@@ -121,6 +121,7 @@ public:
   }
   const plan::LoadedPlan &plan() const { return plan_; }
   const exec::Executor &executor() const { return *executor_; }
+  exec::Executor &executor() { return *executor_; }
   uint64_t seed() const { return seed_; }
   /// Replaces the loss scaler's configuration (before the first step or
   /// loadCheckpoint); fails for a plan without loss scaling.

@@ -458,6 +458,8 @@ public:
   int rank() const override { return rank_; }
   int size() const override { return size_; }
   bool devicePointers() const override { return true; }
+  /// The stream the next collectives enqueue on.
+  void setStream(cudaStream_t stream) { stream_ = stream; }
 
   Status allReduce(void *data, int64_t count, comm::ElementType type,
                    comm::ReduceOp op) override {
@@ -641,8 +643,8 @@ public:
   NcclGrid(std::unique_ptr<comm::GridCommunicators> bootstrap,
            CudaDevice &device, std::vector<std::string> axisNames,
            double collectiveTimeoutSeconds)
-      : bootstrap_(std::move(bootstrap)), stream_(device.stream()),
-        axisNames_(std::move(axisNames)) {
+      : bootstrap_(std::move(bootstrap)), deviceStream_(device.stream()),
+        stream_(device.stream()), axisNames_(std::move(axisNames)) {
     shape_ = bootstrap_->gridShape();
     coords_ = bootstrap_->coords();
     state_ = std::make_shared<NcclState>(collectiveTimeoutSeconds,
@@ -707,6 +709,13 @@ public:
   int worldSize() const override { return bootstrap_->worldSize(); }
   comm::Communicator &world() override { return *world_; }
 
+  /// See setNcclStream.
+  void setStream(cudaStream_t stream) {
+    stream_ = stream ? stream : deviceStream_;
+    for (const std::unique_ptr<comm::Communicator> &made : groups_)
+      static_cast<NcclCommunicator &>(*made).setStream(stream_);
+  }
+
   Expected<comm::Communicator *> group(const std::vector<int> &axes) override {
     MOERT_ASSIGN_OR_RETURN(std::vector<int> sorted,
                            comm::detail::canonicalAxes(axes, shape_.size()));
@@ -765,7 +774,8 @@ private:
   }
 
   std::unique_ptr<comm::GridCommunicators> bootstrap_;
-  cudaStream_t stream_;
+  cudaStream_t deviceStream_; // the device's (compute) stream
+  cudaStream_t stream_;       // where collectives enqueue now
   std::vector<std::string> axisNames_;
   std::shared_ptr<NcclState> state_;
   ncclComm_t worldComm_ = nullptr;
@@ -776,6 +786,14 @@ private:
 } // namespace
 
 Status ncclAvailable() { return ncclApi().status; }
+
+Status setNcclStream(comm::GridCommunicators &grid, void *stream) {
+  NcclGrid *nccl = dynamic_cast<NcclGrid *>(&grid);
+  if (!nccl)
+    return invalidArgument("setNcclStream: the grid is not a NCCL grid");
+  nccl->setStream(static_cast<cudaStream_t>(stream));
+  return Status::success();
+}
 
 GroupSplit groupSplit(const std::vector<int64_t> &shape,
                       const std::vector<int64_t> &coords,

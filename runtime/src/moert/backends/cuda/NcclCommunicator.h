@@ -79,6 +79,13 @@ makeNcclGrid(std::unique_ptr<comm::GridCommunicators> bootstrap,
              const std::vector<std::string> &axisNames = {},
              double collectiveTimeoutSeconds = 0);
 
+/// Points every communicator of `grid` (made by makeNcclGrid), and those
+/// it makes later, at `stream` (a cudaStream_t of the grid's device; null:
+/// the device's stream, where they start). The executor's collective
+/// stream (StreamCollectiveQueue.h) sets it around each collective it
+/// enqueues. An error for a grid that is not a NCCL grid.
+Status setNcclStream(comm::GridCommunicators &grid, void *stream);
+
 } // namespace cuda
 } // namespace moert
 

@@ -16,11 +16,13 @@
 #include "TestPrograms.h"
 
 #include "moert/comm/MpiCommunicator.h"
+#include "moert/exec/CollectiveSchedule.h"
 
 #include <gtest/gtest.h>
 #include <mpi.h>
 
 #include <algorithm>
+#include <cstring>
 #include <sstream>
 
 using namespace moert;
@@ -271,6 +273,143 @@ TEST(CollectiveKernels, EveryCollectiveOnEveryGridAndAxisSet) {
       }
     }
   }
+}
+
+//===----------------------------------------------------------------------===//
+// Collectives overlapped with compute (Executor::setCollectiveOverlap)
+//===----------------------------------------------------------------------===//
+
+/// Compute and collectives whose buffers overlap the way the compiler's
+/// arena lays them out: `reused` takes the bytes of the first all-reduce's
+/// operand once it is dead in program order, so the instruction that
+/// writes it must wait for that collective.
+struct OverlapProgram {
+  TestProgram t;
+  int32_t a = 0, x = 0, reduced = 0, y = 0, reused = 0, gathered = 0, z = 0,
+          exchanged = 0, out = 0;
+  explicit OverlapProgram(int64_t ranks) {
+    t.program.gridShape = {ranks, 1, 1};
+    a = t.buffer(DType::F32, {ranks * 16});
+    x = t.buffer(DType::F32, {ranks * 16}, BufferKind::Arena);
+    reduced = t.buffer(DType::F32, {ranks * 16}, BufferKind::Arena);
+    y = t.buffer(DType::F32, {ranks * 16}, BufferKind::Arena);
+    gathered = t.buffer(DType::F32, {ranks * ranks * 16}, BufferKind::Arena);
+    z = t.buffer(DType::F32, {ranks * 16}, BufferKind::Arena);
+    exchanged = t.buffer(DType::F32, {ranks * 16}, BufferKind::Arena);
+    out = t.buffer(DType::F32, {ranks * 16});
+    // `reused`: an arena buffer over x's bytes under another id.
+    Buffer alias = t.program.buffers[x];
+    alias.name = "reused";
+    t.program.buffers.push_back(alias);
+    reused = static_cast<int32_t>(t.program.buffers.size() - 1);
+    CollectiveInfo sum{{0}, Reduction::Sum, -1, -1};
+    t.add("moe.mul", {a, a}, {x});                      // 0
+    t.add("shard.all_reduce", {x}, {reduced}, {}, sum); // 1
+    t.add("moe.add", {a, a}, {y});                      // 2
+    t.add("shard.all_gather", {y}, {gathered}, {},
+          CollectiveInfo{{0}, Reduction::None, -1, 0}); // 3
+    t.add("moe.mul", {a, y}, {reused}); // 4: writes 1's operand bytes
+    t.add("shard.all_to_all", {reused}, {exchanged}, {},
+          CollectiveInfo{{0}, Reduction::None, 0, 0}); // 5
+    t.add("moe.add", {reduced, y}, {z});               // 6
+    t.add("moe.add", {z, exchanged}, {out});           // 7
+  }
+};
+
+TEST(CollectiveOverlap, SameBitsAndBytesAsSynchronousCollectives) {
+  const int64_t ranks = worldSize();
+  if (ranks < 2)
+    GTEST_SKIP() << "needs 2 or more processes";
+  auto grid = comm::makeMpiGrid({ranks, 1, 1}, {"dp", "ep", "tp"});
+  ASSERT_TRUE(grid.ok()) << grid.status().toString();
+  EXPECT_TRUE((*grid)->collectivesFromAnyThread()); // OpenMPI: SERIALIZED+
+  OverlapProgram p(ranks);
+  CollectiveSchedule schedule = scheduleCollectives(p.t.program);
+  EXPECT_EQ(schedule.waitPoint[1], 4u); // 4 overwrites its operand bytes
+  EXPECT_EQ(schedule.waitPoint[3], 8u); // nothing reads `gathered`
+  EXPECT_EQ(schedule.waitPoint[5], 7u);
+
+  std::vector<float> input;
+  for (int64_t i = 0; i < ranks * 16; ++i)
+    input.push_back(static_cast<float>(
+        0.1 * static_cast<double>((*grid)->worldRank() + 1) + 0.37 * i));
+  std::vector<std::vector<float>> results[2];
+  int64_t bytes[2] = {};
+  for (int overlap = 0; overlap < 2; ++overlap) {
+    auto executor = Executor::create(p.t.program);
+    ASSERT_TRUE(executor.ok()) << executor.status().toString();
+    (*executor)->setCollectiveOverlap(overlap == 1);
+    fill(**executor, p.a, input);
+    RunContext context;
+    context.grid = grid->get();
+    comm::CommStats before = (*grid)->totalStats();
+    for (int step = 0; step < 3; ++step) {
+      Status status = (*executor)->run(context);
+      ASSERT_TRUE(status.ok()) << status.toString();
+      EXPECT_EQ((*executor)->lastRunOverlapped(), overlap == 1);
+    }
+    bytes[overlap] =
+        (*grid)->totalStats().totalBytesSent() - before.totalBytesSent();
+    for (int32_t id : {p.reduced, p.gathered, p.exchanged, p.out})
+      results[overlap].push_back(read<float>(**executor, id));
+  }
+  ASSERT_EQ(results[0].size(), results[1].size());
+  for (size_t k = 0; k < results[0].size(); ++k)
+    EXPECT_EQ(0, std::memcmp(results[0][k].data(), results[1][k].data(),
+                             results[0][k].size() * sizeof(float)))
+        << "result " << k;
+  EXPECT_EQ(bytes[0], bytes[1]);
+  EXPECT_GT(bytes[1], 0);
+}
+
+TEST(CollectiveOverlap, AFailedCollectiveReportsTheSynchronousError) {
+  // The ranks disagree on the all-reduce's count (a rank-local mistake):
+  // every rank's first exchange fails, on the communication thread with
+  // overlap. The error names the instruction and is the one the
+  // synchronous run returns; the all-gather queued behind it does not run
+  // (no rank reaches it, so none waits for it).
+  const int64_t ranks = worldSize();
+  if (ranks < 2 || ranks % 2 != 0)
+    GTEST_SKIP() << "needs an even number of processes";
+  auto grid = comm::makeMpiGrid({ranks, 1, 1}, {"dp", "ep", "tp"});
+  ASSERT_TRUE(grid.ok()) << grid.status().toString();
+  const int64_t count = (*grid)->worldRank() % 2 == 0 ? 64 : 32;
+  TestProgram t;
+  t.program.gridShape = {ranks, 1, 1};
+  int32_t a = t.buffer(DType::F32, {count});
+  int32_t reduced = t.buffer(DType::F32, {count}, BufferKind::Arena);
+  int32_t b = t.buffer(DType::F32, {4});
+  int32_t gathered = t.buffer(DType::F32, {4 * ranks}, BufferKind::Arena);
+  int32_t c = t.buffer(DType::F32, {4}, BufferKind::Arena);
+  t.add("shard.all_reduce", {a}, {reduced}, {},
+        CollectiveInfo{{0}, Reduction::Sum, -1, -1});
+  t.add("shard.all_gather", {b}, {gathered}, {},
+        CollectiveInfo{{0}, Reduction::None, -1, 0});
+  t.add("moe.add", {b, b}, {c});
+  std::string messages[2];
+  for (int overlap = 0; overlap < 2; ++overlap) {
+    auto executor = Executor::create(t.program);
+    ASSERT_TRUE(executor.ok()) << executor.status().toString();
+    (*executor)->setCollectiveOverlap(overlap == 1);
+    RunContext context;
+    context.grid = grid->get();
+    comm::CommStats before = (*grid)->totalStats();
+    Status status = (*executor)->run(context);
+    EXPECT_FALSE(status.ok());
+    messages[overlap] = status.message();
+    EXPECT_NE(messages[overlap].find("instruction #0 (shard.all_reduce)"),
+              std::string::npos)
+        << messages[overlap];
+    EXPECT_NE(messages[overlap].find("all_reduce on the group over axes "
+                                     "{dp}"),
+              std::string::npos)
+        << messages[overlap];
+    // The all-gather never ran.
+    comm::CommStats after = (*grid)->totalStats();
+    EXPECT_EQ(after.calls[static_cast<int>(comm::CollectiveKind::AllGather)],
+              before.calls[static_cast<int>(comm::CollectiveKind::AllGather)]);
+  }
+  EXPECT_EQ(messages[0], messages[1]);
 }
 
 } // namespace

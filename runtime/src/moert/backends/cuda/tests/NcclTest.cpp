@@ -5,13 +5,15 @@
 // its results and byte counts, and the collective timeout: a collective
 // held up on the stream (a host function that sleeps stands in for a peer
 // that stopped) ends the process with exit code 124 and the watchdog's
-// message, one that is merely slow completes. Without a GPU or without
-// libnccl.so.2 the GPU cases skip with the reason; the error cases run
-// everywhere.
+// message, one that is merely slow completes; and the executor's
+// collective stream, ordered with the compute stream by events. Without a
+// GPU or without libnccl.so.2 the GPU cases skip with the reason; the
+// error cases run everywhere.
 //
 //===----------------------------------------------------------------------===//
 #include "moert/backends/cpu/CpuDevice.h"
 #include "moert/comm/Watchdog.h"
+#include "moert/exec/CollectiveQueue.h"
 #include "moert/exec/DeviceCommunicators.h"
 #include "moert/hal/Device.h"
 
@@ -183,6 +185,84 @@ TEST_F(NcclGpuTest, AStalledCollectiveTimesOutAndEndsTheJob) {
       "over the NCCL group over axes .* \\(rank 0 of 1\\) has not "
       "completed after 5\\.[0-9] s at training step 7 \\(another rank "
       "stopped, hung or lost its connection\\); aborting the job");
+}
+
+// The executor's collective stream (StreamCollectiveQueue.h) on a one-rank
+// NCCL world: the collective sees the compute enqueued before it was
+// started, even when that compute is late (a host function sleeps on the
+// compute stream), and the compute after its wait point sees the
+// collective's result, even when the collective is late (a sleep on the
+// collective stream). Without the events either read would see stale data.
+TEST_F(NcclGpuTest, CollectiveStreamIsOrderedWithTheComputeStream) {
+  Expected<std::unique_ptr<comm::GridCommunicators>> single =
+      comm::makeSingleRankGrid({1});
+  ASSERT_TRUE(single.ok());
+  Expected<std::unique_ptr<comm::GridCommunicators>> grid =
+      exec::makeDeviceGrid(std::move(*single), *device_);
+  ASSERT_TRUE(grid.ok()) << grid.status().toString();
+  Expected<std::unique_ptr<exec::CollectiveQueue>> queue =
+      exec::makeCollectiveQueue(*device_, **grid);
+  ASSERT_TRUE(queue.ok()) << queue.status().toString();
+  ASSERT_TRUE(*queue);
+  exec::CollectiveQueue &q = **queue;
+  ASSERT_NE(q.stream(), nullptr);
+  ASSERT_NE(q.stream(), device_->nativeStream());
+  comm::Communicator &world = (*grid)->world();
+  const int64_t n = 1 << 20;
+  const size_t bytes = static_cast<size_t>(n) * sizeof(float);
+  Expected<hal::DeviceBuffer> a = device_->allocate(bytes, "a");
+  Expected<hal::DeviceBuffer> b = device_->allocate(bytes, "b");
+  Expected<hal::DeviceBuffer> c = device_->allocate(bytes, "c");
+  ASSERT_TRUE(a.ok() && b.ok() && c.ok());
+  std::vector<float> ones(static_cast<size_t>(n), 1.0f);
+  ASSERT_TRUE(device_->copyToDevice(a->data(), ones.data(), bytes).ok());
+  ASSERT_TRUE(device_->synchronize().ok());
+
+  // Late compute: `a` becomes zeros only after 0.2 s on the compute stream.
+  static double computeDelay = 0.2, collectiveDelay = 0.2;
+  cudaStream_t compute = static_cast<cudaStream_t>(device_->nativeStream());
+  ASSERT_EQ(cudaLaunchHostFunc(compute, sleepOnStream, &computeDelay),
+            cudaSuccess);
+  ASSERT_TRUE(device_->fill(a->data(), 0, bytes).ok());
+  ASSERT_TRUE(q.start(0, [&]() -> Status {
+                 // Late collective: it starts 0.2 s after its inputs are
+                 // ready, on the collective stream.
+                 if (cudaLaunchHostFunc(static_cast<cudaStream_t>(q.stream()),
+                                        sleepOnStream,
+                                        &collectiveDelay) != cudaSuccess)
+                   return internalError("cudaLaunchHostFunc failed");
+                 return world.allGather(a->data(), b->data(), n,
+                                        comm::ElementType::F32);
+               }).ok());
+  ASSERT_TRUE(q.wait(0).ok());
+  ASSERT_TRUE(device_->copyOnDevice(c->data(), b->data(), bytes).ok());
+  std::vector<float> out(static_cast<size_t>(n), -1.0f);
+  ASSERT_TRUE(device_->copyToHost(out.data(), c->data(), bytes).ok());
+  EXPECT_EQ(out, std::vector<float>(static_cast<size_t>(n), 0.0f));
+  EXPECT_EQ(
+      world.stats().calls[static_cast<int>(comm::CollectiveKind::AllGather)],
+      1);
+
+  // A collective that fails when enqueued is reported at its wait; the
+  // one started after it is not enqueued and reports the same error.
+  ASSERT_TRUE(q.start(1, [&]() -> Status {
+                 return world.allReduce(nullptr, 4, comm::ElementType::F32,
+                                        comm::ReduceOp::Sum);
+               }).ok());
+  bool ranAfter = false;
+  ASSERT_TRUE(q.start(2, [&]() -> Status {
+                 ranAfter = true;
+                 return Status::success();
+               }).ok());
+  Status failed = q.wait(2);
+  EXPECT_FALSE(failed.ok());
+  EXPECT_NE(failed.message().find("all_reduce over the NCCL group"),
+            std::string::npos)
+      << failed.toString();
+  EXPECT_FALSE(ranAfter);
+  EXPECT_FALSE(q.drain().ok()); // 1 was not waited for
+  EXPECT_TRUE(q.drain().ok());  // and the queue is usable again
+  EXPECT_TRUE(device_->synchronize().ok());
 }
 
 } // namespace
