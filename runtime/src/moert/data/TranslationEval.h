@@ -1,4 +1,4 @@
-//===- TranslationEval.h - BLEU, chrF2 and loss of held-out pairs -*- C++ -*-===//
+//===- TranslationEval.h - BLEU, chrF2, loss of held-out pairs -*- C++ -*-===//
 //
 // What moe-eval prints and moe-train --eval-every logs: for each language
 // and direction, the first N pairs of a split of the encoded corpus are

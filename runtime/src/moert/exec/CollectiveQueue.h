@@ -1,5 +1,4 @@
-//===- CollectiveQueue.h - Collectives beside the compute --------*- C++
-//-*-===//
+//===- CollectiveQueue.h - Collectives beside the compute ---*- C++ -*-===//
 //
 // Where the executor starts a collective instruction so that it runs while
 // the instructions after it compute (CollectiveSchedule.h says until

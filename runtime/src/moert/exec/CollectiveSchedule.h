@@ -1,5 +1,4 @@
-//===- CollectiveSchedule.h - Where asynchronous collectives end -*- C++
-//-*-===//
+//===- CollectiveSchedule.h - Where async collectives end ---*- C++ -*-===//
 //
 // The executor may start a collective instruction (all_reduce, all_gather,
 // reduce_scatter, all_to_all over a group of more than one rank) and go on

@@ -1,4 +1,4 @@
-//===- HeldOutLoss.h - Teacher-forced loss of held-out pairs ----*- C++ -*-===//
+//===- HeldOutLoss.h - Teacher-forced loss of held-out pairs -*- C++ -*-===//
 //
 // The validation loss of translation pairs: the model's loss (label
 // smoothing included) of predicting each target from its source with the

@@ -1,5 +1,4 @@
-//===- IncrementalDecode.h - Decoding with the plan's @decode_step -*- C++
-//-*-===//
+//===- IncrementalDecode.h - Decoding with @decode_step -----*- C++ -*-===//
 //
 // A next-token function (eval/Decode.h) over the programs moe-build-decoder
 // compiles into a plan: `encode` runs once per batch of sources and leaves
