@@ -130,17 +130,250 @@ Expected<Layout> layoutOf(const exec::Program &program) {
 struct CachedRows {
   std::vector<std::vector<float>> keys, values;
 };
+using Prefix = std::pair<int64_t, std::vector<int32_t>>; // source, tokens
 
-struct DecoderState {
+/// The state of one next-token function: the programs' buffers, each
+/// source's encoder states and the cached rows of the last call's prefixes.
+class Decoder {
+public:
+  Decoder(exec::Executor &executor, Layout layout,
+          std::vector<std::vector<int32_t>> sources, int32_t padId,
+          uint64_t seed)
+      : executor_(executor), layout_(std::move(layout)),
+        sources_(std::move(sources)), padId_(padId) {
+    context_.seed = seed;
+    context_.step = 1;
+    context_.training = false;
+  }
+
+  Expected<std::vector<std::vector<float>>>
+  next(const std::vector<int64_t> &rows,
+       const std::vector<std::vector<int32_t>> &prefixes);
+
+private:
+  /// Encodes the sources of `batch` not encoded yet and makes the state
+  /// buffers hold `batch`'s rows.
+  Status placeStates(const std::vector<int64_t> &batch);
+  /// One decoder step at `position` for B rows: row b's token is
+  /// `tokens[b]`, its earlier positions' rows `parents[b]` (null when
+  /// position is 0). Returns the logits [B, V] and the new rows.
+  Status step(int64_t position, const std::vector<int32_t> &tokens,
+              const std::vector<std::shared_ptr<const CachedRows>> &parents,
+              std::vector<float> &logits,
+              std::vector<std::shared_ptr<const CachedRows>> &extended);
+
+  exec::Executor &executor_;
+  Layout layout_;
+  std::vector<std::vector<int32_t>> sources_;
+  int32_t padId_;
+  exec::RunContext context_;
   // Per source: per encoder state, the bytes of its row.
-  std::map<int64_t, std::vector<std::vector<uint8_t>>> encoded;
+  std::map<int64_t, std::vector<std::vector<uint8_t>>> encoded_;
   // The sources whose states the state buffers hold, by row.
-  std::vector<int64_t> resident;
-  // The prefixes of the last call (source, tokens) and their rows.
-  std::map<std::pair<int64_t, std::vector<int32_t>>,
-           std::shared_ptr<const CachedRows>>
-      live;
+  std::vector<int64_t> resident_;
+  // The prefixes of the last call and their cached rows.
+  std::map<Prefix, std::shared_ptr<const CachedRows>> live_;
 };
+
+Status Decoder::placeStates(const std::vector<int64_t> &batch) {
+  const exec::Program &program = executor_.program();
+  const int64_t B = layout_.batch;
+  bool missing = false;
+  for (int64_t source : batch)
+    missing = missing || !encoded_.count(source);
+  if (missing) {
+    std::vector<int32_t> src(static_cast<size_t>(B * layout_.srcLen), padId_);
+    for (int64_t b = 0; b < B; ++b) {
+      const std::vector<int32_t> &tokens = sources_[batch[b]];
+      std::copy(tokens.begin(), tokens.end(), src.begin() + b * layout_.srcLen);
+    }
+    MOERT_RETURN_IF_ERROR(executor_.writeBuffer(layout_.src, src.data(),
+                                                src.size() * sizeof(int32_t)));
+    MOERT_RETURN_IF_ERROR(executor_.run(*layout_.encode, context_));
+    for (size_t k = 0; k < layout_.states.size(); ++k) {
+      const int64_t bytes = program.buffers[layout_.states[k]].type.byteSize();
+      std::vector<uint8_t> whole(static_cast<size_t>(bytes));
+      MOERT_RETURN_IF_ERROR(
+          executor_.readBuffer(layout_.states[k], whole.data(), whole.size()));
+      const size_t rowBytes = static_cast<size_t>(bytes / B);
+      for (int64_t b = 0; b < B; ++b) {
+        auto &stored = encoded_[batch[b]];
+        stored.resize(layout_.states.size());
+        if (stored[k].empty())
+          stored[k].assign(whole.begin() + b * rowBytes,
+                           whole.begin() + (b + 1) * rowBytes);
+      }
+    }
+    resident_ = batch;
+  }
+  if (resident_ == batch)
+    return Status::success();
+  for (size_t k = 0; k < layout_.states.size(); ++k) {
+    std::vector<uint8_t> whole;
+    for (int64_t source : batch) {
+      const std::vector<uint8_t> &row = encoded_[source][k];
+      whole.insert(whole.end(), row.begin(), row.end());
+    }
+    MOERT_RETURN_IF_ERROR(
+        executor_.writeBuffer(layout_.states[k], whole.data(), whole.size()));
+  }
+  resident_ = batch;
+  return Status::success();
+}
+
+Status
+Decoder::step(int64_t position, const std::vector<int32_t> &tokens,
+              const std::vector<std::shared_ptr<const CachedRows>> &parents,
+              std::vector<float> &logits,
+              std::vector<std::shared_ptr<const CachedRows>> &extended) {
+  const exec::Program &program = executor_.program();
+  const int64_t B = layout_.batch, T = layout_.tgtLen;
+  const size_t layers = layout_.cacheK.size();
+  for (size_t layer = 0; layer < layers; ++layer)
+    for (bool values : {false, true}) {
+      const int32_t id = values ? layout_.cacheV[layer] : layout_.cacheK[layer];
+      const int64_t width = program.buffers[id].type.shape[2];
+      std::vector<float> cache(static_cast<size_t>(B * T * width), 0.0f);
+      if (position > 0)
+        for (int64_t b = 0; b < B; ++b) {
+          const std::vector<float> &earlier =
+              values ? parents[b]->values[layer] : parents[b]->keys[layer];
+          std::copy(earlier.begin(), earlier.end(),
+                    cache.begin() + b * T * width);
+        }
+      MOERT_RETURN_IF_ERROR(executor_.writeBuffer(
+          id, cache.data(), cache.size() * sizeof(float)));
+    }
+  std::vector<uint8_t> mask(static_cast<size_t>(B * T), 0);
+  for (int64_t b = 0; b < B; ++b)
+    std::fill(mask.begin() + b * T, mask.begin() + b * T + position + 1, 1);
+  const int32_t at = static_cast<int32_t>(position);
+  MOERT_RETURN_IF_ERROR(executor_.writeBuffer(layout_.tokens, tokens.data(),
+                                              tokens.size() * sizeof(int32_t)));
+  MOERT_RETURN_IF_ERROR(
+      executor_.writeBuffer(layout_.position, &at, sizeof(at)));
+  MOERT_RETURN_IF_ERROR(
+      executor_.writeBuffer(layout_.selfMask, mask.data(), mask.size()));
+  MOERT_RETURN_IF_ERROR(executor_.run(*layout_.step, context_));
+  logits.resize(static_cast<size_t>(B * layout_.vocab));
+  MOERT_RETURN_IF_ERROR(executor_.readBuffer(layout_.logits, logits.data(),
+                                             logits.size() * sizeof(float)));
+  std::vector<std::vector<float>> fresh(2 * layers);
+  for (size_t layer = 0; layer < layers; ++layer)
+    for (bool values : {false, true}) {
+      const int32_t id =
+          values ? layout_.valueRows[layer] : layout_.keyRows[layer];
+      std::vector<float> &rows = fresh[2 * layer + values];
+      rows.resize(static_cast<size_t>(program.buffers[id].type.numElements()));
+      MOERT_RETURN_IF_ERROR(
+          executor_.readBuffer(id, rows.data(), rows.size() * sizeof(float)));
+    }
+  extended.assign(static_cast<size_t>(B), nullptr);
+  for (int64_t b = 0; b < B; ++b) {
+    auto rows = std::make_shared<CachedRows>();
+    rows->keys.resize(layers);
+    rows->values.resize(layers);
+    for (size_t layer = 0; layer < layers; ++layer)
+      for (bool values : {false, true}) {
+        const std::vector<float> &row = fresh[2 * layer + values];
+        const size_t width = row.size() / static_cast<size_t>(B);
+        std::vector<float> &out =
+            values ? rows->values[layer] : rows->keys[layer];
+        if (position > 0)
+          out = values ? parents[b]->values[layer] : parents[b]->keys[layer];
+        out.insert(out.end(), row.begin() + b * width,
+                   row.begin() + (b + 1) * width);
+      }
+    extended[b] = std::move(rows);
+  }
+  return Status::success();
+}
+
+Expected<std::vector<std::vector<float>>>
+Decoder::next(const std::vector<int64_t> &rows,
+              const std::vector<std::vector<int32_t>> &prefixes) {
+  const int64_t B = layout_.batch, T = layout_.tgtLen;
+  if (rows.size() != prefixes.size())
+    return invalidArgument("decoding got " + std::to_string(rows.size()) +
+                           " sources for " + std::to_string(prefixes.size()) +
+                           " prefixes");
+  // Rows go through the step B at a time, grouped by prefix length (one
+  // position per step).
+  std::map<size_t, std::vector<size_t>> byLength;
+  for (size_t i = 0; i < rows.size(); ++i) {
+    if (rows[i] < 0 || rows[i] >= static_cast<int64_t>(sources_.size()))
+      return invalidArgument("decoding asked for source " +
+                             std::to_string(rows[i]) + " of " +
+                             std::to_string(sources_.size()));
+    const size_t length = prefixes[i].size();
+    if (length == 0 || static_cast<int64_t>(length) > T)
+      return invalidArgument("a prefix of " + std::to_string(length) +
+                             " tokens: the decoder takes 1 to " +
+                             std::to_string(T));
+    byLength[length].push_back(i);
+  }
+  std::vector<std::vector<float>> out(rows.size());
+  decltype(live_) next;
+  std::vector<float> logits;
+  for (const auto &[length, members] : byLength)
+    for (size_t first = 0; first < members.size();
+         first += static_cast<size_t>(B)) {
+      const size_t count =
+          std::min<size_t>(static_cast<size_t>(B), members.size() - first);
+      // Unused rows repeat the chunk's first row (a real sentence, so that
+      // the gates see tokens like those of training).
+      std::vector<size_t> index; // into rows / prefixes, per batch row
+      std::vector<int64_t> batch;
+      for (int64_t b = 0; b < B; ++b) {
+        index.push_back(members[first + (static_cast<size_t>(b) < count
+                                             ? static_cast<size_t>(b)
+                                             : 0)]);
+        batch.push_back(rows[index.back()]);
+      }
+      MOERT_RETURN_IF_ERROR(placeStates(batch));
+      // The earlier positions' rows: cached for a prefix of the last call
+      // one token shorter (greedy and beam search always extend those);
+      // otherwise rebuilt by running the earlier positions again.
+      std::vector<std::shared_ptr<const CachedRows>> parents(
+          static_cast<size_t>(B));
+      bool complete = true;
+      for (int64_t b = 0; b < B && length > 1; ++b) {
+        const std::vector<int32_t> &prefix = prefixes[index[b]];
+        auto it = live_.find(
+            {batch[b], std::vector<int32_t>(prefix.begin(), prefix.end() - 1)});
+        if (it == live_.end())
+          complete = false;
+        else
+          parents[b] = it->second;
+      }
+      if (!complete) {
+        std::fill(parents.begin(), parents.end(), nullptr);
+        for (size_t position = 0; position + 1 < length; ++position) {
+          std::vector<int32_t> tokens;
+          for (int64_t b = 0; b < B; ++b)
+            tokens.push_back(prefixes[index[b]][position]);
+          std::vector<std::shared_ptr<const CachedRows>> extended;
+          MOERT_RETURN_IF_ERROR(step(static_cast<int64_t>(position), tokens,
+                                     parents, logits, extended));
+          parents = std::move(extended);
+        }
+      }
+      std::vector<int32_t> tokens;
+      for (int64_t b = 0; b < B; ++b)
+        tokens.push_back(prefixes[index[b]].back());
+      std::vector<std::shared_ptr<const CachedRows>> extended;
+      MOERT_RETURN_IF_ERROR(step(static_cast<int64_t>(length - 1), tokens,
+                                 parents, logits, extended));
+      for (size_t b = 0; b < count; ++b) {
+        out[index[b]] = eval::logSoftmax(
+            logits.data() + static_cast<int64_t>(b) * layout_.vocab,
+            layout_.vocab);
+        next[{batch[b], prefixes[index[b]]}] = std::move(extended[b]);
+      }
+    }
+  live_ = std::move(next);
+  return out;
+}
 
 } // namespace
 
@@ -153,207 +386,19 @@ Expected<eval::NextTokenFn>
 incrementalNextTokenFunction(exec::Executor &executor,
                              std::vector<std::vector<int32_t>> sources,
                              int32_t padId, uint64_t seed) {
-  const exec::Program &program = executor.program();
-  MOERT_ASSIGN_OR_RETURN(Layout layout, layoutOf(program));
+  MOERT_ASSIGN_OR_RETURN(Layout layout, layoutOf(executor.program()));
   for (size_t s = 0; s < sources.size(); ++s)
     if (static_cast<int64_t>(sources[s].size()) > layout.srcLen)
       return invalidArgument("source " + std::to_string(s) + " has " +
                              std::to_string(sources[s].size()) +
                              " tokens, the encoder takes at most " +
                              std::to_string(layout.srcLen));
-  auto state = std::make_shared<DecoderState>();
+  auto decoder = std::make_shared<Decoder>(executor, std::move(layout),
+                                           std::move(sources), padId, seed);
   return eval::NextTokenFn(
-      [&executor, layout, sources = std::move(sources), padId, seed,
-       state](const std::vector<int64_t> &rows,
-              const std::vector<std::vector<int32_t>> &prefixes)
-          -> Expected<std::vector<std::vector<float>>> {
-        const exec::Program &program = executor.program();
-        const int64_t B = layout.batch, T = layout.tgtLen;
-        if (rows.size() != prefixes.size())
-          return invalidArgument("decoding got " + std::to_string(rows.size()) +
-                                 " sources for " +
-                                 std::to_string(prefixes.size()) + " prefixes");
-        const size_t length = prefixes.empty() ? 0 : prefixes.front().size();
-        for (size_t i = 0; i < rows.size(); ++i) {
-          if (rows[i] < 0 || rows[i] >= static_cast<int64_t>(sources.size()))
-            return invalidArgument("decoding asked for source " +
-                                   std::to_string(rows[i]) + " of " +
-                                   std::to_string(sources.size()));
-          if (prefixes[i].size() != length || length == 0)
-            return invalidArgument(
-                "incremental decoding extends prefixes of one length per "
-                "call; found lengths " +
-                std::to_string(prefixes[i].size()) + " and " +
-                std::to_string(length));
-        }
-        if (static_cast<int64_t>(length) > T)
-          return invalidArgument("a prefix of " + std::to_string(length) +
-                                 " tokens does not fit the decoder's " +
-                                 std::to_string(T) + " positions");
-        exec::RunContext context;
-        context.seed = seed;
-        context.step = 1;
-        context.training = false;
-        std::vector<std::vector<float>> out;
-        out.reserve(rows.size());
-        decltype(state->live) next;
-        std::vector<float> logits(static_cast<size_t>(B * layout.vocab));
-        for (size_t first = 0; first < rows.size();
-             first += static_cast<size_t>(B)) {
-          const size_t count =
-              std::min<size_t>(static_cast<size_t>(B), rows.size() - first);
-          // Unused rows repeat the chunk's first row (a real sentence, so
-          // that the gates see tokens like those of training).
-          auto rowOf = [&](int64_t b) {
-            return first + (static_cast<size_t>(b) < count
-                                ? static_cast<size_t>(b)
-                                : size_t{0});
-          };
-          std::vector<int64_t> batchSources;
-          for (int64_t b = 0; b < B; ++b)
-            batchSources.push_back(rows[rowOf(b)]);
-
-          // The encoder, for the sources seen first here.
-          bool missing = false;
-          for (int64_t source : batchSources)
-            missing = missing || !state->encoded.count(source);
-          if (missing) {
-            std::vector<int32_t> src(static_cast<size_t>(B * layout.srcLen),
-                                     padId);
-            for (int64_t b = 0; b < B; ++b) {
-              const std::vector<int32_t> &tokens = sources[batchSources[b]];
-              std::copy(tokens.begin(), tokens.end(),
-                        src.begin() + b * layout.srcLen);
-            }
-            MOERT_RETURN_IF_ERROR(executor.writeBuffer(
-                layout.src, src.data(), src.size() * sizeof(int32_t)));
-            MOERT_RETURN_IF_ERROR(executor.run(*layout.encode, context));
-            for (size_t k = 0; k < layout.states.size(); ++k) {
-              const int64_t bytes =
-                  program.buffers[layout.states[k]].type.byteSize();
-              std::vector<uint8_t> whole(static_cast<size_t>(bytes));
-              MOERT_RETURN_IF_ERROR(executor.readBuffer(
-                  layout.states[k], whole.data(), whole.size()));
-              const size_t rowBytes = static_cast<size_t>(bytes / B);
-              for (int64_t b = 0; b < B; ++b) {
-                auto &stored = state->encoded[batchSources[b]];
-                stored.resize(layout.states.size());
-                if (stored[k].empty())
-                  stored[k].assign(whole.begin() + b * rowBytes,
-                                   whole.begin() + (b + 1) * rowBytes);
-              }
-            }
-            state->resident = batchSources;
-          }
-          if (state->resident != batchSources) {
-            for (size_t k = 0; k < layout.states.size(); ++k) {
-              const int64_t bytes =
-                  program.buffers[layout.states[k]].type.byteSize();
-              std::vector<uint8_t> whole;
-              whole.reserve(static_cast<size_t>(bytes));
-              for (int64_t source : batchSources) {
-                const std::vector<uint8_t> &row = state->encoded[source][k];
-                whole.insert(whole.end(), row.begin(), row.end());
-              }
-              MOERT_RETURN_IF_ERROR(executor.writeBuffer(
-                  layout.states[k], whole.data(), whole.size()));
-            }
-            state->resident = batchSources;
-          }
-
-          // The caches of the earlier positions, from each prefix's parent.
-          const size_t layers = layout.cacheK.size();
-          std::vector<std::shared_ptr<const CachedRows>> parents(
-              static_cast<size_t>(B));
-          if (length > 1)
-            for (int64_t b = 0; b < B; ++b) {
-              const std::vector<int32_t> &prefix = prefixes[rowOf(b)];
-              auto it = state->live.find(
-                  {batchSources[b],
-                   std::vector<int32_t>(prefix.begin(), prefix.end() - 1)});
-              if (it == state->live.end())
-                return failedPrecondition(
-                    "incremental decoding has no cached positions for a "
-                    "prefix of " +
-                    std::to_string(length) + " tokens of source " +
-                    std::to_string(batchSources[b]) +
-                    ": calls must extend the prefixes of the call before "
-                    "by one token");
-              parents[b] = it->second;
-            }
-          for (size_t layer = 0; layer < layers; ++layer)
-            for (bool values : {false, true}) {
-              const int32_t id =
-                  values ? layout.cacheV[layer] : layout.cacheK[layer];
-              const int64_t width = program.buffers[id].type.shape[2];
-              std::vector<float> cache(static_cast<size_t>(B * T * width),
-                                       0.0f);
-              if (length > 1)
-                for (int64_t b = 0; b < B; ++b) {
-                  const std::vector<float> &rowsOf =
-                      values ? parents[b]->values[layer]
-                             : parents[b]->keys[layer];
-                  std::copy(rowsOf.begin(), rowsOf.end(),
-                            cache.begin() + b * T * width);
-                }
-              MOERT_RETURN_IF_ERROR(executor.writeBuffer(
-                  id, cache.data(), cache.size() * sizeof(float)));
-            }
-          std::vector<int32_t> tokens(static_cast<size_t>(B));
-          std::vector<uint8_t> mask(static_cast<size_t>(B * T), 0);
-          for (int64_t b = 0; b < B; ++b) {
-            tokens[b] = prefixes[rowOf(b)].back();
-            std::fill(mask.begin() + b * T,
-                      mask.begin() + b * T + static_cast<int64_t>(length), 1);
-          }
-          const int32_t position = static_cast<int32_t>(length - 1);
-          MOERT_RETURN_IF_ERROR(executor.writeBuffer(
-              layout.tokens, tokens.data(), tokens.size() * sizeof(int32_t)));
-          MOERT_RETURN_IF_ERROR(executor.writeBuffer(layout.position, &position,
-                                                     sizeof(position)));
-          MOERT_RETURN_IF_ERROR(
-              executor.writeBuffer(layout.selfMask, mask.data(), mask.size()));
-          MOERT_RETURN_IF_ERROR(executor.run(*layout.step, context));
-
-          MOERT_RETURN_IF_ERROR(executor.readBuffer(
-              layout.logits, logits.data(), logits.size() * sizeof(float)));
-          std::vector<std::vector<float>> newKeys(layers), newValues(layers);
-          for (size_t layer = 0; layer < layers; ++layer)
-            for (bool values : {false, true}) {
-              const int32_t id =
-                  values ? layout.valueRows[layer] : layout.keyRows[layer];
-              std::vector<float> &rowsOut =
-                  values ? newValues[layer] : newKeys[layer];
-              rowsOut.resize(
-                  static_cast<size_t>(program.buffers[id].type.numElements()));
-              MOERT_RETURN_IF_ERROR(executor.readBuffer(
-                  id, rowsOut.data(), rowsOut.size() * sizeof(float)));
-            }
-          for (size_t b = 0; b < count; ++b) {
-            out.push_back(eval::logSoftmax(
-                logits.data() + static_cast<int64_t>(b) * layout.vocab,
-                layout.vocab));
-            auto cached = std::make_shared<CachedRows>();
-            cached->keys.resize(layers);
-            cached->values.resize(layers);
-            for (size_t layer = 0; layer < layers; ++layer)
-              for (bool values : {false, true}) {
-                const std::vector<float> &fresh =
-                    values ? newValues[layer] : newKeys[layer];
-                const size_t width = fresh.size() / static_cast<size_t>(B);
-                std::vector<float> &rowsOut =
-                    values ? cached->values[layer] : cached->keys[layer];
-                if (parents[b])
-                  rowsOut = values ? parents[b]->values[layer]
-                                   : parents[b]->keys[layer];
-                rowsOut.insert(rowsOut.end(), fresh.begin() + b * width,
-                               fresh.begin() + (b + 1) * width);
-              }
-            next[{rows[first + b], prefixes[first + b]}] = std::move(cached);
-          }
-        }
-        state->live = std::move(next);
-        return out;
+      [decoder](const std::vector<int64_t> &rows,
+                const std::vector<std::vector<int32_t>> &prefixes) {
+        return decoder->next(rows, prefixes);
       });
 }
 

@@ -8,12 +8,12 @@
 //
 // The function keeps, per live prefix (source and tokens), the rows of
 // every cache on the host, and per source its encoder states; each call
-// extends every prefix by its last token from its parent's rows (the prefix
-// without that token: beam search reorders and forks hypotheses freely),
-// B rows at a time (B: the programs' batch). Calls must come in order of
-// prefix length (every prefix of a call one token longer than those of the
-// call before, starting at <s> alone), which greedy decoding and beam
-// search do.
+// runs one decoder step for every prefix, B rows of one prefix length at a
+// time (B: the programs' batch), from the cached rows of its parent (the
+// prefix without its last token, from the call before: greedy decoding and
+// beam search extend every prefix by one token per call, and beam search
+// reorders and forks hypotheses freely). A prefix whose parent is not
+// cached (any other calling order) has its earlier positions run again.
 //
 //===----------------------------------------------------------------------===//
 #ifndef MOERT_RUNNER_INCREMENTALDECODE_H
