@@ -13,6 +13,7 @@
 
 #include "dialects/Moe/MoeDialect.h"
 #include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/Dialect/Shard/IR/ShardOps.h"
 #include "mlir/IR/BuiltinTypes.h"
 #include "llvm/ADT/DenseMap.h"
 #include "llvm/ADT/STLExtras.h"
@@ -207,6 +208,27 @@ MemoryPlan mlir::moe::planMemory(func::FuncOp func, int64_t alignment,
         buffer.lastUse = end;
       plan.unsharedBytes += buffer.size;
       plan.buffers.push_back(buffer);
+    }
+  }
+  // Collectives beside the compute: an operand keeps its bytes until the
+  // result is first read.
+  auto module = func->getParentOfType<ModuleOp>();
+  if (module && module->hasAttr(kOverlapCollectivesAttr)) {
+    llvm::DenseMap<Value, size_t> bufferOf;
+    for (auto [i, b] : llvm::enumerate(plan.buffers))
+      bufferOf[b.value] = i;
+    for (Operation &op : block.without_terminator()) {
+      if (!isa<shard::AllReduceOp, shard::AllGatherOp, shard::ReduceScatterOp,
+               shard::AllToAllOp>(op))
+        continue;
+      int64_t firstRead = end;
+      for (Operation *user : op.getResult(0).getUsers())
+        firstRead = std::min(firstRead, position[user]);
+      auto it = bufferOf.find(op.getOperand(0));
+      if (it != bufferOf.end()) {
+        BufferAssignment &operand = plan.buffers[it->second];
+        operand.lastUse = std::max(operand.lastUse, firstRead - 1);
+      }
     }
   }
 

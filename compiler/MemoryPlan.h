@@ -41,11 +41,21 @@ struct MemoryPlan {
 /// Bytes of a ranked tensor type (sub-byte types such as i1 take a byte).
 int64_t tensorBytes(Type type);
 
+/// The module attribute (unit) by which moe-partition's `overlap=true` asks
+/// the memory plan to keep each collective's operand until its result is
+/// first read (collectives beside the compute, see planMemory).
+inline constexpr llvm::StringLiteral kOverlapCollectivesAttr =
+    "moe.overlap_collectives";
+
 /// Plans the arena of `func` (single block). Offsets are multiples of
 /// `alignment`. Results with no use still get a buffer (they are written).
 /// Function results stay live until the end. Values for which `external`
 /// returns true live elsewhere (e.g. updated in place into persistent
-/// state) and get no arena buffer.
+/// state) and get no arena buffer. In a module marked
+/// kOverlapCollectivesAttr, the operand of a collective that communicates
+/// (shard all_reduce, all_gather, reduce_scatter, all_to_all) lives until
+/// the op before its result's first reader, so no instruction in between
+/// reuses its bytes and the collective can run beside them.
 MemoryPlan planMemory(func::FuncOp func, int64_t alignment = 64,
                       llvm::function_ref<bool(Value)> external = {});
 

@@ -36,6 +36,7 @@ void mlir::moe::buildTrainingPipeline(OpPassManager &pm,
     partition.ep = options.ep;
     partition.tp = options.tp;
     partition.zero = options.zero;
+    partition.overlap = options.overlap;
     pm.addPass(createMoePartition(partition));
     if (options.bucketMb != 0) { // the pass refuses negative or NaN sizes
       MoeBucketGradientsOptions buckets;

@@ -64,6 +64,12 @@ struct TrainingPipelineOptions
           clEnumValN(ComputePrecision::bf16, "bf16", "bfloat16 inputs"),
           clEnumValN(ComputePrecision::fp16, "fp16",
                      "IEEE half inputs with dynamic loss scaling"))};
+  Option<bool> overlap{
+      *this, "overlap",
+      llvm::cl::desc("With a grid: plan memory so that collectives can run "
+                     "beside the compute (moe-partition overlap=true: a "
+                     "larger arena)"),
+      llvm::cl::init(false)};
   Option<bool> decoder{
       *this, "decoder",
       llvm::cl::desc("Also build @encode and @decode_step, incremental "

@@ -36,6 +36,7 @@
 // number of ranks.
 //
 //===----------------------------------------------------------------------===//
+#include "compiler/MemoryPlan.h"
 #include "dialects/Moe/MoeOps.h"
 #include "passes/Passes.h"
 
@@ -1146,6 +1147,8 @@ void MoePartition::runOnOperation() {
   shard::GridOp::create(b, module.getLoc(), kGridName,
                         ArrayRef<int64_t>{dp, ep, tp});
   module->setAttr("moe.zero_stage", b.getI64IntegerAttr(zero));
+  if (overlap)
+    module->setAttr(kOverlapCollectivesAttr, b.getUnitAttr());
 }
 
 } // namespace

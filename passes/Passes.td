@@ -379,6 +379,13 @@ def MoePartition : Pass<"moe-partition", "::mlir::ModuleOp"> {
     %p, %m, %v = moe.adamw dense %w, %r, ...
     ```
 
+    `overlap=true` marks the module (`moe.overlap_collectives`) so that the
+    memory plan keeps a collective's operand bytes until its result is
+    first read: the runtime, which runs collectives beside the compute and
+    waits for one only where an instruction touches its bytes, can then
+    overlap it with every instruction up to that read (by default the arena
+    reuses the operand's bytes right after the collective).
+
     Errors (before anything runs): experts not divisible by `ep`, heads or
     hidden sizes not divisible by `tp`, batch not divisible by `dp * ep`,
     gating groups not a multiple of `dp * ep`.
@@ -391,6 +398,10 @@ def MoePartition : Pass<"moe-partition", "::mlir::ModuleOp"> {
     Option<"tp", "tp", "int64_t", "1", "Tensor-parallel ranks">,
     Option<"zero", "zero", "int64_t", "0",
            "ZeRO stage: 0, 1 (optimizer state) or 2 (and gradients)">,
+    Option<"overlap", "overlap", "bool", "false",
+           "Plan memory for collectives beside the compute: a collective's "
+           "operand keeps its bytes until its result is first read "
+           "(module attribute moe.overlap_collectives; a larger arena)">,
   ];
   let dependentDialects = ["::mlir::moe::MoeDialect",
                            "::mlir::shard::ShardDialect",

@@ -70,6 +70,7 @@ tools = [
     ToolSubst("moe-prune", unresolved="ignore"),
     ToolSubst("moe-eval", unresolved="ignore"),
     ToolSubst("moe-data", unresolved="ignore"),
+    ToolSubst("moe-bench-overlap", unresolved="ignore"),
 ]
 llvm_config.add_tool_substitutions(tools, [config.moe_tools_dir, config.llvm_tools_dir])
 # Absolute tool paths, for scripts that start the tools themselves.
