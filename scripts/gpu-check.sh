@@ -24,7 +24,10 @@
 #      layer's routing against the CPU backend, finite differences);
 #   3. the demo plan trained 20 steps on the CPU and on the GPU, loss curves
 #      and routing compared (scripts/compare_runs.py);
-#   4. benchmarks: the MoE layer at a Mixtral-8x7B shape with its GEMM and
+#   4. a toy translation model (trained at `prepare`) decoded incrementally
+#      and scored on the CPU and on the GPU: held-out loss to 1e-4, BLEU
+#      within 2 points (tests/lit/Eval/Inputs/compare_loss.py);
+#   5. benchmarks: the MoE layer at a Mixtral-8x7B shape with its GEMM and
 #      copy baselines, PyTorch eager's index-based layer on the same GPU, a
 #      training step of a 0.69 B-parameter model with its FLOP rate.
 # It writes OUTDIR/report.md (default $OUT when set, else gpu-report/) with
@@ -53,7 +56,7 @@ prepare() {
     echo "gpu-check: the CUDA backend is not configured (no nvcc found)" >&2
     exit 1
   }
-  cmake --build build-gpu -- -j"$jobs" moe-train moe-bench-step \
+  cmake --build build-gpu -- -j"$jobs" moe-train moe-eval moe-bench-step \
     moe-bench-layer-device moert-conformance-tests moert-hal-tests \
     moert-kernel-registry-tests
   # GPU unit tests of the kernel files, where they exist.
@@ -81,10 +84,26 @@ prepare() {
     --moe-partition-report="json=$plans/gpu-bench.report.json" -o /dev/null \
     >/dev/null
 
+  echo "== decoding: a toy translation model trained here (CPU)"
+  local dec=$stage/gpu-bundle/decode
+  mkdir -p "$dec"
+  python3 tests/lit/Eval/Inputs/toy_corpus.py "$dec/corpus"
+  build/bin/moe-data spm "$dec/corpus" --vocab 200 >/dev/null 2>&1
+  build/bin/moe-data encode "$dec/corpus" >/dev/null
+  python3 tests/lit/Eval/Inputs/toy_corpus.py --config "$dec/corpus" \
+    "$stage/toy.json" 2.0
+  build/bin/moe-model-gen "$stage/toy.json" -o "$stage/toy.mlir"
+  build/bin/moe-opt "$stage/toy.mlir" \
+    --moe-training-pipeline="lr=0.003 warmup-steps=50 decoder=true" \
+    --moe-emit-plan="output=$dec/toy.moeplan seed=1 gpu-kernels=none" \
+    -o /dev/null
+  OMP_NUM_THREADS=1 build/bin/moe-train "$dec/toy.moeplan" \
+    --data "$dec/corpus" --steps 300 --save "$dec/ck.safetensors" >/dev/null
+
   echo "== binaries and their libraries"
   local bin
-  for bin in build-gpu/bin/moe-train build-gpu/bin/moe-bench-step \
-    build-gpu/bin/moe-bench-layer-device; do
+  for bin in build-gpu/bin/moe-train build-gpu/bin/moe-eval \
+    build-gpu/bin/moe-bench-step build-gpu/bin/moe-bench-layer-device; do
     cp "$bin" "$stage/gpu-bundle/bin/"
   done
   find build-gpu -type f -perm -u+x \( -name 'moert-conformance-tests' \
@@ -103,7 +122,7 @@ prepare() {
       esac
     done
   cp scripts/gpu-check.sh scripts/compare_runs.py bench/moe_layer_gpu_bench.py \
-    "$stage/gpu-bundle/scripts/"
+    tests/lit/Eval/Inputs/compare_loss.py "$stage/gpu-bundle/scripts/"
   git rev-parse HEAD >"$stage/gpu-bundle/COMMIT" 2>/dev/null || true
   tar -C "$stage" -cJf "$REPO/$bundle" gpu-bundle
   rm -rf "$stage"
@@ -193,6 +212,19 @@ run() {
     --metrics "$out/demo-cuda-nccl.jsonl" || failed=1
   step demo-compare-nccl 30 python3 "$B/scripts/compare_runs.py" \
     "$out/demo-cpu.jsonl" "$out/demo-cuda-nccl.jsonl" || failed=1
+
+  # Incremental decoding (the plan's encode and decode_step programs) and
+  # the held-out loss (its evaluate program) on the GPU: the CPU's loss to
+  # 1e-4 and about its BLEU, per direction.
+  local decode=(--checkpoint "$B/decode/ck.safetensors" --data
+    "$B/decode/corpus" --sentences 100 --direction both)
+  step decode-cpu 120 "$B/bin/moe-eval" "$B/decode/toy.moeplan" \
+    "${decode[@]}" --device cpu --json "$out/decode-cpu.json" || failed=1
+  step decode-cuda 120 "$B/bin/moe-eval" "$B/decode/toy.moeplan" \
+    "${decode[@]}" --device cuda --json "$out/decode-cuda.json" || failed=1
+  step decode-compare 30 python3 "$B/scripts/compare_loss.py" \
+    "$out/decode-cuda.json" "$out/decode-cpu.json" 1.5 --tolerance 1e-4 \
+    --bleu 2 || failed=1
 
   # Benchmarks: numbers for the report, never a failure of the check.
   step bench-layer-ours 240 "$B/bin/moe-bench-layer-device" --device cuda \
