@@ -70,7 +70,10 @@ void materializeSplat(const Buffer &b, uint8_t *out) {
 Executor::Executor(Program program, hal::Device &device)
     : program_(std::move(program)), device_(device) {}
 
-Executor::~Executor() = default;
+Executor::~Executor() {
+  for (void *host : pinned_)
+    device_.unpinHostMemory(host);
+}
 
 Expected<std::unique_ptr<Executor>> Executor::create(Program program) {
   return create(std::move(program), cpu::hostDevice());
@@ -200,6 +203,16 @@ Expected<std::unique_ptr<Executor>> Executor::create(Program program,
     executor->hostBase_ = executor->hostRegion_.get() + (64 - base % 64) % 64;
   }
   executor->staging_.resize(static_cast<size_t>(stagingBytes));
+  // The offloaded state and the staging copies move between host and device
+  // every step: page-locked where the device can (pageable otherwise).
+  for (auto [host, bytes] :
+       {std::make_pair(static_cast<void *>(executor->hostBase_),
+                       static_cast<size_t>(p.hostBytes)),
+        std::make_pair(static_cast<void *>(executor->staging_.data()),
+                       executor->staging_.size())})
+    if (host && bytes > 0 && !device.hostAccessible() &&
+        device.pinHostMemory(host, bytes).ok())
+      executor->pinned_.push_back(host);
   if (!device.hostAccessible()) {
     MOERT_ASSIGN_OR_RETURN(
         executor->errorRecord_,

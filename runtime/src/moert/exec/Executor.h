@@ -142,6 +142,9 @@ private:
   /// Host copies for kernels that need operands/results on the host, when
   /// the device is not host-accessible (sized for the largest such call).
   std::vector<uint8_t> staging_;
+  /// Host memory the device page-locked (the host region, staging_),
+  /// unpinned when the executor goes.
+  std::vector<void *> pinned_;
 
   /// The operand and result addresses of instruction `i` (no staging).
   void addresses(const Instruction &inst, std::vector<void *> &operands,

@@ -108,6 +108,15 @@ public:
   virtual Expected<uint64_t> availableMemory() const;
   /// The backend's native stream (a cudaStream_t for CUDA; null on the CPU).
   virtual void *nativeStream() { return nullptr; }
+  /// Page-locks `bytes` of host memory at `host` so that copies between it
+  /// and the device run asynchronously at full speed (cudaHostRegister); a
+  /// no-op where the device is the host. On failure (a memlock limit, say)
+  /// the memory stays pageable: copies still work, only slower.
+  virtual Status pinHostMemory(void * /*host*/, size_t /*bytes*/) {
+    return Status::success();
+  }
+  /// Undoes a successful pinHostMemory, before the memory is freed.
+  virtual void unpinHostMemory(void * /*host*/) {}
 
 protected:
   friend class DeviceBuffer;

@@ -219,6 +219,19 @@ void CudaDevice::deallocate(void *data, size_t) {
   cudaFree(data);
 }
 
+Status CudaDevice::pinHostMemory(void *host, size_t bytes) {
+  if (!host || bytes == 0)
+    return Status::success();
+  MOERT_CUDA_RETURN_IF_ERROR(
+      cudaHostRegister(host, bytes, cudaHostRegisterDefault));
+  return Status::success();
+}
+
+void CudaDevice::unpinHostMemory(void *host) {
+  if (host)
+    (void)cudaHostUnregister(host);
+}
+
 Status CudaDevice::copyToDevice(void *device, const void *host,
                                 size_t bytes) {
   if (!bytes)

@@ -53,6 +53,8 @@ public:
   Status copyToHost(void *host, const void *device, size_t bytes) override;
   Status copyOnDevice(void *to, const void *from, size_t bytes) override;
   Status fill(void *device, uint8_t value, size_t bytes) override;
+  Status pinHostMemory(void *host, size_t bytes) override;
+  void unpinHostMemory(void *host) override;
   Status synchronize() override;
   void *nativeStream() override { return stream_; }
 

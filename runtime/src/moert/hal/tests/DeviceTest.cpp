@@ -98,6 +98,15 @@ TEST(CudaDeviceTest, OpensOrSaysWhyNot) {
     ASSERT_TRUE((*device)->copyToDevice(buffer->data(), host.data(), 256).ok());
     ASSERT_TRUE((*device)->copyToHost(back.data(), buffer->data(), 256).ok());
     EXPECT_EQ(back, host);
+    // Page-locked host memory copies the same way, and unpins.
+    std::vector<float> pinned(64, 2.5f), fetched(64, 0.0f);
+    ASSERT_TRUE((*device)->pinHostMemory(pinned.data(), 256).ok());
+    ASSERT_TRUE(
+        (*device)->copyToDevice(buffer->data(), pinned.data(), 256).ok());
+    ASSERT_TRUE(
+        (*device)->copyToHost(fetched.data(), buffer->data(), 256).ok());
+    EXPECT_EQ(fetched, pinned);
+    (*device)->unpinHostMemory(pinned.data());
     return;
   }
   // Built with CUDA on a machine without a GPU or driver.
