@@ -80,29 +80,33 @@ std::optional<Candidate> candidateOf(Operation *op) {
     return Candidate{op, Candidate::Kind::AllReduce, 1,
                      in.getNumElements() * 4};
   }
-  if (auto scatter = dyn_cast<shard::ReduceScatterOp>(op)) {
-    RankedTensorType in = staticF32(scatter.getInput());
-    RankedTensorType out = staticF32(scatter.getResult());
-    if (!in || !out || in.getRank() < 1 || out.getRank() != in.getRank() ||
-        scatter.getScatterAxis() != 0 || out.getDimSize(0) == 0 ||
-        in.getDimSize(0) % out.getDimSize(0) != 0 ||
-        in.getShape().drop_front() != out.getShape().drop_front())
+  // How many equal parts `whole` splits into along dimension 0 to give
+  // `part` (the other dimensions equal), if it does.
+  auto partsAlongFirst = [&](Value wholeValue,
+                             Value partValue) -> std::optional<int64_t> {
+    RankedTensorType whole = staticF32(wholeValue), part = staticF32(partValue);
+    if (!whole || !part || whole.getRank() < 1 ||
+        part.getRank() != whole.getRank() || part.getDimSize(0) == 0 ||
+        whole.getDimSize(0) % part.getDimSize(0) != 0 ||
+        whole.getShape().drop_front() != part.getShape().drop_front())
       return std::nullopt;
-    return Candidate{op, Candidate::Kind::ReduceScatter,
-                     in.getDimSize(0) / out.getDimSize(0),
-                     in.getNumElements() * 4};
+    return whole.getDimSize(0) / part.getDimSize(0);
+  };
+  if (auto scatter = dyn_cast<shard::ReduceScatterOp>(op)) {
+    std::optional<int64_t> parts =
+        partsAlongFirst(scatter.getInput(), scatter.getResult());
+    if (scatter.getScatterAxis() != 0 || !parts)
+      return std::nullopt;
+    return Candidate{op, Candidate::Kind::ReduceScatter, *parts,
+                     staticF32(scatter.getInput()).getNumElements() * 4};
   }
   if (auto gather = dyn_cast<shard::AllGatherOp>(op)) {
-    RankedTensorType in = staticF32(gather.getInput());
-    RankedTensorType out = staticF32(gather.getResult());
-    if (!in || !out || in.getRank() < 1 || out.getRank() != in.getRank() ||
-        gather.getGatherAxis() != 0 || in.getDimSize(0) == 0 ||
-        out.getDimSize(0) % in.getDimSize(0) != 0 ||
-        in.getShape().drop_front() != out.getShape().drop_front())
+    std::optional<int64_t> parts =
+        partsAlongFirst(gather.getResult(), gather.getInput());
+    if (gather.getGatherAxis() != 0 || !parts)
       return std::nullopt;
-    return Candidate{op, Candidate::Kind::AllGather,
-                     out.getDimSize(0) / in.getDimSize(0),
-                     out.getNumElements() * 4};
+    return Candidate{op, Candidate::Kind::AllGather, *parts,
+                     staticF32(gather.getResult()).getNumElements() * 4};
   }
   return std::nullopt;
 }

@@ -93,6 +93,22 @@ struct FunctionBuilder {
   SmallVector<Value> results;
 };
 
+/// `op` in an inference function, in evaluation mode: a dropout becomes its
+/// input; any other op is cloned through `map` with its result types passed
+/// through `retype` and, for a MoE layer, the evaluation capacity factor.
+void emitInEvaluationMode(OpBuilder &b, Operation &op, IRMapping &map,
+                          llvm::function_ref<Type(Type)> retype) {
+  if (auto dropout = dyn_cast<DropoutOp>(op)) {
+    map.map(dropout.getResult(), map.lookup(dropout.getInput()));
+    return;
+  }
+  Operation *clone = b.clone(op, map);
+  for (auto [before, after] : llvm::zip(op.getResults(), clone->getResults()))
+    after.setType(retype(before.getType()));
+  if (auto layer = dyn_cast<MoeLayerOp>(clone))
+    layer.setEval(true);
+}
+
 struct MoeBuildDecoder : mlir::moe::impl::MoeBuildDecoderBase<MoeBuildDecoder> {
   using Base::Base;
 
@@ -207,6 +223,7 @@ LogicalResult MoeBuildDecoder::build(ModuleOp module, func::FuncOp forward) {
   // A value of @forward as seen from @decode_step: a parameter, a result of
   // a target-dependent op, or a state computed by @encode.
   unsigned numStates = 0;
+  llvm::DenseMap<Value, Value> stateOrigin; // state argument -> @forward value
   auto decodeOperand = [&](Operation *user, Value v) -> FailureOr<Value> {
     if (Value mapped = decodeMap.lookupOrNull(v))
       return mapped;
@@ -221,6 +238,7 @@ LogicalResult MoeBuildDecoder::build(ModuleOp module, func::FuncOp forward) {
     Value state = decode.addArgument(rewrite(v.getType(), false), v.getLoc(),
                                      named(MoeDialect::kInputAttrName, name));
     decodeMap.map(v, state);
+    stateOrigin[state] = v;
     return state;
   };
 
@@ -344,11 +362,8 @@ LogicalResult MoeBuildDecoder::build(ModuleOp module, func::FuncOp forward) {
     for (Value v : op.getOperands())
       if (failed(operand(v)))
         return failure();
-    Operation *clone = b.clone(op, decodeMap);
-    for (auto [before, after] : llvm::zip(op.getResults(), clone->getResults()))
-      after.setType(rewrite(before.getType(), true));
-    if (auto layer = dyn_cast<MoeLayerOp>(clone))
-      layer.setEval(true);
+    emitInEvaluationMode(b, op, decodeMap,
+                         [&](Type type) { return rewrite(type, true); });
   }
   if (!logits)
     return fail(forward, "no moe.cross_entropy: nothing gives the decoder's "
@@ -378,27 +393,15 @@ LogicalResult MoeBuildDecoder::build(ModuleOp module, func::FuncOp forward) {
                             ", which the encoder does not get");
       parameterIn(encode, encodeMap, arg);
     }
-    if (auto dropout = dyn_cast<DropoutOp>(op)) {
-      encodeMap.map(dropout.getResult(), encodeMap.lookup(dropout.getInput()));
-      continue;
-    }
-    Operation *clone = encode.builder.clone(*op, encodeMap);
-    for (auto [before, after] :
-         llvm::zip(op->getResults(), clone->getResults()))
-      after.setType(rewrite(before.getType(), false));
-    if (auto layer = dyn_cast<MoeLayerOp>(clone))
-      layer.setEval(true);
+    emitInEvaluationMode(encode.builder, *op, encodeMap,
+                         [&](Type type) { return rewrite(type, false); });
   }
   // The states @decode_step kept (in the order of its arguments).
   for (auto [index, attrs] : llvm::enumerate(decode.argAttrs)) {
     auto name = attrs.getAs<StringAttr>(MoeDialect::kInputAttrName);
     if (!name || !name.getValue().starts_with("state."))
       continue;
-    Value state = decode.block->getArgument(index);
-    Value original;
-    for (auto [value, mapped] : decodeMap.getValueMap())
-      if (mapped == state)
-        original = value;
+    Value original = stateOrigin.lookup(decode.block->getArgument(index));
     encode.addResult(encodeMap.lookup(original),
                      named(MoeDialect::kNameAttrName, name.getValue()));
   }
@@ -412,16 +415,9 @@ LogicalResult MoeBuildDecoder::build(ModuleOp module, func::FuncOp forward) {
     evaluateMap.map(
         arg, evaluate.addArgument(arg.getType(), arg.getLoc(),
                                   forward.getArgAttrDict(arg.getArgNumber())));
-  for (Operation &op : body.without_terminator()) {
-    if (auto dropout = dyn_cast<DropoutOp>(op)) {
-      evaluateMap.map(dropout.getResult(),
-                      evaluateMap.lookup(dropout.getInput()));
-      continue;
-    }
-    Operation *clone = evaluate.builder.clone(op, evaluateMap);
-    if (auto layer = dyn_cast<MoeLayerOp>(clone))
-      layer.setEval(true);
-  }
+  for (Operation &op : body.without_terminator())
+    emitInEvaluationMode(evaluate.builder, op, evaluateMap,
+                         [](Type type) { return type; });
   auto ret = cast<func::ReturnOp>(body.getTerminator());
   for (auto [index, value] : llvm::enumerate(ret.getOperands())) {
     auto role = forward.getResultAttrOfType<StringAttr>(

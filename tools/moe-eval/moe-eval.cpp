@@ -18,6 +18,7 @@
 // sacreBLEU can score again.
 //
 //===----------------------------------------------------------------------===//
+#include "moert/checkpoint/Json.h"
 #include "moert/data/Tokenizer.h"
 #include "moert/data/TranslationEval.h"
 #include "moert/eval/Bleu.h"
@@ -189,16 +190,6 @@ Status writeLines(const fs::path &path, const std::vector<std::string> &lines) {
   return Status::success();
 }
 
-std::string jsonString(const std::string &text) {
-  std::string out = "\"";
-  for (char ch : text) {
-    if (ch == '"' || ch == '\\')
-      out += '\\';
-    out += ch;
-  }
-  return out + "\"";
-}
-
 } // namespace
 
 int main(int argc, char **argv) {
@@ -307,54 +298,26 @@ int main(int argc, char **argv) {
   if (!scored.ok())
     return fail(scored.status());
   const std::vector<Row> &rows = *scored;
-  double bleu = 0, chrf = 0, copyBleu = 0, copyChrf = 0, seconds = 0;
-  double lossSum = 0;
-  int64_t sentences = 0, lossTokens = 0;
-  for (const Row &row : rows) {
-    lossSum += row.loss.loss * static_cast<double>(row.loss.tokens);
-    lossTokens += row.loss.tokens;
-    bleu += row.bleu.score;
-    chrf += row.chrf.score;
-    copyBleu += row.copyBleu.score;
-    copyChrf += row.copyChrf.score;
-    seconds += row.seconds;
-    sentences += row.sentences;
-  }
-  const double n = static_cast<double>(rows.size());
-  std::printf("%-9s %5lld %7.2f %7.2f %10.2f %10.2f %9.1f", "average",
-              static_cast<long long>(sentences), bleu / n, chrf / n,
-              copyBleu / n, copyChrf / n,
-              seconds > 0 ? sentences / seconds : 0);
-  std::printf(" %8.4f\n",
-              lossTokens ? lossSum / static_cast<double>(lossTokens) : 0.0);
-  int64_t better = 0;
-  for (const Row &row : rows)
-    better += row.bleu.score > row.copyBleu.score;
+  const data::TranslationSummary all = data::summarize(rows);
+  std::printf("%-9s %5lld %7.2f %7.2f %10.2f %10.2f %9.1f %8.4f\n", "average",
+              static_cast<long long>(all.sentences), all.bleu, all.chrf,
+              all.copyBleu, all.copyChrf,
+              all.seconds > 0 ? all.sentences / all.seconds : 0, all.loss);
   std::printf("moe-eval: BLEU above the copy baseline in %lld of %zu "
               "directions\n",
-              static_cast<long long>(better), rows.size());
+              static_cast<long long>(all.aboveCopy), rows.size());
 
   if (!options.json.empty()) {
     const std::string temporary = options.json + ".tmp";
     {
       std::ofstream out(temporary, std::ios::binary | std::ios::trunc);
-      out << "{\"checkpoint\": " << jsonString(options.checkpoint)
+      out << "{\"checkpoint\": " << checkpoint::quoteJson(options.checkpoint)
           << ", \"step\": " << *step
-          << ", \"split\": " << jsonString(options.split)
+          << ", \"split\": " << checkpoint::quoteJson(options.split)
           << ", \"beam\": " << options.beam << ", \"rows\": [";
       for (size_t i = 0; i < rows.size(); ++i) {
-        const Row &row = rows[i];
-        out << (i ? ", " : "") << "{\"source\": " << jsonString(row.source)
-            << ", \"target\": " << jsonString(row.target)
-            << ", \"sentences\": " << row.sentences
-            << ", \"bleu\": " << row.bleu.score
-            << ", \"chrf2\": " << row.chrf.score
-            << ", \"copy_bleu\": " << row.copyBleu.score
-            << ", \"copy_chrf2\": " << row.copyChrf.score
-            << ", \"hypothesis_tokens\": " << row.hypothesisTokens
-            << ", \"loss\": " << row.loss.loss
-            << ", \"loss_tokens\": " << row.loss.tokens
-            << ", \"seconds\": " << row.seconds << "}";
+        out << (i ? ", " : "");
+        data::writeDirectionJson(out, rows[i]);
       }
       out << "]}\n";
       out.flush();

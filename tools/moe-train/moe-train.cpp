@@ -310,34 +310,17 @@ Status evaluateTranslation(runner::Trainer &trainer,
   const double seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start)
           .count();
-  double bleu = 0, copy = 0, lossSum = 0;
-  int64_t lossTokens = 0, better = 0;
+  const data::TranslationSummary all = data::summarize(scores);
   std::ostringstream line;
   line.precision(9);
   line << "{\"step\": " << step << ", \"split\": \""
        << evaluation->options.split << "\", \"rows\": [";
   for (size_t i = 0; i < scores.size(); ++i) {
-    const data::DirectionScore &score = scores[i];
-    bleu += score.bleu.score;
-    copy += score.copyBleu.score;
-    better += score.bleu.score > score.copyBleu.score;
-    lossSum += score.loss.loss * static_cast<double>(score.loss.tokens);
-    lossTokens += score.loss.tokens;
-    line << (i ? ", " : "") << "{\"source\": \"" << score.source
-         << "\", \"target\": \"" << score.target
-         << "\", \"sentences\": " << score.sentences
-         << ", \"bleu\": " << score.bleu.score
-         << ", \"chrf2\": " << score.chrf.score
-         << ", \"copy_bleu\": " << score.copyBleu.score
-         << ", \"copy_chrf2\": " << score.copyChrf.score
-         << ", \"loss\": " << score.loss.loss
-         << ", \"loss_tokens\": " << score.loss.tokens << "}";
+    line << (i ? ", " : "");
+    data::writeDirectionJson(line, scores[i]);
   }
-  const double n = static_cast<double>(scores.size());
-  const double loss =
-      lossTokens ? lossSum / static_cast<double>(lossTokens) : 0.0;
-  line << "], \"bleu\": " << bleu / n << ", \"copy_bleu\": " << copy / n
-       << ", \"loss\": " << loss << ", \"seconds\": " << seconds << "}\n";
+  line << "], \"bleu\": " << all.bleu << ", \"copy_bleu\": " << all.copyBleu
+       << ", \"loss\": " << all.loss << ", \"seconds\": " << seconds << "}\n";
   std::ofstream out(jsonPath, std::ios::binary | std::ios::app);
   out << line.str();
   out.flush();
@@ -347,8 +330,8 @@ Status evaluateTranslation(runner::Trainer &trainer,
                     std::strerror(errno) + ")");
   std::printf("eval   %6" PRId64 "  BLEU %6.2f (copy %.2f, above it in %" PRId64
               " of %zu directions)  loss %.4f  %s split, %.0f s\n",
-              step, bleu / n, copy / n, better, scores.size(), loss,
-              evaluation->options.split.c_str(), seconds);
+              step, all.bleu, all.copyBleu, all.aboveCopy, scores.size(),
+              all.loss, evaluation->options.split.c_str(), seconds);
   std::fflush(stdout);
   return Status::success();
 }

@@ -1,6 +1,7 @@
 //===- TranslationEval.cpp - BLEU, chrF2 and loss of held-out pairs -------===//
 #include "moert/data/TranslationEval.h"
 
+#include "moert/checkpoint/Json.h"
 #include "moert/eval/Decode.h"
 
 #include <chrono>
@@ -95,6 +96,43 @@ Expected<std::vector<DirectionScore>> evaluateTranslation(
     return invalidArgument("the " + options.split +
                            " split has no pairs for the languages asked");
   return scores;
+}
+
+TranslationSummary summarize(const std::vector<DirectionScore> &scores) {
+  TranslationSummary s;
+  int64_t lossTokens = 0;
+  for (const DirectionScore &score : scores) {
+    s.bleu += score.bleu.score;
+    s.chrf += score.chrf.score;
+    s.copyBleu += score.copyBleu.score;
+    s.copyChrf += score.copyChrf.score;
+    s.loss += score.loss.loss * static_cast<double>(score.loss.tokens);
+    lossTokens += score.loss.tokens;
+    s.seconds += score.seconds;
+    s.sentences += score.sentences;
+    s.aboveCopy += score.bleu.score > score.copyBleu.score;
+  }
+  const double n = scores.empty() ? 1.0 : static_cast<double>(scores.size());
+  s.bleu /= n;
+  s.chrf /= n;
+  s.copyBleu /= n;
+  s.copyChrf /= n;
+  s.loss = lossTokens ? s.loss / static_cast<double>(lossTokens) : 0.0;
+  return s;
+}
+
+void writeDirectionJson(std::ostream &out, const DirectionScore &score) {
+  out << "{\"source\": " << checkpoint::quoteJson(score.source)
+      << ", \"target\": " << checkpoint::quoteJson(score.target)
+      << ", \"sentences\": " << score.sentences
+      << ", \"bleu\": " << score.bleu.score
+      << ", \"chrf2\": " << score.chrf.score
+      << ", \"copy_bleu\": " << score.copyBleu.score
+      << ", \"copy_chrf2\": " << score.copyChrf.score
+      << ", \"hypothesis_tokens\": " << score.hypothesisTokens
+      << ", \"loss\": " << score.loss.loss
+      << ", \"loss_tokens\": " << score.loss.tokens
+      << ", \"seconds\": " << score.seconds << "}";
 }
 
 } // namespace data

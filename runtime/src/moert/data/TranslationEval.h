@@ -17,6 +17,7 @@
 #include "moert/runner/Trainer.h"
 
 #include <functional>
+#include <ostream>
 #include <string>
 #include <vector>
 
@@ -52,6 +53,21 @@ Expected<std::vector<DirectionScore>> evaluateTranslation(
     runner::Trainer &trainer, const SentencePieceModel &spm,
     const TranslationEvalOptions &options,
     const std::function<Status(const DirectionScore &)> &onDirection = {});
+
+/// Over all directions: BLEU and chrF2 (and the copy baseline's) averaged
+/// per direction, the loss per target token, sentences and decoding time
+/// summed, the directions whose BLEU is above the copy baseline.
+struct TranslationSummary {
+  double bleu = 0, chrf = 0, copyBleu = 0, copyChrf = 0;
+  double loss = 0, seconds = 0;
+  int64_t sentences = 0, aboveCopy = 0;
+};
+TranslationSummary summarize(const std::vector<DirectionScore> &scores);
+
+/// One direction as a JSON object: languages, sentences, BLEU, chrF2, the
+/// copy baseline, hypothesis tokens, loss and its tokens, decoding seconds
+/// (numbers at `out`'s precision).
+void writeDirectionJson(std::ostream &out, const DirectionScore &score);
 
 } // namespace data
 } // namespace moert

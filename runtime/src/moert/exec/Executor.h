@@ -45,6 +45,15 @@ struct RunContext {
   /// only span axes of size 1 (they copy) and the process sits at
   /// coordinate 0 of every axis.
   comm::GridCommunicators *grid = nullptr;
+
+  /// A run in evaluation mode (no dropout, no gate noise) keyed by `seed`.
+  static RunContext evaluation(uint64_t seed) {
+    RunContext context;
+    context.seed = seed;
+    context.step = 1;
+    context.training = false;
+    return context;
+  }
 };
 
 /// Where this process sits in the group of some grid axes: `index` is the

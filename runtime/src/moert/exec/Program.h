@@ -120,6 +120,15 @@ struct Program {
         return &entry;
     return nullptr;
   }
+  /// The buffer called `name` among `ids` (an entry point's inputs or
+  /// outputs), or -1.
+  int32_t bufferNamed(const std::vector<int32_t> &ids,
+                      const std::string &name) const {
+    for (int32_t id : ids)
+      if (buffers[id].name == name)
+        return id;
+    return -1;
+  }
   int64_t arenaBytes = 0;
   int64_t persistentBytes = 0;
   /// Bytes of the host region (BufferKind::Host buffers; 0 unless state was

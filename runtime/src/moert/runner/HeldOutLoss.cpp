@@ -78,17 +78,10 @@ evaluateProgramLoss(exec::Executor &executor, uint64_t seed) {
   if (!entry)
     return failedPrecondition("the plan has no 'evaluate' program (compile "
                               "with --moe-training-pipeline=\"decoder=true\")");
-  auto find = [&](const std::vector<int32_t> &ids,
-                  const std::string &name) -> int32_t {
-    for (int32_t id : ids)
-      if (program.buffers[id].name == name)
-        return id;
-    return -1;
-  };
-  const int32_t src = find(entry->inputs, "evaluate:src_tokens");
-  const int32_t tgt = find(entry->inputs, "evaluate:tgt_tokens");
-  const int32_t labels = find(entry->inputs, "evaluate:labels");
-  const int32_t loss = find(entry->outputs, "evaluate:loss");
+  const int32_t src = program.bufferNamed(entry->inputs, "evaluate:src_tokens");
+  const int32_t tgt = program.bufferNamed(entry->inputs, "evaluate:tgt_tokens");
+  const int32_t labels = program.bufferNamed(entry->inputs, "evaluate:labels");
+  const int32_t loss = program.bufferNamed(entry->outputs, "evaluate:loss");
   if (src < 0 || tgt < 0 || labels < 0 || loss < 0)
     return failedPrecondition("the 'evaluate' program lacks src_tokens, "
                               "tgt_tokens, labels or loss");
@@ -116,11 +109,8 @@ evaluateProgramLoss(exec::Executor &executor, uint64_t seed) {
         executor.writeBuffer(tgt, tgtIds.data(), tgtIds.size() * 4));
     MOERT_RETURN_IF_ERROR(
         executor.writeBuffer(labels, labelIds.data(), labelIds.size() * 4));
-    exec::RunContext context;
-    context.seed = seed;
-    context.step = 1;
-    context.training = false;
-    MOERT_RETURN_IF_ERROR(executor.run(*entry, context));
+    MOERT_RETURN_IF_ERROR(
+        executor.run(*entry, exec::RunContext::evaluation(seed)));
     float value = 0.0f;
     MOERT_RETURN_IF_ERROR(executor.readBuffer(loss, &value, sizeof(value)));
     return value;

@@ -11,20 +11,6 @@ namespace runner {
 
 namespace {
 
-const exec::EntryPoint *findEntry(const exec::Program &program,
-                                  const std::string &name) {
-  return program.findEntryPoint(name);
-}
-
-/// The buffer of `entry`'s inputs or outputs called `name`, or -1.
-int32_t bufferNamed(const exec::Program &program,
-                    const std::vector<int32_t> &ids, const std::string &name) {
-  for (int32_t id : ids)
-    if (program.buffers[id].name == name)
-      return id;
-  return -1;
-}
-
 /// The buffers decoding reads and writes, checked against each other.
 struct Layout {
   const exec::EntryPoint *encode = nullptr, *step = nullptr;
@@ -37,15 +23,15 @@ struct Layout {
 
 Expected<Layout> layoutOf(const exec::Program &program) {
   Layout l;
-  l.encode = findEntry(program, "encode");
-  l.step = findEntry(program, "decode_step");
+  l.encode = program.findEntryPoint("encode");
+  l.step = program.findEntryPoint("decode_step");
   if (!l.encode || !l.step)
     return failedPrecondition("the plan has no 'encode' and 'decode_step' "
                               "programs (compile with "
                               "--moe-training-pipeline=\"decoder=true\")");
   auto need = [&](const std::vector<int32_t> &ids, const std::string &name,
                   int32_t &id) -> Status {
-    id = bufferNamed(program, ids, name);
+    id = program.bufferNamed(ids, name);
     if (id < 0)
       return failedPrecondition("the decoding programs have no buffer '" +
                                 name + "'");
@@ -60,8 +46,7 @@ Expected<Layout> layoutOf(const exec::Program &program) {
   MOERT_RETURN_IF_ERROR(need(l.step->outputs, "decode_step:logits", l.logits));
   for (size_t layer = 0;; ++layer) {
     const std::string n = std::to_string(layer);
-    int32_t k =
-        bufferNamed(program, l.step->inputs, "decode_step:cache.k." + n);
+    int32_t k = program.bufferNamed(l.step->inputs, "decode_step:cache.k." + n);
     if (k < 0)
       break;
     int32_t v = -1, kr = -1, vr = -1;
@@ -140,11 +125,8 @@ public:
           std::vector<std::vector<int32_t>> sources, int32_t padId,
           uint64_t seed)
       : executor_(executor), layout_(std::move(layout)),
-        sources_(std::move(sources)), padId_(padId) {
-    context_.seed = seed;
-    context_.step = 1;
-    context_.training = false;
-  }
+        sources_(std::move(sources)), padId_(padId),
+        context_(exec::RunContext::evaluation(seed)) {}
 
   Expected<std::vector<std::vector<float>>>
   next(const std::vector<int64_t> &rows,

@@ -551,15 +551,11 @@ Trainer::nextTokenFunction(std::vector<std::vector<int32_t>> sources,
                          "of a partitioned run)");
   const exec::Program &program = executor_->program();
   // The forward part of the step: everything up to the first loss.
-  size_t lossAt = program.instructions.size();
-  for (size_t i = 0; i < program.instructions.size(); ++i)
-    if (program.instructions[i].kernel == "moe.cross_entropy") {
-      lossAt = i;
-      break;
-    }
-  if (lossAt == program.instructions.size())
+  const std::optional<size_t> lossIndex = stepLossInstruction();
+  if (!lossIndex)
     return failedPrecondition("the plan has no moe.cross_entropy: nothing "
                               "gives the decoder's logits");
+  const size_t lossAt = *lossIndex;
   const int32_t logitsId = program.instructions[lossAt].operands[0];
   const exec::TensorType &logitsType = program.buffers[logitsId].type;
   const SyntheticTaskConfig c = task_->config();
@@ -745,12 +741,17 @@ Trainer::nextTokenFunction(std::vector<std::vector<int32_t>> sources,
 }
 
 exec::RunContext Trainer::stepEvaluationContext() const {
-  exec::RunContext context;
-  context.seed = seed_;
-  context.step = 1;
-  context.training = false;
+  exec::RunContext context = exec::RunContext::evaluation(seed_);
   context.trainingCapacity = true; // the step's buffers hold its capacity
   return context;
+}
+
+std::optional<size_t> Trainer::stepLossInstruction() const {
+  const exec::Program &program = executor_->program();
+  for (size_t i = 0; i < program.stepEnd(); ++i)
+    if (program.instructions[i].kernel == "moe.cross_entropy")
+      return i;
+  return std::nullopt;
 }
 
 Expected<HeldOutLoss>
@@ -770,16 +771,11 @@ Trainer::heldOutLoss(const std::vector<std::vector<int32_t>> &sources,
   // Without `evaluate`: the training step's forward up to its loss, in
   // evaluation mode with the step's capacity (for which its buffers are
   // sized).
-  const exec::Program &program = executor_->program();
-  size_t lossAt = program.stepEnd();
-  for (size_t i = 0; i < program.stepEnd(); ++i)
-    if (program.instructions[i].kernel == "moe.cross_entropy") {
-      lossAt = i;
-      break;
-    }
-  if (lossAt == program.stepEnd() || lossBuffer_ < 0)
+  const std::optional<size_t> lossIndex = stepLossInstruction();
+  if (!lossIndex || lossBuffer_ < 0)
     return failedPrecondition("the plan's step has no moe.cross_entropy");
-  const int32_t lossId = program.instructions[lossAt].results[0];
+  const size_t lossAt = *lossIndex;
+  const int32_t lossId = executor_->program().instructions[lossAt].results[0];
   const SyntheticTaskConfig c = task_->config();
   BatchLossFn stepLoss =
       [&](const std::vector<int32_t> &src, const std::vector<int32_t> &tgt,

@@ -190,6 +190,9 @@ private:
   /// How the training step's forward runs for evaluation: no dropout or
   /// gate noise, the step's capacity factor (its buffers are sized for it).
   exec::RunContext stepEvaluationContext() const;
+  /// The first moe.cross_entropy of the training step (the end of its
+  /// forward part), if any.
+  std::optional<size_t> stepLossInstruction() const;
 
   /// The logical tensor of one parameter (or moment) on rank 0 from the
   /// `local` blocks of every rank; collective over the world.

@@ -55,6 +55,13 @@ protected:
       GTEST_SKIP() << available.toString();
   }
 
+  /// A one-rank world of NCCL communicators on the test's device.
+  Expected<std::unique_ptr<comm::GridCommunicators>> oneRankGrid() {
+    MOERT_ASSIGN_OR_RETURN(std::unique_ptr<comm::GridCommunicators> single,
+                           comm::makeSingleRankGrid({1}));
+    return exec::makeDeviceGrid(std::move(single), *device_);
+  }
+
   std::vector<float> run(comm::Communicator &c, int which,
                          const std::vector<float> &input) {
     const size_t bytes = input.size() * sizeof(float);
@@ -93,11 +100,7 @@ protected:
 };
 
 TEST_F(NcclGpuTest, OneRankWorldRunsEveryCollectiveOnTheDevice) {
-  Expected<std::unique_ptr<comm::GridCommunicators>> single =
-      comm::makeSingleRankGrid({1});
-  ASSERT_TRUE(single.ok());
-  Expected<std::unique_ptr<comm::GridCommunicators>> grid =
-      exec::makeDeviceGrid(std::move(*single), *device_);
+  Expected<std::unique_ptr<comm::GridCommunicators>> grid = oneRankGrid();
   ASSERT_TRUE(grid.ok()) << grid.status().toString();
   comm::Communicator &world = (*grid)->world();
   EXPECT_TRUE(world.devicePointers());
@@ -194,11 +197,7 @@ TEST_F(NcclGpuTest, AStalledCollectiveTimesOutAndEndsTheJob) {
 // collective's result, even when the collective is late (a sleep on the
 // collective stream). Without the events either read would see stale data.
 TEST_F(NcclGpuTest, CollectiveStreamIsOrderedWithTheComputeStream) {
-  Expected<std::unique_ptr<comm::GridCommunicators>> single =
-      comm::makeSingleRankGrid({1});
-  ASSERT_TRUE(single.ok());
-  Expected<std::unique_ptr<comm::GridCommunicators>> grid =
-      exec::makeDeviceGrid(std::move(*single), *device_);
+  Expected<std::unique_ptr<comm::GridCommunicators>> grid = oneRankGrid();
   ASSERT_TRUE(grid.ok()) << grid.status().toString();
   Expected<std::unique_ptr<exec::CollectiveQueue>> queue =
       exec::makeCollectiveQueue(*device_, **grid);
