@@ -282,9 +282,12 @@ mlir::moe::stepArgumentAliases(func::FuncOp func) {
   // matching the results stays linear in the number of parameters.
   llvm::DenseMap<StringAttr, BlockArgument> paramArg;
   llvm::DenseMap<std::pair<StringAttr, StringAttr>, BlockArgument> stateArg;
+  llvm::DenseMap<StringAttr, BlockArgument> copyArg;
   for (BlockArgument arg : body.getArguments()) {
     if (StringAttr name = argAttr(arg, MoeDialect::kParamAttrName))
       paramArg[name] = arg; // the last wins, as the scan it replaces
+    if (StringAttr name = argAttr(arg, MoeDialect::kDeviceCopyAttrName))
+      copyArg[name] = arg;
     StringAttr of = argAttr(arg, MoeDialect::kStateOfAttrName);
     StringAttr state = argAttr(arg, MoeDialect::kOptStateAttrName);
     if (of && state)
@@ -302,6 +305,10 @@ mlir::moe::stepArgumentAliases(func::FuncOp func) {
     if (role.getValue() == "new_param") {
       StringAttr name = resultAttr(MoeDialect::kParamAttrName);
       if (auto it = paramArg.find(name); name && it != paramArg.end())
+        aliases[value] = it->second;
+    } else if (role.getValue() == "new_device_copy") {
+      StringAttr name = resultAttr(MoeDialect::kDeviceCopyAttrName);
+      if (auto it = copyArg.find(name); name && it != copyArg.end())
         aliases[value] = it->second;
     } else if (role.getValue() == "new_state") {
       StringAttr of = resultAttr(MoeDialect::kStateOfAttrName);

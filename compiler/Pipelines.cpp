@@ -29,8 +29,9 @@ void mlir::moe::buildTrainingPipeline(OpPassManager &pm,
   pm.addPass(createMoeBuildTrainStep(trainStep));
   pm.addPass(createCanonicalizerPass());
   pm.addPass(createCSEPass());
-  if (options.dp != 1 || options.ep != 1 || options.tp != 1 ||
-      options.zero != 0) {
+  bool partitioned = options.dp != 1 || options.ep != 1 || options.tp != 1 ||
+                     options.zero != 0;
+  if (partitioned) {
     MoePartitionOptions partition;
     partition.dp = options.dp;
     partition.ep = options.ep;
@@ -38,6 +39,14 @@ void mlir::moe::buildTrainingPipeline(OpPassManager &pm,
     partition.zero = options.zero;
     partition.overlap = options.overlap;
     pm.addPass(createMoePartition(partition));
+  }
+  if (options.offload != OffloadMode::none) {
+    MoeOffloadOptions offload;
+    offload.mode = options.offload;
+    offload.deviceType = options.precision;
+    pm.addPass(createMoeOffload(offload));
+  }
+  if (partitioned) {
     if (options.bucketMb != 0) { // the pass refuses negative or NaN sizes
       MoeBucketGradientsOptions buckets;
       buckets.bucketMb = options.bucketMb;

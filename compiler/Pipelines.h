@@ -70,6 +70,20 @@ struct TrainingPipelineOptions
                      "beside the compute (moe-partition overlap=true: a "
                      "larger arena)"),
       llvm::cl::init(false)};
+  Option<OffloadMode> offload{
+      *this, "offload",
+      llvm::cl::desc("Host memory for the optimizer (moe-offload): the AdamW "
+                     "moments, or with params also the fp32 master weights, "
+                     "leaving 16-bit parameters in `precision` on the "
+                     "device (E+Z-Offload)"),
+      llvm::cl::init(OffloadMode::none),
+      llvm::cl::values(
+          clEnumValN(OffloadMode::none, "none", "everything on the device"),
+          clEnumValN(OffloadMode::optimizer, "optimizer",
+                     "AdamW moments in host memory"),
+          clEnumValN(OffloadMode::params, "params",
+                     "moments and fp32 master weights in host memory, "
+                     "16-bit parameters on the device"))};
   Option<bool> decoder{
       *this, "decoder",
       llvm::cl::desc("Also build @encode and @decode_step, incremental "
@@ -86,8 +100,9 @@ struct TrainingPipelineOptions
 /// [incremental decoding functions (with `decoder`)] ->
 /// expand composite MoE layers -> differentiate -> AdamW train step ->
 /// canonicalize + CSE -> partition (when a grid option or zero is set) ->
-/// gradient buckets (when partitioned and `bucket-mb` > 0) -> mixed
-/// precision (when `precision` is not fp32).
+/// offload (when `offload` is not none) -> gradient buckets (when
+/// partitioned and `bucket-mb` > 0) -> mixed precision (when `precision` is
+/// not fp32).
 void buildTrainingPipeline(OpPassManager &pm,
                            const TrainingPipelineOptions &options);
 

@@ -342,7 +342,7 @@ LogicalResult emitInstructions(Block &body,
 /// The functions a plan carries after the training step, in this order
 /// (moe-build-decoder's).
 constexpr StringLiteral kProgramFunctions[] = {"encode", "decode_step",
-                                               "evaluate"};
+                                               "evaluate", "refresh_params"};
 
 /// Appends `fn` as a program: its parameters are the step's buffers (by
 /// name), its other inputs persistent buffers of their own, except the
@@ -360,11 +360,15 @@ LogicalResult emitProgram(func::FuncOp fn, func::FuncOp step,
   }
   Block &body = fn.getBody().front();
   const std::string name = fn.getSymName().str();
-  llvm::StringMap<std::pair<int, Type>> parameters;
-  for (BlockArgument arg : step.getBody().front().getArguments())
+  llvm::StringMap<std::pair<int, Type>> parameters, deviceCopies;
+  for (BlockArgument arg : step.getBody().front().getArguments()) {
     if (auto param = step.getArgAttrOfType<StringAttr>(
             arg.getArgNumber(), MoeDialect::kParamAttrName))
       parameters[param.getValue()] = {stepBuffers.lookup(arg), arg.getType()};
+    if (auto copy = step.getArgAttrOfType<StringAttr>(
+            arg.getArgNumber(), MoeDialect::kDeviceCopyAttrName))
+      deviceCopies[copy.getValue()] = {stepBuffers.lookup(arg), arg.getType()};
+  }
   llvm::DenseMap<Value, int> bufferOf;
   auto shared = [&](Operation *where, StringRef key,
                     Type type) -> FailureOr<int> {
@@ -417,6 +421,22 @@ LogicalResult emitProgram(func::FuncOp fn, func::FuncOp step,
   auto ret = cast<func::ReturnOp>(body.getTerminator());
   llvm::DenseMap<Value, std::string> resultNames;
   for (auto [index, value] : llvm::enumerate(ret.getOperands())) {
+    // A parameter's device copy (moe-offload's @refresh_params) is
+    // written into the step's buffer of it.
+    if (auto copy = fn.getResultAttrOfType<StringAttr>(
+            index, MoeDialect::kDeviceCopyAttrName)) {
+      auto it = deviceCopies.find(copy.getValue());
+      if (it == deviceCopies.end() || it->second.second != value.getType() ||
+          isa<BlockArgument>(value) || bufferOf.count(value)) {
+        fn.emitError() << "@" << name << " result #" << index
+                       << " must be computed as the device copy of '"
+                       << copy.getValue() << "' that @" << step.getSymName()
+                       << " holds (same type)";
+        return failure();
+      }
+      bufferOf[value] = it->second.first;
+      continue;
+    }
     auto result =
         fn.getResultAttrOfType<StringAttr>(index, MoeDialect::kNameAttrName);
     if (!result) {
@@ -536,14 +556,21 @@ mlir::moe::emitTrainingPlan(ModuleOp module,
     } else if (auto input = func.getArgAttrOfType<StringAttr>(
                    i, MoeDialect::kInputAttrName)) {
       name = input.str();
+    } else if (auto copy = func.getArgAttrOfType<StringAttr>(
+                   i, MoeDialect::kDeviceCopyAttrName)) {
+      name = "device_copy:" + copy.str();
     } else {
       func.emitError() << "argument #" << i
-                       << " is neither a parameter, an optimizer state nor "
-                          "a batch input";
+                       << " is neither a parameter, an optimizer state, a "
+                          "device copy nor a batch input";
       return failure();
     }
     bufferOf[arg] =
         writer.addPersistentBuffer(shapeOf(arg.getType()), *dtype, name);
+    if (auto placement = func.getArgAttrOfType<StringAttr>(
+            i, MoeDialect::kPlacementAttrName);
+        placement && placement.getValue() == "host")
+      writer.placeOnHost(bufferOf[arg]);
   }
 
   // AdamW updates parameters and moments in place, and returned updates

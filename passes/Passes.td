@@ -290,6 +290,75 @@ def MoeMixedPrecision : Pass<"moe-mixed-precision", "::mlir::ModuleOp"> {
                            "::mlir::arith::ArithDialect"];
 }
 
+def MoeOffload : Pass<"moe-offload", "::mlir::ModuleOp"> {
+  let summary = "E+Z-Offload: optimizer state and fp32 master weights in host "
+                "memory, 16-bit parameters on the device";
+  let description = [{
+    The heterogeneous memory placement of ZeRO-Offload, as the paper's
+    E+Z-Offload uses it, on `@train_step` (after `moe-partition`, before
+    `moe-bucket-gradients`).
+
+    `mode=optimizer` marks every AdamW moment argument
+    `moe.placement = "host"`: the plan keeps it in host memory and AdamW
+    updates it there (the device keeps fp32 parameters and gradients).
+
+    `mode=params` does that and also moves the fp32 master weights of the
+    parameters that only feed matrix products (linear and expert weights)
+    to the host, leaving a 16-bit copy (`device-type`, bf16 or f16) on the
+    device:
+      - a new argument `moe.device_copy = "<name>"` of the parameter's
+        local shape in 16 bits, in device memory;
+      - every GEMM that read the parameter reads `moe.convert` of the copy,
+        made just before it (a temporary of the arena);
+      - the master (`moe.param`, `moe.placement = "host"`) is only read and
+        written by AdamW; under ZeRO it becomes this rank's shard, as the
+        moments (the all-slice that cut it goes), so host memory holds one
+        shard per rank, not a replica;
+      - after AdamW the updated master is rounded to 16 bits and (ZeRO)
+        all-gathered in 16 bits, half the bytes of the fp32 all-gather, into
+        the copy: a result with `moe.role = "new_device_copy"`;
+      - `@refresh_params` (masters -> copies: the same rounding and
+        gathers) is added for the runtime to run after initializing or
+        loading the masters.
+    With GEMMs in the same 16-bit `compute_type` (the pipeline's
+    `precision`), every GEMM sees the bits it saw before, so the step
+    computes exactly what the plan without offload computes. Router
+    weights, embeddings, norms and biases keep an fp32 device copy as the
+    master; their moments still go to the host.
+
+    Plans with decoding functions (`moe-build-decoder`) are refused with
+    `mode=params`: compile the evaluation plan without offload (the
+    checkpoint, fp32 logical tensors, is the same).
+  }];
+  let options = [
+    Option<"mode", "mode", "::mlir::moe::OffloadMode",
+           "::mlir::moe::OffloadMode::optimizer",
+           "What lives in host memory",
+           [{::llvm::cl::values(
+             clEnumValN(::mlir::moe::OffloadMode::none, "none",
+                        "nothing (the pass changes nothing)"),
+             clEnumValN(::mlir::moe::OffloadMode::optimizer, "optimizer",
+                        "the AdamW moments"),
+             clEnumValN(::mlir::moe::OffloadMode::params, "params",
+                        "the moments and the fp32 master weights of GEMM "
+                        "weights, with 16-bit device copies"))}]>,
+    Option<"deviceType", "device-type", "::mlir::moe::ComputePrecision",
+           "::mlir::moe::ComputePrecision::bf16",
+           "Element type of the device copies (mode=params; the GEMMs' "
+           "compute type)",
+           [{::llvm::cl::values(
+             clEnumValN(::mlir::moe::ComputePrecision::bf16, "bf16",
+                        "bfloat16"),
+             clEnumValN(::mlir::moe::ComputePrecision::fp16, "fp16",
+                        "IEEE half"),
+             clEnumValN(::mlir::moe::ComputePrecision::fp32, "fp32",
+                        "refused with mode=params: the copies are 16-bit"))}]>,
+  ];
+  let dependentDialects = ["::mlir::moe::MoeDialect",
+                           "::mlir::shard::ShardDialect",
+                           "::mlir::func::FuncDialect"];
+}
+
 //===----------------------------------------------------------------------===//
 // Inspection
 //===----------------------------------------------------------------------===//

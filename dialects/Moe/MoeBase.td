@@ -88,6 +88,14 @@ def Moe_Dialect : Dialect {
     /// dimension, the grid axes that split it (major to minor), e.g.
     /// `[array<i16>, array<i16: 1>]`; the type is the local shard's.
     static constexpr ::llvm::StringLiteral kShardingAttrName = "moe.sharding";
+    /// Argument attribute of persistent state kept in host memory ("host"):
+    /// the fp32 master weights and AdamW moments of E+Z-Offload.
+    static constexpr ::llvm::StringLiteral kPlacementAttrName = "moe.placement";
+    /// Argument/result attribute: the low-precision device copy of the
+    /// named parameter (its master is the `moe.param` argument), rewritten
+    /// from the master after every update (`moe-offload`).
+    static constexpr ::llvm::StringLiteral kDeviceCopyAttrName =
+        "moe.device_copy";
 
     /// The first argument of `argAttrs` (a function's uniqued argument
     /// attribute array) whose parameter name an earlier argument already

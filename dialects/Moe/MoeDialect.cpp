@@ -158,9 +158,10 @@ LogicalResult InitAttr::verify(function_ref<InFlightDiagnostic()> emitError,
 
 static constexpr llvm::StringLiteral kKnownRoles[] = {
     "loss", "aux_loss",  "expert_counts", "metric",
-    "grad", "new_param", "new_state"};
+    "grad", "new_param", "new_state",     "new_device_copy"};
 static constexpr llvm::StringLiteral kKnownOptStates[] = {"exp_avg",
                                                           "exp_avg_sq"};
+static constexpr llvm::StringLiteral kKnownPlacements[] = {"host"};
 
 /// Checks a string-valued annotation; `allowed` empty means any non-empty
 /// string.
@@ -304,10 +305,29 @@ LogicalResult MoeDialect::verifyRegionArgAttribute(Operation *op,
     return verifyStringAnnotation(op, "argument", argIndex, attribute, {});
   if (name == kShardingAttrName)
     return verifySharding(op, "argument", argIndex, argType, attribute);
+  if (name == kPlacementAttrName) {
+    if (!func.getArgAttr(argIndex, kParamAttrName) &&
+        !func.getArgAttr(argIndex, kOptStateAttrName))
+      return op->emitError() << "argument #" << argIndex << ": '" << name
+                             << "' is only valid on a parameter or an "
+                                "optimizer state";
+    return verifyStringAnnotation(op, "argument", argIndex, attribute,
+                                  kKnownPlacements);
+  }
+  if (name == kDeviceCopyAttrName) {
+    auto type = dyn_cast<RankedTensorType>(argType);
+    if (!type ||
+        !(type.getElementType().isBF16() || type.getElementType().isF16()))
+      return op->emitError()
+             << "argument #" << argIndex << ": '" << name
+             << "' needs a bf16 or f16 tensor, found " << argType;
+    return verifyStringAnnotation(op, "argument", argIndex, attribute, {});
+  }
   return op->emitError() << "argument #" << argIndex
                          << ": unknown moe argument attribute '" << name
                          << "' (expected moe.param, moe.init, moe.input, "
-                            "moe.opt_state, moe.state_of or moe.sharding)";
+                            "moe.opt_state, moe.state_of, moe.sharding, "
+                            "moe.placement or moe.device_copy)";
 }
 
 LogicalResult
@@ -324,7 +344,7 @@ MoeDialect::verifyRegionResultAttribute(Operation *op, unsigned regionIndex,
   // Gradients and updated parameters name their parameter, updated states
   // the parameter they belong to, metrics themselves.
   if (name == kParamAttrName || name == kStateOfAttrName ||
-      name == kNameAttrName)
+      name == kNameAttrName || name == kDeviceCopyAttrName)
     return verifyStringAnnotation(op, "result", resultIndex, attribute, {});
   if (name == kShardingAttrName) {
     auto func = dyn_cast<FunctionOpInterface>(op);
@@ -334,5 +354,6 @@ MoeDialect::verifyRegionResultAttribute(Operation *op, unsigned regionIndex,
   return op->emitError() << "result #" << resultIndex
                          << ": unknown moe result attribute '" << name
                          << "' (expected moe.role, moe.param, moe.opt_state, "
-                            "moe.state_of, moe.name or moe.sharding)";
+                            "moe.state_of, moe.name, moe.sharding or "
+                            "moe.device_copy)";
 }

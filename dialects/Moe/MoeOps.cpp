@@ -744,6 +744,19 @@ LogicalResult ExpertFfnGradOp::verify() {
 
 LogicalResult SumSquaresOp::verify() { return requireStaticShapes(*this); }
 
+LogicalResult ConvertOp::verify() {
+  Type from = getInput().getType().getElementType();
+  Type to = getResult().getType().getElementType();
+  if (from == to)
+    return emitOpError() << "converts " << from
+                         << " to itself; expected two different element "
+                            "types among f32, bf16 and f16";
+  if (!from.isF32() && !to.isF32())
+    return emitOpError() << "expects f32 on one side, found " << from << " -> "
+                         << to;
+  return requireStaticShapes(*this);
+}
+
 LogicalResult ClipByGlobalNormOp::verify() {
   double maxNorm = getMaxNorm().convertToDouble();
   if (!(maxNorm > 0.0))

@@ -120,4 +120,27 @@ def Moe_AdamWOp : Moe_Op<"adamw", [Pure,
   let hasVerifier = 1;
 }
 
+def Moe_ConvertOp : Moe_Op<"convert", [Pure, SameOperandsAndResultShape]> {
+  let summary = "element type conversion between f32, bf16 and f16";
+  let description = [{
+    Converts every element: to bf16 or f16 by rounding to nearest, ties to
+    even (values beyond f16's range become infinities, NaN stays NaN); to
+    f32 exactly. `moe-offload` uses it for the 16-bit device copies of the
+    parameters: the fp32 master is rounded once after its update, and each
+    GEMM reads an fp32 view of the copy made just before it (the GEMM's own
+    rounding of it to `compute_type` then changes nothing).
+
+    ```mlir
+    %w16 = moe.convert %w : tensor<128x512xf32> -> tensor<128x512xbf16>
+    %w32 = moe.convert %w16 : tensor<128x512xbf16> -> tensor<128x512xf32>
+    ```
+  }];
+  let arguments = (ins Moe_FloatTensor:$input);
+  let results = (outs Moe_FloatTensor:$result);
+  let assemblyFormat = [{
+    $input attr-dict `:` type($input) `->` type($result)
+  }];
+  let hasVerifier = 1;
+}
+
 #endif // MOE_OPTIM_OPS_TD

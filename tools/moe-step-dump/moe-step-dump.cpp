@@ -106,6 +106,10 @@ Expected<checkpoint::DType> checkpointDType(const exec::TensorType &type,
     return checkpoint::DType::I64;
   case exec::DType::Bool:
     return checkpoint::DType::Bool;
+  case exec::DType::BF16:
+    return checkpoint::DType::BF16;
+  case exec::DType::F16:
+    return checkpoint::DType::F16;
   }
   return invalidArgument("buffer '" + name + "' has an unknown dtype");
 }

@@ -792,7 +792,13 @@ int main(int argc, char **argv) {
                 trainer.parameters().size(),
                 executor.arenaBytes() / (1024.0 * 1024.0),
                 executor.persistentBytes() / (1024.0 * 1024.0), options.seed);
-    if (executor.hostBytes() > 0)
+    if (executor.hostBytes() > 0 &&
+        executor.program().findEntryPoint("refresh_params"))
+      std::printf("moe-train: optimizer state and fp32 master weights "
+                  "offloaded to host memory: %.2f MiB (16-bit parameter "
+                  "copies on the device)\n",
+                  executor.hostBytes() / (1024.0 * 1024.0));
+    else if (executor.hostBytes() > 0)
       std::printf("moe-train: optimizer state offloaded to host memory: "
                   "%.2f MiB\n",
                   executor.hostBytes() / (1024.0 * 1024.0));

@@ -31,6 +31,8 @@ int64_t elementSize(ElementType type) {
     return 8;
   case ElementType::U8:
     return 1;
+  case ElementType::U16:
+    return 2;
   }
   return 0;
 }
@@ -45,6 +47,8 @@ const char *elementTypeName(ElementType type) {
     return "i64";
   case ElementType::U8:
     return "u8";
+  case ElementType::U16:
+    return "u16";
   }
   return "unknown element type";
 }
@@ -200,6 +204,7 @@ Status checkReduction(const std::string &where, ElementType type, ReduceOp op) {
           where, elementTypeName(type)));
     return Status::success();
   case ElementType::U8:
+  case ElementType::U16:
     break;
   }
   return invalidArgument(
@@ -224,6 +229,7 @@ void reduceInto(void *accumulator, const void *input, int64_t count,
                 static_cast<const int64_t *>(input), count, op);
     return;
   case ElementType::U8:
+  case ElementType::U16:
     return; // rejected by checkReduction
   }
 }

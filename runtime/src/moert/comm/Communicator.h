@@ -46,10 +46,11 @@
 namespace moert {
 namespace comm {
 
-enum class ElementType : uint8_t { F32, I32, I64, U8 };
+/// U16: 16-bit floats (bf16, f16) moved as they are; never reduced.
+enum class ElementType : uint8_t { F32, I32, I64, U8, U16 };
 /// Bytes per element; 0 for a value outside the enum.
 int64_t elementSize(ElementType type);
-/// "f32", "i32", "i64", "u8".
+/// "f32", "i32", "i64", "u8", "u16".
 const char *elementTypeName(ElementType type);
 
 enum class ReduceOp : uint8_t { Sum, Mean, Max, Min };

@@ -1,6 +1,7 @@
 //===- Executor.cpp - Runs a Program on a device --------------------------===//
 #include "moert/exec/Executor.h"
 
+#include "moert/Half.h"
 #include "moert/backends/cpu/CpuDevice.h"
 #include "moert/comm/Communicator.h"
 #include "moert/exec/CollectiveQueue.h"
@@ -62,6 +63,14 @@ void materializeSplat(const Buffer &b, uint8_t *out) {
     case DType::Bool:
       out[e] = b.splat != 0.0;
       break;
+    case DType::BF16:
+    case DType::F16: {
+      const float v = static_cast<float>(b.splat);
+      const uint16_t bits =
+          b.type.dtype == DType::BF16 ? floatToBf16Bits(v) : floatToF16Bits(v);
+      std::memcpy(out + e * 2, &bits, 2);
+      break;
+    }
     }
   }
 }

@@ -15,6 +15,9 @@ int64_t dtypeSize(DType dtype) {
     return 8;
   case DType::Bool:
     return 1;
+  case DType::BF16:
+  case DType::F16:
+    return 2;
   }
   return 0;
 }
@@ -29,6 +32,10 @@ const char *dtypeName(DType dtype) {
     return "i64";
   case DType::Bool:
     return "i1";
+  case DType::BF16:
+    return "bf16";
+  case DType::F16:
+    return "f16";
   }
   return "?";
 }
@@ -151,7 +158,8 @@ Expected<int64_t> offloadOptimizerState(Program &program, int64_t alignment) {
                                " (moe.adamw): operand " + std::to_string(k) +
                                " refers to buffer " + std::to_string(id) +
                                ", which does not exist");
-      if (program.buffers[id].kind != BufferKind::Persistent)
+      if (program.buffers[id].kind != BufferKind::Persistent &&
+          program.buffers[id].kind != BufferKind::Host) // (already moved)
         return invalidArgument(
             "instruction #" + std::to_string(i) + " (moe.adamw): moment '" +
             program.buffers[id].name +
@@ -165,27 +173,32 @@ Expected<int64_t> offloadOptimizerState(Program &program, int64_t alignment) {
       moment[id] = true;
     }
   }
+  int64_t moved = 0;
+  for (size_t id = 0; id < program.buffers.size(); ++id)
+    if (moment[id] && program.buffers[id].kind == BufferKind::Persistent) {
+      program.buffers[id].kind = BufferKind::Host;
+      moved += program.buffers[id].type.byteSize();
+    }
+  layOutPersistentState(program, alignment);
+  return moved;
+}
+
+void layOutPersistentState(Program &program, int64_t alignment) {
   auto align = [alignment](int64_t value) {
     return (value + alignment - 1) / alignment * alignment;
   };
-  int64_t persistent = 0, host = 0, moved = 0;
-  for (size_t id = 0; id < program.buffers.size(); ++id) {
-    Buffer &b = program.buffers[id];
-    if (b.kind != BufferKind::Persistent)
+  int64_t persistent = 0, host = 0;
+  for (Buffer &b : program.buffers) {
+    int64_t *end = b.kind == BufferKind::Persistent ? &persistent
+                   : b.kind == BufferKind::Host     ? &host
+                                                    : nullptr;
+    if (!end)
       continue;
-    if (moment[id]) {
-      b.kind = BufferKind::Host;
-      b.offset = align(host);
-      host = b.offset + b.type.byteSize();
-      moved += b.type.byteSize();
-    } else {
-      b.offset = align(persistent);
-      persistent = b.offset + b.type.byteSize();
-    }
+    b.offset = align(*end);
+    *end = b.offset + b.type.byteSize();
   }
   program.persistentBytes = persistent;
   program.hostBytes = host;
-  return moved;
 }
 
 const Executable *Program::selectExecutable(int computeCapability,

@@ -22,7 +22,16 @@
 namespace moert {
 namespace exec {
 
-enum class DType : uint8_t { F32 = 0, I32 = 1, I64 = 2, Bool = 3 };
+/// BF16 and F16 hold bit patterns (moert/Half.h); only moe.convert and the
+/// collectives that move data without arithmetic read or write them.
+enum class DType : uint8_t {
+  F32 = 0,
+  I32 = 1,
+  I64 = 2,
+  Bool = 3,
+  BF16 = 4,
+  F16 = 5
+};
 
 /// Bytes per element (Bool takes one byte).
 int64_t dtypeSize(DType dtype);
@@ -158,6 +167,11 @@ struct Program {
 /// host (backends/cuda/OptimizerKernels.cu). Returns the bytes moved.
 Expected<int64_t> offloadOptimizerState(Program &program,
                                         int64_t alignment = 256);
+
+/// Lays the Persistent and the Host buffers out again, each kind in a
+/// region of its own, in buffer order on `alignment`-byte boundaries
+/// (plans of schema 1.5 mark host state per buffer; see fb::Buffer::host).
+void layOutPersistentState(Program &program, int64_t alignment = 256);
 
 } // namespace exec
 } // namespace moert

@@ -21,7 +21,7 @@ namespace moert::plan {
 /// same major version (minor versions only add things, see plan.fbs) and
 /// rejects another major version.
 inline constexpr uint16_t kSchemaMajorVersion = 1;
-inline constexpr uint16_t kSchemaMinorVersion = 4;
+inline constexpr uint16_t kSchemaMinorVersion = 5;
 
 /// Bytes per element (i1 is stored as one byte).
 int64_t dtypeSize(fb::DType dtype);

@@ -200,6 +200,10 @@ Status PlanChecker::checkBuffers() {
     const char *regionName;
     switch (buf.region()) {
     case fb::BufferRegion::arena:
+      if (buf.host())
+        return invalidArgument(label +
+                               " is an arena buffer marked host; only "
+                               "persistent buffers live in host memory");
       regionBytes = plan_.arena_bytes();
       regionName = "arena";
       break;
@@ -208,6 +212,10 @@ Status PlanChecker::checkBuffers() {
       regionName = "persistent region";
       break;
     case fb::BufferRegion::constant:
+      if (buf.host())
+        return invalidArgument(label +
+                               " is a constant marked host; only "
+                               "persistent buffers live in host memory");
       if (buf.offset() != 0)
         return invalidArgument(fmt::format(
             "{} is a constant with offset {}, expected 0 (constants occupy "
@@ -518,6 +526,28 @@ Status PlanChecker::checkInstruction(uint32_t index,
             "{}: {} {} refers to buffer {}, but the plan has {} buffers", where,
             list.kind, position, id, numBuffers()));
       const fb::Buffer &buf = buffer(id);
+      // 16-bit floats are bit patterns only moe.convert and the
+      // collectives that move data without arithmetic handle.
+      if ((buf.dtype() == fb::DType::bf16 || buf.dtype() == fb::DType::f16) &&
+          instruction.opcode() != fb::Opcode::convert &&
+          instruction.opcode() != fb::Opcode::all_gather &&
+          instruction.opcode() != fb::Opcode::all_to_all &&
+          instruction.opcode() != fb::Opcode::all_slice)
+        return invalidArgument(fmt::format(
+            "{}: {} {} is {} of {}; only convert, all_gather, all_to_all and "
+            "all_slice take bf16/f16 buffers",
+            where, list.kind, position, bufferLabel(buf),
+            dtypeName(buf.dtype())));
+      // Host state is read and written by the optimizer, and read by the
+      // conversion that makes a master weight's 16-bit device copy (on a
+      // GPU, no other kernel can address it).
+      if (buf.host() && instruction.opcode() != fb::Opcode::adamw &&
+          !(instruction.opcode() == fb::Opcode::convert &&
+            list.ids == instruction.operands()))
+        return invalidArgument(fmt::format(
+            "{}: {} {} is {}, kept in host memory; only adamw and the "
+            "operand of convert are host buffers",
+            where, list.kind, position, bufferLabel(buf)));
       if (list.ids == instruction.results() &&
           buf.region() == fb::BufferRegion::constant)
         return invalidArgument(fmt::format(
@@ -566,6 +596,24 @@ Status PlanChecker::checkInstruction(uint32_t index,
                                        dtypeName(dtype)));
   };
   switch (instruction.opcode()) {
+  case fb::Opcode::convert: {
+    const fb::DType from = operandBuffer(0).dtype();
+    const fb::DType to = resultBuffer(0).dtype();
+    auto half = [](fb::DType t) {
+      return t == fb::DType::bf16 || t == fb::DType::f16;
+    };
+    if (!((from == fb::DType::f32 && half(to)) ||
+          (half(from) && to == fb::DType::f32)))
+      return invalidArgument(
+          fmt::format("{}: converts {} to {}, expected f32 to bf16/f16 or back",
+                      where, dtypeName(from), dtypeName(to)));
+    if (shapeOf(operandBuffer(0)) != shapeOf(resultBuffer(0)))
+      return invalidArgument(fmt::format(
+          "{}: operand has shape {}, result {}, expected the same shape", where,
+          formatShape(shapeOf(operandBuffer(0))),
+          formatShape(shapeOf(resultBuffer(0)))));
+    break;
+  }
   case fb::Opcode::token_count: {
     MOERT_RETURN_IF_ERROR(
         expectDType("operand", 0, operandBuffer(0), fb::DType::i32));

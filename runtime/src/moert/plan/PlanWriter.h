@@ -95,6 +95,8 @@ public:
   /// persistent buffer (aligned to the arena alignment). Returns its id.
   int addPersistentBuffer(std::vector<int64_t> shape, fb::DType dtype,
                           std::string name = "");
+  /// Marks persistent buffer `id` as kept in host memory (fb::Buffer::host).
+  void placeOnHost(int id) { plan_.buffers[id]->host = true; }
 
   /// A read-only buffer whose elements all equal `splat`.
   int addConstantBuffer(std::vector<int64_t> shape, fb::DType dtype,

@@ -3,6 +3,8 @@
 
 #include "moert/Ops.h"
 
+#include <algorithm>
+
 namespace moert {
 namespace runner {
 
@@ -20,6 +22,10 @@ Expected<exec::DType> programDType(fb::DType dtype, const std::string &where) {
     return exec::DType::I64;
   case fb::DType::i1:
     return exec::DType::Bool;
+  case fb::DType::bf16:
+    return exec::DType::BF16;
+  case fb::DType::f16:
+    return exec::DType::F16;
   default:
     return unimplemented(where + ": element type " + plan::dtypeName(dtype) +
                          " is not supported by the CPU executor");
@@ -114,6 +120,7 @@ Expected<exec::Program> programFromPlan(const fb::Plan &plan) {
         entry.outputs.assign(p->outputs()->begin(), p->outputs()->end());
       program.entryPoints.push_back(std::move(entry));
     }
+  bool anyHost = false;
   if (const auto *buffers = plan.buffers()) {
     for (const fb::Buffer *b : *buffers) {
       std::string where = "buffer " + std::to_string(b->id());
@@ -127,7 +134,9 @@ Expected<exec::Program> programFromPlan(const fb::Plan &plan) {
         buffer.kind = exec::BufferKind::Arena;
         break;
       case fb::BufferRegion::persistent:
-        buffer.kind = exec::BufferKind::Persistent;
+        buffer.kind =
+            b->host() ? exec::BufferKind::Host : exec::BufferKind::Persistent;
+        anyHost = anyHost || b->host();
         break;
       case fb::BufferRegion::constant:
         buffer.kind = exec::BufferKind::Constant;
@@ -142,6 +151,11 @@ Expected<exec::Program> programFromPlan(const fb::Plan &plan) {
       program.buffers.push_back(std::move(buffer));
     }
   }
+  // Host state (E+Z-Offload) gets a region of its own; the device's
+  // persistent region keeps the rest, in plan order.
+  if (anyHost)
+    exec::layOutPersistentState(program,
+                                std::max<int64_t>(plan.arena_alignment(), 1));
   if (const auto *instructions = plan.instructions()) {
     int index = 0;
     for (const fb::Instruction *inst : *instructions) {

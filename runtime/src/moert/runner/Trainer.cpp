@@ -262,7 +262,18 @@ Status Trainer::initializeParameters() {
       MOERT_RETURN_IF_ERROR(executor_->writeBuffer(
           buffer, zeros.data(), zeros.size() * sizeof(float)));
   }
-  return Status::success();
+  return refreshDeviceCopies();
+}
+
+Status Trainer::refreshDeviceCopies() {
+  const exec::EntryPoint *refresh =
+      executor_->program().findEntryPoint("refresh_params");
+  if (!refresh)
+    return Status::success();
+  exec::RunContext context = exec::RunContext::evaluation(seed_);
+  context.grid = grid_;
+  return executor_->run(*refresh, context)
+      .withContext("refreshing the 16-bit device copies of the parameters");
 }
 
 Expected<StepMetrics> Trainer::runStep(int64_t step) {
@@ -539,6 +550,7 @@ Expected<int64_t> Trainer::loadCheckpoint(const std::string &path) {
   }
   if (scaler)
     lossScaler_ = std::move(scaler);
+  MOERT_RETURN_IF_ERROR(refreshDeviceCopies());
   return step;
 }
 

@@ -93,6 +93,11 @@ public:
 
   /// Draws every parameter from its initializer; moments start at zero.
   Status initializeParameters();
+  /// Plans compiled with offload=params keep fp32 master weights in host
+  /// memory and 16-bit copies on the device; the plan's `refresh_params`
+  /// program rewrites the copies from the masters (after initializing or
+  /// loading them; the step keeps them current). Nothing to do otherwise.
+  Status refreshDeviceCopies();
   /// Runs training step `step` (1-based) on the synthetic task's batch.
   Expected<StepMetrics> runStep(int64_t step);
 

@@ -9,6 +9,7 @@
 // materializes splat constants per step.
 //
 //===----------------------------------------------------------------------===//
+#include "moert/Half.h"
 #include "moert/backends/cpu/CpuKernels.h"
 #include "moert/backends/cpu/KernelUtil.h"
 #include "moert/exec/BucketCopies.h"
@@ -112,6 +113,14 @@ Status runFill(KernelCall &call) {
   case DType::Bool:
     std::fill_n(call.result<uint8_t>(0), n, value != 0.0 ? 1 : 0);
     break;
+  case DType::BF16:
+    std::fill_n(call.result<uint16_t>(0), n,
+                floatToBf16Bits(static_cast<float>(value)));
+    break;
+  case DType::F16:
+    std::fill_n(call.result<uint16_t>(0), n,
+                floatToF16Bits(static_cast<float>(value)));
+    break;
   }
   return Status::success();
 }
@@ -140,9 +149,43 @@ Status runUnpack(KernelCall &call) {
   return Status::success();
 }
 
+/// moe.convert: fp32 to bf16/f16 rounds to nearest, ties to even (Half.h,
+/// as the GPU and PyTorch do); bf16/f16 to fp32 is exact.
+Status runConvert(KernelCall &call) {
+  const DType from = call.operandType(0).dtype;
+  const DType to = call.resultType(0).dtype;
+  const int64_t n = call.operandType(0).numElements();
+  if (from == DType::F32 && (to == DType::BF16 || to == DType::F16)) {
+    const float *x = call.operand<float>(0);
+    uint16_t *y = call.result<uint16_t>(0);
+    if (to == DType::BF16)
+      for (int64_t i = 0; i < n; ++i)
+        y[i] = floatToBf16Bits(x[i]);
+    else
+      for (int64_t i = 0; i < n; ++i)
+        y[i] = floatToF16Bits(x[i]);
+    return Status::success();
+  }
+  if (to == DType::F32 && (from == DType::BF16 || from == DType::F16)) {
+    const uint16_t *x = call.operand<uint16_t>(0);
+    float *y = call.result<float>(0);
+    if (from == DType::BF16)
+      for (int64_t i = 0; i < n; ++i)
+        y[i] = bf16BitsToFloat(x[i]);
+    else
+      for (int64_t i = 0; i < n; ++i)
+        y[i] = f16BitsToFloat(x[i]);
+    return Status::success();
+  }
+  return invalidArgument(std::string("moe.convert from ") + dtypeName(from) +
+                         " to " + dtypeName(to) +
+                         ": expected f32 to bf16/f16 or back");
+}
+
 } // namespace
 
 void registerPartitionKernels(exec::KernelRegistry &registry) {
+  registry.add(Op::convert, {runConvert});
   registry.add(Op::pack, {runPack});
   registry.add(Op::unpack, {runUnpack});
   registry.add(Op::token_count, {runTokenCount});

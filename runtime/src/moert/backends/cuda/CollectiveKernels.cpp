@@ -77,6 +77,9 @@ Expected<comm::ElementType> commType(DType dtype) {
     return comm::ElementType::I64;
   case DType::Bool:
     return comm::ElementType::U8;
+  case DType::BF16:
+  case DType::F16:
+    return comm::ElementType::U16; // moved only: reductions are refused
   }
   return invalidArgument("unknown element type");
 }

@@ -131,6 +131,8 @@ Expected<ncclDataType_t> ncclType(comm::ElementType type) {
     return ncclInt64;
   case comm::ElementType::U8:
     return ncclUint8;
+  case comm::ElementType::U16:
+    return ncclFloat16; // moved, never reduced (checkReduction refuses)
   }
   return invalidArgument("unknown element type");
 }

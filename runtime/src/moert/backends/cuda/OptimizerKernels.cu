@@ -180,11 +180,22 @@ __global__ void adamwKernel(AdamWHyper h, int64_t count, float *param,
     mm::adamwElement(s, param[i], grad[i], expAvg[i], expAvgSq[i]);
 }
 
+bool inHostMemory(const KernelCall &call, size_t operand) {
+  return call.program().buffers[call.instruction().operands[operand]].kind ==
+         exec::BufferKind::Host;
+}
+
+bool resultInHostMemory(const KernelCall &call, size_t result) {
+  return call.program().buffers[call.instruction().results[result]].kind ==
+         exec::BufferKind::Host;
+}
+
 /// ZeRO-Offload: the moments live in host memory (exec::BufferKind::Host,
-/// exec::offloadOptimizerState). The parameter and its gradient come to the
-/// host, the CPU backend's AdamW (vectorized, multithreaded) updates them
-/// and the moments in place, and the parameter goes back: the same bits as
-/// the update on the device.
+/// exec::offloadOptimizerState or a plan's host buffers), and with
+/// offload=params the fp32 master weight too. The gradient (and a device
+/// parameter) come to the host, the CPU backend's AdamW (vectorized,
+/// multithreaded) updates them and the moments in place, and a device
+/// parameter goes back: the same bits as the update on the device.
 Status runAdamWOnHost(KernelCall &call, const AdamWHyper &h) {
   hal::Device &device = call.device();
   const TensorType &type = call.operandType(0);
@@ -194,8 +205,11 @@ Status runAdamWOnHost(KernelCall &call, const AdamWHyper &h) {
       grad(static_cast<size_t>(count));
   float lr = 0.0f, scale = 0.0f;
   int64_t step = 0;
-  MOERT_RETURN_IF_ERROR(
-      device.copyToHost(param.data(), call.operand<float>(0), bytes));
+  if (inHostMemory(call, 0))
+    std::memcpy(param.data(), call.operand<float>(0), bytes);
+  else
+    MOERT_RETURN_IF_ERROR(
+        device.copyToHost(param.data(), call.operand<float>(0), bytes));
   MOERT_RETURN_IF_ERROR(
       device.copyToHost(grad.data(), call.operand<float>(1), bytes));
   MOERT_RETURN_IF_ERROR(
@@ -216,12 +230,11 @@ Status runAdamWOnHost(KernelCall &call, const AdamWHyper &h) {
   config.weightDecay = h.weightDecay;
   train::adamwUpdate(config, count, param.data(), grad.data(), expAvg,
                      expAvgSq, lr, scale, step);
+  if (resultInHostMemory(call, 0)) {
+    std::memcpy(call.result<float>(0), param.data(), bytes);
+    return Status::success();
+  }
   return device.copyToDevice(call.result<float>(0), param.data(), bytes);
-}
-
-bool inHostMemory(const KernelCall &call, size_t operand) {
-  return call.program().buffers[call.instruction().operands[operand]].kind ==
-         exec::BufferKind::Host;
 }
 
 Status runAdamW(KernelCall &call) {
@@ -232,9 +245,19 @@ Status runAdamW(KernelCall &call) {
   MOERT_ASSIGN_OR_RETURN(h.beta2, call.floatAttr("beta2"));
   MOERT_ASSIGN_OR_RETURN(h.epsilon, call.floatAttr("epsilon"));
   MOERT_ASSIGN_OR_RETURN(h.weightDecay, call.floatAttr("weight_decay"));
-  if (inHostMemory(call, 2) != inHostMemory(call, 3))
+  if (inHostMemory(call, 2) != inHostMemory(call, 3) ||
+      inHostMemory(call, 2) != resultInHostMemory(call, 1) ||
+      inHostMemory(call, 3) != resultInHostMemory(call, 2))
     return invalidArgument("AdamW's moments must both be on the device or "
-                           "both in host memory");
+                           "both in host memory (operands and results)");
+  if ((inHostMemory(call, 0) || resultInHostMemory(call, 0)) &&
+      !inHostMemory(call, 2))
+    return invalidArgument("AdamW's parameter is in host memory, its moments "
+                           "on the device; expected the moments in host "
+                           "memory too");
+  if (inHostMemory(call, 1))
+    return invalidArgument("AdamW's gradient is in host memory; expected it "
+                           "on the device");
   if (inHostMemory(call, 2))
     return runAdamWOnHost(call, h);
   const TensorType &param = call.operandType(0);

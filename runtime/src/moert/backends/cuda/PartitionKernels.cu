@@ -9,11 +9,14 @@
 // device (the token count is counted there and stays there).
 //
 //===----------------------------------------------------------------------===//
+#include "moert/Half.h"
 #include "moert/backends/cuda/CudaDevice.h"
 #include "moert/backends/cuda/CudaKernels.h"
 #include "moert/backends/cuda/DenseDeviceUtils.cuh"
 #include "moert/exec/BucketCopies.h"
 #include "moert/exec/Executor.h"
+
+#include <vector>
 
 namespace moert {
 namespace cuda {
@@ -164,6 +167,11 @@ Status runFill(KernelCall &call) {
     return fill(stream, count, static_cast<int64_t>(value), out);
   case DType::Bool:
     return fill(stream, count, static_cast<uint8_t>(value != 0.0 ? 1 : 0), out);
+  case DType::BF16:
+    return fill(stream, count, floatToBf16Bits(static_cast<float>(value)),
+                out);
+  case DType::F16:
+    return fill(stream, count, floatToF16Bits(static_cast<float>(value)), out);
   }
   return invalidArgument("fill of an unknown element type");
 }
@@ -202,9 +210,81 @@ Status runUnpack(KernelCall &call) {
   return copyOnStream(call, copy);
 }
 
+/// moe.convert, one thread per element (Half.h's conversions, the CPU's
+/// bits).
+template <typename From, typename To, typename Convert>
+__global__ void convertKernel(int64_t count, const From *in, To *out,
+                              Convert convert) {
+  for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x;
+       i < count; i += static_cast<int64_t>(gridDim.x) * blockDim.x)
+    out[i] = convert(in[i]);
+}
+
+struct ToBf16 {
+  __device__ uint16_t operator()(float v) const { return floatToBf16Bits(v); }
+};
+struct ToF16 {
+  __device__ uint16_t operator()(float v) const { return floatToF16Bits(v); }
+};
+struct FromBf16 {
+  __device__ float operator()(uint16_t v) const { return bf16BitsToFloat(v); }
+};
+struct FromF16 {
+  __device__ float operator()(uint16_t v) const { return f16BitsToFloat(v); }
+};
+
+template <typename From, typename To, typename Convert>
+Status convertOnStream(KernelCall &call, Convert convert) {
+  const int64_t count = call.operandType(0).numElements();
+  if (count == 0)
+    return Status::success();
+  convertKernel<<<gridFor(count), kThreads, 0, streamOf(call)>>>(
+      count, call.operand<From>(0), call.result<To>(0), convert);
+  MOERT_CUDA_RETURN_IF_ERROR(cudaGetLastError());
+  return Status::success();
+}
+
+/// A master weight in host memory (offload=params): rounded on the host,
+/// then only the 16-bit copy crosses to the device (half the bytes).
+Status convertFromHost(KernelCall &call) {
+  const DType to = call.resultType(0).dtype;
+  const int64_t count = call.operandType(0).numElements();
+  if (call.operandType(0).dtype != DType::F32 ||
+      (to != DType::BF16 && to != DType::F16))
+    return invalidArgument("moe.convert of a host buffer: expected f32 to "
+                           "bf16/f16");
+  const float *in = call.operand<float>(0);
+  std::vector<uint16_t> rounded(static_cast<size_t>(count));
+  for (int64_t i = 0; i < count; ++i)
+    rounded[i] =
+        to == DType::BF16 ? floatToBf16Bits(in[i]) : floatToF16Bits(in[i]);
+  return call.device().copyToDevice(call.result<void>(0), rounded.data(),
+                                    rounded.size() * sizeof(uint16_t));
+}
+
+Status runConvert(KernelCall &call) {
+  const DType from = call.operandType(0).dtype;
+  const DType to = call.resultType(0).dtype;
+  if (call.program().buffers[call.instruction().operands[0]].kind ==
+      exec::BufferKind::Host)
+    return convertFromHost(call);
+  if (from == DType::F32 && to == DType::BF16)
+    return convertOnStream<float, uint16_t>(call, ToBf16{});
+  if (from == DType::F32 && to == DType::F16)
+    return convertOnStream<float, uint16_t>(call, ToF16{});
+  if (from == DType::BF16 && to == DType::F32)
+    return convertOnStream<uint16_t, float>(call, FromBf16{});
+  if (from == DType::F16 && to == DType::F32)
+    return convertOnStream<uint16_t, float>(call, FromF16{});
+  return invalidArgument(std::string("moe.convert from ") +
+                         exec::dtypeName(from) + " to " + exec::dtypeName(to) +
+                         ": expected f32 to bf16/f16 or back");
+}
+
 } // namespace
 
 void registerPartitionKernels(exec::KernelRegistry &registry) {
+  registry.add(Op::convert, {runConvert, 0, 0, nullptr});
   registry.add(Op::pack, {runPack, 0, 0, nullptr});
   registry.add(Op::unpack, {runUnpack, 0, 0, nullptr});
   registry.add(Op::token_count, {runTokenCount, 0, 0, nullptr});
