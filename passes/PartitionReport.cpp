@@ -72,6 +72,10 @@ struct PartitionNumbers {
   int64_t batchBytes = 0;
   int64_t activationBytes = 0; // the arena
   int64_t persistentBytes = 0;
+  // moe-offload: 16-bit device copies of parameters, and the arguments
+  // kept in host memory (master weights, moments) in a region of their own.
+  int64_t deviceCopyBytes = 0;
+  int64_t hostBytes = 0;
   MatmulFlops flops;
   CollectiveTraffic collectives[kNumCollectiveKinds];
   // Bytes per collective kind and grid axes, for the breakdown.
@@ -184,7 +188,7 @@ LogicalResult MoePartitionReport::collect(ModuleOp module, func::FuncOp func,
   // Arguments: what they hold, and their persistent buffers laid out as
   // the plan writer does (each at the next multiple of the alignment).
   Block &body = func.getBody().front();
-  int64_t persistentEnd = 0;
+  int64_t persistentEnd = 0, hostEnd = 0;
   for (BlockArgument arg : body.getArguments()) {
     unsigned i = arg.getArgNumber();
     int64_t bytes = tensorBytes(arg.getType());
@@ -194,9 +198,16 @@ LogicalResult MoePartitionReport::collect(ModuleOp module, func::FuncOp func,
       numbers.optimizerStateBytes += bytes;
     else if (func.getArgAttr(i, MoeDialect::kInputAttrName))
       numbers.batchBytes += bytes;
-    persistentEnd = alignUp(persistentEnd, alignment) + bytes;
+    else if (func.getArgAttr(i, MoeDialect::kDeviceCopyAttrName))
+      numbers.deviceCopyBytes += bytes;
+    auto placement =
+        func.getArgAttrOfType<StringAttr>(i, MoeDialect::kPlacementAttrName);
+    int64_t &end =
+        placement && placement.getValue() == "host" ? hostEnd : persistentEnd;
+    end = alignUp(end, alignment) + bytes;
   }
   numbers.persistentBytes = persistentEnd;
+  numbers.hostBytes = hostEnd;
   func.walk([&](AdamWOp update) {
     numbers.gradientBytes += tensorBytes(update.getGrad().getType());
   });
@@ -244,11 +255,15 @@ void MoePartitionReport::print(func::FuncOp func,
                        mib(bytes));
   };
   bytesLine("parameters", numbers.parameterBytes);
+  if (numbers.deviceCopyBytes > 0)
+    bytesLine("16-bit parameter copies", numbers.deviceCopyBytes);
   bytesLine("gradients", numbers.gradientBytes);
   bytesLine("optimizer state", numbers.optimizerStateBytes);
   bytesLine("batch inputs", numbers.batchBytes);
   bytesLine("activations (arena peak)", numbers.activationBytes);
   bytesLine("persistent (arguments)", numbers.persistentBytes);
+  if (numbers.hostBytes > 0)
+    bytesLine("host (offloaded)", numbers.hostBytes);
   auto flopsLine = [&](StringRef label, int64_t flops) {
     os << llvm::format("  %-26s %16lld  %11.3f GFLOP\n", label.str().c_str(),
                        static_cast<long long>(flops),
@@ -305,6 +320,8 @@ LogicalResult MoePartitionReport::writeJson(func::FuncOp func,
     out.attribute("batch_bytes", numbers.batchBytes);
     out.attribute("activation_bytes", numbers.activationBytes);
     out.attribute("persistent_bytes", numbers.persistentBytes);
+    out.attribute("device_copy_bytes", numbers.deviceCopyBytes);
+    out.attribute("host_bytes", numbers.hostBytes);
     out.attribute("flops", numbers.flops.total());
     out.attributeObject("collectives", [&] {
       for (size_t kind = 0; kind < kNumCollectiveKinds; ++kind)

@@ -70,3 +70,20 @@ func.func @optimizer(%p: tensor<4x4xf32>, %g: tensor<4x4xf32>, %m: tensor<4x4xf3
       : tensor<4x4xf32>, tensor<f32>, tensor<i64>
   return
 }
+
+// E+Z-Offload: a master weight kept in host memory and its bf16 device
+// copy, converted both ways.
+// CHECK-LABEL: func.func @offload
+// CHECK-SAME: moe.param = "w", moe.placement = "host"
+// CHECK-SAME: moe.device_copy = "w"
+func.func @offload(%w: tensor<4x8xf32> {moe.param = "w", moe.placement = "host"},
+                   %c: tensor<4x8xbf16> {moe.device_copy = "w"})
+    -> (tensor<4x8xbf16> {moe.role = "new_device_copy", moe.device_copy = "w"}) {
+  // CHECK: moe.convert %arg1 : tensor<4x8xbf16> -> tensor<4x8xf32>
+  %view = moe.convert %c : tensor<4x8xbf16> -> tensor<4x8xf32>
+  // CHECK: moe.convert %arg0 : tensor<4x8xf32> -> tensor<4x8xf16>
+  %h = moe.convert %w : tensor<4x8xf32> -> tensor<4x8xf16>
+  // CHECK: moe.convert %arg0 : tensor<4x8xf32> -> tensor<4x8xbf16>
+  %new = moe.convert %w : tensor<4x8xf32> -> tensor<4x8xbf16>
+  return %new : tensor<4x8xbf16>
+}

@@ -326,3 +326,48 @@ func.func @f(%g: tensor<?xf32>) {
   %s = moe.sum_squares dense %g : tensor<?xf32> -> tensor<f32>
   return
 }
+
+// -----
+
+func.func @convert_to_itself(%x: tensor<4xf32>) {
+  // expected-error @+1 {{'moe.convert' op converts 'f32' to itself; expected two different element types among f32, bf16 and f16}}
+  %0 = moe.convert %x : tensor<4xf32> -> tensor<4xf32>
+  return
+}
+
+// -----
+
+func.func @convert_between_halves(%x: tensor<4xbf16>) {
+  // expected-error @+1 {{'moe.convert' op expects f32 on one side, found 'bf16' -> 'f16'}}
+  %0 = moe.convert %x : tensor<4xbf16> -> tensor<4xf16>
+  return
+}
+
+// -----
+
+func.func @convert_reshapes(%x: tensor<4xf32>) {
+  // expected-error @+1 {{'moe.convert' op requires the same shape for all operands and results}}
+  %0 = moe.convert %x : tensor<4xf32> -> tensor<2x2xbf16>
+  return
+}
+
+// -----
+
+// expected-error @+1 {{argument #0: 'moe.placement' is only valid on a parameter or an optimizer state}}
+func.func @placement_on_input(%x: tensor<4xf32> {moe.input = "x", moe.placement = "host"}) {
+  return
+}
+
+// -----
+
+// expected-error @+1 {{argument #0: 'moe.placement' must be one of "host"}}
+func.func @unknown_placement(%x: tensor<4xf32> {moe.param = "x", moe.placement = "device"}) {
+  return
+}
+
+// -----
+
+// expected-error @+1 {{argument #0: 'moe.device_copy' needs a bf16 or f16 tensor, found 'tensor<4xf32>'}}
+func.func @fp32_device_copy(%x: tensor<4xf32> {moe.device_copy = "x"}) {
+  return
+}

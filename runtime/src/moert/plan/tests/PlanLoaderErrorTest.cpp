@@ -475,5 +475,76 @@ TEST(PlanLoaderErrors, TrainingConfigOutOfRange) {
   expectLoadError(writer, "training config: beta1 is 1, expected in [0, 1)");
 }
 
+// E+Z-Offload (schema 1.5): host buffers are persistent state that only
+// AdamW (and the conversion making a 16-bit device copy) touches; 16-bit
+// buffers only go through convert and the collectives that move data.
+TEST(PlanLoaderErrors, MalformedOffload) {
+  {
+    // The accepted form: a persistent f32 master on the host, converted
+    // into a bf16 device buffer.
+    PlanWriter writer = makeSmallPlan();
+    int master = writer.addPersistentBuffer({4, 8}, fb::DType::f32, "w");
+    writer.placeOnHost(master);
+    int copy =
+        writer.addPersistentBuffer({4, 8}, fb::DType::bf16, "device_copy:w");
+    writer.addInstruction(fb::Opcode::convert, {master}, {copy});
+    Expected<LoadedPlan> loaded = loadPlanFromBytes(writer.finish());
+    ASSERT_TRUE(loaded.ok()) << loaded.status().toString();
+  }
+  {
+    SmallPlanIds ids;
+    PlanWriter writer = makeSmallPlan(&ids);
+    writer.mutablePlan().buffers[ids.embedded]->host = true;
+    expectLoadError(writer, "buffer 3 ('embedded') is an arena buffer marked "
+                            "host; only persistent buffers live in host "
+                            "memory");
+  }
+  {
+    // A host table read by the embedding kernel (a device kernel).
+    SmallPlanIds ids;
+    PlanWriter writer = makeSmallPlan(&ids);
+    writer.placeOnHost(ids.tableBuffer);
+    expectLoadError(writer, "instruction #0 (embedding) at model.mlir:12:5: "
+                            "operand 1 is buffer 0 ('embed.table'), kept in "
+                            "host memory; only adamw and the operand of "
+                            "convert are host buffers");
+  }
+  {
+    // The result of a conversion cannot be a host buffer.
+    PlanWriter writer = makeSmallPlan();
+    int master = writer.addPersistentBuffer({4, 8}, fb::DType::bf16, "w16");
+    int copy = writer.addPersistentBuffer({4, 8}, fb::DType::f32, "w");
+    writer.placeOnHost(copy);
+    writer.addInstruction(fb::Opcode::convert, {master}, {copy});
+    expectLoadError(writer, "result 0 is buffer 8 ('w'), kept in host memory");
+  }
+  {
+    // A bf16 buffer fed to an element-wise kernel that reads f32.
+    PlanWriter writer = makeSmallPlan();
+    int a = writer.addPersistentBuffer({4, 8}, fb::DType::bf16, "a");
+    int sum = writer.addPersistentBuffer({4, 8}, fb::DType::f32, "sum");
+    writer.addInstruction(fb::Opcode::add, {a, a}, {sum});
+    expectLoadError(writer, "instruction #4 (add): operand 0 is buffer 7 "
+                            "('a') of bf16; only convert, all_gather, "
+                            "all_to_all and all_slice take bf16/f16 buffers");
+  }
+  {
+    PlanWriter writer = makeSmallPlan();
+    int a = writer.addPersistentBuffer({4, 8}, fb::DType::bf16, "a");
+    int b = writer.addPersistentBuffer({4, 8}, fb::DType::f16, "b");
+    writer.addInstruction(fb::Opcode::convert, {a}, {b});
+    expectLoadError(writer, "instruction #4 (convert): converts bf16 to f16, "
+                            "expected f32 to bf16/f16 or back");
+  }
+  {
+    PlanWriter writer = makeSmallPlan();
+    int a = writer.addPersistentBuffer({4, 8}, fb::DType::f32, "a");
+    int b = writer.addPersistentBuffer({8, 4}, fb::DType::bf16, "b");
+    writer.addInstruction(fb::Opcode::convert, {a}, {b});
+    expectLoadError(writer, "instruction #4 (convert): operand has shape "
+                            "[4, 8], result [8, 4], expected the same shape");
+  }
+}
+
 } // namespace
 } // namespace moert::plan
