@@ -108,6 +108,9 @@ struct Options {
   std::vector<int64_t> zero = {0, 1, 2};
   std::vector<int64_t> tp = {1, 2, 4, 8}, ep; // ep empty: every divisor
   bool offload = false;
+  // Offloaded candidates compiled with precision=bf16 offload=params:
+  // fp32 master weights on the host, 16-bit copies on the device.
+  bool offloadParams = false;
 };
 
 const char *kUsage =
@@ -115,7 +118,8 @@ const char *kUsage =
     "G]\n"
     "                [--efficiency F] [--overlap F] [--zero 0,1,2] [--tp "
     "1,2,4,8] [--ep LIST]\n"
-    "                [--offload] [--device-memory GIB] [--host-memory GIB]\n"
+    "                [--offload] [--offload-params] [--device-memory GIB] "
+    "[--host-memory GIB]\n"
     "                [--latency-us IN,OUT] [--bucket-mb MB]\n"
     "                [--largest experts|layers] [--top K] [--json FILE]\n"
     "devices: v100-32g, a100-40g, a100-80g, h100-80g, h200-141g\n";
@@ -143,6 +147,9 @@ struct Report {
   std::string rejected; // the partitioner's reason, when it rejects
   int64_t parameterBytes = 0, gradientBytes = 0, optimizerBytes = 0,
           batchBytes = 0, activationBytes = 0, persistentBytes = 0;
+  // Compiled with offload=params: the host region and the 16-bit copies
+  // (persistentBytes is then the device's part only).
+  int64_t hostBytes = 0, deviceCopyBytes = 0;
   double flops = 0;
   std::vector<Traffic> traffic;
 };
@@ -199,7 +206,9 @@ public:
       bucketOption += " overlap=true";
   }
 
-  Report compile(const mlir::moe::ModelConfig &config, const Grid &g);
+  /// `offloadParams`: compile with precision=bf16 offload=params.
+  Report compile(const mlir::moe::ModelConfig &config, const Grid &g,
+                 bool offloadParams = false);
   int64_t parameterCount(const mlir::moe::ModelConfig &config);
   int64_t compiles = 0;
 
@@ -209,7 +218,8 @@ private:
   std::string bucketOption; // pipeline options: buckets, overlap
 };
 
-Report Compiler::compile(const mlir::moe::ModelConfig &config, const Grid &g) {
+Report Compiler::compile(const mlir::moe::ModelConfig &config, const Grid &g,
+                         bool offloadParams) {
   Report r;
   ++compiles;
   mlir::OwningOpRef<mlir::ModuleOp> module =
@@ -225,6 +235,7 @@ Report Compiler::compile(const mlir::moe::ModelConfig &config, const Grid &g) {
       "moe-training-pipeline{dp=" + std::to_string(g.dp) +
       " ep=" + std::to_string(g.ep) + " tp=" + std::to_string(g.tp) +
       " zero=" + std::to_string(g.zero) + bucketOption +
+      (offloadParams ? " precision=bf16 offload=params" : "") +
       "},moe-partition-report{quiet=true json=" + reportPath + "}";
   if (mlir::failed(mlir::parsePassPipeline(pipeline, pm))) {
     r.rejected = "cannot build the pipeline '" + pipeline + "'";
@@ -261,6 +272,8 @@ Report Compiler::compile(const mlir::moe::ModelConfig &config, const Grid &g) {
   r.batchBytes = integer("batch_bytes");
   r.activationBytes = integer("activation_bytes");
   r.persistentBytes = integer("persistent_bytes");
+  r.hostBytes = integer("host_bytes");
+  r.deviceCopyBytes = integer("device_copy_bytes");
   r.flops = static_cast<double>(integer("flops"));
   if (const llvm::json::Array *byAxes = report->getArray("by_axes"))
     for (const llvm::json::Value &value : *byAxes)
@@ -287,7 +300,11 @@ void model(const Options &o, Candidate &c) {
   const Report &r = c.report;
   c.deviceBytes = r.persistentBytes + r.activationBytes;
   c.hostBytes = 0;
-  if (c.offload) {
+  // Compiled with offload=params, the report splits device and host.
+  const bool params = r.hostBytes > 0;
+  if (params) {
+    c.hostBytes = r.hostBytes;
+  } else if (c.offload) {
     c.deviceBytes -= r.optimizerBytes;
     c.hostBytes = r.optimizerBytes;
   }
@@ -296,13 +313,16 @@ void model(const Options &o, Candidate &c) {
   c.fits = static_cast<double>(c.deviceBytes) <= capacity &&
            static_cast<double>(c.hostBytes) <= hostCapacity;
   std::vector<std::pair<int64_t, std::string>> terms = {
-      {r.parameterBytes, "parameters"},
+      {params ? r.persistentBytes - r.batchBytes : r.parameterBytes,
+       params ? "parameters (16-bit copies and fp32 ones)" : "parameters"},
       {c.offload ? 0 : r.optimizerBytes, "optimizer state"},
       {r.activationBytes, "activations and gradients (arena)"},
       {r.batchBytes, "batch"}};
   c.largestTerm = std::max_element(terms.begin(), terms.end())->second;
   if (static_cast<double>(c.deviceBytes) <= capacity && !c.fits)
-    c.largestTerm = "host memory (offloaded optimizer state)";
+    c.largestTerm = params ? "host memory (offloaded master weights and "
+                             "optimizer state)"
+                           : "host memory (offloaded optimizer state)";
   c.computeS = r.flops / (d.peakTflops * 1e12 * o.efficiency);
   // Ranks are numbered dp-major, tp fastest: a group over the axes A spans
   // the product of the grid sizes from the outermost axis of A inwards, and
@@ -329,10 +349,14 @@ void model(const Options &o, Candidate &c) {
   // moments are 2 x 4 bytes per element, so 1.5 x the optimizer bytes), and
   // the host update reads parameter, gradient and both moments and writes
   // parameter and moments (7 x 4 bytes per element: 3.5 x).
+  // With offload=params the gradient goes down (4 bytes per element) and a
+  // 16-bit copy comes back (2): 0.75 x the optimizer bytes, counting every
+  // parameter as a GEMM weight (the rest, norms and router, is small).
   c.offloadS = 0;
   if (c.offload)
     c.offloadS =
-        1.5 * static_cast<double>(r.optimizerBytes) / (d.pcieGBs * 1e9) +
+        (params ? 0.75 : 1.5) * static_cast<double>(r.optimizerBytes) /
+            (d.pcieGBs * 1e9) +
         3.5 * static_cast<double>(r.optimizerBytes) / (o.hostAdamGBs * 1e9);
 }
 
@@ -400,6 +424,11 @@ void printAssumptions(const Options &o, const std::string &model) {
                             : "",
               d.nvlinkGBs, d.interGBs, d.pcieGBs, o.hostAdamGBs, o.latencyInUs,
               o.latencyOutUs, buckets);
+  if (o.offloadParams)
+    std::printf("offload: fp32 master weights and AdamW moments in host "
+                "memory, bf16 parameter copies on the device (offloaded "
+                "grids compiled with precision=bf16 offload=params; "
+                "--offload-params)\n");
 }
 
 //===----------------------------------------------------------------------===//
@@ -460,10 +489,12 @@ public:
 
 private:
   Candidate probe(const Grid &g, bool offload, int64_t x) {
-    auto key = std::make_tuple(g.dp, g.ep, g.tp, g.zero, x);
+    const bool params = offload && o.offloadParams;
+    auto key = std::make_tuple(g.dp, g.ep, g.tp, g.zero, x, params);
     auto it = cache.find(key);
     if (it == cache.end())
-      it = cache.emplace(key, compiler.compile(family.at(x, g), g)).first;
+      it = cache.emplace(key, compiler.compile(family.at(x, g), g, params))
+               .first;
     Candidate c;
     c.grid = g;
     c.offload = offload;
@@ -476,7 +507,8 @@ private:
   const Options &o;
   const Family &family;
   Compiler &compiler;
-  std::map<std::tuple<int64_t, int64_t, int64_t, int64_t, int64_t>, Report>
+  std::map<std::tuple<int64_t, int64_t, int64_t, int64_t, int64_t, bool>,
+           Report>
       cache;
 };
 
@@ -868,6 +900,8 @@ int main(int argc, char **argv) {
       }
     } else if (arg == "--offload") {
       o.offload = true;
+    } else if (arg == "--offload-params") {
+      o.offload = o.offloadParams = true;
     } else if (arg == "--json") {
       const char *v = value();
       if (!v)
@@ -959,6 +993,8 @@ int main(int argc, char **argv) {
             continue;
           Candidate v = c;
           v.offload = offload;
+          if (offload && o.offloadParams)
+            v.report = compiler.compile(*config, c.grid, true);
           if (v.report.rejected.empty())
             model(o, v);
           candidates.push_back(v);
