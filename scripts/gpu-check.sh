@@ -24,10 +24,12 @@
 #      layer's routing against the CPU backend, finite differences);
 #   3. the demo plan trained 20 steps on the CPU and on the GPU, loss curves
 #      and routing compared (scripts/compare_runs.py);
-#   4. a toy translation model (trained at `prepare`) decoded incrementally
+#   4. E+Z-Offload with bf16 device parameters (offload=params) trained 10
+#      steps: its checkpoint must equal the bf16 plan's without offload;
+#   5. a toy translation model (trained at `prepare`) decoded incrementally
 #      and scored on the CPU and on the GPU: held-out loss to 1e-4, BLEU
 #      within 2 points (tests/lit/Eval/Inputs/compare_loss.py);
-#   5. benchmarks: the MoE layer at a Mixtral-8x7B shape with its GEMM and
+#   6. benchmarks: the MoE layer at a Mixtral-8x7B shape with its GEMM and
 #      copy baselines, PyTorch eager's index-based layer on the same GPU, a
 #      training step of a 0.69 B-parameter model with its FLOP rate.
 # It writes OUTDIR/report.md (default $OUT when set, else gpu-report/) with
@@ -77,6 +79,14 @@ prepare() {
   build/bin/moe-opt models/demo.mlir \
     --moe-training-pipeline="lr=0.003 warmup-steps=20 clip-norm=1.0" \
     --moe-emit-plan="output=$plans/demo.moeplan seed=1" -o /dev/null
+  # E+Z-Offload with 16-bit device parameters, and its reference.
+  local offload
+  for offload in none params; do
+    build/bin/moe-opt models/demo.mlir \
+      --moe-training-pipeline="lr=0.003 warmup-steps=20 precision=bf16 offload=$offload" \
+      --moe-emit-plan="output=$plans/demo-bf16-$offload.moeplan seed=1" \
+      -o /dev/null
+  done
   build/bin/moe-model-gen models/gpu-bench.json -o "$stage/gpu-bench.mlir"
   build/bin/moe-opt "$stage/gpu-bench.mlir" \
     --moe-training-pipeline="lr=0.0003 warmup-steps=100" \
@@ -212,6 +222,18 @@ run() {
     --metrics "$out/demo-cuda-nccl.jsonl" || failed=1
   step demo-compare-nccl 30 python3 "$B/scripts/compare_runs.py" \
     "$out/demo-cpu.jsonl" "$out/demo-cuda-nccl.jsonl" || failed=1
+
+  # E+Z-Offload (offload=params): fp32 masters and moments in host memory,
+  # AdamW on the host, bf16 copies rounded on the host and copied up; the
+  # checkpoint must equal the bf16 plan's without offload, as on the CPU.
+  step offload-reference 120 "$B/bin/moe-train" \
+    "$B/plans/demo-bf16-none.moeplan" --steps 10 --seed 1 --device cuda \
+    --save "$out/offload-none.safetensors" || failed=1
+  step offload-params 120 "$B/bin/moe-train" \
+    "$B/plans/demo-bf16-params.moeplan" --steps 10 --seed 1 --device cuda \
+    --save "$out/offload-params.safetensors" || failed=1
+  step offload-compare 10 cmp "$out/offload-none.safetensors" \
+    "$out/offload-params.safetensors" || failed=1
 
   # Incremental decoding (the plan's encode and decode_step programs) and
   # the held-out loss (its evaluate program) on the GPU: the CPU's loss to
