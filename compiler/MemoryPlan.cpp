@@ -271,6 +271,11 @@ mlir::moe::stepArgumentAliases(func::FuncOp func) {
       if (auto arg = dyn_cast<BlockArgument>(operand))
         aliases[result] = arg;
   });
+  // A gradient streamed to the host lands in its host buffer.
+  func.walk([&](ToHostOp copy) {
+    if (auto arg = dyn_cast<BlockArgument>(copy.getBuffer()))
+      aliases[copy.getResult()] = arg;
+  });
   Block &body = func.getBody().front();
   auto ret = dyn_cast<func::ReturnOp>(body.getTerminator());
   if (!ret)

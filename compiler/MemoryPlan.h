@@ -71,8 +71,9 @@ void placeFirstFit(MutableArrayRef<BufferAssignment> buffers,
 /// The op results of a training step that live in the persistent buffer of
 /// an argument rather than in the arena, mapped to that argument: AdamW
 /// results whose operand is the argument itself (updated in place), and
-/// returned `new_param` / `new_state` values computed otherwise (e.g. the
-/// all-gather of a ZeRO shard), written into the state they replace. The
+/// returned `new_param` / `new_state` / `new_device_copy` values computed
+/// otherwise (e.g. the all-gather of a ZeRO shard), written into the state
+/// they replace, and `moe.to_host` results (their host buffer). The
 /// plan emitter places buffers by this rule; reports use it so that their
 /// numbers are the plan's.
 llvm::DenseMap<Value, BlockArgument> stepArgumentAliases(func::FuncOp func);

@@ -53,6 +53,9 @@ void mlir::moe::buildTrainingPipeline(OpPassManager &pm,
       pm.addPass(createMoeBucketGradients(buckets));
     }
   }
+  // AdamW runs on the host: each gradient goes there once it is final.
+  if (options.offload != OffloadMode::none)
+    pm.addPass(createMoeStreamGradients());
   if (options.precision != ComputePrecision::fp32) {
     MoeMixedPrecisionOptions mixed;
     mixed.compute = options.precision;

@@ -101,8 +101,8 @@ struct TrainingPipelineOptions
 /// expand composite MoE layers -> differentiate -> AdamW train step ->
 /// canonicalize + CSE -> partition (when a grid option or zero is set) ->
 /// offload (when `offload` is not none) -> gradient buckets (when
-/// partitioned and `bucket-mb` > 0) -> mixed precision (when `precision` is
-/// not fp32).
+/// partitioned and `bucket-mb` > 0) -> gradient streaming (with offload) ->
+/// mixed precision (when `precision` is not fp32).
 void buildTrainingPipeline(OpPassManager &pm,
                            const TrainingPipelineOptions &options);
 

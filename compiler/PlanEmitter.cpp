@@ -559,10 +559,13 @@ mlir::moe::emitTrainingPlan(ModuleOp module,
     } else if (auto copy = func.getArgAttrOfType<StringAttr>(
                    i, MoeDialect::kDeviceCopyAttrName)) {
       name = "device_copy:" + copy.str();
+    } else if (auto grad = func.getArgAttrOfType<StringAttr>(
+                   i, MoeDialect::kGradBufferAttrName)) {
+      name = "grad_buffer:" + grad.str();
     } else {
       func.emitError() << "argument #" << i
                        << " is neither a parameter, an optimizer state, a "
-                          "device copy nor a batch input";
+                          "device copy, a gradient buffer nor a batch input";
       return failure();
     }
     bufferOf[arg] =

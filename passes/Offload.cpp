@@ -33,6 +33,7 @@
 
 namespace mlir::moe {
 #define GEN_PASS_DEF_MOEOFFLOAD
+#define GEN_PASS_DEF_MOESTREAMGRADIENTS
 #include "passes/Passes.h.inc"
 } // namespace mlir::moe
 
@@ -384,5 +385,73 @@ LogicalResult MoeOffload::rewrite(ModuleOp module, func::FuncOp step,
   (void)module;
   return success();
 }
+
+//===----------------------------------------------------------------------===//
+// moe-stream-gradients
+//===----------------------------------------------------------------------===//
+
+struct MoeStreamGradients
+    : mlir::moe::impl::MoeStreamGradientsBase<MoeStreamGradients> {
+  using Base::Base;
+
+  void runOnOperation() override {
+    auto step = getOperation().lookupSymbol<func::FuncOp>("train_step");
+    if (!step || !step.getBody().hasOneBlock())
+      return; // nothing to stream (moe-offload reports a missing step)
+    MLIRContext *ctx = &getContext();
+    Block &body = step.getBody().front();
+    auto onHost = [&](Value v) {
+      auto arg = dyn_cast<BlockArgument>(v);
+      if (!arg || arg.getOwner() != &body)
+        return false;
+      auto placement = step.getArgAttrOfType<StringAttr>(
+          arg.getArgNumber(), MoeDialect::kPlacementAttrName);
+      return placement && placement.getValue() == kHost;
+    };
+    // The parameter name of each update, from its moment's moe.state_of.
+    auto nameOf = [&](AdamWOp update) -> StringAttr {
+      auto arg = cast<BlockArgument>(update.getExpAvg());
+      return step.getArgAttrOfType<StringAttr>(arg.getArgNumber(),
+                                               MoeDialect::kStateOfAttrName);
+    };
+    SmallVector<AdamWOp> updates;
+    step.walk([&](AdamWOp update) {
+      if (onHost(update.getExpAvg()) && onHost(update.getExpAvgSq()) &&
+          !isa<BlockArgument>(update.getGrad()) && nameOf(update))
+        updates.push_back(update);
+    });
+    OpBuilder b(ctx);
+    for (AdamWOp update : updates) {
+      Value grad = update.getGrad();
+      // Only the norm's sums of squares and this update read it.
+      SmallVector<SumSquaresOp> sums;
+      bool streamable = true;
+      for (Operation *user : grad.getUsers()) {
+        if (auto sum = dyn_cast<SumSquaresOp>(user))
+          sums.push_back(sum);
+        else if (user != update.getOperation())
+          streamable = false;
+      }
+      if (!streamable)
+        continue;
+      Operation *last = grad.getDefiningOp();
+      for (SumSquaresOp sum : sums) {
+        sum->moveAfter(last);
+        last = sum;
+      }
+      unsigned index = body.getNumArguments();
+      NamedAttrList attrs;
+      attrs.set(MoeDialect::kGradBufferAttrName, nameOf(update));
+      attrs.set(MoeDialect::kPlacementAttrName, b.getStringAttr(kHost));
+      if (failed(step.insertArgument(index, grad.getType(),
+                                     attrs.getDictionary(ctx), step.getLoc())))
+        return signalPassFailure();
+      b.setInsertionPointAfter(last);
+      auto copy = ToHostOp::create(b, update.getLoc(), grad.getType(), grad,
+                                   body.getArgument(index));
+      update.getGradMutable().assign(copy.getResult());
+    }
+  }
+};
 
 } // namespace

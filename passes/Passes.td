@@ -359,6 +359,32 @@ def MoeOffload : Pass<"moe-offload", "::mlir::ModuleOp"> {
                            "::mlir::func::FuncDialect"];
 }
 
+def MoeStreamGradients : Pass<"moe-stream-gradients", "::mlir::ModuleOp"> {
+  let summary = "Copy each reduced gradient whose AdamW runs on the host to "
+                "host memory at once";
+  let description = [{
+    ZeRO-Offload's gradient streaming, on `@train_step` after
+    `moe-offload` and `moe-bucket-gradients`: for every `moe.adamw` whose
+    moments are in host memory (`moe.placement = "host"`), the gradient's
+    sums of squares (for the global norm) move to just after the gradient
+    is final (its reduction, or the unpack of its bucket), followed by
+    `moe.to_host`, which copies it into a new host argument
+    (`moe.grad_buffer = "<name>"`); AdamW reads that copy. The device's
+    gradient then dies where it was reduced instead of living until the
+    optimizer at the end of the step, so the arena no longer holds every
+    gradient at once. The values are the same: checkpoints do not change.
+
+    ```mlir
+    %g = moe.unpack %bucket {offset = 4096 : i64} : ...
+    %s = moe.sum_squares dense %g : tensor<32x128xf32> -> tensor<f32>
+    %gh = moe.to_host %g into %arg300 : tensor<32x128xf32>
+    ...
+    %p2, %m2, %v2 = moe.adamw dense %p, %gh, %m, %v, ...
+    ```
+  }];
+  let dependentDialects = ["::mlir::moe::MoeDialect"];
+}
+
 //===----------------------------------------------------------------------===//
 // Inspection
 //===----------------------------------------------------------------------===//

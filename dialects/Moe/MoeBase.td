@@ -96,6 +96,10 @@ def Moe_Dialect : Dialect {
     /// from the master after every update (`moe-offload`).
     static constexpr ::llvm::StringLiteral kDeviceCopyAttrName =
         "moe.device_copy";
+    /// Argument attribute: a host buffer receiving the named parameter's
+    /// reduced gradient every step (`moe-stream-gradients`).
+    static constexpr ::llvm::StringLiteral kGradBufferAttrName =
+        "moe.grad_buffer";
 
     /// The first argument of `argAttrs` (a function's uniqued argument
     /// attribute array) whose parameter name an earlier argument already

@@ -307,13 +307,16 @@ LogicalResult MoeDialect::verifyRegionArgAttribute(Operation *op,
     return verifySharding(op, "argument", argIndex, argType, attribute);
   if (name == kPlacementAttrName) {
     if (!func.getArgAttr(argIndex, kParamAttrName) &&
-        !func.getArgAttr(argIndex, kOptStateAttrName))
+        !func.getArgAttr(argIndex, kOptStateAttrName) &&
+        !func.getArgAttr(argIndex, kGradBufferAttrName))
       return op->emitError() << "argument #" << argIndex << ": '" << name
-                             << "' is only valid on a parameter or an "
-                                "optimizer state";
+                             << "' is only valid on a parameter, an "
+                                "optimizer state or a gradient buffer";
     return verifyStringAnnotation(op, "argument", argIndex, attribute,
                                   kKnownPlacements);
   }
+  if (name == kGradBufferAttrName)
+    return verifyStringAnnotation(op, "argument", argIndex, attribute, {});
   if (name == kDeviceCopyAttrName) {
     auto type = dyn_cast<RankedTensorType>(argType);
     if (!type ||
@@ -327,7 +330,8 @@ LogicalResult MoeDialect::verifyRegionArgAttribute(Operation *op,
                          << ": unknown moe argument attribute '" << name
                          << "' (expected moe.param, moe.init, moe.input, "
                             "moe.opt_state, moe.state_of, moe.sharding, "
-                            "moe.placement or moe.device_copy)";
+                            "moe.placement, moe.device_copy or "
+                            "moe.grad_buffer)";
 }
 
 LogicalResult

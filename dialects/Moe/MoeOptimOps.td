@@ -143,4 +143,25 @@ def Moe_ConvertOp : Moe_Op<"convert", [Pure, SameOperandsAndResultShape]> {
   let hasVerifier = 1;
 }
 
+def Moe_ToHostOp : Moe_Op<"to_host", [Pure,
+    AllTypesMatch<["input", "buffer", "result"]>]> {
+  let summary = "a device tensor's copy in a host buffer (gradient streaming)";
+  let description = [{
+    The value of `input`, held in `buffer`: a step argument placed in host
+    memory (`moe.grad_buffer`, `moe.placement = "host"`), which the plan
+    writes. `moe-stream-gradients` copies each reduced gradient whose AdamW
+    runs on the host there as soon as its sum of squares is taken, so the
+    device's copy dies at once instead of living until the optimizer.
+
+    ```mlir
+    %gh = moe.to_host %g into %buffer : tensor<32x128xf32>
+    ```
+  }];
+  let arguments = (ins Moe_F32Tensor:$input, Moe_F32Tensor:$buffer);
+  let results = (outs Moe_F32Tensor:$result);
+  let assemblyFormat = [{
+    $input `into` $buffer attr-dict `:` type($input)
+  }];
+}
+
 #endif // MOE_OPTIM_OPS_TD

@@ -77,7 +77,8 @@ func.func @optimizer(%p: tensor<4x4xf32>, %g: tensor<4x4xf32>, %m: tensor<4x4xf3
 // CHECK-SAME: moe.param = "w", moe.placement = "host"
 // CHECK-SAME: moe.device_copy = "w"
 func.func @offload(%w: tensor<4x8xf32> {moe.param = "w", moe.placement = "host"},
-                   %c: tensor<4x8xbf16> {moe.device_copy = "w"})
+                   %c: tensor<4x8xbf16> {moe.device_copy = "w"},
+                   %g: tensor<4x8xf32> {moe.grad_buffer = "w", moe.placement = "host"})
     -> (tensor<4x8xbf16> {moe.role = "new_device_copy", moe.device_copy = "w"}) {
   // CHECK: moe.convert %arg1 : tensor<4x8xbf16> -> tensor<4x8xf32>
   %view = moe.convert %c : tensor<4x8xbf16> -> tensor<4x8xf32>
@@ -85,5 +86,7 @@ func.func @offload(%w: tensor<4x8xf32> {moe.param = "w", moe.placement = "host"}
   %h = moe.convert %w : tensor<4x8xf32> -> tensor<4x8xf16>
   // CHECK: moe.convert %arg0 : tensor<4x8xf32> -> tensor<4x8xbf16>
   %new = moe.convert %w : tensor<4x8xf32> -> tensor<4x8xbf16>
+  // CHECK: moe.to_host %{{.*}} into %arg2 : tensor<4x8xf32>
+  %gh = moe.to_host %view into %g : tensor<4x8xf32>
   return %new : tensor<4x8xbf16>
 }

@@ -353,7 +353,7 @@ func.func @convert_reshapes(%x: tensor<4xf32>) {
 
 // -----
 
-// expected-error @+1 {{argument #0: 'moe.placement' is only valid on a parameter or an optimizer state}}
+// expected-error @+1 {{argument #0: 'moe.placement' is only valid on a parameter, an optimizer state or a gradient buffer}}
 func.func @placement_on_input(%x: tensor<4xf32> {moe.input = "x", moe.placement = "host"}) {
   return
 }

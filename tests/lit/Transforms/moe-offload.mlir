@@ -29,6 +29,17 @@
 // RUN: grep -c transpose_weight %t.direct
 // RUN: not grep -v transpose_weight %t.direct
 //
+// Gradient streaming (moe-stream-gradients, part of the pipeline with
+// offload): every AdamW runs on the host and reads its gradient from a host
+// buffer that moe.to_host filled right after the gradient's sum of squares.
+// RUN: grep -c "= moe.adamw" %t.params.mlir > %t.updates
+// RUN: grep -c "= moe.to_host" %t.params.mlir | diff - %t.updates
+// RUN: grep -o 'moe.grad_buffer = "[^"]*", moe.placement = "host"' %t.params.mlir | wc -l | diff - %t.updates
+// RUN: FileCheck %s --check-prefix=STREAM < %t.params.mlir
+// STREAM: %[[SUM:.*]] = moe.sum_squares dense %[[G:[^ ]+]] :
+// STREAM-NEXT: %[[H:.*]] = moe.to_host %[[G]] into %arg{{[0-9]+}} : tensor<
+// STREAM: moe.adamw {{dense|expert}} %arg{{[0-9]+}}, %[[H]],
+//
 // PARAMS-LABEL: func.func @train_step(
 // PARAMS-SAME: moe.param = "encoder.layers.0.self_attn.q.weight", moe.placement = "host"
 // PARAMS-SAME: moe.opt_state = "exp_avg", moe.placement = "host"

@@ -101,6 +101,7 @@ std::map<Opcode, KernelSignature> buildSignatures() {
                              optional("scaled", AttrValue::BoolValue)});
   add(Opcode::cache_update, {});
   add(Opcode::convert, {});
+  add(Opcode::to_host, {});
   add(Opcode::linear, {optional("transpose_weight", AttrValue::BoolValue),
                       optionalEnum("compute_type", kComputeTypes)});
   add(Opcode::layer_norm, {range(optional("epsilon", AttrValue::FloatValue), 0)});

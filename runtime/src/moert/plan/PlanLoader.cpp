@@ -541,12 +541,16 @@ Status PlanChecker::checkInstruction(uint32_t index,
       // Host state is read and written by the optimizer, and read by the
       // conversion that makes a master weight's 16-bit device copy (on a
       // GPU, no other kernel can address it).
-      if (buf.host() && instruction.opcode() != fb::Opcode::adamw &&
-          !(instruction.opcode() == fb::Opcode::convert &&
-            list.ids == instruction.operands()))
+      const bool hostAllowed =
+          instruction.opcode() == fb::Opcode::adamw ||
+          (instruction.opcode() == fb::Opcode::convert &&
+           list.ids == instruction.operands()) ||
+          (instruction.opcode() == fb::Opcode::to_host &&
+           !(list.ids == instruction.operands() && position == 0));
+      if (buf.host() && !hostAllowed)
         return invalidArgument(fmt::format(
-            "{}: {} {} is {}, kept in host memory; only adamw and the "
-            "operand of convert are host buffers",
+            "{}: {} {} is {}, kept in host memory; only adamw, the operand "
+            "of convert and the destination of to_host are host buffers",
             where, list.kind, position, bufferLabel(buf)));
       if (list.ids == instruction.results() &&
           buf.region() == fb::BufferRegion::constant)
@@ -596,6 +600,21 @@ Status PlanChecker::checkInstruction(uint32_t index,
                                        dtypeName(dtype)));
   };
   switch (instruction.opcode()) {
+  case fb::Opcode::to_host: {
+    const fb::Buffer &from = operandBuffer(0), &into = operandBuffer(1);
+    if (!into.host() ||
+        instruction.results()->Get(0) != instruction.operands()->Get(1))
+      return invalidArgument(fmt::format(
+          "{}: expected its result to be operand 1, a host buffer; found {} "
+          "and result buffer {}",
+          where, bufferLabel(into), instruction.results()->Get(0)));
+    if (from.dtype() != into.dtype() || shapeOf(from) != shapeOf(into))
+      return invalidArgument(fmt::format(
+          "{}: copies {} of {} into {} of {}, expected the same type", where,
+          formatShape(shapeOf(from)), dtypeName(from.dtype()),
+          formatShape(shapeOf(into)), dtypeName(into.dtype())));
+    break;
+  }
   case fb::Opcode::convert: {
     const fb::DType from = operandBuffer(0).dtype();
     const fb::DType to = resultBuffer(0).dtype();

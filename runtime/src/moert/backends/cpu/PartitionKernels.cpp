@@ -182,10 +182,19 @@ Status runConvert(KernelCall &call) {
                          ": expected f32 to bf16/f16 or back");
 }
 
+/// moe.to_host: host memory is the CPU's memory.
+Status runToHost(KernelCall &call) {
+  if (call.result<void>(0) != call.operand<void>(0))
+    std::memcpy(call.result<void>(0), call.operand<void>(0),
+                static_cast<size_t>(call.operandType(0).byteSize()));
+  return Status::success();
+}
+
 } // namespace
 
 void registerPartitionKernels(exec::KernelRegistry &registry) {
   registry.add(Op::convert, {runConvert});
+  registry.add(Op::to_host, {runToHost});
   registry.add(Op::pack, {runPack});
   registry.add(Op::unpack, {runUnpack});
   registry.add(Op::token_count, {runTokenCount});

@@ -210,8 +210,11 @@ Status runAdamWOnHost(KernelCall &call, const AdamWHyper &h) {
   else
     MOERT_RETURN_IF_ERROR(
         device.copyToHost(param.data(), call.operand<float>(0), bytes));
-  MOERT_RETURN_IF_ERROR(
-      device.copyToHost(grad.data(), call.operand<float>(1), bytes));
+  if (inHostMemory(call, 1)) // streamed to the host (moe.to_host)
+    std::memcpy(grad.data(), call.operand<float>(1), bytes);
+  else
+    MOERT_RETURN_IF_ERROR(
+        device.copyToHost(grad.data(), call.operand<float>(1), bytes));
   MOERT_RETURN_IF_ERROR(
       device.copyToHost(&lr, call.operand<float>(4), sizeof(lr)));
   MOERT_RETURN_IF_ERROR(
@@ -255,9 +258,10 @@ Status runAdamW(KernelCall &call) {
     return invalidArgument("AdamW's parameter is in host memory, its moments "
                            "on the device; expected the moments in host "
                            "memory too");
-  if (inHostMemory(call, 1))
-    return invalidArgument("AdamW's gradient is in host memory; expected it "
-                           "on the device");
+  if (inHostMemory(call, 1) && !inHostMemory(call, 2))
+    return invalidArgument("AdamW's gradient is in host memory, its moments "
+                           "on the device; expected the moments in host "
+                           "memory too");
   if (inHostMemory(call, 2))
     return runAdamWOnHost(call, h);
   const TensorType &param = call.operandType(0);

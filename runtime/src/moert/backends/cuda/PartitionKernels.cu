@@ -281,10 +281,19 @@ Status runConvert(KernelCall &call) {
                          ": expected f32 to bf16/f16 or back");
 }
 
+/// moe.to_host: the reduced gradient leaves the device (ordered after the
+/// kernels before it on the stream; its device bytes are free afterwards).
+Status runToHost(KernelCall &call) {
+  return call.device().copyToHost(
+      call.result<void>(0), call.operand<void>(0),
+      static_cast<size_t>(call.operandType(0).byteSize()));
+}
+
 } // namespace
 
 void registerPartitionKernels(exec::KernelRegistry &registry) {
   registry.add(Op::convert, {runConvert, 0, 0, nullptr});
+  registry.add(Op::to_host, {runToHost, 0, 0, nullptr});
   registry.add(Op::pack, {runPack, 0, 0, nullptr});
   registry.add(Op::unpack, {runUnpack, 0, 0, nullptr});
   registry.add(Op::token_count, {runTokenCount, 0, 0, nullptr});

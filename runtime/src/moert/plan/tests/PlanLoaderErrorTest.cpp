@@ -506,8 +506,9 @@ TEST(PlanLoaderErrors, MalformedOffload) {
     writer.placeOnHost(ids.tableBuffer);
     expectLoadError(writer, "instruction #0 (embedding) at model.mlir:12:5: "
                             "operand 1 is buffer 0 ('embed.table'), kept in "
-                            "host memory; only adamw and the operand of "
-                            "convert are host buffers");
+                            "host memory; only adamw, the operand of convert "
+                            "and the destination of to_host are host "
+                            "buffers");
   }
   {
     // The result of a conversion cannot be a host buffer.
@@ -527,6 +528,28 @@ TEST(PlanLoaderErrors, MalformedOffload) {
     expectLoadError(writer, "instruction #4 (add): operand 0 is buffer 7 "
                             "('a') of bf16; only convert, all_gather, "
                             "all_to_all and all_slice take bf16/f16 buffers");
+  }
+  {
+    // A gradient streamed into a device buffer, and into one of another
+    // shape.
+    SmallPlanIds ids;
+    PlanWriter writer = makeSmallPlan(&ids);
+    int into = writer.addPersistentBuffer({2, 10, 16}, fb::DType::f32, "g");
+    writer.addInstruction(fb::Opcode::to_host, {ids.summed, into}, {into});
+    expectLoadError(writer, "instruction #4 (to_host): expected its result to "
+                            "be operand 1, a host buffer; found buffer 7 "
+                            "('g')");
+  }
+  {
+    SmallPlanIds ids;
+    PlanWriter writer = makeSmallPlan(&ids);
+    writer.mutablePlan().buffers[ids.summed]->live_end = 4;
+    int into = writer.addPersistentBuffer({2, 16, 10}, fb::DType::f32, "g");
+    writer.placeOnHost(into);
+    writer.addInstruction(fb::Opcode::to_host, {ids.summed, into}, {into});
+    expectLoadError(writer, "instruction #4 (to_host): copies [2, 10, 16] of "
+                            "f32 into [2, 16, 10] of f32, expected the same "
+                            "type");
   }
   {
     PlanWriter writer = makeSmallPlan();
