@@ -617,6 +617,44 @@ TEST_P(Conformance, PartitioningKernels) {
   check(c);
 }
 
+// moe.convert (E+Z-Offload's 16-bit parameter copies):
+// bit for bit the CPU's, and independently of it every rounded value is
+// the nearest bf16 / f16 value (no further than half a unit in the last
+// place, ties to the even mantissa) and converts back exactly.
+TEST_P(Conformance, ConvertRoundsToNearestEven) {
+  Case c;
+  int32_t x = c.in(DType::F32, {4, 64}, {0, Input::Uniform, -3000, 3000});
+  int32_t b = c.out(DType::BF16, {4, 64}), h = c.out(DType::F16, {4, 64}),
+          xb = c.out(DType::F32, {4, 64}), xh = c.out(DType::F32, {4, 64});
+  c.t.add("moe.convert", {x}, {b});
+  c.t.add("moe.convert", {x}, {h});
+  c.t.add("moe.convert", {b}, {xb});
+  c.t.add("moe.convert", {h}, {xh});
+  c.outputs = {{b, 0}, {h, 0}, {xb, 0}, {xh, 0}};
+  check(c);
+  auto e = make(c, *device_);
+  ASSERT_TRUE(e);
+  Status s = e->run(context());
+  ASSERT_TRUE(s.ok()) << s.toString();
+  std::vector<float> in = readF32(*e, x), viaBf16 = readF32(*e, xb),
+                     viaF16 = readF32(*e, xh);
+  for (size_t i = 0; i < in.size(); ++i) {
+    // Spacing of each format at |x| (bf16: 8 mantissa bits, f16: 11;
+    // every |x| here is within f16's normal range).
+    int exponent = 0;
+    std::frexp(in[i], &exponent);
+    const double bf16Ulp = std::ldexp(1.0, exponent - 8);
+    const double f16Ulp = std::ldexp(1.0, exponent - 11);
+    for (auto [rounded, ulp] :
+         {std::pair{viaBf16[i], bf16Ulp}, std::pair{viaF16[i], f16Ulp}}) {
+      const double error = std::fabs(double(rounded) - double(in[i]));
+      ASSERT_LE(error, ulp / 2) << in[i] << " -> " << rounded;
+      if (error == ulp / 2) // a tie: the even neighbour
+        EXPECT_EQ(std::fmod(double(rounded) / ulp, 2.0), 0.0) << in[i];
+    }
+  }
+}
+
 TEST_P(Conformance, GradientBucketPackAndUnpack) {
   Case c;
   int32_t x = c.in(DType::F32, {4, 6}), bias = c.in(DType::F32, {6});

@@ -155,31 +155,23 @@ Status runConvert(KernelCall &call) {
   const DType from = call.operandType(0).dtype;
   const DType to = call.resultType(0).dtype;
   const int64_t n = call.operandType(0).numElements();
-  if (from == DType::F32 && (to == DType::BF16 || to == DType::F16)) {
-    const float *x = call.operand<float>(0);
-    uint16_t *y = call.result<uint16_t>(0);
-    if (to == DType::BF16)
-      for (int64_t i = 0; i < n; ++i)
-        y[i] = floatToBf16Bits(x[i]);
-    else
-      for (int64_t i = 0; i < n; ++i)
-        y[i] = floatToF16Bits(x[i]);
+  auto each = [n](const auto *x, auto *y, auto convert) {
+    for (int64_t i = 0; i < n; ++i)
+      y[i] = convert(x[i]);
     return Status::success();
-  }
-  if (to == DType::F32 && (from == DType::BF16 || from == DType::F16)) {
-    const uint16_t *x = call.operand<uint16_t>(0);
-    float *y = call.result<float>(0);
-    if (from == DType::BF16)
-      for (int64_t i = 0; i < n; ++i)
-        y[i] = bf16BitsToFloat(x[i]);
-    else
-      for (int64_t i = 0; i < n; ++i)
-        y[i] = f16BitsToFloat(x[i]);
-    return Status::success();
-  }
-  return invalidArgument(std::string("moe.convert from ") + dtypeName(from) +
-                         " to " + dtypeName(to) +
-                         ": expected f32 to bf16/f16 or back");
+  };
+  const bool toHalf = from == DType::F32;
+  const DType half = toHalf ? to : from;
+  if ((toHalf ? from : to) != DType::F32 ||
+      (half != DType::BF16 && half != DType::F16))
+    return invalidArgument(std::string("moe.convert from ") +
+                           dtypeName(from) + " to " + dtypeName(to) +
+                           ": expected f32 to bf16/f16 or back");
+  if (toHalf)
+    return each(call.operand<float>(0), call.result<uint16_t>(0),
+                half == DType::BF16 ? floatToBf16Bits : floatToF16Bits);
+  return each(call.operand<uint16_t>(0), call.result<float>(0),
+              half == DType::BF16 ? bf16BitsToFloat : f16BitsToFloat);
 }
 
 /// moe.to_host: host memory is the CPU's memory.
