@@ -125,7 +125,7 @@ struct MoeOffload : mlir::moe::impl::MoeOffloadBase<MoeOffload> {
       }
     SmallVector<Candidate> candidates =
         findCandidates(step, halfType(&getContext()));
-    if (failed(rewrite(module, step, candidates)))
+    if (failed(rewrite(step, candidates)))
       return signalPassFailure();
   }
 
@@ -134,8 +134,7 @@ struct MoeOffload : mlir::moe::impl::MoeOffloadBase<MoeOffload> {
                                                 : Type(BFloat16Type::get(ctx));
   }
   SmallVector<Candidate> findCandidates(func::FuncOp step, Type half);
-  LogicalResult rewrite(ModuleOp module, func::FuncOp step,
-                        ArrayRef<Candidate> candidates);
+  LogicalResult rewrite(func::FuncOp step, ArrayRef<Candidate> candidates);
 };
 
 SmallVector<Candidate> MoeOffload::findCandidates(func::FuncOp step,
@@ -206,7 +205,7 @@ RankedTensorType withElement(Type type, Type element) {
   return RankedTensorType::get(ranked.getShape(), element);
 }
 
-LogicalResult MoeOffload::rewrite(ModuleOp module, func::FuncOp step,
+LogicalResult MoeOffload::rewrite(func::FuncOp step,
                                   ArrayRef<Candidate> candidates) {
   MLIRContext *ctx = &getContext();
   OpBuilder b(ctx);
@@ -382,7 +381,6 @@ LogicalResult MoeOffload::rewrite(ModuleOp module, func::FuncOp step,
     copies.push_back(value);
   }
   func::ReturnOp::create(b, loc, copies);
-  (void)module;
   return success();
 }
 
