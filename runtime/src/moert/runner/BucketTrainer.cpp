@@ -145,7 +145,7 @@ Status checkSharedState(const PlanFile &first,
     const fb::Parameter &pb = *b.parameters()->Get(static_cast<uint32_t>(i));
     const std::string where = "parameter #" + std::to_string(i);
     if (pa.name()->str() != pb.name()->str())
-      return refuse(where + "'s name", "'" + pa.name()->str() + "'",
+      return refuse("the name of " + where, "'" + pa.name()->str() + "'",
                     "'" + pb.name()->str() + "'");
     const std::string param = "parameter '" + pa.name()->str() + "'";
     auto shape = [](const fb::Parameter &p) {
@@ -154,35 +154,43 @@ Status checkSharedState(const PlanFile &first,
                  : std::vector<int64_t>();
     };
     if (shape(pa) != shape(pb))
-      return refuse(param + "'s shape", plan::formatShape(shape(pa)),
+      return refuse("the shape of " + param, plan::formatShape(shape(pa)),
                     plan::formatShape(shape(pb)));
     if (pa.dtype() != pb.dtype())
-      return refuse(param + "'s element type", fb::EnumNameDType(pa.dtype()),
+      return refuse("the element type of " + param,
+                    fb::EnumNameDType(pa.dtype()),
                     fb::EnumNameDType(pb.dtype()));
     if (shardSpecOf(pa.sharding()) != shardSpecOf(pb.sharding()))
-      return refuse(param + "'s sharding",
+      return refuse("the sharding of " + param,
                     formatSpec(shardSpecOf(pa.sharding())),
                     formatSpec(shardSpecOf(pb.sharding())));
     if (shardSpecOf(pa.state_sharding()) != shardSpecOf(pb.state_sharding()))
-      return refuse(param + "'s optimizer state sharding",
+      return refuse("the optimizer state sharding of " + param,
                     formatSpec(shardSpecOf(pa.state_sharding())),
                     formatSpec(shardSpecOf(pb.state_sharding())));
     if (pa.init() != pb.init() || pa.init_scale() != pb.init_scale())
-      return refuse(param + "'s initializer",
+      return refuse("the initializer of " + param,
                     std::string(fb::EnumNameInitKind(pa.init())) + " x " +
                         number(pa.init_scale()),
                     std::string(fb::EnumNameInitKind(pb.init())) + " x " +
                         number(pb.init_scale()));
     if (pa.group() != pb.group())
-      return refuse(param + "'s group", fb::EnumNameParamGroup(pa.group()),
+      return refuse("the group of " + param, fb::EnumNameParamGroup(pa.group()),
                     fb::EnumNameParamGroup(pb.group()));
+  }
+  // Then their buffers, laid out alike.
+  for (size_t i = 0; i < countA; ++i) {
+    const fb::Parameter &pa = *a.parameters()->Get(static_cast<uint32_t>(i));
+    const fb::Parameter &pb = *b.parameters()->Get(static_cast<uint32_t>(i));
+    const std::string param = "parameter '" + pa.name()->str() + "'";
     const std::pair<const char *, std::pair<int32_t, int32_t>> roles[] = {
         {"value", {pa.buffer(), pb.buffer()}},
         {"exp_avg", {pa.exp_avg_buffer(), pb.exp_avg_buffer()}},
         {"exp_avg_sq", {pa.exp_avg_sq_buffer(), pb.exp_avg_sq_buffer()}},
     };
     for (const auto &[role, ids] : roles) {
-      const std::string what = param + "'s " + role + " buffer";
+      const std::string what =
+          "the " + std::string(role) + " buffer of " + param;
       if ((ids.first < 0) != (ids.second < 0))
         return refuse(what, ids.first < 0 ? "absent" : "present",
                       ids.second < 0 ? "absent" : "present");
@@ -191,15 +199,16 @@ Status checkSharedState(const PlanFile &first,
       const exec::Buffer &ba = firstProgram.buffers[ids.first];
       const exec::Buffer &bb = otherProgram.buffers[ids.second];
       if (ba.name != bb.name)
-        return refuse(what + "'s name", "'" + ba.name + "'",
+        return refuse("the name of " + what, "'" + ba.name + "'",
                       "'" + bb.name + "'");
       const std::string buffer = "persistent buffer '" + ba.name + "'";
       if (ba.type.dtype != bb.type.dtype || ba.type.shape != bb.type.shape)
-        return refuse(buffer + "'s type", ba.type.str(), bb.type.str());
+        return refuse("the type of " + buffer, ba.type.str(), bb.type.str());
       if (ba.kind != bb.kind)
-        return refuse(buffer + "'s kind", kindName(ba.kind), kindName(bb.kind));
+        return refuse("the kind of " + buffer, kindName(ba.kind),
+                      kindName(bb.kind));
       if (ba.offset != bb.offset)
-        return refuse(buffer + "'s offset", std::to_string(ba.offset),
+        return refuse("the offset of " + buffer, std::to_string(ba.offset),
                       std::to_string(bb.offset));
     }
   }

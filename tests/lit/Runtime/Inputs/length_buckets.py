@@ -16,6 +16,9 @@
     length_buckets.py check METRICS B/S/T [B/S/T ...]
         Every row names a bucket and its real tokens, within the bucket's
         batch; prints the steps per bucket.
+    length_buckets.py compare METRICS_A METRICS_B TOLERANCE
+        The runs took the same buckets with the same real tokens, and their
+        losses agree to TOLERANCE (relative).
 """
 import json
 import os
@@ -103,6 +106,18 @@ def check(metrics, shapes):
     print("steps per bucket:", " ".join(str(c) for c in counts))
 
 
+def compare(a, b, tolerance):
+    ra, rb = rows(a), rows(b)
+    assert len(ra) == len(rb) > 0, (len(ra), len(rb))
+    worst = 0.0
+    for x, y in zip(ra, rb):
+        for key in ("step", "bucket", "tokens", "source_tokens"):
+            assert x[key] == y[key], (key, x, y)
+        worst = max(worst, abs(x["loss"] - y["loss"]) / abs(y["loss"]))
+    assert worst <= tolerance, f"losses differ by {worst:.3g} (relative)"
+    print(f"{len(ra)} steps in the same buckets, losses agree to {tolerance}")
+
+
 if __name__ == "__main__":
     command, args = sys.argv[1], sys.argv[2:]
     if command == "split":
@@ -111,5 +126,7 @@ if __name__ == "__main__":
         replay(args[0], args[1], args[2], args[3], args[4:])
     elif command == "check":
         check(args[0], args[1:])
+    elif command == "compare":
+        compare(args[0], args[1], float(args[2]))
     else:
         sys.exit(__doc__)
