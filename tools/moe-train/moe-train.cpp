@@ -957,7 +957,9 @@ int main(int argc, char **argv) {
     // scaling) and are not stopped.
     if (options.onNonFinite == "stop" && m.lossScale == 0 &&
         (!std::isfinite(m.loss) || !std::isfinite(m.gradNorm)))
-      return job.fail(nonFiniteStepError(trainer, m));
+      return job.fail(nonFiniteStepError(
+          buckets ? buckets->bucket(static_cast<size_t>(m.bucket)) : trainer,
+          m)); // (a bucket's gradients are in its own plan's buffers)
     bool last = step == options.steps;
     if (!options.save.empty() &&
         (last || (options.saveEvery > 0 && step % options.saveEvery == 0)))

@@ -4,6 +4,7 @@
 #include "moert/runner/StepIO.h"
 
 #include <algorithm>
+#include <cstdlib>
 #include <sstream>
 
 namespace moert {
@@ -40,11 +41,18 @@ std::string formatSpec(const ShardSpec &spec) {
   return out.str();
 }
 
+/// The shortest text that reads back as `value`.
 std::string number(double value) {
-  std::ostringstream out;
-  out.precision(17);
-  out << value;
-  return out.str();
+  std::string text;
+  for (int digits = 6; digits <= 17; ++digits) {
+    std::ostringstream out;
+    out.precision(digits);
+    out << value;
+    text = out.str();
+    if (std::strtod(text.c_str(), nullptr) == value)
+      break;
+  }
+  return text;
 }
 
 /// The buffers of `plan`'s persistent state: every parameter's value and
