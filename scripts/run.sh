@@ -29,8 +29,9 @@
 # --buckets: batches by token count, one plan per length L (source = target
 # length L, batch size = the configuration's batch_size * src_len / L, so
 # every batch holds the same number of token slots; moe-train
-# --bucket-plan), e.g. --buckets 8,12,16,24,32,48; off (the default) trains on the
-# configuration's one shape, as the results in README.md were measured.
+# --bucket-plan), e.g. --buckets 8,12,16,24,32,48; off (the default)
+# trains on the configuration's one shape, as the results in README.md
+# were measured.
 # The synthetic reversal demo with the compiler's IR at every stage is
 # scripts/demo.sh.
 set -euo pipefail

@@ -130,7 +130,9 @@ public:
 
   const Program &program() const { return program_; }
   hal::Device &device() const { return device_; }
-  /// Bytes allocated for the arena and the persistent region (the plan's).
+  /// Bytes allocated for the arena and the persistent region (the plan's;
+  /// a sharing executor allocates none and uses at least these many of its
+  /// owner's).
   int64_t arenaBytes() const { return program_.arenaBytes; }
   int64_t persistentBytes() const { return program_.persistentBytes; }
   /// Whether the arena, persistent and host regions are another executor's

@@ -80,12 +80,14 @@ struct ParameterState {
   int64_t numElements() const;
 };
 
+class Trainer;
+
 /// Length buckets (BucketTrainer.h): where a trainer's executor gets its
 /// arena, persistent and host regions.
 struct TrainerMemory {
   /// Use this trainer's regions (its persistent state at the same offsets;
   /// BucketTrainer checks); null: allocate them.
-  const class Trainer *shareWith = nullptr;
+  const Trainer *shareWith = nullptr;
   /// When allocating: at least these many bytes of arena and persistent
   /// region (room for every plan that will share them).
   int64_t arenaBytes = 0, persistentBytes = 0;
