@@ -45,6 +45,10 @@ def compile_plan(config, batch, length, out, ranks, work):
 
 def train(plans, corpus, steps, ranks, metrics):
     launch = ["build/bin/moe-train"]
+    if ranks == 2 and os.geteuid() == 0:
+        # OpenMPI refuses to start as root unless told (as scripts/run.sh).
+        os.environ.update(OMPI_ALLOW_RUN_AS_ROOT="1",
+                          OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1")
     if ranks == 2:
         launch = ["mpirun", "--oversubscribe", "-np", "2", "--bind-to", "none",
                   "-x", "OMP_NUM_THREADS=1", "build/bin/moe-train"]
