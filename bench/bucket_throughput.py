@@ -14,7 +14,8 @@ and then with the buckets (batch x length, source = target length; the
 plans in increasing length); the first 20 steps of each run are left out
 (warm-up). Prints, per run and summed over the rounds: steps, real target
 tokens per step and per second, and the share of the batches' target slots
-that hold real tokens. --lengths prints the corpus' pair lengths
+that hold real tokens; per run also the speed at the median step time,
+which bursts of load from other jobs move less. --lengths prints the corpus' pair lengths
 (the rows' needs, moert/data/LengthBuckets.h) and the buckets they fall in.
 """
 import argparse
@@ -67,6 +68,13 @@ def summary(rows, capacity):
     seconds = sum(r["seconds"] for r in rows)
     slots = sum(capacity[r.get("bucket", 0)] for r in rows)
     return len(rows), tokens, seconds, slots
+
+
+def median(values):
+    values = sorted(values)
+    middle = len(values) // 2
+    return values[middle] if len(values) % 2 else \
+        (values[middle - 1] + values[middle]) / 2
 
 
 def read_lengths(corpus):
@@ -131,10 +139,15 @@ def main():
             steps, tokens, seconds, slots = summary(rows, capacity)
             for i, v in enumerate((steps, tokens, seconds, slots)):
                 totals[name][i] += v
+            # The median step time is robust to bursts of load from other
+            # jobs on the machine.
+            typical = median([r["seconds"] for r in rows])
             print(f"round {round_ + 1} {name:8s}: {steps} steps, "
                   f"{tokens / steps:.0f} real target tokens/step "
                   f"({100.0 * tokens / slots:.1f} % of the slots), "
-                  f"{tokens / seconds:.0f} real target tokens/s", flush=True)
+                  f"{tokens / seconds:.0f} real target tokens/s; median step "
+                  f"{typical * 1000:.1f} ms: {tokens / steps / typical:.0f} "
+                  f"real target tokens/s", flush=True)
     s, b = totals["single"], totals["buckets"]
     for name, (steps, tokens, seconds, slots) in totals.items():
         print(f"total {name:8s}: {tokens / steps:.0f} real target tokens/step "
