@@ -55,16 +55,52 @@ std::string number(double value) {
   return text;
 }
 
-/// The buffers of `plan`'s persistent state: every parameter's value and
-/// AdamW moments.
-std::vector<int32_t> stateBuffers(const fb::Plan &plan) {
+/// The buffers of the persistent state `program` (of `plan`) keeps across
+/// steps, in buffer order: every persistent or host buffer except the batch
+/// inputs and the inputs and outputs of the plan's further programs that
+/// the training step does not touch, which are written before every use
+/// (so: parameters, AdamW moments, 16-bit device copies of offloaded
+/// parameters, ...).
+std::vector<int32_t> stateBuffers(const fb::Plan &plan,
+                                  const exec::Program &program) {
+  std::vector<bool> inStep(program.buffers.size(), false);
+  for (size_t i = 0; i < program.stepEnd() && i < program.instructions.size();
+       ++i)
+    for (const std::vector<int32_t> *ids :
+         {&program.instructions[i].operands, &program.instructions[i].results})
+      for (int32_t id : *ids)
+        if (id >= 0 && static_cast<size_t>(id) < inStep.size())
+          inStep[static_cast<size_t>(id)] = true;
+  std::vector<bool> perUse(program.buffers.size(), false);
+  auto mark = [&](int64_t id) {
+    if (id >= 0 && static_cast<size_t>(id) < perUse.size())
+      perUse[static_cast<size_t>(id)] = true;
+  };
+  auto markOutsideStep = [&](int64_t id) {
+    if (id >= 0 && static_cast<size_t>(id) < perUse.size() &&
+        !inStep[static_cast<size_t>(id)])
+      perUse[static_cast<size_t>(id)] = true;
+  };
+  if (plan.batch_inputs())
+    for (const fb::BatchInput *input : *plan.batch_inputs())
+      mark(input->buffer());
+  if (plan.programs())
+    for (const fb::Program *function : *plan.programs()) {
+      if (function->inputs())
+        for (int32_t id : *function->inputs())
+          markOutsideStep(id);
+      if (function->outputs())
+        for (int32_t id : *function->outputs())
+          markOutsideStep(id);
+    }
   std::vector<int32_t> ids;
-  if (plan.parameters())
-    for (const fb::Parameter *param : *plan.parameters())
-      for (int32_t id : {param->buffer(), param->exp_avg_buffer(),
-                         param->exp_avg_sq_buffer()})
-        if (id >= 0)
-          ids.push_back(id);
+  for (size_t id = 0; id < program.buffers.size(); ++id) {
+    const exec::BufferKind kind = program.buffers[id].kind;
+    if ((kind == exec::BufferKind::Persistent ||
+         kind == exec::BufferKind::Host) &&
+        !perUse[id])
+      ids.push_back(static_cast<int32_t>(id));
+  }
   return ids;
 }
 
@@ -221,23 +257,50 @@ Status checkSharedState(const PlanFile &first,
     }
   }
 
-  // The other persistent buffers of either plan (batch inputs, inputs of
-  // its further programs) are rewritten before every use, but must not lie
-  // on the shared state.
+  // Every buffer of the state the steps carry (the parameters' above and
+  // any other, such as 16-bit device copies of offloaded parameters): the
+  // same, in the same order.
+  const std::vector<int32_t> stateA = stateBuffers(a, firstProgram);
+  const std::vector<int32_t> stateB = stateBuffers(b, otherProgram);
+  for (size_t k = 0; k < std::max(stateA.size(), stateB.size()); ++k) {
+    if (k >= stateA.size() || k >= stateB.size())
+      return refuse("the number of persistent state buffers",
+                    std::to_string(stateA.size()),
+                    std::to_string(stateB.size()));
+    const exec::Buffer &ba = firstProgram.buffers[stateA[k]];
+    const exec::Buffer &bb = otherProgram.buffers[stateB[k]];
+    const std::string which = "persistent state buffer #" + std::to_string(k);
+    if (ba.name != bb.name)
+      return refuse("the name of " + which, "'" + ba.name + "'",
+                    "'" + bb.name + "'");
+    const std::string buffer = "persistent buffer '" + ba.name + "'";
+    if (ba.type.dtype != bb.type.dtype || ba.type.shape != bb.type.shape)
+      return refuse("the type of " + buffer, ba.type.str(), bb.type.str());
+    if (ba.kind != bb.kind)
+      return refuse("the kind of " + buffer, kindName(ba.kind),
+                    kindName(bb.kind));
+    if (ba.offset != bb.offset)
+      return refuse("the offset of " + buffer, std::to_string(ba.offset),
+                    std::to_string(bb.offset));
+  }
+
+  // The other persistent buffers of either plan (batch inputs, inputs and
+  // outputs of its further programs) are rewritten before every use, but
+  // must not lie on the shared state.
   struct Range {
     exec::BufferKind kind;
     int64_t begin, end;
     std::string name;
   };
   std::vector<Range> state;
-  for (int32_t id : stateBuffers(a)) {
+  for (int32_t id : stateA) {
     const exec::Buffer &buffer = firstProgram.buffers[id];
     state.push_back({buffer.kind, buffer.offset,
                      buffer.offset + buffer.type.byteSize(), buffer.name});
   }
   for (const auto *program : {&firstProgram, &otherProgram}) {
-    const std::vector<int32_t> own =
-        stateBuffers(program == &firstProgram ? a : b);
+    const std::vector<int32_t> &own =
+        program == &firstProgram ? stateA : stateB;
     for (size_t id = 0; id < program->buffers.size(); ++id) {
       const exec::Buffer &buffer = program->buffers[id];
       if ((buffer.kind != exec::BufferKind::Persistent &&

@@ -56,6 +56,22 @@ TEST(BucketTrainerTest, StateLayoutsMustAgree) {
             std::string::npos)
       << kind.message();
 
+  // State the steps carry beyond the parameters and moments (a 16-bit
+  // device copy, say) must be the same too.
+  exec::Program extra = *pb;
+  exec::Buffer copy;
+  copy.type = {exec::DType::F32, {4}};
+  copy.kind = exec::BufferKind::Persistent;
+  copy.offset = extra.persistentBytes;
+  copy.name = "copy:embed";
+  extra.buffers.push_back(copy);
+  extra.persistentBytes += 64;
+  Status count = checkSharedState(a, *pa, b, extra);
+  ASSERT_FALSE(count.ok());
+  EXPECT_NE(count.message().find("the number of persistent state buffers is "),
+            std::string::npos)
+      << count.message();
+
   // A batch input lying on a parameter of the shared state.
   exec::Program overlapping = *pb;
   const int32_t src = bufferNamed(overlapping, "src");
