@@ -19,12 +19,19 @@
 #
 #   ./scripts/run.sh [--minutes M] [--ranks 1|2] [--config FILE]
 #                    [--languages de,fr,...] [--sentences N] [--fresh]
+#                    [--buckets L1,L2,...|off]
 #
 # Defaults: 10 minutes of training and evaluation on 2 ranks, the 8 languages
 # of the corpus, 50 test sentences per direction during training and 200 at
 # the end (both directions).
 # --fresh rebuilds the corpus and restarts training from scratch (otherwise
 # a previous run's checkpoint is continued when the model is unchanged).
+# --buckets: batches by token count, one plan per length L (source = target
+# length L, batch size = the configuration's batch_size * src_len / L, so
+# every batch holds the same number of token slots; moe-train
+# --bucket-plan), e.g. --buckets 8,12,16,24,32,48; off (the default)
+# trains on the configuration's one shape, as the results in README.md
+# were measured.
 # The synthetic reversal demo with the compiler's IR at every stage is
 # scripts/demo.sh.
 set -euo pipefail
@@ -37,6 +44,7 @@ languages=fr,uk,sv,es,de,ru,it,pl
 sentences=50
 final_sentences=200
 fresh=0
+buckets=off
 while [ $# -gt 0 ]; do
   case "$1" in
     --minutes) minutes=$2; shift 2 ;;
@@ -45,11 +53,16 @@ while [ $# -gt 0 ]; do
     --languages) languages=$2; shift 2 ;;
     --sentences) sentences=$2; shift 2 ;;
     --fresh) fresh=1; shift ;;
+    --buckets) buckets=$2; shift 2 ;;
     *) echo "run.sh: unknown argument '$1' (see the header of $0)" >&2; exit 2 ;;
   esac
 done
 case "$minutes" in
   ''|*[!0-9.]*) echo "run.sh: --minutes expects a number, found '$minutes'" >&2; exit 2 ;;
+esac
+case "$buckets" in
+  off|[0-9]*) ;;
+  *) echo "run.sh: --buckets expects lengths like 12,24,48 or off, found '$buckets'" >&2; exit 2 ;;
 esac
 case "$ranks" in
   1|2) ;;
@@ -119,6 +132,37 @@ fi
   "${partition[@]}" \
   --moe-emit-plan="output=$work/$name.moeplan seed=1 gpu-kernels=none" \
   -o /dev/null
+# Length buckets: the same model at batch x L for every length L, with the
+# token slots of the configuration's batch; the shortest is the main plan.
+train_plan=$work/$name.moeplan
+bucket_args=()
+if [ "$buckets" != off ]; then
+  first=1
+  for length in $(echo "$buckets" | tr , ' '); do
+    "$py" - "$config" "$length" "$work/$name-b$length.json" <<'EOF3'
+import json, sys
+c = json.load(open(sys.argv[1]))
+length = int(sys.argv[2])
+slots = c["batch_size"] * c["src_len"]
+if slots % length:
+    sys.exit(f"run.sh: --buckets: {slots} token slots per batch do not divide by the length {length}")
+c.update(batch_size=slots // length, src_len=length, tgt_len=length)
+json.dump(c, open(sys.argv[3], "w"), indent=1)
+EOF3
+    "$bin/moe-model-gen" "$work/$name-b$length.json" -o "$work/$name-b$length.mlir"
+    "$bin/moe-opt" "$work/$name-b$length.mlir" --moe-training-pipeline="$pipeline" \
+      "${partition[@]}" \
+      --moe-emit-plan="output=$work/$name-b$length.moeplan seed=1 gpu-kernels=none" \
+      -o /dev/null
+    if [ "$first" = 1 ]; then
+      train_plan=$work/$name-b$length.moeplan
+      first=0
+    else
+      bucket_args+=(--bucket-plan "$work/$name-b$length.moeplan")
+    fi
+  done
+  echo "-- length buckets $buckets (moe-train --bucket-plan)"
+fi
 "$bin/moe-opt" "$work/$name-eval.mlir" \
   --moe-training-pipeline="$pipeline decoder=true" \
   --moe-emit-plan="output=$work/$name-eval.moeplan seed=1 gpu-kernels=none" \
@@ -136,7 +180,9 @@ checkpoint=$work/checkpoint.safetensors
 metrics=$work/metrics.jsonl
 bleu=$work/bleu.jsonl
 # A previous run continues only with the same model and training recipe.
-signature=$(cat "$config" <(echo "$pipeline") | sha256sum | cut -c1-16)
+recipe=$pipeline
+[ "$buckets" != off ] && recipe="$pipeline buckets=$buckets"
+signature=$(cat "$config" <(echo "$recipe") | sha256sum | cut -c1-16)
 if [ "$(cat "$work/.signature" 2>/dev/null)" != "$signature" ]; then
   rm -f "$checkpoint" "$metrics"
   echo "$signature" > "$work/.signature"
@@ -145,8 +191,9 @@ fi
 train_to() { # train (or continue) up to step $1
   local resume=()
   [ -f "$checkpoint" ] && resume=(--resume "$checkpoint")
-  "${launch[@]}" "$work/$name.moeplan" --data "$corpus" --steps "$1" \
-    "${resume[@]}" --save "$checkpoint" --metrics "$metrics" --log-every 100
+  "${launch[@]}" "$train_plan" "${bucket_args[@]}" --data "$corpus" \
+    --steps "$1" "${resume[@]}" --save "$checkpoint" --metrics "$metrics" \
+    --log-every 100
 }
 evaluate() { # held-out BLEU of the checkpoint: evaluate SENTENCES JSON ...
   "$bin/moe-eval" "$work/$name-eval.moeplan" --checkpoint "$checkpoint" \

@@ -19,6 +19,7 @@
 #include "moert/data/TranslationEval.h"
 #include "moert/exec/DeviceCommunicators.h"
 #include "moert/hal/Device.h"
+#include "moert/runner/BucketTrainer.h"
 #include "moert/runner/CommandLine.h"
 #include "moert/runner/Trainer.h"
 
@@ -58,6 +59,9 @@ struct Options {
   std::string comm = "auto";  // collectives: auto, mpi or nccl
   bool offloadOptimizer = false; // AdamW moments in host memory
   std::string data;               // encoded multilingual corpus directory
+  // Length buckets: further plans of the same model at other batch shapes
+  // (the main plan is bucket 0), sharing its persistent state.
+  std::vector<std::string> bucketPlans;
   int64_t evalBatches = 0;        // held-out synthetic batches to decode
   int64_t maxNonFinite = 10;      // consecutive non-finite steps before stop
   int64_t lossScalePower = -1;  // fp16 plans: initial scale 2^P (-1: 16)
@@ -89,7 +93,8 @@ const char *kUsage =
     "[--on-nonfinite stop|skip]\n"
     "                 [--max-nonfinite-steps N] [--memory-limit BYTES[K|M|G]] "
     "[--collective-timeout S]\n"
-    "                 [--overlap-collectives on|off]\n"
+    "                 [--overlap-collectives on|off] [--bucket-plan PLAN "
+    "...]\n"
     "                 [--eval-plan PLAN --eval-json FILE.jsonl [--eval-every "
     "K] [--eval-sentences N]\n"
     "                  [--eval-languages L1,L2|all] [--eval-direction "
@@ -109,6 +114,14 @@ const char *kUsage =
     "  --data D      train on the multilingual multitask batches of the "
     "encoded corpus D (moe-data corpus/spm/encode) instead of the synthetic "
     "task\n"
+    "  --bucket-plan P  with --data, repeatable: batches by token count. P is "
+    "the same model compiled at another batch size and source/target "
+    "lengths (about the same tokens per batch); the plans, the main plan "
+    "first, go from the shortest to the longest and share one copy of the "
+    "parameters and optimizer state (refused unless their layouts agree). "
+    "Each pair goes to the shortest bucket holding it uncut; each step picks "
+    "a bucket with probability proportional to its pairs' sampling weight "
+    "over its batch size, from (--seed, step)\n"
     "  --eval-plan P  with --data: every --eval-every K steps and after the "
     "last, translate the first --eval-sentences N (default 50) pairs per "
     "direction of the corpus' --eval-split (default valid) with the current "
@@ -181,6 +194,10 @@ bool parseOptions(int argc, char **argv, Options &options) {
       ok = cl.integer(1, options.maxNonFinite);
     } else if (arg == "--data") {
       ok = cl.value(options.data);
+    } else if (arg == "--bucket-plan") {
+      std::string path;
+      ok = cl.value(path);
+      options.bucketPlans.push_back(path);
     } else if (arg == "--offload-optimizer") {
       options.offloadOptimizer = true;
     } else if (arg == "--comm") {
@@ -268,6 +285,12 @@ bool parseOptions(int argc, char **argv, Options &options) {
   }
   if (options.plan.empty())
     return cl.error("no plan file given");
+  if (!options.bucketPlans.empty() && options.data.empty())
+    return cl.error("--bucket-plan needs --data (the length buckets are "
+                    "filled from the corpus)");
+  if (!options.bucketPlans.empty() && options.evalBatches > 0)
+    return cl.error("--eval-batches decodes the synthetic task; not with "
+                    "--bucket-plan");
   const bool evalOption = options.evalEvery > 0 || !options.evalJson.empty() ||
                           !options.evalPlan.empty();
   if (evalOption && (options.evalPlan.empty() || options.evalJson.empty() ||
@@ -571,6 +594,15 @@ int main(int argc, char **argv) {
   Expected<plan::LoadedPlan> loaded = plan::loadPlan(options.plan);
   if (!loaded.ok())
     return job.fail(loaded.status());
+  // Length buckets: the further plans, checked against the main plan when
+  // the trainers are made (runner::BucketTrainer).
+  std::vector<runner::PlanFile> bucketPlans;
+  for (const std::string &path : options.bucketPlans) {
+    Expected<plan::LoadedPlan> bucket = plan::loadPlan(path);
+    if (!bucket.ok())
+      return job.fail(bucket.takeStatus().withContext("--bucket-plan"));
+    bucketPlans.push_back({path, std::move(*bucket)});
+  }
   {
     // Outputs are checked before anything runs (every rank: rank 0 writes
     // the checkpoint and metrics, each rank its comm stats).
@@ -649,18 +681,66 @@ int main(int argc, char **argv) {
   if (options.memoryLimit > 0)
     ::setenv("MOERT_MEMORY_LIMIT", std::to_string(options.memoryLimit).c_str(),
              1);
-  Expected<std::unique_ptr<runner::Trainer>> created = runner::Trainer::create(
-      std::move(*loaded), options.seed, options.alphabet, grid.get(),
-      device->get(), options.offloadOptimizer);
-  if (!created.ok())
-    return job.fail(created.status());
-  runner::Trainer &trainer = **created;
-  trainer.executor().setCollectiveOverlap(options.overlapCollectives == "on");
+  // One plan, or length buckets: one trainer per plan over one copy of
+  // the persistent state, the main plan's trainer owning it.
+  std::unique_ptr<runner::Trainer> single;
+  std::unique_ptr<runner::BucketTrainer> buckets;
+  if (bucketPlans.empty()) {
+    Expected<std::unique_ptr<runner::Trainer>> created =
+        runner::Trainer::create(std::move(*loaded), options.seed,
+                                options.alphabet, grid.get(), device->get(),
+                                options.offloadOptimizer);
+    if (!created.ok())
+      return job.fail(created.status());
+    single = std::move(*created);
+  } else {
+    bucketPlans.insert(bucketPlans.begin(),
+                       runner::PlanFile{options.plan, std::move(*loaded)});
+    Expected<std::unique_ptr<runner::BucketTrainer>> created =
+        runner::BucketTrainer::create(std::move(bucketPlans), options.seed,
+                                      options.alphabet, grid.get(),
+                                      device->get(), options.offloadOptimizer);
+    if (!created.ok())
+      return job.fail(created.status());
+    buckets = std::move(*created);
+  }
+  runner::Trainer &trainer = buckets ? buckets->main() : *single;
+  for (size_t b = 0; b < (buckets ? buckets->numBuckets() : 1); ++b)
+    (buckets ? buckets->bucket(b) : trainer)
+        .executor()
+        .setCollectiveOverlap(options.overlapCollectives == "on");
   if (options.overlapCollectives == "on" && mpi && !useNccl &&
       !mpi->serializedThreads() && rankZero)
     std::printf("moe-train: the MPI library does not provide "
                 "MPI_THREAD_SERIALIZED; collectives run without overlap\n");
-  if (!options.data.empty()) {
+  if (!options.data.empty() && buckets) {
+    std::vector<runner::SyntheticTaskConfig> shapes;
+    for (size_t b = 0; b < buckets->numBuckets(); ++b)
+      shapes.push_back(buckets->bucket(b).task().config());
+    Expected<std::unique_ptr<data::MultitaskSource>> source =
+        data::MultitaskSource::createBuckets(options.data, shapes);
+    if (!source.ok())
+      return job.fail(
+          source.takeStatus().withContext("--data " + options.data));
+    if (rankZero) {
+      std::printf("moe-train: %s\n", (*source)->describe().c_str());
+      const std::vector<data::MultitaskSource::BucketPool> pools =
+          (*source)->bucketPools();
+      for (size_t b = 0; b < shapes.size(); ++b)
+        std::printf("moe-train: bucket %zu: batch %" PRId64 " x source %" PRId64
+                    " / target %" PRId64 " (%" PRId64 " / %" PRId64
+                    " tokens), %" PRId64 " training pairs (%" PRId64
+                    " target tokens), p = %.4f  [%s]\n",
+                    b, shapes[b].batchSize, shapes[b].srcLen, shapes[b].tgtLen,
+                    shapes[b].batchSize * shapes[b].srcLen,
+                    shapes[b].batchSize * shapes[b].tgtLen, pools[b].pairs,
+                    pools[b].targetTokens, pools[b].probability,
+                    buckets->planPath(b).c_str());
+    }
+    if (Status status = buckets->setBatchSource(std::move(*source));
+        !status.ok())
+      return job.fail(status);
+  } else if (!options.data.empty()) {
     Expected<std::unique_ptr<data::MultitaskSource>> source =
         data::MultitaskSource::create(options.data, trainer.task().config());
     if (!source.ok())
@@ -817,7 +897,8 @@ int main(int argc, char **argv) {
   int64_t nonFiniteRun = 0;
   for (int64_t step = firstStep; step <= options.steps; ++step) {
     comm::setWatchdogStep(step);
-    Expected<runner::StepMetrics> result = trainer.runStep(step);
+    Expected<runner::StepMetrics> result =
+        buckets ? buckets->runStep(step) : trainer.runStep(step);
     // fp32 plans: a non-finite gradient norm skips the update (the clipping
     // factor is 0); a run of them is divergence, not a passing overflow
     // (fp16 plans rescale instead, see the loss scaler).
@@ -856,6 +937,9 @@ int main(int argc, char **argv) {
               << ", \"grad_norm\": " << number(m.gradNorm)
               << ", \"lr\": " << m.learningRate
               << ", \"tokens\": " << m.targetTokens;
+      if (buckets) // length buckets: the step's bucket and real tokens
+        metrics << ", \"bucket\": " << m.bucket
+                << ", \"source_tokens\": " << m.sourceTokens;
       if (m.lossScale > 0)
         metrics << ", \"loss_scale\": " << std::to_string(m.lossScale)
                 << ", \"skipped\": " << (m.skipped ? "true" : "false");
@@ -879,7 +963,9 @@ int main(int argc, char **argv) {
     // scaling) and are not stopped.
     if (options.onNonFinite == "stop" && m.lossScale == 0 &&
         (!std::isfinite(m.loss) || !std::isfinite(m.gradNorm)))
-      return job.fail(nonFiniteStepError(trainer, m));
+      return job.fail(nonFiniteStepError(
+          buckets ? buckets->bucket(static_cast<size_t>(m.bucket)) : trainer,
+          m)); // (a bucket's gradients are in its own plan's buffers)
     bool last = step == options.steps;
     if (!options.save.empty() &&
         (last || (options.saveEvery > 0 && step % options.saveEvery == 0)))
@@ -901,12 +987,17 @@ int main(int argc, char **argv) {
       if (m.lossScale > 0) // fp16 plans: the loss scale of this step
         std::snprintf(scaling, sizeof(scaling), "  scale %.0f%s", m.lossScale,
                       m.skipped ? " (overflow: skipped)" : "");
+      char bucket[96] = "";
+      if (buckets) // length buckets: this step's bucket and real tokens
+        std::snprintf(bucket, sizeof(bucket),
+                      "  bucket %d (%" PRId64 " src / %" PRId64 " tgt tokens)",
+                      m.bucket, m.sourceTokens, m.targetTokens);
       std::printf("step %6" PRId64 "/%" PRId64
                   "  loss %8.4f  aux %6.4f  gnorm %8.4f  lr %.3e  "
-                  "%8.0f tok/s  ETA %s%s\n",
+                  "%8.0f tok/s  ETA %s%s%s\n",
                   step, options.steps, m.loss, m.auxLoss, m.gradNorm,
                   m.learningRate, tokensPerSecond, formatDuration(eta).c_str(),
-                  scaling);
+                  scaling, bucket);
       std::fflush(stdout);
     }
   }

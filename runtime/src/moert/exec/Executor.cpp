@@ -90,6 +90,18 @@ Expected<std::unique_ptr<Executor>> Executor::create(Program program) {
 
 Expected<std::unique_ptr<Executor>> Executor::create(Program program,
                                                      hal::Device &device) {
+  return make(std::move(program), device, nullptr);
+}
+
+Expected<std::unique_ptr<Executor>> Executor::createSharing(Program program,
+                                                            Executor &owner) {
+  // The regions belong to the executor that allocated them.
+  Executor &root = owner.sharedOwner_ ? *owner.sharedOwner_ : owner;
+  return make(std::move(program), root.device_, &root);
+}
+
+Expected<std::unique_ptr<Executor>>
+Executor::make(Program program, hal::Device &device, Executor *owner) {
   MOERT_RETURN_IF_ERROR(program.verify());
   std::unique_ptr<Executor> executor(
       new Executor(std::move(program), device));
@@ -149,10 +161,14 @@ Expected<std::unique_ptr<Executor>> Executor::create(Program program,
   // The collectives' own workspace (overlap) counts too: a run on a grid
   // allocates it with its collective queue.
   const int64_t collectiveWorkspaceBytes = executor->collectiveWorkspaceBytes_;
+  // Sharing another executor's regions (createSharing) allocates none.
+  const int64_t ownRegionBytes =
+      owner ? 0
+            : p.arenaBytes + p.persistentBytes +
+                  (device.hostAccessible() ? p.hostBytes : 0);
   const uint64_t needed =
-      static_cast<uint64_t>(p.arenaBytes + p.persistentBytes + workspaceBytes +
-                            collectiveWorkspaceBytes + constantBytesNeeded +
-                            (device.hostAccessible() ? p.hostBytes : 0));
+      static_cast<uint64_t>(ownRegionBytes + workspaceBytes +
+                            collectiveWorkspaceBytes + constantBytesNeeded);
   // MOERT_MEMORY_LIMIT (bytes) replaces what the device reports: a job
   // that must stay below its share of a shared machine (moe-train
   // --memory-limit). A device that cannot say what it has is not checked.
@@ -175,14 +191,17 @@ Expected<std::unique_ptr<Executor>> Executor::create(Program program,
                     static_cast<double>(bytes) / (1 << 20));
       return std::string(text);
     };
-    std::string detail = "arena " + mib(p.arenaBytes) + " + persistent " +
-                         mib(p.persistentBytes) + " + workspace " +
-                         mib(workspaceBytes);
+    std::string detail = owner ? "shared arena and persistent region + "
+                                 "workspace " +
+                                     mib(workspaceBytes)
+                               : "arena " + mib(p.arenaBytes) +
+                                     " + persistent " + mib(p.persistentBytes) +
+                                     " + workspace " + mib(workspaceBytes);
     if (collectiveWorkspaceBytes > 0)
       detail += " + collective workspace " + mib(collectiveWorkspaceBytes);
     if (constantBytesNeeded > 0)
       detail += " + constants " + mib(constantBytesNeeded);
-    if (device.hostAccessible() && p.hostBytes > 0)
+    if (!owner && device.hostAccessible() && p.hostBytes > 0)
       detail += " + host " + mib(p.hostBytes);
     MOERT_RETURN_IF_ERROR(hal::checkMemoryFits(needed, detail + " per rank",
                                                *available, where));
@@ -190,16 +209,41 @@ Expected<std::unique_ptr<Executor>> Executor::create(Program program,
   // Every region starts zeroed: a kernel reading a buffer nobody wrote (a
   // bug) sees zeros rather than stale data, and fresh optimizer moments are
   // zero as AdamW expects.
-  MOERT_ASSIGN_OR_RETURN(
-      executor->arena_,
-      device.allocate(static_cast<size_t>(p.arenaBytes), "arena"));
-  MOERT_ASSIGN_OR_RETURN(executor->persistent_,
-                         device.allocate(static_cast<size_t>(p.persistentBytes),
-                                         "persistent region"));
+  if (owner) {
+    // Length buckets: the owner's regions, which must hold this program's.
+    auto fits = [&](const char *region, int64_t needs, int64_t has) -> Status {
+      if (needs <= has)
+        return Status::success();
+      return invalidArgument(
+          std::string("the shared ") + region + " has " + std::to_string(has) +
+          " bytes, the program needs " + std::to_string(needs));
+    };
+    MOERT_RETURN_IF_ERROR(fits("arena", p.arenaBytes,
+                               static_cast<int64_t>(owner->arena_.size())));
+    MOERT_RETURN_IF_ERROR(
+        fits("persistent region", p.persistentBytes,
+             static_cast<int64_t>(owner->persistent_.size())));
+    MOERT_RETURN_IF_ERROR(
+        fits("host region", p.hostBytes, owner->program_.hostBytes));
+    executor->sharedOwner_ = owner;
+    executor->arenaBase_ = owner->arena_.bytes();
+    executor->persistentBase_ = owner->persistent_.bytes();
+    executor->hostBase_ = owner->hostBase_;
+  } else {
+    MOERT_ASSIGN_OR_RETURN(
+        executor->arena_,
+        device.allocate(static_cast<size_t>(p.arenaBytes), "arena"));
+    MOERT_ASSIGN_OR_RETURN(
+        executor->persistent_,
+        device.allocate(static_cast<size_t>(p.persistentBytes),
+                        "persistent region"));
+    executor->arenaBase_ = executor->arena_.bytes();
+    executor->persistentBase_ = executor->persistent_.bytes();
+  }
   MOERT_ASSIGN_OR_RETURN(
       executor->workspace_,
       device.allocate(static_cast<size_t>(workspaceBytes), "workspace"));
-  if (p.hostBytes > 0) {
+  if (!owner && p.hostBytes > 0) {
     // Zeroed like the device regions (fresh moments are zero).
     executor->hostRegion_.reset(
         new (std::nothrow) uint8_t[static_cast<size_t>(p.hostBytes) + 64]());
@@ -214,9 +258,11 @@ Expected<std::unique_ptr<Executor>> Executor::create(Program program,
   executor->staging_.resize(static_cast<size_t>(stagingBytes));
   // The offloaded state and the staging copies move between host and device
   // every step: page-locked where the device can (pageable otherwise).
+  // (A sharing executor's host region is its owner's, pinned there.)
   for (auto [host, bytes] :
-       {std::make_pair(static_cast<void *>(executor->hostBase_),
-                       static_cast<size_t>(p.hostBytes)),
+       {std::make_pair(
+            static_cast<void *>(owner ? nullptr : executor->hostBase_),
+            static_cast<size_t>(p.hostBytes)),
         std::make_pair(static_cast<void *>(executor->staging_.data()),
                        executor->staging_.size())})
     if (host && bytes > 0 && !device.hostAccessible() &&
@@ -257,9 +303,9 @@ const void *Executor::deviceAddress(int32_t id) const {
   const Buffer &b = program_.buffers[id];
   switch (b.kind) {
   case BufferKind::Arena:
-    return arena_.bytes() + b.offset;
+    return arenaBase_ + b.offset;
   case BufferKind::Persistent:
-    return persistent_.bytes() + b.offset;
+    return persistentBase_ + b.offset;
   case BufferKind::Constant:
     return constants_.bytes() + constantOffsets_[id];
   case BufferKind::Host:

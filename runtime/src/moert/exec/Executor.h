@@ -77,6 +77,15 @@ public:
                                                     hal::Device &device);
   /// The same on the process's CPU device.
   static Expected<std::unique_ptr<Executor>> create(Program program);
+  /// An executor of `program` on `owner`'s device that uses `owner`'s
+  /// persistent region, host region and arena instead of allocating its own
+  /// (length buckets: plans of one model at different batch shapes whose
+  /// persistent state lies at the same offsets, run one at a time;
+  /// runner/BucketTrainer.h checks the layouts). Each of the program's
+  /// regions must fit in `owner`'s; the workspace, constants and staging
+  /// copies are its own. `owner` must outlive the executor.
+  static Expected<std::unique_ptr<Executor>> createSharing(Program program,
+                                                           Executor &owner);
 
   ~Executor();
 
@@ -121,9 +130,14 @@ public:
 
   const Program &program() const { return program_; }
   hal::Device &device() const { return device_; }
-  /// Bytes allocated for the arena and the persistent region (the plan's).
+  /// Bytes allocated for the arena and the persistent region (the plan's;
+  /// a sharing executor allocates none and uses at least these many of its
+  /// owner's).
   int64_t arenaBytes() const { return program_.arenaBytes; }
   int64_t persistentBytes() const { return program_.persistentBytes; }
+  /// Whether the arena, persistent and host regions are another executor's
+  /// (createSharing).
+  bool sharesMemory() const { return sharedOwner_ != nullptr; }
   /// Offloaded state kept in host memory (0 unless offloaded).
   int64_t hostBytes() const { return program_.hostBytes; }
   /// Scratch shared by the kernels (the largest any instruction asks for).
@@ -133,6 +147,11 @@ public:
 
 private:
   Executor(Program program, hal::Device &device);
+  /// create() and createSharing(): verifies the program, resolves its
+  /// kernels and allocates; with `owner`, the arena, persistent and host
+  /// regions are `owner`'s.
+  static Expected<std::unique_ptr<Executor>>
+  make(Program program, hal::Device &device, Executor *owner);
 
   Program program_;
   hal::Device &device_;
@@ -142,6 +161,11 @@ private:
   /// memory whatever the device.
   std::unique_ptr<uint8_t[]> hostRegion_;
   uint8_t *hostBase_ = nullptr; // hostRegion_ aligned to 64 bytes
+  /// createSharing: the executor whose arena, persistent and host regions
+  /// this one uses (arena_, persistent_ and hostRegion_ stay empty), and
+  /// their bases.
+  Executor *sharedOwner_ = nullptr;
+  uint8_t *arenaBase_ = nullptr, *persistentBase_ = nullptr;
   /// Where device kernels record data-dependent errors (DeviceErrors.h);
   /// read at the end of each run on devices the host cannot address.
   hal::DeviceBuffer errorRecord_;

@@ -27,6 +27,21 @@ public:
   virtual Expected<SeqBatch> batch(uint64_t seed, int64_t step) = 0;
   /// One line for the log.
   virtual std::string describe() const = 0;
+
+  /// Length buckets (BucketTrainer.h): a source made for several batch
+  /// shapes picks one per step, a pure function of (seed, step), and makes
+  /// that bucket's global batch. A source of one shape has one bucket.
+  virtual size_t numBuckets() const { return 1; }
+  virtual size_t bucketAt(uint64_t seed, int64_t step) const {
+    (void)seed;
+    (void)step;
+    return 0;
+  }
+  virtual Expected<SeqBatch> bucketBatch(size_t bucket, uint64_t seed,
+                                         int64_t step) {
+    (void)bucket;
+    return batch(seed, step);
+  }
 };
 
 } // namespace runner

@@ -31,6 +31,7 @@ struct SeqBatch {
   std::vector<int32_t> tgtTokens; // [B, tgtLen]: BOS + target[:-1]
   std::vector<int32_t> labels;    // [B, tgtLen]: target, pad-ignored
   int64_t targetTokens = 0;       // non-pad labels
+  int64_t sourceTokens = 0;       // non-pad source tokens (0: not counted)
 };
 
 class SyntheticTask {

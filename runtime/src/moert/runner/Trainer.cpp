@@ -97,10 +97,23 @@ int64_t ParameterState::numElements() const {
   return n;
 }
 
+Expected<exec::Program> trainerProgram(const fb::Plan &plan,
+                                       bool offloadOptimizerState) {
+  MOERT_ASSIGN_OR_RETURN(exec::Program program, programFromPlan(plan));
+  if (offloadOptimizerState) {
+    MOERT_ASSIGN_OR_RETURN(
+        int64_t moved,
+        exec::offloadOptimizerState(
+            program, std::max<int64_t>(plan.arena_alignment(), 1)));
+    (void)moved;
+  }
+  return program;
+}
+
 Expected<std::unique_ptr<Trainer>>
 Trainer::create(plan::LoadedPlan loaded, uint64_t seed, int64_t alphabet,
                 comm::GridCommunicators *grid, hal::Device *device,
-                bool offloadOptimizerState) {
+                bool offloadOptimizerState, const TrainerMemory &memory) {
   std::unique_ptr<Trainer> trainer(new Trainer(std::move(loaded), seed));
   const fb::Plan &plan = trainer->plan_.plan();
   std::vector<int64_t> gridShape = gridShapeOf(plan);
@@ -123,15 +136,18 @@ Trainer::create(plan::LoadedPlan loaded, uint64_t seed, int64_t alphabet,
   }
   trainer->grid_ = grid;
 
-  MOERT_ASSIGN_OR_RETURN(exec::Program program, programFromPlan(plan));
-  if (offloadOptimizerState) {
+  MOERT_ASSIGN_OR_RETURN(exec::Program program,
+                         trainerProgram(plan, offloadOptimizerState));
+  // Length buckets (BucketTrainer.h): one set of regions for every plan.
+  program.arenaBytes = std::max(program.arenaBytes, memory.arenaBytes);
+  program.persistentBytes =
+      std::max(program.persistentBytes, memory.persistentBytes);
+  if (memory.shareWith) {
     MOERT_ASSIGN_OR_RETURN(
-        int64_t moved,
-        exec::offloadOptimizerState(
-            program, std::max<int64_t>(plan.arena_alignment(), 1)));
-    (void)moved;
-  }
-  if (device) {
+        trainer->executor_,
+        exec::Executor::createSharing(std::move(program),
+                                      *memory.shareWith->executor_));
+  } else if (device) {
     MOERT_ASSIGN_OR_RETURN(trainer->executor_,
                            exec::Executor::create(std::move(program), *device));
   } else {
@@ -353,6 +369,7 @@ Expected<StepMetrics> Trainer::runStep(int64_t step) {
     metrics.skipped = decision->overflow;
   }
   metrics.targetTokens = batch.targetTokens;
+  metrics.sourceTokens = batch.sourceTokens;
   for (int32_t buffer : countBuffers_) {
     int64_t n = executor_->program().buffers[buffer].type.numElements();
     std::vector<int32_t> counts(static_cast<size_t>(n));

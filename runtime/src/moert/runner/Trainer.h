@@ -49,6 +49,10 @@ struct StepMetrics {
   int64_t step = 0;
   float loss = 0, auxLoss = 0, gradNorm = 0, learningRate = 0;
   int64_t targetTokens = 0;
+  /// Non-pad source tokens of the global batch (from the batch source).
+  int64_t sourceTokens = 0;
+  /// The length bucket the step ran in (BucketTrainer; 0 otherwise).
+  int bucket = 0;
   double seconds = 0;
   std::vector<std::vector<int32_t>> expertCounts; // per MoE layer
   /// What this rank's communicators did during the step (zero without
@@ -76,6 +80,24 @@ struct ParameterState {
   int64_t numElements() const;
 };
 
+class Trainer;
+
+/// Length buckets (BucketTrainer.h): where a trainer's executor gets its
+/// arena, persistent and host regions.
+struct TrainerMemory {
+  /// Use this trainer's regions (its persistent state at the same offsets;
+  /// BucketTrainer checks); null: allocate them.
+  const Trainer *shareWith = nullptr;
+  /// When allocating: at least these many bytes of arena and persistent
+  /// region (room for every plan that will share them).
+  int64_t arenaBytes = 0, persistentBytes = 0;
+};
+
+/// The program a trainer runs for `plan`: the plan's, with the AdamW
+/// moments moved to the host region when `offloadOptimizerState`.
+Expected<exec::Program> trainerProgram(const plan::fb::Plan &plan,
+                                       bool offloadOptimizerState);
+
 class Trainer {
 public:
   /// `alphabet`: content tokens of the synthetic task (0 = the whole
@@ -86,10 +108,12 @@ public:
   /// null = the host CPU.
   /// `offloadOptimizerState`: keep the AdamW moments in host memory
   /// (ZeRO-Offload; exec::offloadOptimizerState), same results.
+  /// `memory`: length buckets only (TrainerMemory; `device` is then the
+  /// sharing trainer's).
   static Expected<std::unique_ptr<Trainer>>
   create(plan::LoadedPlan plan, uint64_t seed, int64_t alphabet = 0,
-         comm::GridCommunicators *grid = nullptr,
-         hal::Device *device = nullptr, bool offloadOptimizerState = false);
+         comm::GridCommunicators *grid = nullptr, hal::Device *device = nullptr,
+         bool offloadOptimizerState = false, const TrainerMemory &memory = {});
 
   /// Draws every parameter from its initializer; moments start at zero.
   Status initializeParameters();

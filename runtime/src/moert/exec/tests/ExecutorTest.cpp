@@ -289,6 +289,66 @@ TEST(Executor, OffloadedMomentsLiveInHostMemoryWithTheSameResults) {
       << refused.status().toString();
 }
 
+// Length buckets: an executor over another's regions reads and updates the
+// same persistent state; steps alternating between the two give the bytes
+// of one executor running them all.
+TEST(Executor, SharingExecutorsUpdateOneCopyOfTheState) {
+  LinearClassifier model;
+  std::vector<float> x(LinearClassifier::kTokens * LinearClassifier::kIn);
+  std::vector<int32_t> labels(LinearClassifier::kTokens);
+  for (size_t i = 0; i < x.size(); ++i)
+    x[i] = std::sin(0.37f * static_cast<float>(i));
+  for (size_t i = 0; i < labels.size(); ++i)
+    labels[i] = static_cast<int32_t>((i * 5) % LinearClassifier::kClasses);
+  std::vector<float> w0(LinearClassifier::kIn * LinearClassifier::kClasses);
+  for (size_t i = 0; i < w0.size(); ++i)
+    w0[i] = 0.1f * std::cos(static_cast<float>(i));
+  auto alone = Executor::create(model.b.program);
+  auto owner = Executor::create(model.b.program);
+  ASSERT_TRUE(alone.ok() && owner.ok());
+  auto sharing = Executor::createSharing(model.b.program, **owner);
+  ASSERT_TRUE(sharing.ok()) << sharing.status().toString();
+  EXPECT_TRUE((*sharing)->sharesMemory());
+  EXPECT_FALSE((*owner)->sharesMemory());
+  EXPECT_EQ((*sharing)->bufferData(model.w), (*owner)->bufferData(model.w));
+  for (Executor *exec : {alone->get(), owner->get()})
+    ASSERT_TRUE(exec->writeBuffer(model.w, w0.data(), w0.size() * 4).ok());
+  for (int64_t step = 1; step <= 4; ++step) {
+    Executor *pair = step % 2 ? owner->get() : sharing->get();
+    for (Executor *exec : {alone->get(), pair}) {
+      ASSERT_TRUE(exec->writeBuffer(model.x, x.data(), x.size() * 4).ok());
+      ASSERT_TRUE(
+          exec->writeBuffer(model.labels, labels.data(), labels.size() * 4)
+              .ok());
+      ASSERT_TRUE(exec->writeBuffer(model.step, &step, sizeof(step)).ok());
+      ASSERT_TRUE(exec->run({1, static_cast<uint32_t>(step), true}).ok());
+    }
+  }
+  for (int32_t id : {model.w, model.m, model.v}) {
+    std::vector<float> a(w0.size()), b(w0.size());
+    ASSERT_TRUE((*alone)->readBuffer(id, a.data(), a.size() * 4).ok());
+    ASSERT_TRUE((*sharing)->readBuffer(id, b.data(), b.size() * 4).ok());
+    EXPECT_EQ(a, b) << "buffer " << id;
+  }
+  std::vector<float> w(w0.size());
+  ASSERT_TRUE((*alone)->readBuffer(model.w, w.data(), w.size() * 4).ok());
+  EXPECT_NE(w, w0) << "the steps trained";
+
+  // A program whose persistent region is larger than the owner's is
+  // refused, with both sizes.
+  Program larger = model.b.program;
+  larger.persistentBytes += 64;
+  auto refused = Executor::createSharing(larger, **owner);
+  ASSERT_FALSE(refused.ok());
+  EXPECT_NE(refused.status().message().find(
+                "the shared persistent region has " +
+                std::to_string(model.b.program.persistentBytes) +
+                " bytes, the program needs " +
+                std::to_string(larger.persistentBytes)),
+            std::string::npos)
+      << refused.status().toString();
+}
+
 // Plans are untrusted: shapes that would make a kernel read or write past
 // a buffer are rejected before anything runs, naming the instruction, what
 // was found and what was expected.
