@@ -137,6 +137,24 @@ Status checkSharedState(const PlanFile &first,
         " (compile every bucket from the same model and "
         "training options, changing only batch_size, src_len and tgt_len)");
   };
+  // Two plans' buffers of one piece of the state: name, type, kind and
+  // offset equal (`what` names the piece).
+  auto sameBuffer = [&](const exec::Buffer &ba, const exec::Buffer &bb,
+                        const std::string &what) -> Status {
+    if (ba.name != bb.name)
+      return refuse("the name of " + what, "'" + ba.name + "'",
+                    "'" + bb.name + "'");
+    const std::string buffer = "persistent buffer '" + ba.name + "'";
+    if (ba.type.dtype != bb.type.dtype || ba.type.shape != bb.type.shape)
+      return refuse("the type of " + buffer, ba.type.str(), bb.type.str());
+    if (ba.kind != bb.kind)
+      return refuse("the kind of " + buffer, kindName(ba.kind),
+                    kindName(bb.kind));
+    if (ba.offset != bb.offset)
+      return refuse("the offset of " + buffer, std::to_string(ba.offset),
+                    std::to_string(bb.offset));
+    return Status::success();
+  };
   auto name = [](const fb::Plan &p) {
     return p.model_name() ? p.model_name()->str() : std::string();
   };
@@ -240,20 +258,8 @@ Status checkSharedState(const PlanFile &first,
                       ids.second < 0 ? "absent" : "present");
       if (ids.first < 0)
         continue;
-      const exec::Buffer &ba = firstProgram.buffers[ids.first];
-      const exec::Buffer &bb = otherProgram.buffers[ids.second];
-      if (ba.name != bb.name)
-        return refuse("the name of " + what, "'" + ba.name + "'",
-                      "'" + bb.name + "'");
-      const std::string buffer = "persistent buffer '" + ba.name + "'";
-      if (ba.type.dtype != bb.type.dtype || ba.type.shape != bb.type.shape)
-        return refuse("the type of " + buffer, ba.type.str(), bb.type.str());
-      if (ba.kind != bb.kind)
-        return refuse("the kind of " + buffer, kindName(ba.kind),
-                      kindName(bb.kind));
-      if (ba.offset != bb.offset)
-        return refuse("the offset of " + buffer, std::to_string(ba.offset),
-                      std::to_string(bb.offset));
+      MOERT_RETURN_IF_ERROR(sameBuffer(firstProgram.buffers[ids.first],
+                                       otherProgram.buffers[ids.second], what));
     }
   }
 
@@ -267,21 +273,9 @@ Status checkSharedState(const PlanFile &first,
       return refuse("the number of persistent state buffers",
                     std::to_string(stateA.size()),
                     std::to_string(stateB.size()));
-    const exec::Buffer &ba = firstProgram.buffers[stateA[k]];
-    const exec::Buffer &bb = otherProgram.buffers[stateB[k]];
-    const std::string which = "persistent state buffer #" + std::to_string(k);
-    if (ba.name != bb.name)
-      return refuse("the name of " + which, "'" + ba.name + "'",
-                    "'" + bb.name + "'");
-    const std::string buffer = "persistent buffer '" + ba.name + "'";
-    if (ba.type.dtype != bb.type.dtype || ba.type.shape != bb.type.shape)
-      return refuse("the type of " + buffer, ba.type.str(), bb.type.str());
-    if (ba.kind != bb.kind)
-      return refuse("the kind of " + buffer, kindName(ba.kind),
-                    kindName(bb.kind));
-    if (ba.offset != bb.offset)
-      return refuse("the offset of " + buffer, std::to_string(ba.offset),
-                    std::to_string(bb.offset));
+    MOERT_RETURN_IF_ERROR(sameBuffer(
+        firstProgram.buffers[stateA[k]], otherProgram.buffers[stateB[k]],
+        "persistent state buffer #" + std::to_string(k)));
   }
 
   // The other persistent buffers of either plan (batch inputs, inputs and
