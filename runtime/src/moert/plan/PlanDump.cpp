@@ -171,6 +171,8 @@ void printPlan(const fb::Plan &plan, std::ostream &out) {
       fmt::print(out, " splat {}", buf.splat());
     else
       fmt::print(out, " [{}, {})", buf.offset(), buf.offset() + buf.size());
+    if (buf.host())
+      out << " host";
     if (buf.region() == fb::BufferRegion::arena)
       fmt::print(out, " live [{}, {}]", buf.live_begin(),
                  buf.live_end() < 0 ? std::string("end")
