@@ -226,12 +226,8 @@ LogicalResult MoeOffload::rewrite(func::FuncOp step,
   // @refresh_params(masters...) -> copies..., built alongside.
   SmallVector<Type> refreshInputs, refreshResults;
   SmallVector<DictionaryAttr> refreshInputAttrs, refreshResultAttrs;
-  struct RefreshEntry {
-    Type masterType;
-    Type copyType;
-    SmallVector<Operation *> back; // templates of the all-gathers
-  };
-  SmallVector<RefreshEntry> refresh;
+  // Per input: the step's 16-bit all-gathers the refresh repeats (ZeRO).
+  SmallVector<SmallVector<Operation *>> refreshGathers;
 
   SmallVector<DictionaryAttr> resultAttrList;
   for (unsigned i = 0, e = step.getNumResults(); i < e; ++i)
@@ -306,12 +302,14 @@ LogicalResult MoeOffload::rewrite(func::FuncOp step,
         b, c.update.getLoc(), withElement(updated.getType(), half), updated);
     Value whole = rounded;
     IRMapping mapping;
+    SmallVector<Operation *> gathers;
     for (Operation *gather : c.back) {
       mapping.map(gather->getOperand(0), whole);
       Operation *clone = b.clone(*gather, mapping);
       clone->getResult(0).setType(
           withElement(gather->getResult(0).getType(), half));
       whole = clone->getResult(0);
+      gathers.push_back(clone);
     }
     ret->setOperand(c.resultIndex, updated);
     if (c.slice) {
@@ -322,12 +320,9 @@ LogicalResult MoeOffload::rewrite(func::FuncOp step,
     for (Operation *gather : llvm::reverse(c.back))
       gather->erase();
     ret->insertOperands(ret.getNumOperands(), whole);
-    NamedAttrList resultAttrs;
+    NamedAttrList resultAttrs(copyAttrs);
     resultAttrs.set(MoeDialect::kRoleAttrName,
                     b.getStringAttr("new_device_copy"));
-    resultAttrs.set(MoeDialect::kDeviceCopyAttrName, c.name);
-    if (sharding)
-      resultAttrs.set(MoeDialect::kShardingAttrName, sharding);
     resultAttrList.push_back(resultAttrs.getDictionary(ctx));
 
     // Its part of @refresh_params.
@@ -338,18 +333,8 @@ LogicalResult MoeOffload::rewrite(func::FuncOp step,
     refreshInputs.push_back(master.getType());
     refreshInputAttrs.push_back(inputAttrs.getDictionary(ctx));
     refreshResults.push_back(copyType);
-    NamedAttrList outAttrs;
-    outAttrs.set(MoeDialect::kDeviceCopyAttrName, c.name);
-    if (sharding)
-      outAttrs.set(MoeDialect::kShardingAttrName, sharding);
-    refreshResultAttrs.push_back(outAttrs.getDictionary(ctx));
-    RefreshEntry entry{master.getType(), copyType, {}};
-    refresh.push_back(entry);
-    // The gathers were erased above; the refresh function re-creates them
-    // from the clones in the step (the ops just before `whole`).
-    for (Value v = whole; v != rounded; v = v.getDefiningOp()->getOperand(0))
-      refresh.back().back.insert(refresh.back().back.begin(),
-                                 v.getDefiningOp());
+    refreshResultAttrs.push_back(copyAttrs.getDictionary(ctx));
+    refreshGathers.push_back(std::move(gathers));
   }
   if (erase.any() && failed(step.eraseArguments(erase)))
     return step.emitError() << "moe-offload: cannot remove the replaced "
@@ -370,11 +355,12 @@ LogicalResult MoeOffload::rewrite(func::FuncOp step,
   Block *entry = fn.addEntryBlock();
   b.setInsertionPointToStart(entry);
   SmallVector<Value> copies;
-  for (auto [index, r] : llvm::enumerate(refresh)) {
-    Value value = ConvertOp::create(b, loc, withElement(r.masterType, half),
-                                    entry->getArgument(index));
+  for (auto [index, gathers] : llvm::enumerate(refreshGathers)) {
+    Value value =
+        ConvertOp::create(b, loc, withElement(refreshInputs[index], half),
+                          entry->getArgument(index));
     IRMapping mapping;
-    for (Operation *gather : r.back) {
+    for (Operation *gather : gathers) {
       mapping.map(gather->getOperand(0), value);
       value = b.clone(*gather, mapping)->getResult(0);
     }

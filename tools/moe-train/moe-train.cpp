@@ -872,8 +872,7 @@ int main(int argc, char **argv) {
                 trainer.parameters().size(),
                 executor.arenaBytes() / (1024.0 * 1024.0),
                 executor.persistentBytes() / (1024.0 * 1024.0), options.seed);
-    if (executor.hostBytes() > 0 &&
-        executor.program().findEntryPoint("refresh_params"))
+    if (executor.hostBytes() > 0 && trainer.hasDeviceCopies())
       std::printf("moe-train: optimizer state and fp32 master weights "
                   "offloaded to host memory: %.2f MiB (16-bit parameter "
                   "copies on the device)\n",

@@ -283,7 +283,7 @@ Status Trainer::initializeParameters() {
 
 Status Trainer::refreshDeviceCopies() {
   const exec::EntryPoint *refresh =
-      executor_->program().findEntryPoint("refresh_params");
+      executor_->program().findEntryPoint(kRefreshProgram);
   if (!refresh)
     return Status::success();
   exec::RunContext context = exec::RunContext::evaluation(seed_);

@@ -122,6 +122,11 @@ public:
   /// program rewrites the copies from the masters (after initializing or
   /// loading them; the step keeps them current). Nothing to do otherwise.
   Status refreshDeviceCopies();
+  /// Whether the plan keeps 16-bit device copies of host master weights
+  /// (it carries the `refresh_params` program).
+  bool hasDeviceCopies() const {
+    return executor_->program().findEntryPoint(kRefreshProgram) != nullptr;
+  }
   /// Runs training step `step` (1-based) on the synthetic task's batch.
   Expected<StepMetrics> runStep(int64_t step);
 
@@ -232,6 +237,7 @@ private:
   uint64_t seed_;
   comm::GridCommunicators *grid_ = nullptr;
   GridLocation location_;
+  static constexpr const char *kRefreshProgram = "refresh_params";
   std::unique_ptr<exec::Executor> executor_;
   std::unique_ptr<SyntheticTask> task_;
   std::unique_ptr<BatchSource> source_;
