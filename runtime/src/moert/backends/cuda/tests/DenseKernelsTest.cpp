@@ -10,6 +10,7 @@
 //===----------------------------------------------------------------------===//
 #include "moert/backends/cuda/CudaDevice.h"
 #include "moert/backends/cuda/CudaKernels.h"
+#include "moert/exec/DeviceErrors.h"
 #include "moert/exec/Executor.h"
 
 #include "moert/dense/Activation.h"
@@ -111,8 +112,8 @@ void expectBits(const std::vector<float> &actual,
         << expected[i];
 }
 
-/// What a run gives back: the results, and the first 16 bytes of the
-/// workspace (the device error record of the kernels that check data).
+/// What a run gives back: the results, and the device error record
+/// (code and smallest index) of the kernels that check data.
 struct CudaRun {
   std::vector<HostTensor> results;
   uint32_t errorCode = 0;
@@ -186,9 +187,16 @@ protected:
         info->workspace ? info->workspace(inst, program) : 0, 16);
     MOERT_ASSIGN_OR_RETURN(hal::DeviceBuffer workspace,
                            device_->allocate(workspaceBytes, "workspace"));
+    // The device error record, cleared as the executor clears it.
+    MOERT_ASSIGN_OR_RETURN(
+        hal::DeviceBuffer errorRecord,
+        device_->allocate(sizeof(exec::DeviceErrorRecord), "error record"));
+    const exec::DeviceErrorRecord clear{exec::kNoDeviceError, 0, ~0ull};
+    MOERT_RETURN_IF_ERROR(
+        device_->copyToDevice(errorRecord.data(), &clear, sizeof(clear)));
     exec::KernelCall call(inst, program, context, operandPointers,
                           resultPointers, *device_, workspace.data(),
-                          workspaceBytes);
+                          workspaceBytes, errorRecord.data());
     MOERT_RETURN_IF_ERROR(info->fn(call));
     MOERT_RETURN_IF_ERROR(device_->synchronize());
     CudaRun out;
@@ -202,7 +210,7 @@ protected:
     }
     uint8_t record[16];
     MOERT_RETURN_IF_ERROR(
-        device_->copyToHost(record, workspace.data(), sizeof(record)));
+        device_->copyToHost(record, errorRecord.data(), sizeof(record)));
     std::memcpy(&out.errorCode, record, 4);
     std::memcpy(&out.errorIndex, record + 8, 8);
     return out;
