@@ -8,7 +8,10 @@
 #      eager, and the model FLOP utilization against the sgemm peak;
 #   4. where the demo's training step spends its time, per kernel;
 #   5. the demo's step on 2 MPI ranks (dp=2, and dp=2 zero=2 with small
-#      buckets) with collective overlap off and on (moe-bench-overlap).
+#      buckets) with collective overlap off and on (moe-bench-overlap);
+#   7. the demo's E+Z-Offload step (bf16, offload=params) with its host
+#      work overlapped and in program order, and the bf16 step without
+#      offload (moe-bench-offload; on a GPU: --device cuda).
 #
 #   ./scripts/bench.sh [--quick] [--no-build] [--bin DIR] [--threads N]
 #
@@ -43,7 +46,7 @@ if [[ $build == 1 ]]; then
   cmake --preset default >/dev/null
   cmake --build --preset default --target moe-opt moe-model-gen moe-train \
     moe-bench-experts moe-bench-layer moe-bench-step moe-bench-overlap \
-    -- -j"$(nproc)" >&2
+    moe-bench-offload -- -j"$(nproc)" >&2
 fi
 
 # Same threads for everyone. The OpenMP wait policy is left to libgomp for
@@ -130,4 +133,20 @@ if [[ $have_compiler == 1 && -x $bin/moe-bench-overlap ]] && command -v mpirun >
   done
 else
   echo "skipped: needs moe-opt / moe-model-gen / moe-bench-overlap in $bin and mpirun"
+fi
+
+echo
+echo "== 7. the demo's E+Z-Offload step, host work overlapped vs in program order (moe-bench-offload)"
+if [[ $have_compiler == 1 && -x $bin/moe-bench-offload ]]; then
+  for offload in none params; do
+    "$bin/moe-opt" models/demo.mlir \
+      --moe-training-pipeline="lr=0.003 warmup-steps=20 precision=bf16 offload=$offload" \
+      -o /dev/null --moe-emit-plan="output=$workdir/offload-$offload.moeplan seed=1"
+  done
+  rounds=(--steps 10 --rounds 6 --warmup 3)
+  [[ $quick == 1 ]] && rounds=(--steps 1 --rounds 1 --warmup 0)
+  "$bin/moe-bench-offload" "$workdir/offload-params.moeplan" \
+    --baseline "$workdir/offload-none.moeplan" "${rounds[@]}"
+else
+  echo "skipped: needs moe-opt and moe-bench-offload in $bin"
 fi

@@ -25,13 +25,16 @@
 #   3. the demo plan trained 20 steps on the CPU and on the GPU, loss curves
 #      and routing compared (scripts/compare_runs.py);
 #   4. E+Z-Offload with bf16 device parameters (offload=params) trained 10
-#      steps: its checkpoint must equal the bf16 plan's without offload;
+#      steps, its host work overlapped (the default) and in program order:
+#      each checkpoint must equal the bf16 plan's without offload;
 #   5. a toy translation model (trained at `prepare`) decoded incrementally
 #      and scored on the CPU and on the GPU: held-out loss to 1e-4, BLEU
 #      within 2 points (tests/lit/Eval/Inputs/compare_loss.py);
 #   6. benchmarks: the MoE layer at a Mixtral-8x7B shape with its GEMM and
 #      copy baselines, PyTorch eager's index-based layer on the same GPU, a
-#      training step of a 0.69 B-parameter model with its FLOP rate.
+#      training step of a 0.69 B-parameter model with its FLOP rate, and
+#      E+Z-Offload's step (demo and 0.69 B model in bf16) with its host work
+#      overlapped and in program order against the plan without offload.
 # It writes OUTDIR/report.md (default $OUT when set, else gpu-report/) with
 # every command, its result and the numbers, and exits non-zero when a
 # correctness step failed (benchmarks never fail the check).
@@ -59,7 +62,8 @@ prepare() {
     exit 1
   }
   cmake --build build-gpu -- -j"$jobs" moe-train moe-eval moe-bench-step \
-    moe-bench-layer-device moert-conformance-tests moert-hal-tests \
+    moe-bench-layer-device moe-bench-offload moert-conformance-tests \
+    moert-hal-tests \
     moert-kernel-registry-tests
   # GPU unit tests of the kernel files, where they exist.
   local gpu_tests
@@ -93,6 +97,14 @@ prepare() {
     --moe-emit-plan="output=$plans/gpu-bench.moeplan seed=1" \
     --moe-partition-report="json=$plans/gpu-bench.report.json" -o /dev/null \
     >/dev/null
+  # The same model in bf16 with and without E+Z-Offload (offload=params):
+  # the offload's step time with its host work overlapped or not.
+  for offload in none params; do
+    build/bin/moe-opt "$stage/gpu-bench.mlir" \
+      --moe-training-pipeline="lr=0.0003 warmup-steps=100 precision=bf16 offload=$offload" \
+      --moe-emit-plan="output=$plans/gpu-bench-bf16-$offload.moeplan seed=1" \
+      -o /dev/null
+  done
 
   echo "== decoding: a toy translation model trained here (CPU)"
   local dec=$stage/gpu-bundle/decode
@@ -113,7 +125,8 @@ prepare() {
   echo "== binaries and their libraries"
   local bin
   for bin in build-gpu/bin/moe-train build-gpu/bin/moe-eval \
-    build-gpu/bin/moe-bench-step build-gpu/bin/moe-bench-layer-device; do
+    build-gpu/bin/moe-bench-step build-gpu/bin/moe-bench-layer-device \
+    build-gpu/bin/moe-bench-offload; do
     cp "$bin" "$stage/gpu-bundle/bin/"
   done
   find build-gpu -type f -perm -u+x \( -name 'moert-conformance-tests' \
@@ -234,6 +247,15 @@ run() {
     --save "$out/offload-params.safetensors" || failed=1
   step offload-compare 10 cmp "$out/offload-none.safetensors" \
     "$out/offload-params.safetensors" || failed=1
+  # Its host work (gradient copies, host AdamW, 16-bit copies up) beside
+  # the device's on a transfer stream (the default on CUDA) or in program
+  # order: the same bytes.
+  step offload-params-inorder 120 "$B/bin/moe-train" \
+    "$B/plans/demo-bf16-params.moeplan" --steps 10 --seed 1 --device cuda \
+    --overlap-offload off --save "$out/offload-params-inorder.safetensors" \
+    || failed=1
+  step offload-compare-inorder 10 cmp "$out/offload-none.safetensors" \
+    "$out/offload-params-inorder.safetensors" || failed=1
 
   # Incremental decoding (the plan's encode and decode_step programs) and
   # the held-out loss (its evaluate program) on the GPU: the CPU's loss to
@@ -263,6 +285,16 @@ run() {
     "$B/plans/gpu-bench.report.json" 2>/dev/null || echo "")
   step bench-step-0.69b 300 "$B/bin/moe-bench-step" "$B/plans/gpu-bench.moeplan" \
     --device cuda --steps 5 --warmup 2 ${flops:+--model-flops "$flops"} || true
+  # E+Z-Offload's step with the host work overlapped (transfer stream) and
+  # in program order, and the bf16 plan without offload, in one run.
+  step bench-offload-demo 120 "$B/bin/moe-bench-offload" \
+    "$B/plans/demo-bf16-params.moeplan" --baseline \
+    "$B/plans/demo-bf16-none.moeplan" --device cuda --steps 10 --rounds 3 \
+    || true
+  step bench-offload-0.69b 300 "$B/bin/moe-bench-offload" \
+    "$B/plans/gpu-bench-bf16-params.moeplan" --baseline \
+    "$B/plans/gpu-bench-bf16-none.moeplan" --device cuda --steps 3 \
+    --warmup 1 --rounds 3 || true
 
   python3 - "$out" >>"$report" <<'EOF' || true
 import json, os, sys

@@ -70,6 +70,7 @@ struct Options {
   uint64_t memoryLimit = 0; // bytes per rank; 0: what the device reports
   int64_t collectiveTimeout = 1800; // seconds a rank waits in a collective
   std::string overlapCollectives = "on"; // collectives beside the compute
+  std::string overlapOffload; // host work beside the device's ("": default)
   // Translation evaluation during training (--data runs).
   std::string evalPlan;       // one-process plan of the same model
   int64_t evalEvery = 0;      // 0: after the last step only
@@ -93,8 +94,8 @@ const char *kUsage =
     "[--on-nonfinite stop|skip]\n"
     "                 [--max-nonfinite-steps N] [--memory-limit BYTES[K|M|G]] "
     "[--collective-timeout S]\n"
-    "                 [--overlap-collectives on|off] [--bucket-plan PLAN "
-    "...]\n"
+    "                 [--overlap-collectives on|off] [--overlap-offload "
+    "on|off] [--bucket-plan PLAN ...]\n"
     "                 [--eval-plan PLAN --eval-json FILE.jsonl [--eval-every "
     "K] [--eval-sentences N]\n"
     "                  [--eval-languages L1,L2|all] [--eval-direction "
@@ -158,6 +159,12 @@ const char *kUsage =
     "second CUDA stream for NCCL), each waited for where an instruction "
     "first needs its bytes; off: each in program order before the next "
     "instruction. The results are the same bits either way\n"
+    "  --overlap-offload on|off  run an offloaded plan's host work (gradient "
+    "copies to the host, the host AdamW, the 16-bit copies of the updated "
+    "masters) beside the device's work (CUDA: on by default, a transfer "
+    "stream; the CPU: off by default, on runs it on a thread of its own "
+    "beside the kernels, which use the same cores); off: in program order. "
+    "The results are the same bits either way\n"
     "A plan partitioned for a device grid of N ranks runs under "
     "mpirun -np N.\n";
 
@@ -263,6 +270,12 @@ bool parseOptions(int argc, char **argv, Options &options) {
           options.overlapCollectives != "off")
         ok = cl.error("--overlap-collectives expects on or off, found '" +
                       options.overlapCollectives + "'");
+    } else if (arg == "--overlap-offload") {
+      ok = cl.value(options.overlapOffload);
+      if (ok && options.overlapOffload != "on" &&
+          options.overlapOffload != "off")
+        ok = cl.error("--overlap-offload expects on or off, found '" +
+                      options.overlapOffload + "'");
     } else if (arg == "--on-nonfinite") {
       ok = cl.value(options.onNonFinite);
       if (ok && options.onNonFinite != "stop" &&
@@ -705,10 +718,13 @@ int main(int argc, char **argv) {
     buckets = std::move(*created);
   }
   runner::Trainer &trainer = buckets ? buckets->main() : *single;
-  for (size_t b = 0; b < (buckets ? buckets->numBuckets() : 1); ++b)
-    (buckets ? buckets->bucket(b) : trainer)
-        .executor()
-        .setCollectiveOverlap(options.overlapCollectives == "on");
+  for (size_t b = 0; b < (buckets ? buckets->numBuckets() : 1); ++b) {
+    exec::Executor &executor =
+        (buckets ? buckets->bucket(b) : trainer).executor();
+    executor.setCollectiveOverlap(options.overlapCollectives == "on");
+    if (!options.overlapOffload.empty())
+      executor.setHostWorkOverlap(options.overlapOffload == "on");
+  }
   if (options.overlapCollectives == "on" && mpi && !useNccl &&
       !mpi->serializedThreads() && rankZero)
     std::printf("moe-train: the MPI library does not provide "

@@ -39,8 +39,7 @@ public:
     {
       std::lock_guard<std::mutex> lock(mutex_);
       if (finished_.count(index) || inFlight_.count(index))
-        return internalError("collective instruction #" +
-                             std::to_string(index) +
+        return internalError("queued instruction #" + std::to_string(index) +
                              " was started twice without a wait");
       queue_.push_back(Job{index, std::move(work)});
       inFlight_.insert({index, true});
@@ -52,7 +51,7 @@ public:
   Status wait(size_t index) override {
     std::unique_lock<std::mutex> lock(mutex_);
     if (!inFlight_.count(index) && !finished_.count(index))
-      return internalError("waiting for collective instruction #" +
+      return internalError("waiting for queued instruction #" +
                            std::to_string(index) + ", which was not started");
     done_.wait(lock, [&] { return finished_.count(index) != 0; });
     Status status = std::move(finished_[index]);
@@ -99,8 +98,8 @@ private:
         try {
           status = job.work();
         } catch (const std::exception &e) {
-          status =
-              internalError(std::string("a collective threw: ") + e.what());
+          status = internalError(std::string("a queued instruction threw: ") +
+                                 e.what());
         }
         lock.lock();
         running_ = false;
@@ -142,6 +141,17 @@ makeCollectiveQueue(hal::Device &device, comm::GridCommunicators &grid) {
   if (!device.hostAccessible() || !grid.collectivesFromAnyThread())
     return std::unique_ptr<CollectiveQueue>();
   return makeHostCollectiveQueue();
+}
+
+Expected<std::unique_ptr<CollectiveQueue>>
+makeHostWorkQueue(hal::Device &device) {
+  if (device.hostAccessible())
+    return makeHostCollectiveQueue();
+#if defined(MOERT_HAVE_CUDA)
+  return cuda::makeTransferQueue(device);
+#else
+  return std::unique_ptr<CollectiveQueue>();
+#endif
 }
 
 } // namespace exec

@@ -1,5 +1,6 @@
 //===- CollectiveQueue.h - Collectives beside the compute ---*- C++ -*-===//
 //
+// (The same queues run the offload's host work: makeHostWorkQueue below.)
 // Where the executor starts a collective instruction so that it runs while
 // the instructions after it compute (CollectiveSchedule.h says until
 // when). Two kinds:
@@ -74,6 +75,17 @@ std::unique_ptr<CollectiveQueue> makeHostCollectiveQueue();
 /// queue failed (a stream could not be created).
 Expected<std::unique_ptr<CollectiveQueue>>
 makeCollectiveQueue(hal::Device &device, comm::GridCommunicators &grid);
+
+/// The queue the offload's host work runs on beside the compute
+/// (scheduleHostWork, CollectiveSchedule.h): on a host device a thread of
+/// its own, like the host collectives' (the gradient copies and the host
+/// AdamW run there while the instructions after them compute); on a CUDA
+/// device a transfer stream (StreamCollectiveQueue.h, makeTransferQueue):
+/// the kernels run on the calling thread and their copies between host
+/// and device go to that stream. Null for a CUDA device in a build without
+/// CUDA.
+Expected<std::unique_ptr<CollectiveQueue>>
+makeHostWorkQueue(hal::Device &device);
 
 } // namespace exec
 } // namespace moert

@@ -86,40 +86,95 @@ std::vector<int> sortedAxes(const Instruction &inst) {
 
 } // namespace
 
+namespace {
+
+/// Wait points of the instructions marked in `asynchronous` (see
+/// scheduleCollectives and scheduleHostWork).
+CollectiveSchedule waitPoints(const Program &program, std::vector<bool> marked,
+                              const CollectiveScheduleOptions &options,
+                              size_t n) {
+  const size_t size = program.instructions.size();
+  CollectiveSchedule result;
+  result.asynchronous = std::move(marked);
+  result.waitBefore.assign(size, {});
+  result.waitPoint.assign(size, n);
+  for (size_t i = 0; i < n; ++i) {
+    if (!result.asynchronous[i])
+      continue;
+    const Instruction &started = program.instructions[i];
+    size_t point = n;
+    for (size_t j = i + 1; j < n && point == n; ++j) {
+      const Instruction &later = program.instructions[j];
+      if (options.orderedQueue && result.asynchronous[j])
+        continue; // runs after it on the same queue
+      if (conflicts(program, started, later))
+        point = j;
+      else if (!options.orderedQueue && options.oneAtATimePerGroup &&
+               result.asynchronous[j] &&
+               sortedAxes(later) == sortedAxes(started))
+        point = j;
+    }
+    result.waitPoint[i] = point;
+    if (point == n)
+      result.waitAtEnd.push_back(i);
+    else
+      result.waitBefore[point].push_back(i);
+  }
+  return result;
+}
+
+} // namespace
+
 CollectiveSchedule scheduleCollectives(const Program &program,
                                        const CollectiveScheduleOptions &options,
                                        size_t end) {
   const size_t size = program.instructions.size();
   const size_t n = std::min(end, size);
-  CollectiveSchedule schedule;
-  schedule.asynchronous.assign(size, false);
-  schedule.waitBefore.assign(size, {});
-  schedule.waitPoint.assign(size, n);
+  std::vector<bool> asynchronous(size, false);
   for (size_t i = 0; i < n; ++i)
-    schedule.asynchronous[i] = communicates(program.instructions[i], program);
-  for (size_t i = 0; i < n; ++i) {
-    if (!schedule.asynchronous[i])
+    asynchronous[i] = communicates(program.instructions[i], program);
+  return waitPoints(program, std::move(asynchronous), options, n);
+}
+
+bool touchesHostMemory(const Instruction &inst, const Program &program) {
+  for (const std::vector<int32_t> *ids : {&inst.operands, &inst.results})
+    for (int32_t id : *ids)
+      if (program.buffers[static_cast<size_t>(id)].kind == BufferKind::Host)
+        return true;
+  return false;
+}
+
+CollectiveSchedule scheduleHostWork(const Program &program, size_t end) {
+  const size_t size = program.instructions.size();
+  const size_t n = std::min(end, size);
+  std::vector<bool> asynchronous(size, false);
+  for (size_t i = 0; i < n; ++i)
+    asynchronous[i] = touchesHostMemory(program.instructions[i], program);
+  return waitPoints(program, std::move(asynchronous), {}, n);
+}
+
+bool optimizerScalarsSteady(const Program &p) {
+  const size_t end = p.stepEnd();
+  size_t first = end, last = end;
+  std::vector<ByteRange> scalars;
+  for (size_t i = 0; i < end; ++i) {
+    const Instruction &inst = p.instructions[i];
+    if (inst.kernel != "moe.adamw" || inst.operands.size() < 7)
       continue;
-    const Instruction &collective = program.instructions[i];
-    size_t point = n;
-    for (size_t j = i + 1; j < n && point == n; ++j) {
-      const Instruction &later = program.instructions[j];
-      if (options.orderedQueue && schedule.asynchronous[j])
-        continue; // runs after it on the same queue
-      if (conflicts(program, collective, later))
-        point = j;
-      else if (!options.orderedQueue && options.oneAtATimePerGroup &&
-               schedule.asynchronous[j] &&
-               sortedAxes(later) == sortedAxes(collective))
-        point = j;
-    }
-    schedule.waitPoint[i] = point;
-    if (point == n)
-      schedule.waitAtEnd.push_back(i);
-    else
-      schedule.waitBefore[point].push_back(i);
+    if (first == end)
+      first = i;
+    last = i;
+    for (size_t k = 4; k < 7; ++k)
+      scalars.push_back(bufferBytes(p, inst.operands[k]));
   }
-  return schedule;
+  for (size_t i = first; i < last; ++i)
+    for (int32_t id : p.instructions[i].results) {
+      const ByteRange written = bufferBytes(p, id);
+      for (const ByteRange &scalar : scalars)
+        if (written.overlaps(scalar))
+          return false;
+    }
+  return first != end;
 }
 
 } // namespace exec

@@ -96,6 +96,29 @@ scheduleCollectives(const Program &program,
                     const CollectiveScheduleOptions &options = {},
                     size_t end = static_cast<size_t>(-1));
 
+/// Whether `inst` reads or writes host memory (a BufferKind::Host operand
+/// or result): the offload's host work, which the plan loader allows only
+/// for moe.to_host (a gradient into its host buffer), moe.adamw (masters
+/// and moments in host memory) and moe.convert of a host master into its
+/// 16-bit device copy.
+bool touchesHostMemory(const Instruction &inst, const Program &program);
+
+/// The same analysis for the offload's host work: the instructions that
+/// touch host memory are asynchronous (run() starts them on a queue of
+/// their own, in program order, beside the compute and the collectives),
+/// each waited for before the first later instruction that is not host
+/// work and reads its result or writes its operand or result (a later
+/// host-work instruction runs after it on the same queue).
+CollectiveSchedule scheduleHostWork(const Program &program,
+                                    size_t end = static_cast<size_t>(-1));
+
+/// Whether the step's updates read their scalar operands (moe.adamw's
+/// learning rate, clip scale and step, operands 4 to 6) unchanged: there is
+/// an update, and no instruction between the first and the last update of
+/// the step writes those bytes. Then a kernel that reads them on the host
+/// may read them once per run (KernelCall::scalarKey).
+bool optimizerScalarsSteady(const Program &program);
+
 } // namespace exec
 } // namespace moert
 

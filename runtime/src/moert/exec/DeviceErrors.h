@@ -36,9 +36,14 @@ enum DeviceErrorCode : unsigned int {
   kExpertOutOfRange = 3,
   kSlotOutOfRange = 4,
   kSlotTakenTwice = 5,
-  // embedding_at, cache_update: the position offset operand is negative or
-  // leaves no room for the tokens / rows (the index is the offset).
+  // embedding_at (kPositionOutOfRange) and cache_update
+  // (kCacheOffsetOutOfRange): the position offset operand is negative or
+  // leaves no room for the tokens / rows (the index is the offset). Two
+  // codes, so that the error names the instruction that met it (a
+  // sinusoidal embedding_at has no table and accepts an offset its
+  // cache_update cannot).
   kPositionOutOfRange = 6,
+  kCacheOffsetOutOfRange = 7,
 };
 
 } // namespace exec

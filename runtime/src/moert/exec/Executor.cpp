@@ -9,6 +9,7 @@
 #include "moert/exec/GradientPairs.h"
 #include "moert/exec/ShapeRules.h"
 
+#include <atomic>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -74,10 +75,14 @@ void materializeSplat(const Buffer &b, uint8_t *out) {
     }
   }
 }
+/// Distinct keys for the runs of every executor of the process.
+std::atomic<uint64_t> nextRunKey{1};
+
 } // namespace
 
 Executor::Executor(Program program, hal::Device &device)
-    : program_(std::move(program)), device_(device) {}
+    : program_(std::move(program)), device_(device),
+      overlapHostWork_(!device.hostAccessible()) {}
 
 Executor::~Executor() {
   for (void *host : pinned_)
@@ -146,11 +151,20 @@ Executor::make(Program program, hal::Device &device, Executor *owner) {
   // Where asynchronous collectives are waited for: the queues run them one
   // at a time in program order (CollectiveQueue.h).
   executor->schedule_ = scheduleCollectives(p, {}, p.stepEnd());
-  for (size_t i = 0; i < p.instructions.size(); ++i)
-    if (executor->schedule_.asynchronous[i] && executor->kernels_[i]->workspace)
-      executor->collectiveWorkspaceBytes_ =
-          std::max(executor->collectiveWorkspaceBytes_,
-                   executor->kernels_[i]->workspace(p.instructions[i], p));
+  // And the offload's host work, on a queue of its own.
+  executor->hostSchedule_ = scheduleHostWork(p, p.stepEnd());
+  executor->optimizerScalarsSteady_ = optimizerScalarsSteady(p);
+  for (size_t i = 0; i < p.instructions.size(); ++i) {
+    const WorkspaceFn workspace = executor->kernels_[i]->workspace;
+    if (!workspace)
+      continue;
+    if (executor->schedule_.asynchronous[i])
+      executor->collectiveWorkspaceBytes_ = std::max(
+          executor->collectiveWorkspaceBytes_, workspace(p.instructions[i], p));
+    if (executor->hostSchedule_.asynchronous[i])
+      executor->hostWorkspaceBytes_ = std::max(executor->hostWorkspaceBytes_,
+                                               workspace(p.instructions[i], p));
+  }
   // The plan's memory against what the device has, before allocating: a
   // clear error instead of an allocation failure midway (or the host's OOM
   // killer later).
@@ -158,9 +172,10 @@ Executor::make(Program program, hal::Device &device, Executor *owner) {
   for (const Buffer &b : p.buffers)
     if (b.kind == BufferKind::Constant)
       constantBytesNeeded += alignUp(b.type.byteSize());
-  // The collectives' own workspace (overlap) counts too: a run on a grid
-  // allocates it with its collective queue.
-  const int64_t collectiveWorkspaceBytes = executor->collectiveWorkspaceBytes_;
+  // The collectives' and the host work's own workspaces (overlap) count
+  // too: a run allocates them with their queues.
+  const int64_t collectiveWorkspaceBytes =
+      executor->collectiveWorkspaceBytes_ + executor->hostWorkspaceBytes_;
   // Sharing another executor's regions (createSharing) allocates none.
   const int64_t ownRegionBytes =
       owner ? 0
@@ -337,6 +352,11 @@ Status Executor::readBuffer(int32_t id, void *host, size_t bytes) const {
                            b.type.str() + ", " +
                            std::to_string(b.type.byteSize()) + " bytes)");
   if (b.kind == BufferKind::Host) {
+    // Copies into host memory may still be in flight on the device's
+    // transfer stream (the compute stream waits for them at the end of
+    // each run).
+    if (!device_.hostAccessible())
+      MOERT_RETURN_IF_ERROR(device_.synchronize());
     std::memcpy(host, deviceAddress(id), bytes);
     return Status::success();
   }
@@ -355,6 +375,8 @@ Status Executor::writeBuffer(int32_t id, const void *host, size_t bytes) {
                            b.type.str() + ", " +
                            std::to_string(b.type.byteSize()) + " bytes)");
   if (b.kind == BufferKind::Host) {
+    if (!device_.hostAccessible())
+      MOERT_RETURN_IF_ERROR(device_.synchronize());
     std::memcpy(deviceAddress(id), host, bytes);
     return Status::success();
   }
@@ -375,23 +397,35 @@ Status Executor::run(const RunContext &context) {
         ", the program was partitioned for " + shapeText(program_.gridShape));
   }
   lastRunOverlapped_ = false;
-  CollectiveQueue *queue = nullptr;
+  lastRunHostWorkOverlapped_ = false;
+  // Cleared on every return (also an early one).
+  struct RunKey {
+    uint64_t &key;
+    ~RunKey() { key = 0; }
+  } runKey{runKey_};
+  runKey_ = optimizerScalarsSteady_ ? nextRunKey.fetch_add(1) : 0;
+  CollectiveQueue *collectives = nullptr;
   if (overlapCollectives_ && context.grid && context.grid->worldSize() > 1 &&
       schedule_.numAsynchronous() > 0) {
-    MOERT_ASSIGN_OR_RETURN(queue, queueFor(*context.grid));
+    MOERT_ASSIGN_OR_RETURN(collectives, queueFor(*context.grid));
   }
-  if (!queue) {
+  CollectiveQueue *hostWork = nullptr;
+  if (overlapHostWork_ && hostSchedule_.numAsynchronous() > 0) {
+    MOERT_ASSIGN_OR_RETURN(hostWork, hostWorkQueue());
+  }
+  if (!collectives && !hostWork) {
     for (size_t i = 0; i < program_.stepEnd(); ++i)
       MOERT_RETURN_IF_ERROR(runInstruction(i, context));
     return checkErrorRecord();
   }
-  lastRunOverlapped_ = true;
+  lastRunOverlapped_ = collectives != nullptr;
+  lastRunHostWorkOverlapped_ = hostWork != nullptr;
   // The groups' communicators are made here, on this thread, before any
   // collective runs on the queue: a group's first request may be
   // collective (MPI_Comm_split), and the grid's cache of groups then only
   // is read while the queue runs.
   std::set<std::vector<int>> groups;
-  for (size_t i = 0; i < program_.stepEnd(); ++i) {
+  for (size_t i = 0; collectives && i < program_.stepEnd(); ++i) {
     const Instruction &inst = program_.instructions[i];
     if (inst.collective && isCommunicatingCollective(inst.kernel) &&
         groups.insert(inst.collective->axes).second) {
@@ -401,23 +435,34 @@ Status Executor::run(const RunContext &context) {
         return group.takeStatus().withContext(describeInstruction(i, inst));
     }
   }
+  // Each instruction starts once what it depends on among the queues'
+  // work has completed (for a queue on a stream: once the compute stream
+  // waits for it); a queue's own instructions run in program order.
   Status status = Status::success();
   for (size_t i = 0; i < program_.stepEnd() && status.ok(); ++i) {
-    for (size_t started : schedule_.waitBefore[i]) {
-      status = queue->wait(started);
-      if (!status.ok())
-        break;
-    }
+    for (size_t k = 0;
+         collectives && k < schedule_.waitBefore[i].size() && status.ok(); ++k)
+      status = collectives->wait(schedule_.waitBefore[i][k]);
+    for (size_t k = 0;
+         hostWork && k < hostSchedule_.waitBefore[i].size() && status.ok(); ++k)
+      status = hostWork->wait(hostSchedule_.waitBefore[i][k]);
     if (!status.ok())
       break;
-    status = schedule_.asynchronous[i] ? startCollective(i, context, *queue)
-                                       : runInstruction(i, context);
+    if (collectives && schedule_.asynchronous[i])
+      status = startOn(i, context, *collectives, collectiveWorkspace_);
+    else if (hostWork && hostSchedule_.asynchronous[i])
+      status = startOn(i, context, *hostWork, hostWorkspace_);
+    else
+      status = runInstruction(i, context);
   }
-  // Everything started is waited for, also after an error (the queue uses
-  // the executor's buffers). A collective's error comes first: it was
-  // started before any instruction that failed here.
-  Status drained = queue->drain();
-  MOERT_RETURN_IF_ERROR(drained);
+  // Everything started is waited for, also after an error (the queues use
+  // the executor's buffers). A queued instruction's error comes first: it
+  // was started before any instruction that failed here.
+  Status collectivesDrained =
+      collectives ? collectives->drain() : Status::success();
+  Status hostWorkDrained = hostWork ? hostWork->drain() : Status::success();
+  MOERT_RETURN_IF_ERROR(collectivesDrained);
+  MOERT_RETURN_IF_ERROR(hostWorkDrained);
   MOERT_RETURN_IF_ERROR(status);
   return checkErrorRecord();
 }
@@ -457,21 +502,37 @@ void Executor::addresses(const Instruction &inst, std::vector<void *> &operands,
     results.push_back(deviceAddress(id));
 }
 
-Status Executor::startCollective(size_t i, const RunContext &context,
-                                 CollectiveQueue &queue) {
+Expected<CollectiveQueue *> Executor::hostWorkQueue() {
+  if (!hostQueueMade_) {
+    MOERT_ASSIGN_OR_RETURN(hostQueue_, makeHostWorkQueue(device_));
+    hostQueueMade_ = true;
+  }
+  if (hostQueue_ && hostWorkspaceBytes_ > 0 && !hostWorkspace_.data()) {
+    MOERT_ASSIGN_OR_RETURN(
+        hostWorkspace_,
+        device_.allocate(static_cast<size_t>(hostWorkspaceBytes_),
+                         "host-work workspace"));
+  }
+  return hostQueue_.get();
+}
+
+Status Executor::startOn(size_t i, const RunContext &context,
+                         CollectiveQueue &queue, hal::DeviceBuffer &scratch) {
   const Instruction &inst = program_.instructions[i];
   const KernelInfo &info = *kernels_[i];
   std::vector<void *> operands, results;
   addresses(inst, operands, results);
   // Scratch of its own: the compute kernels run meanwhile and use the
   // executor's workspace (the CPU's collective kernels ask for none).
-  void *workspace = collectiveWorkspace_.data();
-  const size_t workspaceBytes = collectiveWorkspace_.size();
+  void *workspace = scratch.data();
+  const size_t workspaceBytes = scratch.size();
   void *stream = queue.stream();
+  const uint64_t key = runKey_;
   auto work = [this, i, &inst, &info, &context, operands, results, workspace,
-               workspaceBytes, stream]() -> Status {
+               workspaceBytes, stream, key]() -> Status {
     KernelCall call(inst, program_, context, operands, results, device_,
                     workspace, workspaceBytes, errorRecord_.data(), stream);
+    call.setScalarKey(key);
     Status status = info.fn(call);
     if (!status.ok())
       return status.withContext(describeInstruction(i, inst));
@@ -502,7 +563,9 @@ Status Executor::checkErrorRecord() {
     if (record.code == kLabelOutOfRange)
       return kernel == "moe.cross_entropy" || kernel == "moe.cross_entropy_grad";
     if (record.code == kPositionOutOfRange)
-      return kernel == "moe.embedding_at" || kernel == "moe.cache_update";
+      return kernel == "moe.embedding_at";
+    if (record.code == kCacheOffsetOutOfRange)
+      return kernel == "moe.cache_update";
     if (record.code == kExpertOutOfRange || record.code == kSlotOutOfRange ||
         record.code == kSlotTakenTwice)
       return kernel == "moe.dispatch" || kernel == "moe.combine" ||
@@ -536,6 +599,7 @@ Status Executor::checkErrorRecord() {
                            " (token * top_k + choice) takes an (expert, "
                            "slot) another entry already took");
   case kPositionOutOfRange:
+  case kCacheOffsetOutOfRange:
     return outOfRange(where + ": position offset " +
                       std::to_string(static_cast<int64_t>(
                           static_cast<int32_t>(record.index))) +
@@ -596,6 +660,7 @@ Status Executor::runInstruction(size_t i, const RunContext &context) {
   KernelCall call(inst, program_, context, std::move(operands),
                   std::move(results), device_, workspace_.data(),
                   workspace_.size(), errorRecord_.data());
+  call.setScalarKey(runKey_);
   Status status = info.fn(call);
   if (!status.ok())
     return status.withContext(describeInstruction(i, inst));

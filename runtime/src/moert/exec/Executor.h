@@ -116,6 +116,24 @@ public:
   /// Where each collective of the training step is waited for.
   const CollectiveSchedule &collectiveSchedule() const { return schedule_; }
 
+  /// Whether run() starts the offload's host work (the instructions that
+  /// touch host memory: gradient copies to the host, the host AdamW, the
+  /// rounding of host masters into their device copies) on a queue of its
+  /// own so that it overlaps the device's work (makeHostWorkQueue: a
+  /// thread on the CPU, a transfer stream on CUDA), each waited for at its
+  /// wait point (scheduleHostWork); the results are the same bits either
+  /// way. On by default on a device the host cannot address (a GPU: the
+  /// copies run on a transfer stream while the host updates); off by
+  /// default on the CPU backend, whose kernels already use the host's
+  /// cores (a host-work thread beside them made the demo's offloaded step
+  /// 1.28x slower on 2 cores: moe-bench-offload).
+  void setHostWorkOverlap(bool on) { overlapHostWork_ = on; }
+  bool hostWorkOverlap() const { return overlapHostWork_; }
+  /// Whether the last run() started host work asynchronously.
+  bool lastRunOverlappedHostWork() const { return lastRunHostWorkOverlapped_; }
+  /// Where each host-work instruction of the training step is waited for.
+  const CollectiveSchedule &hostWorkSchedule() const { return hostSchedule_; }
+
   /// Copies the whole of buffer `id` from / to host memory (`bytes` must be
   /// its size). Reading waits for the work enqueued before.
   Status readBuffer(int32_t id, void *host, size_t bytes) const;
@@ -182,9 +200,6 @@ private:
   /// The operand and result addresses of instruction `i` (no staging).
   void addresses(const Instruction &inst, std::vector<void *> &operands,
                  std::vector<void *> &results);
-  /// Starts collective `i` on `queue`.
-  Status startCollective(size_t i, const RunContext &context,
-                         CollectiveQueue &queue);
   /// The queue for `grid` (made on first use, again for another grid);
   /// null when collectives stay synchronous there.
   Expected<CollectiveQueue *> queueFor(comm::GridCommunicators &grid);
@@ -198,9 +213,29 @@ private:
   int64_t collectiveWorkspaceBytes_ = 0;
   hal::DeviceBuffer collectiveWorkspace_;
   comm::GridCommunicators *queueGrid_ = nullptr;
-  /// Last: destroyed (drained, its thread joined) before the buffers its
-  /// collectives use.
+  /// Where the offload's host work of the step is waited for, whether it
+  /// overlaps, and its queue (made on first use; null where the build has
+  /// none for the device) with its scratch.
+  CollectiveSchedule hostSchedule_;
+  /// Whether no instruction between the first and the last moe.adamw
+  /// writes a scalar operand of one (KernelCall::scalarKey), and the key
+  /// of the run in progress (0 outside run()).
+  bool optimizerScalarsSteady_ = false;
+  uint64_t runKey_ = 0;
+  bool overlapHostWork_ = true;
+  bool lastRunHostWorkOverlapped_ = false;
+  bool hostQueueMade_ = false;
+  int64_t hostWorkspaceBytes_ = 0;
+  hal::DeviceBuffer hostWorkspace_;
+  /// The host-work queue, made on first use.
+  Expected<CollectiveQueue *> hostWorkQueue();
+  /// Starts instruction `i` on `queue` with `workspace` as its scratch.
+  Status startOn(size_t i, const RunContext &context, CollectiveQueue &queue,
+                 hal::DeviceBuffer &workspace);
+  /// Last: destroyed (drained, their threads joined) before the buffers
+  /// their instructions use.
   std::unique_ptr<CollectiveQueue> queue_;
+  std::unique_ptr<CollectiveQueue> hostQueue_;
 };
 
 /// What a kernel sees of the instruction it runs.
@@ -231,6 +266,12 @@ public:
   /// on the GPU) records it there and skips the element; the executor
   /// reports it at the end of the run. Null where the executor has none.
   void *errorRecord() const { return errorRecord_; }
+  /// A key the calls of one run() share when no instruction between them
+  /// writes the optimizer's scalar operands (AdamW's learning rate, clip
+  /// scale and step; Executor checks the program once): a kernel that
+  /// reads those on the host may read them once per key. 0: no promise.
+  uint64_t scalarKey() const { return scalarKey_; }
+  void setScalarKey(uint64_t key) { scalarKey_ = key; }
   const Instruction &instruction() const { return instruction_; }
   const Program &program() const { return program_; }
   size_t numOperands() const { return operands_.size(); }
@@ -284,6 +325,7 @@ private:
   size_t workspaceBytes_;
   void *errorRecord_;
   void *stream_;
+  uint64_t scalarKey_ = 0;
 };
 
 } // namespace exec

@@ -169,6 +169,20 @@ Status CudaDevice::launchFunction(void *function, const uint32_t grid[3],
 CudaDevice::~CudaDevice() {
   if (stream_)
     (void)waitForStream();
+  for (UploadBlock &block : uploads_) {
+    if (block.done) {
+      cudaEventSynchronize(block.done);
+      cudaEventDestroy(block.done);
+    }
+    if (block.host)
+      cudaFreeHost(block.host);
+  }
+  for (auto &[host, event] : downloads_) {
+    cudaEventSynchronize(event);
+    cudaEventDestroy(event);
+  }
+  for (cudaEvent_t event : freeEvents_)
+    cudaEventDestroy(event);
   if (driver_)
     for (auto &[image, module] : modules_)
       driver_->moduleUnload(static_cast<CUmodule>(module));
@@ -268,6 +282,87 @@ Status CudaDevice::fill(void *device, uint8_t value, size_t bytes) {
 }
 
 Status CudaDevice::synchronize() { return waitForStream(); }
+
+Expected<cudaEvent_t> CudaDevice::takeEvent() {
+  if (!freeEvents_.empty()) {
+    cudaEvent_t event = freeEvents_.back();
+    freeEvents_.pop_back();
+    return event;
+  }
+  cudaEvent_t event = nullptr;
+  MOERT_CUDA_RETURN_IF_ERROR(
+      cudaEventCreateWithFlags(&event, cudaEventDisableTiming));
+  return event;
+}
+
+Status CudaDevice::waitForEvent(cudaEvent_t event) {
+  const cudaError_t ready = cudaEventQuery(event);
+  if (ready == cudaSuccess)
+    return Status::success();
+  if (ready != cudaErrorNotReady) {
+    MOERT_CUDA_RETURN_IF_ERROR(ready);
+  }
+  // The copy may wait (through the compute stream) for a collective of
+  // other processes: the watch's deadline applies.
+  if (streamWatch_)
+    MOERT_RETURN_IF_ERROR(streamWatch_->waitPending());
+  MOERT_CUDA_RETURN_IF_ERROR(cudaEventSynchronize(event));
+  return Status::success();
+}
+
+Status CudaDevice::downloadAsync(void *host, const void *device, size_t bytes,
+                                 cudaStream_t stream) {
+  if (!bytes)
+    return Status::success();
+  MOERT_CUDA_RETURN_IF_ERROR(
+      cudaMemcpyAsync(host, device, bytes, cudaMemcpyDeviceToHost, stream));
+  auto found = downloads_.find(host);
+  cudaEvent_t event = nullptr;
+  if (found != downloads_.end()) {
+    event = found->second; // re-recorded: the later copy completes later
+  } else {
+    MOERT_ASSIGN_OR_RETURN(event, takeEvent());
+    downloads_[host] = event;
+  }
+  MOERT_CUDA_RETURN_IF_ERROR(cudaEventRecord(event, stream));
+  return Status::success();
+}
+
+Status CudaDevice::waitForDownload(const void *host) {
+  auto found = downloads_.find(host);
+  if (found == downloads_.end())
+    return Status::success();
+  cudaEvent_t event = found->second;
+  downloads_.erase(found);
+  freeEvents_.push_back(event);
+  return waitForEvent(event);
+}
+
+Status CudaDevice::uploadAsync(void *device, size_t bytes, cudaStream_t stream,
+                               const std::function<void(void *)> &fill) {
+  if (!bytes)
+    return Status::success();
+  UploadBlock &block = uploads_[nextUpload_];
+  nextUpload_ = 1 - nextUpload_;
+  if (block.done) {
+    MOERT_RETURN_IF_ERROR(waitForEvent(block.done));
+  } else {
+    MOERT_ASSIGN_OR_RETURN(block.done, takeEvent());
+  }
+  if (block.bytes < bytes) {
+    if (block.host)
+      MOERT_CUDA_RETURN_IF_ERROR(cudaFreeHost(block.host));
+    block.host = nullptr;
+    block.bytes = 0;
+    MOERT_CUDA_RETURN_IF_ERROR(cudaMallocHost(&block.host, bytes));
+    block.bytes = bytes;
+  }
+  fill(block.host);
+  MOERT_CUDA_RETURN_IF_ERROR(cudaMemcpyAsync(device, block.host, bytes,
+                                             cudaMemcpyHostToDevice, stream));
+  MOERT_CUDA_RETURN_IF_ERROR(cudaEventRecord(block.done, stream));
+  return Status::success();
+}
 
 Status CudaDevice::waitForStream() {
   if (streamWatch_)

@@ -14,10 +14,12 @@
 #include "moert/backends/cuda/CudaStatus.h"
 #include "moert/hal/Device.h"
 
+#include <functional>
 #include <map>
-#include <vector>
 #include <memory>
+#include <mutex>
 #include <string>
+#include <vector>
 
 namespace moert {
 namespace cuda {
@@ -68,6 +70,25 @@ public:
   /// Waits on the host for everything enqueued on the stream, the watched
   /// work first (what synchronize() and the copies to the host do).
   Status waitForStream();
+
+  /// Copies between host and device that return at once, on `stream` (the
+  /// device's or another of its streams: the offload's transfer stream):
+  ///   downloadAsync  device -> `host` (page-locked memory, the executor's
+  ///                  host region); waitForDownload(host) waits on the
+  ///                  host for the last download into `host` alone
+  ///                  (nothing else on its stream), the watched work first;
+  ///   uploadAsync    `fill` writes the bytes into page-locked memory of
+  ///                  the device's (one of two blocks used in turn, grown
+  ///                  as needed, each handed out again once the copy that
+  ///                  last read it has completed), which then goes to
+  ///                  `device`: the caller's memory is free at once and
+  ///                  the copy runs while the host goes on.
+  /// Called from one thread at a time (the executor's).
+  Status downloadAsync(void *host, const void *device, size_t bytes,
+                       cudaStream_t stream);
+  Status waitForDownload(const void *host);
+  Status uploadAsync(void *device, size_t bytes, cudaStream_t stream,
+                     const std::function<void(void *)> &fill);
   cublasHandle_t cublas() const { return cublas_; }
   cublasLtHandle_t cublasLt() const { return cublasLt_; }
   const cudaDeviceProp &properties() const { return properties_; }
@@ -105,6 +126,18 @@ private:
   std::map<const void *, void *> modules_; // image -> CUmodule
   std::map<std::pair<void *, std::string>, void *> functions_;
   std::shared_ptr<StreamWatch> streamWatch_;
+  /// Waits for `event` on the host, the watched work first.
+  Status waitForEvent(cudaEvent_t event);
+  Expected<cudaEvent_t> takeEvent();
+  std::vector<cudaEvent_t> freeEvents_;
+  std::map<const void *, cudaEvent_t> downloads_; // host -> completion
+  struct UploadBlock {
+    void *host = nullptr;
+    size_t bytes = 0;
+    cudaEvent_t done = nullptr; // after the copy that last read it
+  };
+  UploadBlock uploads_[2];
+  int nextUpload_ = 0;
 };
 
 /// The CUDA device a kernel call runs on (the executor only calls CUDA

@@ -29,6 +29,7 @@ using exec::DeviceErrorRecord;
 using exec::kLabelOutOfRange;
 using exec::kNoDeviceError;
 using exec::kPositionOutOfRange;
+using exec::kCacheOffsetOutOfRange;
 using exec::kTokenOutOfVocabulary;
 
 __device__ inline void recordError(DeviceErrorRecord *record, unsigned int code,

@@ -96,7 +96,7 @@ __global__ void cacheUpdateKernel(int64_t batch, int64_t length, int64_t count,
   const int64_t offset = *first;
   if (offset < 0 || offset + count > length) {
     if (blockIdx.x == 0 && threadIdx.x == 0)
-      recordError(errors, kPositionOutOfRange,
+      recordError(errors, kCacheOffsetOutOfRange,
                   static_cast<uint32_t>(static_cast<int32_t>(offset)));
     return;
   }

@@ -16,6 +16,7 @@
 //     runs on the host with the CPU backend's AdamW.
 //
 //===----------------------------------------------------------------------===//
+#include "moert/backends/cuda/CudaDevice.h"
 #include "moert/backends/cuda/CudaKernels.h"
 #include "moert/backends/cuda/DenseDeviceUtils.cuh"
 #include "moert/backends/cuda/MoeMath.h"
@@ -23,6 +24,7 @@
 #include "moert/train/Optimizer.h"
 
 #include <cstring>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -190,37 +192,89 @@ bool resultInHostMemory(const KernelCall &call, size_t result) {
          exec::BufferKind::Host;
 }
 
+/// The learning rate, clip scale and step a host AdamW reads, copied down
+/// once per KernelCall::scalarKey (once per step of a plan whose updates
+/// all read the same ones), so that the updates after the first do not
+/// wait for the copies queued on the stream before them (the 16-bit
+/// copies of the parameters updated before).
+struct HostScalars {
+  uint64_t key = 0;
+  const void *lr = nullptr, *scale = nullptr, *step = nullptr;
+  float lrValue = 0, scaleValue = 0;
+  int64_t stepValue = 0;
+};
+
+Expected<HostScalars> hostScalars(KernelCall &call) {
+  static std::mutex mutex;
+  static HostScalars cached;
+  std::lock_guard<std::mutex> lock(mutex);
+  const void *lr = call.operand<void>(4), *scale = call.operand<void>(5),
+             *step = call.operand<void>(6);
+  if (call.scalarKey() != 0 && cached.key == call.scalarKey() &&
+      cached.lr == lr && cached.scale == scale && cached.step == step)
+    return cached;
+  CudaDevice &device = cudaDeviceOf(call.device());
+  HostScalars read;
+  read.lr = lr;
+  read.scale = scale;
+  read.step = step;
+  MOERT_RETURN_IF_ERROR(
+      device.downloadAsync(&read.lrValue, lr, sizeof(float), streamOf(call)));
+  MOERT_RETURN_IF_ERROR(device.downloadAsync(&read.scaleValue, scale,
+                                             sizeof(float), streamOf(call)));
+  MOERT_RETURN_IF_ERROR(device.downloadAsync(&read.stepValue, step,
+                                             sizeof(int64_t), streamOf(call)));
+  // The last of the three completes last (one stream).
+  MOERT_RETURN_IF_ERROR(device.waitForDownload(&read.lrValue));
+  MOERT_RETURN_IF_ERROR(device.waitForDownload(&read.scaleValue));
+  MOERT_RETURN_IF_ERROR(device.waitForDownload(&read.stepValue));
+  read.key = call.scalarKey();
+  cached = read;
+  return read;
+}
+
 /// ZeRO-Offload: the moments live in host memory (exec::BufferKind::Host,
 /// exec::offloadOptimizerState or a plan's host buffers), and with
-/// offload=params the fp32 master weight too. The gradient (and a device
-/// parameter) come to the host, the CPU backend's AdamW (vectorized,
-/// multithreaded) updates them and the moments in place, and a device
-/// parameter goes back: the same bits as the update on the device.
+/// offload=params the fp32 master weight and the gradient (moe.to_host)
+/// too, updated in place. A gradient or parameter still on the device comes
+/// down first; the CPU backend's AdamW (vectorized, multithreaded) updates
+/// parameter and moments, and a device parameter goes back up without a
+/// host wait: the same bits as the update on the device. All copies go to
+/// the call's stream (the transfer stream when the host work overlaps).
 Status runAdamWOnHost(KernelCall &call, const AdamWHyper &h) {
-  hal::Device &device = call.device();
+  CudaDevice &device = cudaDeviceOf(call.device());
+  cudaStream_t stream = streamOf(call);
   const TensorType &type = call.operandType(0);
   const int64_t count = type.numElements();
   const size_t bytes = static_cast<size_t>(type.byteSize());
-  std::vector<float> param(static_cast<size_t>(count)),
-      grad(static_cast<size_t>(count));
-  float lr = 0.0f, scale = 0.0f;
-  int64_t step = 0;
-  if (inHostMemory(call, 0))
-    std::memcpy(param.data(), call.operand<float>(0), bytes);
-  else
+  std::vector<float> paramCopy, gradCopy;
+  // The parameter updated in place: the result's host memory, or a copy
+  // of a device parameter.
+  float *param = nullptr;
+  if (resultInHostMemory(call, 0)) {
+    param = call.result<float>(0);
+    if (!inHostMemory(call, 0))
+      MOERT_RETURN_IF_ERROR(
+          device.downloadAsync(param, call.operand<float>(0), bytes, stream));
+    else if (param != call.operand<float>(0))
+      std::memcpy(param, call.operand<float>(0), bytes);
+  } else {
+    paramCopy.resize(static_cast<size_t>(count));
+    param = paramCopy.data();
     MOERT_RETURN_IF_ERROR(
-        device.copyToHost(param.data(), call.operand<float>(0), bytes));
-  if (inHostMemory(call, 1)) // streamed to the host (moe.to_host)
-    std::memcpy(grad.data(), call.operand<float>(1), bytes);
-  else
+        device.downloadAsync(param, call.operand<float>(0), bytes, stream));
+  }
+  const float *grad = call.operand<float>(1);
+  if (!inHostMemory(call, 1)) {
+    gradCopy.resize(static_cast<size_t>(count));
     MOERT_RETURN_IF_ERROR(
-        device.copyToHost(grad.data(), call.operand<float>(1), bytes));
-  MOERT_RETURN_IF_ERROR(
-      device.copyToHost(&lr, call.operand<float>(4), sizeof(lr)));
-  MOERT_RETURN_IF_ERROR(
-      device.copyToHost(&scale, call.operand<float>(5), sizeof(scale)));
-  MOERT_RETURN_IF_ERROR(
-      device.copyToHost(&step, call.operand<int64_t>(6), sizeof(step)));
+        device.downloadAsync(gradCopy.data(), grad, bytes, stream));
+    grad = gradCopy.data();
+  }
+  MOERT_ASSIGN_OR_RETURN(HostScalars scalars, hostScalars(call));
+  // This update's own copies only (a streamed gradient's moe.to_host).
+  MOERT_RETURN_IF_ERROR(device.waitForDownload(param));
+  MOERT_RETURN_IF_ERROR(device.waitForDownload(grad));
   float *expAvg = call.result<float>(1), *expAvgSq = call.result<float>(2);
   if (expAvg != call.operand<float>(2))
     std::memcpy(expAvg, call.operand<float>(2), bytes);
@@ -231,13 +285,14 @@ Status runAdamWOnHost(KernelCall &call, const AdamWHyper &h) {
   config.beta2 = h.beta2;
   config.epsilon = h.epsilon;
   config.weightDecay = h.weightDecay;
-  train::adamwUpdate(config, count, param.data(), grad.data(), expAvg,
-                     expAvgSq, lr, scale, step);
-  if (resultInHostMemory(call, 0)) {
-    std::memcpy(call.result<float>(0), param.data(), bytes);
+  train::adamwUpdate(config, count, param, grad, expAvg, expAvgSq,
+                     scalars.lrValue, scalars.scaleValue, scalars.stepValue);
+  if (resultInHostMemory(call, 0))
     return Status::success();
-  }
-  return device.copyToDevice(call.result<float>(0), param.data(), bytes);
+  return device.uploadAsync(call.result<float>(0), bytes, stream,
+                            [&](void *staged) {
+                              std::memcpy(staged, param, bytes);
+                            });
 }
 
 Status runAdamW(KernelCall &call) {

@@ -245,7 +245,10 @@ Status convertOnStream(KernelCall &call, Convert convert) {
 }
 
 /// A master weight in host memory (offload=params): rounded on the host,
-/// then only the 16-bit copy crosses to the device (half the bytes).
+/// then only the 16-bit copy crosses to the device (half the bytes), on
+/// the call's stream without a host wait (the transfer stream when the
+/// offload's host work overlaps: the copy runs while the host updates the
+/// next parameter).
 Status convertFromHost(KernelCall &call) {
   const DType to = call.resultType(0).dtype;
   const int64_t count = call.operandType(0).numElements();
@@ -254,12 +257,15 @@ Status convertFromHost(KernelCall &call) {
     return invalidArgument("moe.convert of a host buffer: expected f32 to "
                            "bf16/f16");
   const float *in = call.operand<float>(0);
-  std::vector<uint16_t> rounded(static_cast<size_t>(count));
-  for (int64_t i = 0; i < count; ++i)
-    rounded[i] =
-        to == DType::BF16 ? floatToBf16Bits(in[i]) : floatToF16Bits(in[i]);
-  return call.device().copyToDevice(call.result<void>(0), rounded.data(),
-                                    rounded.size() * sizeof(uint16_t));
+  return cudaDeviceOf(call.device())
+      .uploadAsync(call.result<void>(0),
+                   static_cast<size_t>(count) * sizeof(uint16_t),
+                   streamOf(call), [&](void *staged) {
+                     uint16_t *rounded = static_cast<uint16_t *>(staged);
+                     for (int64_t i = 0; i < count; ++i)
+                       rounded[i] = to == DType::BF16 ? floatToBf16Bits(in[i])
+                                                      : floatToF16Bits(in[i]);
+                   });
 }
 
 Status runConvert(KernelCall &call) {
@@ -281,12 +287,16 @@ Status runConvert(KernelCall &call) {
                          ": expected f32 to bf16/f16 or back");
 }
 
-/// moe.to_host: the reduced gradient leaves the device (ordered after the
-/// kernels before it on the stream; its device bytes are free afterwards).
+/// moe.to_host: the reduced gradient leaves the device, ordered after the
+/// kernels before it on the call's stream and without a host wait (the
+/// transfer stream when the offload's host work overlaps: the backward
+/// pass goes on meanwhile). The host AdamW that reads it waits for this
+/// copy alone (CudaDevice::waitForDownload).
 Status runToHost(KernelCall &call) {
-  return call.device().copyToHost(
-      call.result<void>(0), call.operand<void>(0),
-      static_cast<size_t>(call.operandType(0).byteSize()));
+  return cudaDeviceOf(call.device())
+      .downloadAsync(call.result<void>(0), call.operand<void>(0),
+                     static_cast<size_t>(call.operandType(0).byteSize()),
+                     streamOf(call));
 }
 
 } // namespace

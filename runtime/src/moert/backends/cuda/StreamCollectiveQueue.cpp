@@ -23,7 +23,9 @@ Status cudaFailure(const char *call, cudaError_t e) {
 
 class StreamCollectiveQueue final : public exec::CollectiveQueue {
 public:
-  StreamCollectiveQueue(CudaDevice &device, comm::GridCommunicators &grid)
+  /// `grid` null: a queue for the offload's host work (no NCCL stream to
+  /// point anywhere).
+  StreamCollectiveQueue(CudaDevice &device, comm::GridCommunicators *grid)
       : device_(device), grid_(grid) {}
   ~StreamCollectiveQueue() override {
     (void)drain();
@@ -47,7 +49,7 @@ public:
 
   Status start(size_t index, std::function<Status()> work) override {
     if (started_.count(index))
-      return internalError("collective instruction #" + std::to_string(index) +
+      return internalError("queued instruction #" + std::to_string(index) +
                            " was started twice without a wait");
     Started entry;
     if (!failure_.ok()) {
@@ -62,9 +64,11 @@ public:
       e = cudaStreamWaitEvent(stream_, before_, 0);
     if (e != cudaSuccess)
       return cudaFailure("cudaEventRecord/cudaStreamWaitEvent", e);
-    MOERT_RETURN_IF_ERROR(setNcclStream(grid_, stream_));
+    if (grid_)
+      MOERT_RETURN_IF_ERROR(setNcclStream(*grid_, stream_));
     entry.status = work();
-    MOERT_RETURN_IF_ERROR(setNcclStream(grid_, nullptr));
+    if (grid_)
+      MOERT_RETURN_IF_ERROR(setNcclStream(*grid_, nullptr));
     if (!entry.status.ok()) {
       failure_ = entry.status;
     } else {
@@ -82,7 +86,7 @@ public:
   Status wait(size_t index) override {
     auto found = started_.find(index);
     if (found == started_.end())
-      return internalError("waiting for collective instruction #" +
+      return internalError("waiting for queued instruction #" +
                            std::to_string(index) + ", which was not started");
     Started entry = std::move(found->second);
     started_.erase(found);
@@ -137,7 +141,7 @@ private:
   }
 
   CudaDevice &device_;
-  comm::GridCommunicators &grid_;
+  comm::GridCommunicators *grid_;
   cudaStream_t stream_ = nullptr;
   cudaEvent_t before_ = nullptr;
   std::map<size_t, Started> started_;
@@ -154,7 +158,19 @@ makeStreamCollectiveQueue(hal::Device &device, comm::GridCommunicators &grid) {
                               "device is " +
                               device.description());
   auto queue =
-      std::make_unique<StreamCollectiveQueue>(cudaDeviceOf(device), grid);
+      std::make_unique<StreamCollectiveQueue>(cudaDeviceOf(device), &grid);
+  MOERT_RETURN_IF_ERROR(queue->initialize());
+  return std::unique_ptr<exec::CollectiveQueue>(std::move(queue));
+}
+
+Expected<std::unique_ptr<exec::CollectiveQueue>>
+makeTransferQueue(hal::Device &device) {
+  if (device.backend() != hal::Backend::Cuda)
+    return failedPrecondition("a transfer stream needs a CUDA device; the "
+                              "device is " +
+                              device.description());
+  auto queue =
+      std::make_unique<StreamCollectiveQueue>(cudaDeviceOf(device), nullptr);
   MOERT_RETURN_IF_ERROR(queue->initialize());
   return std::unique_ptr<exec::CollectiveQueue>(std::move(queue));
 }

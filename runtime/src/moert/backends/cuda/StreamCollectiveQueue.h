@@ -21,11 +21,15 @@
 // aborted communicator) is reported at the collective's wait point, as on
 // the host queue, and the collectives started after it are not enqueued.
 //
-// Not yet run on a GPU: it compiles with the CUDA backend. Its GPU test
-// (moert-cuda-nccl-tests, CollectiveStreamIsOrderedWithTheComputeStream,
-// run by scripts/gpu-check.sh) drives it on a one-rank NCCL world with a
-// late compute stream and a late collective stream; a training step uses
-// it only on two or more ranks, so two or more GPUs.
+// The same class, without a grid, is the offload's transfer stream
+// (makeTransferQueue).
+//
+// Its GPU test (moert-cuda-nccl-tests, CollectiveStreamIsOrderedWith-
+// TheComputeStream, run by scripts/gpu-check.sh; passed on an H200,
+// docs/gpu.md) drives it on a one-rank NCCL world with a late compute
+// stream and a late collective stream; a training step uses it for
+// collectives only on two or more ranks, so two or more GPUs (not tested:
+// one GPU at most is lent).
 //
 //===----------------------------------------------------------------------===//
 #ifndef MOERT_BACKENDS_CUDA_STREAMCOLLECTIVEQUEUE_H
@@ -42,6 +46,17 @@ namespace cuda {
 /// `grid` (its communicators devicePointers()).
 Expected<std::unique_ptr<exec::CollectiveQueue>>
 makeStreamCollectiveQueue(hal::Device &device, comm::GridCommunicators &grid);
+
+/// The same queue for the offload's host work (exec::scheduleHostWork): a
+/// transfer stream. start() runs the kernel on the calling thread after
+/// making the stream wait for the compute enqueued so far; the kernels of
+/// moe.to_host, moe.convert of a host master and moe.adamw of host state
+/// enqueue their copies between host and device on it (call.stream()), so
+/// that the gradients leave the device while the backward pass goes on
+/// and the updated 16-bit copies go up while the host updates the next
+/// parameter; wait() makes the compute stream wait for them.
+Expected<std::unique_ptr<exec::CollectiveQueue>>
+makeTransferQueue(hal::Device &device);
 
 } // namespace cuda
 } // namespace moert

@@ -3,9 +3,11 @@
 // scheduleCollectives on hand-made instruction lists (the analysis reads
 // buffers, regions and offsets, never runs a kernel), including arena
 // buffers that share bytes under different ids; the host collective queue
-// (a thread) on hand-made work: order, waits, errors; and the executor on
+// (a thread) on hand-made work: order, waits, errors; the executor on
 // a stand-in grid whose collective only completes once the instruction
-// after it has run, which it can only do with overlap.
+// after it has run, which it can only do with overlap; and the offload's
+// host work (scheduleHostWork) on its own queue beside the compute, the
+// same bits as in program order.
 //
 //===----------------------------------------------------------------------===//
 #include "moert/exec/CollectiveSchedule.h"
@@ -17,6 +19,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <cmath>
 #include <thread>
 
 using namespace moert;
@@ -29,10 +32,11 @@ struct Hand {
   Program program;
   Hand() { program.gridShape = {2, 2, 1}; }
 
-  /// f32[elements] in `kind` at byte `offset`.
-  int32_t buffer(int64_t elements, BufferKind kind, int64_t offset) {
+  /// f32[elements] (or `dtype`) in `kind` at byte `offset`.
+  int32_t buffer(int64_t elements, BufferKind kind, int64_t offset,
+                 DType dtype = DType::F32) {
     Buffer b;
-    b.type = {DType::F32, {elements}};
+    b.type = {dtype, {elements}};
     b.kind = kind;
     b.offset = offset;
     b.name = "b" + std::to_string(program.buffers.size());
@@ -44,6 +48,20 @@ struct Hand {
   }
   int32_t persistent(int64_t elements, int64_t offset) {
     return buffer(elements, BufferKind::Persistent, offset);
+  }
+  int32_t host(int64_t elements, int64_t offset) {
+    return buffer(elements, BufferKind::Host, offset);
+  }
+  void op(const std::string &kernel, std::vector<int32_t> operands,
+          std::vector<int32_t> results,
+          std::map<std::string, AttrValue> attrs = {}) {
+    Instruction inst;
+    inst.kernel = kernel;
+    inst.operands = std::move(operands);
+    inst.results = std::move(results);
+    inst.attrs = std::move(attrs);
+    inst.location = "test";
+    program.instructions.push_back(inst);
   }
   void compute(std::vector<int32_t> operands, std::vector<int32_t> results) {
     Instruction inst;
@@ -491,6 +509,161 @@ TEST(ExecutorOverlap, TheNextInstructionRunsWhileACollectiveIsInFlight) {
     for (int i = 0; i < 4; ++i)
       EXPECT_EQ(result[i], 5 * values[i]) << i;
   }
+}
+
+//===----------------------------------------------------------------------===//
+// The offload's host work
+//===----------------------------------------------------------------------===//
+
+/// One offloaded update, as moe-offload and moe-stream-gradients compile
+/// it (N elements): the gradient is made in the arena and copied to its
+/// host buffer, whose arena bytes the next instruction reuses; AdamW
+/// updates the host master and moments; the master is rounded into its
+/// bf16 device copy, which the device then reads.
+struct OffloadedUpdate {
+  static constexpr int64_t N = 4096;
+  Hand h;
+  int32_t x, z, out, lr, scale, step, copy; // persistent
+  int32_t grad, reuse, wide;                // arena
+  int32_t hostGrad, master, m, v;           // host
+  OffloadedUpdate() {
+    h.program.gridShape = {1, 1, 1};
+    const int64_t B = N * 4;
+    x = h.persistent(N, 0);
+    z = h.persistent(N, B);
+    out = h.persistent(N, 2 * B);
+    lr = h.buffer(1, BufferKind::Persistent, 3 * B);
+    h.program.buffers[lr].type.shape = {};
+    scale = h.buffer(1, BufferKind::Persistent, 3 * B + 64);
+    h.program.buffers[scale].type.shape = {};
+    step = h.buffer(1, BufferKind::Persistent, 3 * B + 128, DType::I64);
+    h.program.buffers[step].type.shape = {};
+    copy = h.buffer(N, BufferKind::Persistent, 3 * B + 192, DType::BF16);
+    h.program.persistentBytes = 3 * B + 192 + N * 2;
+    grad = h.arena(N, 0);
+    reuse = h.arena(N, 0); // the gradient's bytes, once it is on the host
+    wide = h.arena(N, B);
+    h.program.arenaBytes = 2 * B;
+    hostGrad = h.host(N, 0);
+    master = h.host(N, B);
+    m = h.host(N, 2 * B);
+    v = h.host(N, 3 * B);
+    h.program.hostBytes = 4 * B;
+    h.op("moe.add", {x, x}, {grad});                             // 0
+    h.op("moe.to_host", {grad, hostGrad}, {hostGrad});           // 1
+    h.op("moe.add", {z, z}, {reuse});                            // 2
+    h.op("moe.adamw", {master, hostGrad, m, v, lr, scale, step}, // 3
+         {master, m, v},
+         {{"beta1", 0.9},
+          {"beta2", 0.98},
+          {"epsilon", 1e-8},
+          {"weight_decay", 0.01}});
+    h.op("moe.convert", {master}, {copy}); // 4
+    h.op("moe.convert", {copy}, {wide});   // 5
+    h.op("moe.add", {wide, reuse}, {out}); // 6
+  }
+};
+
+TEST(HostWorkSchedule, WaitedForWhereTheDeviceNeedsItsBytes) {
+  OffloadedUpdate u;
+  const CollectiveSchedule s = scheduleHostWork(u.h.program);
+  EXPECT_EQ(s.asynchronous,
+            (std::vector<bool>{false, true, false, true, true, false, false}));
+  // The gradient's arena bytes are written again by instruction 2.
+  EXPECT_EQ(s.waitPoint[1], 2u);
+  // AdamW reads the host gradient after it on the same queue, and nothing
+  // on the device reads what AdamW writes (host memory): end of the step.
+  EXPECT_EQ(s.waitPoint[3], 7u);
+  // The device copy is read by instruction 5.
+  EXPECT_EQ(s.waitPoint[4], 5u);
+  EXPECT_EQ(s.waitBefore[2], std::vector<size_t>{1});
+  EXPECT_EQ(s.waitBefore[5], std::vector<size_t>{4});
+  EXPECT_EQ(s.waitAtEnd, std::vector<size_t>{3});
+  // Collectives are scheduled on their own: none here.
+  EXPECT_EQ(scheduleCollectives(u.h.program).numAsynchronous(), 0u);
+  EXPECT_TRUE(touchesHostMemory(u.h.program.instructions[1], u.h.program));
+  EXPECT_FALSE(touchesHostMemory(u.h.program.instructions[5], u.h.program));
+}
+
+TEST(HostWorkSchedule, AProgramWithoutHostMemoryHasNone) {
+  Hand h;
+  int32_t a = h.arena(4, 0), b = h.arena(4, 64);
+  h.compute({a}, {b});
+  h.collective("shard.all_reduce", b, a);
+  EXPECT_EQ(scheduleHostWork(h.program).numAsynchronous(), 0u);
+}
+
+/// Runs two steps of the update (the gradient changes with the step) and
+/// returns master, moments and the device result, bit for bit.
+std::vector<std::vector<uint32_t>> runOffloadedUpdate(bool overlap,
+                                                      bool &overlapped) {
+  OffloadedUpdate u;
+  auto made = Executor::create(u.h.program);
+  EXPECT_TRUE(made.ok()) << made.status().toString();
+  if (!made.ok())
+    return {};
+  Executor &e = **made;
+  e.setHostWorkOverlap(overlap);
+  const size_t n = static_cast<size_t>(OffloadedUpdate::N);
+  std::vector<float> x(n), z(n), master(n);
+  for (size_t i = 0; i < n; ++i) {
+    x[i] = std::sin(0.37f * static_cast<float>(i)) * 0.01f;
+    z[i] = std::cos(0.11f * static_cast<float>(i));
+    master[i] = 0.5f - static_cast<float>(i % 97) / 97.0f;
+  }
+  EXPECT_TRUE(e.writeBuffer(u.z, z.data(), n * 4).ok());
+  EXPECT_TRUE(e.writeBuffer(u.master, master.data(), n * 4).ok());
+  const float lr = 1e-3f, scale = 1.0f;
+  EXPECT_TRUE(e.writeBuffer(u.lr, &lr, 4).ok());
+  EXPECT_TRUE(e.writeBuffer(u.scale, &scale, 4).ok());
+  for (int64_t step = 1; step <= 2; ++step) {
+    for (float &value : x)
+      value *= -1.5f;
+    EXPECT_TRUE(e.writeBuffer(u.x, x.data(), n * 4).ok());
+    EXPECT_TRUE(e.writeBuffer(u.step, &step, 8).ok());
+    Status ran = e.run(RunContext());
+    EXPECT_TRUE(ran.ok()) << ran.toString();
+    overlapped = e.lastRunOverlappedHostWork();
+  }
+  std::vector<std::vector<uint32_t>> bits;
+  for (int32_t id : {u.master, u.m, u.v, u.out}) {
+    std::vector<uint32_t> values(n);
+    EXPECT_TRUE(e.readBuffer(id, values.data(), n * 4).ok());
+    bits.push_back(values);
+  }
+  return bits;
+}
+
+TEST(HostWorkOverlap, TheSameBitsAsInProgramOrder) {
+  bool overlapped = false;
+  const auto sequential = runOffloadedUpdate(false, overlapped);
+  EXPECT_FALSE(overlapped);
+  ASSERT_EQ(sequential.size(), 4u);
+  // The update happened: the master moved, the moments are not zero.
+  EXPECT_NE(sequential[0][0], sequential[0][1]);
+  EXPECT_NE(sequential[1][5], 0u);
+  for (int round = 0; round < 20; ++round) {
+    const auto queued = runOffloadedUpdate(true, overlapped);
+    EXPECT_TRUE(overlapped);
+    ASSERT_EQ(queued, sequential) << "round " << round;
+  }
+}
+
+TEST(HostWorkSchedule, OptimizerScalarsAreSteadyUnlessWrittenBetweenUpdates) {
+  OffloadedUpdate u;
+  EXPECT_TRUE(optimizerScalarsSteady(u.h.program));
+  // A second update, and between the two an instruction that writes the
+  // learning rate: each update must read its own.
+  Instruction second = u.h.program.instructions[3];
+  u.h.op("moe.add", {u.lr, u.lr}, {u.lr});
+  u.h.program.instructions.push_back(second);
+  EXPECT_FALSE(optimizerScalarsSteady(u.h.program));
+  // Written after the last update: steady again.
+  Hand none;
+  EXPECT_FALSE(optimizerScalarsSteady(none.program)); // no update at all
+  OffloadedUpdate after;
+  after.h.op("moe.add", {after.lr, after.lr}, {after.lr});
+  EXPECT_TRUE(optimizerScalarsSteady(after.h.program));
 }
 
 } // namespace

@@ -155,7 +155,7 @@ TEST(RowKernelsEmulationTest, CacheUpdateWritesTheRowsAtTheOffset) {
   launch(2, 4, 0, cacheUpdateKernel, batch, length, count, width,
          static_cast<const int32_t *>(&bad),
          static_cast<const uint32_t *>(rows.data()), untouched.data(), &record);
-  EXPECT_EQ(record.code, static_cast<unsigned>(kPositionOutOfRange));
+  EXPECT_EQ(record.code, static_cast<unsigned>(kCacheOffsetOutOfRange));
   EXPECT_EQ(untouched, before);
 }
 
