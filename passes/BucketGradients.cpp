@@ -11,9 +11,12 @@
 //   %r0   = moe.unpack %sum {offset = 0}  : tensor<Nxf32> -> type(%g0)
 //   %r1   = moe.unpack %sum {offset = n0} : tensor<Nxf32> -> type(%g1)
 //
-// Candidates are the f32 all-reduces of the step, in program order; a bucket
-// collects all-reduces over the same grid axes with the same reduction
-// until it holds `bucket-mb` MiB, and is reduced where its last member was;
+// Candidates are the f32 all-reduces of the step, in program order (and
+// the ZeRO reduce-scatters and all-gathers along dimension 0; with
+// E+Z-Offload's 16-bit device parameters, the bf16/f16 all-gathers of the
+// updated shards, which move data without arithmetic); a bucket collects
+// collectives of one kind and element type over the same grid axes with
+// the same reduction until it holds `bucket-mb` MiB, and is reduced where its last member was;
 // a tensor of at least `bucket-mb` MiB keeps its own all-reduce (packing it
 // would only copy it).
 // Moving a reduction later is only valid while nothing has used an earlier
@@ -63,22 +66,29 @@ struct Candidate {
   int64_t fullBytes = 0; // of the unsharded tensor
 };
 
-/// The f32 collectives the pass buckets: all-reduce (input and result of
+/// The collectives the pass buckets: f32 all-reduce (input and result of
 /// one static type), reduce-scatter and all-gather along dimension 0 (the
-/// ZeRO gradient shards and parameter gathers).
+/// ZeRO gradient shards and parameter gathers), and bf16/f16 all-gathers
+/// along dimension 0 (the 16-bit device copies of offload=params).
 std::optional<Candidate> candidateOf(Operation *op) {
-  auto staticF32 = [](Value v) -> RankedTensorType {
+  const bool gather = isa<shard::AllGatherOp>(op);
+  auto staticF32 = [gather](Value v) -> RankedTensorType {
     auto type = dyn_cast<RankedTensorType>(v.getType());
-    if (!type || !type.hasStaticShape() || !type.getElementType().isF32())
+    if (!type || !type.hasStaticShape())
+      return {};
+    Type element = type.getElementType();
+    if (!element.isF32() && !(gather && (element.isBF16() || element.isF16())))
       return {};
     return type;
+  };
+  auto bytesOf = [](RankedTensorType type) {
+    return type.getNumElements() * type.getElementTypeBitWidth() / 8;
   };
   if (auto reduce = dyn_cast<shard::AllReduceOp>(op)) {
     RankedTensorType in = staticF32(reduce.getInput());
     if (!in || in != staticF32(reduce.getResult()))
       return std::nullopt;
-    return Candidate{op, Candidate::Kind::AllReduce, 1,
-                     in.getNumElements() * 4};
+    return Candidate{op, Candidate::Kind::AllReduce, 1, bytesOf(in)};
   }
   // How many equal parts `whole` splits into along dimension 0 to give
   // `part` (the other dimensions equal), if it does.
@@ -98,15 +108,15 @@ std::optional<Candidate> candidateOf(Operation *op) {
     if (scatter.getScatterAxis() != 0 || !parts)
       return std::nullopt;
     return Candidate{op, Candidate::Kind::ReduceScatter, *parts,
-                     staticF32(scatter.getInput()).getNumElements() * 4};
+                     bytesOf(staticF32(scatter.getInput()))};
   }
-  if (auto gather = dyn_cast<shard::AllGatherOp>(op)) {
+  if (auto gatherOp = dyn_cast<shard::AllGatherOp>(op)) {
     std::optional<int64_t> parts =
-        partsAlongFirst(gather.getResult(), gather.getInput());
-    if (gather.getGatherAxis() != 0 || !parts)
+        partsAlongFirst(gatherOp.getResult(), gatherOp.getInput());
+    if (gatherOp.getGatherAxis() != 0 || !parts)
       return std::nullopt;
     return Candidate{op, Candidate::Kind::AllGather, *parts,
-                     staticF32(gather.getResult()).getNumElements() * 4};
+                     bytesOf(staticF32(gatherOp.getResult()))};
   }
   return std::nullopt;
 }
@@ -147,15 +157,20 @@ struct MoeBucketGradients
       position[&op] = index++;
 
     // Open buckets by (op name, its attributes: grid, axes, reduction or
-    // split axis; ranks that split dimension 0).
-    std::map<std::tuple<const void *, const void *, int64_t>, Bucket> open;
+    // split axis; ranks that split dimension 0; element type).
+    std::map<std::tuple<const void *, const void *, int64_t, const void *>,
+             Bucket>
+        open;
     for (Operation &op : llvm::make_early_inc_range(body)) {
       std::optional<Candidate> candidate = candidateOf(&op);
       if (!candidate)
         continue;
-      auto key = std::make_tuple(op.getName().getAsOpaquePointer(),
-                                 op.getAttrDictionary().getAsOpaquePointer(),
-                                 candidate->ranks);
+      auto key = std::make_tuple(
+          op.getName().getAsOpaquePointer(),
+          op.getAttrDictionary().getAsOpaquePointer(), candidate->ranks,
+          cast<RankedTensorType>(op.getResult(0).getType())
+              .getElementType()
+              .getAsOpaquePointer());
       Bucket &bucket = open[key];
       const int64_t here = position[&op];
       if (!bucket.members.empty() && here >= bucket.firstUse)
@@ -202,9 +217,10 @@ struct MoeBucketGradients
                            .getNumElements();
       }
       Location loc = last->getLoc();
-      auto f32 = builder.getF32Type();
-      auto inType = RankedTensorType::get({inElements}, f32);
-      auto outType = RankedTensorType::get({outElements}, f32);
+      Type element =
+          cast<RankedTensorType>(last->getResult(0).getType()).getElementType();
+      auto inType = RankedTensorType::get({inElements}, element);
+      auto outType = RankedTensorType::get({outElements}, element);
       const int64_t packChunks =
           kind == Candidate::Kind::ReduceScatter ? ranks : 1;
       const int64_t unpackChunks =

@@ -100,3 +100,32 @@ module {
     return %p0, %p1, %s3 : tensor<4x8xf32>, tensor<8xf32>, tensor<4x4xf32>
   }
 }
+
+// -----
+
+// E+Z-Offload's 16-bit device copies (offload=params) are all-gathered in
+// bf16: their gathers are bucketed like the fp32 ones, in a bucket of their
+// own element type (a bf16 and an fp32 gather over the same axes are never
+// packed together).
+// CHECK-LABEL: func.func @train_step
+// CHECK: %[[F:.*]] = shard.all_gather %arg2 on @grid grid_axes = [0] gather_axis = 0 : tensor<2x8xf32> -> tensor<4x8xf32>
+// CHECK: %[[OWN:.*]] = moe.pack %arg0, %arg1 : tensor<2x8xbf16>, tensor<4xbf16> -> tensor<20xbf16>
+// CHECK-NEXT: %[[ALL:.*]] = shard.all_gather %[[OWN]] on @grid grid_axes = [0] gather_axis = 0 : tensor<20xbf16> -> tensor<40xbf16>
+// CHECK-NEXT: %[[C0:.*]] = moe.unpack %[[ALL]] {chunks = 2 : i64, offset = 0 : i64} : tensor<40xbf16> -> tensor<4x8xbf16>
+// CHECK-NEXT: %[[C1:.*]] = moe.unpack %[[ALL]] {chunks = 2 : i64, offset = 16 : i64} : tensor<40xbf16> -> tensor<8xbf16>
+// CHECK: return %[[C0]], %[[C1]], %[[F]]
+// A bucket of 0.0001 MiB (104 bytes) holds the two bf16 shards' 80 bytes
+// of copies but not a third f32 gather's 128.
+// SMALL-LABEL: func.func @train_step
+// SMALL: moe.pack %arg0, %arg1 : tensor<2x8xbf16>, tensor<4xbf16> -> tensor<20xbf16>
+module {
+  shard.grid @grid(shape = 2)
+  func.func @train_step(%s0: tensor<2x8xbf16>, %s1: tensor<4xbf16>,
+                        %s2: tensor<2x8xf32>)
+      -> (tensor<4x8xbf16>, tensor<8xbf16>, tensor<4x8xf32>) {
+    %c0 = shard.all_gather %s0 on @grid grid_axes = [0] gather_axis = 0 : tensor<2x8xbf16> -> tensor<4x8xbf16>
+    %f = shard.all_gather %s2 on @grid grid_axes = [0] gather_axis = 0 : tensor<2x8xf32> -> tensor<4x8xf32>
+    %c1 = shard.all_gather %s1 on @grid grid_axes = [0] gather_axis = 0 : tensor<4xbf16> -> tensor<8xbf16>
+    return %c0, %c1, %f : tensor<4x8xbf16>, tensor<8xbf16>, tensor<4x8xf32>
+  }
+}

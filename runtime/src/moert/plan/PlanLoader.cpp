@@ -532,10 +532,12 @@ Status PlanChecker::checkInstruction(uint32_t index,
           instruction.opcode() != fb::Opcode::convert &&
           instruction.opcode() != fb::Opcode::all_gather &&
           instruction.opcode() != fb::Opcode::all_to_all &&
-          instruction.opcode() != fb::Opcode::all_slice)
+          instruction.opcode() != fb::Opcode::all_slice &&
+          instruction.opcode() != fb::Opcode::pack &&
+          instruction.opcode() != fb::Opcode::unpack)
         return invalidArgument(fmt::format(
-            "{}: {} {} is {} of {}; only convert, all_gather, all_to_all and "
-            "all_slice take bf16/f16 buffers",
+            "{}: {} {} is {} of {}; only convert, all_gather, all_to_all, "
+            "all_slice, pack and unpack take bf16/f16 buffers",
             where, list.kind, position, bufferLabel(buf),
             dtypeName(buf.dtype())));
       // Host state is read and written by the optimizer, and read by the

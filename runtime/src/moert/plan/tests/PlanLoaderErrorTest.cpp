@@ -527,7 +527,8 @@ TEST(PlanLoaderErrors, MalformedOffload) {
     writer.addInstruction(fb::Opcode::add, {a, a}, {sum});
     expectLoadError(writer, "instruction #4 (add): operand 0 is buffer 7 "
                             "('a') of bf16; only convert, all_gather, "
-                            "all_to_all and all_slice take bf16/f16 buffers");
+                            "all_to_all, all_slice, pack and unpack take "
+                            "bf16/f16 buffers");
   }
   {
     // A gradient streamed into a device buffer, and into one of another
