@@ -85,6 +85,10 @@ Executor::Executor(Program program, hal::Device &device)
       overlapHostWork_(!device.hostAccessible()) {}
 
 Executor::~Executor() {
+  // Copies into or out of the pinned memory may still be in flight on a
+  // stream (the compute stream waits for the transfer stream's).
+  if (!pinned_.empty())
+    (void)device_.synchronize();
   for (void *host : pinned_)
     device_.unpinHostMemory(host);
 }
