@@ -18,6 +18,7 @@
 // A benchmark, not a test: nothing fails on a slow number.
 //
 //===----------------------------------------------------------------------===//
+#include "BenchArgs.h"
 #include "moert/comm/MpiCommunicator.h"
 #include "moert/exec/Executor.h"
 #include "moert/plan/PlanLoader.h"
@@ -51,17 +52,11 @@ bool parseOptions(int argc, char **argv, Options &o) {
     const std::string arg = argv[i];
     if (arg == "--steps" || arg == "--warmup" || arg == "--rounds" ||
         arg == "--seed") {
-      char *end = nullptr;
-      const long long value =
-          i + 1 < argc ? std::strtoll(argv[++i], &end, 10) : -1;
       const long long least = arg == "--warmup" || arg == "--seed" ? 0 : 1;
-      if (!end || *end != '\0' || value < least) {
-        std::fprintf(stderr,
-                     "%smoe-bench-overlap: %s expects an integer >= %lld, "
-                     "found '%s'\n",
-                     usage, arg.c_str(), least, end ? argv[i] : "nothing");
+      int64_t value = 0;
+      if (!moe_bench::integerOption(argc, argv, i, "moe-bench-overlap", usage,
+                                    least, value))
         return false;
-      }
       if (arg == "--steps")
         o.steps = value;
       else if (arg == "--warmup")
@@ -86,12 +81,6 @@ bool parseOptions(int argc, char **argv, Options &o) {
     return false;
   }
   return true;
-}
-
-double median(std::vector<double> values) {
-  std::sort(values.begin(), values.end());
-  const size_t n = values.size();
-  return n % 2 ? values[n / 2] : 0.5 * (values[n / 2 - 1] + values[n / 2]);
 }
 
 int fail(int rank, const Status &status) {
@@ -216,7 +205,8 @@ int main(int argc, char **argv) {
     if (!overlapped)
       std::printf("note: the collectives did not run asynchronously (MPI "
                   "without MPI_THREAD_SERIALIZED?)\n");
-    const double off = median(times[0]), on = median(times[1]);
+    const double off = moe_bench::median(times[0]),
+                 on = moe_bench::median(times[1]);
     const double offMin = *std::min_element(times[0].begin(), times[0].end());
     const double onMin = *std::min_element(times[1].begin(), times[1].end());
     std::printf("%d ranks, %lld rounds of %lld steps per mode after %lld "

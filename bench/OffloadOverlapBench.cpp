@@ -21,6 +21,7 @@
 // A benchmark, not a test: nothing fails on a slow number.
 //
 //===----------------------------------------------------------------------===//
+#include "BenchArgs.h"
 #include "moert/exec/Executor.h"
 #include "moert/hal/Device.h"
 #include "moert/plan/PlanLoader.h"
@@ -55,17 +56,11 @@ bool parseOptions(int argc, char **argv, Options &o) {
     const std::string arg = argv[i];
     if (arg == "--steps" || arg == "--warmup" || arg == "--rounds" ||
         arg == "--seed") {
-      char *end = nullptr;
-      const long long value =
-          i + 1 < argc ? std::strtoll(argv[++i], &end, 10) : -1;
       const long long least = arg == "--warmup" || arg == "--seed" ? 0 : 1;
-      if (!end || *end != '\0' || value < least) {
-        std::fprintf(stderr,
-                     "%smoe-bench-offload: %s expects an integer >= %lld, "
-                     "found '%s'\n",
-                     kUsage, arg.c_str(), least, end ? argv[i] : "nothing");
+      int64_t value = 0;
+      if (!moe_bench::integerOption(argc, argv, i, "moe-bench-offload", kUsage,
+                                    least, value))
         return false;
-      }
       if (arg == "--steps")
         o.steps = value;
       else if (arg == "--warmup")
@@ -99,12 +94,6 @@ bool parseOptions(int argc, char **argv, Options &o) {
     return false;
   }
   return true;
-}
-
-double median(std::vector<double> values) {
-  std::sort(values.begin(), values.end());
-  const size_t n = values.size();
-  return n % 2 ? values[n / 2] : 0.5 * (values[n / 2 - 1] + values[n / 2]);
 }
 
 double fastest(const std::vector<double> &values) {
@@ -239,7 +228,8 @@ int main(int argc, char **argv) {
               static_cast<long long>(options.rounds),
               static_cast<long long>(options.steps),
               static_cast<long long>(options.warmup));
-  const double off = median(times[0]), on = median(times[1]);
+  const double off = moe_bench::median(times[0]),
+               on = moe_bench::median(times[1]);
   std::printf("median step time: overlap off %.2f ms, overlap on %.2f ms, "
               "on/off %.3f\n",
               off * 1e3, on * 1e3, on / off);
@@ -248,7 +238,7 @@ int main(int argc, char **argv) {
               fastest(times[0]) * 1e3, fastest(times[1]) * 1e3,
               fastest(times[1]) / fastest(times[0]));
   if (baseline) {
-    const double base = median(times[2]);
+    const double base = moe_bench::median(times[2]);
     std::printf("without offload (%s): median %.2f ms; offload costs "
                 "x%.3f with overlap off, x%.3f with it on\n",
                 options.baseline.c_str(), base * 1e3, off / base, on / base);
