@@ -17,6 +17,12 @@
 
 namespace moe_bench {
 
+/// Steps timed per mode and round, warm-up steps, rounds, the run's seed.
+struct StepOptions {
+  int64_t steps = 10, warmup = 3, rounds = 3;
+  uint64_t seed = 1;
+};
+
 /// Reads the value after argv[i] (advancing i) as an integer of at least
 /// `least` into `value`; otherwise prints `usage` and an error naming
 /// `tool`, the option and what was found, and returns false.
@@ -32,6 +38,27 @@ inline bool integerOption(int argc, char **argv, int &i, const char *tool,
     return false;
   }
   value = parsed;
+  return true;
+}
+
+/// Whether argv[i] is --steps, --warmup, --rounds or --seed; then its value
+/// (advancing i) goes into `o`, and `ok` says whether it was a valid one
+/// (otherwise the error is printed as integerOption does).
+inline bool stepOption(int argc, char **argv, int &i, const char *tool,
+                       const char *usage, StepOptions &o, bool &ok) {
+  const std::string arg = argv[i];
+  int64_t *target = arg == "--steps"    ? &o.steps
+                    : arg == "--warmup" ? &o.warmup
+                    : arg == "--rounds" ? &o.rounds
+                                        : nullptr;
+  int64_t seed = 0;
+  if (!target && arg != "--seed")
+    return false;
+  const long long least = arg == "--warmup" || arg == "--seed" ? 0 : 1;
+  ok =
+      integerOption(argc, argv, i, tool, usage, least, target ? *target : seed);
+  if (ok && !target)
+    o.seed = static_cast<uint64_t>(seed);
   return true;
 }
 

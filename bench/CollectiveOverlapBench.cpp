@@ -38,10 +38,8 @@ using namespace moert;
 
 namespace {
 
-struct Options {
+struct Options : moe_bench::StepOptions {
   std::string plan;
-  int64_t steps = 10, warmup = 3, rounds = 3;
-  uint64_t seed = 1;
 };
 
 bool parseOptions(int argc, char **argv, Options &o) {
@@ -50,21 +48,11 @@ bool parseOptions(int argc, char **argv, Options &o) {
       "[--steps N] [--warmup W] [--rounds R] [--seed S]\n";
   for (int i = 1; i < argc; ++i) {
     const std::string arg = argv[i];
-    if (arg == "--steps" || arg == "--warmup" || arg == "--rounds" ||
-        arg == "--seed") {
-      const long long least = arg == "--warmup" || arg == "--seed" ? 0 : 1;
-      int64_t value = 0;
-      if (!moe_bench::integerOption(argc, argv, i, "moe-bench-overlap", usage,
-                                    least, value))
+    bool valid = true;
+    if (moe_bench::stepOption(argc, argv, i, "moe-bench-overlap", usage, o,
+                              valid)) {
+      if (!valid)
         return false;
-      if (arg == "--steps")
-        o.steps = value;
-      else if (arg == "--warmup")
-        o.warmup = value;
-      else if (arg == "--rounds")
-        o.rounds = value;
-      else
-        o.seed = static_cast<uint64_t>(value);
     } else if (arg == "-h" || arg == "--help") {
       std::fputs(usage, stdout);
       std::exit(0);
