@@ -76,6 +76,12 @@ struct PartitionNumbers {
   // kept in host memory (master weights, moments) in a region of their own.
   int64_t deviceCopyBytes = 0;
   int64_t hostBytes = 0;
+  // Bytes copied between device and host memory per step (offload): down,
+  // the gradients (moe.to_host) and what a host AdamW reads from the
+  // device; up, the 16-bit copies of updated masters (moe.convert of a
+  // host value) and the fp32 parameters a host AdamW updates on the device.
+  int64_t toHostBytes = 0;
+  int64_t toDeviceBytes = 0;
   MatmulFlops flops;
   CollectiveTraffic collectives[kNumCollectiveKinds];
   // Bytes per collective kind and grid axes, for the breakdown.
@@ -211,6 +217,46 @@ LogicalResult MoePartitionReport::collect(ModuleOp module, func::FuncOp func,
   func.walk([&](AdamWOp update) {
     numbers.gradientBytes += tensorBytes(update.getGrad().getType());
   });
+  // Values in host memory: arguments placed there, the buffers moe.to_host
+  // writes, and what AdamW makes of host operands.
+  auto inHost = [&](Value value) -> bool {
+    for (int hops = 0; hops < 4; ++hops) {
+      if (auto arg = dyn_cast<BlockArgument>(value)) {
+        auto placement = func.getArgAttrOfType<StringAttr>(
+            arg.getArgNumber(), MoeDialect::kPlacementAttrName);
+        return placement && placement.getValue() == "host";
+      }
+      Operation *def = value.getDefiningOp();
+      if (isa_and_nonnull<ToHostOp>(def))
+        return true;
+      auto update = dyn_cast_or_null<AdamWOp>(def);
+      if (!update)
+        return false;
+      const unsigned result = cast<OpResult>(value).getResultNumber();
+      value = result == 0 ? update.getParam()
+              : result == 1 ? update.getExpAvg()
+                            : update.getExpAvgSq();
+    }
+    return false;
+  };
+  func.walk([&](Operation *op) {
+    if (auto copy = dyn_cast<ToHostOp>(op)) {
+      numbers.toHostBytes += tensorBytes(copy.getInput().getType());
+    } else if (auto convert = dyn_cast<ConvertOp>(op)) {
+      if (inHost(convert.getInput()))
+        numbers.toDeviceBytes += tensorBytes(convert.getType());
+    } else if (auto update = dyn_cast<AdamWOp>(op)) {
+      if (!inHost(update.getExpAvg()))
+        return;
+      const int64_t bytes = tensorBytes(update.getParam().getType());
+      if (!inHost(update.getParam())) {
+        numbers.toHostBytes += bytes;
+        numbers.toDeviceBytes += bytes;
+      }
+      if (!inHost(update.getGrad()))
+        numbers.toHostBytes += bytes;
+    }
+  });
   numbers.activationBytes = planStepMemory(func, alignment).arenaBytes;
   numbers.flops = computeMatmulFlops(func);
 
@@ -262,8 +308,11 @@ void MoePartitionReport::print(func::FuncOp func,
   bytesLine("batch inputs", numbers.batchBytes);
   bytesLine("activations (arena peak)", numbers.activationBytes);
   bytesLine("persistent (arguments)", numbers.persistentBytes);
-  if (numbers.hostBytes > 0)
+  if (numbers.hostBytes > 0) {
     bytesLine("host (offloaded)", numbers.hostBytes);
+    bytesLine("copied to the host / step", numbers.toHostBytes);
+    bytesLine("copied to the device / step", numbers.toDeviceBytes);
+  }
   auto flopsLine = [&](StringRef label, int64_t flops) {
     os << llvm::format("  %-26s %16lld  %11.3f GFLOP\n", label.str().c_str(),
                        static_cast<long long>(flops),
@@ -322,6 +371,8 @@ LogicalResult MoePartitionReport::writeJson(func::FuncOp func,
     out.attribute("persistent_bytes", numbers.persistentBytes);
     out.attribute("device_copy_bytes", numbers.deviceCopyBytes);
     out.attribute("host_bytes", numbers.hostBytes);
+    out.attribute("to_host_bytes", numbers.toHostBytes);
+    out.attribute("to_device_bytes", numbers.toDeviceBytes);
     out.attribute("flops", numbers.flops.total());
     out.attributeObject("collectives", [&] {
       for (size_t kind = 0; kind < kNumCollectiveKinds; ++kind)
