@@ -126,7 +126,7 @@ public:
   /// copies run on a transfer stream while the host updates); off by
   /// default on the CPU backend, whose kernels already use the host's
   /// cores (a host-work thread beside them made the demo's offloaded step
-  /// 1.28x slower on 2 cores: moe-bench-offload).
+  /// 1.1-1.3x slower on 2 cores: moe-bench-offload).
   void setHostWorkOverlap(bool on) { overlapHostWork_ = on; }
   bool hostWorkOverlap() const { return overlapHostWork_; }
   /// Whether the last run() started host work asynchronously.
