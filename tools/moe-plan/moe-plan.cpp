@@ -69,12 +69,14 @@
 #include "llvm/Support/MemoryBuffer.h"
 #include "llvm/Support/Path.h"
 #include "llvm/Support/Program.h"
+#include "llvm/Support/ThreadPool.h"
 #include "llvm/Support/raw_ostream.h"
 
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <map>
+#include <memory>
 #include <numeric>
 #include <optional>
 #include <string>
@@ -207,14 +209,17 @@ std::vector<int> parseAxes(llvm::StringRef text) {
 }
 
 /// Compiles configurations for grids through the real pipeline and reads
-/// the partition report; remembers what it compiled.
+/// the partition report; remembers what it compiled. Each compile builds
+/// its model in a context of its own: what a context interns lives as long
+/// as it does, and a search compiles hundreds of models (with
+/// offload=params tens of MB each).
 class Compiler {
 public:
   /// `overlap`: compile the memory plan for collectives beside the compute
   /// (the pipeline's overlap=true), which the step time then assumes.
-  Compiler(mlir::MLIRContext &context, std::string reportPath, double bucketMb,
-           bool overlap)
-      : context(context), reportPath(std::move(reportPath)) {
+  Compiler(const mlir::DialectRegistry &registry, std::string reportPath,
+           double bucketMb, bool overlap)
+      : registry(registry), reportPath(std::move(reportPath)) {
     if (bucketMb > 0) {
       char text[64];
       std::snprintf(text, sizeof(text), " bucket-mb=%.17g", bucketMb);
@@ -231,7 +236,16 @@ public:
   int64_t compiles = 0;
 
 private:
-  mlir::MLIRContext &context;
+  /// A context with the project's dialects loaded, sharing one thread pool.
+  std::unique_ptr<mlir::MLIRContext> newContext() {
+    auto context = std::make_unique<mlir::MLIRContext>(
+        registry, mlir::MLIRContext::Threading::DISABLED);
+    context->setThreadPool(threads);
+    context->loadAllAvailableDialects();
+    return context;
+  }
+  const mlir::DialectRegistry &registry;
+  llvm::DefaultThreadPool threads;
   std::string reportPath;
   std::string bucketOption; // pipeline options: buckets, overlap
 };
@@ -240,6 +254,9 @@ Report Compiler::compile(const mlir::moe::ModelConfig &config, const Grid &g,
                          bool offloadParams) {
   Report r;
   ++compiles;
+  // Destroyed after the module (declared before it).
+  std::unique_ptr<mlir::MLIRContext> owner = newContext();
+  mlir::MLIRContext &context = *owner;
   mlir::OwningOpRef<mlir::ModuleOp> module =
       mlir::moe::buildModel(context, config);
   std::string diagnostics;
@@ -313,8 +330,9 @@ Report Compiler::compile(const mlir::moe::ModelConfig &config, const Grid &g,
 }
 
 int64_t Compiler::parameterCount(const mlir::moe::ModelConfig &config) {
+  std::unique_ptr<mlir::MLIRContext> context = newContext();
   mlir::OwningOpRef<mlir::ModuleOp> module =
-      mlir::moe::buildModel(context, config);
+      mlir::moe::buildModel(*context, config);
   auto forward = module->lookupSymbol<mlir::func::FuncOp>("forward");
   return forward ? mlir::moe::computeParamStats(forward).totalElements : 0;
 }
@@ -1018,8 +1036,6 @@ int main(int argc, char **argv) {
   mlir::DialectRegistry registry;
   mlir::moe::registerAllDialects(registry);
   mlir::moe::registerAllPasses();
-  mlir::MLIRContext context(registry);
-  context.loadAllAvailableDialects();
   llvm::SmallString<128> reportPath;
   if (llvm::sys::fs::createTemporaryFile("moe-plan", "json", reportPath)) {
     std::fprintf(stderr, "moe-plan: error: cannot create a temporary file\n");
@@ -1029,7 +1045,8 @@ int main(int argc, char **argv) {
     llvm::SmallString<128> &path;
     ~Remove() { llvm::sys::fs::remove(path); }
   } remove{reportPath};
-  Compiler compiler(context, reportPath.str().str(), o.bucketMb, o.overlap > 0);
+  Compiler compiler(registry, reportPath.str().str(), o.bucketMb,
+                    o.overlap > 0);
 
   if (!o.largest.empty())
     return runLargest(o, *config, compiler);
