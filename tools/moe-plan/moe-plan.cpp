@@ -409,6 +409,9 @@ void model(const Options &o, Candidate &c) {
     // runs on a transfer stream while the backward pass goes on, so only
     // what exceeds the backward's compute is exposed; the host updates one
     // parameter while the previous one's copy goes back on that stream.
+    // For moment-only offload that is optimistic: the runtime copies each
+    // fp32 parameter down on the same stream, behind the previous one's
+    // copy up, and waits for it before the update.
     c.offloadS = o.offloadOverlap
                      ? std::max(0.0, c.gradientCopyS - c.backwardS) +
                            std::max(c.hostAdamS, c.parameterCopyS)
