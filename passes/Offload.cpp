@@ -68,6 +68,29 @@ bool isGemmWeight(OpOperand &use, Type half) {
   return false;
 }
 
+/// The argument attributes of `fn`, one dictionary per argument (empty
+/// where it has none), to edit here and write back once with
+/// setAllArgAttrs: setting them an argument at a time (setArgAttr,
+/// insertArgument) interns a new array of all of them each time, which is
+/// quadratic in the arguments of a deep model's step (gigabytes of a
+/// context for a few thousand parameters).
+SmallVector<DictionaryAttr> argAttrDicts(func::FuncOp fn) {
+  SmallVector<DictionaryAttr> dicts;
+  for (unsigned i = 0, e = fn.getNumArguments(); i < e; ++i) {
+    DictionaryAttr dict = fn.getArgAttrDict(i);
+    dicts.push_back(dict ? dict : DictionaryAttr::get(fn.getContext()));
+  }
+  return dicts;
+}
+
+/// `dicts[index]` with `name` set to `value`.
+void setAttr(SmallVectorImpl<DictionaryAttr> &dicts, unsigned index,
+             StringRef name, Attribute value) {
+  NamedAttrList attrs(dicts[index]);
+  attrs.set(name, value);
+  dicts[index] = attrs.getDictionary(value.getContext());
+}
+
 /// One parameter that gets a 16-bit device copy.
 struct Candidate {
   BlockArgument param;           // the fp32 parameter as partitioned
@@ -98,12 +121,13 @@ struct MoeOffload : mlir::moe::impl::MoeOffloadBase<MoeOffload> {
     if (module.lookupSymbol(kRefreshFunction))
       return; // already offloaded
     Builder b(&getContext());
-    Block &body = step.getBody().front();
     // The moments (both modes).
-    for (BlockArgument arg : body.getArguments())
-      if (step.getArgAttr(arg.getArgNumber(), MoeDialect::kOptStateAttrName))
-        step.setArgAttr(arg.getArgNumber(), MoeDialect::kPlacementAttrName,
-                        b.getStringAttr(kHost));
+    SmallVector<DictionaryAttr> argAttrs = argAttrDicts(step);
+    for (unsigned i = 0, e = argAttrs.size(); i < e; ++i)
+      if (argAttrs[i].get(MoeDialect::kOptStateAttrName))
+        setAttr(argAttrs, i, MoeDialect::kPlacementAttrName,
+                b.getStringAttr(kHost));
+    step.setAllArgAttrs(argAttrs);
     if (mode != OffloadMode::params)
       return;
     if (deviceType == ComputePrecision::fp32) {
@@ -213,14 +237,16 @@ LogicalResult MoeOffload::rewrite(func::FuncOp step,
   Block &body = step.getBody().front();
   auto ret = cast<func::ReturnOp>(body.getTerminator());
   Location loc = step.getLoc();
+  // New arguments are appended to the block and their attributes here; the
+  // function's type and attributes are written once at the end.
+  SmallVector<DictionaryAttr> argAttrs = argAttrDicts(step);
+  SmallVector<Value> newResults;
 
   // The ZeRO state sharding of a parameter: its moments'.
   llvm::DenseMap<StringAttr, Attribute> stateSharding;
-  for (BlockArgument arg : body.getArguments())
-    if (auto of = step.getArgAttrOfType<StringAttr>(
-            arg.getArgNumber(), MoeDialect::kStateOfAttrName))
-      if (Attribute s = step.getArgAttr(arg.getArgNumber(),
-                                        MoeDialect::kShardingAttrName))
+  for (DictionaryAttr attrs : argAttrs)
+    if (auto of = attrs.getAs<StringAttr>(MoeDialect::kStateOfAttrName))
+      if (Attribute s = attrs.get(MoeDialect::kShardingAttrName))
         stateSharding[of] = s;
 
   // @refresh_params(masters...) -> copies..., built alongside.
@@ -237,7 +263,7 @@ LogicalResult MoeOffload::rewrite(func::FuncOp step,
   llvm::BitVector erase(body.getNumArguments());
   for (Candidate c : candidates) {
     unsigned argIndex = c.param.getArgNumber();
-    NamedAttrList paramAttrs(step.getArgAttrDict(argIndex));
+    NamedAttrList paramAttrs(argAttrs[argIndex]);
     Attribute sharding = paramAttrs.get(MoeDialect::kShardingAttrName);
     Type copyType = withElement(c.param.getType(), half);
 
@@ -246,13 +272,9 @@ LogicalResult MoeOffload::rewrite(func::FuncOp step,
     copyAttrs.set(MoeDialect::kDeviceCopyAttrName, c.name);
     if (sharding)
       copyAttrs.set(MoeDialect::kShardingAttrName, sharding);
-    unsigned copyIndex = body.getNumArguments();
-    if (failed(step.insertArgument(copyIndex, copyType,
-                                   copyAttrs.getDictionary(ctx), loc)))
-      return step.emitError() << "moe-offload: cannot add the device copy of '"
-                              << c.name.getValue() << "'";
+    Value copy = body.addArgument(copyType, loc);
+    argAttrs.push_back(copyAttrs.getDictionary(ctx));
     erase.resize(body.getNumArguments());
-    Value copy = body.getArgument(copyIndex);
 
     // Each GEMM reads an fp32 view of the copy, made just before it.
     SmallVector<OpOperand *> gemmUses;
@@ -279,19 +301,15 @@ LogicalResult MoeOffload::rewrite(func::FuncOp step,
                   "shard's sharding from";
       masterAttrs.set(MoeDialect::kShardingAttrName, masterSharding);
       masterAttrs.set(MoeDialect::kPlacementAttrName, b.getStringAttr(kHost));
-      unsigned masterIndex = body.getNumArguments();
-      if (failed(step.insertArgument(masterIndex, c.slice.getType(),
-                                     masterAttrs.getDictionary(ctx), loc)))
-        return step.emitError() << "moe-offload: cannot add the master of '"
-                                << c.name.getValue() << "'";
+      master = body.addArgument(c.slice.getType(), loc);
+      argAttrs.push_back(masterAttrs.getDictionary(ctx));
       erase.resize(body.getNumArguments());
-      master = body.getArgument(masterIndex);
       c.slice.getResult().replaceAllUsesWith(master);
       c.slice->erase();
       erase.set(argIndex);
     } else {
-      step.setArgAttr(argIndex, MoeDialect::kPlacementAttrName,
-                      b.getStringAttr(kHost));
+      setAttr(argAttrs, argIndex, MoeDialect::kPlacementAttrName,
+              b.getStringAttr(kHost));
     }
 
     // After the update: round, (ZeRO) gather in 16 bits, return as the
@@ -319,7 +337,7 @@ LogicalResult MoeOffload::rewrite(func::FuncOp step,
     }
     for (Operation *gather : llvm::reverse(c.back))
       gather->erase();
-    ret->insertOperands(ret.getNumOperands(), whole);
+    newResults.push_back(whole);
     NamedAttrList resultAttrs(copyAttrs);
     resultAttrs.set(MoeDialect::kRoleAttrName,
                     b.getStringAttr("new_device_copy"));
@@ -336,6 +354,10 @@ LogicalResult MoeOffload::rewrite(func::FuncOp step,
     refreshResultAttrs.push_back(copyAttrs.getDictionary(ctx));
     refreshGathers.push_back(std::move(gathers));
   }
+  ret->insertOperands(ret.getNumOperands(), newResults);
+  step.setType(
+      FunctionType::get(ctx, body.getArgumentTypes(), ret.getOperandTypes()));
+  step.setAllArgAttrs(argAttrs);
   if (erase.any() && failed(step.eraseArguments(erase)))
     return step.emitError() << "moe-offload: cannot remove the replaced "
                                "parameter arguments";
@@ -405,6 +427,9 @@ struct MoeStreamGradients
         updates.push_back(update);
     });
     OpBuilder b(ctx);
+    // The gradient buffers are appended to the block and their attributes
+    // here; the function's type and attributes are written once at the end.
+    SmallVector<DictionaryAttr> argAttrs = argAttrDicts(step);
     for (AdamWOp update : updates) {
       Value grad = update.getGrad();
       // Only the norm's sums of squares and this update read it.
@@ -423,18 +448,21 @@ struct MoeStreamGradients
         sum->moveAfter(last);
         last = sum;
       }
-      unsigned index = body.getNumArguments();
       NamedAttrList attrs;
       attrs.set(MoeDialect::kGradBufferAttrName, nameOf(update));
       attrs.set(MoeDialect::kPlacementAttrName, b.getStringAttr(kHost));
-      if (failed(step.insertArgument(index, grad.getType(),
-                                     attrs.getDictionary(ctx), step.getLoc())))
-        return signalPassFailure();
+      Value buffer = body.addArgument(grad.getType(), step.getLoc());
+      argAttrs.push_back(attrs.getDictionary(ctx));
       b.setInsertionPointAfter(last);
-      auto copy = ToHostOp::create(b, update.getLoc(), grad.getType(), grad,
-                                   body.getArgument(index));
+      auto copy =
+          ToHostOp::create(b, update.getLoc(), grad.getType(), grad, buffer);
       update.getGradMutable().assign(copy.getResult());
     }
+    if (argAttrs.size() == step.getNumArguments())
+      return; // nothing streamed
+    step.setType(
+        FunctionType::get(ctx, body.getArgumentTypes(), step.getResultTypes()));
+    step.setAllArgAttrs(argAttrs);
   }
 };
 

@@ -4,7 +4,7 @@
 //            [--efficiency 0.4] [--overlap 0] [--zero 0,1,2] [--tp LIST]
 //            [--ep LIST] [--offload] [--top K] [--json FILE]
 //            [--device-memory GIB] [--host-memory GIB] [--latency-us IN,OUT]
-//            [--bucket-mb MB]
+//            [--bucket-mb MB] [--offload-params] [--offload-overlap 1]
 //            [--largest experts|layers]
 //
 // Enumerates the partitionings of MODEL over N devices (dp x ep x tp with
@@ -20,8 +20,15 @@
 //     not hidden behind compute (each collective's bytes, per grid-axes
 //     group, over NVLink when the group lies inside a node, else over the
 //     inter-node link, plus a fixed latency per collective call, minus
-//     overlap x compute) + with offload the gradient
-//     and parameter copies over PCIe and the host AdamW pass;
+//     overlap x compute) + with offload the host's part: the gradient copies
+//     to the host, the parameter copies (moment-only offload: the fp32
+//     parameter down and back up; --offload-params: its 16-bit copy up)
+//     over PCIe and the host AdamW pass. With --offload-overlap 1 (the
+//     default, as the runtime does it on a GPU) each gradient's copy runs on
+//     a transfer stream while the backward pass goes on, and the host
+//     updates one parameter while the previous one's copy goes back, so
+//     only max(0, gradient copies - backward compute) + max(host AdamW,
+//     parameter copies) is added; with 0 their sum;
 //   - predicted MFU: the model FLOPs of the step (the unpartitioned
 //     program's matrix FLOPs, so redundant work of a grid does not count)
 //     per device / (step time x peak).
@@ -62,12 +69,14 @@
 #include "llvm/Support/MemoryBuffer.h"
 #include "llvm/Support/Path.h"
 #include "llvm/Support/Program.h"
+#include "llvm/Support/ThreadPool.h"
 #include "llvm/Support/raw_ostream.h"
 
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <map>
+#include <memory>
 #include <numeric>
 #include <optional>
 #include <string>
@@ -111,6 +120,10 @@ struct Options {
   // Offloaded candidates compiled with precision=bf16 offload=params:
   // fp32 master weights on the host, 16-bit copies on the device.
   bool offloadParams = false;
+  // The offload's host work overlapped with the device's (the runtime's
+  // default on a GPU): gradient copies behind the backward pass, the host
+  // AdamW beside the parameter copies. False: all of it in series.
+  bool offloadOverlap = true;
 };
 
 const char *kUsage =
@@ -120,7 +133,8 @@ const char *kUsage =
     "1,2,4,8] [--ep LIST]\n"
     "                [--offload] [--offload-params] [--device-memory GIB] "
     "[--host-memory GIB]\n"
-    "                [--latency-us IN,OUT] [--bucket-mb MB]\n"
+    "                [--latency-us IN,OUT] [--bucket-mb MB] "
+    "[--offload-overlap 0|1]\n"
     "                [--largest experts|layers] [--top K] [--json FILE]\n"
     "devices: v100-32g, a100-40g, a100-80g, h100-80g, h200-141g\n";
 
@@ -151,6 +165,8 @@ struct Report {
   // (persistentBytes is then the device's part only).
   int64_t hostBytes = 0, deviceCopyBytes = 0;
   double flops = 0;
+  // Of `flops`, the gradient ops' (the backward pass's matrix products).
+  double backwardFlops = 0;
   std::vector<Traffic> traffic;
 };
 
@@ -164,6 +180,10 @@ struct Candidate {
   bool fits = false;
   std::string largestTerm;
   double computeS = 0, commS = 0, exposedCommS = 0, offloadS = 0;
+  // The offload's parts: the backward pass's compute, the gradient copies
+  // to the host, the parameter copies of the optimizer phase and the host
+  // AdamW (offloadS is what of them the step does not hide).
+  double backwardS = 0, gradientCopyS = 0, parameterCopyS = 0, hostAdamS = 0;
   double stepS() const { return computeS + exposedCommS + offloadS; }
   double mfu(const DeviceSpec &d) const {
     return modelFlops / static_cast<double>(grid.ranks()) /
@@ -189,14 +209,17 @@ std::vector<int> parseAxes(llvm::StringRef text) {
 }
 
 /// Compiles configurations for grids through the real pipeline and reads
-/// the partition report; remembers what it compiled.
+/// the partition report; remembers what it compiled. Each compile builds
+/// its model in a context of its own: what a context interns lives as long
+/// as it does, and a search compiles hundreds of models (with
+/// offload=params tens of MB each).
 class Compiler {
 public:
   /// `overlap`: compile the memory plan for collectives beside the compute
   /// (the pipeline's overlap=true), which the step time then assumes.
-  Compiler(mlir::MLIRContext &context, std::string reportPath, double bucketMb,
-           bool overlap)
-      : context(context), reportPath(std::move(reportPath)) {
+  Compiler(const mlir::DialectRegistry &registry, std::string reportPath,
+           double bucketMb, bool overlap)
+      : registry(registry), reportPath(std::move(reportPath)) {
     if (bucketMb > 0) {
       char text[64];
       std::snprintf(text, sizeof(text), " bucket-mb=%.17g", bucketMb);
@@ -213,7 +236,16 @@ public:
   int64_t compiles = 0;
 
 private:
-  mlir::MLIRContext &context;
+  /// A context with the project's dialects loaded, sharing one thread pool.
+  std::unique_ptr<mlir::MLIRContext> newContext() {
+    auto context = std::make_unique<mlir::MLIRContext>(
+        registry, mlir::MLIRContext::Threading::DISABLED);
+    context->setThreadPool(threads);
+    context->loadAllAvailableDialects();
+    return context;
+  }
+  const mlir::DialectRegistry &registry;
+  llvm::DefaultThreadPool threads;
   std::string reportPath;
   std::string bucketOption; // pipeline options: buckets, overlap
 };
@@ -222,6 +254,9 @@ Report Compiler::compile(const mlir::moe::ModelConfig &config, const Grid &g,
                          bool offloadParams) {
   Report r;
   ++compiles;
+  // Destroyed after the module (declared before it).
+  std::unique_ptr<mlir::MLIRContext> owner = newContext();
+  mlir::MLIRContext &context = *owner;
   mlir::OwningOpRef<mlir::ModuleOp> module =
       mlir::moe::buildModel(context, config);
   std::string diagnostics;
@@ -245,6 +280,12 @@ Report Compiler::compile(const mlir::moe::ModelConfig &config, const Grid &g,
     r.rejected = diagnostics.empty() ? "the pipeline failed" : diagnostics;
     return r;
   }
+  // The report's FLOPs are those of @train_step; the backward pass's share
+  // (its gradient ops) is what the gradient copies to the host can hide
+  // behind.
+  if (auto step = module->lookupSymbol<mlir::func::FuncOp>("train_step"))
+    r.backwardFlops =
+        static_cast<double>(mlir::moe::computeMatmulFlops(step).backward);
   auto buffer = llvm::MemoryBuffer::getFile(reportPath);
   if (!buffer) {
     r.rejected = "the partition report was not written";
@@ -289,8 +330,9 @@ Report Compiler::compile(const mlir::moe::ModelConfig &config, const Grid &g,
 }
 
 int64_t Compiler::parameterCount(const mlir::moe::ModelConfig &config) {
+  std::unique_ptr<mlir::MLIRContext> context = newContext();
   mlir::OwningOpRef<mlir::ModuleOp> module =
-      mlir::moe::buildModel(context, config);
+      mlir::moe::buildModel(*context, config);
   auto forward = module->lookupSymbol<mlir::func::FuncOp>("forward");
   return forward ? mlir::moe::computeParamStats(forward).totalElements : 0;
 }
@@ -344,20 +386,37 @@ void model(const Options &o, Candidate &c) {
   }
   c.exposedCommS = std::max(0.0, c.commS - o.overlap * c.computeS);
   // Offload, as the runtime does it: each AdamW (a ZeRO shard with ZeRO,
-  // the whole tensor without) copies its fp32 parameter and gradient to the
-  // host and the parameter back (3 x 4 bytes per element over PCIe; the
-  // moments are 2 x 4 bytes per element, so 1.5 x the optimizer bytes), and
-  // the host update reads parameter, gradient and both moments and writes
-  // parameter and moments (7 x 4 bytes per element: 3.5 x).
-  // With offload=params the gradient goes down (4 bytes per element) and a
-  // 16-bit copy comes back (2): 0.75 x the optimizer bytes, counting every
-  // parameter as a GEMM weight (the rest, norms and router, is small).
-  c.offloadS = 0;
-  if (c.offload)
-    c.offloadS =
-        (params ? 0.75 : 1.5) * static_cast<double>(r.optimizerBytes) /
-            (d.pcieGBs * 1e9) +
-        3.5 * static_cast<double>(r.optimizerBytes) / (o.hostAdamGBs * 1e9);
+  // the whole tensor without) gets its fp32 gradient on the host (4 bytes
+  // per element; the moments are 2 x 4 bytes per element, so 0.5 x the
+  // optimizer bytes), and the host update reads parameter, gradient and
+  // both moments and writes parameter and moments (7 x 4 bytes per element:
+  // 3.5 x). Moment-only offload keeps the fp32 parameter on the device: it
+  // goes down and back up (8 bytes per element: 1 x). With offload=params
+  // the master is on the host and a 16-bit copy goes up (2 bytes: 0.25 x,
+  // counting every parameter as a GEMM weight; the rest, norms and router,
+  // is small). Moment-only grids are compiled without offload: their
+  // memory keeps each gradient on the device until its update, their time
+  // assumes it streamed to the host as offload=optimizer does.
+  c.offloadS = c.backwardS = c.gradientCopyS = c.parameterCopyS = c.hostAdamS =
+      0;
+  if (c.offload) {
+    const double optimizer = static_cast<double>(r.optimizerBytes);
+    c.backwardS = r.backwardFlops / (d.peakTflops * 1e12 * o.efficiency);
+    c.gradientCopyS = 0.5 * optimizer / (d.pcieGBs * 1e9);
+    c.parameterCopyS = (params ? 0.25 : 1.0) * optimizer / (d.pcieGBs * 1e9);
+    c.hostAdamS = 3.5 * optimizer / (o.hostAdamGBs * 1e9);
+    // Overlapped (the runtime's default on a GPU): each gradient's copy
+    // runs on a transfer stream while the backward pass goes on, so only
+    // what exceeds the backward's compute is exposed; the host updates one
+    // parameter while the previous one's copy goes back on that stream.
+    // For moment-only offload that is optimistic: the runtime copies each
+    // fp32 parameter down on the same stream, behind the previous one's
+    // copy up, and waits for it before the update.
+    c.offloadS = o.offloadOverlap
+                     ? std::max(0.0, c.gradientCopyS - c.backwardS) +
+                           std::max(c.hostAdamS, c.parameterCopyS)
+                     : c.gradientCopyS + c.parameterCopyS + c.hostAdamS;
+  }
 }
 
 /// The per-rank memory terms of a candidate (the compiled plan's) and the
@@ -429,6 +488,19 @@ void printAssumptions(const Options &o, const std::string &model) {
                 "memory, bf16 parameter copies on the device (offloaded "
                 "grids compiled with precision=bf16 offload=params; "
                 "--offload-params)\n");
+  // --largest always searches E+Z-Offload.
+  if (o.offload || !o.largest.empty())
+    std::printf(
+        "%s",
+        o.offloadOverlap
+            ? "offload step time: host work overlapped with the device's "
+              "(--offload-overlap 1): gradient copies to the host behind the "
+              "backward pass's compute, the host AdamW beside the parameter "
+              "copies; adds max(0, gradient copies - backward compute) + "
+              "max(host AdamW, parameter copies)\n"
+            : "offload step time: host work after the device's, nothing "
+              "overlapped (--offload-overlap 0); adds gradient copies + "
+              "parameter copies + host AdamW\n");
 }
 
 //===----------------------------------------------------------------------===//
@@ -776,6 +848,7 @@ int runLargest(const Options &o, const mlir::moe::ModelConfig &config,
               json.attribute("flops", c.report.flops);
               json.attribute("model_flops", c.modelFlops);
               json.attribute("step_seconds", c.stepS());
+              json.attribute("offload_seconds", c.offloadS);
               json.attribute("mfu", c.mfu(o.device));
               if (!a.atLimit && a.nextSize.report.rejected.empty()) {
                 json.attribute("next_device_bytes", a.nextSize.deviceBytes);
@@ -902,6 +975,15 @@ int main(int argc, char **argv) {
       o.offload = true;
     } else if (arg == "--offload-params") {
       o.offload = o.offloadParams = true;
+    } else if (arg == "--offload-overlap") {
+      const char *given = value();
+      const std::string v = given ? given : "";
+      if (v != "0" && v != "1")
+        return usage("--offload-overlap expects 0 (the offload's host "
+                     "transfers and AdamW in series) or 1 (overlapped with "
+                     "the device's work, the runtime's default), found '" +
+                     v + "'");
+      o.offloadOverlap = v == "1";
     } else if (arg == "--json") {
       const char *v = value();
       if (!v)
@@ -957,8 +1039,6 @@ int main(int argc, char **argv) {
   mlir::DialectRegistry registry;
   mlir::moe::registerAllDialects(registry);
   mlir::moe::registerAllPasses();
-  mlir::MLIRContext context(registry);
-  context.loadAllAvailableDialects();
   llvm::SmallString<128> reportPath;
   if (llvm::sys::fs::createTemporaryFile("moe-plan", "json", reportPath)) {
     std::fprintf(stderr, "moe-plan: error: cannot create a temporary file\n");
@@ -968,7 +1048,8 @@ int main(int argc, char **argv) {
     llvm::SmallString<128> &path;
     ~Remove() { llvm::sys::fs::remove(path); }
   } remove{reportPath};
-  Compiler compiler(context, reportPath.str().str(), o.bucketMb, o.overlap > 0);
+  Compiler compiler(registry, reportPath.str().str(), o.bucketMb,
+                    o.overlap > 0);
 
   if (!o.largest.empty())
     return runLargest(o, *config, compiler);
@@ -1082,6 +1163,11 @@ int main(int argc, char **argv) {
               json.attribute("comm_seconds", c.commS);
               json.attribute("exposed_comm_seconds", c.exposedCommS);
               json.attribute("offload_seconds", c.offloadS);
+              json.attribute("backward_flops", c.report.backwardFlops);
+              json.attribute("backward_compute_seconds", c.backwardS);
+              json.attribute("gradient_copy_seconds", c.gradientCopyS);
+              json.attribute("parameter_copy_seconds", c.parameterCopyS);
+              json.attribute("host_adamw_seconds", c.hostAdamS);
               json.attribute("mfu", c.mfu(d));
               json.attributeObject("bytes_sent", [&] {
                 std::map<std::string, int64_t> byKind;
