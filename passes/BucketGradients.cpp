@@ -16,16 +16,15 @@
 // E+Z-Offload's 16-bit device parameters, the bf16/f16 all-gathers of the
 // updated shards, which move data without arithmetic); a bucket collects
 // collectives of one kind and element type over the same grid axes with
-// the same reduction until it holds `bucket-mb` MiB, and is reduced where its last member was;
-// a tensor of at least `bucket-mb` MiB keeps its own all-reduce (packing it
-// would only copy it).
-// Moving a reduction later is only valid while nothing has used an earlier
-// member's result yet: a member whose result is used before the next
-// candidate closes the bucket. This keeps the all-reduces of the forward
-// pass (tensor-parallel partial sums, used at once) as they are, and
-// buckets the gradients, which are consumed by the optimizer at the end of
-// the step. Element-wise, every rank sums the same values, so the result
-// equals the per-tensor reductions up to the summation order of the
+// the same reduction until it holds `bucket-mb` MiB, and is reduced where its
+// last member was; a tensor of at least `bucket-mb` MiB keeps its own
+// all-reduce (packing it would only copy it). Moving a reduction later is only
+// valid while nothing has used an earlier member's result yet: a member whose
+// result is used before the next candidate closes the bucket. This keeps the
+// all-reduces of the forward pass (tensor-parallel partial sums, used at once)
+// as they are, and buckets the gradients, which are consumed by the optimizer
+// at the end of the step. Element-wise, every rank sums the same values, so the
+// result equals the per-tensor reductions up to the summation order of the
 // collective's algorithm.
 //
 //===----------------------------------------------------------------------===//

@@ -233,7 +233,7 @@ LogicalResult MoePartitionReport::collect(ModuleOp module, func::FuncOp func,
       if (!update)
         return false;
       const unsigned result = cast<OpResult>(value).getResultNumber();
-      value = result == 0 ? update.getParam()
+      value = result == 0   ? update.getParam()
               : result == 1 ? update.getExpAvg()
                             : update.getExpAvgSq();
     }
