@@ -897,6 +897,13 @@ int main(int argc, char **argv) {
       std::printf("moe-train: optimizer state offloaded to host memory: "
                   "%.2f MiB\n",
                   executor.hostBytes() / (1024.0 * 1024.0));
+    if (executor.hostBytes() > 0)
+      std::printf("moe-train: the host work (%zu instructions) runs %s\n",
+                  executor.hostWorkSchedule().numAsynchronous(),
+                  !executor.hostWorkOverlap() ? "in program order"
+                  : (*device)->hostAccessible()
+                      ? "on a thread beside the kernels"
+                      : "on a transfer stream beside the kernels");
     if ((*device)->backend() != hal::Backend::Cpu)
       std::printf("moe-train: device %s\n", (*device)->description().c_str());
     if (job.size > 1)
