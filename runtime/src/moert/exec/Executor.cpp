@@ -178,7 +178,7 @@ Executor::make(Program program, hal::Device &device, Executor *owner) {
       constantBytesNeeded += alignUp(b.type.byteSize());
   // The collectives' and the host work's own workspaces (overlap) count
   // too: a run allocates them with their queues.
-  const int64_t collectiveWorkspaceBytes =
+  const int64_t queueWorkspaceBytes =
       executor->collectiveWorkspaceBytes_ + executor->hostWorkspaceBytes_;
   // Sharing another executor's regions (createSharing) allocates none.
   const int64_t ownRegionBytes =
@@ -187,7 +187,7 @@ Executor::make(Program program, hal::Device &device, Executor *owner) {
                   (device.hostAccessible() ? p.hostBytes : 0);
   const uint64_t needed =
       static_cast<uint64_t>(ownRegionBytes + workspaceBytes +
-                            collectiveWorkspaceBytes + constantBytesNeeded);
+                            queueWorkspaceBytes + constantBytesNeeded);
   // MOERT_MEMORY_LIMIT (bytes) replaces what the device reports: a job
   // that must stay below its share of a shared machine (moe-train
   // --memory-limit). A device that cannot say what it has is not checked.
@@ -216,8 +216,8 @@ Executor::make(Program program, hal::Device &device, Executor *owner) {
                                : "arena " + mib(p.arenaBytes) +
                                      " + persistent " + mib(p.persistentBytes) +
                                      " + workspace " + mib(workspaceBytes);
-    if (collectiveWorkspaceBytes > 0)
-      detail += " + collective workspace " + mib(collectiveWorkspaceBytes);
+    if (queueWorkspaceBytes > 0)
+      detail += " + queue workspace " + mib(queueWorkspaceBytes);
     if (constantBytesNeeded > 0)
       detail += " + constants " + mib(constantBytesNeeded);
     if (!owner && device.hostAccessible() && p.hostBytes > 0)
