@@ -220,7 +220,7 @@ LogicalResult MoePartitionReport::collect(ModuleOp module, func::FuncOp func,
   // Values in host memory: arguments placed there, the buffers moe.to_host
   // writes, and what AdamW makes of host operands.
   auto inHost = [&](Value value) -> bool {
-    for (int hops = 0; hops < 4; ++hops) {
+    for (;;) {
       if (auto arg = dyn_cast<BlockArgument>(value)) {
         auto placement = func.getArgAttrOfType<StringAttr>(
             arg.getArgNumber(), MoeDialect::kPlacementAttrName);
@@ -237,7 +237,6 @@ LogicalResult MoePartitionReport::collect(ModuleOp module, func::FuncOp func,
               : result == 1 ? update.getExpAvg()
                             : update.getExpAvgSq();
     }
-    return false;
   };
   func.walk([&](Operation *op) {
     if (auto copy = dyn_cast<ToHostOp>(op)) {

@@ -2,6 +2,7 @@
 #include "moert/exec/CollectiveSchedule.h"
 
 #include <algorithm>
+#include <functional>
 
 namespace moert {
 namespace exec {
@@ -84,18 +85,17 @@ std::vector<int> sortedAxes(const Instruction &inst) {
   return axes;
 }
 
-} // namespace
-
-namespace {
-
-/// Wait points of the instructions marked in `asynchronous` (see
+/// Wait points of the instructions among [0, end) that `queued` marks (see
 /// scheduleCollectives and scheduleHostWork).
-CollectiveSchedule waitPoints(const Program &program, std::vector<bool> marked,
-                              const CollectiveScheduleOptions &options,
-                              size_t n) {
+CollectiveSchedule
+waitPoints(const Program &program, const CollectiveScheduleOptions &options,
+           size_t end, const std::function<bool(const Instruction &)> &queued) {
   const size_t size = program.instructions.size();
+  const size_t n = std::min(end, size);
   CollectiveSchedule result;
-  result.asynchronous = std::move(marked);
+  result.asynchronous.assign(size, false);
+  for (size_t i = 0; i < n; ++i)
+    result.asynchronous[i] = queued(program.instructions[i]);
   result.waitBefore.assign(size, {});
   result.waitPoint.assign(size, n);
   for (size_t i = 0; i < n; ++i) {
@@ -128,12 +128,9 @@ CollectiveSchedule waitPoints(const Program &program, std::vector<bool> marked,
 CollectiveSchedule scheduleCollectives(const Program &program,
                                        const CollectiveScheduleOptions &options,
                                        size_t end) {
-  const size_t size = program.instructions.size();
-  const size_t n = std::min(end, size);
-  std::vector<bool> asynchronous(size, false);
-  for (size_t i = 0; i < n; ++i)
-    asynchronous[i] = communicates(program.instructions[i], program);
-  return waitPoints(program, std::move(asynchronous), options, n);
+  return waitPoints(program, options, end, [&](const Instruction &inst) {
+    return communicates(inst, program);
+  });
 }
 
 bool touchesHostMemory(const Instruction &inst, const Program &program) {
@@ -145,12 +142,9 @@ bool touchesHostMemory(const Instruction &inst, const Program &program) {
 }
 
 CollectiveSchedule scheduleHostWork(const Program &program, size_t end) {
-  const size_t size = program.instructions.size();
-  const size_t n = std::min(end, size);
-  std::vector<bool> asynchronous(size, false);
-  for (size_t i = 0; i < n; ++i)
-    asynchronous[i] = touchesHostMemory(program.instructions[i], program);
-  return waitPoints(program, std::move(asynchronous), {}, n);
+  return waitPoints(program, {}, end, [&](const Instruction &inst) {
+    return touchesHostMemory(inst, program);
+  });
 }
 
 bool optimizerScalarsSteady(const Program &p) {

@@ -442,14 +442,17 @@ Status Executor::run(const RunContext &context) {
   // Each instruction starts once what it depends on among the queues'
   // work has completed (for a queue on a stream: once the compute stream
   // waits for it); a queue's own instructions run in program order.
+  auto waitFor = [](CollectiveQueue *queue,
+                    const std::vector<size_t> &started) {
+    for (size_t k = 0; queue && k < started.size(); ++k)
+      MOERT_RETURN_IF_ERROR(queue->wait(started[k]));
+    return Status::success();
+  };
   Status status = Status::success();
   for (size_t i = 0; i < program_.stepEnd() && status.ok(); ++i) {
-    for (size_t k = 0;
-         collectives && k < schedule_.waitBefore[i].size() && status.ok(); ++k)
-      status = collectives->wait(schedule_.waitBefore[i][k]);
-    for (size_t k = 0;
-         hostWork && k < hostSchedule_.waitBefore[i].size() && status.ok(); ++k)
-      status = hostWork->wait(hostSchedule_.waitBefore[i][k]);
+    status = waitFor(collectives, schedule_.waitBefore[i]);
+    if (status.ok())
+      status = waitFor(hostWork, hostSchedule_.waitBefore[i]);
     if (!status.ok())
       break;
     if (collectives && schedule_.asynchronous[i])

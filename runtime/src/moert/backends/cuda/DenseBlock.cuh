@@ -26,10 +26,10 @@ namespace dense_device {
 // The record is the executor's (exec/DeviceErrors.h): one per run, read
 // and reset by the executor at the end of the run.
 using exec::DeviceErrorRecord;
+using exec::kCacheOffsetOutOfRange;
 using exec::kLabelOutOfRange;
 using exec::kNoDeviceError;
 using exec::kPositionOutOfRange;
-using exec::kCacheOffsetOutOfRange;
 using exec::kTokenOutOfVocabulary;
 
 __device__ inline void recordError(DeviceErrorRecord *record, unsigned int code,

@@ -224,7 +224,7 @@ Expected<HostScalars> hostScalars(KernelCall &call) {
                                              sizeof(float), streamOf(call)));
   MOERT_RETURN_IF_ERROR(device.downloadAsync(&read.stepValue, step,
                                              sizeof(int64_t), streamOf(call)));
-  // The last of the three completes last (one stream).
+  // Each wait also releases its copy's event (keyed by these addresses).
   MOERT_RETURN_IF_ERROR(device.waitForDownload(&read.lrValue));
   MOERT_RETURN_IF_ERROR(device.waitForDownload(&read.scaleValue));
   MOERT_RETURN_IF_ERROR(device.waitForDownload(&read.stepValue));

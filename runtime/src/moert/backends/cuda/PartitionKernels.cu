@@ -257,14 +257,15 @@ Status convertFromHost(KernelCall &call) {
     return invalidArgument("moe.convert of a host buffer: expected f32 to "
                            "bf16/f16");
   const float *in = call.operand<float>(0);
+  uint16_t (*round)(float) =
+      to == DType::BF16 ? floatToBf16Bits : floatToF16Bits;
   return cudaDeviceOf(call.device())
       .uploadAsync(call.result<void>(0),
                    static_cast<size_t>(count) * sizeof(uint16_t),
                    streamOf(call), [&](void *staged) {
                      uint16_t *rounded = static_cast<uint16_t *>(staged);
                      for (int64_t i = 0; i < count; ++i)
-                       rounded[i] = to == DType::BF16 ? floatToBf16Bits(in[i])
-                                                      : floatToF16Bits(in[i]);
+                       rounded[i] = round(in[i]);
                    });
 }
 
